@@ -1,0 +1,69 @@
+"""Evidence: the snapshot of the frame that fired, and an annotated copy."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from analytics.types import Event
+
+BOX_COLOUR = (0, 0, 255)  # BGR red
+ZONE_COLOUR = (0, 215, 255)  # BGR amber
+
+
+@dataclass
+class Snapshot:
+    path: Path
+    sha256: str
+
+
+def encode_jpeg(image: np.ndarray, quality: int = 85) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+def annotate(
+    image: np.ndarray,
+    event: Event,
+    zone_polygon: np.ndarray | None,
+    analysed_size: tuple[int, int],
+) -> np.ndarray:
+    """Draw the zone and the object's box (given in analysed-frame pixels) on a copy."""
+    out = image.copy()
+    h, w = out.shape[:2]
+    sx, sy = w / analysed_size[0], h / analysed_size[1]
+    thickness = max(2, int(round(min(w, h) / 240)))
+    if zone_polygon is not None and len(zone_polygon):
+        pts = (zone_polygon * np.array([sx, sy])).astype(np.int32).reshape(-1, 1, 2)
+        cv2.polylines(out, [pts], True, ZONE_COLOUR, thickness)
+    if event.box is not None:
+        x1, y1, x2, y2 = event.box
+        p1 = (int(x1 * sx), int(y1 * sy))
+        p2 = (int(x2 * sx), int(y2 * sy))
+        cv2.rectangle(out, p1, p2, BOX_COLOUR, thickness)
+        label = f"{event.type} {event.object_class} {event.measured:g}{event.unit}"
+        scale = max(0.5, min(w, h) / 720)
+        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        ty = max(th + 4, p1[1] - 4)
+        cv2.rectangle(out, (p1[0], ty - th - 4), (p1[0] + tw + 4, ty + 2), BOX_COLOUR, -1)
+        cv2.putText(
+            out, label, (p1[0] + 2, ty - 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
+            cv2.LINE_AA,
+        )
+    return out
+
+
+def write_evidence(directory: Path, name: str, data: bytes) -> Snapshot:
+    """Write bytes atomically under ``directory`` and return the path and SHA-256."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return Snapshot(path, hashlib.sha256(data).hexdigest())

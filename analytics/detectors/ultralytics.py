@@ -1,0 +1,70 @@
+"""Ultralytics backend: whatever ``ultralytics.YOLO`` loads (.pt, .yaml, exports).
+
+Needs the optional extra ``pip install .[ultralytics]`` (torch). Set
+``YOLO_OFFLINE=1`` on networks without internet.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from analytics.detectors.base import DetectorError
+from analytics.types import COCO_CLASSES, Detections
+
+
+class UltralyticsDetector:
+    def __init__(
+        self,
+        model: str,
+        *,
+        confidence: float = 0.3,
+        nms_iou: float = 0.45,
+        input_size: tuple[int, int] | None = None,
+        device: str = "cpu",
+    ) -> None:
+        os.environ.setdefault("YOLO_OFFLINE", "1")
+        try:
+            from ultralytics import YOLO
+        except ImportError as exc:
+            raise DetectorError(
+                "detector.backend 'ultralytics' needs the optional extra: "
+                "pip install 'shaobing[ultralytics]'"
+            ) from exc
+        try:
+            self.model = YOLO(model)
+        except Exception as exc:  # ultralytics raises many types
+            raise DetectorError(f"ultralytics cannot load model {model!r}: {exc}") from exc
+        self.input_size = input_size or (640, 640)
+        self.confidence = confidence
+        self.nms_iou = nms_iou
+        self.device = device
+        names = getattr(self.model, "names", None)
+        self.class_names = (
+            tuple(names[i] for i in sorted(names)) if isinstance(names, dict) else COCO_CLASSES
+        )
+        self.name = f"ultralytics:{os.path.basename(model)}"
+
+    def detect(self, images: list[np.ndarray]) -> list[Detections]:
+        if not images:
+            return []
+        results = self.model.predict(
+            images,
+            imgsz=max(self.input_size),
+            conf=self.confidence,
+            iou=self.nms_iou,
+            device=self.device,
+            verbose=False,
+        )
+        out = []
+        for res in results:
+            boxes = res.boxes
+            out.append(
+                Detections(
+                    boxes.xyxy.cpu().numpy(),
+                    boxes.conf.cpu().numpy(),
+                    boxes.cls.cpu().numpy().astype(np.int64),
+                )
+            )
+        return out

@@ -1,0 +1,130 @@
+"""Analysis workers: frames from many cameras → detector → per-camera tracking and rules.
+
+Readers hand in sampled frames; each camera keeps at most ``depth`` pending
+frames (the oldest is dropped and counted when analysis falls behind, so a
+slow detector never grows memory or latency). A camera is analysed by one
+worker at a time, in frame order; cameras take turns on the workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from analytics.detectors.base import Detector
+from analytics.pipeline import CameraAnalytics
+from analytics.types import Detections, Event
+from camera_registry.status import RateMeter, StatusBoard
+from ingest.reader import SampledFrame
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[Event, SampledFrame, CameraAnalytics], None]
+
+
+@dataclass
+class CameraSlot:
+    camera_id: str
+    analytics: CameraAnalytics
+    depth: int = 2
+    pending: deque[SampledFrame] = field(default_factory=deque)
+    scheduled: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    latest: SampledFrame | None = None
+    last_tracked: Detections | None = None
+    meter: RateMeter = field(default_factory=RateMeter)
+
+
+class AnalysisPool:
+    def __init__(
+        self,
+        detector: Detector,
+        status: StatusBoard,
+        on_event: EventHandler,
+        *,
+        workers: int = 2,
+    ) -> None:
+        self.detector = detector
+        self.status = status
+        self.on_event = on_event
+        self.slots: dict[str, CameraSlot] = {}
+        self._ready: queue.Queue[CameraSlot | None] = queue.Queue()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"analysis-{i}", daemon=True)
+            for i in range(workers)
+        ]
+
+    def add_camera(self, analytics: CameraAnalytics) -> None:
+        self.slots[analytics.cfg.camera_id] = CameraSlot(analytics.cfg.camera_id, analytics)
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+
+    def stop(self) -> None:
+        for _ in self._threads:
+            self._ready.put(None)
+        for t in self._threads:
+            t.join(timeout=5)
+
+    def submit(self, frame: SampledFrame) -> None:
+        """Called by a reader thread for each sampled frame."""
+        slot = self.slots[frame.camera_id]
+        with slot.lock:
+            slot.latest = frame
+            if len(slot.pending) >= slot.depth:
+                slot.pending.popleft()
+                st = self.status.get(slot.camera_id)
+                st.frames_dropped += 1
+            slot.pending.append(frame)
+            if slot.scheduled:
+                return
+            slot.scheduled = True
+        self._ready.put(slot)
+
+    def _work(self) -> None:
+        while True:
+            slot = self._ready.get()
+            if slot is None:
+                return
+            with slot.lock:
+                frame = slot.pending.popleft() if slot.pending else None
+            if frame is not None:
+                self._analyse(slot, frame)
+            with slot.lock:
+                if slot.pending:
+                    requeue = True
+                else:
+                    slot.scheduled = False
+                    requeue = False
+            if requeue:
+                self._ready.put(slot)  # behind the other cameras: take turns
+
+    def _analyse(self, slot: CameraSlot, frame: SampledFrame) -> None:
+        try:
+            detections = self.detector.detect([frame.image])[0]
+            tracked, events = slot.analytics.process(
+                detections,
+                t=frame.t,
+                pts=frame.pts,
+                wall_ts=frame.wall_ts,
+                source_size=frame.source_size,
+                frame_size=frame.frame_size,
+            )
+            slot.last_tracked = tracked
+            for event in events:
+                self.on_event(event, frame, slot.analytics)
+        except Exception as exc:  # noqa: BLE001 - one bad frame must not stop analysis
+            log.exception("camera %s: analysis failed", slot.camera_id)
+            self.status.update(
+                slot.camera_id, last_error=f"analysis: {exc}", last_error_at=time.time()
+            )
+            return
+        st = self.status.get(slot.camera_id)
+        st.frames_analysed += 1
+        st.analysed_fps = round(slot.meter.tick(), 2)

@@ -1,0 +1,103 @@
+"""The data types every analytics stage speaks: one frame's detections, and events.
+
+Detector adapters convert their model's output into :class:`Detections` at the
+edge; the tracker fills ``tracker_id``; zones and rules only ever see this type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+COCO_CLASSES: tuple[str, ...] = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
+    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat",
+    "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack",
+    "umbrella", "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball",
+    "kite", "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket",
+    "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
+    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair",
+    "couch", "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse",
+    "remote", "keyboard", "cell phone", "microwave", "oven", "toaster", "sink",
+    "refrigerator", "book", "clock", "vase", "scissors", "teddy bear", "hair drier",
+    "toothbrush",
+)  # fmt: skip
+
+
+@dataclass
+class Detections:
+    """Boxes of one frame, as parallel numpy arrays (the ``supervision`` shape).
+
+    ``xyxy`` is float32 (N, 4) in pixels of the analysed frame; ``tracker_id`` is
+    -1 where the tracker has not (yet) assigned an id.
+    """
+
+    xyxy: np.ndarray
+    confidence: np.ndarray
+    class_id: np.ndarray
+    tracker_id: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+
+    def __post_init__(self) -> None:
+        n = len(self.xyxy)
+        self.xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(n, 4)
+        self.confidence = np.asarray(self.confidence, dtype=np.float32).reshape(n)
+        self.class_id = np.asarray(self.class_id, dtype=np.int64).reshape(n)
+        if len(self.tracker_id) != n:
+            self.tracker_id = np.full(n, -1, dtype=np.int64)
+        else:
+            self.tracker_id = np.asarray(self.tracker_id, dtype=np.int64)
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4)), np.zeros(0), np.zeros(0))
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    def __getitem__(self, index: Any) -> Detections:
+        return Detections(
+            self.xyxy[index], self.confidence[index], self.class_id[index], self.tracker_id[index]
+        )
+
+    def anchors(self) -> np.ndarray:
+        """Bottom-centre point of each box (where a person stands, a car touches the road)."""
+        return np.stack([(self.xyxy[:, 0] + self.xyxy[:, 2]) / 2, self.xyxy[:, 3]], axis=1)
+
+    def scaled(self, sx: float, sy: float) -> Detections:
+        """The same boxes in another frame size."""
+        scale = np.array([sx, sy, sx, sy], dtype=np.float32)
+        return Detections(self.xyxy * scale, self.confidence, self.class_id, self.tracker_id)
+
+
+def class_name(class_id: int, names: tuple[str, ...] | list[str] = COCO_CLASSES) -> str:
+    return names[class_id] if 0 <= class_id < len(names) else str(class_id)
+
+
+@dataclass
+class Event:
+    """Something a rule noticed, with the evidence of why it fired.
+
+    ``measured`` and ``threshold`` carry the trace an operator reads in the alert
+    ("dwell 312 s ≥ 300 s"); ``box`` is the object's box in analysed-frame pixels.
+    """
+
+    camera_id: str
+    rule: str  # the rule's configured name
+    type: str  # loitering, intrusion, ...
+    ts: float  # wall-clock epoch seconds of the frame that triggered it
+    pts: float  # stream time of that frame, seconds
+    track_ids: list[int]
+    object_class: str
+    zone: str
+    severity: str
+    measured: float
+    threshold: float
+    unit: str
+    explanation: str
+    confidence: float
+    box: tuple[float, float, float, float] | None = None
+    started_pts: float | None = None
+    cooldown_s: float | None = None  # the rule's own cooldown, if set
+    extra: dict[str, Any] = field(default_factory=dict)

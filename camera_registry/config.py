@@ -1,0 +1,154 @@
+"""Configuration models for cameras."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from analytics.config import RuleConfig, ZoneConfig
+from camera_registry.urls import UrlError, strip_credentials, validate_stream_url
+
+Programme = Literal["xueliang", "tianwang", "huiyan", "traffic", "city", "village", "other"]
+
+# GB/T 28181 device/channel ids: 20 digits; digits 11-13 are the type code.
+# 111-130: front-end devices (131 camera, 132 IPC...); 200-299 platform/organisation.
+GB28181_RE = re.compile(r"^\d{20}$")
+GB28181_CHANNEL_TYPES = {
+    "111": "DVR", "112": "video server", "113": "encoder", "114": "decoder",
+    "118": "NVR", "131": "camera", "132": "IPC", "133": "display", "134": "alarm input",
+    "135": "alarm output", "136": "voice input", "137": "voice output",
+}  # fmt: skip
+
+
+def validate_gb28181_id(value: str) -> str:
+    """Check a GB/T 28181 20-digit id whose type code is a video channel or device."""
+    if not GB28181_RE.match(value):
+        raise ValueError(f"GB/T 28181 id {value!r} must be exactly 20 digits")
+    code = value[10:13]
+    if code not in GB28181_CHANNEL_TYPES:
+        raise ValueError(
+            f"GB/T 28181 id {value!r} has type code {code} (digits 11-13), which is not a "
+            f"video device or channel (expected one of {', '.join(sorted(GB28181_CHANNEL_TYPES))})"
+        )
+    return value
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OnvifSource(Strict):
+    host: str = Field(min_length=1)
+    port: int = Field(80, gt=0, lt=65536)
+    username: str | None = None
+    password: str | None = Field(None, repr=False)
+    profile: str | None = Field(None, description="profile token or name; default: main stream")
+    stream: Literal["main", "sub"] = Field("main", description="which stream to analyse")
+
+
+class SourceConfig(Strict):
+    """Where the video comes from: a URL, or an ONVIF device probed for its URL."""
+
+    url: str | None = None
+    onvif: OnvifSource | None = None
+    username: str | None = None
+    password: str | None = Field(None, repr=False)
+    transport: Literal["tcp", "udp"] = "tcp"
+    loop: bool = Field(False, description="file sources: start again at the end")
+    realtime: bool = Field(True, description="file sources: pace reading at the clip's speed")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                validate_stream_url(v)
+            except UrlError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SourceConfig:
+        if (self.url is None) == (self.onvif is None):
+            raise ValueError("give exactly one of 'url' or 'onvif'")
+        if self.url is not None:
+            bare, user, password = strip_credentials(self.url)
+            if user is not None:
+                # Keep credentials out of the URL: they are added only when opening.
+                self.url = bare
+                self.username = self.username or user
+                self.password = self.password or password
+        return self
+
+
+class AreaConfig(Strict):
+    """Administrative area, for routing and scope (county → township → village → grid)."""
+
+    county: str | None = None
+    township: str | None = None
+    village: str | None = None
+    grid: str | None = None
+
+
+CAMERA_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class CameraConfig(Strict):
+    id: str
+    name: str = ""
+    enabled: bool = True
+    source: SourceConfig
+    area: AreaConfig = Field(default_factory=AreaConfig)
+    lat: float | None = Field(None, ge=-90, le=90)
+    lon: float | None = Field(None, ge=-180, le=180)
+    programme: Programme = "other"
+    gb28181_id: str | None = None
+    detect_fps: float = Field(5.0, gt=0, le=30)
+    zones: list[ZoneConfig] = Field(default_factory=list)
+    rules: list[RuleConfig] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not CAMERA_ID_RE.match(v):
+            raise ValueError(
+                "must be 1-64 characters of letters, digits, '_', '.', '-' (not starting "
+                "with a symbol)"
+            )
+        return v
+
+    @field_validator("gb28181_id")
+    @classmethod
+    def _gb(cls, v: str | None) -> str | None:
+        return None if v is None else validate_gb28181_id(v)
+
+    @model_validator(mode="after")
+    def _zones_and_rules(self) -> CameraConfig:
+        names = [z.name for z in self.zones]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"duplicate zone name(s): {sorted(dupes)}")
+        rule_names = [r.name for r in self.rules]
+        dupes = {n for n in rule_names if rule_names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"duplicate rule name(s): {sorted(dupes)}")
+        for rule in self.rules:
+            if rule.zone is not None and rule.zone not in names:
+                raise ValueError(
+                    f"rule {rule.name!r} names zone {rule.zone!r}, which is not defined "
+                    f"(zones: {names or 'none'})"
+                )
+        return self
+
+
+class IngestConfig(Strict):
+    open_timeout_s: float = Field(10.0, gt=0)
+    read_timeout_s: float = Field(5.0, gt=0)
+    reconnect_initial_s: float = Field(0.5, gt=0)
+    reconnect_max_s: float = Field(3.0, gt=0)
+    reconnect_jitter: float = Field(0.2, ge=0, le=1)
+    max_decode_errors: int = Field(
+        25, ge=1, description="consecutive undecodable packets before reconnecting"
+    )

@@ -1,0 +1,123 @@
+"""Import camera lists from YAML or CSV (the spreadsheets counties keep).
+
+CSV columns (header row required; only ``id`` and one of ``url`` / ``onvif_host``
+are mandatory): id, name, url, onvif_host, onvif_port, onvif_profile, username,
+password, transport, county, township, village, grid, lat, lon, programme,
+gb28181_id, detect_fps, enabled.
+
+An import is all or nothing: every row is validated first and every problem is
+reported as ``file: row N (id=...): field: reason``.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from camera_registry.config import CameraConfig
+
+CSV_COLUMNS = (
+    "id", "name", "url", "onvif_host", "onvif_port", "onvif_profile", "username", "password",
+    "transport", "county", "township", "village", "grid", "lat", "lon", "programme",
+    "gb28181_id", "detect_fps", "enabled",
+)  # fmt: skip
+
+
+class ImportError_(ValueError):
+    """Problems in an import file; ``problems`` lists each one."""
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"{path}: {len(problems)} problem(s)\n" + "\n".join(problems))
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(row)"
+
+
+def _row_from_csv(row: dict[str, str]) -> dict[str, Any]:
+    def val(key: str) -> str | None:
+        v = (row.get(key) or "").strip()
+        return v or None
+
+    source: dict[str, Any] = {}
+    if val("url"):
+        source["url"] = val("url")
+        if val("username"):
+            source["username"] = val("username")
+        if val("password"):
+            source["password"] = val("password")
+    if val("onvif_host"):
+        onvif: dict[str, Any] = {"host": val("onvif_host")}
+        for key in ("port", "profile"):
+            if val(f"onvif_{key}"):
+                onvif[key] = val(f"onvif_{key}")
+        for key in ("username", "password"):
+            if val(key):
+                onvif[key] = val(key)
+        source["onvif"] = onvif
+    if val("transport"):
+        source["transport"] = val("transport")
+    cam: dict[str, Any] = {"id": val("id") or "", "source": source}
+    area = {k: val(k) for k in ("county", "township", "village", "grid") if val(k)}
+    if area:
+        cam["area"] = area
+    for key in ("name", "lat", "lon", "programme", "gb28181_id", "detect_fps"):
+        if val(key) is not None:
+            cam[key] = val(key)
+    if val("enabled") is not None:
+        cam["enabled"] = (val("enabled") or "").lower() in ("1", "true", "yes", "y", "是")
+    return cam
+
+
+def load_camera_file(path: Path) -> list[CameraConfig]:
+    """Parse and validate a YAML or CSV camera list; raises :class:`ImportError_`."""
+    problems: list[str] = []
+    rows: list[tuple[str, dict[str, Any]]] = []
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ImportError_(path, [f"cannot read file: {exc.strerror}"]) from exc
+    if path.suffix.lower() == ".csv":
+        reader = csv.DictReader(text.splitlines())
+        unknown = [c for c in (reader.fieldnames or []) if c and c.strip() not in CSV_COLUMNS]
+        if unknown:
+            problems.append(f"header: unknown column(s) {unknown}; known: {', '.join(CSV_COLUMNS)}")
+        for n, raw in enumerate(reader, start=2):  # row 1 is the header
+            clean = {(k or "").strip(): v for k, v in raw.items()}
+            rows.append((f"row {n}", _row_from_csv(clean)))
+    else:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ImportError_(path, [f"invalid YAML: {exc}"]) from exc
+        if isinstance(data, dict) and "cameras" in data:
+            data = data["cameras"]
+        if not isinstance(data, list):
+            raise ImportError_(path, ["expected a list of cameras (or a 'cameras:' list)"])
+        for n, item in enumerate(data):
+            rows.append((f"cameras[{n}]", item if isinstance(item, dict) else {"id": item}))
+    cameras: list[CameraConfig] = []
+    seen: set[str] = set()
+    for where, row in rows:
+        label = f"{where} (id={row.get('id') or '?'})"
+        try:
+            cam = CameraConfig.model_validate(row)
+        except ValidationError as exc:
+            for err in exc.errors():
+                problems.append(f"{path}: {label}: {_loc(err['loc'])}: {err['msg']}")
+            continue
+        if cam.id in seen:
+            problems.append(f"{path}: {label}: id: duplicate camera id {cam.id!r}")
+        seen.add(cam.id)
+        cameras.append(cam)
+    if problems:
+        raise ImportError_(path, problems)
+    return cameras

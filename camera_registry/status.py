@@ -1,0 +1,84 @@
+"""Live per-camera status: online/offline, frame times, rates, reconnects, errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+State = Literal["starting", "online", "offline", "finished", "disabled"]
+
+
+@dataclass
+class CameraStatus:
+    camera_id: str
+    state: State = "starting"
+    since: float = field(default_factory=time.time)
+    last_frame_at: float | None = None
+    input_fps: float = 0.0
+    analysed_fps: float = 0.0
+    reconnects: int = 0
+    last_error: str | None = None
+    last_error_at: float | None = None
+    frames_decoded: int = 0
+    frames_sampled: int = 0
+    frames_analysed: int = 0
+    frames_dropped: int = 0
+    decode_errors: int = 0
+    resolution: tuple[int, int] | None = None
+    codec: str | None = None
+    stream_url: str | None = None  # always masked
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class RateMeter:
+    """Events per second over a sliding window (cheap: counts per window)."""
+
+    def __init__(self, window_s: float = 2.0) -> None:
+        self.window_s = window_s
+        self._start = time.monotonic()
+        self._count = 0
+        self.rate = 0.0
+
+    def tick(self, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        self._count += 1
+        elapsed = now - self._start
+        if elapsed >= self.window_s:
+            self.rate = self._count / elapsed
+            self._start, self._count = now, 0
+        return self.rate
+
+
+class StatusBoard:
+    """Thread-safe map of camera id to :class:`CameraStatus`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._status: dict[str, CameraStatus] = {}
+
+    def get(self, camera_id: str) -> CameraStatus:
+        with self._lock:
+            if camera_id not in self._status:
+                self._status[camera_id] = CameraStatus(camera_id)
+            return self._status[camera_id]
+
+    def update(self, camera_id: str, **changes: Any) -> None:
+        with self._lock:
+            status = self._status.setdefault(camera_id, CameraStatus(camera_id))
+            if "state" in changes and changes["state"] != status.state:
+                status.since = time.time()
+            for key, value in changes.items():
+                setattr(status, key, value)
+
+    def snapshot(self, camera_id: str) -> CameraStatus | None:
+        with self._lock:
+            status = self._status.get(camera_id)
+            return None if status is None else CameraStatus(**asdict(status))
+
+    def all(self) -> list[CameraStatus]:
+        with self._lock:
+            return [CameraStatus(**asdict(s)) for s in self._status.values()]

@@ -1,0 +1,354 @@
+"""Stream readers: PyAV demux + decode, frame sampling, pacing, reconnect.
+
+Every frame of an H.264 stream must be decoded, but only the frames sampled at
+the camera's detect fps are converted to numpy, scaled by FFmpeg's swscale in
+``frame.reformat`` (no second resize in Python).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import av
+import numpy as np
+
+from camera_registry.config import IngestConfig, SourceConfig
+from camera_registry.status import RateMeter, StatusBoard
+from camera_registry.urls import mask_secrets
+
+log = logging.getLogger(__name__)
+
+
+class StreamError(RuntimeError):
+    """A stream that cannot be opened or read; the message is already masked."""
+
+
+@dataclass
+class SampledFrame:
+    """One frame chosen for analysis."""
+
+    camera_id: str
+    image: np.ndarray  # BGR uint8 at the analysis size
+    source: av.VideoFrame  # the decoded full-resolution frame, for snapshots
+    source_size: tuple[int, int]
+    pts: float  # stream time, seconds
+    t: float  # rule clock: stream time in replay, monotonic time live
+    wall_ts: float  # epoch seconds (stream-derived in replay)
+    seq: int
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        return self.image.shape[1], self.image.shape[0]
+
+    def source_bgr(self) -> np.ndarray:
+        return self.source.to_ndarray(format="bgr24")
+
+
+def backoff_delay(attempt: int, initial: float, maximum: float, jitter: float) -> float:
+    """Exponential backoff with +-jitter, capped at ``maximum``."""
+    base = min(maximum, initial * (2 ** max(0, attempt - 1)))
+    return max(0.0, base * (1 + random.uniform(-jitter, jitter)))
+
+
+def is_file_url(url: str) -> bool:
+    scheme = urlsplit(url).scheme.lower()
+    return scheme in ("", "file")
+
+
+def file_path(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path if parts.scheme.lower() == "file" else url
+
+
+def open_container(
+    url: str, source: SourceConfig, ingest: IngestConfig
+) -> av.container.InputContainer:
+    """Open a stream with the right options and timeouts (raises av errors)."""
+    if is_file_url(url):
+        return av.open(file_path(url), mode="r")
+    options: dict[str, str] = {}
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in ("rtsp", "rtsps"):
+        options["rtsp_transport"] = source.transport
+        options["timeout"] = str(int(ingest.read_timeout_s * 1_000_000))
+    elif scheme in ("http", "https"):
+        options["rw_timeout"] = str(int(ingest.read_timeout_s * 1_000_000))
+        options["reconnect"] = "0"
+    return av.open(
+        url, mode="r", options=options, timeout=(ingest.open_timeout_s, ingest.read_timeout_s)
+    )
+
+
+class Sampler:
+    """Chooses frames at ``fps`` on stream timestamps (deterministic for a clip)."""
+
+    def __init__(self, fps: float) -> None:
+        self.interval = 1.0 / fps
+        self.next_pts: float | None = None
+
+    def take(self, pts: float) -> bool:
+        if self.next_pts is None or pts + 1e-6 >= self.next_pts:
+            # After a jump (stream restart, long gap) realign instead of bursting.
+            if self.next_pts is None or pts - self.next_pts > 2 * self.interval:
+                self.next_pts = pts
+            self.next_pts += self.interval
+            return True
+        if pts < self.next_pts - 4 * self.interval:
+            self.next_pts = pts + self.interval  # timestamps went backwards (loop)
+            return True
+        return False
+
+
+def analysis_size(src_w: int, src_h: int, box: tuple[int, int]) -> tuple[int, int]:
+    """Largest size with the source's aspect ratio inside ``box``, never upscaling."""
+    scale = min(box[0] / src_w, box[1] / src_h, 1.0)
+    return max(2, int(src_w * scale) // 2 * 2), max(2, int(src_h * scale) // 2 * 2)
+
+
+@dataclass
+class DecodeStats:
+    """What one pass over a stream decoded; ``undecodable`` names data loss."""
+
+    packets: int = 0
+    frames: int = 0
+    errors: int = 0
+    last_error: str | None = None
+
+    @property
+    def undecodable(self) -> int:
+        return max(0, self.packets - self.frames)
+
+    def describe(self) -> str | None:
+        if self.undecodable == 0:
+            return None
+        detail = f"; last error: {self.last_error}" if self.last_error else ""
+        return (
+            f"{self.undecodable} of {self.packets} packets did not decode (missing key "
+            f"frame, truncated or corrupt data){detail}"
+        )
+
+
+def iter_sampled_frames(
+    container: av.container.InputContainer,
+    *,
+    camera_id: str,
+    detect_fps: float,
+    box: tuple[int, int],
+    mode: str,
+    max_decode_errors: int,
+    realtime: bool = False,
+    on_decoded: Callable[[av.VideoFrame], None] | None = None,
+    stop: threading.Event | None = None,
+    seq_start: int = 0,
+    stats: DecodeStats | None = None,
+) -> Iterator[SampledFrame]:
+    """Decode every frame, yield the sampled ones converted to BGR at the analysis size.
+
+    ``mode`` is "live" (rule clock = monotonic time) or "replay" (rule clock =
+    stream time). ``realtime`` paces a file at its own speed.
+    """
+    stream = container.streams.video[0]
+    stream.codec_context.thread_count = 1  # one decode thread per camera is cheapest
+    stats = stats if stats is not None else DecodeStats()
+    sampler = Sampler(detect_fps)
+    errors = 0
+    seq = seq_start
+    pace_origin: tuple[float, float] | None = None
+    fallback_rate = float(stream.average_rate or 25)
+    n_decoded = 0
+    for packet in container.demux(stream):
+        if stop is not None and stop.is_set():
+            return
+        if packet.size:
+            stats.packets += 1
+        try:
+            frames = packet.decode()
+        except av.error.InvalidDataError as exc:
+            errors += 1
+            stats.errors += 1
+            stats.last_error = str(exc)
+            if errors >= max_decode_errors:
+                raise StreamError(
+                    f"{errors} consecutive undecodable packets (last: {exc})"
+                ) from exc
+            continue
+        errors = 0
+        for frame in frames:
+            n_decoded += 1
+            stats.frames += 1
+            if on_decoded is not None:
+                on_decoded(frame)
+            pts = float(frame.time) if frame.time is not None else n_decoded / fallback_rate
+            if not sampler.take(pts):
+                continue
+            if realtime:
+                now = time.monotonic()
+                if pace_origin is None or pts < pace_origin[1]:
+                    pace_origin = (now, pts)
+                delay = pace_origin[0] + (pts - pace_origin[1]) - now
+                if delay > 0 and stop is not None and stop.wait(delay):
+                    return
+                if delay > 0 and stop is None:
+                    time.sleep(delay)
+            w, h = analysis_size(frame.width, frame.height, box)
+            image = frame.to_ndarray(width=w, height=h, format="bgr24")
+            seq += 1
+            live = mode == "live"
+            yield SampledFrame(
+                camera_id=camera_id,
+                image=image,
+                source=frame,
+                source_size=(frame.width, frame.height),
+                pts=pts,
+                t=time.monotonic() if live else pts,
+                wall_ts=time.time() if live else pts,
+                seq=seq,
+            )
+
+
+class StreamReader(threading.Thread):
+    """Reads one camera forever: open, decode, sample, hand frames on; reconnect.
+
+    ``resolve_url`` returns the URL to open *with* credentials (it may probe an
+    ONVIF device); it is called before each connection attempt, and what it
+    raises counts as a failed attempt. Nothing unmasked is ever logged.
+    """
+
+    def __init__(
+        self,
+        camera_id: str,
+        resolve_url: Callable[[], str],
+        source: SourceConfig,
+        ingest: IngestConfig,
+        *,
+        detect_fps: float,
+        box: tuple[int, int],
+        on_frame: Callable[[SampledFrame], None],
+        status: StatusBoard,
+        secrets: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(name=f"ingest-{camera_id}", daemon=True)
+        self.camera_id = camera_id
+        self.resolve_url = resolve_url
+        self.source = source
+        self.ingest = ingest
+        self.detect_fps = detect_fps
+        self.box = box
+        self.on_frame = on_frame
+        self.status = status
+        self.secrets = secrets
+        self.stop_event = threading.Event()
+        self._input_rate = RateMeter()
+        self._seq = 0
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def _mask(self, text: str) -> str:
+        return mask_secrets(text, self.secrets)
+
+    def run(self) -> None:
+        attempt = 0
+        while not self.stop_event.is_set():
+            try:
+                finished = self._session()
+                attempt = 0
+                if finished:
+                    self.status.update(self.camera_id, state="finished")
+                    log.info("camera %s: end of file", self.camera_id)
+                    return
+                continue  # file looped: reopen at once
+            except Exception as exc:  # noqa: BLE001 - a camera must never crash the hub
+                attempt += 1
+                message = self._mask(f"{type(exc).__name__}: {exc}")
+                self.status.update(
+                    self.camera_id,
+                    state="offline",
+                    last_error=message,
+                    last_error_at=time.time(),
+                    input_fps=0.0,
+                )
+                delay = backoff_delay(
+                    attempt,
+                    self.ingest.reconnect_initial_s,
+                    self.ingest.reconnect_max_s,
+                    self.ingest.reconnect_jitter,
+                )
+                log.warning(
+                    "camera %s offline (%s); retry %d in %.1f s",
+                    self.camera_id, message, attempt, delay,
+                )
+                if self.stop_event.wait(delay):
+                    return
+                self.status.update(
+                    self.camera_id, reconnects=self.status.get(self.camera_id).reconnects + 1
+                )
+
+    def _session(self) -> bool:
+        """One connection. Returns True at the end of a non-looping file."""
+        url = self.resolve_url()
+        with open_container(url, self.source, self.ingest) as container:
+            if not container.streams.video:
+                raise StreamError("the source has no video stream")
+            stream = container.streams.video[0]
+            self.status.update(
+                self.camera_id,
+                codec=stream.codec_context.name,
+                resolution=(stream.codec_context.width, stream.codec_context.height),
+            )
+            first = True
+            stats = DecodeStats()
+            for sampled in iter_sampled_frames(
+                container,
+                camera_id=self.camera_id,
+                detect_fps=self.detect_fps,
+                box=self.box,
+                mode="live",
+                max_decode_errors=self.ingest.max_decode_errors,
+                realtime=is_file_url(url) and self.source.realtime,
+                on_decoded=self._on_decoded,
+                stop=self.stop_event,
+                seq_start=self._seq,
+                stats=stats,
+            ):
+                self._seq = sampled.seq
+                if first:
+                    first = False
+                    self.status.update(self.camera_id, state="online", last_error=None)
+                    log.info("camera %s online (%dx%d)", self.camera_id, *sampled.source_size)
+                st = self.status.get(self.camera_id)
+                self.status.update(self.camera_id, frames_sampled=st.frames_sampled + 1)
+                self.on_frame(sampled)
+        self._report_loss(stats)
+        if self.stop_event.is_set():
+            return True
+        if is_file_url(url):
+            return not self.source.loop
+        raise StreamError("the stream ended")
+
+    def _report_loss(self, stats: DecodeStats) -> None:
+        problem = stats.describe()
+        if problem is None:
+            return
+        message = self._mask(problem)
+        st = self.status.get(self.camera_id)
+        self.status.update(
+            self.camera_id,
+            decode_errors=st.decode_errors + stats.undecodable,
+            last_error=message,
+            last_error_at=time.time(),
+        )
+        log.warning("camera %s: %s", self.camera_id, message)
+
+    def _on_decoded(self, frame: av.VideoFrame) -> None:
+        st = self.status.get(self.camera_id)
+        # Plain attribute writes: one writer per camera, readers take snapshots.
+        st.frames_decoded += 1
+        st.last_frame_at = time.time()
+        st.input_fps = round(self._input_rate.tick(), 2)

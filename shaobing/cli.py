@@ -1,0 +1,265 @@
+"""The ``shaobing`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from camera_registry.urls import mask_url
+from shaobing.config import ConfigError, LoadedConfig, load_config
+
+log = logging.getLogger("shaobing")
+
+EXIT_CONFIG = 2
+
+
+class MaskingFilter(logging.Filter):
+    """Masks URL credentials in every log record, whoever logs it (FFmpeg included)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_url(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+def setup_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(MaskingFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("httpx", "httpcore", "zeep", "onvif", "uvicorn.access", "libav"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        import av.logging
+
+        av.logging.set_level(av.logging.ERROR)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _load(path: str | None) -> LoadedConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"configuration error(s) in {path or 'the embedded default config'}:",
+              file=sys.stderr)  # fmt: skip
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+# -- commands -----------------------------------------------------------------
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    loaded = _load(args.file)
+    cfg = loaded.config
+    print(f"{args.file}: OK ({len(cfg.cameras)} camera(s), {len(cfg.dispatch)} dispatch "
+          f"target(s), detector {cfg.detector.backend}:{cfg.detector.model})")  # fmt: skip
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    loaded = _load(args.config)
+    setup_logging(loaded.config.logging.level)
+    from analytics.detectors import DetectorError
+    from shaobing.hub import Hub
+
+    try:
+        hub = Hub(loaded)
+    except DetectorError as exc:
+        print(f"detector error ({args.config or 'default config'}: detector.model): {exc}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_CONFIG
+    hub.start()
+    api = loaded.config.api
+    try:
+        if api.enabled:
+            import uvicorn
+
+            from api.app import create_app
+
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    create_app(hub), host=api.host, port=api.port, log_level="warning",
+                    access_log=False,
+                )  # fmt: skip
+            )
+            log.info("API on http://%s:%d (OpenAPI at /docs)", api.host, api.port)
+            server.run()
+        else:
+            stop = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            signal.signal(signal.SIGINT, lambda *_: stop.set())
+            stop.wait()
+    finally:
+        hub.stop()
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    loaded = _load(args.config)
+    setup_logging("WARNING" if not args.verbose else "INFO")
+    from analytics.detectors import DetectorError
+    from shaobing.replay import replay
+
+    out_path = Path(args.output)
+    try:
+        with out_path.open("w", encoding="utf-8") as out:
+            result = replay(
+                loaded, args.camera, Path(args.source), out,
+                evidence_dir=Path(args.evidence_dir) if args.evidence_dir else None,
+            )  # fmt: skip
+    except (KeyError, FileNotFoundError, ValueError, DetectorError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) else str(exc)
+        print(f"replay: {message}", file=sys.stderr)
+        return EXIT_CONFIG
+    if result.decode_problem:
+        print(f"replay: warning: {args.source}: {result.decode_problem}", file=sys.stderr)
+    print(json.dumps({
+        "alerts": result.alerts, "frames_analysed": result.frames_analysed,
+        "clip_seconds": round(result.clip_seconds, 2),
+        "wall_seconds": round(result.wall_seconds, 2), "speed": round(result.speed, 2),
+        "output": str(out_path),
+    }))  # fmt: skip
+    return 0
+
+
+def cmd_cameras_import(args: argparse.Namespace) -> int:
+    loaded = _load(args.config)
+    from camera_registry.importer import ImportError_, load_camera_file
+    from camera_registry.store import upsert_camera
+    from shaobing.db import init_schema, make_engine
+
+    try:
+        cameras = load_camera_file(Path(args.file))
+    except ImportError_ as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        return EXIT_CONFIG
+    loaded.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(loaded.database_url)
+    sessions = init_schema(engine)
+    with sessions.begin() as session:
+        for cam in cameras:
+            upsert_camera(session, cam, origin="import")
+    engine.dispose()
+    print(f"imported {len(cameras)} camera(s) from {args.file}")
+    return 0
+
+
+def cmd_cameras_list(args: argparse.Namespace) -> int:
+    loaded = _load(args.config)
+    from camera_registry.store import list_cameras
+    from shaobing.db import init_schema, make_engine
+
+    engine = make_engine(loaded.database_url)
+    sessions = init_schema(engine)
+    with sessions() as session:
+        for rec in list_cameras(session):
+            area = "/".join(x for x in (rec.county, rec.township, rec.village) if x)
+            print(f"{rec.id}\t{rec.name}\t{rec.programme}\t{area}\t{rec.source_display}")
+    engine.dispose()
+    return 0
+
+
+def cmd_cameras_probe(args: argparse.Namespace) -> int:
+    import os
+
+    from camera_registry.onvif_probe import OnvifProbeError, probe_onvif_sync
+
+    if args.camera:
+        loaded = _load(args.config)
+        cams = {c.id: c for c in loaded.config.cameras}
+        cam = cams.get(args.camera)
+        if cam is None or cam.source.onvif is None:
+            print(f"probe: camera {args.camera!r} is not an ONVIF camera in the config",
+                  file=sys.stderr)  # fmt: skip
+            return EXIT_CONFIG
+        o = cam.source.onvif
+        host, port, user, password, profile = o.host, o.port, o.username, o.password, o.profile
+    else:
+        if not args.host:
+            print("probe: give --camera ID or --host HOST", file=sys.stderr)
+            return EXIT_CONFIG
+        host, port, user, profile = args.host, args.port, args.user, None
+        password = os.environ.get(args.password_env) if args.password_env else None
+    try:
+        result = probe_onvif_sync(host, port, user, password, profile=profile,
+                                  timeout=args.timeout)  # fmt: skip
+    except OnvifProbeError as exc:
+        print(f"probe: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(_probe_json(result), indent=2, ensure_ascii=False))
+    return 0
+
+
+def _probe_json(result: object) -> dict[str, object]:
+    from dataclasses import asdict
+
+    data = asdict(result)  # type: ignore[call-overload]
+    return json.loads(mask_url(json.dumps(data)))  # type: ignore[no-any-return]
+
+
+# -- parser -------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="shaobing", description="Shaobing (哨兵) analytics hub")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the hub: ingest, analytics, alerts, API")
+    run.add_argument("--config", "-c", help="YAML config (default: the embedded defaults)")
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check-config", help="validate a config file (exit 2 on errors)")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_check_config)
+
+    rep = sub.add_parser("replay", help="run a recorded clip through the pipeline")
+    rep.add_argument("--config", "-c", required=True)
+    rep.add_argument("--camera", required=True, help="camera id in the config (zones, rules)")
+    rep.add_argument("--source", required=True, help="video file")
+    rep.add_argument("--output", "-o", required=True, help="alerts as JSON lines")
+    rep.add_argument("--evidence-dir", help="also save snapshots here")
+    rep.add_argument("--verbose", "-v", action="store_true")
+    rep.set_defaults(func=cmd_replay)
+
+    cams = sub.add_parser("cameras", help="camera registry")
+    csub = cams.add_subparsers(dest="cameras_command", required=True)
+    imp = csub.add_parser("import", help="import cameras from YAML or CSV")
+    imp.add_argument("file")
+    imp.add_argument("--config", "-c")
+    imp.set_defaults(func=cmd_cameras_import)
+    lst = csub.add_parser("list", help="list registered cameras")
+    lst.add_argument("--config", "-c")
+    lst.set_defaults(func=cmd_cameras_list)
+    probe = csub.add_parser("probe", help="query an ONVIF device: info, profiles, stream URIs")
+    probe.add_argument("--config", "-c")
+    probe.add_argument("--camera", help="an ONVIF camera id from the config")
+    probe.add_argument("--host")
+    probe.add_argument("--port", type=int, default=80)
+    probe.add_argument("--user")
+    probe.add_argument("--password-env", help="name of the environment variable with the password")
+    probe.add_argument("--timeout", type=float, default=10.0)
+    probe.set_defaults(func=cmd_cameras_probe)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command != "run":
+        logging.basicConfig(level=logging.WARNING)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""The hub's configuration: one YAML file, validated by one pydantic model per concern.
+
+Secrets can come from the environment instead of the file:
+
+* ``${NAME}`` anywhere in a string value is replaced by the environment
+  variable ``NAME`` (``${NAME:-default}`` gives a default); an unset variable
+  without a default is an error naming the field.
+* ``SHAOBING_CAMERA_<ID>_PASSWORD`` overrides a camera's password (URL or ONVIF
+  source) and ``SHAOBING_DISPATCH_<NAME>_SECRET`` a dispatch target's HMAC key;
+  ``<ID>``/``<NAME>`` are upper-cased with ``-`` and ``.`` as ``_``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from alerts.config import AlertsConfig, DispatchTarget
+from analytics.config import DetectorConfig
+from camera_registry.config import CameraConfig, IngestConfig
+
+DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "default.yaml"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StorageConfig(Strict):
+    database_url: str | None = Field(None, description="default: sqlite:///<data_dir>/shaobing.db")
+
+
+class ApiConfig(Strict):
+    enabled: bool = True
+    host: str = Field("127.0.0.1", description="authentication comes later: keep on loopback")
+    port: int = Field(8080, ge=0, lt=65536)
+    public_url: str | None = Field(
+        None, description="base URL receivers use to fetch evidence; default http://host:port"
+    )
+
+
+class LoggingConfig(Strict):
+    level: str = "INFO"
+
+
+class HubConfig(Strict):
+    data_dir: str = "./data"
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    dispatch: list[DispatchTarget] = Field(default_factory=list)
+    cameras: list[CameraConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> HubConfig:
+        for what, names in (
+            ("camera id", [c.id for c in self.cameras]),
+            ("dispatch target name", [d.name for d in self.dispatch]),
+        ):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"duplicate {what}(s): {dupes}")
+        return self
+
+
+@dataclass
+class LoadedConfig:
+    """A validated config with the paths it implies resolved."""
+
+    config: HubConfig
+    path: Path | None
+    base_dir: Path
+
+    def resolve(self, value: str | None, default: Path) -> Path:
+        if value is None:
+            return default
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    @property
+    def data_dir(self) -> Path:
+        return self.resolve(self.config.data_dir, self.base_dir / "data")
+
+    @property
+    def database_url(self) -> str:
+        return self.config.storage.database_url or f"sqlite:///{self.data_dir / 'shaobing.db'}"
+
+    @property
+    def snapshot_dir(self) -> Path:
+        return self.resolve(self.config.alerts.snapshot_dir, self.data_dir / "snapshots")
+
+    @property
+    def models_dir(self) -> Path:
+        return self.resolve(self.config.detector.models_dir, self.data_dir / "models")
+
+    @property
+    def mirror_dir(self) -> Path | None:
+        mirror = self.config.detector.mirror_dir
+        return None if mirror is None else self.resolve(mirror, self.base_dir)
+
+    def source_url(self, cam: CameraConfig) -> str | None:
+        """A file source's URL with a relative path resolved against the config file."""
+        url = cam.source.url
+        if url is None:
+            return None
+        if url.startswith("file://"):
+            path = url[len("file://") :]
+            if not path.startswith("/"):
+                return "file://" + str((self.base_dir / path).resolve())
+        elif "://" not in url:
+            return "file://" + str((self.base_dir / url).resolve())
+        return url
+
+
+@dataclass
+class ConfigProblem:
+    file: str
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.field}: {self.reason}"
+
+
+class ConfigError(ValueError):
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand_env(node: Any, path: str, file: str, problems: list[ConfigProblem]) -> Any:
+    if isinstance(node, dict):
+        return {k: _expand_env(v, _join(path, k), file, problems) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand_env(v, f"{path}[{i}]", file, problems) for i, v in enumerate(node)]
+    if isinstance(node, str) and "${" in node:
+
+        def repl(m: re.Match[str]) -> str:
+            value = os.environ.get(m.group(1), m.group(2))
+            if value is None:
+                problems.append(
+                    ConfigProblem(file, path, f"environment variable {m.group(1)} is not set")
+                )
+                return ""
+            return value
+
+        return _ENV_RE.sub(repl, node)
+    return node
+
+
+def _env_key(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+
+
+def _apply_secret_overrides(data: dict[str, Any]) -> None:
+    for cam in data.get("cameras") or []:
+        if not isinstance(cam, dict) or not isinstance(cam.get("id"), str):
+            continue
+        secret = os.environ.get(f"SHAOBING_CAMERA_{_env_key(cam['id'])}_PASSWORD")
+        source = cam.get("source")
+        if secret is None or not isinstance(source, dict):
+            continue
+        if isinstance(source.get("onvif"), dict):
+            source["onvif"]["password"] = secret
+        else:
+            source["password"] = secret
+    for target in data.get("dispatch") or []:
+        if isinstance(target, dict) and isinstance(target.get("name"), str):
+            secret = os.environ.get(f"SHAOBING_DISPATCH_{_env_key(target['name'])}_SECRET")
+            if secret is not None:
+                target["secret"] = secret
+
+
+def _join(path: str, key: Any) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else str(key)
+
+
+def _field_path(loc: tuple[Any, ...], data: Any) -> str:
+    """Pydantic's error location as ``cameras[0](id=cam-1).source.url``.
+
+    Tagged-union tags (the rule ``type``) that pydantic inserts are dropped.
+    """
+    out = ""
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part not in node and node.get("type") == part:
+            continue  # a tagged-union tag such as 'loitering': not a key in the file
+        out = _join(out, part)
+        if isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+            if isinstance(node, dict):
+                for key in ("id", "name"):
+                    if isinstance(node.get(key), str):
+                        out += f"({key}={node[key]})"
+                        break
+        elif isinstance(node, dict):
+            node = node.get(part)
+        else:
+            node = None
+    return out or "(top level)"
+
+
+def parse_config(data: Any, file: str, base_dir: Path, path: Path | None = None) -> LoadedConfig:
+    """Validate already-parsed YAML data; raises :class:`ConfigError` with every problem."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigProblem(file, "(top level)", "expected a mapping of settings")])
+    problems: list[ConfigProblem] = []
+    data = _expand_env(data, "", file, problems)
+    _apply_secret_overrides(data)
+    try:
+        config = HubConfig.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            reason = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                reason = "unknown key (misspelt?)"
+            problems.append(ConfigProblem(file, _field_path(err["loc"], data), reason))
+        raise ConfigError(problems) from None
+    if problems:
+        raise ConfigError(problems)
+    return LoadedConfig(config, path, base_dir)
+
+
+def load_config(path: str | Path | None) -> LoadedConfig:
+    """Load and validate a config file (the embedded default when ``path`` is None)."""
+    file_path = Path(path) if path is not None else DEFAULT_CONFIG
+    label = str(file_path)
+    try:
+        text = file_path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(label, "(file)", f"cannot read: {exc.strerror}")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([ConfigProblem(label, where, f"invalid YAML: {reason}")]) from None
+    base = file_path.resolve().parent if path is not None else Path.cwd()
+    return parse_config(data, label, base, file_path)

@@ -1,0 +1,198 @@
+"""Wiring: registry, ingest readers, analysis pool, alert service, dispatcher.
+
+Kept thin on purpose: each piece lives in its own package; this module only
+connects them for the embedded single-process mode.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from alerts.dispatcher import Dispatcher
+from alerts.service import AlertService, CameraMeta
+from analytics.detectors import Detector, create_detector
+from analytics.pipeline import CameraAnalytics, CameraRulesConfig
+from analytics.scheduler import AnalysisPool
+from analytics.types import Event
+from camera_registry.config import CameraConfig
+from camera_registry.status import StatusBoard
+from camera_registry.store import list_cameras, set_resolved_url, upsert_camera
+from camera_registry.urls import mask_url, with_credentials
+from ingest.reader import SampledFrame, StreamReader
+from shaobing.config import LoadedConfig
+from shaobing.db import init_schema, make_engine
+
+log = logging.getLogger(__name__)
+
+
+def camera_secrets(cam: CameraConfig) -> tuple[str, ...]:
+    secrets = [cam.source.password or ""]
+    if cam.source.onvif is not None:
+        secrets.append(cam.source.onvif.password or "")
+    return tuple(s for s in secrets if s)
+
+
+class UrlResolver:
+    """The URL to open for a camera, credentials added at the last moment.
+
+    ONVIF cameras are probed for their stream URI (re-probed after a failed
+    connection, since a rebooted device may hand out another URI).
+    """
+
+    def __init__(self, loaded: LoadedConfig, cam: CameraConfig, on_resolved: object = None) -> None:
+        self.loaded = loaded
+        self.cam = cam
+        self.on_resolved = on_resolved
+        self._probed: str | None = None
+
+    def __call__(self) -> str:
+        src = self.cam.source
+        if src.onvif is None:
+            url = self.loaded.source_url(self.cam)
+            assert url is not None
+            return with_credentials(url, src.username, src.password) if src.username else url
+        from camera_registry.onvif_probe import probe_onvif_sync
+
+        onvif = src.onvif
+        result = probe_onvif_sync(
+            onvif.host,
+            onvif.port,
+            onvif.username,
+            onvif.password,
+            profile=onvif.profile,
+            timeout=self.loaded.config.ingest.open_timeout_s,
+        )
+        uri = result.sub_uri if onvif.stream == "sub" and result.sub_uri else result.main_uri
+        if not uri:
+            raise RuntimeError(f"ONVIF device {onvif.host}:{onvif.port} reported no stream URI")
+        if uri != self._probed:
+            log.info("camera %s: ONVIF stream URI %s", self.cam.id, mask_url(uri))
+            self._probed = uri
+            if callable(self.on_resolved):
+                self.on_resolved(self.cam.id, uri)
+        user = src.username or onvif.username
+        password = src.password or onvif.password
+        return with_credentials(uri, user, password) if user else uri
+
+
+class Hub:
+    """The embedded hub: everything in one process, SQLite and in-process queues."""
+
+    def __init__(self, loaded: LoadedConfig, *, detector: Detector | None = None) -> None:
+        self.loaded = loaded
+        cfg = loaded.config
+        loaded.data_dir.mkdir(parents=True, exist_ok=True)
+        self.engine = make_engine(loaded.database_url)
+        self.sessions = init_schema(self.engine)
+        with self.sessions.begin() as session:
+            for cam in cfg.cameras:
+                upsert_camera(session, cam, origin="config")
+        self.detector = detector or create_detector(
+            cfg.detector, loaded.models_dir, loaded.mirror_dir
+        )
+        self.status = StatusBoard()
+        public = cfg.api.public_url or f"http://{cfg.api.host}:{cfg.api.port}"
+        self.dispatcher = Dispatcher(self.sessions, cfg.dispatch, base_url=public)
+        self.cameras: dict[str, CameraConfig] = {}
+        self.alerts = AlertService(
+            self.sessions,
+            cfg.alerts,
+            loaded.snapshot_dir,
+            cfg.dispatch,
+            {},
+            on_saved=self.dispatcher.notify,
+        )
+        self.pool = AnalysisPool(
+            self.detector, self.status, self._on_event, workers=cfg.detector.workers
+        )
+        self.readers: dict[str, StreamReader] = {}
+        self._started = threading.Event()
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def load_cameras(self) -> list[CameraConfig]:
+        with self.sessions() as session:
+            records = list_cameras(session)
+        cameras = []
+        for record in records:
+            try:
+                cameras.append(record.config())
+            except ValueError as exc:  # a record written by an older/newer version
+                log.error("camera %s: stored config is invalid, skipped: %s", record.id, exc)
+        return cameras
+
+    def start(self) -> None:
+        self.dispatcher.start()
+        for cam in self.load_cameras():
+            self.cameras[cam.id] = cam
+            self.alerts.cameras[cam.id] = CameraMeta(
+                cam.name or cam.id, cam.area.county, cam.area.township, cam.area.village,
+                cam.area.grid,
+            )
+            if not cam.enabled:
+                self.status.update(cam.id, state="disabled")
+                continue
+            self._start_camera(cam)
+        self.pool.start()
+        self._started.set()
+        log.info("hub started: %d camera(s), detector %s", len(self.readers), self.detector.name)
+
+    def _start_camera(self, cam: CameraConfig) -> None:
+        analytics = CameraAnalytics(
+            CameraRulesConfig(cam.id, cam.detect_fps, cam.zones, cam.rules),
+            self.detector.class_names,
+        )
+        self.pool.add_camera(analytics)
+        self.status.get(cam.id)
+        reader = StreamReader(
+            cam.id,
+            UrlResolver(self.loaded, cam, self._record_resolved),
+            cam.source,
+            self.loaded.config.ingest,
+            detect_fps=cam.detect_fps,
+            box=self.detector.input_size,
+            on_frame=self.pool.submit,
+            status=self.status,
+            secrets=camera_secrets(cam),
+        )
+        self.status.update(cam.id, stream_url=self._display_url(cam))
+        self.readers[cam.id] = reader
+        reader.start()
+
+    def _display_url(self, cam: CameraConfig) -> str:
+        if cam.source.onvif is not None:
+            return f"onvif://{cam.source.onvif.host}:{cam.source.onvif.port}"
+        return mask_url(self.loaded.source_url(cam) or "")
+
+    def _record_resolved(self, camera_id: str, uri: str) -> None:
+        self.status.update(camera_id, stream_url=mask_url(uri))
+        with self.sessions.begin() as session:
+            set_resolved_url(session, camera_id, uri)
+
+    def stop(self) -> None:
+        for reader in self.readers.values():
+            reader.stop()
+        for reader in self.readers.values():
+            reader.join(timeout=5)
+        self.pool.stop()
+        self.dispatcher.stop()
+        self.dispatcher.join(timeout=10)
+        self.engine.dispose()
+        log.info("hub stopped")
+
+    # -- events ---------------------------------------------------------------
+
+    def _on_event(self, event: Event, frame: SampledFrame, analytics: CameraAnalytics) -> None:
+        zones = analytics.zones_for_drawing()
+        polygon = zones.get(event.rule)
+        self.alerts.handle(event, frame, polygon)  # type: ignore[arg-type]
+
+    def latest_frame(self, camera_id: str) -> SampledFrame | None:
+        slot = self.pool.slots.get(camera_id)
+        return None if slot is None else slot.latest
+
+    @property
+    def snapshot_dir(self) -> Path:
+        return self.loaded.snapshot_dir
