@@ -19,6 +19,7 @@ contains the password.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -112,7 +113,7 @@ async def probe_onvif(
         )
     except OnvifProbeError as exc:
         raise OnvifProbeError(host, port, mask_secrets(exc.reason, secrets), exc.kind) from None
-    except (asyncio.TimeoutError, TimeoutError):
+    except TimeoutError:
         raise OnvifProbeError(host, port, f"timeout: no complete answer within {timeout:g} s",
                               "timeout") from None
     except Exception as exc:  # noqa: BLE001 - classified, then re-raised as OnvifProbeError
@@ -158,11 +159,31 @@ async def _probe(host: str, port: int, username: str | None, password: str | Non
 
 def _open_camera(host: str, port: int, username: str | None, password: str | None,
                  adjust_time: bool) -> ONVIFCamera:
-    # Imported here: importing onvif calls logging.basicConfig() and loads zeep.
+    """An ONVIFCamera that forces service addresses to host:port (NAT-safe)."""
+    return _camera_class()(host, port, username or None, (password or "") if username else None,
+                           no_cache=True, adjust_time=adjust_time, nat_override=True)
+
+
+@functools.cache
+def _camera_class() -> type[ONVIFCamera]:
+    """ONVIFCamera that sends no WS-Security header when there is no username.
+
+    (onvif-zeep-async always signs requests and fails with a TypeError on a None
+    username.) Imported lazily: importing ``onvif`` calls logging.basicConfig().
+    """
     from onvif import ONVIFCamera
 
-    return ONVIFCamera(host, port, username or None, password or None, no_cache=True,
-                       adjust_time=adjust_time, nat_override=True)
+    class _Camera(ONVIFCamera):
+        async def create_onvif_service(self, name: str, port_type: str | None = None,
+                                       read_timeout: int | None = None,
+                                       write_timeout: int | None = None) -> Any:
+            service = await super().create_onvif_service(name, port_type, read_timeout,
+                                                          write_timeout)
+            if not self.user:
+                service.ws_client = service.ws_client_authless
+            return service
+
+    return _Camera
 
 
 async def _close(camera: ONVIFCamera) -> None:
@@ -290,6 +311,9 @@ def _classify(exc: BaseException) -> tuple[str, str]:
             return "unreachable", f"unreachable: {err}"
         if isinstance(err, aiohttp.ClientError | OSError):
             return "unreachable", f"connection failed: {type(err).__name__}: {err}"
+    if isinstance(exc, zeep.exceptions.TransportError):
+        return "bad_response", (f"HTTP {exc.status_code} from the device service "
+                                "(not an ONVIF device, or wrong port?)")
     if isinstance(exc, zeep.exceptions.Fault):
         return "bad_response", f"device returned a SOAP fault: {exc}"
     return "bad_response", f"bad response from the device: {type(exc).__name__}: {exc}"

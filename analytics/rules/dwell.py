@@ -51,7 +51,7 @@ class DwellRule:
         self.zone = zone
         self._class_names: tuple[str, ...] | None = None
         self._class_ids: np.ndarray | None = None
-        self.presences: dict[int, Presence] = {}  # by current track id
+        self.presences: dict[int, Presence] = {}  # by every track id of its lineage
 
     @property
     def type(self) -> str:
@@ -74,12 +74,10 @@ class DwellRule:
         inside[mask] = self.zone.contains(detections.anchors()[mask])
         here = detections[inside]
         events: list[Event] = []
-        seen: set[int] = set()
         anchors = here.anchors()
         for i, tid in enumerate(here.tracker_id.tolist()):
-            seen.add(tid)
             height = float(here.xyxy[i, 3] - here.xyxy[i, 1])
-            presence = self.presences.get(tid) or self._adopt(tid, anchors[i], height, ctx.t)
+            presence = self._presence_for(tid, anchors[i], height, ctx.t)
             presence.last_t = ctx.t
             presence.anchor = anchors[i]
             presence.height = height
@@ -87,30 +85,39 @@ class DwellRule:
             if not presence.fired and dwell >= self.cfg.min_duration_s:
                 presence.fired = True
                 events.append(self._event(here[i : i + 1], presence, dwell, ctx))
-        self._expire(ctx.t, seen)
+        self._expire(ctx.t)
         return events
 
-    def _adopt(self, tid: int, anchor: np.ndarray, height: float, t: float) -> Presence:
-        """A new track: continue a recently lost presence nearby, or start a new one."""
-        best: tuple[float, int] | None = None
-        for old_id, p in self.presences.items():
+    def _presence_for(self, tid: int, anchor: np.ndarray, height: float, t: float) -> Presence:
+        """The presence a track continues: its own (also after it was lost and found
+        again), a recently lost one nearby (an id switch), or a new one."""
+        own = self.presences.get(tid)
+        if own is not None and own.last_t < t:
+            return own
+        best: tuple[float, Presence] | None = None
+        for p in self._live():
             if p.last_t >= t or t - p.last_t > self.cfg.grace_s:
                 continue  # still visible this frame, or lost too long ago
             dist = float(np.hypot(*(anchor - p.anchor)))
             if dist <= max(height, p.height) and (best is None or dist < best[0]):
-                best = (dist, old_id)
+                best = (dist, p)
         if best is not None:
-            presence = self.presences.pop(best[1])
+            presence = best[1]
             presence.track_ids.append(tid)
         else:
             presence = Presence(t, t, anchor, height, [tid])
         self.presences[tid] = presence
         return presence
 
-    def _expire(self, t: float, seen: set[int]) -> None:
-        for tid in [k for k, p in self.presences.items() if k not in seen]:
-            if t - self.presences[tid].last_t > self.cfg.grace_s:
-                del self.presences[tid]
+    def _live(self) -> list[Presence]:
+        unique: dict[int, Presence] = {}
+        for p in self.presences.values():
+            unique[id(p)] = p
+        return list(unique.values())
+
+    def _expire(self, t: float) -> None:
+        for tid in [k for k, p in self.presences.items() if t - p.last_t > self.cfg.grace_s]:
+            del self.presences[tid]
 
     def _event(self, det: Detections, p: Presence, dwell: float, ctx: FrameContext) -> Event:
         cls = class_name(int(det.class_id[0]), ctx.class_names)

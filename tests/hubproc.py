@@ -1,0 +1,93 @@
+"""Run ``shaobing run`` as a real subprocess for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from tests.peers.procs import free_port
+
+
+class HubProcess:
+    """A hub started from a config dict written to ``workdir/hub.yaml``."""
+
+    def __init__(self, workdir: Path, config: dict[str, Any], *, env: dict[str, str] | None = None):
+        self.workdir = workdir
+        self.port = free_port()
+        config = {"data_dir": str(workdir / "data"), **config}
+        config.setdefault("api", {})["port"] = self.port
+        config.setdefault("logging", {"level": "INFO"})
+        self.config_path = workdir / "hub.yaml"
+        self.config_path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+        self.log_path = workdir / "hub.log"
+        self.env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> HubProcess:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "shaobing.cli", "run", "--config", str(self.config_path)],
+            stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.workdir,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hub exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"hub API not up after {timeout} s:\n{self.log()}")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
+
+    def get(self, path: str, **params: Any) -> Any:
+        resp = httpx.get(f"{self.base}{path}", params=params, timeout=5)
+        resp.raise_for_status()
+        return resp.json()
+
+    def raw(self, path: str) -> httpx.Response:
+        return httpx.get(f"{self.base}{path}", timeout=5)
+
+    def camera(self, camera_id: str) -> dict[str, Any]:
+        return self.get(f"/api/cameras/{camera_id}")  # type: ignore[no-any-return]
+
+    def wait(self, what: str, check: Callable[[], Any], timeout: float, interval: float = 0.25) -> Any:
+        """Poll ``check`` until it returns something truthy; fail with the hub log."""
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            try:
+                last = check()
+            except httpx.HTTPError as exc:
+                last = exc
+            if last and not isinstance(last, Exception):
+                return last
+            time.sleep(interval)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})\n"
+                             f"--- hub log ---\n{self.log()[-6000:]}")

@@ -1,0 +1,107 @@
+"""Configuration: validation errors name the file and the field; env secrets."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shaobing.config import ConfigError, load_config
+
+GOOD = """
+data_dir: ./data
+dispatch:
+  - {name: centre, url: "http://127.0.0.1:9/alerts", secret: "${TEST_DISPATCH_SECRET}"}
+cameras:
+  - id: cam-1
+    source: {url: "rtsp://admin:pw1234@10.1.2.3:554/Streaming/Channels/102"}
+    zones: [{name: z, points: [[0, 0], [1, 0], [1, 1]]}]
+    rules: [{name: r, type: loitering, zone: z, min_duration_s: 30}]
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "c.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    return [str(p) for p in err.value.problems]
+
+
+def test_good_config_strips_credentials_from_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_DISPATCH_SECRET", "s3cret-key")
+    loaded = load_config(write(tmp_path, GOOD))
+    cam = loaded.config.cameras[0]
+    assert cam.source.url == "rtsp://10.1.2.3:554/Streaming/Channels/102"
+    assert (cam.source.username, cam.source.password) == ("admin", "pw1234")
+    assert loaded.config.dispatch[0].secret == "s3cret-key"
+    assert loaded.database_url == f"sqlite:///{tmp_path / 'data' / 'shaobing.db'}"
+
+
+def test_env_overrides_camera_password_and_dispatch_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_DISPATCH_SECRET", "from-file")
+    monkeypatch.setenv("SHAOBING_CAMERA_CAM_1_PASSWORD", "from-env")
+    monkeypatch.setenv("SHAOBING_DISPATCH_CENTRE_SECRET", "env-secret")
+    loaded = load_config(write(tmp_path, GOOD))
+    assert loaded.config.cameras[0].source.password == "from-env"
+    assert loaded.config.dispatch[0].secret == "env-secret"
+
+
+def test_missing_env_variable_names_the_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TEST_DISPATCH_SECRET", raising=False)
+    path = write(tmp_path, GOOD)
+    assert problems(path) == [
+        f"{path}: dispatch[0].secret: environment variable TEST_DISPATCH_SECRET is not set"
+    ]
+
+
+def test_misspelt_key_is_an_error_naming_file_and_field(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("min_duration_s", "min_duraton_s").replace(
+        "${TEST_DISPATCH_SECRET}", "x"))
+    assert problems(path) == [
+        f"{path}: cameras[0](id=cam-1).rules[0](name=r).min_duraton_s: unknown key (misspelt?)"
+    ]
+
+
+def test_malformed_url_names_the_field_without_the_password(tmp_path: Path) -> None:
+    text = GOOD.replace("rtsp://admin", "rtps://admin").replace("${TEST_DISPATCH_SECRET}", "x")
+    found = problems(write(tmp_path, text))
+    assert len(found) == 1
+    assert "cameras[0](id=cam-1).source.url: unsupported scheme 'rtps'" in found[0]
+    assert "pw1234" not in found[0]
+
+
+def test_rule_naming_an_unknown_zone(tmp_path: Path) -> None:
+    text = GOOD.replace("zone: z", "zone: nowhere").replace("${TEST_DISPATCH_SECRET}", "x")
+    found = problems(write(tmp_path, text))
+    assert len(found) == 1 and "cameras[0](id=cam-1)" in found[0]
+    assert "rule 'r' names zone 'nowhere', which is not defined" in found[0]
+
+
+def test_yaml_syntax_error_gives_line(tmp_path: Path) -> None:
+    found = problems(write(tmp_path, "cameras:\n  - id: [unclosed\n"))
+    assert len(found) == 1 and "line" in found[0] and "invalid YAML" in found[0]
+
+
+def test_check_config_cli_exit_code_and_output(tmp_path: Path) -> None:
+    path = write(tmp_path, "detecter: {}\ncameras: []\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "shaobing.cli", "check-config", str(path)],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 2
+    assert f"{path}: detecter: unknown key (misspelt?)" in proc.stderr
+
+
+def test_example_config_is_valid() -> None:
+    root = Path(__file__).resolve().parents[1]
+    loaded = load_config(root / "configs" / "example.yaml")
+    assert loaded.config.cameras[0].rules[0].type == "loitering"

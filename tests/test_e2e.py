@@ -1,0 +1,211 @@
+"""End to end: real RTSP server, real ONVIF camera, real HTTP receiver, the real hub."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from alerts.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verify
+from tests.conftest import IPYCAM_PASSWORD, IPYCAM_USER
+from tests.hubproc import HubProcess
+from tests.peers.procs import IpyCamProcess, RtspServer, free_port
+from tests.peers.receiver import Receiver
+
+pytestmark = pytest.mark.slow
+
+SECRET = "test-hmac-key-0123"
+
+WHOLE = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+
+
+def base_config(models_dir: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "detector": {"model": str(models_dir / "yolox_nano.onnx"), "workers": 2},
+        "alerts": {"cooldown_s": 600},
+        **extra,
+    }
+
+
+def loitering_camera(cam_id: str, source: dict[str, Any], seconds: float = 3) -> dict[str, Any]:
+    return {
+        "id": cam_id,
+        "name": f"测试 {cam_id}",
+        "programme": "xueliang",
+        "area": {"county": "示例县", "township": "城关镇"},
+        "source": source,
+        "detect_fps": 5,
+        "zones": [{"name": "square", "points": WHOLE}],
+        "rules": [{"name": "square-loitering", "type": "loitering", "zone": "square",
+                   "min_duration_s": seconds}],
+    }
+
+
+def target(url: str, **extra: Any) -> dict[str, Any]:
+    return {"name": "centre", "url": f"{url}/dispatch", "secret": SECRET, **extra}
+
+
+def test_onvif_camera_to_signed_alert(
+    tmp_path: Path, models_dir: Path, ipycam_camera: IpyCamProcess, receiver: Receiver
+) -> None:
+    cam = loitering_camera("onvif-1", {"onvif": {
+        "host": "127.0.0.1", "port": ipycam_camera.onvif_port,
+        "username": IPYCAM_USER, "password": IPYCAM_PASSWORD}})
+    hub = HubProcess(tmp_path, base_config(models_dir, cameras=[cam],
+                                           dispatch=[target(receiver.url)]))
+    hub.start()
+    try:
+        headers, body, path = receiver.wait_for(1, timeout=90)[0]
+        assert path == "/dispatch"
+        # The signature verifies over the raw body; a tampered body does not.
+        assert verify(body, SECRET, headers[SIGNATURE_HEADER])
+        assert not verify(body + b" ", SECRET, headers[SIGNATURE_HEADER])
+        alert = json.loads(body)["alert"]
+        assert headers[IDEMPOTENCY_HEADER] == alert["id"]
+        assert alert["camera"]["id"] == "onvif-1"
+        assert alert["rule"] == "square-loitering" and alert["type"] == "loitering"
+        assert alert["object_class"] == "person"
+        assert alert["trace"]["measured"] >= alert["trace"]["threshold"] == 3
+        snap = alert["evidence"]["snapshot"]
+        assert snap["url"].endswith(f"/api/alerts/{alert['id']}/snapshot.jpg")
+        # The evidence the receiver is pointed to is there, and its hash matches.
+        jpeg = httpx.get(snap["url"], timeout=5)
+        assert jpeg.headers["content-type"] == "image/jpeg"
+        assert hashlib.sha256(jpeg.content).hexdigest() == snap["sha256"]
+        annotated = httpx.get(alert["evidence"]["annotated_snapshot"]["url"], timeout=5)
+        assert hashlib.sha256(annotated.content).hexdigest() == (
+            alert["evidence"]["annotated_snapshot"]["sha256"])
+        # The API lists the alert, with its delivery.
+        listed = hub.get("/api/alerts", camera_id="onvif-1")
+        assert alert["id"] in [a["id"] for a in listed["items"]]
+        detail = hub.get(f"/api/alerts/{alert['id']}")
+        hub.wait("delivery marked delivered", lambda: hub.get(
+            f"/api/alerts/{alert['id']}")["deliveries"][0]["state"] == "delivered", 10)
+        assert detail["camera"]["name"] == "测试 onvif-1"
+        # The camera shows the probed RTSP URL, never the password.
+        camera = hub.camera("onvif-1")
+        assert camera["status"]["state"] == "online"
+        assert camera["stream_url"].startswith(f"rtsp://127.0.0.1:{ipycam_camera.rtsp_port}/")
+        everything = json.dumps(hub.get("/api/cameras")) + json.dumps(listed) + body.decode()
+        assert IPYCAM_PASSWORD not in everything
+    finally:
+        hub.stop()
+    assert IPYCAM_PASSWORD not in hub.log()
+
+
+def test_dispatch_outage_and_restart_lose_nothing(
+    tmp_path: Path, models_dir: Path, rtsp_server: RtspServer
+) -> None:
+    rx = Receiver(port=free_port())  # down for now
+    cam = loitering_camera("rtsp-1", {"url": rtsp_server.url("crosswalk")})
+    config = base_config(models_dir, cameras=[cam], dispatch=[target(
+        rx.url, backoff_initial_s=1, backoff_max_s=4, timeout_s=2)])
+    hub = HubProcess(tmp_path, config)
+    hub.start()
+    try:
+        first = hub.wait("an alert with a failed delivery", lambda: [
+            a for a in hub.get("/api/alerts")["items"]
+            if hub.get(f"/api/alerts/{a['id']}")["deliveries"][0]["attempts"] >= 1], 90)
+        fired_at = time.monotonic()
+        hub.stop()  # a restart while deliveries are pending
+        hub.start()
+        time.sleep(max(0.0, 30 - (time.monotonic() - fired_at)))
+        rx.start()  # the centre's API is back 30 s after the alert
+
+        def all_delivered() -> list[dict[str, Any]] | None:
+            items = hub.get("/api/alerts", limit=500)["items"]
+            states = [hub.get(f"/api/alerts/{a['id']}")["deliveries"][0]["state"] for a in items]
+            return items if all(s == "delivered" for s in states) else None
+
+        items = hub.wait("every alert delivered", all_delivered, 60)
+    finally:
+        hub.stop()
+        rx.stop()
+    keys = Counter(h[IDEMPOTENCY_HEADER] for h, _, _ in rx.requests)
+    assert first[0]["id"] in keys
+    assert {a["id"] for a in items} == set(keys)  # nothing lost
+    assert set(keys.values()) == {1}  # each arrived once
+
+
+def test_camera_loss_and_return(
+    tmp_path: Path, models_dir: Path, rtsp_server_factory: Callable[..., RtspServer]
+) -> None:
+    server = rtsp_server_factory({"crosswalk": "crosswalk_people.mp4"})
+    cam = loitering_camera("rtsp-2", {"url": server.url("crosswalk")}, seconds=600)
+    hub = HubProcess(tmp_path, base_config(models_dir, cameras=[cam]))
+    hub.start()
+    try:
+        hub.wait("camera online", lambda: hub.camera("rtsp-2")["status"]["state"] == "online", 30)
+        server.stop()
+        stopped = time.monotonic()
+        offline = hub.wait("camera offline", lambda: (
+            s := hub.camera("rtsp-2")["status"])["state"] == "offline" and s, 15)
+        assert offline["last_error"]
+        time.sleep(max(0.0, 20 - (time.monotonic() - stopped)))
+        server.start()
+        back = time.monotonic()
+        hub.wait("camera online again", lambda: hub.camera("rtsp-2")["status"]["state"] == "online",
+                 10, interval=0.1)
+        assert time.monotonic() - back <= 5.0
+        status = hub.camera("rtsp-2")["status"]
+        assert status["reconnects"] >= 1
+        before = status["frames_analysed"]
+        hub.wait("analysis resumes", lambda: hub.camera("rtsp-2")["status"]["frames_analysed"]
+                 > before + 5, 10)
+    finally:
+        hub.stop()
+
+
+def test_bad_cameras_do_not_stop_the_good_one(
+    tmp_path: Path, models_dir: Path, videos_dir: Path, rtsp_server: RtspServer
+) -> None:
+    dead_port = free_port()
+    cameras = [
+        loitering_camera("good", {"url": rtsp_server.url("crosswalk")}, seconds=600),
+        loitering_camera("unreachable", {
+            "url": f"rtsp://127.0.0.1:{dead_port}/live", "username": "admin",
+            "password": "Dead-Cam-pw"}, seconds=600),
+        loitering_camera("corrupt-tail", {
+            "url": str(videos_dir / "street_parked_cars.mp4"), "realtime": False},
+            seconds=600),
+    ]
+    hub = HubProcess(tmp_path, base_config(models_dir, cameras=cameras))
+    hub.start()
+    try:
+        hub.wait("good camera analysing", lambda: hub.camera("good")["status"][
+            "frames_analysed"] > 10, 30)
+        dead = hub.wait("unreachable camera reported", lambda: (
+            s := hub.camera("unreachable")["status"])["last_error"] and s, 20)
+        assert dead["state"] == "offline"
+        assert "Connection refused" in dead["last_error"] or "refused" in dead["last_error"].lower()
+        tail = hub.wait("corrupt tail reported", lambda: (
+            s := hub.camera("corrupt-tail")["status"])["state"] == "finished" and s, 60)
+        assert tail["decode_errors"] >= 10
+        assert "did not decode" in tail["last_error"]
+        # The hub still serves the good camera after all that.
+        n = hub.camera("good")["status"]["frames_analysed"]
+        hub.wait("good camera still analysing", lambda: hub.camera("good")["status"][
+            "frames_analysed"] > n + 5, 10)
+        api_text = json.dumps(hub.get("/api/cameras"))
+        assert "Dead-Cam-pw" not in api_text
+        assert hub.camera("unreachable")["source"] == f"rtsp://127.0.0.1:{dead_port}/live"
+    finally:
+        hub.stop()
+    assert "Dead-Cam-pw" not in hub.log()
+    assert "unreachable offline" in hub.log()
+
+
+def test_missing_model_file_is_reported(tmp_path: Path, videos_dir: Path) -> None:
+    config = {"detector": {"model": str(tmp_path / "missing.onnx")}, "cameras": []}
+    hub = HubProcess(tmp_path, config)
+    with pytest.raises(RuntimeError) as err:
+        hub.start(timeout=30)
+    assert "exited with 2" in str(err.value)
+    assert "missing.onnx" in str(err.value) and "not found" in str(err.value)
