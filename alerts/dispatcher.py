@@ -129,11 +129,17 @@ class Dispatcher(threading.Thread):
                 self.failures += 1
                 log.warning(
                     "alert %s to %s failed (%s); attempt %d, retry in %.1f s",
-                    alert.id, target.name, error, row.attempts, delay,
+                    alert.id,
+                    target.name,
+                    error,
+                    row.attempts,
+                    delay,
                 )
             session.commit()
 
-    def _post(self, target: DispatchTarget, alert_id: str, body: bytes) -> tuple[int | None, str | None]:
+    def _post(
+        self, target: DispatchTarget, alert_id: str, body: bytes
+    ) -> tuple[int | None, str | None]:
         headers = {
             "Content-Type": "application/json; charset=utf-8",
             IDEMPOTENCY_HEADER: alert_id,
@@ -142,7 +148,9 @@ class Dispatcher(threading.Thread):
         if target.secret:
             headers[SIGNATURE_HEADER] = sign(body, target.secret)
         try:
-            resp = self.client.post(str(target.url), content=body, headers=headers, timeout=target.timeout_s)
+            resp = self.client.post(
+                str(target.url), content=body, headers=headers, timeout=target.timeout_s
+            )
         except httpx.HTTPError as exc:
             return None, f"{type(exc).__name__}: {exc}"
         if 200 <= resp.status_code < 300:

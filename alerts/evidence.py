@@ -53,7 +53,13 @@ def annotate(
         ty = max(th + 4, p1[1] - 4)
         cv2.rectangle(out, (p1[0], ty - th - 4), (p1[0] + tw + 4, ty + 2), BOX_COLOUR, -1)
         cv2.putText(
-            out, label, (p1[0] + 2, ty - 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
+            out,
+            label,
+            (p1[0] + 2, ty - 2),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale,
+            (255, 255, 255),
+            1,
             cv2.LINE_AA,
         )
     return out

@@ -128,7 +128,9 @@ class AlertService:
         meta = self.cameras.get(event.camera_id) or CameraMeta(event.camera_id)
         alert = build_alert(event, meta, str(uuid.uuid4()), time.time())
         try:
-            attach_evidence(alert, event, frame, zone_polygon, self.snapshot_dir, self.cfg.jpeg_quality)
+            attach_evidence(
+                alert, event, frame, zone_polygon, self.snapshot_dir, self.cfg.jpeg_quality
+            )
         except (OSError, ValueError) as exc:
             # The alert matters more than its picture: store it, say why there is none.
             log.error("alert %s: snapshot not saved: %s", alert.id, exc)
@@ -137,7 +139,11 @@ class AlertService:
             save_alert(session, alert, targets)
         log.info(
             "alert %s %s camera=%s rule=%s: %s",
-            alert.id, alert.type, alert.camera_id, alert.rule, alert.explanation,
+            alert.id,
+            alert.type,
+            alert.camera_id,
+            alert.rule,
+            alert.explanation,
         )
         if self.on_saved is not None:
             self.on_saved(alert)

@@ -74,8 +74,12 @@ def save_alert(session: Session, alert: AlertRecord, targets: list[str]) -> None
     for target in targets:
         session.add(
             OutboxRecord(
-                alert_id=alert.id, target=target, state="pending", attempts=0,
-                next_attempt_at=now, created_at=now,
+                alert_id=alert.id,
+                target=target,
+                state="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
             )
         )
 
@@ -106,9 +110,7 @@ def query_alerts(session: Session, q: AlertQuery) -> tuple[list[AlertRecord], in
         stmt = stmt.where(AlertRecord.created_at < q.until)
     total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
     rows = session.execute(
-        stmt.order_by(AlertRecord.created_at.desc(), AlertRecord.id)
-        .limit(q.limit)
-        .offset(q.offset)
+        stmt.order_by(AlertRecord.created_at.desc(), AlertRecord.id).limit(q.limit).offset(q.offset)
     ).scalars()
     return list(rows), int(total)
 

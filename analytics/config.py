@@ -22,7 +22,9 @@ class DetectorConfig(Strict):
     models_dir: str | None = Field(None, description="default: <data_dir>/models")
     mirror_dir: str | None = Field(None, description="local directory holding model files")
     sha256: str | None = Field(None, description="expected SHA-256 of the model file")
-    input_size: tuple[int, int] | None = Field(None, description="(width, height); default: model's")
+    input_size: tuple[int, int] | None = Field(
+        None, description="(width, height); default: model's"
+    )
     device: str = "cpu"
     confidence: float = Field(0.3, ge=0.01, le=1.0)
     nms_iou: float = Field(0.45, gt=0.0, le=1.0)

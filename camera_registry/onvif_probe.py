@@ -34,8 +34,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_AUTH_MARKERS = ("notauthorized", "not authorized", "unauthorized", "authority failure",
-                 "authentication", "sender not authorized")
+_AUTH_MARKERS = (
+    "notauthorized",
+    "not authorized",
+    "unauthorized",
+    "authority failure",
+    "authentication",
+    "sender not authorized",
+)
 
 
 @dataclass
@@ -114,8 +120,9 @@ async def probe_onvif(
     except OnvifProbeError as exc:
         raise OnvifProbeError(host, port, mask_secrets(exc.reason, secrets), exc.kind) from None
     except TimeoutError:
-        raise OnvifProbeError(host, port, f"timeout: no complete answer within {timeout:g} s",
-                              "timeout") from None
+        raise OnvifProbeError(
+            host, port, f"timeout: no complete answer within {timeout:g} s", "timeout"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - classified, then re-raised as OnvifProbeError
         kind, reason = _classify(exc)
         raise OnvifProbeError(host, port, mask_secrets(reason, secrets), kind) from None
@@ -132,14 +139,30 @@ def probe_onvif_sync(
     adjust_time: bool = False,
 ) -> ProbeResult:
     """Blocking :func:`probe_onvif` (runs its own event loop; not from async code)."""
-    return asyncio.run(probe_onvif(host, port, username, password, profile=profile,
-                                   timeout=timeout, adjust_time=adjust_time))
+    return asyncio.run(
+        probe_onvif(
+            host,
+            port,
+            username,
+            password,
+            profile=profile,
+            timeout=timeout,
+            adjust_time=adjust_time,
+        )
+    )
 
 
 # -- the probe itself --------------------------------------------------------------
 
-async def _probe(host: str, port: int, username: str | None, password: str | None,
-                 profile: str | None, adjust_time: bool) -> ProbeResult:
+
+async def _probe(
+    host: str,
+    port: int,
+    username: str | None,
+    password: str | None,
+    profile: str | None,
+    adjust_time: bool,
+) -> ProbeResult:
     camera = _open_camera(host, port, username, password, adjust_time)
     try:
         await camera.update_xaddrs()
@@ -157,11 +180,19 @@ async def _probe(host: str, port: int, username: str | None, password: str | Non
     return _build_result(host, port, info, profiles, main, sub, snapshot)
 
 
-def _open_camera(host: str, port: int, username: str | None, password: str | None,
-                 adjust_time: bool) -> ONVIFCamera:
+def _open_camera(
+    host: str, port: int, username: str | None, password: str | None, adjust_time: bool
+) -> ONVIFCamera:
     """An ONVIFCamera that forces service addresses to host:port (NAT-safe)."""
-    return _camera_class()(host, port, username or None, (password or "") if username else None,
-                           no_cache=True, adjust_time=adjust_time, nat_override=True)
+    return _camera_class()(
+        host,
+        port,
+        username or None,
+        (password or "") if username else None,
+        no_cache=True,
+        adjust_time=adjust_time,
+        nat_override=True,
+    )
 
 
 @functools.cache
@@ -174,11 +205,16 @@ def _camera_class() -> type[ONVIFCamera]:
     from onvif import ONVIFCamera
 
     class _Camera(ONVIFCamera):
-        async def create_onvif_service(self, name: str, port_type: str | None = None,
-                                       read_timeout: int | None = None,
-                                       write_timeout: int | None = None) -> Any:
-            service = await super().create_onvif_service(name, port_type, read_timeout,
-                                                          write_timeout)
+        async def create_onvif_service(
+            self,
+            name: str,
+            port_type: str | None = None,
+            read_timeout: int | None = None,
+            write_timeout: int | None = None,
+        ) -> Any:
+            service = await super().create_onvif_service(
+                name, port_type, read_timeout, write_timeout
+            )
             if not self.user:
                 service.ws_client = service.ws_client_authless
             return service
@@ -235,8 +271,9 @@ async def _snapshot_uri(media: Any, token: str) -> str | None:
     return _str_or_none(_get(answer, "Uri"))
 
 
-def _pick_profiles(host: str, port: int, profiles: list[OnvifProfile],
-                   wanted: str | None) -> tuple[OnvifProfile, OnvifProfile | None]:
+def _pick_profiles(
+    host: str, port: int, profiles: list[OnvifProfile], wanted: str | None
+) -> tuple[OnvifProfile, OnvifProfile | None]:
     """(main, sub): the named or largest profile, and the smallest other one."""
     streamable = [p for p in profiles if p.stream_uri] or profiles
     if wanted:
@@ -244,8 +281,9 @@ def _pick_profiles(host: str, port: int, profiles: list[OnvifProfile],
         matches = [p for p in profiles if key in (p.token.casefold(), p.name.casefold())]
         if not matches:
             names = ", ".join(f"{p.name} ({p.token})" for p in profiles)
-            raise OnvifProbeError(host, port, f"no profile named {wanted!r}; the device has "
-                                  f"{names}", "no_profile")
+            raise OnvifProbeError(
+                host, port, f"no profile named {wanted!r}; the device has {names}", "no_profile"
+            )
         main = matches[0]
     else:
         main = max(streamable, key=lambda p: p.pixels)
@@ -254,9 +292,15 @@ def _pick_profiles(host: str, port: int, profiles: list[OnvifProfile],
     return main, sub
 
 
-def _build_result(host: str, port: int, info: Any, profiles: list[OnvifProfile],
-                  main: OnvifProfile, sub: OnvifProfile | None,
-                  snapshot: str | None) -> ProbeResult:
+def _build_result(
+    host: str,
+    port: int,
+    info: Any,
+    profiles: list[OnvifProfile],
+    main: OnvifProfile,
+    sub: OnvifProfile | None,
+    snapshot: str | None,
+) -> ProbeResult:
     """Assemble the result, cleaning every URI (credentials out, NAT host in)."""
     rewritten = False
 
@@ -300,6 +344,7 @@ def _clean_uri(uri: str | None, host: str) -> tuple[str | None, bool]:
 
 # -- error classification ------------------------------------------------------------
 
+
 def _classify(exc: BaseException) -> tuple[str, str]:
     """(kind, reason) for an exception raised while talking to the device."""
     for err in _chain(exc):
@@ -312,8 +357,9 @@ def _classify(exc: BaseException) -> tuple[str, str]:
         if isinstance(err, aiohttp.ClientError | OSError):
             return "unreachable", f"connection failed: {type(err).__name__}: {err}"
     if isinstance(exc, zeep.exceptions.TransportError):
-        return "bad_response", (f"HTTP {exc.status_code} from the device service "
-                                "(not an ONVIF device, or wrong port?)")
+        return "bad_response", (
+            f"HTTP {exc.status_code} from the device service (not an ONVIF device, or wrong port?)"
+        )
     if isinstance(exc, zeep.exceptions.Fault):
         return "bad_response", f"device returned a SOAP fault: {exc}"
     return "bad_response", f"bad response from the device: {type(exc).__name__}: {exc}"
@@ -342,6 +388,7 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 
 # -- small helpers -----------------------------------------------------------------
+
 
 def _get(obj: Any, name: str) -> Any:
     """Attribute or key ``name`` of a zeep object (or dict), None if absent."""

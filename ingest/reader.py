@@ -282,7 +282,10 @@ class StreamReader(threading.Thread):
                 )
                 log.warning(
                     "camera %s offline (%s); retry %d in %.1f s",
-                    self.camera_id, message, attempt, delay,
+                    self.camera_id,
+                    message,
+                    attempt,
+                    delay,
                 )
                 if self.stop_event.wait(delay):
                     return

@@ -90,7 +90,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
             server = uvicorn.Server(
                 uvicorn.Config(
-                    create_app(hub), host=api.host, port=api.port, log_level="warning",
+                    create_app(hub),
+                    host=api.host,
+                    port=api.port,
+                    log_level="warning",
                     access_log=False,
                 )  # fmt: skip
             )

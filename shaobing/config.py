@@ -244,7 +244,9 @@ def load_config(path: str | Path | None) -> LoadedConfig:
     try:
         text = file_path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError([ConfigProblem(label, "(file)", f"cannot read: {exc.strerror}")]) from None
+        raise ConfigError(
+            [ConfigProblem(label, "(file)", f"cannot read: {exc.strerror}")]
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -128,7 +128,10 @@ class Hub:
         for cam in self.load_cameras():
             self.cameras[cam.id] = cam
             self.alerts.cameras[cam.id] = CameraMeta(
-                cam.name or cam.id, cam.area.county, cam.area.township, cam.area.village,
+                cam.name or cam.id,
+                cam.area.county,
+                cam.area.township,
+                cam.area.village,
                 cam.area.grid,
             )
             if not cam.enabled:

@@ -107,7 +107,11 @@ def replay(
                 )
                 if evidence_dir is not None:
                     attach_evidence(
-                        alert, event, frame, polygons.get(event.rule), evidence_dir,  # type: ignore[arg-type]
+                        alert,
+                        event,
+                        frame,
+                        polygons.get(event.rule),
+                        evidence_dir,  # type: ignore[arg-type]
                         loaded.config.alerts.jpeg_quality,
                     )
                 out.write(json.dumps(alert_payload(alert), ensure_ascii=False, sort_keys=True))

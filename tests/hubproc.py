@@ -37,7 +37,10 @@ class HubProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "shaobing.cli", "run", "--config", str(self.config_path)],
-            stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=self.workdir,
             start_new_session=True,
         )
         log.close()
@@ -64,7 +67,11 @@ class HubProcess:
             self.proc.wait()
 
     def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
+        return (
+            self.log_path.read_text(encoding="utf-8", errors="replace")
+            if self.log_path.exists()
+            else ""
+        )
 
     def get(self, path: str, **params: Any) -> Any:
         resp = httpx.get(f"{self.base}{path}", params=params, timeout=5)
@@ -77,7 +84,9 @@ class HubProcess:
     def camera(self, camera_id: str) -> dict[str, Any]:
         return self.get(f"/api/cameras/{camera_id}")  # type: ignore[no-any-return]
 
-    def wait(self, what: str, check: Callable[[], Any], timeout: float, interval: float = 0.25) -> Any:
+    def wait(
+        self, what: str, check: Callable[[], Any], timeout: float, interval: float = 0.25
+    ) -> Any:
         """Poll ``check`` until it returns something truthy; fail with the hub log."""
         deadline = time.monotonic() + timeout
         last: Any = None
@@ -89,5 +98,7 @@ class HubProcess:
             if last and not isinstance(last, Exception):
                 return last
             time.sleep(interval)
-        raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})\n"
-                             f"--- hub log ---\n{self.log()[-6000:]}")
+        raise AssertionError(
+            f"timed out after {timeout} s waiting for {what} (last: {last!r})\n"
+            f"--- hub log ---\n{self.log()[-6000:]}"
+        )

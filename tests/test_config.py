@@ -34,7 +34,9 @@ def problems(path: Path) -> list[str]:
     return [str(p) for p in err.value.problems]
 
 
-def test_good_config_strips_credentials_from_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_good_config_strips_credentials_from_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TEST_DISPATCH_SECRET", "s3cret-key")
     loaded = load_config(write(tmp_path, GOOD))
     cam = loaded.config.cameras[0]
@@ -55,7 +57,9 @@ def test_env_overrides_camera_password_and_dispatch_secret(
     assert loaded.config.dispatch[0].secret == "env-secret"
 
 
-def test_missing_env_variable_names_the_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_env_variable_names_the_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("TEST_DISPATCH_SECRET", raising=False)
     path = write(tmp_path, GOOD)
     assert problems(path) == [
@@ -64,8 +68,10 @@ def test_missing_env_variable_names_the_field(tmp_path: Path, monkeypatch: pytes
 
 
 def test_misspelt_key_is_an_error_naming_file_and_field(tmp_path: Path) -> None:
-    path = write(tmp_path, GOOD.replace("min_duration_s", "min_duraton_s").replace(
-        "${TEST_DISPATCH_SECRET}", "x"))
+    path = write(
+        tmp_path,
+        GOOD.replace("min_duration_s", "min_duraton_s").replace("${TEST_DISPATCH_SECRET}", "x"),
+    )
     assert problems(path) == [
         f"{path}: cameras[0](id=cam-1).rules[0](name=r).min_duraton_s: unknown key (misspelt?)"
     ]
@@ -95,7 +101,9 @@ def test_check_config_cli_exit_code_and_output(tmp_path: Path) -> None:
     path = write(tmp_path, "detecter: {}\ncameras: []\n")
     proc = subprocess.run(
         [sys.executable, "-m", "shaobing.cli", "check-config", str(path)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 2
     assert f"{path}: detecter: unknown key (misspelt?)" in proc.stderr

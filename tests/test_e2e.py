@@ -43,8 +43,14 @@ def loitering_camera(cam_id: str, source: dict[str, Any], seconds: float = 3) ->
         "source": source,
         "detect_fps": 5,
         "zones": [{"name": "square", "points": WHOLE}],
-        "rules": [{"name": "square-loitering", "type": "loitering", "zone": "square",
-                   "min_duration_s": seconds}],
+        "rules": [
+            {
+                "name": "square-loitering",
+                "type": "loitering",
+                "zone": "square",
+                "min_duration_s": seconds,
+            }
+        ],
     }
 
 
@@ -55,11 +61,20 @@ def target(url: str, **extra: Any) -> dict[str, Any]:
 def test_onvif_camera_to_signed_alert(
     tmp_path: Path, models_dir: Path, ipycam_camera: IpyCamProcess, receiver: Receiver
 ) -> None:
-    cam = loitering_camera("onvif-1", {"onvif": {
-        "host": "127.0.0.1", "port": ipycam_camera.onvif_port,
-        "username": IPYCAM_USER, "password": IPYCAM_PASSWORD}})
-    hub = HubProcess(tmp_path, base_config(models_dir, cameras=[cam],
-                                           dispatch=[target(receiver.url)]))
+    cam = loitering_camera(
+        "onvif-1",
+        {
+            "onvif": {
+                "host": "127.0.0.1",
+                "port": ipycam_camera.onvif_port,
+                "username": IPYCAM_USER,
+                "password": IPYCAM_PASSWORD,
+            }
+        },
+    )
+    hub = HubProcess(
+        tmp_path, base_config(models_dir, cameras=[cam], dispatch=[target(receiver.url)])
+    )
     hub.start()
     try:
         headers, body, path = receiver.wait_for(1, timeout=90)[0]
@@ -80,14 +95,19 @@ def test_onvif_camera_to_signed_alert(
         assert jpeg.headers["content-type"] == "image/jpeg"
         assert hashlib.sha256(jpeg.content).hexdigest() == snap["sha256"]
         annotated = httpx.get(alert["evidence"]["annotated_snapshot"]["url"], timeout=5)
-        assert hashlib.sha256(annotated.content).hexdigest() == (
-            alert["evidence"]["annotated_snapshot"]["sha256"])
+        assert (
+            hashlib.sha256(annotated.content).hexdigest()
+            == (alert["evidence"]["annotated_snapshot"]["sha256"])
+        )
         # The API lists the alert, with its delivery.
         listed = hub.get("/api/alerts", camera_id="onvif-1")
         assert alert["id"] in [a["id"] for a in listed["items"]]
         detail = hub.get(f"/api/alerts/{alert['id']}")
-        hub.wait("delivery marked delivered", lambda: hub.get(
-            f"/api/alerts/{alert['id']}")["deliveries"][0]["state"] == "delivered", 10)
+        hub.wait(
+            "delivery marked delivered",
+            lambda: hub.get(f"/api/alerts/{alert['id']}")["deliveries"][0]["state"] == "delivered",
+            10,
+        )
         assert detail["camera"]["name"] == "测试 onvif-1"
         # The camera shows the probed RTSP URL, never the password.
         camera = hub.camera("onvif-1")
@@ -105,14 +125,23 @@ def test_dispatch_outage_and_restart_lose_nothing(
 ) -> None:
     rx = Receiver(port=free_port())  # down for now
     cam = loitering_camera("rtsp-1", {"url": rtsp_server.url("crosswalk")})
-    config = base_config(models_dir, cameras=[cam], dispatch=[target(
-        rx.url, backoff_initial_s=1, backoff_max_s=4, timeout_s=2)])
+    config = base_config(
+        models_dir,
+        cameras=[cam],
+        dispatch=[target(rx.url, backoff_initial_s=1, backoff_max_s=4, timeout_s=2)],
+    )
     hub = HubProcess(tmp_path, config)
     hub.start()
     try:
-        first = hub.wait("an alert with a failed delivery", lambda: [
-            a for a in hub.get("/api/alerts")["items"]
-            if hub.get(f"/api/alerts/{a['id']}")["deliveries"][0]["attempts"] >= 1], 90)
+        first = hub.wait(
+            "an alert with a failed delivery",
+            lambda: [
+                a
+                for a in hub.get("/api/alerts")["items"]
+                if hub.get(f"/api/alerts/{a['id']}")["deliveries"][0]["attempts"] >= 1
+            ],
+            90,
+        )
         fired_at = time.monotonic()
         hub.stop()  # a restart while deliveries are pending
         hub.start()
@@ -145,20 +174,30 @@ def test_camera_loss_and_return(
         hub.wait("camera online", lambda: hub.camera("rtsp-2")["status"]["state"] == "online", 30)
         server.stop()
         stopped = time.monotonic()
-        offline = hub.wait("camera offline", lambda: (
-            s := hub.camera("rtsp-2")["status"])["state"] == "offline" and s, 15)
+        offline = hub.wait(
+            "camera offline",
+            lambda: (s := hub.camera("rtsp-2")["status"])["state"] == "offline" and s,
+            15,
+        )
         assert offline["last_error"]
         time.sleep(max(0.0, 20 - (time.monotonic() - stopped)))
         server.start()
         back = time.monotonic()
-        hub.wait("camera online again", lambda: hub.camera("rtsp-2")["status"]["state"] == "online",
-                 10, interval=0.1)
+        hub.wait(
+            "camera online again",
+            lambda: hub.camera("rtsp-2")["status"]["state"] == "online",
+            10,
+            interval=0.1,
+        )
         assert time.monotonic() - back <= 5.0
         status = hub.camera("rtsp-2")["status"]
         assert status["reconnects"] >= 1
         before = status["frames_analysed"]
-        hub.wait("analysis resumes", lambda: hub.camera("rtsp-2")["status"]["frames_analysed"]
-                 > before + 5, 10)
+        hub.wait(
+            "analysis resumes",
+            lambda: hub.camera("rtsp-2")["status"]["frames_analysed"] > before + 5,
+            10,
+        )
     finally:
         hub.stop()
 
@@ -169,30 +208,50 @@ def test_bad_cameras_do_not_stop_the_good_one(
     dead_port = free_port()
     cameras = [
         loitering_camera("good", {"url": rtsp_server.url("crosswalk")}, seconds=600),
-        loitering_camera("unreachable", {
-            "url": f"rtsp://127.0.0.1:{dead_port}/live", "username": "admin",
-            "password": "Dead-Cam-pw"}, seconds=600),
-        loitering_camera("corrupt-tail", {
-            "url": str(videos_dir / "street_parked_cars.mp4"), "realtime": False},
-            seconds=600),
+        loitering_camera(
+            "unreachable",
+            {
+                "url": f"rtsp://127.0.0.1:{dead_port}/live",
+                "username": "admin",
+                "password": "Dead-Cam-pw",
+            },
+            seconds=600,
+        ),
+        loitering_camera(
+            "corrupt-tail",
+            {"url": str(videos_dir / "street_parked_cars.mp4"), "realtime": False},
+            seconds=600,
+        ),
     ]
     hub = HubProcess(tmp_path, base_config(models_dir, cameras=cameras))
     hub.start()
     try:
-        hub.wait("good camera analysing", lambda: hub.camera("good")["status"][
-            "frames_analysed"] > 10, 30)
-        dead = hub.wait("unreachable camera reported", lambda: (
-            s := hub.camera("unreachable")["status"])["last_error"] and s, 20)
+        hub.wait(
+            "good camera analysing",
+            lambda: hub.camera("good")["status"]["frames_analysed"] > 10,
+            30,
+        )
+        dead = hub.wait(
+            "unreachable camera reported",
+            lambda: (s := hub.camera("unreachable")["status"])["last_error"] and s,
+            20,
+        )
         assert dead["state"] == "offline"
         assert "Connection refused" in dead["last_error"] or "refused" in dead["last_error"].lower()
-        tail = hub.wait("corrupt tail reported", lambda: (
-            s := hub.camera("corrupt-tail")["status"])["state"] == "finished" and s, 60)
+        tail = hub.wait(
+            "corrupt tail reported",
+            lambda: (s := hub.camera("corrupt-tail")["status"])["state"] == "finished" and s,
+            60,
+        )
         assert tail["decode_errors"] >= 10
         assert "did not decode" in tail["last_error"]
         # The hub still serves the good camera after all that.
         n = hub.camera("good")["status"]["frames_analysed"]
-        hub.wait("good camera still analysing", lambda: hub.camera("good")["status"][
-            "frames_analysed"] > n + 5, 10)
+        hub.wait(
+            "good camera still analysing",
+            lambda: hub.camera("good")["status"]["frames_analysed"] > n + 5,
+            10,
+        )
         api_text = json.dumps(hub.get("/api/cameras"))
         assert "Dead-Cam-pw" not in api_text
         assert hub.camera("unreachable")["source"] == f"rtsp://127.0.0.1:{dead_port}/live"

@@ -18,8 +18,9 @@ pytestmark = pytest.mark.slow
 
 
 async def test_probe_reports_identity_profiles_and_uris(ipycam_camera: IpyCamProcess) -> None:
-    result = await probe_onvif("127.0.0.1", ipycam_camera.onvif_port, IPYCAM_USER,
-                               IPYCAM_PASSWORD, timeout=10)
+    result = await probe_onvif(
+        "127.0.0.1", ipycam_camera.onvif_port, IPYCAM_USER, IPYCAM_PASSWORD, timeout=10
+    )
     assert (result.manufacturer, result.model) == ("PythonCam", "VirtualCam-1")
     assert result.firmware and result.serial and result.hardware_id
     assert len(result.profiles) >= 2
@@ -35,8 +36,7 @@ async def test_probe_reports_identity_profiles_and_uris(ipycam_camera: IpyCamPro
 
 
 async def test_main_uri_and_snapshot_are_usable(ipycam_camera: IpyCamProcess) -> None:
-    result = await probe_onvif("127.0.0.1", ipycam_camera.onvif_port, IPYCAM_USER,
-                               IPYCAM_PASSWORD)
+    result = await probe_onvif("127.0.0.1", ipycam_camera.onvif_port, IPYCAM_USER, IPYCAM_PASSWORD)
     assert result.main_uri and result.snapshot_uri
     # ipycam's RTSP server ignores credentials; a real camera needs them in the URL.
     frames = read_frames(with_credentials(result.main_uri, IPYCAM_USER, IPYCAM_PASSWORD), 3)
@@ -49,8 +49,7 @@ async def test_main_uri_and_snapshot_are_usable(ipycam_camera: IpyCamProcess) ->
 
 async def test_nat_rewrites_reported_host(ipycam_camera: IpyCamProcess) -> None:
     """Reached as "localhost", the device still reports 127.0.0.1: URIs are rewritten."""
-    result = await probe_onvif("localhost", ipycam_camera.onvif_port, IPYCAM_USER,
-                               IPYCAM_PASSWORD)
+    result = await probe_onvif("localhost", ipycam_camera.onvif_port, IPYCAM_USER, IPYCAM_PASSWORD)
     assert result.rewritten is True
     assert result.main_uri == f"rtsp://localhost:{ipycam_camera.rtsp_port}/video_main"
     assert result.sub_uri == f"rtsp://localhost:{ipycam_camera.rtsp_port}/video_sub"
@@ -59,12 +58,14 @@ async def test_nat_rewrites_reported_host(ipycam_camera: IpyCamProcess) -> None:
 
 
 async def test_profile_selection_by_name(ipycam_camera: IpyCamProcess) -> None:
-    result = await probe_onvif("127.0.0.1", ipycam_camera.onvif_port, IPYCAM_USER,
-                               IPYCAM_PASSWORD, profile="substream")
+    result = await probe_onvif(
+        "127.0.0.1", ipycam_camera.onvif_port, IPYCAM_USER, IPYCAM_PASSWORD, profile="substream"
+    )
     assert result.main_uri and result.main_uri.endswith("/video_sub")
     with pytest.raises(OnvifProbeError, match="no profile named 'nope'"):
-        await probe_onvif("127.0.0.1", ipycam_camera.onvif_port, IPYCAM_USER,
-                          IPYCAM_PASSWORD, profile="nope")
+        await probe_onvif(
+            "127.0.0.1", ipycam_camera.onvif_port, IPYCAM_USER, IPYCAM_PASSWORD, profile="nope"
+        )
 
 
 async def test_wrong_password_is_an_auth_error(ipycam_camera: IpyCamProcess) -> None:

@@ -33,8 +33,7 @@ def assert_live_frames(frames: list[FrameInfo], count: int) -> None:
 
 def test_rtsp_two_mounts_two_clients(rtsp_server: RtspServer) -> None:
     """Two clients share one mount while a third reads another; all get live frames."""
-    urls = [rtsp_server.url("crosswalk"), rtsp_server.url("crosswalk"),
-            rtsp_server.url("highway")]
+    urls = [rtsp_server.url("crosswalk"), rtsp_server.url("crosswalk"), rtsp_server.url("highway")]
     with ThreadPoolExecutor(len(urls)) as pool:
         results = list(pool.map(lambda u: read_frames(u, 30), urls))
     for frames in results:
@@ -87,8 +86,12 @@ def test_rtsp_stop_then_restart_on_same_port(rtsp_server: RtspServer) -> None:
 
 def test_receiver_records_and_answers_status(receiver: Receiver) -> None:
     """POSTs are recorded with headers, body and path; status is settable."""
-    answer = httpx.post(f"{receiver.url}/hooks/alert", json={"rule": "intrusion"},
-                        headers={"X-Signature": "abc"}, timeout=5)
+    answer = httpx.post(
+        f"{receiver.url}/hooks/alert",
+        json={"rule": "intrusion"},
+        headers={"X-Signature": "abc"},
+        timeout=5,
+    )
     assert answer.status_code == 200
     headers, body, path = receiver.wait_for(1)[0]
     assert path == "/hooks/alert"
@@ -117,8 +120,11 @@ def test_receiver_restarts_on_same_port(receiver: Receiver) -> None:
 def test_receiver_script_writes_json_lines(tmp_path: Path) -> None:
     """``python tests/peers/receiver.py --port P --out FILE`` logs one JSON line a request."""
     port, out = free_port(), tmp_path / "requests.jsonl"
-    proc = subprocess.Popen([sys.executable, str(PEERS_DIR / "receiver.py"), "--port", str(port),
-                             "--out", str(out)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(PEERS_DIR / "receiver.py"), "--port", str(port), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         lines = [proc.stdout.readline().strip() for _ in range(2)]
@@ -134,8 +140,26 @@ def test_receiver_script_writes_json_lines(tmp_path: Path) -> None:
 
 def make_clip(videos_dir: Path, path: Path, seconds: float) -> Path:
     """The first ``seconds`` of highway_divided.mp4, re-encoded (moov first) into ``path``."""
-    cmd = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i",
-           str(videos_dir / "highway_divided.mp4"), "-t", str(seconds), "-an", "-c:v", "libx264",
-           "-preset", "ultrafast", "-g", "10", "-movflags", "+faststart", str(path)]
+    cmd = [
+        "ffmpeg",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        "-i",
+        str(videos_dir / "highway_divided.mp4"),
+        "-t",
+        str(seconds),
+        "-an",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "10",
+        "-movflags",
+        "+faststart",
+        str(path),
+    ]
     subprocess.run(cmd, check=True, timeout=60)
     return path

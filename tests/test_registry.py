@@ -39,10 +39,7 @@ def test_csv_import(tmp_path: Path) -> None:
 def test_csv_import_reports_every_bad_row(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text(
-        "id,url,gb28181_id,lat\n"
-        "a1,rtsp://h/x,123,10\n"
-        "a2,rtps://h/x,,10\n"
-        "a3,rtsp://h/x,,95\n",
+        "id,url,gb28181_id,lat\na1,rtsp://h/x,123,10\na2,rtps://h/x,,10\na3,rtsp://h/x,,95\n",
         encoding="utf-8",
     )
     with pytest.raises(ImportError_) as err:

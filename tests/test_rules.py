@@ -33,7 +33,9 @@ def square_zone() -> Zone:
     return Zone.from_config(cfg, (1920, 1080), FRAME)
 
 
-def run(rule: DwellRule, frames: list[tuple[float, Detections]]) -> list[tuple[float, list[int], float]]:
+def run(
+    rule: DwellRule, frames: list[tuple[float, Detections]]
+) -> list[tuple[float, list[int], float]]:
     out = []
     for t, d in frames:
         out += [(t, e.track_ids, e.measured) for e in rule.update(d, ctx(t))]
@@ -44,7 +46,8 @@ def test_zone_normalised_and_pixel_coordinates_agree() -> None:
     norm = square_zone()
     pix = Zone.from_config(
         ZoneConfig(name="z", points=[(480, 270), (1440, 270), (1440, 810), (480, 810)]),
-        (1920, 1080), FRAME,
+        (1920, 1080),
+        FRAME,
     )
     assert np.allclose(norm.polygon, pix.polygon)
     inside = norm.contains(np.array([[200, 150], [50, 150], [100, 75.5], [301, 150]]))

@@ -15,7 +15,9 @@ from camera_registry.urls import (
 
 def test_mask_url_hides_userinfo() -> None:
     assert mask_url("rtsp://admin:Secr3t@10.0.0.5:554/ch1") == "rtsp://***@10.0.0.5:554/ch1"
-    assert mask_url("error opening rtsp://u:p@h/x: refused") == "error opening rtsp://***@h/x: refused"
+    assert (
+        mask_url("error opening rtsp://u:p@h/x: refused") == "error opening rtsp://***@h/x: refused"
+    )
     assert mask_url("rtsp://10.0.0.5/ch1") == "rtsp://10.0.0.5/ch1"
 
 

@@ -76,7 +76,10 @@ class OnnxDetector:
         self._grids: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         log.info(
             "loaded %s (%s format, input %dx%d, providers %s)",
-            path.name, self.format, *self.input_size, self.session.get_providers(),
+            path.name,
+            self.format,
+            *self.input_size,
+            self.session.get_providers(),
         )
 
     # -- public ---------------------------------------------------------------

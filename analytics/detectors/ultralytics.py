@@ -41,9 +41,12 @@ class UltralyticsDetector:
         self.nms_iou = nms_iou
         self.device = device
         names = getattr(self.model, "names", None)
-        self.class_names = (
-            tuple(names[i] for i in sorted(names)) if isinstance(names, dict) else COCO_CLASSES
-        )
+        listed = tuple(names[i] for i in sorted(names)) if isinstance(names, dict) else ()
+        # A model built from an architecture file names its classes '0'..'79': with 80
+        # classes it is a COCO model, so rules can use the COCO names.
+        if not listed or (len(listed) == len(COCO_CLASSES) and all(n.isdigit() for n in listed)):
+            listed = COCO_CLASSES
+        self.class_names = listed
         self.name = f"ultralytics:{os.path.basename(model)}"
 
     def detect(self, images: list[np.ndarray]) -> list[Detections]:

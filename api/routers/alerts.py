@@ -30,8 +30,12 @@ def alert_out(record: AlertRecord, session: Session | None = None) -> AlertOut:
     if session is not None:
         out.deliveries = [
             Delivery(
-                target=d.target, state=d.state, attempts=d.attempts, last_status=d.last_status,
-                last_error=d.last_error, delivered_at=d.delivered_at,
+                target=d.target,
+                state=d.state,
+                attempts=d.attempts,
+                last_status=d.last_status,
+                last_error=d.last_error,
+                delivered_at=d.delivered_at,
                 next_attempt_at=d.next_attempt_at if d.state == "pending" else None,
             )
             for d in deliveries(session, record.id)

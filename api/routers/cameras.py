@@ -28,7 +28,9 @@ def camera_out(record: CameraRecord, hub: Hub) -> CameraOut:
         enabled=record.enabled,
         programme=record.programme,
         area=Area(
-            county=record.county, township=record.township, village=record.village,
+            county=record.county,
+            township=record.township,
+            village=record.village,
             grid=record.grid,
         ),
         lat=record.lat,
