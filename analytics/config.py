@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -29,7 +30,13 @@ class DetectorConfig(Strict):
     confidence: float = Field(0.3, ge=0.01, le=1.0)
     nms_iou: float = Field(0.45, gt=0.0, le=1.0)
     threads: int = Field(1, ge=1, le=64, description="intra-op threads per inference session")
-    workers: int = Field(2, ge=1, le=64, description="analysis threads (one session each)")
+    workers: int = Field(2, ge=1, le=64, description="analysis threads sharing the model")
+    batch_size: int = Field(
+        4, ge=1, le=64, description="frames from several cameras detected in one call"
+    )
+    batch_timeout_ms: float = Field(
+        5.0, ge=0, le=1000, description="how long a worker waits to fill a batch"
+    )
 
     @field_validator("device")
     @classmethod
@@ -67,6 +74,34 @@ class ZoneConfig(Strict):
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+VEHICLES = ["car", "motorcycle", "bus", "truck"]
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
+
+
+class ScheduleWindow(Strict):
+    """A weekly time window; ``end`` before ``start`` runs past midnight."""
+
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
+        default_factory=lambda: list(WEEKDAYS)
+    )
+    start: str = "00:00"
+    end: str = "24:00"
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if not _HHMM.match(v):
+            raise ValueError("must be HH:MM (00:00 to 24:00)")
+        return v
+
+    def minutes(self) -> tuple[int, int]:
+        def conv(v: str) -> int:
+            h, m = v.split(":")
+            return int(h) * 60 + int(m)
+
+        return conv(self.start), conv(self.end)
+
 
 class RuleBase(Strict):
     name: str = Field(min_length=1)
@@ -75,37 +110,225 @@ class RuleBase(Strict):
     cooldown_s: float | None = Field(None, ge=0, description="default: alerts.cooldown_s")
     severity: Severity = "medium"
     enabled: bool = True
+    schedule: list[ScheduleWindow] | None = Field(
+        None, description="active only inside these weekly windows (hub time zone); default: always"
+    )
 
 
 def _check_classes(classes: list[str]) -> list[str]:
     unknown = [c for c in classes if c not in COCO_CLASSES]
     if unknown:
         raise ValueError(f"unknown class(es) {unknown}; use COCO names such as person, car")
+    if not classes:
+        raise ValueError("give at least one class")
     return classes
 
 
-class IntrusionRule(RuleBase):
-    type: Literal["intrusion"]
-    classes: list[str] = Field(default_factory=lambda: ["person"])
-    min_duration_s: float = Field(0.0, ge=0, description="seconds inside before it fires")
-    grace_s: float = Field(2.0, ge=0, description="absence tolerated before the clock resets")
+def _persons() -> list[str]:
+    return ["person"]
+
+
+def _vehicles() -> list[str]:
+    return list(VEHICLES)
+
+
+class DwellFields(RuleBase):
+    classes: list[str] = Field(default_factory=_persons)
+    grace_s: float = Field(
+        2.0,
+        ge=0,
+        description="a short occlusion or a new track id near the old one within this "
+        "time keeps the clock running",
+    )
 
     _classes = field_validator("classes")(_check_classes)
 
 
-class LoiteringRule(RuleBase):
+class IntrusionRule(DwellFields):
+    """Objects of the classes inside the zone for at least ``min_duration_s``."""
+
+    type: Literal["intrusion"]
+    min_duration_s: float = Field(0.0, ge=0, description="seconds inside before it fires")
+
+
+class PedestrianOnRoadRule(DwellFields):
+    """A person inside a road zone (expressway, tunnel) for at least ``min_duration_s``."""
+
+    type: Literal["pedestrian_on_road"]
+    min_duration_s: float = Field(1.0, ge=0)
+    severity: Severity = "high"
+
+
+class LoiteringRule(DwellFields):
+    """A person in the zone for ``min_duration_s`` in total, re-entries within
+    ``reentry_window_s`` counted together."""
+
     type: Literal["loitering"]
-    classes: list[str] = Field(default_factory=lambda: ["person"])
     min_duration_s: float = Field(300.0, gt=0, description="dwell time that makes loitering")
-    grace_s: float = Field(
-        5.0,
-        ge=0,
-        description="a short occlusion or a new track id near the old one within this "
-        "time keeps the dwell clock running",
+    grace_s: float = Field(5.0, ge=0)
+    reentry_window_s: float = Field(
+        0.0, ge=0, description="leaving and coming back within this time keeps adding up dwell"
     )
     severity: Severity = "low"
 
+
+class WanderingRule(DwellFields):
+    """A person pacing back and forth: path length / net displacement ≥ ``min_path_ratio``
+    over the last ``window_s``, having walked at least ``min_path_heights`` body heights."""
+
+    type: Literal["wandering"]
+    window_s: float = Field(60.0, gt=0)
+    min_path_ratio: float = Field(3.0, gt=1.0)
+    min_path_heights: float = Field(
+        4.0, gt=0, description="minimum path length in body heights (ignores a person standing)"
+    )
+    grace_s: float = Field(5.0, ge=0)
+    severity: Severity = "low"
+
+
+class LineCrossingRule(RuleBase):
+    """Objects crossing a line. Side A is on the left walking from the line's first point to
+    its second (in image coordinates, y down); ``a_to_b`` fires on A → B crossings."""
+
+    type: Literal["line_crossing"]
+    line: tuple[Point, Point]
+    direction: Literal["a_to_b", "b_to_a", "both"] = "both"
+    classes: list[str] = Field(default_factory=_persons)
+    coordinates: Literal["auto", "normalized", "pixels"] = "auto"
+
     _classes = field_validator("classes")(_check_classes)
 
 
-RuleConfig = Annotated[IntrusionRule | LoiteringRule, Field(discriminator="type")]
+class WrongWayRule(RuleBase):
+    """A vehicle moving against the zone's direction of travel."""
+
+    type: Literal["wrong_way"]
+    direction: tuple[float, float] = Field(
+        description="expected direction of travel as an image vector [dx, dy] (y down)"
+    )
+    classes: list[str] = Field(default_factory=_vehicles)
+    min_angle_deg: float = Field(120.0, gt=0, le=180)
+    min_distance_boxes: float = Field(
+        1.0, gt=0, description="distance moved against the flow, in box diagonals"
+    )
+    min_duration_s: float = Field(1.0, ge=0)
+    severity: Severity = "high"
+
+    _classes = field_validator("classes")(_check_classes)
+
+    @field_validator("direction")
+    @classmethod
+    def _nonzero(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if v[0] == 0 and v[1] == 0:
+            raise ValueError("direction must not be [0, 0]")
+        return v
+
+
+class StoppedVehicleRule(RuleBase):
+    """A vehicle whose displacement stays below ``max_displacement`` box sizes for
+    ``min_duration_s`` inside the zone."""
+
+    type: Literal["stopped_vehicle"]
+    classes: list[str] = Field(default_factory=_vehicles)
+    max_displacement: float = Field(0.25, gt=0, description="fraction of the box's diagonal")
+    min_duration_s: float = Field(30.0, gt=0)
+    grace_s: float = Field(5.0, ge=0)
+    severity: Severity = "high"
+
+    _classes = field_validator("classes")(_check_classes)
+
+
+class CrowdRule(RuleBase):
+    """At least ``min_count`` objects in the zone for ``min_duration_s``; released when
+    the count stays below ``release_count`` for ``release_s``."""
+
+    type: Literal["crowd"]
+    classes: list[str] = Field(default_factory=_persons)
+    min_count: int = Field(10, ge=2)
+    min_duration_s: float = Field(30.0, ge=0)
+    release_count: int | None = Field(None, ge=0, description="default: 80 % of min_count")
+    release_s: float = Field(10.0, ge=0)
+
+    _classes = field_validator("classes")(_check_classes)
+
+    @model_validator(mode="after")
+    def _release(self) -> CrowdRule:
+        if self.release_count is not None and self.release_count >= self.min_count:
+            raise ValueError("release_count must be below min_count")
+        return self
+
+
+class PersonDownRule(RuleBase):
+    """A person whose box turns wider than tall and stays put for ``min_duration_s``."""
+
+    type: Literal["person_down"]
+    classes: list[str] = Field(default_factory=_persons)
+    min_aspect: float = Field(1.0, gt=0, description="box width / height at least this")
+    max_displacement: float = Field(0.3, gt=0, description="fraction of the box's diagonal")
+    min_duration_s: float = Field(10.0, gt=0)
+    grace_s: float = Field(3.0, ge=0)
+    min_confidence: float = Field(0.2, ge=0.0, le=1.0)
+    severity: Severity = "high"
+
+    _classes = field_validator("classes")(_check_classes)
+
+
+class CongestionRule(RuleBase):
+    """At least ``min_vehicles`` in the zone whose median speed stays below
+    ``max_median_speed`` (box lengths per second) for ``min_duration_s``."""
+
+    type: Literal["congestion"]
+    classes: list[str] = Field(default_factory=_vehicles)
+    min_vehicles: int = Field(8, ge=1)
+    max_median_speed: float = Field(0.5, gt=0)
+    min_duration_s: float = Field(60.0, ge=0)
+    release_s: float = Field(10.0, ge=0)
+
+    _classes = field_validator("classes")(_check_classes)
+
+
+class CameraFaultRule(Strict):
+    """The camera itself: a black picture or a frozen one for ``min_duration_s``."""
+
+    type: Literal["camera_fault"]
+    name: str = Field(min_length=1)
+    enabled: bool = True
+    black_level: float = Field(16.0, ge=0, le=255, description="mean luma at or below is black")
+    frozen_level: float = Field(
+        0.5, ge=0, description="mean absolute difference between frames at or below is frozen"
+    )
+    min_duration_s: float = Field(20.0, gt=0)
+    cooldown_s: float | None = Field(None, ge=0)
+    severity: Severity = "medium"
+    schedule: list[ScheduleWindow] | None = None
+    zone: None = None
+
+
+RuleConfig = Annotated[
+    IntrusionRule
+    | PedestrianOnRoadRule
+    | LoiteringRule
+    | WanderingRule
+    | LineCrossingRule
+    | WrongWayRule
+    | StoppedVehicleRule
+    | CrowdRule
+    | PersonDownRule
+    | CongestionRule
+    | CameraFaultRule,
+    Field(discriminator="type"),
+]
+
+
+class MotionConfig(Strict):
+    """Skip detection on frames without motion in the zones that matter."""
+
+    enabled: bool = True
+    width: int = Field(160, ge=32, le=640, description="grey image width for differencing")
+    pixel_threshold: int = Field(20, ge=1, le=255, description="grey-level change that counts")
+    min_changed: float = Field(
+        0.002, ge=0, le=1, description="fraction of the watched area that must change"
+    )
+    keepalive_s: float = Field(
+        2.0, gt=0, description="detect at least this often anyway (stationary objects)"
+    )

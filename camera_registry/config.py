@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from analytics.config import RuleConfig, ZoneConfig
+from analytics.config import MotionConfig, RuleConfig, ZoneConfig
 from camera_registry.urls import UrlError, strip_credentials, validate_stream_url
 
 Programme = Literal["xueliang", "tianwang", "huiyan", "traffic", "city", "village", "other"]
@@ -108,6 +108,7 @@ class CameraConfig(Strict):
     detect_fps: float = Field(5.0, gt=0, le=30)
     zones: list[ZoneConfig] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=list)
+    motion: MotionConfig = Field(default_factory=MotionConfig)
 
     @field_validator("id")
     @classmethod
