@@ -23,14 +23,14 @@ log = logging.getLogger(__name__)
 
 
 class CooldownGate:
-    """At most one alert per (camera, rule, track) within the cooldown, on the rule clock."""
+    """At most one alert per (camera, rule, track or key) within the cooldown, on the rule clock."""
 
     def __init__(self) -> None:
-        self._last: dict[tuple[str, str, int], float] = {}
+        self._last: dict[tuple[str, str, str], float] = {}
 
     def allow(self, event: Event, t: float, cooldown_s: float) -> bool:
-        track = event.track_ids[0] if event.track_ids else -1
-        key = (event.camera_id, event.rule, track)
+        subject = event.key or str(event.track_ids[0] if event.track_ids else -1)
+        key = (event.camera_id, event.rule, subject)
         last = self._last.get(key)
         if last is not None and t - last < cooldown_s:
             return False

@@ -1,11 +1,17 @@
-"""Per-camera analysis: tracker, zones and rules on a camera's detections."""
+"""Per-camera analysis: motion gate, tracker, track history, zones and rules."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
-from analytics.config import RuleConfig, ZoneConfig
-from analytics.rules import DwellRule, FrameContext, build_rule
+import numpy as np
+
+from analytics.config import LineCrossingRule, MotionConfig, RuleConfig, ScheduleWindow, ZoneConfig
+from analytics.history import TrackHistory
+from analytics.motion import GateResult, MotionGate
+from analytics.rules import FrameContext, Rule, build_rule
 from analytics.tracking import Tracker
 from analytics.types import Detections, Event
 from analytics.zones import Zone
@@ -17,50 +23,123 @@ class CameraRulesConfig:
     detect_fps: float
     zones: list[ZoneConfig]
     rules: list[RuleConfig]
+    motion: MotionConfig = field(default_factory=MotionConfig)
+
+
+def in_schedule(windows: list[ScheduleWindow] | None, when: dt.datetime) -> bool:
+    """Whether local time ``when`` falls in any weekly window (None: always)."""
+    if not windows:
+        return True
+    minute = when.hour * 60 + when.minute
+    day = when.weekday()
+    for w in windows:
+        start, end = w.minutes()
+        days = {("mon", "tue", "wed", "thu", "fri", "sat", "sun").index(d) for d in w.days}
+        if start <= end:
+            if day in days and start <= minute < end:
+                return True
+        elif (day in days and minute >= start) or ((day - 1) % 7 in days and minute < end):
+            return True  # a window past midnight belongs to the day it starts
+    return False
 
 
 class CameraAnalytics:
     """Tracks objects and runs the rules of one camera, in frame order.
 
-    Zones are mapped to the analysed frame on the first frame, when the stream's
-    sizes are known (and again if the stream changes resolution).
+    Geometry (zones, lines, the motion gate's mask) is mapped to the analysed
+    frame on the first frame, when the stream's sizes are known, and again if
+    the stream changes resolution.
+
+    ``timezone`` is the zone of rule schedules; ``use_schedules=False`` (replay
+    without a start time) applies every rule at all times.
     """
 
-    def __init__(self, cfg: CameraRulesConfig, class_names: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        cfg: CameraRulesConfig,
+        class_names: tuple[str, ...],
+        *,
+        timezone: str = "Asia/Shanghai",
+        use_schedules: bool = True,
+    ) -> None:
         self.cfg = cfg
         self.class_names = class_names
-        self.tracker = Tracker(cfg.detect_fps)
-        self.rules: list[DwellRule] = []
+        self.tracker = Tracker(cfg.detect_fps, lost_s=max(2.0, 2 * cfg.motion.keepalive_s))
+        self.history = TrackHistory(self._horizon())
+        self.gate = MotionGate(cfg.motion)
+        self.rules: list[Rule] = []
+        self.tz = ZoneInfo(timezone)
+        self.use_schedules = use_schedules
+        self.last_tracked = Detections.empty()
         self._sizes: tuple[tuple[int, int], tuple[int, int]] | None = None
 
-    def _build_rules(self, source_size: tuple[int, int], frame_size: tuple[int, int]) -> None:
+    def _horizon(self) -> float:
+        windows = [getattr(r, "window_s", 0.0) for r in self.cfg.rules]
+        return max([30.0, *windows]) + 5.0
+
+    def _build(self, source_size: tuple[int, int], frame_size: tuple[int, int]) -> None:
         zones = {z.name: Zone.from_config(z, source_size, frame_size) for z in self.cfg.zones}
         whole = Zone.whole_frame(frame_size)
+        active = [r for r in self.cfg.rules if r.enabled]
         self.rules = [
-            build_rule(r, zones[r.zone] if r.zone else whole) for r in self.cfg.rules if r.enabled
+            build_rule(r, zones[r.zone] if r.zone else whole, source_size, frame_size)
+            for r in active
         ]
+        # Watch the zones that matter; the whole frame if a rule looks at all of it.
+        needs_detection = [r for r in active if r.type != "camera_fault"]
+        if any(r.zone is None or isinstance(r, LineCrossingRule) for r in needs_detection):
+            self.gate.set_watched(None, frame_size)
+        else:
+            self.gate.set_watched([zones[r.zone].polygon for r in needs_detection], frame_size)  # type: ignore[index]
         self._sizes = (source_size, frame_size)
+
+    def check_motion(self, image: np.ndarray, t: float, source_size: tuple[int, int]) -> GateResult:
+        """Run the motion gate on a frame (call before deciding to detect)."""
+        frame_size = (image.shape[1], image.shape[0])
+        if self._sizes != (source_size, frame_size):
+            self._build(source_size, frame_size)
+        return self.gate.check(image, t)
 
     def process(
         self,
-        detections: Detections,
+        detections: Detections | None,
         *,
         t: float,
         pts: float,
         wall_ts: float,
         source_size: tuple[int, int],
         frame_size: tuple[int, int],
+        gate: GateResult | None = None,
     ) -> tuple[Detections, list[Event]]:
-        """Track this frame's detections and return (tracked, events)."""
+        """Track this frame's detections and return (tracked, events).
+
+        ``detections`` None means detection was skipped (no motion): the objects
+        are where they were, so the rules see the last tracked boxes again.
+        """
         if self._sizes != (source_size, frame_size):
-            self._build_rules(source_size, frame_size)
-        tracked = self.tracker.update(detections, t)
-        ctx = FrameContext(self.cfg.camera_id, t, pts, wall_ts, self.class_names)
+            self._build(source_size, frame_size)
+        if detections is not None:
+            self.last_tracked = self.tracker.update(detections, t)
+        tracked = self.last_tracked
+        self.history.update(tracked, t)
+        ctx = FrameContext(
+            self.cfg.camera_id, t, pts, wall_ts, self.class_names, self.history,
+            luma=gate.luma if gate else None, change=gate.change if gate else None,
+        )  # fmt: skip
+        when = dt.datetime.fromtimestamp(wall_ts, self.tz) if self.use_schedules else None
         events: list[Event] = []
         for rule in self.rules:
-            events.extend(rule.update(tracked, ctx))
+            fired = rule.update(tracked, ctx)
+            if fired and (when is None or in_schedule(rule.cfg.schedule, when)):
+                events.extend(fired)
         return tracked, events
 
-    def zones_for_drawing(self) -> dict[str, object]:
-        """Zone polygons by rule name, in analysed-frame pixels (for annotated snapshots)."""
-        return {r.cfg.name: r.zone.polygon for r in self.rules}
+    def zones_for_drawing(self) -> dict[str, np.ndarray]:
+        """Zone polygon (or line) by rule name, in analysed-frame pixels, for snapshots."""
+        out: dict[str, np.ndarray] = {}
+        for r in self.rules:
+            if isinstance(r.cfg, LineCrossingRule):
+                out[r.cfg.name] = r.line  # type: ignore[attr-defined]
+            elif r.zone is not None:
+                out[r.cfg.name] = r.zone.polygon
+        return out

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from analytics.detectors.base import Detector
+from analytics.motion import GateResult
 from analytics.pipeline import CameraAnalytics
 from analytics.types import Detections, Event
 from camera_registry.status import RateMeter, StatusBoard
@@ -48,11 +49,16 @@ class AnalysisPool:
         on_event: EventHandler,
         *,
         workers: int = 2,
+        batch_size: int = 1,
+        batch_timeout_s: float = 0.0,
     ) -> None:
         self.detector = detector
         self.status = status
         self.on_event = on_event
         self.slots: dict[str, CameraSlot] = {}
+        self.batch_size = batch_size
+        self.batch_timeout_s = batch_timeout_s
+
         self._ready: queue.Queue[CameraSlot | None] = queue.Queue()
         self._threads = [
             threading.Thread(target=self._work, name=f"analysis-{i}", daemon=True)
@@ -89,25 +95,66 @@ class AnalysisPool:
 
     def _work(self) -> None:
         while True:
-            slot = self._ready.get()
-            if slot is None:
+            first = self._ready.get()
+            if first is None:
                 return
-            with slot.lock:
-                frame = slot.pending.popleft() if slot.pending else None
-            if frame is not None:
-                self._analyse(slot, frame)
-            with slot.lock:
-                if slot.pending:
-                    requeue = True
-                else:
-                    slot.scheduled = False
-                    requeue = False
-            if requeue:
-                self._ready.put(slot)  # behind the other cameras: take turns
+            batch = self._fill_batch(first)
+            jobs = []
+            for slot in batch:
+                with slot.lock:
+                    frame = slot.pending.popleft() if slot.pending else None
+                if frame is not None:
+                    jobs.append((slot, frame))
+            self._analyse(jobs)
+            for slot in batch:
+                with slot.lock:
+                    requeue = bool(slot.pending)
+                    if not requeue:
+                        slot.scheduled = False
+                if requeue:
+                    self._ready.put(slot)  # behind the other cameras: take turns
 
-    def _analyse(self, slot: CameraSlot, frame: SampledFrame) -> None:
+    def _fill_batch(self, first: CameraSlot) -> list[CameraSlot]:
+        """Up to ``batch_size`` cameras with frames, waiting at most ``batch_timeout_s``."""
+        batch = [first]
+        deadline = time.monotonic() + self.batch_timeout_s
+        while len(batch) < self.batch_size:
+            remaining = deadline - time.monotonic()
+            try:
+                slot = (
+                    self._ready.get(timeout=remaining)
+                    if remaining > 0
+                    else self._ready.get_nowait()
+                )
+            except queue.Empty:
+                break
+            if slot is None:  # stopping: hand the sentinel back to the other workers
+                self._ready.put(None)
+                break
+            batch.append(slot)
+        return batch
+
+    def _analyse(self, jobs: list[tuple[CameraSlot, SampledFrame]]) -> None:
+        gated = []
         try:
-            detections = self.detector.detect([frame.image])[0]
+            for slot, frame in jobs:
+                gated.append(slot.analytics.check_motion(frame.image, frame.t, frame.source_size))
+            to_detect = [frame.image for (_, frame), g in zip(jobs, gated, strict=True) if g.detect]
+            found = iter(self.detector.detect(to_detect) if to_detect else [])
+        except Exception as exc:  # noqa: BLE001 - a bad batch must not stop analysis
+            log.exception("analysis batch failed")
+            for slot, _ in jobs:
+                self.status.update(slot.camera_id, last_error=f"analysis: {exc}",
+                                   last_error_at=time.time())  # fmt: skip
+            return
+        for (slot, frame), gate in zip(jobs, gated, strict=True):
+            detections = next(found) if gate.detect else None
+            self._process(slot, frame, detections, gate)
+
+    def _process(
+        self, slot: CameraSlot, frame: SampledFrame, detections: Detections | None, gate: GateResult
+    ) -> None:
+        try:
             tracked, events = slot.analytics.process(
                 detections,
                 t=frame.t,
@@ -115,6 +162,7 @@ class AnalysisPool:
                 wall_ts=frame.wall_ts,
                 source_size=frame.source_size,
                 frame_size=frame.frame_size,
+                gate=gate,
             )
             slot.last_tracked = tracked
             for event in events:
@@ -127,4 +175,6 @@ class AnalysisPool:
             return
         st = self.status.get(slot.camera_id)
         st.frames_analysed += 1
+        if detections is None:
+            st.frames_gated += 1
         st.analysed_fps = round(slot.meter.tick(), 2)

@@ -100,4 +100,5 @@ class Event:
     box: tuple[float, float, float, float] | None = None
     started_pts: float | None = None
     cooldown_s: float | None = None  # the rule's own cooldown, if set
+    key: str | None = None  # cooldown key when not per track (crowd, camera fault)
     extra: dict[str, Any] = field(default_factory=dict)

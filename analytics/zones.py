@@ -9,6 +9,20 @@ import numpy as np
 from analytics.config import ZoneConfig
 
 
+def map_points(
+    points: object, coordinates: str, source_size: tuple[int, int], frame_size: tuple[int, int]
+) -> np.ndarray:
+    """Configured points (normalised, or pixels of the native resolution) → analysed frame."""
+    pts = np.asarray(points, dtype=np.float32).reshape(-1, 2)
+    fw, fh = frame_size
+    if coordinates == "auto":
+        coordinates = "normalized" if (pts <= 1.0).all() else "pixels"
+    if coordinates == "normalized":
+        return pts * np.array([fw, fh], dtype=np.float32)
+    sw, sh = source_size
+    return pts * np.array([fw / sw, fh / sh], dtype=np.float32)
+
+
 @dataclass(frozen=True)
 class Zone:
     name: str
@@ -24,13 +38,7 @@ class Zone:
         camera's native resolution (what an operator sees in a snapshot) and scale by
         the ratio of analysed to native size.
         """
-        pts = np.asarray(cfg.points, dtype=np.float32)
-        fw, fh = frame_size
-        if cfg.resolved_coordinates() == "normalized":
-            pts = pts * np.array([fw, fh], dtype=np.float32)
-        else:
-            sw, sh = source_size
-            pts = pts * np.array([fw / sw, fh / sh], dtype=np.float32)
+        pts = map_points(cfg.points, cfg.resolved_coordinates(), source_size, frame_size)
         return cls(cfg.name, pts)
 
     @classmethod

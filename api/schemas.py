@@ -25,6 +25,7 @@ class CameraStatusOut(BaseModel):
     last_error_at: float | None = None
     frames_decoded: int = 0
     frames_analysed: int = 0
+    frames_gated: int = Field(0, description="analysed without detection (no motion)")
     frames_dropped: int = 0
     decode_errors: int = 0
     resolution: tuple[int, int] | None = None

@@ -24,6 +24,7 @@ class CameraStatus:
     frames_decoded: int = 0
     frames_sampled: int = 0
     frames_analysed: int = 0
+    frames_gated: int = 0  # analysed without detection: no motion in the watched zones
     frames_dropped: int = 0
     decode_errors: int = 0
     resolution: tuple[int, int] | None = None

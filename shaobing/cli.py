@@ -121,6 +121,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             result = replay(
                 loaded, args.camera, Path(args.source), out,
                 evidence_dir=Path(args.evidence_dir) if args.evidence_dir else None,
+                start_ts=_parse_start(args.start, loaded.config.timezone) if args.start else None,
             )  # fmt: skip
     except (KeyError, FileNotFoundError, ValueError, DetectorError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) else str(exc)
@@ -132,9 +133,23 @@ def cmd_replay(args: argparse.Namespace) -> int:
         "alerts": result.alerts, "frames_analysed": result.frames_analysed,
         "clip_seconds": round(result.clip_seconds, 2),
         "wall_seconds": round(result.wall_seconds, 2), "speed": round(result.speed, 2),
+        "gated_share": round(result.gated_share, 3),
         "output": str(out_path),
     }))  # fmt: skip
     return 0
+
+
+def _parse_start(value: str, timezone: str) -> float:
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"--start {value!r} is not an ISO 8601 time (2026-11-23T22:30)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=ZoneInfo(timezone))
+    return when.timestamp()
 
 
 def cmd_cameras_import(args: argparse.Namespace) -> int:
@@ -233,6 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--source", required=True, help="video file")
     rep.add_argument("--output", "-o", required=True, help="alerts as JSON lines")
     rep.add_argument("--evidence-dir", help="also save snapshots here")
+    rep.add_argument(
+        "--start",
+        help="wall-clock time of the clip's first frame (ISO 8601, hub time zone if none "
+        "given): rule schedules then apply; without it they are ignored",
+    )
     rep.add_argument("--verbose", "-v", action="store_true")
     rep.set_defaults(func=cmd_replay)
 

@@ -17,9 +17,17 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from alerts.config import AlertsConfig, DispatchTarget
 from analytics.config import DetectorConfig
@@ -51,6 +59,7 @@ class LoggingConfig(Strict):
 
 class HubConfig(Strict):
     data_dir: str = "./data"
+    timezone: str = Field("Asia/Shanghai", description="time zone of rule schedules")
     storage: StorageConfig = Field(default_factory=StorageConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
@@ -59,6 +68,15 @@ class HubConfig(Strict):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     dispatch: list[DispatchTarget] = Field(default_factory=list)
     cameras: list[CameraConfig] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (e.g. Asia/Shanghai)") from None
+        return v
 
     @model_validator(mode="after")
     def _unique(self) -> HubConfig:

@@ -105,7 +105,12 @@ class Hub:
             on_saved=self.dispatcher.notify,
         )
         self.pool = AnalysisPool(
-            self.detector, self.status, self._on_event, workers=cfg.detector.workers
+            self.detector,
+            self.status,
+            self._on_event,
+            workers=cfg.detector.workers,
+            batch_size=cfg.detector.batch_size,
+            batch_timeout_s=cfg.detector.batch_timeout_ms / 1000,
         )
         self.readers: dict[str, StreamReader] = {}
         self._started = threading.Event()
@@ -144,8 +149,9 @@ class Hub:
 
     def _start_camera(self, cam: CameraConfig) -> None:
         analytics = CameraAnalytics(
-            CameraRulesConfig(cam.id, cam.detect_fps, cam.zones, cam.rules),
+            CameraRulesConfig(cam.id, cam.detect_fps, cam.zones, cam.rules, cam.motion),
             self.detector.class_names,
+            timezone=self.loaded.config.timezone,
         )
         self.pool.add_camera(analytics)
         self.status.get(cam.id)

@@ -39,6 +39,7 @@ class ReplayResult:
     clip_seconds: float
     wall_seconds: float
     decode_problem: str | None
+    gated_share: float = 0.0
 
     @property
     def speed(self) -> float:
@@ -53,7 +54,14 @@ def replay(
     *,
     detector: Detector | None = None,
     evidence_dir: Path | None = None,
+    start_ts: float | None = None,
 ) -> ReplayResult:
+    """Replay ``source`` for camera ``camera_id`` of the config, writing alerts to ``out``.
+
+    ``start_ts`` (epoch seconds) is the wall-clock time of the clip's first frame:
+    with it, rule schedules apply and alert times are absolute; without it,
+    schedules are ignored and times are seconds from the start of the clip.
+    """
     cams = {c.id: c for c in loaded.config.cameras}
     if camera_id not in cams:
         raise KeyError(
@@ -64,8 +72,12 @@ def replay(
         raise FileNotFoundError(f"clip not found: {source}")
     det = detector or create_detector(loaded.config.detector, loaded.models_dir, loaded.mirror_dir)
     analytics = CameraAnalytics(
-        CameraRulesConfig(cam.id, cam.detect_fps, cam.zones, cam.rules), det.class_names
+        CameraRulesConfig(cam.id, cam.detect_fps, cam.zones, cam.rules, cam.motion),
+        det.class_names,
+        timezone=loaded.config.timezone,
+        use_schedules=start_ts is not None,
     )
+    base_ts = start_ts or 0.0
     meta = CameraMeta(cam.name or cam.id, cam.area.county, cam.area.township, cam.area.village,
                       cam.area.grid)  # fmt: skip
     gate = CooldownGate()
@@ -87,10 +99,11 @@ def replay(
         ):
             n_frames += 1
             last_pts = frame.pts
-            detections = det.detect([frame.image])[0]
+            motion = analytics.check_motion(frame.image, frame.t, frame.source_size)
+            detections = det.detect([frame.image])[0] if motion.detect else None
             _, events = analytics.process(
-                detections, t=frame.t, pts=frame.pts, wall_ts=frame.wall_ts,
-                source_size=frame.source_size, frame_size=frame.frame_size,
+                detections, t=frame.t, pts=frame.pts, wall_ts=base_ts + frame.wall_ts,
+                source_size=frame.source_size, frame_size=frame.frame_size, gate=motion,
             )  # fmt: skip
             polygons = analytics.zones_for_drawing()
             for event in events:
@@ -101,10 +114,12 @@ def replay(
                 )
                 if not gate.allow(event, frame.t, cooldown):
                     continue
-                key = f"{cam.id}/{event.rule}/{event.track_ids[0]}/{event.pts:.3f}"
+                subject = event.key or (event.track_ids[0] if event.track_ids else -1)
+                key = f"{cam.id}/{event.rule}/{subject}/{event.pts:.3f}"
                 alert = build_alert(
-                    event, meta, str(uuid.uuid5(REPLAY_NAMESPACE, key)), round(event.pts, 3)
-                )
+                    event, meta, str(uuid.uuid5(REPLAY_NAMESPACE, key)),
+                    round(base_ts + event.pts, 3),
+                )  # fmt: skip
                 if evidence_dir is not None:
                     attach_evidence(
                         alert,
@@ -119,5 +134,6 @@ def replay(
                 out.flush()
                 n_alerts += 1
     return ReplayResult(
-        n_alerts, n_frames, last_pts, time.perf_counter() - started, stats.describe()
-    )
+        n_alerts, n_frames, last_pts, time.perf_counter() - started, stats.describe(),
+        analytics.gate.gated_share,
+    )  # fmt: skip

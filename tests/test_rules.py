@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from analytics.config import IntrusionRule, LoiteringRule, ZoneConfig
-from analytics.rules.dwell import DwellRule, FrameContext
+from analytics.rules.base import FrameContext
+from analytics.rules.presence import PresenceRule as DwellRule
 from analytics.types import COCO_CLASSES, Detections
 from analytics.zones import Zone
 

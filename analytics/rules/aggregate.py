@@ -1,0 +1,180 @@
+"""Rules about a zone as a whole: ``crowd``, ``congestion``, and ``camera_fault``."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from analytics.config import CameraFaultRule, CongestionRule, CrowdRule
+from analytics.history import T, X, Y
+from analytics.rules.base import ClassFilter, FrameContext, box_diagonal, make_event, union_box
+from analytics.types import Detections, Event
+from analytics.zones import Zone
+
+
+class Sustained:
+    """A condition that must hold for ``hold_s`` to fire, with hysteresis on release.
+
+    ``state(on, keep)``: ``on`` starts (and sustains) the onset; while onset or
+    active, ``keep`` is enough to continue. After firing, the condition is
+    released (re-armed) once ``keep`` has been false for ``release_s``.
+    """
+
+    def __init__(self, hold_s: float, release_s: float) -> None:
+        self.hold_s = hold_s
+        self.release_s = release_s
+        self.since: float | None = None
+        self.active = False
+        self.off_since: float | None = None
+
+    def update(self, t: float, on: bool, keep: bool) -> bool:
+        """True once, when the condition has held for ``hold_s``."""
+        if self.active:
+            if keep:
+                self.off_since = None
+            elif self.off_since is None:
+                self.off_since = t
+            elif t - self.off_since >= self.release_s:
+                self.active, self.since, self.off_since = False, None, None
+            return False
+        if self.since is None:
+            if not on:
+                return False
+            self.since = t
+        elif not keep:
+            self.since = None
+            return False
+        if t - self.since >= self.hold_s:
+            self.active, self.off_since = True, None
+            return True
+        return False
+
+
+class Crowd:
+    def __init__(self, cfg: CrowdRule, zone: Zone) -> None:
+        self.cfg = cfg
+        self.zone = zone
+        self.filter = ClassFilter(cfg.classes, cfg.min_confidence, zone)
+        release = cfg.release_count
+        self.release_count = (
+            release if release is not None else int(math.floor(0.8 * cfg.min_count))
+        )
+        self.state = Sustained(cfg.min_duration_s, cfg.release_s)
+        self.episode = 0
+
+    @property
+    def type(self) -> str:
+        return self.cfg.type
+
+    def update(self, tracked: Detections, ctx: FrameContext) -> list[Event]:
+        here = tracked[self.filter.mask(tracked, ctx.class_names)]
+        n = len(here)
+        fired = self.state.update(ctx.t, n >= self.cfg.min_count, n >= self.release_count)
+        if not fired:
+            return []
+        self.episode += 1
+        held = ctx.t - (self.state.since or ctx.t)
+        what = self.cfg.classes[0] + "s" if len(self.cfg.classes) == 1 else "objects"
+        return [make_event(
+            self, ctx, det=union_box(here), track_ids=here.tracker_id.tolist(), measured=n,
+            threshold=self.cfg.min_count, unit="objects", zone_name=self.zone.name,
+            started_t=self.state.since, object_class=",".join(self.cfg.classes),
+            key=f"episode-{self.episode}",
+            explanation=(
+                f"{n} {what} ≥ {self.cfg.min_count} in zone '{self.zone.name}' for {held:.0f} s"
+            ),
+        )]  # fmt: skip
+
+
+class Congestion:
+    SPEED_WINDOW_S = 2.0
+
+    def __init__(self, cfg: CongestionRule, zone: Zone) -> None:
+        self.cfg = cfg
+        self.zone = zone
+        self.filter = ClassFilter(cfg.classes, cfg.min_confidence, zone)
+        self.state = Sustained(cfg.min_duration_s, cfg.release_s)
+        self.episode = 0
+
+    @property
+    def type(self) -> str:
+        return self.cfg.type
+
+    def update(self, tracked: Detections, ctx: FrameContext) -> list[Event]:
+        here = tracked[self.filter.mask(tracked, ctx.class_names)]
+        speeds = self._speeds(here, ctx)
+        median = float(np.median(speeds)) if len(speeds) else math.inf
+        on = len(here) >= self.cfg.min_vehicles and median <= self.cfg.max_median_speed
+        if not self.state.update(ctx.t, on, on):
+            return []
+        self.episode += 1
+        held = ctx.t - (self.state.since or ctx.t)
+        return [make_event(
+            self, ctx, det=union_box(here), track_ids=here.tracker_id.tolist(),
+            measured=median, threshold=self.cfg.max_median_speed, unit="box lengths/s",
+            zone_name=self.zone.name, started_t=self.state.since,
+            object_class=",".join(self.cfg.classes), key=f"episode-{self.episode}",
+            explanation=(
+                f"{len(here)} vehicles ≥ {self.cfg.min_vehicles} in zone '{self.zone.name}' "
+                f"with median speed {median:.2f} ≤ {self.cfg.max_median_speed:g} box lengths/s "
+                f"for {held:.0f} s"
+            ),
+        )]  # fmt: skip
+
+    def _speeds(self, here: Detections, ctx: FrameContext) -> np.ndarray:
+        out = []
+        diagonals = box_diagonal(here.xyxy)
+        for i, tid in enumerate(here.tracker_id.tolist()):
+            s = ctx.history.samples(tid, since=ctx.t - self.SPEED_WINDOW_S)
+            span = s[-1, T] - s[0, T] if len(s) else 0.0
+            if span < 0.5:
+                continue  # too new to know its speed
+            dist = float(np.hypot(*(s[-1, [X, Y]] - s[0, [X, Y]])))
+            out.append(dist / span / max(float(diagonals[i]), 1.0))
+        return np.asarray(out)
+
+
+class CameraFault:
+    """A black or frozen picture for ``min_duration_s`` (from the motion gate's grey image)."""
+
+    RELEASE_S = 3.0
+
+    def __init__(self, cfg: CameraFaultRule) -> None:
+        self.cfg = cfg
+        self.zone = None
+        self.black = Sustained(cfg.min_duration_s, self.RELEASE_S)
+        self.frozen = Sustained(cfg.min_duration_s, self.RELEASE_S)
+        self.episode = 0
+
+    @property
+    def type(self) -> str:
+        return self.cfg.type
+
+    def update(self, tracked: Detections, ctx: FrameContext) -> list[Event]:
+        if ctx.luma is None:
+            return []
+        is_black = ctx.luma <= self.cfg.black_level
+        # A black picture is also unchanging: report it as black, not frozen.
+        is_frozen = ctx.change is not None and ctx.change <= self.cfg.frozen_level and not is_black
+        events = []
+        for kind, state, on, value, limit in (
+            ("black", self.black, is_black, ctx.luma, self.cfg.black_level),
+            ("frozen", self.frozen, is_frozen, ctx.change or 0.0, self.cfg.frozen_level),
+        ):
+            if not state.update(ctx.t, on, on):
+                continue
+            self.episode += 1
+            held = ctx.t - (state.since or ctx.t)
+            measure = "mean grey level" if kind == "black" else "mean frame change"
+            events.append(make_event(
+                self, ctx, det=None, track_ids=[], measured=held, threshold=self.cfg.min_duration_s,
+                unit="s", zone_name="frame", started_t=state.since, object_class="",
+                key=f"{kind}-{self.episode}",
+                explanation=(
+                    f"picture {kind} for {held:.0f} s ≥ {self.cfg.min_duration_s:g} s "
+                    f"({measure} {value:.1f} ≤ {limit:g})"
+                ),
+                extra={"fault": kind},
+            ))  # fmt: skip
+        return events

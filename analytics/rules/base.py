@@ -1,0 +1,120 @@
+"""What every rule gets each frame, and helpers they share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from analytics.history import TrackHistory
+from analytics.types import Detections, Event, class_name
+from analytics.zones import Zone
+
+
+@dataclass
+class FrameContext:
+    camera_id: str
+    t: float  # rule clock, seconds
+    pts: float
+    wall_ts: float
+    class_names: tuple[str, ...]
+    history: TrackHistory = field(default_factory=TrackHistory)
+    luma: float | None = None  # mean grey level of the frame (0-255)
+    change: float | None = None  # mean absolute grey difference to the previous frame
+
+
+class Rule(Protocol):
+    cfg: Any
+    zone: Zone | None
+
+    @property
+    def type(self) -> str: ...
+
+    def update(self, tracked: Detections, ctx: FrameContext) -> list[Event]: ...
+
+
+class ClassFilter:
+    """Selects the tracked detections a rule cares about (classes, confidence, zone)."""
+
+    def __init__(self, classes: list[str], min_confidence: float, zone: Zone | None) -> None:
+        self.classes = classes
+        self.min_confidence = min_confidence
+        self.zone = zone
+        self._names: tuple[str, ...] | None = None
+        self._ids = np.zeros(0, dtype=np.int64)
+
+    def mask(self, d: Detections, names: tuple[str, ...], *, in_zone: bool = True) -> np.ndarray:
+        if names is not self._names:
+            self._names = names
+            self._ids = np.array([i for i, n in enumerate(names) if n in self.classes], np.int64)
+        mask = np.isin(d.class_id, self._ids)
+        mask &= d.confidence >= self.min_confidence
+        mask &= d.tracker_id >= 0
+        if in_zone and self.zone is not None and mask.any():
+            inside = np.zeros(len(d), dtype=bool)
+            inside[mask] = self.zone.contains(d.anchors()[mask])
+            mask &= inside
+        return mask
+
+
+def box_diagonal(xyxy: np.ndarray) -> np.ndarray:
+    wh = xyxy[..., 2:] - xyxy[..., :2]
+    return np.hypot(wh[..., 0], wh[..., 1])
+
+
+def make_event(
+    rule: Any,
+    ctx: FrameContext,
+    *,
+    det: Detections | None,
+    track_ids: list[int],
+    measured: float,
+    threshold: float,
+    unit: str,
+    explanation: str,
+    zone_name: str,
+    started_t: float | None = None,
+    object_class: str | None = None,
+    key: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Event:
+    """An event with its trace; ``det`` is the (one-row) detection to box in the snapshot."""
+    cls = object_class
+    if cls is None and det is not None and len(det):
+        cls = class_name(int(det.class_id[0]), ctx.class_names)
+    return Event(
+        camera_id=ctx.camera_id,
+        rule=rule.cfg.name,
+        type=rule.cfg.type,
+        ts=ctx.wall_ts,
+        pts=ctx.pts,
+        track_ids=list(track_ids),
+        object_class=cls or "",
+        zone=zone_name,
+        severity=rule.cfg.severity,
+        measured=round(float(measured), 2),
+        threshold=float(threshold),
+        unit=unit,
+        explanation=explanation,
+        confidence=float(det.confidence[0]) if det is not None and len(det) else 1.0,
+        box=tuple(float(v) for v in det.xyxy[0]) if det is not None and len(det) else None,  # type: ignore[arg-type]
+        started_pts=None if started_t is None else ctx.pts - (ctx.t - started_t),
+        cooldown_s=rule.cfg.cooldown_s,
+        key=key,
+        extra=extra or {},
+    )
+
+
+def union_box(det: Detections) -> Detections:
+    """One detection boxing all of ``det`` (for group events such as a crowd)."""
+    if len(det) == 0:
+        return det
+    x1, y1 = det.xyxy[:, 0].min(), det.xyxy[:, 1].min()
+    x2, y2 = det.xyxy[:, 2].max(), det.xyxy[:, 3].max()
+    return Detections(
+        np.array([[x1, y1, x2, y2]]),
+        np.array([float(det.confidence.mean())]),
+        det.class_id[:1],
+        np.array([-1]),
+    )

@@ -1,0 +1,159 @@
+"""Presence rules: how long an object has been in a zone (in a given state).
+
+``intrusion``, ``pedestrian_on_road`` and ``loitering`` measure plain dwell;
+``stopped_vehicle`` restarts the clock whenever the vehicle moves more than a
+fraction of its size; ``person_down`` counts only while the person's box is
+wider than tall and still.
+
+The clock of a presence survives what a tracker does on real footage:
+
+* a short occlusion or a missed detection: absent for less than ``grace_s``;
+* an id switch: a *new* track appears within ``grace_s`` close to where a lost
+  one was last seen (within one box height) and inherits its clock;
+* (loitering) leaving and re-entering within ``reentry_window_s``: the time
+  inside keeps adding up.
+
+A presence fires once; it must end before the same object can fire again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from analytics.config import (
+    IntrusionRule,
+    LoiteringRule,
+    PedestrianOnRoadRule,
+    PersonDownRule,
+    StoppedVehicleRule,
+)
+from analytics.rules.base import ClassFilter, FrameContext, box_diagonal, make_event
+from analytics.types import Detections, Event, class_name
+from analytics.zones import Zone
+
+PresenceConfig = (
+    IntrusionRule | PedestrianOnRoadRule | LoiteringRule | StoppedVehicleRule | PersonDownRule
+)
+
+
+@dataclass
+class Presence:
+    first_t: float  # start of the current inside interval
+    last_t: float
+    anchor: np.ndarray
+    height: float
+    track_ids: list[int] = field(default_factory=list)
+    fired: bool = False
+    banked: float = 0.0  # dwell of earlier intervals (re-entries)
+    ref_anchor: np.ndarray | None = None  # where a stationary object is held
+
+    def dwell(self, t: float) -> float:
+        return self.banked + (t - self.first_t)
+
+
+class PresenceRule:
+    def __init__(self, cfg: PresenceConfig, zone: Zone) -> None:
+        self.cfg = cfg
+        self.zone = zone
+        self.filter = ClassFilter(cfg.classes, cfg.min_confidence, zone)
+        self.presences: dict[int, Presence] = {}  # by every track id of its lineage
+        self.departed: dict[int, tuple[float, Presence]] = {}  # re-entry candidates
+        self.reentry_s = cfg.reentry_window_s if isinstance(cfg, LoiteringRule) else 0.0
+
+    @property
+    def type(self) -> str:
+        return self.cfg.type
+
+    # -- per-rule conditions ---------------------------------------------------
+
+    def _qualifies(self, det: Detections) -> np.ndarray:
+        """Which of the in-zone detections are in the state the rule measures."""
+        if isinstance(self.cfg, PersonDownRule):
+            wh = det.xyxy[:, 2:] - det.xyxy[:, :2]
+            return wh[:, 0] >= self.cfg.min_aspect * np.maximum(wh[:, 1], 1e-6)
+        return np.ones(len(det), dtype=bool)
+
+    def _max_move(self) -> float | None:
+        if isinstance(self.cfg, StoppedVehicleRule | PersonDownRule):
+            return self.cfg.max_displacement
+        return None
+
+    # -- update -----------------------------------------------------------------
+
+    def update(self, tracked: Detections, ctx: FrameContext) -> list[Event]:
+        here = tracked[self.filter.mask(tracked, ctx.class_names)]
+        here = here[self._qualifies(here)]
+        events: list[Event] = []
+        anchors = here.anchors()
+        diagonals = box_diagonal(here.xyxy)
+        max_move = self._max_move()
+        for i, tid in enumerate(here.tracker_id.tolist()):
+            height = float(here.xyxy[i, 3] - here.xyxy[i, 1])
+            p = self._presence_for(tid, anchors[i], height, ctx.t)
+            p.last_t, p.anchor, p.height = ctx.t, anchors[i], height
+            if max_move is not None:
+                if p.ref_anchor is None:
+                    p.ref_anchor = anchors[i]
+                elif np.hypot(*(anchors[i] - p.ref_anchor)) > max_move * diagonals[i]:
+                    # It moved: the stationary clock starts again from here.
+                    p.ref_anchor, p.first_t, p.banked, p.fired = anchors[i], ctx.t, 0.0, False
+            dwell = p.dwell(ctx.t)
+            if not p.fired and dwell >= self.cfg.min_duration_s:
+                p.fired = True
+                events.append(self._event(here[i : i + 1], p, dwell, ctx))
+        self._expire(ctx.t)
+        return events
+
+    def _presence_for(self, tid: int, anchor: np.ndarray, height: float, t: float) -> Presence:
+        own = self.presences.get(tid)
+        if own is not None and own.last_t < t:
+            return own
+        if tid in self.departed:  # re-entry of a track that left
+            _, p = self.departed.pop(tid)
+            p.banked += p.last_t - p.first_t
+            p.first_t = t
+            for other in p.track_ids:
+                self.departed.pop(other, None)
+                self.presences[other] = p
+            return p
+        best: tuple[float, Presence] | None = None
+        for p in {id(p): p for p in self.presences.values()}.values():
+            if p.last_t >= t or t - p.last_t > self.cfg.grace_s:
+                continue  # still visible this frame, or lost too long ago
+            dist = float(np.hypot(*(anchor - p.anchor)))
+            if dist <= max(height, p.height) and (best is None or dist < best[0]):
+                best = (dist, p)
+        if best is not None:
+            presence = best[1]
+            presence.track_ids.append(tid)
+        else:
+            presence = Presence(t, t, anchor, height, [tid])
+        self.presences[tid] = presence
+        return presence
+
+    def _expire(self, t: float) -> None:
+        for tid in [k for k, p in self.presences.items() if t - p.last_t > self.cfg.grace_s]:
+            p = self.presences.pop(tid)
+            if self.reentry_s > 0:
+                self.departed[tid] = (p.last_t, p)
+        for tid in [k for k, (at, _) in self.departed.items() if t - at > self.reentry_s]:
+            del self.departed[tid]
+
+    def _event(self, det: Detections, p: Presence, dwell: float, ctx: FrameContext) -> Event:
+        threshold = self.cfg.min_duration_s
+        ids = ", ".join(str(i) for i in p.track_ids)
+        what = {
+            "stopped_vehicle": "stationary",
+            "person_down": "lying still",
+        }.get(self.cfg.type, "in zone")
+        cls = class_name(int(det.class_id[0]), ctx.class_names)
+        return make_event(
+            self, ctx, det=det, track_ids=p.track_ids, measured=dwell, threshold=threshold,
+            unit="s", zone_name=self.zone.name, started_t=ctx.t - dwell,
+            explanation=(
+                f"{cls} (track {ids}) {what} in zone '{self.zone.name}' for {dwell:.1f} s "
+                f"≥ {threshold:g} s"
+            ),
+        )  # fmt: skip
