@@ -35,3 +35,6 @@ class AlertsConfig(Strict):
     )
     snapshot_dir: str | None = Field(None, description="default: <data_dir>/snapshots")
     jpeg_quality: int = Field(85, ge=10, le=100)
+    camera_offline_s: float | None = Field(
+        120.0, gt=0, description="alert camera_fault when a camera stays offline this long"
+    )

@@ -120,17 +120,21 @@ class AlertService:
         self.gate = CooldownGate()
 
     def handle(
-        self, event: Event, frame: SampledFrame, zone_polygon: np.ndarray | None
+        self, event: Event, frame: SampledFrame | None, zone_polygon: np.ndarray | None
     ) -> AlertRecord | None:
+        """Store an alert for ``event`` unless in cooldown; ``frame`` None: no snapshot
+        (a camera that sends no picture)."""
         cooldown = event.cooldown_s if event.cooldown_s is not None else self.cfg.cooldown_s
-        if not self.gate.allow(event, frame.t, cooldown):
+        t = frame.t if frame is not None else time.monotonic()
+        if not self.gate.allow(event, t, cooldown):
             return None
         meta = self.cameras.get(event.camera_id) or CameraMeta(event.camera_id)
         alert = build_alert(event, meta, str(uuid.uuid4()), time.time())
         try:
-            attach_evidence(
-                alert, event, frame, zone_polygon, self.snapshot_dir, self.cfg.jpeg_quality
-            )
+            if frame is not None:
+                attach_evidence(
+                    alert, event, frame, zone_polygon, self.snapshot_dir, self.cfg.jpeg_quality
+                )
         except (OSError, ValueError) as exc:
             # The alert matters more than its picture: store it, say why there is none.
             log.error("alert %s: snapshot not saved: %s", alert.id, exc)

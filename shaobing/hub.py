@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 from alerts.dispatcher import Dispatcher
@@ -17,7 +18,7 @@ from analytics.pipeline import CameraAnalytics, CameraRulesConfig
 from analytics.scheduler import AnalysisPool
 from analytics.types import Event
 from camera_registry.config import CameraConfig
-from camera_registry.status import StatusBoard
+from camera_registry.status import CameraStatus, StatusBoard
 from camera_registry.store import list_cameras, set_resolved_url, upsert_camera
 from camera_registry.urls import mask_url, with_credentials
 from ingest.reader import SampledFrame, StreamReader
@@ -77,6 +78,18 @@ class UrlResolver:
         return with_credentials(uri, user, password) if user else uri
 
 
+def offline_event(st: CameraStatus, now: float, limit: float) -> Event:
+    down = now - st.since
+    return Event(
+        camera_id=st.camera_id, rule="camera-offline", type="camera_fault", ts=now, pts=0.0,
+        track_ids=[], object_class="", zone="frame", severity="medium",
+        measured=round(down, 1), threshold=limit, unit="s",
+        explanation=f"camera offline for {down:.0f} s ≥ {limit:g} s (last error: {st.last_error})",
+        confidence=1.0, started_pts=-down, key=f"offline-{st.since:.0f}",
+        extra={"fault": "offline"},
+    )  # fmt: skip
+
+
 class Hub:
     """The embedded hub: everything in one process, SQLite and in-process queues."""
 
@@ -114,6 +127,9 @@ class Hub:
         )
         self.readers: dict[str, StreamReader] = {}
         self._started = threading.Event()
+        self._stop = threading.Event()
+        self._offline_alerted: set[str] = set()
+        self._watchdog = threading.Thread(target=self._watch_cameras, name="watchdog", daemon=True)
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -144,6 +160,7 @@ class Hub:
                 continue
             self._start_camera(cam)
         self.pool.start()
+        self._watchdog.start()
         self._started.set()
         log.info("hub started: %d camera(s), detector %s", len(self.readers), self.detector.name)
 
@@ -181,6 +198,7 @@ class Hub:
             set_resolved_url(session, camera_id, uri)
 
     def stop(self) -> None:
+        self._stop.set()
         for reader in self.readers.values():
             reader.stop()
         for reader in self.readers.values():
@@ -197,6 +215,21 @@ class Hub:
         zones = analytics.zones_for_drawing()
         polygon = zones.get(event.rule)
         self.alerts.handle(event, frame, polygon)  # type: ignore[arg-type]
+
+    def _watch_cameras(self) -> None:
+        """Raise a camera_fault alert when a camera stays offline (a dead camera sends
+        no picture for the frame-based rules to look at)."""
+        limit = self.loaded.config.alerts.camera_offline_s
+        while limit is not None and not self._stop.wait(1.0):
+            now = time.time()
+            for st in self.status.all():
+                if st.state != "offline":
+                    self._offline_alerted.discard(st.camera_id)
+                    continue
+                if st.camera_id in self._offline_alerted or now - st.since < limit:
+                    continue
+                self._offline_alerted.add(st.camera_id)
+                self.alerts.handle(offline_event(st, now, limit), None, None)
 
     def latest_frame(self, camera_id: str) -> SampledFrame | None:
         slot = self.pool.slots.get(camera_id)

@@ -223,7 +223,9 @@ def test_bad_cameras_do_not_stop_the_good_one(
             seconds=600,
         ),
     ]
-    hub = HubProcess(tmp_path, base_config(models_dir, cameras=cameras))
+    config = base_config(models_dir, cameras=cameras)
+    config["alerts"]["camera_offline_s"] = 3
+    hub = HubProcess(tmp_path, config)
     hub.start()
     try:
         hub.wait(
@@ -252,7 +254,16 @@ def test_bad_cameras_do_not_stop_the_good_one(
             lambda: hub.camera("good")["status"]["frames_analysed"] > n + 5,
             10,
         )
-        api_text = json.dumps(hub.get("/api/cameras"))
+        # A camera that stays dead raises a camera_fault alert (no snapshot to take).
+        fault = hub.wait(
+            "camera_fault alert",
+            lambda: hub.get("/api/alerts", camera_id="unreachable", type="camera_fault")["items"],
+            20,
+        )
+        assert fault[0]["trace"]["threshold"] == 3
+        assert "camera offline" in fault[0]["trace"]["explanation"]
+        assert fault[0]["evidence"]["snapshot"]["url"] is None
+        api_text = json.dumps(hub.get("/api/cameras")) + json.dumps(fault)
         assert "Dead-Cam-pw" not in api_text
         assert hub.camera("unreachable")["source"] == f"rtsp://127.0.0.1:{dead_port}/live"
     finally:
