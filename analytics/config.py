@@ -295,7 +295,10 @@ class CameraFaultRule(Strict):
     enabled: bool = True
     black_level: float = Field(16.0, ge=0, le=255, description="mean luma at or below is black")
     frozen_level: float = Field(
-        0.5, ge=0, description="mean absolute difference between frames at or below is frozen"
+        0.002,
+        ge=0,
+        description="mean absolute grey difference between frames at or below is frozen: a "
+        "frozen picture decodes to identical frames (0.0); a quiet real scene measured 0.005+",
     )
     min_duration_s: float = Field(20.0, gt=0)
     cooldown_s: float | None = Field(None, ge=0)

@@ -71,6 +71,7 @@ class CameraAnalytics:
         self.tz = ZoneInfo(timezone)
         self.use_schedules = use_schedules
         self.last_tracked = Detections.empty()
+        self.last_detections = Detections.empty()
         self._sizes: tuple[tuple[int, int], tuple[int, int]] | None = None
 
     def _horizon(self) -> float:
@@ -113,14 +114,18 @@ class CameraAnalytics:
     ) -> tuple[Detections, list[Event]]:
         """Track this frame's detections and return (tracked, events).
 
-        ``detections`` None means detection was skipped (no motion): the objects
-        are where they were, so the rules see the last tracked boxes again.
+        ``detections`` None means detection was skipped (no motion): the last
+        detected boxes are used again.
         """
         if self._sizes != (source_size, frame_size):
             self._build(source_size, frame_size)
-        if detections is not None:
-            self.last_tracked = self.tracker.update(detections, t)
-        tracked = self.last_tracked
+        if detections is None:
+            # Nothing moved: the objects are where they were last detected. Feeding those
+            # boxes keeps the tracker's cadence, so tracks stay confirmed and keep their ids.
+            detections = self.last_detections
+        else:
+            self.last_detections = detections
+        tracked = self.last_tracked = self.tracker.update(detections, t)
         self.history.update(tracked, t)
         ctx = FrameContext(
             self.cfg.camera_id, t, pts, wall_ts, self.class_names, self.history,

@@ -17,7 +17,9 @@ class Tracker:
 
     def __init__(self, fps: float, *, lost_s: float = 2.0, activation: float = 0.45) -> None:
         self._tracker = ByteTrackTracker(
-            lost_track_buffer=max(1, int(round(lost_s * fps))),
+            # The trackers package counts this buffer in 30 fps frames whatever frame_rate
+            # is: lost_track_buffer / 30 is the time a lost track is kept.
+            lost_track_buffer=max(1, int(round(lost_s * 30))),
             frame_rate=fps,
             track_activation_threshold=activation,
             minimum_consecutive_frames=2,
