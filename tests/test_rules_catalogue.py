@@ -199,7 +199,9 @@ def test_camera_fault_black_and_frozen() -> None:
     for t in times(4, 11):
         events += r.frame(t, empty, luma=120.0, change=5.0)
     for t in times(7, 15):
-        events += r.frame(t, empty, luma=110.0, change=0.1)  # frozen
+        events += r.frame(t, empty, luma=110.0, change=0.0)  # frozen: identical frames
+    for t in times(4, 22):
+        events += r.frame(t, empty, luma=110.0, change=0.005)  # a quiet scene is not frozen
     assert [e.extra["fault"] for e in events] == ["black", "frozen"]
 
 
