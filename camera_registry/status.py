@@ -7,7 +7,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-State = Literal["starting", "online", "offline", "finished", "disabled"]
+State = Literal["starting", "online", "offline", "finished", "stopped", "disabled"]
 
 
 @dataclass

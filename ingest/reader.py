@@ -259,6 +259,9 @@ class StreamReader(threading.Thread):
             try:
                 finished = self._session()
                 attempt = 0
+                if self.stop_event.is_set():
+                    self.status.update(self.camera_id, state="stopped")
+                    return
                 if finished:
                     self.status.update(self.camera_id, state="finished")
                     log.info("camera %s: end of file", self.camera_id)
