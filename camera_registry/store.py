@@ -93,3 +93,17 @@ def set_resolved_url(session: Session, camera_id: str, url: str | None) -> None:
     if record is not None:
         record.resolved_url = mask_url(url) if url else None
         record.updated_at = time.time()
+
+
+def remove_stale_config_cameras(session: Session, keep: set[str]) -> list[str]:
+    """Delete cameras that came from the config file but are no longer in it.
+
+    Imported cameras (origin ``import``/``api``) are left alone.
+    """
+    stale = [
+        r for r in session.execute(select(CameraRecord).where(CameraRecord.origin == "config"))
+        .scalars() if r.id not in keep
+    ]  # fmt: skip
+    for record in stale:
+        session.delete(record)
+    return [r.id for r in stale]

@@ -19,7 +19,12 @@ from analytics.scheduler import AnalysisPool
 from analytics.types import Event
 from camera_registry.config import CameraConfig
 from camera_registry.status import CameraStatus, StatusBoard
-from camera_registry.store import list_cameras, set_resolved_url, upsert_camera
+from camera_registry.store import (
+    list_cameras,
+    remove_stale_config_cameras,
+    set_resolved_url,
+    upsert_camera,
+)
 from camera_registry.urls import mask_url, with_credentials
 from ingest.reader import SampledFrame, StreamReader
 from shaobing.config import LoadedConfig
@@ -102,6 +107,9 @@ class Hub:
         with self.sessions.begin() as session:
             for cam in cfg.cameras:
                 upsert_camera(session, cam, origin="config")
+            removed = remove_stale_config_cameras(session, {c.id for c in cfg.cameras})
+        if removed:
+            log.info("cameras no longer in the config removed: %s", ", ".join(removed))
         self.detector = detector or create_detector(
             cfg.detector, loaded.models_dir, loaded.mirror_dir
         )

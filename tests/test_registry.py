@@ -72,3 +72,24 @@ def test_yaml_import_and_sql_records(tmp_path: Path) -> None:
     # Opening the same database again keeps the records and the version.
     init_schema(engine)
     engine.dispose()
+
+
+def test_cameras_dropped_from_the_config_are_removed_imports_stay(tmp_path: Path) -> None:
+    from camera_registry.config import CameraConfig
+    from camera_registry.store import remove_stale_config_cameras
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    sessions = init_schema(engine)
+
+    def cam(cid: str) -> CameraConfig:
+        return CameraConfig(id=cid, source={"url": f"rtsp://10.0.0.1/{cid}"})
+
+    with sessions.begin() as session:
+        upsert_camera(session, cam("a"), origin="config")
+        upsert_camera(session, cam("b"), origin="config")
+        upsert_camera(session, cam("c"), origin="import")
+    with sessions.begin() as session:
+        assert remove_stale_config_cameras(session, {"a"}) == ["b"]
+    with sessions() as session:
+        assert [r.id for r in list_cameras(session)] == ["a", "c"]
+    engine.dispose()
