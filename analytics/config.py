@@ -74,7 +74,8 @@ class ZoneConfig(Strict):
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 VEHICLES = ["car", "motorcycle", "bus", "truck"]
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
 
@@ -82,9 +83,7 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
 class ScheduleWindow(Strict):
     """A weekly time window; ``end`` before ``start`` runs past midnight."""
 
-    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
-        default_factory=lambda: list(WEEKDAYS)
-    )
+    days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS))
     start: str = "00:00"
     end: str = "24:00"
 

@@ -24,7 +24,8 @@ class TrackHistory:
         wh = tracked.xyxy[:, 2:] - tracked.xyxy[:, :2]
         for i, tid in enumerate(tracked.tracker_id.tolist()):
             samples = self._tracks.setdefault(tid, deque())
-            samples.append((t, float(anchors[i, 0]), float(anchors[i, 1]), *map(float, wh[i])))
+            w, h = float(wh[i, 0]), float(wh[i, 1])
+            samples.append((t, float(anchors[i, 0]), float(anchors[i, 1]), w, h))
         horizon = t - self.horizon_s
         for tid in list(self._tracks):
             samples = self._tracks[tid]

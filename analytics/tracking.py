@@ -39,11 +39,11 @@ class Tracker:
         out = self._tracker.update(sv_in, timestamp=t)
         if len(out) == 0:
             return Detections.empty()
-        ids = np.asarray(out.tracker_id, dtype=np.int64)
+        ids = np.asarray(out.tracker_id if out.tracker_id is not None else [], dtype=np.int64)
         keep = ids >= 0
         return Detections(
             out.xyxy[keep],
             out.confidence[keep] if out.confidence is not None else np.ones(keep.sum()),
-            out.class_id[keep],
+            np.asarray(out.class_id)[keep],
             ids[keep],
         )

@@ -7,6 +7,7 @@ Needs the optional extra ``pip install .[ultralytics]`` (torch). Set
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 
@@ -62,7 +63,7 @@ class UltralyticsDetector:
         )
         out = []
         for res in results:
-            boxes = res.boxes
+            boxes: Any = res.boxes  # type: ignore[union-attr]
             out.append(
                 Detections(
                     boxes.xyxy.cpu().numpy(),

@@ -25,8 +25,11 @@ class FrameContext:
 
 
 class Rule(Protocol):
-    cfg: Any
-    zone: Zone | None
+    @property
+    def cfg(self) -> Any: ...
+
+    @property
+    def zone(self) -> Zone | None: ...
 
     @property
     def type(self) -> str: ...
