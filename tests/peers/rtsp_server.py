@@ -333,6 +333,23 @@ def start_producers(mounts: list[Mount]) -> None:
             sys.exit(f"rtsp_server: no frame decoded from {mount.path} (mount {mount.name!r})")
 
 
+def warm_up_bindings() -> None:
+    """Resolve the GObject wrappers the producer threads use, once, in this thread.
+
+    PyGObject builds a class's wrapper lazily; several producer threads doing it at
+    once for Gst.Sample once failed with "Expected Gst.Sample, but got
+    gi.repository.Gst.Sample". Touching the classes and methods here first avoids it.
+    """
+    caps = Gst.Caps.from_string("video/x-raw,format=I420,width=2,height=2,framerate=1/1")
+    buf = Gst.Buffer.new_wrapped(bytes(6))
+    sample = Gst.Sample.new(buf, caps, None, None)
+    buffer = sample.get_buffer()
+    ok, info = buffer.map(Gst.MapFlags.READ)
+    if ok:
+        buffer.unmap(info)
+    sample.get_caps().get_structure(0).get_fraction("framerate")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=8554, help="0 picks a free port")
@@ -341,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     Gst.init(None)
+    warm_up_bindings()
     mounts = parse_mounts(args.mount)
     start_producers(mounts)
 
