@@ -18,9 +18,16 @@ def map_points(
     if coordinates == "auto":
         coordinates = "normalized" if (pts <= 1.0).all() else "pixels"
     if coordinates == "normalized":
-        return pts * np.array([fw, fh], dtype=np.float32)
-    sw, sh = source_size
-    return pts * np.array([fw / sw, fh / sh], dtype=np.float32)
+        out = pts * np.array([fw, fh], dtype=np.float32)
+    else:
+        sw, sh = source_size
+        out = pts * np.array([fw / sw, fh / sh], dtype=np.float32)
+    # Boxes are clipped to the frame, so the feet of a person cut by the bottom edge sit
+    # exactly on it: push points drawn on the frame's border one pixel out, so a zone
+    # drawn to the edge contains them.
+    out[:, 0] = np.where(out[:, 0] <= 0, -1, np.where(out[:, 0] >= fw, fw + 1, out[:, 0]))
+    out[:, 1] = np.where(out[:, 1] <= 0, -1, np.where(out[:, 1] >= fh, fh + 1, out[:, 1]))
+    return out
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,9 @@ class Zone:
     @classmethod
     def whole_frame(cls, frame_size: tuple[int, int]) -> Zone:
         w, h = frame_size
-        return cls("frame", np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32))
+        return cls(
+            "frame", np.array([[-1, -1], [w + 1, -1], [w + 1, h + 1], [-1, h + 1]], np.float32)
+        )
 
     def contains(self, points: np.ndarray) -> np.ndarray:
         """Boolean mask of which (N, 2) points lie inside (even-odd rule, vectorised)."""

@@ -70,3 +70,17 @@ def test_corrupt_model_file_fails_its_checksum(tmp_path: Path) -> None:
     bad.write_bytes(b"not a model")
     with pytest.raises(DetectorError, match="SHA-256"):
         resolve_model("yolox_nano.onnx", tmp_path / "models", allow_download=False)
+
+
+def test_a_van_scored_as_car_and_truck_is_one_vehicle() -> None:
+    from analytics.detectors.base import merge_class_group
+    from analytics.types import Detections
+
+    det = Detections(
+        np.array([[10, 10, 110, 60], [12, 11, 111, 62], [200, 10, 260, 50], [30, 5, 60, 60]]),
+        np.array([0.8, 0.6, 0.7, 0.9]),
+        np.array([2, 7, 7, 0]),  # car, truck (same van), another truck, a person over it
+    )
+    merged = merge_class_group(det)
+    assert merged.class_id.tolist() == [2, 7, 0]
+    assert np.allclose(merged.xyxy[0], [10, 10, 110, 60])

@@ -118,3 +118,22 @@ def test_intrusion_fires_for_each_object_of_the_classes() -> None:
 def test_unknown_class_in_rule_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown class"):
         IntrusionRule(name="i", type="intrusion", classes=["persn"])
+
+
+def test_zone_drawn_to_the_frame_edge_contains_clipped_feet() -> None:
+    # A person cut by the bottom of the picture: the clipped box's anchor is on the edge.
+    zone = Zone.from_config(
+        ZoneConfig(name="road", points=[(0, 0.7), (1, 0.7), (1, 1), (0, 1)]), (640, 360), FRAME
+    )
+    assert zone.contains(np.array([[200.0, 300.0], [400.0, 250.0]])).tolist() == [True, True]
+    assert Zone.whole_frame(FRAME).contains(np.array([[0.0, 300.0], [400.0, 0.0]])).all()
+
+
+def test_id_switch_is_not_inherited_in_a_crowd() -> None:
+    rule = DwellRule(
+        LoiteringRule(name="l", type="loitering", min_duration_s=10, grace_s=3), square_zone()
+    )
+    # Two people lost at nearly the same spot; a new id appears between them: ambiguous.
+    frames = [(t * 0.2, dets((1, 200, 200, 0), (2, 210, 200, 0))) for t in range(30)]
+    frames += [(t * 0.2, dets((9, 205, 201, 0))) for t in range(31, 60)]
+    assert run(rule, frames) == []

@@ -36,6 +36,24 @@ def fit_size(src_w: int, src_h: int, box_w: int, box_h: int) -> tuple[int, int]:
     return min(w, box_w), min(h, box_h)
 
 
+# COCO car, bus, truck: one vehicle is often scored as two of these (a van as car and
+# truck); each box would get its own track and be counted twice. Person and
+# bicycle/motorcycle are left apart: a rider's boxes overlap by nature.
+VEHICLE_GROUP = (2, 5, 7)
+
+
+def merge_class_group(
+    det: Detections, group: tuple[int, ...] = VEHICLE_GROUP, iou: float = 0.6
+) -> Detections:
+    """Suppress overlapping boxes across the classes of ``group`` (best score wins)."""
+    in_group = np.isin(det.class_id, group)
+    if in_group.sum() < 2:
+        return det
+    nms_class = np.where(in_group, group[0], det.class_id)
+    keep = nms_per_class(det.xyxy, det.confidence, nms_class, iou)
+    return det[np.sort(keep)]
+
+
 def nms_per_class(
     boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou: float
 ) -> np.ndarray:

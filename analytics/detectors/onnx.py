@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from analytics.detectors.base import DetectorError, nms_per_class
+from analytics.detectors.base import DetectorError, merge_class_group, nms_per_class
 from analytics.types import COCO_CLASSES, Detections
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ class OnnxDetector:
         boxes = np.clip(boxes, 0, None)
         boxes[:, [0, 2]] = np.minimum(boxes[:, [0, 2]], img_w)
         boxes[:, [1, 3]] = np.minimum(boxes[:, [1, 3]], img_h)
-        return Detections(boxes, scores, classes)
+        return merge_class_group(Detections(boxes, scores, classes))
 
     def _decode_yolox(self, out: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         # Filter on objectness first: decoding every anchor costs 6x more.

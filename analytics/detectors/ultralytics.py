@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from analytics.detectors.base import DetectorError
+from analytics.detectors.base import DetectorError, merge_class_group
 from analytics.types import COCO_CLASSES, Detections
 
 
@@ -64,11 +64,11 @@ class UltralyticsDetector:
         out = []
         for res in results:
             boxes: Any = res.boxes  # type: ignore[union-attr]
-            out.append(
-                Detections(
-                    boxes.xyxy.cpu().numpy(),
-                    boxes.conf.cpu().numpy(),
-                    boxes.cls.cpu().numpy().astype(np.int64),
-                )
+            det = Detections(
+                boxes.xyxy.cpu().numpy(),
+                boxes.conf.cpu().numpy(),
+                boxes.cls.cpu().numpy().astype(np.int64),
             )
+            coco = self.class_names == COCO_CLASSES
+            out.append(merge_class_group(det) if coco else det)
         return out

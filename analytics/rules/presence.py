@@ -9,7 +9,8 @@ The clock of a presence survives what a tracker does on real footage:
 
 * a short occlusion or a missed detection: absent for less than ``grace_s``;
 * an id switch: a *new* track appears within ``grace_s`` close to where a lost
-  one was last seen (within one box height) and inherits its clock;
+  one was last seen (within half a box height), and no other lost one is that
+  close, and inherits its clock;
 * (loitering) leaving and re-entering within ``reentry_window_s``: the time
   inside keeps adding up.
 
@@ -118,15 +119,19 @@ class PresenceRule:
                 self.departed.pop(other, None)
                 self.presences[other] = p
             return p
-        best: tuple[float, Presence] | None = None
-        for p in {id(p): p for p in self.presences.values()}.values():
-            if p.last_t >= t or t - p.last_t > self.cfg.grace_s:
-                continue  # still visible this frame, or lost too long ago
-            dist = float(np.hypot(*(anchor - p.anchor)))
-            if dist <= max(height, p.height) and (best is None or dist < best[0]):
-                best = (dist, p)
-        if best is not None:
-            presence = best[1]
+        # An id switch: a new track close to where exactly one recently lost presence was
+        # last seen. With several candidates (a crowd) it is a new presence: chaining
+        # different people together would invent dwell time.
+        radius = 0.5 * height
+        candidates = [
+            p
+            for p in {id(p): p for p in self.presences.values()}.values()
+            if p.last_t < t
+            and t - p.last_t <= self.cfg.grace_s
+            and float(np.hypot(*(anchor - p.anchor))) <= max(radius, 0.5 * p.height)
+        ]
+        if len(candidates) == 1:
+            presence = candidates[0]
             presence.track_ids.append(tid)
         else:
             presence = Presence(t, t, anchor, height, [tid])

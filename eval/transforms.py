@@ -1,0 +1,336 @@
+"""Deterministic clip transformations, built once with the ffmpeg CLI into ``eval/.cache``.
+
+A transform spec, as written in ``scenarios.yaml``:
+
+* ``forward`` — no transformation: the original file is replayed as it is (not re-encoded);
+* ``reverse`` — the clip played backwards;
+* ``{pingpong: {repeats: N}}`` — forward then reversed, N times (default 1);
+* ``{freeze: {at: S, duration: D}}`` — at S seconds the picture stops: the frame shown at S
+  is held for D seconds (inserted: the clip gets D seconds longer), then the clip goes on;
+* ``{black: {at: S, duration: D}}`` — D seconds of black picture inserted at S;
+* ``{slow: {factor: F}}`` — slow motion: every frame shown F times as long (frames repeated
+  at the native frame rate);
+* ``{concat: [spec, spec, ...]}`` — the transformed clips one after another.
+
+Every output is H.264 (libx264, ``-g 25``, yuv420p) at the source's native size and average
+frame rate, re-timed to a constant frame rate starting at 0. The cache key is the SHA-256 of
+the source file plus the canonical spec, so a changed clip or spec builds a new file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+# Bump when the encoding below changes: it is part of every cache key.
+ENCODING_VERSION = 1
+ENCODE_ARGS = [
+    "-c:v",
+    "libx264",
+    "-preset",
+    "veryfast",
+    "-crf",
+    "18",
+    "-g",
+    "25",
+    "-pix_fmt",
+    "yuv420p",
+    "-an",
+    "-threads",
+    "2",
+    "-map_metadata",
+    "-1",
+    "-fflags",
+    "+bitexact",
+    "-flags:v",
+    "+bitexact",
+]
+
+PRIMITIVES = ("forward", "reverse", "pingpong", "freeze", "black", "slow", "concat")
+
+
+class TransformError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    width: int
+    height: int
+    fps: Fraction  # average frame rate
+    duration: float
+
+
+def probe(path: Path) -> ClipInfo:
+    """Size, average frame rate and duration of a clip's first video stream (ffprobe)."""
+    out = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height,avg_frame_rate,r_frame_rate:format=duration",
+            "-of",
+            "json",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise TransformError(f"ffprobe {path}: {out.stderr.strip()}")
+    data = json.loads(out.stdout)
+    if not data.get("streams"):
+        raise TransformError(f"{path}: no video stream")
+    s = data["streams"][0]
+    rate = s.get("avg_frame_rate") or "0/0"
+    if rate in ("0/0", "0"):
+        rate = s.get("r_frame_rate") or "25/1"
+    fps = Fraction(rate).limit_denominator(100000)
+    return ClipInfo(int(s["width"]), int(s["height"]), fps, float(data["format"]["duration"]))
+
+
+def sha256_file(path: Path, _cache: dict[tuple[str, float, int], str] = {}) -> str:  # noqa: B006
+    st = path.stat()
+    key = (str(path.resolve()), st.st_mtime, st.st_size)
+    if key not in _cache:
+        h = hashlib.sha256()
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        _cache[key] = h.hexdigest()
+    return _cache[key]
+
+
+# -- specs -------------------------------------------------------------------------
+
+
+def normalize(spec: Any) -> Any:
+    """The canonical form of a spec (checks it): a name, or {name: params}."""
+    if spec is None:
+        return "forward"
+    if isinstance(spec, str):
+        if spec in ("forward", "reverse"):
+            return spec
+        if spec == "pingpong":
+            return {"pingpong": {"repeats": 1}}
+        raise TransformError(f"unknown transform {spec!r}; one of {', '.join(PRIMITIVES)}")
+    if not isinstance(spec, dict) or len(spec) != 1:
+        raise TransformError(f"a transform is a name or a one-key mapping, not {spec!r}")
+    name, params = next(iter(spec.items()))
+    if name == "concat":
+        if not isinstance(params, list) or not params:
+            raise TransformError("concat takes a non-empty list of transforms")
+        return {"concat": [normalize(p) for p in params]}
+    params = dict(params or {})
+
+    def num(key: str, default: float | None = None, *, positive: bool = True) -> float:
+        value = params.pop(key, default)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise TransformError(f"{name}.{key} must be a number, not {value!r}")
+        if value < 0 or (positive and value == 0):
+            raise TransformError(f"{name}.{key} must be {'> 0' if positive else '>= 0'}")
+        return float(value)
+
+    if name == "pingpong":
+        out: dict[str, Any] = {"repeats": int(num("repeats", 1))}
+    elif name in ("freeze", "black"):
+        out = {"at": num("at", positive=False), "duration": num("duration")}
+    elif name == "slow":
+        out = {"factor": num("factor")}
+    elif name in ("forward", "reverse"):
+        out = {}
+    else:
+        raise TransformError(f"unknown transform {name!r}; one of {', '.join(PRIMITIVES)}")
+    if params:
+        raise TransformError(f"{name}: unknown key(s) {sorted(params)}")
+    return {name: out} if out else name
+
+
+def describe(spec: Any) -> str:
+    spec = normalize(spec)
+    if isinstance(spec, str):
+        return spec
+    name, p = next(iter(spec.items()))
+    if name == "concat":
+        return " + ".join(describe(s) for s in p)
+    if name == "pingpong":
+        return f"pingpong x{p['repeats']}"
+    if name in ("freeze", "black"):
+        return f"{name} {p['duration']:g} s at {p['at']:g} s"
+    return f"slow x{p['factor']:g}"
+
+
+def cache_key(source_sha: str, spec: Any) -> str:
+    blob = json.dumps(
+        {"source": source_sha, "spec": normalize(spec), "encoding": ENCODING_VERSION},
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+# -- filter graph ------------------------------------------------------------------
+
+
+class _Graph:
+    """Builds one filter_complex: every leaf takes its own copy of the source ([0:v])."""
+
+    def __init__(self, info: ClipInfo) -> None:
+        self.info = info
+        self.lines: list[str] = []
+        self.copies = 0
+        self.n = 0
+
+    def label(self, prefix: str = "v") -> str:
+        self.n += 1
+        return f"{prefix}{self.n}"
+
+    def source(self) -> str:
+        self.copies += 1
+        return f"src{self.copies}"
+
+    def norm(self) -> str:
+        return "setpts=PTS-STARTPTS,format=yuv420p,setsar=1"
+
+    def concat(self, parts: list[str]) -> str:
+        if len(parts) == 1:
+            return parts[0]
+        out = self.label()
+        ins = "".join(f"[{p}]" for p in parts)
+        self.lines.append(f"{ins}concat=n={len(parts)}:v=1:a=0[{out}]")
+        return out
+
+    def build(self, spec: Any) -> str:
+        spec = normalize(spec)
+        fps = self.info.fps
+        if spec == "forward":
+            out = self.label()
+            self.lines.append(f"[{self.source()}]{self.norm()}[{out}]")
+            return out
+        if spec == "reverse":
+            out = self.label()
+            self.lines.append(f"[{self.source()}]reverse,{self.norm()}[{out}]")
+            return out
+        name, p = next(iter(spec.items()))
+        if name == "concat":
+            return self.concat([self.build(s) for s in p])
+        if name == "pingpong":
+            return self.concat(
+                [self.build(s) for _ in range(p["repeats"]) for s in ("forward", "reverse")]
+            )
+        if name == "slow":
+            out = self.label()
+            self.lines.append(
+                f"[{self.source()}]setpts={p['factor']!r}*(PTS-STARTPTS),fps={fps},"
+                f"{self.norm()}[{out}]"
+            )
+            return out
+        at, duration = p["at"], p["duration"]
+        if at > self.info.duration:
+            raise TransformError(
+                f"{name}.at {at:g} s is past the clip's end ({self.info.duration:.1f} s)"
+            )
+        frames = max(1, round(duration * fps))
+        head = self.label()
+        self.lines.append(f"[{self.source()}]trim=end={at!r},{self.norm()}[{head}]")
+        middle = self.label()
+        if name == "freeze":
+            # The first frame at or after `at`, repeated `frames` times.
+            self.lines.append(
+                f"[{self.source()}]trim=start={at!r},{self.norm()},trim=end_frame=1,"
+                f"loop=loop={frames - 1}:size=1:start=0,setpts=N/({fps}*TB)[{middle}]"
+            )
+        else:  # black
+            w, h = self.info.width, self.info.height
+            self.lines.append(
+                f"color=c=black:s={w}x{h}:r={fps}:d={float(frames / fps)!r},{self.norm()}[{middle}]"
+            )
+        tail = self.label()
+        self.lines.append(f"[{self.source()}]trim=start={at!r},{self.norm()}[{tail}]")
+        parts = [head, middle, tail] if at > 0 else [middle, tail]
+        return self.concat(parts)
+
+    def script(self, spec: Any) -> str:
+        out = self.build(spec)
+        fps = self.info.fps
+        split = (
+            f"[0:v]split={self.copies}" + "".join(f"[src{i + 1}]" for i in range(self.copies))
+            if self.copies > 1
+            else "[0:v]null[src1]"
+        )
+        # Re-time every frame to a constant rate from 0 (concat/loop leave odd timestamps).
+        final = f"[{out}]setpts=N/({fps.numerator}/{fps.denominator}*TB),format=yuv420p[out]"
+        return ";\n".join([split, *self.lines, final])
+
+
+def is_identity(spec: Any) -> bool:
+    return normalize(spec) == "forward"
+
+
+def build(source: Path, spec: Any, cache_dir: Path) -> Path:
+    """The transformed clip (built once; cached by source SHA-256 and spec)."""
+    if is_identity(spec):
+        return source
+    info = probe(source)
+    key = cache_key(sha256_file(source), spec)
+    out = cache_dir / f"{key}.mp4"
+    if out.is_file() and out.stat().st_size > 0:
+        return out
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    graph = _Graph(info).script(spec)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{key}.", suffix=".mp4", dir=cache_dir)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    fps = info.fps
+    cmd = [
+        "ffmpeg",
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-i",
+        str(source),
+        "-filter_complex",
+        graph,
+        "-map",
+        "[out]",
+        "-r",
+        f"{fps.numerator}/{fps.denominator}",
+        *ENCODE_ARGS,
+        str(tmp),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    # A source with undecodable packets (street_parked_cars.mp4's truncated tail) makes
+    # ffmpeg complain but still write what it could decode: accept a non-empty output.
+    if proc.returncode != 0 or tmp.stat().st_size == 0:
+        tmp.unlink(missing_ok=True)
+        raise TransformError(
+            f"ffmpeg failed building {describe(spec)} of {source.name}: "
+            f"{proc.stderr.strip()[-800:]}"
+        )
+    tmp.chmod(0o644)
+    tmp.replace(out)
+    (cache_dir / f"{key}.json").write_text(
+        json.dumps(
+            {
+                "source": str(source),
+                "source_sha256": sha256_file(source),
+                "spec": normalize(spec),
+                "encoding": ENCODING_VERSION,
+                "ffmpeg": cmd[:-1] + ["OUT"],
+            },
+            indent=2,
+        ),
+        encoding="utf-8",
+    )
+    return out
