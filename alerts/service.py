@@ -76,6 +76,7 @@ def build_alert(event: Event, meta: CameraMeta, alert_id: str, created_at: float
         confidence=event.confidence,
         box_json=json.dumps([round(v, 1) for v in event.box]) if event.box else None,
         pts=event.pts,
+        details_json=json.dumps(event.extra, ensure_ascii=False) if event.extra else None,
     )
 
 

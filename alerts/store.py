@@ -46,6 +46,7 @@ class AlertRecord(Base):
     confidence: Mapped[float] = mapped_column(Float)
     box_json: Mapped[str | None] = mapped_column(Text)
     pts: Mapped[float] = mapped_column(Float)
+    details_json: Mapped[str | None] = mapped_column(Text)  # rule-specific (counts, fault...)
     snapshot_path: Mapped[str | None] = mapped_column(String(500))
     snapshot_sha256: Mapped[str | None] = mapped_column(String(64))
     annotated_path: Mapped[str | None] = mapped_column(String(500))
@@ -151,6 +152,7 @@ def alert_payload(alert: AlertRecord, *, base_url: str = "") -> dict[str, Any]:
             "threshold": alert.threshold,
             "unit": alert.unit,
             "explanation": alert.explanation,
+            "details": json.loads(alert.details_json) if alert.details_json else {},
         },
         "confidence": round(alert.confidence, 3),
         "box": json.loads(alert.box_json) if alert.box_json else None,

@@ -139,6 +139,14 @@ class CameraAnalytics:
                 events.extend(fired)
         return tracked, events
 
+    def counters(self) -> dict[str, dict[str, int]]:
+        """Running counts of counting rules (line crossings per direction), by rule name."""
+        return {
+            r.cfg.name: dict(r.counts)  # type: ignore[attr-defined]
+            for r in self.rules
+            if isinstance(r.cfg, LineCrossingRule)
+        }
+
     def zones_for_drawing(self) -> dict[str, np.ndarray]:
         """Zone polygon (or line) by rule name, in analysed-frame pixels, for snapshots."""
         out: dict[str, np.ndarray] = {}

@@ -47,6 +47,10 @@ class CameraOut(BaseModel):
     origin: str
     zones: list[str] = Field(default_factory=list)
     rules: list[dict[str, Any]] = Field(default_factory=list)
+    counters: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description="running counts by rule since start (line_crossing: a_to_b, b_to_a)",
+    )
     status: CameraStatusOut | None = None
 
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import Integer, String, create_engine, event, select
+from sqlalchemy import Integer, String, create_engine, event, inspect, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 log = logging.getLogger(__name__)
 
 # Bump when the schema changes and add the step to MIGRATIONS.
-SCHEMA_VERSION = 1
-MIGRATIONS: dict[int, list[str]] = {}  # version -> SQL statements from version-1
+SCHEMA_VERSION = 2
+# version -> SQL statements that bring a database from version-1 to it
+MIGRATIONS: dict[int, list[str]] = {
+    2: ["ALTER TABLE alerts ADD COLUMN details_json TEXT"],  # rule-specific trace details
+}
 
 
 class Base(DeclarativeBase):
@@ -52,8 +55,11 @@ def init_schema(engine: Engine) -> sessionmaker[Session]:
     import alerts.store  # noqa: F401
     import camera_registry.store  # noqa: F401
 
+    existing = set(inspect(engine).get_table_names())
     Base.metadata.create_all(engine)
     factory = sessionmaker(engine, expire_on_commit=False)
+    if "schema_version" not in existing and "alerts" in existing:
+        raise SchemaError("database has Shaobing tables but no schema_version row")
     with factory.begin() as session:
         row = session.execute(select(SchemaVersion)).scalar_one_or_none()
         if row is None:
@@ -66,7 +72,7 @@ def init_schema(engine: Engine) -> sessionmaker[Session]:
         elif row.version < SCHEMA_VERSION:
             for version in range(row.version + 1, SCHEMA_VERSION + 1):
                 for statement in MIGRATIONS.get(version, []):
-                    session.execute(statement)  # type: ignore[call-overload]
+                    session.execute(text(statement))
                 log.info("database schema migrated to version %d", version)
             row.version = SCHEMA_VERSION
     return factory

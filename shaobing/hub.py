@@ -239,6 +239,10 @@ class Hub:
                 self._offline_alerted.add(st.camera_id)
                 self.alerts.handle(offline_event(st, now, limit), None, None)
 
+    def counters(self, camera_id: str) -> dict[str, dict[str, int]]:
+        slot = self.pool.slots.get(camera_id)
+        return {} if slot is None else slot.analytics.counters()
+
     def latest_frame(self, camera_id: str) -> SampledFrame | None:
         slot = self.pool.slots.get(camera_id)
         return None if slot is None else slot.latest

@@ -279,3 +279,28 @@ def test_missing_model_file_is_reported(tmp_path: Path, videos_dir: Path) -> Non
         hub.start(timeout=30)
     assert "exited with 2" in str(err.value)
     assert "missing.onnx" in str(err.value) and "not found" in str(err.value)
+
+
+def test_line_crossing_counts_live(
+    tmp_path: Path, models_dir: Path, rtsp_server: RtspServer
+) -> None:
+    cam = {
+        "id": "hw-1",
+        "source": {"url": rtsp_server.url("highway")},
+        "detect_fps": 5,
+        "rules": [{"name": "count", "type": "line_crossing", "classes": ["car", "truck", "bus"],
+                   "line": [[0.0, 0.6], [1.0, 0.6]], "direction": "both"}],
+    }  # fmt: skip
+    hub = HubProcess(tmp_path, base_config(models_dir, cameras=[cam]))
+    hub.start()
+    try:
+        counts = hub.wait(
+            "vehicles counted",
+            lambda: (c := hub.camera("hw-1")["counters"].get("count")) and sum(c.values()) >= 3 and c,
+            45,
+        )
+        assert set(counts) == {"a_to_b", "b_to_a"}
+        alerts = hub.get("/api/alerts", camera_id="hw-1", type="line_crossing")["items"]
+        assert alerts and alerts[0]["trace"]["details"]["direction"] in ("a_to_b", "b_to_a")
+    finally:
+        hub.stop()

@@ -93,3 +93,33 @@ def test_cameras_dropped_from_the_config_are_removed_imports_stay(tmp_path: Path
     with sessions() as session:
         assert [r.id for r in list_cameras(session)] == ["a", "c"]
     engine.dispose()
+
+
+def test_schema_migrates_from_version_1(tmp_path: Path) -> None:
+    from sqlalchemy import inspect, text
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite'}")
+    init_schema(engine)
+    with engine.begin() as conn:  # make it look like a version-1 database
+        conn.execute(text("ALTER TABLE alerts DROP COLUMN details_json"))
+        conn.execute(text("UPDATE schema_version SET version = 1"))
+    sessions = init_schema(engine)
+    columns = {c["name"] for c in inspect(engine).get_columns("alerts")}
+    assert "details_json" in columns
+    with sessions() as session:
+        assert session.get(SchemaVersion, 1).version == SCHEMA_VERSION == 2
+    engine.dispose()
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from shaobing.db import SchemaError
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'new.sqlite'}")
+    init_schema(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE schema_version SET version = 99"))
+    with pytest.raises(SchemaError, match="newer"):
+        init_schema(engine)
+    engine.dispose()

@@ -42,6 +42,7 @@ def camera_out(record: CameraRecord, hub: Hub) -> CameraOut:
         origin=record.origin,
         zones=[z.name for z in cam.zones],
         rules=[r.model_dump(mode="json") for r in cam.rules],
+        counters=hub.counters(record.id),
         status=CameraStatusOut.model_validate(status.to_dict()) if status else None,
     )
 
