@@ -294,11 +294,11 @@ def test_line_crossing_counts_live(
     hub = HubProcess(tmp_path, base_config(models_dir, cameras=[cam]))
     hub.start()
     try:
-        counts = hub.wait(
-            "vehicles counted",
-            lambda: (c := hub.camera("hw-1")["counters"].get("count")) and sum(c.values()) >= 3 and c,
-            45,
-        )
+        def counted() -> dict[str, int] | None:
+            c = hub.camera("hw-1")["counters"].get("count")
+            return c if c and sum(c.values()) >= 3 else None
+
+        counts = hub.wait("vehicles counted", counted, 45)
         assert set(counts) == {"a_to_b", "b_to_a"}
         alerts = hub.get("/api/alerts", camera_id="hw-1", type="line_crossing")["items"]
         assert alerts and alerts[0]["trace"]["details"]["direction"] in ("a_to_b", "b_to_a")
