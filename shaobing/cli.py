@@ -71,14 +71,21 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     loaded = _load(args.config)
     setup_logging(loaded.config.logging.level)
+    from sqlalchemy.exc import SQLAlchemyError
+
     from analytics.detectors import DetectorError
+    from shaobing.db import SchemaError
     from shaobing.hub import Hub
 
+    where = args.config or "default config"
     try:
         hub = Hub(loaded)
     except DetectorError as exc:
-        print(f"detector error ({args.config or 'default config'}: detector.model): {exc}",
-              file=sys.stderr)  # fmt: skip
+        print(f"detector error ({where}: detector.model): {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (SchemaError, SQLAlchemyError) as exc:
+        print(f"database error ({where}: storage.database_url {mask_url(loaded.database_url)}): "
+              f"{mask_url(str(exc))}", file=sys.stderr)  # fmt: skip
         return EXIT_CONFIG
     hub.start()
     api = loaded.config.api

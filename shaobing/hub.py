@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from alerts.dispatcher import Dispatcher
@@ -47,7 +48,12 @@ class UrlResolver:
     connection, since a rebooted device may hand out another URI).
     """
 
-    def __init__(self, loaded: LoadedConfig, cam: CameraConfig, on_resolved: object = None) -> None:
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        cam: CameraConfig,
+        on_resolved: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.loaded = loaded
         self.cam = cam
         self.on_resolved = on_resolved
@@ -76,7 +82,7 @@ class UrlResolver:
         if uri != self._probed:
             log.info("camera %s: ONVIF stream URI %s", self.cam.id, mask_url(uri))
             self._probed = uri
-            if callable(self.on_resolved):
+            if self.on_resolved is not None:
                 self.on_resolved(self.cam.id, uri)
         user = src.username or onvif.username
         password = src.password or onvif.password
@@ -134,7 +140,6 @@ class Hub:
             batch_timeout_s=cfg.detector.batch_timeout_ms / 1000,
         )
         self.readers: dict[str, StreamReader] = {}
-        self._started = threading.Event()
         self._stop = threading.Event()
         self._offline_alerted: set[str] = set()
         self._watchdog = threading.Thread(target=self._watch_cameras, name="watchdog", daemon=True)
@@ -169,7 +174,6 @@ class Hub:
             self._start_camera(cam)
         self.pool.start()
         self._watchdog.start()
-        self._started.set()
         log.info("hub started: %d camera(s), detector %s", len(self.readers), self.detector.name)
 
     def _start_camera(self, cam: CameraConfig) -> None:
