@@ -10,6 +10,8 @@ A transform spec, as written in ``scenarios.yaml``:
 * ``{black: {at: S, duration: D}}`` — D seconds of black picture inserted at S;
 * ``{slow: {factor: F}}`` — slow motion: every frame shown F times as long (frames repeated
   at the native frame rate);
+* ``{night: {level: L, noise: N}}`` — night footage: luma scaled by L (0..1), colour
+  mostly drained, grain of strength N (fixed seed, so deterministic);
 * ``{concat: [spec, spec, ...]}`` — the transformed clips one after another.
 
 Every output is H.264 (libx264, ``-g 25``, yuv420p) at the source's native size and average
@@ -53,7 +55,7 @@ ENCODE_ARGS = [
     "+bitexact",
 ]
 
-PRIMITIVES = ("forward", "reverse", "pingpong", "freeze", "black", "slow", "concat")
+PRIMITIVES = ("forward", "reverse", "pingpong", "freeze", "black", "slow", "night", "concat")
 
 
 class TransformError(ValueError):
@@ -148,6 +150,10 @@ def normalize(spec: Any) -> Any:
         out = {"at": num("at", positive=False), "duration": num("duration")}
     elif name == "slow":
         out = {"factor": num("factor")}
+    elif name == "night":
+        out = {"level": num("level", 0.35), "noise": num("noise", 10, positive=False)}
+        if out["level"] > 1:
+            raise TransformError("night.level must be at most 1")
     elif name in ("forward", "reverse"):
         out = {}
     else:
@@ -168,6 +174,8 @@ def describe(spec: Any) -> str:
         return f"pingpong x{p['repeats']}"
     if name in ("freeze", "black"):
         return f"{name} {p['duration']:g} s at {p['at']:g} s"
+    if name == "night":
+        return f"night x{p['level']:g} luma, noise {p['noise']:g}"
     return f"slow x{p['factor']:g}"
 
 
@@ -233,6 +241,13 @@ class _Graph:
             self.lines.append(
                 f"[{self.source()}]setpts={p['factor']!r}*(PTS-STARTPTS),fps={fps},"
                 f"{self.norm()}[{out}]"
+            )
+            return out
+        if name == "night":
+            out = self.label()
+            self.lines.append(
+                f"[{self.source()}]lutyuv=y=val*{p['level']!r},hue=s=0.25,"
+                f"noise=alls={int(p['noise'])}:allf=t:all_seed=7,{self.norm()}[{out}]"
             )
             return out
         at, duration = p["at"], p["duration"]
