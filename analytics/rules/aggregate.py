@@ -8,7 +8,7 @@ import numpy as np
 
 from analytics.config import CameraFaultRule, CongestionRule, CrowdRule
 from analytics.history import T, X, Y
-from analytics.rules.base import ClassFilter, FrameContext, box_diagonal, make_event, union_box
+from analytics.rules.base import FrameContext, ObjectRule, box_diagonal, make_event, union_box
 from analytics.types import Detections, Event
 from analytics.zones import Zone
 
@@ -51,11 +51,12 @@ class Sustained:
         return False
 
 
-class Crowd:
+class Crowd(ObjectRule):
+    cfg: CrowdRule
+    zone: Zone
+
     def __init__(self, cfg: CrowdRule, zone: Zone) -> None:
-        self.cfg = cfg
-        self.zone = zone
-        self.filter = ClassFilter(cfg.classes, cfg.min_confidence, zone)
+        super().__init__(cfg, zone)
         release = cfg.release_count
         self.release_count = (
             release if release is not None else int(math.floor(0.8 * cfg.min_count))
@@ -63,12 +64,8 @@ class Crowd:
         self.state = Sustained(cfg.min_duration_s, cfg.release_s)
         self.episode = 0
 
-    @property
-    def type(self) -> str:
-        return self.cfg.type
-
     def update(self, tracked: Detections, ctx: FrameContext) -> list[Event]:
-        here = tracked[self.filter.mask(tracked, ctx.class_names)]
+        here = self.selected(tracked, ctx)
         n = len(here)
         fired = self.state.update(ctx.t, n >= self.cfg.min_count, n >= self.release_count)
         if not fired:
@@ -87,22 +84,19 @@ class Crowd:
         )]  # fmt: skip
 
 
-class Congestion:
+class Congestion(ObjectRule):
+    cfg: CongestionRule
+    zone: Zone
+
     SPEED_WINDOW_S = 2.0
 
     def __init__(self, cfg: CongestionRule, zone: Zone) -> None:
-        self.cfg = cfg
-        self.zone = zone
-        self.filter = ClassFilter(cfg.classes, cfg.min_confidence, zone)
+        super().__init__(cfg, zone)
         self.state = Sustained(cfg.min_duration_s, cfg.release_s)
         self.episode = 0
 
-    @property
-    def type(self) -> str:
-        return self.cfg.type
-
     def update(self, tracked: Detections, ctx: FrameContext) -> list[Event]:
-        here = tracked[self.filter.mask(tracked, ctx.class_names)]
+        here = self.selected(tracked, ctx)
         speeds = self._speeds(here, ctx)
         median = float(np.median(speeds)) if len(speeds) else math.inf
         on = len(here) >= self.cfg.min_vehicles and median <= self.cfg.max_median_speed

@@ -61,6 +61,24 @@ class ClassFilter:
         return mask
 
 
+class ObjectRule:
+    """Shared plumbing of the rules about detected objects: the config, the zone (None:
+    the whole frame, or a line) and the class / confidence / zone filter."""
+
+    def __init__(self, cfg: Any, zone: Zone | None) -> None:
+        self.cfg = cfg
+        self.zone = zone
+        self.filter = ClassFilter(cfg.classes, cfg.min_confidence, zone)
+
+    @property
+    def type(self) -> str:
+        return str(self.cfg.type)
+
+    def selected(self, tracked: Detections, ctx: FrameContext) -> Detections:
+        """The tracked objects of the rule's classes and confidence, inside its zone."""
+        return tracked[self.filter.mask(tracked, ctx.class_names)]
+
+
 def box_diagonal(xyxy: np.ndarray) -> np.ndarray:
     wh = xyxy[..., 2:] - xyxy[..., :2]
     return np.hypot(wh[..., 0], wh[..., 1])

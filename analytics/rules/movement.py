@@ -8,33 +8,30 @@ import numpy as np
 
 from analytics.config import LineCrossingRule, WanderingRule, WrongWayRule
 from analytics.history import H, T, X, Y
-from analytics.rules.base import ClassFilter, FrameContext, box_diagonal, make_event
+from analytics.rules.base import FrameContext, ObjectRule, box_diagonal, make_event
 from analytics.types import Detections, Event, class_name
 from analytics.zones import Zone
 
 
-class Wandering:
+class Wandering(ObjectRule):
     """Pacing back and forth: path length / net displacement over ``window_s``.
 
     Positions are resampled at 1 s and steps shorter than 15 % of the body
     height are ignored, so a person standing still (box jitter) never walks.
     """
 
+    cfg: WanderingRule
+    zone: Zone
+
     STEP_S = 1.0
     DEADBAND = 0.15
 
     def __init__(self, cfg: WanderingRule, zone: Zone) -> None:
-        self.cfg = cfg
-        self.zone = zone
-        self.filter = ClassFilter(cfg.classes, cfg.min_confidence, zone)
+        super().__init__(cfg, zone)
         self.fired: dict[int, float] = {}
 
-    @property
-    def type(self) -> str:
-        return self.cfg.type
-
     def update(self, tracked: Detections, ctx: FrameContext) -> list[Event]:
-        here = tracked[self.filter.mask(tracked, ctx.class_names)]
+        here = self.selected(tracked, ctx)
         events: list[Event] = []
         min_span = min(self.cfg.window_s, 10.0)
         for i, tid in enumerate(here.tracker_id.tolist()):
@@ -74,23 +71,19 @@ def path_ratio(samples: np.ndarray, step_s: float, deadband: float) -> tuple[flo
     return path / max(net, 0.5 * height), path / height
 
 
-class LineCrossing:
+class LineCrossing(ObjectRule):
     """Counts crossings of a line segment per direction; fires on the configured ones."""
 
+    cfg: LineCrossingRule
+
     def __init__(self, cfg: LineCrossingRule, line: np.ndarray) -> None:
-        self.cfg = cfg
-        self.zone = None
+        super().__init__(cfg, None)
         self.line = line  # (2, 2) analysed-frame pixels
-        self.filter = ClassFilter(cfg.classes, cfg.min_confidence, None)
         self.last: dict[int, np.ndarray] = {}
         self.counts = {"a_to_b": 0, "b_to_a": 0}
 
-    @property
-    def type(self) -> str:
-        return self.cfg.type
-
     def update(self, tracked: Detections, ctx: FrameContext) -> list[Event]:
-        here = tracked[self.filter.mask(tracked, ctx.class_names)]
+        here = self.selected(tracked, ctx)
         anchors = here.anchors()
         events: list[Event] = []
         seen = set()
@@ -145,24 +138,21 @@ def crossing(line: np.ndarray, p0: np.ndarray, p1: np.ndarray) -> str | None:
     return "a_to_b" if s0 < 0 else "b_to_a"
 
 
-class WrongWay:
+class WrongWay(ObjectRule):
     """A vehicle whose recent movement points against the zone's direction of travel."""
 
+    cfg: WrongWayRule
+    zone: Zone
+
     def __init__(self, cfg: WrongWayRule, zone: Zone) -> None:
-        self.cfg = cfg
-        self.zone = zone
-        self.filter = ClassFilter(cfg.classes, cfg.min_confidence, zone)
+        super().__init__(cfg, zone)
         d = np.asarray(cfg.direction, dtype=np.float64)
         self.direction = d / np.hypot(*d)
         self.fired: dict[int, float] = {}
         self.window_s = max(3.0 * cfg.min_duration_s, 3.0)
 
-    @property
-    def type(self) -> str:
-        return self.cfg.type
-
     def update(self, tracked: Detections, ctx: FrameContext) -> list[Event]:
-        here = tracked[self.filter.mask(tracked, ctx.class_names)]
+        here = self.selected(tracked, ctx)
         events: list[Event] = []
         diagonals = box_diagonal(here.xyxy)
         for i, tid in enumerate(here.tracker_id.tolist()):

@@ -30,7 +30,7 @@ from analytics.config import (
     PersonDownRule,
     StoppedVehicleRule,
 )
-from analytics.rules.base import ClassFilter, FrameContext, box_diagonal, make_event
+from analytics.rules.base import FrameContext, ObjectRule, box_diagonal, make_event
 from analytics.types import Detections, Event, class_name
 from analytics.zones import Zone
 
@@ -54,18 +54,15 @@ class Presence:
         return self.banked + (t - self.first_t)
 
 
-class PresenceRule:
+class PresenceRule(ObjectRule):
+    cfg: PresenceConfig
+    zone: Zone
+
     def __init__(self, cfg: PresenceConfig, zone: Zone) -> None:
-        self.cfg = cfg
-        self.zone = zone
-        self.filter = ClassFilter(cfg.classes, cfg.min_confidence, zone)
+        super().__init__(cfg, zone)
         self.presences: dict[int, Presence] = {}  # by every track id of its lineage
         self.departed: dict[int, tuple[float, Presence]] = {}  # re-entry candidates
         self.reentry_s = cfg.reentry_window_s if isinstance(cfg, LoiteringRule) else 0.0
-
-    @property
-    def type(self) -> str:
-        return self.cfg.type
 
     # -- per-rule conditions ---------------------------------------------------
 
@@ -84,7 +81,7 @@ class PresenceRule:
     # -- update -----------------------------------------------------------------
 
     def update(self, tracked: Detections, ctx: FrameContext) -> list[Event]:
-        here = tracked[self.filter.mask(tracked, ctx.class_names)]
+        here = self.selected(tracked, ctx)
         here = here[self._qualifies(here)]
         events: list[Event] = []
         anchors = here.anchors()

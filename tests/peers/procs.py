@@ -9,6 +9,7 @@ tail of its stderr.
 
 from __future__ import annotations
 
+import abc
 import os
 import shutil
 import signal
@@ -91,7 +92,7 @@ def check_ffmpeg() -> None:
                         "(apt-get install ffmpeg)")
 
 
-class PeerProcess:
+class PeerProcess(abc.ABC):
     """A subprocess that prints ``READY`` when serving; stopped by process group."""
 
     name = "peer"
@@ -104,9 +105,9 @@ class PeerProcess:
         self._ready = threading.Event()
 
     # -- to override ----------------------------------------------------------
+    @abc.abstractmethod
     def command(self) -> list[str]:
         """The argv to run."""
-        raise NotImplementedError
 
     def ports(self) -> Sequence[int]:
         """TCP ports on 127.0.0.1 that must accept connections once READY."""
