@@ -1,0 +1,76 @@
+"""The dispatcher against a real HTTP receiver: errors, timeouts, retries, one delivery."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from alerts.config import DispatchTarget
+from alerts.dispatcher import Dispatcher
+from alerts.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verify
+from alerts.store import AlertRecord, OutboxRecord, save_alert
+from shaobing.db import init_schema, make_engine
+from tests.peers.receiver import Receiver
+
+SECRET = "k-0123456789"
+
+
+def make_alert() -> AlertRecord:
+    return AlertRecord(
+        id="11111111-2222-3333-4444-555555555555", camera_id="cam", camera_name="村口",
+        rule="r", type="intrusion", severity="high", status="new", created_at=1.0,
+        started_at=0.5, object_class="person", track_ids_json="[3]", zone="fence",
+        measured=2.0, threshold=2.0, unit="s", explanation="person in zone", confidence=0.9,
+        box_json=None, pts=1.0,
+    )  # fmt: skip
+
+
+def outbox_row(sessions) -> OutboxRecord:  # type: ignore[no-untyped-def]
+    with sessions() as session:
+        return session.query(OutboxRecord).one()  # type: ignore[no-any-return]
+
+
+def test_errors_and_timeouts_are_retried_until_delivered_once(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    sessions = init_schema(engine)
+    target = DispatchTarget(name="centre", url=f"{receiver.url}/in", secret=SECRET,
+                            timeout_s=0.5, backoff_initial_s=0.2, backoff_max_s=0.3)  # fmt: skip
+    with sessions.begin() as session:
+        save_alert(session, make_alert(), ["centre"])
+    dispatcher = Dispatcher(sessions, [target], base_url="http://127.0.0.1:8080")
+
+    receiver.status = 503  # the centre's API is failing
+    dispatcher.dispatch_due()
+    row = outbox_row(sessions)
+    assert (row.state, row.attempts, row.last_status) == ("pending", 1, 503)
+    assert row.next_attempt_at > time.time()
+    dispatcher.dispatch_due()  # not due yet: no second request
+    assert len(receiver.requests) == 1
+
+    time.sleep(0.4)
+    receiver.status, receiver.delay = 200, 1.5  # answers too slowly
+    dispatcher.dispatch_due()
+    row = outbox_row(sessions)
+    assert row.state == "pending" and row.attempts == 2 and "Timeout" in (row.last_error or "")
+
+    time.sleep(0.4)
+    receiver.delay = 0.0
+    dispatcher.dispatch_due()
+    row = outbox_row(sessions)
+    assert row.state == "delivered" and row.attempts == 3 and row.delivered_at is not None
+
+    # A restarted dispatcher finds nothing left to send.
+    Dispatcher(sessions, [target]).dispatch_due()
+    requests = receiver.wait_for(3, timeout=5)
+    assert len(requests) == 3
+    bodies = {body for _, body, _ in requests}
+    assert len(bodies) == 1  # every retry is the same signed body
+    for headers, body, path in requests:
+        assert path == "/in"
+        assert headers[IDEMPOTENCY_HEADER] == "11111111-2222-3333-4444-555555555555"
+        assert verify(body, SECRET, headers[SIGNATURE_HEADER])
+    assert "村口".encode() in bodies.pop()
+    dispatcher.client.close()
+    engine.dispose()
