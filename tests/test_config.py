@@ -113,3 +113,15 @@ def test_example_config_is_valid() -> None:
     root = Path(__file__).resolve().parents[1]
     loaded = load_config(root / "configs" / "example.yaml")
     assert loaded.config.cameras[0].rules[0].type == "loitering"
+
+
+def test_run_refuses_a_bad_config_naming_file_and_field(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "cameras:\n  - id: c1\n    source: {url: 'rtsp://h/x'}\n    detect_fsp: 5\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "shaobing.cli", "run", "--config", str(path)],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert f"{path}: cameras[0](id=c1).detect_fsp: unknown key (misspelt?)" in proc.stderr
