@@ -218,17 +218,20 @@ class _Graph:
         self.lines.append(f"{ins}concat=n={len(parts)}:v=1:a=0[{out}]")
         return out
 
+    def chain(self, filters: str) -> str:
+        """One chain on the source: ``filters`` (may be empty), then the normalisation."""
+        out = self.label()
+        head = f"{filters}," if filters else ""
+        self.lines.append(f"[{self.source()}]{head}{self.norm()}[{out}]")
+        return out
+
     def build(self, spec: Any) -> str:
         spec = normalize(spec)
         fps = self.info.fps
         if spec == "forward":
-            out = self.label()
-            self.lines.append(f"[{self.source()}]{self.norm()}[{out}]")
-            return out
+            return self.chain("")
         if spec == "reverse":
-            out = self.label()
-            self.lines.append(f"[{self.source()}]reverse,{self.norm()}[{out}]")
-            return out
+            return self.chain("reverse")
         name, p = next(iter(spec.items()))
         if name == "concat":
             return self.concat([self.build(s) for s in p])
@@ -237,19 +240,12 @@ class _Graph:
                 [self.build(s) for _ in range(p["repeats"]) for s in ("forward", "reverse")]
             )
         if name == "slow":
-            out = self.label()
-            self.lines.append(
-                f"[{self.source()}]setpts={p['factor']!r}*(PTS-STARTPTS),fps={fps},"
-                f"{self.norm()}[{out}]"
-            )
-            return out
+            return self.chain(f"setpts={p['factor']!r}*(PTS-STARTPTS),fps={fps}")
         if name == "night":
-            out = self.label()
-            self.lines.append(
-                f"[{self.source()}]lutyuv=y=val*{p['level']!r},hue=s=0.25,"
-                f"noise=alls={int(p['noise'])}:allf=t:all_seed=7,{self.norm()}[{out}]"
+            return self.chain(
+                f"lutyuv=y=val*{p['level']!r},hue=s=0.25,"
+                f"noise=alls={int(p['noise'])}:allf=t:all_seed=7"
             )
-            return out
         at, duration = p["at"], p["duration"]
         if at > self.info.duration:
             raise TransformError(

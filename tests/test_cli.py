@@ -52,38 +52,21 @@ def test_bad_import_changes_nothing(tmp_path: Path) -> None:
     assert cli("cameras", "list", "--config", str(config)).stdout == ""
 
 
+def probe(camera: IpyCamProcess, password: str) -> subprocess.CompletedProcess[str]:
+    return cli(
+        "cameras", "probe", "--host", "127.0.0.1", "--port", str(camera.onvif_port),
+        "--user", IPYCAM_USER, "--password-env", "CAM_PW", env={"CAM_PW": password},
+    )  # fmt: skip
+
+
 def test_probe_onvif_camera(ipycam_camera: IpyCamProcess) -> None:
-    proc = cli(
-        "cameras",
-        "probe",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(ipycam_camera.onvif_port),
-        "--user",
-        IPYCAM_USER,
-        "--password-env",
-        "CAM_PW",
-        env={"CAM_PW": IPYCAM_PASSWORD},
-    )
+    proc = probe(ipycam_camera, IPYCAM_PASSWORD)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["main_uri"] == ipycam_camera.main_url
     assert result["sub_uri"] == ipycam_camera.sub_url
     assert len(result["profiles"]) >= 2
     assert IPYCAM_PASSWORD not in proc.stdout + proc.stderr
-    wrong = cli(
-        "cameras",
-        "probe",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(ipycam_camera.onvif_port),
-        "--user",
-        IPYCAM_USER,
-        "--password-env",
-        "CAM_PW",
-        env={"CAM_PW": "wrong-pw-1"},
-    )
+    wrong = probe(ipycam_camera, "wrong-pw-1")
     assert wrong.returncode == 1 and "127.0.0.1" in wrong.stderr
     assert "wrong-pw-1" not in wrong.stderr
