@@ -1,19 +1,21 @@
-"""Configuration models for alerts and dispatch targets."""
+"""Configuration models for alerts, dispatch targets, areas, departments, routing,
+escalation and feedback."""
 
 from __future__ import annotations
 
 import re
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import Field, HttpUrl
+
+from core.area import Area, AreaLevel
+from core.model import NAME_MAX, StrictModel
+from core.schedule import ScheduleWindow
 
 TARGET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DispatchTarget(Strict):
+class DispatchTarget(StrictModel):
     """An HTTP endpoint that receives alerts (the governance centre's dispatch API)."""
 
     name: str = Field(pattern=TARGET_NAME_RE.pattern)
@@ -27,9 +29,14 @@ class DispatchTarget(Strict):
     backoff_max_s: float = Field(300.0, gt=0)
     headers: dict[str, str] = Field(default_factory=dict)
     types: list[str] | None = Field(None, description="only these alert types; default: all")
+    scope: Literal["all", "routed"] = Field(
+        "all",
+        description="all: every alert (of its types); routed: only alerts a routing rule or "
+        "a department sends it",
+    )
 
 
-class AlertsConfig(Strict):
+class AlertsConfig(StrictModel):
     cooldown_s: float = Field(
         60.0, ge=0, description="per (camera, rule, track): no second alert within this time"
     )
@@ -38,3 +45,111 @@ class AlertsConfig(Strict):
     camera_offline_s: float | None = Field(
         120.0, gt=0, description="alert camera_fault when a camera stays offline this long"
     )
+
+
+ID_RE = TARGET_NAME_RE
+
+
+class AreaNode(Area):
+    """One node of the area tree: the path from the county down, its GB/T 2260 civil
+    code where known, and a display name (default: the last part of the path)."""
+
+    code: str | None = Field(
+        None,
+        pattern=r"^\d{6}(\d{3}(\d{3})?)?$",
+        description="GB/T 2260 code (6 digits; 9 or 12 below the county)",
+    )
+    name: str | None = Field(None, max_length=NAME_MAX)
+
+    def area(self) -> Area:
+        return Area(county=self.county, township=self.township, village=self.village,
+                    grid=self.grid)  # fmt: skip
+
+
+DepartmentKind = Literal[
+    "police",
+    "traffic_police",
+    "emergency",
+    "water",
+    "urban_management",
+    "grid",
+    "centre",
+    "other",
+]
+
+
+class DepartmentConfig(StrictModel):
+    """A department that answers alerts, the areas it serves and how it is reached."""
+
+    id: str = Field(pattern=ID_RE.pattern)
+    name: str = Field(min_length=1, max_length=NAME_MAX)
+    kind: DepartmentKind = "other"
+    level: AreaLevel = Field(description="the tier it works at: county, township, village, grid")
+    areas: list[Area] = Field(default_factory=list, description="default: the whole county")
+    targets: list[str] = Field(default_factory=list, description="dispatch targets reaching it")
+
+
+class RoutingRuleConfig(StrictModel):
+    """event type × area × severity × time window → departments and dispatch targets."""
+
+    name: str = Field(min_length=1, max_length=NAME_MAX)
+    enabled: bool = True
+    types: list[str] | None = Field(None, description="alert types; default: all")
+    area: Area = Field(default_factory=Area, description="default: everywhere")
+    min_severity: Literal["info", "low", "medium", "high", "critical"] = "info"
+    schedule: list[ScheduleWindow] | None = Field(None, description="default: always")
+    departments: list[str] = Field(default_factory=list)
+    targets: list[str] = Field(default_factory=list)
+    ack_deadline_s: float | None = Field(
+        None, gt=0, description="escalate when not acknowledged within this time"
+    )
+    resolve_deadline_s: float | None = Field(
+        None, gt=0, description="escalate when not resolved within this time (after acknowledging)"
+    )
+
+
+class EscalationConfig(StrictModel):
+    check_interval_s: float = Field(1.0, gt=0, le=60, description="how often deadlines are checked")
+    ack_deadline_s: float | None = Field(
+        None, gt=0, description="default for alerts no routing rule sets one (null: none)"
+    )
+    resolve_deadline_s: float | None = Field(None, gt=0)
+
+
+class FeedbackSource(StrictModel):
+    """A platform allowed to move alerts through the signed feedback callback."""
+
+    name: str = Field(pattern=ID_RE.pattern)
+    secret: str = Field(min_length=16, repr=False)
+
+
+def check_routing_references(
+    departments: list[DepartmentConfig],
+    rules: list[RoutingRuleConfig],
+    targets: set[str] | None,
+) -> None:
+    """Unique ids and names; every department and target named exists."""
+    dep_ids = [d.id for d in departments]
+    dupes = sorted({d for d in dep_ids if dep_ids.count(d) > 1})
+    if dupes:
+        raise ValueError(f"duplicate department id(s): {dupes}")
+    names = [r.name for r in rules]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"duplicate routing rule name(s): {dupes}")
+    for rule in rules:
+        unknown = sorted(set(rule.departments) - set(dep_ids))
+        if unknown:
+            raise ValueError(f"routing rule {rule.name!r} names unknown department(s) {unknown}")
+    if targets is None:
+        return
+    for dep in departments:
+        unknown = sorted(set(dep.targets) - targets)
+        if unknown:
+            raise ValueError(f"department {dep.id!r} names unknown dispatch target(s) {unknown}")
+    for rule in rules:
+        unknown = sorted(set(rule.targets) - targets)
+        if unknown:
+            raise ValueError(
+                f"routing rule {rule.name!r} names unknown dispatch target(s) {unknown}"
+            )

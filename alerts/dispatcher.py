@@ -2,9 +2,12 @@
 
 Each outbox row is retried with exponential backoff until the target answers
 2xx. The row's state lives in SQL, so pending deliveries resume after a
-restart. Every request carries ``Idempotency-Key: <alert id>`` so a receiver
-can drop the duplicate that a crash between "sent" and "marked delivered" can
-cause, and ``X-Shaobing-Signature: sha256=<HMAC of the body>``.
+restart. One row is one message (``alert.created``, ``alert.updated``,
+``alert.escalated``) for one target, with its body frozen when it was queued.
+Every request carries ``Idempotency-Key: <alert id>:<event>:<sequence>`` so a
+receiver can drop the duplicate that a crash between "sent" and "marked
+delivered" can cause without dropping later updates, and
+``X-Shaobing-Signature: sha256=<HMAC of the body>``.
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ import time
 
 import httpx
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from alerts.adapters.sql import AlertRecord, OutboxRecord, to_domain
 from alerts.config import DispatchTarget
+from alerts.payload import alert_payload
 from alerts.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, sign
-from alerts.store import AlertRecord, OutboxRecord, alert_payload
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +37,10 @@ def retry_delay(attempts: int, target: DispatchTarget) -> float:
     return base * random.uniform(0.8, 1.2)
 
 
-def encode_body(alert: AlertRecord, base_url: str) -> bytes:
-    payload = {"event": "alert.created", "alert": alert_payload(alert, base_url=base_url)}
+def legacy_body(alert: AlertRecord, base_url: str) -> bytes:
+    """The body of a row queued before bodies were stored (schema revision 0001)."""
+    payload = {"event": "alert.created", "sequence": 1,
+               "alert": alert_payload(to_domain(alert, set()), base_url=base_url)}  # fmt: skip
     return json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -85,12 +91,29 @@ class Dispatcher(threading.Thread):
     def dispatch_due(self) -> bool:
         """Try every due outbox row once; True if a full batch was found."""
         now = time.time()
+        earlier = aliased(OutboxRecord)
+        # A target gets an alert's messages in order: a message waits while an earlier one
+        # for the same alert and target is still pending.
+        blocked = (
+            select(earlier.id)
+            .where(
+                earlier.alert_id == OutboxRecord.alert_id,
+                earlier.target == OutboxRecord.target,
+                earlier.state == "pending",
+                earlier.seq < OutboxRecord.seq,
+            )
+            .exists()
+        )
         with self.sessions() as session:
             rows = list(
                 session.execute(
                     select(OutboxRecord.id)
-                    .where(OutboxRecord.state == "pending", OutboxRecord.next_attempt_at <= now)
-                    .order_by(OutboxRecord.next_attempt_at)
+                    .where(
+                        OutboxRecord.state == "pending",
+                        OutboxRecord.next_attempt_at <= now,
+                        ~blocked,
+                    )
+                    .order_by(OutboxRecord.next_attempt_at, OutboxRecord.id)
                     .limit(self.batch)
                 ).scalars()
             )
@@ -112,8 +135,9 @@ class Dispatcher(threading.Thread):
                 row.last_error = "alert or target no longer exists"
                 session.commit()
                 return
-            body = encode_body(alert, self.base_url)
-            status, error = self._post(target, alert.id, body)
+            body = row.body.encode() if row.body else legacy_body(alert, self.base_url)
+            key = row.idempotency_key or f"{alert.id}:alert.created:1"
+            status, error = self._post(target, key, body)
             row.attempts += 1
             row.last_status = status
             if error is None:
@@ -121,7 +145,8 @@ class Dispatcher(threading.Thread):
                 row.delivered_at = time.time()
                 row.last_error = None
                 self.delivered += 1
-                log.info("alert %s delivered to %s", alert.id, target.name)
+                log.info("alert %s %s #%d delivered to %s", alert.id, row.event, row.seq,
+                         target.name)  # fmt: skip
             else:
                 delay = retry_delay(row.attempts, target)
                 row.next_attempt_at = time.time() + delay
@@ -137,12 +162,10 @@ class Dispatcher(threading.Thread):
                 )
             session.commit()
 
-    def _post(
-        self, target: DispatchTarget, alert_id: str, body: bytes
-    ) -> tuple[int | None, str | None]:
+    def _post(self, target: DispatchTarget, key: str, body: bytes) -> tuple[int | None, str | None]:
         headers = {
             "Content-Type": "application/json; charset=utf-8",
-            IDEMPOTENCY_HEADER: alert_id,
+            IDEMPOTENCY_HEADER: key,
             **target.headers,
         }
         if target.secret:

@@ -1,14 +1,21 @@
-"""Evidence: the snapshot of the frame that fired, and an annotated copy."""
+"""Evidence: the snapshot of the frame that fired, and an annotated copy.
+
+Rendered next to the frames (the frame never leaves the process that decoded it)
+by :class:`alerts.producer.AlertProducer`'s own thread, never by an analysis worker.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
 
+from alerts.domain.model import EvidenceRef
 from analytics.types import Event
 
 BOX_COLOUR = (0, 0, 255)  # BGR red
@@ -19,6 +26,15 @@ ZONE_COLOUR = (0, 215, 255)  # BGR amber
 class Snapshot:
     path: Path
     sha256: str
+
+
+class EvidenceFrame(Protocol):
+    """What evidence needs of a frame (``ingest.reader.SampledFrame`` is one)."""
+
+    @property
+    def frame_size(self) -> tuple[int, int]: ...
+
+    def source_bgr(self) -> np.ndarray: ...
 
 
 def encode_jpeg(image: np.ndarray, quality: int = 85) -> bytes:
@@ -73,3 +89,26 @@ def write_evidence(directory: Path, name: str, data: bytes) -> Snapshot:
     tmp.write_bytes(data)
     tmp.replace(path)
     return Snapshot(path, hashlib.sha256(data).hexdigest())
+
+
+def render_snapshots(
+    alert_id: str,
+    camera_id: str,
+    created_at: float,
+    event: Event,
+    frame: EvidenceFrame,
+    zone_polygon: np.ndarray | None,
+    directory: Path,
+    quality: int,
+) -> dict[str, EvidenceRef]:
+    """Save the full-resolution snapshot and an annotated copy, with their SHA-256."""
+    image = frame.source_bgr()
+    day = time.strftime("%Y%m%d", time.gmtime(created_at))
+    folder = directory / camera_id / day
+    raw = write_evidence(folder, f"{alert_id}.jpg", encode_jpeg(image, quality))
+    marked = annotate(image, event, zone_polygon, frame.frame_size)
+    ann = write_evidence(folder, f"{alert_id}.annotated.jpg", encode_jpeg(marked, quality))
+    return {
+        "snapshot": EvidenceRef(str(raw.path), raw.sha256),
+        "annotated_snapshot": EvidenceRef(str(ann.path), ann.sha256),
+    }

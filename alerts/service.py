@@ -1,158 +1,265 @@
-"""Events become alerts: cooldown, evidence, durable storage with the outbox."""
+"""The alert service: events become alerts, alerts move through their lifecycle.
+
+It consumes event messages from the bus on its own thread (``alerts``), routes
+each new alert, and persists the alert, its history and its outbox messages in
+one unit of work before acknowledging the message (at-least-once, deduplicated
+by the alert id chosen at the source). Commands (acknowledge, dispatch, ...),
+signed feedback and the escalation clock go through the same unit of work. The
+domain rules live in :mod:`alerts.domain`; this module only orchestrates.
+"""
 
 from __future__ import annotations
 
-import json
+import datetime as dt
 import logging
+import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
-import numpy as np
-from sqlalchemy.orm import Session, sessionmaker
-
-from alerts.config import AlertsConfig, DispatchTarget
-from alerts.evidence import annotate, encode_jpeg, write_evidence
-from alerts.store import AlertRecord, alert_payload, save_alert
-from analytics.types import Event
-from ingest.reader import SampledFrame
+from alerts.domain.escalation import escalate_if_due
+from alerts.domain.model import (
+    Action,
+    Alert,
+    Deadlines,
+    TransitionError,
+    feedback_action,
+)
+from alerts.domain.routing import Router
+from alerts.messages import EVENTS_TOPIC, EventMessage
+from alerts.ports import EventBus, UnitOfWork
 
 log = logging.getLogger(__name__)
 
+CONSUMER_GROUP = "alerts"
 
-class CooldownGate:
-    """At most one alert per (camera, rule, track or key) within the cooldown, on the rule clock."""
 
-    def __init__(self) -> None:
-        self._last: dict[tuple[str, str, str], float] = {}
+class AlertNotFound(LookupError):
+    pass
 
-    def allow(self, event: Event, t: float, cooldown_s: float) -> bool:
-        subject = event.key or str(event.track_ids[0] if event.track_ids else -1)
-        key = (event.camera_id, event.rule, subject)
-        last = self._last.get(key)
-        if last is not None and t - last < cooldown_s:
-            return False
-        self._last[key] = t
-        if len(self._last) > 10_000:  # forget the oldest keys on very busy cameras
-            horizon = t - cooldown_s
-            self._last = {k: v for k, v in self._last.items() if v >= horizon}
-        return True
+
+class DuplicateFeedback(Exception):
+    def __init__(self, result: dict[str, Any]) -> None:
+        self.result = result
+        super().__init__("feedback message already applied")
+
+
+def build_alert(message: EventMessage) -> Alert:
+    """The domain alert for an event message (not yet routed)."""
+    e = message.event
+    started = message.created_at - (e.pts - (e.started_pts if e.started_pts is not None else e.pts))
+    return Alert(
+        id=message.alert_id, camera_id=e.camera_id, camera_name=message.camera_name,
+        rule=e.rule, type=e.type, severity=e.severity,  # type: ignore[arg-type]
+        created_at=message.created_at, started_at=round(started, 3),
+        object_class=e.object_class, track_ids=list(e.track_ids), zone=e.zone,
+        area=message.area, measured=e.measured, threshold=e.threshold, unit=e.unit,
+        explanation=e.explanation, confidence=e.confidence,
+        box=[round(v, 1) for v in e.box] if e.box else None, pts=e.pts,
+        details=dict(e.extra), evidence=dict(message.evidence),
+    )  # fmt: skip
 
 
 @dataclass
-class CameraMeta:
-    name: str
-    county: str | None = None
-    township: str | None = None
-    village: str | None = None
-    grid: str | None = None
-
-
-def build_alert(event: Event, meta: CameraMeta, alert_id: str, created_at: float) -> AlertRecord:
-    """The alert record for an event (no evidence yet)."""
-    return AlertRecord(
-        id=alert_id,
-        camera_id=event.camera_id,
-        camera_name=meta.name,
-        rule=event.rule,
-        type=event.type,
-        severity=event.severity,
-        status="new",
-        created_at=created_at,
-        started_at=round(created_at - (event.pts - (event.started_pts or event.pts)), 3),
-        object_class=event.object_class,
-        track_ids_json=json.dumps(event.track_ids),
-        zone=event.zone,
-        county=meta.county,
-        township=meta.township,
-        village=meta.village,
-        grid=meta.grid,
-        measured=event.measured,
-        threshold=event.threshold,
-        unit=event.unit,
-        explanation=event.explanation,
-        confidence=event.confidence,
-        box_json=json.dumps([round(v, 1) for v in event.box]) if event.box else None,
-        pts=event.pts,
-        details_json=json.dumps(event.extra, ensure_ascii=False) if event.extra else None,
-    )
-
-
-def attach_evidence(
-    alert: AlertRecord,
-    event: Event,
-    frame: SampledFrame,
-    zone_polygon: np.ndarray | None,
-    directory: Path,
-    quality: int,
-) -> None:
-    """Save the full-resolution snapshot and an annotated copy, with their SHA-256."""
-    image = frame.source_bgr()
-    day = time.strftime("%Y%m%d", time.gmtime(alert.created_at))
-    folder = directory / alert.camera_id / day
-    raw = write_evidence(folder, f"{alert.id}.jpg", encode_jpeg(image, quality))
-    marked = annotate(image, event, zone_polygon, frame.frame_size)
-    ann = write_evidence(folder, f"{alert.id}.annotated.jpg", encode_jpeg(marked, quality))
-    alert.snapshot_path, alert.snapshot_sha256 = str(raw.path), raw.sha256
-    alert.annotated_path, alert.annotated_sha256 = str(ann.path), ann.sha256
+class Counters:
+    created: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    escalated: int = 0
 
 
 class AlertService:
-    """Turns events into stored alerts with evidence and outbox rows."""
-
     def __init__(
         self,
-        sessions: sessionmaker[Session],
-        cfg: AlertsConfig,
-        snapshot_dir: Path,
-        targets: list[DispatchTarget],
-        cameras: dict[str, CameraMeta],
+        uow_factory: Callable[[], UnitOfWork],
+        router: Callable[[], Router],
         *,
-        on_saved: Callable[[AlertRecord], None] | None = None,
+        timezone: str = "Asia/Shanghai",
+        on_committed: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self.sessions = sessions
-        self.cfg = cfg
-        self.snapshot_dir = snapshot_dir
-        self.targets = [t for t in targets if t.enabled]
-        self.cameras = cameras
-        self.on_saved = on_saved
-        self.gate = CooldownGate()
+        self.uow_factory = uow_factory
+        self.router = router
+        self.tz = ZoneInfo(timezone)
+        self.on_committed = on_committed
+        self.clock = clock
+        self.counters = Counters()
 
-    def handle(
-        self, event: Event, frame: SampledFrame | None, zone_polygon: np.ndarray | None
-    ) -> AlertRecord | None:
-        """Store an alert for ``event`` unless in cooldown; ``frame`` None: no snapshot
-        (a camera that sends no picture)."""
-        cooldown = event.cooldown_s if event.cooldown_s is not None else self.cfg.cooldown_s
-        t = frame.t if frame is not None else time.monotonic()
-        if not self.gate.allow(event, t, cooldown):
-            return None
-        meta = self.cameras.get(event.camera_id) or CameraMeta(event.camera_id)
-        alert = build_alert(event, meta, str(uuid.uuid4()), time.time())
-        try:
-            if frame is not None:
-                attach_evidence(
-                    alert, event, frame, zone_polygon, self.snapshot_dir, self.cfg.jpeg_quality
-                )
-        except (OSError, ValueError) as exc:
-            # The alert matters more than its picture: store it, say why there is none.
-            log.error("alert %s: snapshot not saved: %s", alert.id, exc)
-        targets = [t.name for t in self.targets if t.types is None or event.type in t.types]
-        with self.sessions.begin() as session:
-            save_alert(session, alert, targets)
-        log.info(
-            "alert %s %s camera=%s rule=%s: %s",
-            alert.id,
-            alert.type,
-            alert.camera_id,
-            alert.rule,
-            alert.explanation,
-        )
-        if self.on_saved is not None:
-            self.on_saved(alert)
+    # -- new alerts ---------------------------------------------------------------
+
+    def create(self, message: EventMessage) -> Alert | None:
+        """Store the alert for ``message``, routed; None if it was stored before."""
+        with self.uow_factory() as uow:
+            if uow.alerts.get(message.alert_id) is not None:
+                self.counters.duplicates += 1
+                return None  # a redelivered message: stored already
+            alert = build_alert(message)
+            when = dt.datetime.fromtimestamp(alert.created_at, self.tz)
+            route = self.router().route(alert.type, alert.area, alert.severity, when)
+            alert.departments = set(route.departments)
+            alert.department_id = route.departments[0] if len(route.departments) == 1 else None
+            alert.targets = set(route.targets)
+            alert.tier = route.tier
+            alert.deadlines = Deadlines(route.ack_deadline_s, route.resolve_deadline_s)
+            if message.evidence_error:
+                alert.details = {**alert.details, "evidence_error": message.evidence_error}
+            alert.opened()
+            uow.alerts.add(alert)
+            uow.commit()
+        self.counters.created += 1
+        log.info("alert %s %s camera=%s rule=%s → %s: %s", alert.id, alert.type,
+                 alert.camera_id, alert.rule, ", ".join(sorted(alert.departments)) or "centre",
+                 alert.explanation)  # fmt: skip
+        self._committed()
         return alert
 
-    def payload(self, alert: AlertRecord) -> dict[str, object]:
-        return alert_payload(alert)
+    # -- commands -----------------------------------------------------------------
+
+    def transition(
+        self,
+        alert_id: str,
+        action: Action,
+        *,
+        actor: str,
+        note: str = "",
+        department_id: str | None = None,
+        assignee: str | None = None,
+        reason: str | None = None,
+        check: Callable[[Alert], None] | None = None,
+    ) -> Alert:
+        """Apply ``action``; ``check`` may refuse (raise) after seeing the alert (scope)."""
+        departments = self.router().departments
+        if action == "dispatch" and department_id and department_id not in departments:
+            raise TransitionError(f"unknown department {department_id!r}")
+        with self.uow_factory() as uow:
+            alert = uow.alerts.get(alert_id)
+            if alert is None:
+                raise AlertNotFound(alert_id)
+            if check is not None:
+                check(alert)
+            alert.apply(action, actor=actor, at=self.clock(), note=note,
+                        department_id=department_id, assignee=assignee, reason=reason)  # fmt: skip
+            if action == "dispatch" and department_id:
+                alert.targets.update(departments[department_id].targets)
+            uow.commit()
+        log.info("alert %s: %s by %s → %s", alert_id, action, actor, alert.status)
+        self._committed()
+        return alert
+
+    def feedback(
+        self,
+        source: str,
+        message_id: str,
+        alert_id: str,
+        status: str,
+        *,
+        actor: str,
+        note: str = "",
+        reason: str | None = None,
+    ) -> dict[str, Any]:
+        """Apply a feedback message once; a repeated message id raises
+        :class:`DuplicateFeedback` with the first result."""
+        with self.uow_factory() as uow:
+            previous = uow.feedback.get(source, message_id)
+            if previous is not None:
+                raise DuplicateFeedback(previous)
+            alert = uow.alerts.get(alert_id)
+            if alert is None:
+                raise AlertNotFound(alert_id)
+            action = feedback_action(status, alert.status)
+            alert.apply(action, actor=f"{source}:{actor}" if actor else source, at=self.clock(),
+                        note=note, reason=reason)  # fmt: skip
+            result = {"alert_id": alert_id, "action": action, "status": alert.status}
+            uow.feedback.add(source, message_id, alert_id, result)
+            uow.commit()
+        self._committed()
+        return result
+
+    def get(self, alert_id: str) -> Alert | None:
+        with self.uow_factory() as uow:
+            return uow.alerts.get(alert_id)
+
+    # -- escalation ---------------------------------------------------------------
+
+    def escalate_due(self, now: float | None = None) -> int:
+        """Escalate every alert whose deadline has passed; how many were escalated."""
+        now = self.clock() if now is None else now
+        router = self.router()
+        with self.uow_factory() as uow:
+            escalated = [a for a in uow.alerts.due_for_escalation(now)
+                         if escalate_if_due(a, router, now) is not None]  # fmt: skip
+            if not escalated:
+                return 0
+            uow.commit()
+        for alert in escalated:
+            log.warning("alert %s escalated to %s (level %d, severity %s)", alert.id, alert.tier,
+                        alert.escalation_level, alert.severity)  # fmt: skip
+        self.counters.escalated += len(escalated)
+        self._committed()
+        return len(escalated)
+
+    def _committed(self) -> None:
+        if self.on_committed is not None:
+            self.on_committed()
+
+
+class AlertWorkers:
+    """The alert service's threads: the event consumer and the escalation clock.
+
+    Neither dies silently: an exception is logged and counted, the message is
+    handed back to the bus for a later attempt, and the loop goes on.
+    """
+
+    def __init__(
+        self, service: AlertService, bus: EventBus, *, escalation_interval_s: float = 1.0
+    ) -> None:
+        self.service = service
+        self.bus = bus
+        self.escalation_interval_s = escalation_interval_s
+        self._stop = threading.Event()
+        bus.subscribe(EVENTS_TOPIC, CONSUMER_GROUP)
+        self._threads = [
+            threading.Thread(target=self._consume, name="alerts", daemon=True),
+            threading.Thread(target=self._escalate, name="escalation", daemon=True),
+        ]
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop after the messages already published are handled (or ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while self.pending() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._stop.set()
+        for t in self._threads:
+            t.join(max(0.1, deadline - time.monotonic()))
+
+    def pending(self) -> int:
+        return self.bus.pending(EVENTS_TOPIC, CONSUMER_GROUP)
+
+    def _consume(self) -> None:
+        while not self._stop.is_set():
+            delivery = self.bus.consume(EVENTS_TOPIC, CONSUMER_GROUP, timeout_s=0.5)
+            if delivery is None:
+                continue
+            try:
+                self.service.create(EventMessage.from_dict(delivery.payload))
+            except Exception:  # noqa: BLE001 - retried: the alert must not be lost
+                self.service.counters.failed += 1
+                delay = min(30.0, 0.5 * 2 ** min(delivery.attempts, 6))
+                log.exception("alert from message %s not stored (attempt %d); retry in %.1f s",
+                              delivery.id, delivery.attempts, delay)  # fmt: skip
+                delivery.nack(delay)
+                continue
+            delivery.ack()
+
+    def _escalate(self) -> None:
+        while not self._stop.wait(self.escalation_interval_s):
+            try:
+                self.service.escalate_due()
+            except Exception:  # noqa: BLE001 - the clock keeps ticking
+                log.exception("escalation check failed; retrying")

@@ -5,16 +5,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from analytics.types import COCO_CLASSES
+from camera_registry.config import CameraBase
+from core.model import NAME_MAX, StrictModel
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DetectorConfig(Strict):
+class DetectorConfig(StrictModel):
     backend: Literal["onnx", "ultralytics"] = "onnx"
     model: str = Field(
         "yolox_nano.onnx",
@@ -49,8 +47,8 @@ class DetectorConfig(Strict):
 Point = tuple[float, float]
 
 
-class ZoneConfig(Strict):
-    name: str = Field(min_length=1)
+class ZoneConfig(StrictModel):
+    name: str = Field(min_length=1, max_length=NAME_MAX)
     points: list[Point] = Field(min_length=3)
     coordinates: Literal["auto", "normalized", "pixels"] = Field(
         "auto",
@@ -80,7 +78,7 @@ VEHICLES = ["car", "motorcycle", "bus", "truck"]
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
 
 
-class ScheduleWindow(Strict):
+class ScheduleWindow(StrictModel):
     """A weekly time window; ``end`` before ``start`` runs past midnight."""
 
     days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS))
@@ -102,8 +100,8 @@ class ScheduleWindow(Strict):
         return conv(self.start), conv(self.end)
 
 
-class RuleBase(Strict):
-    name: str = Field(min_length=1)
+class RuleBase(StrictModel):
+    name: str = Field(min_length=1, max_length=NAME_MAX)
     zone: str | None = Field(None, description="zone name; default: the whole frame")
     min_confidence: float = Field(0.0, ge=0.0, le=1.0)
     cooldown_s: float | None = Field(None, ge=0, description="default: alerts.cooldown_s")
@@ -194,6 +192,12 @@ class LineCrossingRule(RuleBase):
     direction: Literal["a_to_b", "b_to_a", "both"] = "both"
     classes: list[str] = Field(default_factory=_persons)
     coordinates: Literal["auto", "normalized", "pixels"] = "auto"
+    min_crossing_frames: int = Field(
+        2,
+        ge=1,
+        description="consecutive frames an object must be seen on the new side before its "
+        "crossing counts: a box jittering across the line and back counts nothing",
+    )
 
     _classes = field_validator("classes")(_check_classes)
 
@@ -288,11 +292,11 @@ class CongestionRule(RuleBase):
     _classes = field_validator("classes")(_check_classes)
 
 
-class CameraFaultRule(Strict):
+class CameraFaultRule(StrictModel):
     """The camera itself: a black picture or a frozen one for ``min_duration_s``."""
 
     type: Literal["camera_fault"]
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=NAME_MAX)
     enabled: bool = True
     black_level: float = Field(16.0, ge=0, le=255, description="mean luma at or below is black")
     frozen_level: float = Field(
@@ -325,7 +329,7 @@ RuleConfig = Annotated[
 ]
 
 
-class MotionConfig(Strict):
+class MotionConfig(StrictModel):
     """Skip detection on frames without motion in the zones that matter."""
 
     enabled: bool = True
@@ -337,3 +341,29 @@ class MotionConfig(Strict):
     keepalive_s: float = Field(
         2.0, gt=0, description="detect at least this often anyway (stationary objects)"
     )
+
+
+class CameraConfig(CameraBase):
+    """A camera with what the hub analyses on it: zones, rules, the motion gate."""
+
+    zones: list[ZoneConfig] = Field(default_factory=list)
+    rules: list[RuleConfig] = Field(default_factory=list)
+    motion: MotionConfig = Field(default_factory=MotionConfig)
+
+    @model_validator(mode="after")
+    def _zones_and_rules(self) -> CameraConfig:
+        names = [z.name for z in self.zones]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"duplicate zone name(s): {sorted(dupes)}")
+        rule_names = [r.name for r in self.rules]
+        dupes = {n for n in rule_names if rule_names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"duplicate rule name(s): {sorted(dupes)}")
+        for rule in self.rules:
+            if rule.zone is not None and rule.zone not in names:
+                raise ValueError(
+                    f"rule {rule.name!r} names zone {rule.zone!r}, which is not defined "
+                    f"(zones: {names or 'none'})"
+                )
+        return self

@@ -1,43 +1,52 @@
-"""The FastAPI application: REST API over the hub (OpenAPI at /docs and /openapi.json)."""
+"""The FastAPI application: REST API over the hub (OpenAPI at /docs and /openapi.json).
+
+Every route requires authentication except ``/healthz``, ``POST /api/auth/login``
+and the signed ``POST /api/feedback``; roles and area scope decide the rest. The
+API answers only to the Host names it is configured for (DNS-rebinding defence).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 from fastapi import FastAPI, Request
-from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.store import OutboxRecord
-from api.routers import alerts, cameras
+from api.auth import install_host_check
+from api.ports import HubServices
+from api.routers import alerts, auth, cameras, feedback, routing, users
 from api.schemas import Health
 
-if TYPE_CHECKING:
-    from shaobing.hub import Hub
+VERSION = "0.2.0"
 
-VERSION = "0.1.0"
+#: The routes that answer without authentication (the authorisation tests check this).
+PUBLIC_ROUTES = {("GET", "/healthz"), ("POST", "/api/auth/login"), ("POST", "/api/feedback")}
 
 
-def create_app(hub: Hub) -> FastAPI:
+def create_app(
+    services: HubServices,
+    sessions: sessionmaker[Session],
+    *,
+    allowed_hosts: list[str] | None = None,
+    token_ttl_s: float = 12 * 3600,
+) -> FastAPI:
     app = FastAPI(
         title="Shaobing 哨兵",
         version=VERSION,
         description="Video-surveillance integration and analytics hub: cameras, live status, "
-        "alerts with evidence.",
+        "alerts with evidence and their handling (受理 → 分流 → 处置 → 反馈 → 归档).",
     )
-    app.state.hub = hub
-    app.include_router(cameras.router)
-    app.include_router(alerts.router)
+    app.state.services = services
+    app.state.sessions = sessions
+    app.state.token_ttl_s = token_ttl_s
+    if allowed_hosts is not None and "*" not in allowed_hosts:
+        install_host_check(app, allowed_hosts)
+    for module in (auth, users, cameras, alerts, routing, feedback):
+        app.include_router(module.router)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     def healthz(request: Request) -> Health:
-        h: Hub = request.app.state.hub
-        counts: dict[str, int] = {}
-        for st in h.status.all():
-            counts[st.state] = counts.get(st.state, 0) + 1
-        with h.sessions() as session:
-            pending = session.execute(
-                select(func.count()).where(OutboxRecord.state == "pending")
-            ).scalar_one()
-        return Health(status="ok", cameras=counts, dispatch_pending=int(pending), version=VERSION)
+        info: dict[str, Any] = request.app.state.services.health()
+        return Health(status="ok", version=VERSION, **info)
 
     return app

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from alerts.domain.model import Action, Severity, Status
+from core.area import Area
 
-class Area(BaseModel):
-    county: str | None = None
-    township: str | None = None
-    village: str | None = None
-    grid: str | None = None
+__all__ = ["Area"]
 
 
 class CameraStatusOut(BaseModel):
@@ -67,18 +65,45 @@ class Delivery(BaseModel):
     last_error: str | None = None
     delivered_at: float | None = None
     next_attempt_at: float | None = None
+    event: str = "alert.created"
+    sequence: int = 1
+
+
+class Handling(BaseModel):
+    department_id: str | None = Field(None, description="department handling it now")
+    assignee: str | None = Field(None, description="person handling it, if dispatched to one")
+    departments: list[str] = Field(
+        default_factory=list, description="every department it was routed/dispatched/escalated to"
+    )
+    tier: str = Field(description="dispatch tier: grid, township or county")
+    escalation_level: int = 0
+    acknowledged_at: float | None = None
+    resolved_at: float | None = None
+    due_at: float | None = Field(None, description="when it escalates if nobody acts")
+    false_alarm_reason: str | None = None
+
+
+class HistoryOut(BaseModel):
+    at: float
+    actor: str
+    action: str
+    from_status: str | None = None
+    to_status: str
+    note: str = ""
+    detail: dict[str, Any] = Field(default_factory=dict)
 
 
 class AlertOut(BaseModel):
     id: str
     type: str
     rule: str
-    severity: str
-    status: str
+    severity: Severity
+    status: Status
     camera: dict[str, str]
     area: Area
     created_at: float
     started_at: float
+    updated_at: float
     object_class: str
     track_ids: list[int]
     zone: str
@@ -86,7 +111,78 @@ class AlertOut(BaseModel):
     confidence: float
     box: list[float] | None = None
     evidence: dict[str, Evidence]
+    handling: Handling
+    allowed_actions: list[Action] = Field(
+        default_factory=list, description="lifecycle actions valid in this state"
+    )
+    history: list[HistoryOut] | None = None
     deliveries: list[Delivery] | None = None
+
+
+class ActionIn(BaseModel):
+    """A lifecycle action on an alert (受理 acknowledge, 分流 dispatch, 处置 start,
+    办结 resolve, 误报 false_alarm, reopen)."""
+
+    action: Action
+    note: str = Field("", max_length=2000)
+    department_id: str | None = Field(None, description="dispatch: the department")
+    assignee: str | None = Field(None, max_length=64, description="dispatch: a person, optional")
+    reason: str | None = Field(
+        None, max_length=2000, description="false_alarm: why (used to tune the rule)"
+    )
+
+
+class FeedbackIn(BaseModel):
+    """A signed status report from the dispatch platform or a department."""
+
+    message_id: str = Field(min_length=1, max_length=128, description="unique per message")
+    alert_id: str = Field(min_length=1, max_length=36)
+    status: str = Field(
+        description="accepted|受理, in_progress|处置中, resolved|办结, false_alarm|误报"
+    )
+    note: str = Field("", max_length=2000)
+    actor: str = Field("", max_length=40, description="who reported it (name or staff id)")
+    reason: str | None = Field(None, max_length=2000, description="false_alarm: why")
+
+
+class FeedbackOut(BaseModel):
+    alert_id: str
+    action: str
+    status: str
+    duplicate: bool = False
+
+
+class AreaOut(BaseModel):
+    county: str | None = None
+    township: str | None = None
+    village: str | None = None
+    grid: str | None = None
+    level: str | None = None
+    code: str | None = None
+    name: str
+
+
+class DepartmentOut(BaseModel):
+    id: str
+    name: str
+    kind: str
+    level: str
+    areas: list[Area]
+    targets: list[str]
+
+
+class RoutingRuleOut(BaseModel):
+    name: str
+    origin: Literal["config", "api"]
+    enabled: bool
+    types: list[str] | None = None
+    area: Area
+    min_severity: Severity
+    schedule: list[dict[str, Any]] | None = None
+    departments: list[str]
+    targets: list[str]
+    ack_deadline_s: float | None = None
+    resolve_deadline_s: float | None = None
 
 
 class AlertPage(BaseModel):
@@ -100,4 +196,5 @@ class Health(BaseModel):
     status: str
     cameras: dict[str, int]
     dispatch_pending: int
+    events_pending: int = Field(0, description="events not yet stored as alerts")
     version: str

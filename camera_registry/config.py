@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from analytics.config import MotionConfig, RuleConfig, ZoneConfig
 from camera_registry.urls import UrlError, strip_credentials, validate_stream_url
+from core.area import Area
+from core.model import StrictModel
 
 Programme = Literal["xueliang", "tianwang", "huiyan", "traffic", "city", "village", "other"]
 
@@ -35,11 +36,7 @@ def validate_gb28181_id(value: str) -> str:
     return value
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class OnvifSource(Strict):
+class OnvifSource(StrictModel):
     host: str = Field(min_length=1)
     port: int = Field(80, gt=0, lt=65536)
     username: str | None = None
@@ -48,7 +45,7 @@ class OnvifSource(Strict):
     stream: Literal["main", "sub"] = Field("main", description="which stream to analyse")
 
 
-class SourceConfig(Strict):
+class SourceConfig(StrictModel):
     """Where the video comes from: a URL, or an ONVIF device probed for its URL."""
 
     url: str | None = None
@@ -83,32 +80,23 @@ class SourceConfig(Strict):
         return self
 
 
-class AreaConfig(Strict):
-    """Administrative area, for routing and scope (county → township → village → grid)."""
-
-    county: str | None = None
-    township: str | None = None
-    village: str | None = None
-    grid: str | None = None
-
-
 CAMERA_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-class CameraConfig(Strict):
+class CameraBase(StrictModel):
+    """A camera as the registry knows it: identity, source, place. The analytics part
+    (zones, rules, motion gate) is added by ``analytics.config.CameraConfig``."""
+
     id: str
-    name: str = ""
+    name: str = Field("", max_length=200)
     enabled: bool = True
     source: SourceConfig
-    area: AreaConfig = Field(default_factory=AreaConfig)
+    area: Area = Field(default_factory=Area)
     lat: float | None = Field(None, ge=-90, le=90)
     lon: float | None = Field(None, ge=-180, le=180)
     programme: Programme = "other"
     gb28181_id: str | None = None
     detect_fps: float = Field(5.0, gt=0, le=30)
-    zones: list[ZoneConfig] = Field(default_factory=list)
-    rules: list[RuleConfig] = Field(default_factory=list)
-    motion: MotionConfig = Field(default_factory=MotionConfig)
 
     @field_validator("id")
     @classmethod
@@ -125,26 +113,8 @@ class CameraConfig(Strict):
     def _gb(cls, v: str | None) -> str | None:
         return None if v is None else validate_gb28181_id(v)
 
-    @model_validator(mode="after")
-    def _zones_and_rules(self) -> CameraConfig:
-        names = [z.name for z in self.zones]
-        dupes = {n for n in names if names.count(n) > 1}
-        if dupes:
-            raise ValueError(f"duplicate zone name(s): {sorted(dupes)}")
-        rule_names = [r.name for r in self.rules]
-        dupes = {n for n in rule_names if rule_names.count(n) > 1}
-        if dupes:
-            raise ValueError(f"duplicate rule name(s): {sorted(dupes)}")
-        for rule in self.rules:
-            if rule.zone is not None and rule.zone not in names:
-                raise ValueError(
-                    f"rule {rule.name!r} names zone {rule.zone!r}, which is not defined "
-                    f"(zones: {names or 'none'})"
-                )
-        return self
 
-
-class IngestConfig(Strict):
+class IngestConfig(StrictModel):
     open_timeout_s: float = Field(10.0, gt=0)
     read_timeout_s: float = Field(5.0, gt=0)
     reconnect_initial_s: float = Field(0.5, gt=0)

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import ValidationError
 
-from camera_registry.config import CameraConfig
+from camera_registry.config import CameraBase
+
+C = TypeVar("C", bound=CameraBase)
 
 CSV_COLUMNS = (
     "id", "name", "url", "onvif_host", "onvif_port", "onvif_profile", "username", "password",
@@ -77,8 +79,9 @@ def _row_from_csv(row: dict[str, str]) -> dict[str, Any]:
     return cam
 
 
-def load_camera_file(path: Path) -> list[CameraConfig]:
-    """Parse and validate a YAML or CSV camera list; raises :class:`ImportError_`."""
+def load_camera_file(path: Path, model: type[C]) -> list[C]:
+    """Parse and validate a YAML or CSV camera list with ``model``; raises
+    :class:`ImportError_`."""
     problems: list[str] = []
     rows: list[tuple[str, dict[str, Any]]] = []
     try:
@@ -104,12 +107,12 @@ def load_camera_file(path: Path) -> list[CameraConfig]:
             raise ImportError_(path, ["expected a list of cameras (or a 'cameras:' list)"])
         for n, item in enumerate(data):
             rows.append((f"cameras[{n}]", item if isinstance(item, dict) else {"id": item}))
-    cameras: list[CameraConfig] = []
+    cameras: list[C] = []
     seen: set[str] = set()
     for where, row in rows:
         label = f"{where} (id={row.get('id') or '?'})"
         try:
-            cam = CameraConfig.model_validate(row)
+            cam = model.model_validate(row)
         except ValidationError as exc:
             for err in exc.errors():
                 problems.append(f"{path}: {label}: {_loc(err['loc'])}: {err['msg']}")

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import Boolean, Float, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from camera_registry.config import CameraConfig
+from camera_registry.config import CameraBase
 from camera_registry.urls import mask_url
-from shaobing.db import Base
+from core.db import Base
 
 
 class CameraRecord(Base):
@@ -38,11 +38,14 @@ class CameraRecord(Base):
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
     updated_at: Mapped[float] = mapped_column(Float, default=time.time)
 
-    def config(self) -> CameraConfig:
-        return CameraConfig.model_validate(json.loads(self.config_json))
+    def config_data(self) -> dict[str, Any]:
+        """The stored camera config (credentials included): validate it with the model
+        of the layer that needs it (``analytics.config.CameraConfig`` for the hub)."""
+        data: dict[str, Any] = json.loads(self.config_json)
+        return data
 
 
-def source_display(cam: CameraConfig) -> tuple[str, str]:
+def source_display(cam: CameraBase) -> tuple[str, str]:
     """(kind, credential-free description) of a camera's source."""
     if cam.source.onvif is not None:
         return "onvif", f"onvif://{cam.source.onvif.host}:{cam.source.onvif.port}"
@@ -50,7 +53,7 @@ def source_display(cam: CameraConfig) -> tuple[str, str]:
     return "url", mask_url(cam.source.url)
 
 
-def upsert_camera(session: Session, cam: CameraConfig, *, origin: str) -> CameraRecord:
+def upsert_camera(session: Session, cam: CameraBase, *, origin: str) -> CameraRecord:
     """Insert or update one camera from its validated config."""
     record = session.get(CameraRecord, cam.id)
     now = time.time()

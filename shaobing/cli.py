@@ -5,13 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from camera_registry.urls import mask_url
 from shaobing.config import ConfigError, LoadedConfig, load_config
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("shaobing")
 
@@ -36,7 +42,7 @@ def setup_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "zeep", "onvif", "uvicorn.access", "libav"):
+    for noisy in ("httpx", "httpcore", "zeep", "onvif", "uvicorn.access", "libav", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         import av.logging
@@ -87,6 +93,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"database error ({where}: storage.database_url {mask_url(loaded.database_url)}): "
               f"{mask_url(str(exc))}", file=sys.stderr)  # fmt: skip
         return EXIT_CONFIG
+    _announce_admin(hub.ensure_admin(os.environ.get("SHAOBING_ADMIN_PASSWORD")))
     hub.start()
     api = loaded.config.api
     try:
@@ -97,7 +104,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
             server = uvicorn.Server(
                 uvicorn.Config(
-                    create_app(hub),
+                    create_app(
+                        hub, hub.sessions, allowed_hosts=api.hosts(), token_ttl_s=api.token_ttl_s
+                    ),  # fmt: skip
                     host=api.host,
                     port=api.port,
                     log_level="warning",
@@ -114,6 +123,47 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         hub.stop()
     return 0
+
+
+def _open_db(loaded: LoadedConfig) -> tuple[Engine, sessionmaker[Session]]:
+    """The database of a config, migrated; a clear error naming the setting if it fails."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from shaobing.db import SchemaError, open_database
+
+    loaded.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return open_database(loaded.database_url)
+    except (SchemaError, SQLAlchemyError) as exc:
+        where = loaded.path or "default config"
+        url = mask_url(loaded.database_url)
+        print(f"database error ({where}: storage.database_url {url}): {mask_url(str(exc))}",
+              file=sys.stderr)  # fmt: skip
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    from shaobing import users_cli
+
+    loaded = _load(args.config)
+    engine, sessions = _open_db(loaded)
+    try:
+        return users_cli.run(args, sessions)
+    finally:
+        engine.dispose()
+
+
+def _announce_admin(password: str | None) -> None:
+    """Print the first admin's password once (never logged: logs are kept and shipped)."""
+    if password is None:
+        return
+    if os.environ.get("SHAOBING_ADMIN_PASSWORD"):
+        print("created user 'admin' with the password from SHAOBING_ADMIN_PASSWORD", flush=True)
+        return
+    bar = "*" * 64
+    print(f"{bar}\nFirst start: created user 'admin' with password\n\n    {password}\n\n"
+          f"Log in and change it (shaobing users passwd admin). It is not shown again.\n{bar}",
+          flush=True)  # fmt: skip
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -161,18 +211,17 @@ def _parse_start(value: str, timezone: str) -> float:
 
 def cmd_cameras_import(args: argparse.Namespace) -> int:
     loaded = _load(args.config)
+    from analytics.config import CameraConfig
     from camera_registry.importer import ImportError_, load_camera_file
     from camera_registry.store import upsert_camera
-    from shaobing.db import init_schema, make_engine
 
     try:
-        cameras = load_camera_file(Path(args.file))
+        cameras = load_camera_file(Path(args.file), CameraConfig)
     except ImportError_ as exc:
         print("\n".join(exc.problems), file=sys.stderr)
         return EXIT_CONFIG
     loaded.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(loaded.database_url)
-    sessions = init_schema(engine)
+    engine, sessions = _open_db(loaded)
     with sessions.begin() as session:
         for cam in cameras:
             upsert_camera(session, cam, origin="import")
@@ -184,10 +233,8 @@ def cmd_cameras_import(args: argparse.Namespace) -> int:
 def cmd_cameras_list(args: argparse.Namespace) -> int:
     loaded = _load(args.config)
     from camera_registry.store import list_cameras
-    from shaobing.db import init_schema, make_engine
 
-    engine = make_engine(loaded.database_url)
-    sessions = init_schema(engine)
+    engine, sessions = _open_db(loaded)
     with sessions() as session:
         for rec in list_cameras(session):
             area = "/".join(x for x in (rec.county, rec.township, rec.village) if x)
@@ -281,6 +328,13 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--password-env", help="name of the environment variable with the password")
     probe.add_argument("--timeout", type=float, default=10.0)
     probe.set_defaults(func=cmd_cameras_probe)
+
+    from shaobing import users_cli
+
+    config_opt = argparse.ArgumentParser(add_help=False)
+    config_opt.add_argument("--config", "-c", help="YAML config (its database)")
+    users = users_cli.add_parser(sub, parents=[config_opt])
+    users.set_defaults(func=cmd_users)
     return p
 
 

@@ -21,43 +21,66 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-from alerts.config import AlertsConfig, DispatchTarget
-from analytics.config import DetectorConfig
-from camera_registry.config import CameraConfig, IngestConfig
+from alerts.config import (
+    AlertsConfig,
+    AreaNode,
+    DepartmentConfig,
+    DispatchTarget,
+    EscalationConfig,
+    FeedbackSource,
+    RoutingRuleConfig,
+    check_routing_references,
+)
+from analytics.config import CameraConfig, DetectorConfig
+from camera_registry.config import IngestConfig
+from core.model import StrictModel
 
 DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "default.yaml"
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class StorageConfig(Strict):
+class StorageConfig(StrictModel):
     database_url: str | None = Field(None, description="default: sqlite:///<data_dir>/shaobing.db")
 
 
-class ApiConfig(Strict):
+class ApiConfig(StrictModel):
     enabled: bool = True
-    host: str = Field("127.0.0.1", description="authentication comes later: keep on loopback")
+    host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(8080, ge=0, lt=65536)
     public_url: str | None = Field(
         None, description="base URL receivers use to fetch evidence; default http://host:port"
     )
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "localhost", "::1", "[::1]"],
+        description="Host header values the API answers to (DNS-rebinding defence); the host "
+        "of public_url is added. '*' allows any (not recommended)",
+    )
+    token_ttl_s: float = Field(12 * 3600, gt=0, description="lifetime of a login token")
+
+    def hosts(self) -> list[str]:
+        """allowed_hosts plus the listening address and public_url's host."""
+        from urllib.parse import urlsplit
+
+        hosts = list(self.allowed_hosts)
+        if self.host not in ("0.0.0.0", "::"):
+            hosts.append(self.host)
+        if self.public_url:
+            public = urlsplit(self.public_url).hostname
+            if public:
+                hosts.append(public)
+        return sorted(set(hosts))
 
 
-class LoggingConfig(Strict):
+class LoggingConfig(StrictModel):
     level: str = "INFO"
 
 
-class HubConfig(Strict):
+class HubConfig(StrictModel):
     data_dir: str = "./data"
     timezone: str = Field("Asia/Shanghai", description="time zone of rule schedules")
     storage: StorageConfig = Field(default_factory=StorageConfig)
@@ -67,6 +90,17 @@ class HubConfig(Strict):
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     dispatch: list[DispatchTarget] = Field(default_factory=list)
+    areas: list[AreaNode] = Field(
+        default_factory=list, description="the area tree (county → township → village → grid)"
+    )
+    departments: list[DepartmentConfig] = Field(default_factory=list)
+    routing: list[RoutingRuleConfig] = Field(
+        default_factory=list, description="routing rules from the file (more can be added by API)"
+    )
+    escalation: EscalationConfig = Field(default_factory=EscalationConfig)
+    feedback: list[FeedbackSource] = Field(
+        default_factory=list, description="platforms allowed to call the signed feedback endpoint"
+    )
     cameras: list[CameraConfig] = Field(default_factory=list)
 
     @field_validator("timezone")
@@ -83,10 +117,12 @@ class HubConfig(Strict):
         for what, names in (
             ("camera id", [c.id for c in self.cameras]),
             ("dispatch target name", [d.name for d in self.dispatch]),
+            ("feedback source name", [f.name for f in self.feedback]),
         ):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
                 raise ValueError(f"duplicate {what}(s): {dupes}")
+        check_routing_references(self.departments, self.routing, {d.name for d in self.dispatch})
         return self
 
 

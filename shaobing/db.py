@@ -1,78 +1,104 @@
-"""Database engine and schema versioning (SQLAlchemy 2; SQLite or PostgreSQL)."""
+"""Opening the database: create or upgrade it with Alembic (``migrations/``).
+
+* a new database is created at the newest revision;
+* a database made by Shaobing's hand-written schema versions (a ``schema_version``
+  row, no ``alembic_version``) is brought to version 2 the old way, stamped with the
+  baseline revision and upgraded in place, its data kept;
+* a database from a newer Shaobing (a revision or schema version this one does not
+  know) is refused with :class:`SchemaError` before anything is touched.
+"""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
-from sqlalchemy import Integer, String, create_engine, event, inspect, select, text
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db import make_engine
 
 log = logging.getLogger(__name__)
 
-# Bump when the schema changes and add the step to MIGRATIONS.
-SCHEMA_VERSION = 2
-# version -> SQL statements that bring a database from version-1 to it
-MIGRATIONS: dict[int, list[str]] = {
-    2: ["ALTER TABLE alerts ADD COLUMN details_json TEXT"],  # rule-specific trace details
-}
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class SchemaVersion(Base):
-    __tablename__ = "schema_version"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    version: Mapped[int] = mapped_column(Integer)
-    component: Mapped[str] = mapped_column(String(32), default="shaobing")
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+#: The last hand-written schema version, which the baseline revision reproduces.
+LEGACY_VERSION = 2
+LEGACY_STEPS = {2: ["ALTER TABLE alerts ADD COLUMN details_json TEXT"]}
 
 
 class SchemaError(RuntimeError):
     pass
 
 
-def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.close()
-
-        return engine
-    return create_engine(url, pool_pre_ping=True)
+def alembic_config(connection: Connection | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
 
 
-def init_schema(engine: Engine) -> sessionmaker[Session]:
-    """Create missing tables, check/upgrade the schema version; return a session factory."""
-    # Import the table modules so their tables are registered on Base.metadata.
-    import alerts.store  # noqa: F401
-    import camera_registry.store  # noqa: F401
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
 
-    existing = set(inspect(engine).get_table_names())
-    Base.metadata.create_all(engine)
-    factory = sessionmaker(engine, expire_on_commit=False)
-    if "schema_version" not in existing and "alerts" in existing:
-        raise SchemaError("database has Shaobing tables but no schema_version row")
-    with factory.begin() as session:
-        row = session.execute(select(SchemaVersion)).scalar_one_or_none()
-        if row is None:
-            session.add(SchemaVersion(id=1, version=SCHEMA_VERSION))
-        elif row.version > SCHEMA_VERSION:
-            raise SchemaError(
-                f"database schema version {row.version} is newer than this Shaobing "
-                f"({SCHEMA_VERSION}); upgrade Shaobing"
-            )
-        elif row.version < SCHEMA_VERSION:
-            for version in range(row.version + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS.get(version, []):
-                    session.execute(text(statement))
-                log.info("database schema migrated to version %d", version)
-            row.version = SCHEMA_VERSION
-    return factory
+
+def _adopt_legacy(conn: Connection) -> None:
+    """Bring a pre-Alembic database to version 2 and stamp it as the baseline."""
+    version = conn.execute(text("SELECT version FROM schema_version")).scalar()
+    if version is None:
+        raise SchemaError("database has a schema_version table but no version row")
+    if version > LEGACY_VERSION:
+        raise SchemaError(
+            f"database schema version {version} is newer than this Shaobing knows; upgrade Shaobing"
+        )
+    for step in range(int(version) + 1, LEGACY_VERSION + 1):
+        for statement in LEGACY_STEPS.get(step, []):
+            conn.execute(text(statement))
+    conn.commit()
+    command.stamp(alembic_config(conn), "0001")
+    conn.commit()
+    log.info("database from schema version %d adopted by the migrations (baseline 0001)", version)
+
+
+def upgrade(engine: Engine) -> None:
+    """Create or upgrade the schema to the newest revision (refusing newer databases)."""
+    script = ScriptDirectory.from_config(alembic_config())
+    with engine.connect() as conn:
+        tables = set(inspect(conn).get_table_names())
+        current = MigrationContext.configure(conn).get_current_revision()
+        if current is not None:
+            try:
+                script.get_revision(current)
+            except Exception:  # noqa: BLE001 - alembic raises several kinds here
+                raise SchemaError(
+                    f"database is at revision {current}, which this Shaobing does not know "
+                    "(made by a newer version?); upgrade Shaobing"
+                ) from None
+        elif "schema_version" in tables:
+            _adopt_legacy(conn)
+        elif "alerts" in tables or "cameras" in tables:
+            raise SchemaError("database has Shaobing tables but no schema version")
+        before = MigrationContext.configure(conn).get_current_revision()
+        command.upgrade(alembic_config(conn), "head")
+        conn.commit()
+        after = MigrationContext.configure(conn).get_current_revision()
+    if before != after:
+        log.info("database schema upgraded %s → %s", before or "(empty)", after)
+
+
+def open_database(url: str) -> tuple[Engine, sessionmaker[Session]]:
+    """An engine and session factory for ``url``, the schema at the newest revision."""
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+    except Exception:
+        engine.dispose()
+        raise
+    return engine, sessionmaker(engine, expire_on_commit=False)

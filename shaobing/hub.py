@@ -1,7 +1,9 @@
-"""Wiring: registry, ingest readers, analysis pool, alert service, dispatcher.
+"""Wiring (bootstrap): registry, ingest readers, analysis pool, alert producer,
+event bus, alert service, dispatcher, accounts.
 
 Kept thin on purpose: each piece lives in its own package; this module only
-connects them for the embedded single-process mode.
+connects them. The embedded mode wires the in-process bus and SQLite; the
+distributed mode swaps adapters, not code paths.
 """
 
 from __future__ import annotations
@@ -12,13 +14,27 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from sqlalchemy import func, select
+
+from accounts.service import ensure_initial_admin
+from alerts.adapters.memory_bus import MemoryEventBus
+from alerts.adapters.sql import (
+    OutboxRecord,
+    SqlUnitOfWork,
+    routing_rule_configs,
+    sync_config_routing,
+)
+from alerts.config import AreaNode, RoutingRuleConfig
 from alerts.dispatcher import Dispatcher
-from alerts.service import AlertService, CameraMeta
+from alerts.domain.routing import Router
+from alerts.producer import AlertProducer, CameraInfo
+from alerts.routing_setup import make_router
+from alerts.service import AlertService, AlertWorkers
+from analytics.config import CameraConfig
 from analytics.detectors import Detector, create_detector
 from analytics.pipeline import CameraAnalytics, CameraRulesConfig
 from analytics.scheduler import AnalysisPool
 from analytics.types import Event
-from camera_registry.config import CameraConfig
 from camera_registry.status import CameraStatus, StatusBoard
 from camera_registry.store import (
     list_cameras,
@@ -29,7 +45,7 @@ from camera_registry.store import (
 from camera_registry.urls import mask_url, with_credentials
 from ingest.reader import SampledFrame, StreamReader
 from shaobing.config import LoadedConfig
-from shaobing.db import init_schema, make_engine
+from shaobing.db import open_database
 
 log = logging.getLogger(__name__)
 
@@ -102,34 +118,41 @@ def offline_event(st: CameraStatus, now: float, limit: float) -> Event:
 
 
 class Hub:
-    """The embedded hub: everything in one process, SQLite and in-process queues."""
+    """The embedded hub: everything in one process, SQLite and the in-process bus."""
 
     def __init__(self, loaded: LoadedConfig, *, detector: Detector | None = None) -> None:
         self.loaded = loaded
         cfg = loaded.config
         loaded.data_dir.mkdir(parents=True, exist_ok=True)
-        self.engine = make_engine(loaded.database_url)
-        self.sessions = init_schema(self.engine)
+        self.engine, self.sessions = open_database(loaded.database_url)
         with self.sessions.begin() as session:
             for cam in cfg.cameras:
                 upsert_camera(session, cam, origin="config")
             removed = remove_stale_config_cameras(session, {c.id for c in cfg.cameras})
+            sync_config_routing(session, {r.name: r.model_dump(mode="json") for r in cfg.routing})
         if removed:
             log.info("cameras no longer in the config removed: %s", ", ".join(removed))
         self.detector = detector or create_detector(
             cfg.detector, loaded.models_dir, loaded.mirror_dir
         )
         self.status = StatusBoard()
-        public = cfg.api.public_url or f"http://{cfg.api.host}:{cfg.api.port}"
-        self.dispatcher = Dispatcher(self.sessions, cfg.dispatch, base_url=public)
+        self.public_url = (cfg.api.public_url or f"http://{cfg.api.host}:{cfg.api.port}").rstrip(
+            "/"
+        )
+        self.dispatcher = Dispatcher(self.sessions, cfg.dispatch, base_url=self.public_url)
+        self.bus = MemoryEventBus()
         self.cameras: dict[str, CameraConfig] = {}
+        self.producer = AlertProducer(self.bus, cfg.alerts, loaded.snapshot_dir)
+        self._router_lock = threading.Lock()
+        self._router = self._build_router()
         self.alerts = AlertService(
-            self.sessions,
-            cfg.alerts,
-            loaded.snapshot_dir,
-            cfg.dispatch,
-            {},
-            on_saved=self.dispatcher.notify,
+            lambda: SqlUnitOfWork(self.sessions, base_url=self.public_url),
+            self.router,
+            timezone=cfg.timezone,
+            on_committed=self.dispatcher.notify,
+        )
+        self.alert_workers = AlertWorkers(
+            self.alerts, self.bus, escalation_interval_s=cfg.escalation.check_interval_s
         )
         self.pool = AnalysisPool(
             self.detector,
@@ -144,6 +167,30 @@ class Hub:
         self._offline_alerted: set[str] = set()
         self._watchdog = threading.Thread(target=self._watch_cameras, name="watchdog", daemon=True)
 
+    # -- routing ---------------------------------------------------------------
+
+    def _build_router(self) -> Router:
+        cfg = self.loaded.config
+        with self.sessions() as session:
+            stored = routing_rule_configs(session)
+        rules = []
+        for _, data in stored:
+            try:
+                rules.append(RoutingRuleConfig.model_validate(data))
+            except ValueError as exc:  # written by another version: say so, route the rest
+                log.error("routing rule %s is invalid, skipped: %s", data.get("name"), exc)
+        return make_router(cfg.departments, cfg.dispatch, rules, cfg.escalation)
+
+    def router(self) -> Router:
+        with self._router_lock:
+            return self._router
+
+    def reload_routing(self) -> None:
+        """Re-read the routing rules (after the API changed them)."""
+        router = self._build_router()
+        with self._router_lock:
+            self._router = router
+
     # -- lifecycle ------------------------------------------------------------
 
     def load_cameras(self) -> list[CameraConfig]:
@@ -152,22 +199,23 @@ class Hub:
         cameras = []
         for record in records:
             try:
-                cameras.append(record.config())
+                cameras.append(CameraConfig.model_validate(record.config_data()))
             except ValueError as exc:  # a record written by an older/newer version
                 log.error("camera %s: stored config is invalid, skipped: %s", record.id, exc)
         return cameras
 
+    def ensure_admin(self, password: str | None = None) -> str | None:
+        """On a first start with no user: create ``admin``; its password (shown once)."""
+        with self.sessions.begin() as session:
+            return ensure_initial_admin(session, password)
+
     def start(self) -> None:
         self.dispatcher.start()
+        self.alert_workers.start()
+        self.producer.start()
         for cam in self.load_cameras():
             self.cameras[cam.id] = cam
-            self.alerts.cameras[cam.id] = CameraMeta(
-                cam.name or cam.id,
-                cam.area.county,
-                cam.area.township,
-                cam.area.village,
-                cam.area.grid,
-            )
+            self.producer.cameras[cam.id] = CameraInfo(cam.name or cam.id, cam.area)
             if not cam.enabled:
                 self.status.update(cam.id, state="disabled")
                 continue
@@ -216,6 +264,8 @@ class Hub:
         for reader in self.readers.values():
             reader.join(timeout=5)
         self.pool.stop()
+        self.producer.stop()  # render and publish what is queued
+        self.alert_workers.stop()  # store what was published
         self.dispatcher.stop()
         self.dispatcher.join(timeout=10)
         self.engine.dispose()
@@ -224,24 +274,33 @@ class Hub:
     # -- events ---------------------------------------------------------------
 
     def _on_event(self, event: Event, frame: SampledFrame, analytics: CameraAnalytics) -> None:
-        zones = analytics.zones_for_drawing()
-        polygon = zones.get(event.rule)
-        self.alerts.handle(event, frame, polygon)  # type: ignore[arg-type]
+        """Called by an analysis worker: hand over and return at once."""
+        polygon = analytics.zones_for_drawing().get(event.rule)
+        self.producer.on_event(event, frame, polygon, t=frame.t)
 
     def _watch_cameras(self) -> None:
         """Raise a camera_fault alert when a camera stays offline (a dead camera sends
-        no picture for the frame-based rules to look at)."""
+        no picture for the frame-based rules to look at). Never dies: a failed pass is
+        logged and the next one runs."""
         limit = self.loaded.config.alerts.camera_offline_s
         while limit is not None and not self._stop.wait(1.0):
-            now = time.time()
-            for st in self.status.all():
-                if st.state != "offline":
-                    self._offline_alerted.discard(st.camera_id)
-                    continue
-                if st.camera_id in self._offline_alerted or now - st.since < limit:
-                    continue
-                self._offline_alerted.add(st.camera_id)
-                self.alerts.handle(offline_event(st, now, limit), None, None)
+            try:
+                self._check_offline(limit)
+            except Exception:  # noqa: BLE001 - the watchdog must outlive any error
+                log.exception("watchdog pass failed; retrying")
+
+    def _check_offline(self, limit: float) -> None:
+        now = time.time()
+        for st in self.status.all():
+            if st.state != "offline":
+                self._offline_alerted.discard(st.camera_id)
+                continue
+            if st.camera_id in self._offline_alerted or now - st.since < limit:
+                continue
+            self.producer.on_event(offline_event(st, now, limit), None, None)
+            self._offline_alerted.add(st.camera_id)
+
+    # -- what the API reads -----------------------------------------------------
 
     def counters(self, camera_id: str) -> dict[str, dict[str, int]]:
         slot = self.pool.slots.get(camera_id)
@@ -251,6 +310,28 @@ class Hub:
         slot = self.pool.slots.get(camera_id)
         return None if slot is None else slot.latest
 
+    def health(self) -> dict[str, object]:
+        counts: dict[str, int] = {}
+        for st in self.status.all():
+            counts[st.state] = counts.get(st.state, 0) + 1
+        with self.sessions() as session:
+            pending = session.execute(
+                select(func.count()).where(OutboxRecord.state == "pending")
+            ).scalar_one()
+        return {
+            "cameras": counts,
+            "dispatch_pending": int(pending),
+            "events_pending": self.alert_workers.pending() + self.producer.backlog(),
+        }
+
     @property
     def snapshot_dir(self) -> Path:
         return self.loaded.snapshot_dir
+
+    @property
+    def areas(self) -> list[AreaNode]:
+        return self.loaded.config.areas
+
+    @property
+    def feedback_secrets(self) -> dict[str, str]:
+        return {f.name: f.secret for f in self.loaded.config.feedback}

@@ -19,11 +19,14 @@ from typing import TextIO
 
 import av
 
-from alerts.service import CameraMeta, CooldownGate, attach_evidence, build_alert
-from alerts.store import alert_payload
+from alerts.domain.cooldown import CooldownGate
+from alerts.evidence import render_snapshots
+from alerts.messages import EventMessage
+from alerts.payload import alert_payload
+from alerts.service import build_alert
+from analytics.config import CameraConfig
 from analytics.detectors import Detector, create_detector
 from analytics.pipeline import CameraAnalytics, CameraRulesConfig
-from camera_registry.config import CameraConfig
 from ingest.reader import DecodeStats, iter_sampled_frames
 from shaobing.config import LoadedConfig
 
@@ -78,8 +81,6 @@ def replay(
         use_schedules=start_ts is not None,
     )
     base_ts = start_ts or 0.0
-    meta = CameraMeta(cam.name or cam.id, cam.area.county, cam.area.township, cam.area.village,
-                      cam.area.grid)  # fmt: skip
     gate = CooldownGate()
     stats = DecodeStats()
     started = time.perf_counter()
@@ -116,19 +117,16 @@ def replay(
                     continue
                 subject = event.key or (event.track_ids[0] if event.track_ids else -1)
                 key = f"{cam.id}/{event.rule}/{subject}/{event.pts:.3f}"
-                alert = build_alert(
-                    event, meta, str(uuid.uuid5(REPLAY_NAMESPACE, key)),
+                message = EventMessage(
+                    str(uuid.uuid5(REPLAY_NAMESPACE, key)), event, cam.name or cam.id, cam.area,
                     round(base_ts + event.pts, 3),
                 )  # fmt: skip
                 if evidence_dir is not None:
-                    attach_evidence(
-                        alert,
-                        event,
-                        frame,
-                        polygons.get(event.rule),
-                        evidence_dir,  # type: ignore[arg-type]
-                        loaded.config.alerts.jpeg_quality,
-                    )
+                    message.evidence = render_snapshots(
+                        message.alert_id, cam.id, message.created_at, event, frame,
+                        polygons.get(event.rule), evidence_dir, loaded.config.alerts.jpeg_quality,
+                    )  # fmt: skip
+                alert = build_alert(message)
                 out.write(json.dumps(alert_payload(alert), ensure_ascii=False, sort_keys=True))
                 out.write("\n")
                 out.flush()

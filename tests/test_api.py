@@ -1,4 +1,5 @@
-"""REST API over a real hub database (no cameras running): filters, paging, evidence, OpenAPI."""
+"""REST API over a real hub database (no cameras running): filters, paging, evidence,
+OpenAPI; logged in as the first admin."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from alerts.evidence import encode_jpeg, write_evidence
-from alerts.store import AlertRecord, save_alert
 from api.app import create_app
 from shaobing.config import parse_config
 from shaobing.hub import Hub
+from tests.factories import make_alert, store, with_snapshot
+
+ADMIN_PASSWORD = "admin-pass-0123"
 
 
 @pytest.fixture
@@ -31,28 +34,26 @@ def hub(tmp_path: Path, models_dir: Path) -> Iterator[Hub]:
         "test.yaml", tmp_path,
     )  # fmt: skip
     h = Hub(loaded)
-    with h.sessions.begin() as session:
-        for i in range(30):
-            alert = AlertRecord(
-                id=f"00000000-0000-0000-0000-{i:012d}", camera_id="cam-a" if i % 2 else "cam-b",
-                camera_name="A", rule="r", type="loitering" if i % 3 else "intrusion",
-                severity="low", status="new", created_at=1000.0 + i, started_at=990.0 + i,
-                object_class="person", track_ids_json="[1]", zone="z", measured=12.0,
-                threshold=10.0, unit="s", explanation="x", confidence=0.9, box_json=None,
-                pts=float(i),
-            )  # fmt: skip
-            if i == 29:
-                snap = write_evidence(tmp_path / "snaps", "a.jpg",
-                                      encode_jpeg(np.zeros((36, 64, 3), np.uint8)))  # fmt: skip
-                alert.snapshot_path, alert.snapshot_sha256 = str(snap.path), snap.sha256
-            save_alert(session, alert, ["centre"])
+    assert h.ensure_admin(ADMIN_PASSWORD) == ADMIN_PASSWORD
+    for i in range(30):
+        alert = make_alert(i, camera_id="cam-a" if i % 2 else "cam-b", camera_name="A",
+                           type="loitering" if i % 3 else "intrusion")  # fmt: skip
+        if i == 29:
+            snap = write_evidence(tmp_path / "snaps", "a.jpg",
+                                  encode_jpeg(np.zeros((36, 64, 3), np.uint8)))  # fmt: skip
+            with_snapshot(alert, str(snap.path), snap.sha256)
+        store(h.sessions, alert, ["centre"])
     yield h
     h.engine.dispose()
 
 
 @pytest.fixture
 def client(hub: Hub) -> TestClient:
-    return TestClient(create_app(hub))
+    client = TestClient(create_app(hub, hub.sessions))
+    login = client.post("/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+    assert login.status_code == 200, login.text
+    client.headers["Authorization"] = f"Bearer {login.json()['token']}"
+    return client
 
 
 def test_cameras_hide_credentials(client: TestClient) -> None:

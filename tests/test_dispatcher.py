@@ -8,20 +8,22 @@ from pathlib import Path
 from alerts.config import DispatchTarget
 from alerts.dispatcher import Dispatcher
 from alerts.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verify
-from alerts.store import AlertRecord, OutboxRecord, save_alert
-from shaobing.db import init_schema, make_engine
+from alerts.adapters.sql import OutboxRecord
+from alerts.domain.model import Alert
+from core.area import Area
+from shaobing.db import open_database
+from tests.factories import store
 from tests.peers.receiver import Receiver
 
 SECRET = "k-0123456789"
 
 
-def make_alert() -> AlertRecord:
-    return AlertRecord(
+def make_alert() -> Alert:
+    return Alert(
         id="11111111-2222-3333-4444-555555555555", camera_id="cam", camera_name="村口",
-        rule="r", type="intrusion", severity="high", status="new", created_at=1.0,
-        started_at=0.5, object_class="person", track_ids_json="[3]", zone="fence",
+        rule="r", type="intrusion", severity="high", created_at=1.0,
+        started_at=0.5, object_class="person", track_ids=[3], zone="fence", area=Area(),
         measured=2.0, threshold=2.0, unit="s", explanation="person in zone", confidence=0.9,
-        box_json=None, pts=1.0,
     )  # fmt: skip
 
 
@@ -33,12 +35,10 @@ def outbox_row(sessions) -> OutboxRecord:  # type: ignore[no-untyped-def]
 def test_errors_and_timeouts_are_retried_until_delivered_once(
     tmp_path: Path, receiver: Receiver
 ) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    sessions = init_schema(engine)
+    engine, sessions = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
     target = DispatchTarget(name="centre", url=f"{receiver.url}/in", secret=SECRET,
                             timeout_s=0.5, backoff_initial_s=0.2, backoff_max_s=0.3)  # fmt: skip
-    with sessions.begin() as session:
-        save_alert(session, make_alert(), ["centre"])
+    store(sessions, make_alert(), ["centre"])
     dispatcher = Dispatcher(sessions, [target], base_url="http://127.0.0.1:8080")
 
     receiver.status = 503  # the centre's API is failing
@@ -69,7 +69,9 @@ def test_errors_and_timeouts_are_retried_until_delivered_once(
     assert len(bodies) == 1  # every retry is the same signed body
     for headers, body, path in requests:
         assert path == "/in"
-        assert headers[IDEMPOTENCY_HEADER] == "11111111-2222-3333-4444-555555555555"
+        assert headers[IDEMPOTENCY_HEADER] == (
+            "11111111-2222-3333-4444-555555555555:alert.created:1"
+        )
         assert verify(body, SECRET, headers[SIGNATURE_HEADER])
     assert "村口".encode() in bodies.pop()
     dispatcher.client.close()

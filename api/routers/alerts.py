@@ -1,73 +1,107 @@
-"""Alerts: search with filters and paging, detail, evidence snapshots."""
+"""Alerts: search within the caller's scope, detail with history and deliveries,
+evidence, lifecycle actions."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
-from alerts.store import (
-    ALERT_STATUSES,
-    AlertQuery,
-    AlertRecord,
-    alert_payload,
-    deliveries,
-    query_alerts,
-)
-from api.deps import get_session
-from api.schemas import AlertOut, AlertPage, Delivery
+from accounts.domain import Principal, may_handle, permission_for_action, sees_alert
+from alerts import queries
+from alerts.domain.model import Alert, Severity, Status, TransitionError
+from alerts.payload import alert_payload
+from alerts.service import AlertNotFound
+from api.auth import audit_request, require
+from api.deps import get_services, get_session
+from api.ports import HubServices
+from api.schemas import ActionIn, AlertOut, AlertPage, Delivery, HistoryOut
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
 SessionDep = Annotated[Session, Depends(get_session)]
+ServicesDep = Annotated[HubServices, Depends(get_services)]
+Reader = Annotated[Principal, Depends(require("alerts:read"))]
+EvidenceReader = Annotated[Principal, Depends(require("evidence:read"))]
 
 
-def alert_out(record: AlertRecord, session: Session | None = None) -> AlertOut:
-    out = AlertOut.model_validate(alert_payload(record))
-    if session is not None:
-        out.deliveries = [
-            Delivery(
-                target=d.target,
-                state=d.state,
-                attempts=d.attempts,
-                last_status=d.last_status,
-                last_error=d.last_error,
-                delivered_at=d.delivered_at,
-                next_attempt_at=d.next_attempt_at if d.state == "pending" else None,
-            )
-            for d in deliveries(session, record.id)
-        ]
+def alert_scope(p: Principal) -> queries.Scope:
+    """The alerts a principal sees (the SQL side of ``accounts.domain.sees_alert``)."""
+    if p.role == "admin":
+        return queries.Scope(everything=True)
+    if p.department_id is not None:
+        return queries.Scope(department_id=p.department_id, username=p.username)
+    return queries.Scope(area=p.area)
+
+
+def alert_out(alert: Alert) -> AlertOut:
+    out = AlertOut.model_validate(alert_payload(alert))
+    out.allowed_actions = alert.allowed_actions()
     return out
 
 
-@router.get("", response_model=AlertPage, summary="Search alerts, newest first")
+def visible_alert(session: Session, alert_id: str, principal: Principal) -> Alert:
+    """The alert, or 404 — also when it is outside the caller's scope (no leak)."""
+    alert = queries.get_alert(session, alert_id)
+    if alert is None or not sees_alert(principal, alert.area, alert.departments, alert.assignee):
+        raise HTTPException(404, f"no alert {alert_id!r}")
+    return alert
+
+
+@router.get("", response_model=AlertPage, summary="Search alerts in your scope, newest first")
 def list_alerts(
     session: SessionDep,
+    principal: Reader,
     camera_id: str | None = None,
     type: str | None = None,  # noqa: A002 - the users' word for it
-    status: Annotated[str | None, Query(description=f"one of {', '.join(ALERT_STATUSES)}")] = None,
+    status: Status | None = None,
+    severity: Severity | None = None,
+    department_id: str | None = None,
     since: Annotated[float | None, Query(description="epoch seconds, inclusive")] = None,
     until: Annotated[float | None, Query(description="epoch seconds, exclusive")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> AlertPage:
-    if status is not None and status not in ALERT_STATUSES:
-        raise HTTPException(422, f"status must be one of {', '.join(ALERT_STATUSES)}")
-    rows, total = query_alerts(
-        session, AlertQuery(camera_id, type, status, since, until, limit, offset)
-    )
-    return AlertPage(items=[alert_out(r) for r in rows], total=total, limit=limit, offset=offset)
+    q = queries.AlertQuery(
+        camera_id=camera_id, type=type, status=status, since=since, until=until, limit=limit,
+        offset=offset, department_id=department_id, severity=severity,
+    )  # fmt: skip
+    alerts, total = queries.search(session, q, alert_scope(principal))
+    return AlertPage(items=[alert_out(a) for a in alerts], total=total, limit=limit, offset=offset)
 
 
-@router.get("/{alert_id}", response_model=AlertOut, summary="One alert with its deliveries")
-def get_alert(alert_id: str, session: SessionDep) -> AlertOut:
-    record = session.get(AlertRecord, alert_id)
-    if record is None:
-        raise HTTPException(404, f"no alert {alert_id!r}")
-    return alert_out(record, session)
+@router.get("/{alert_id}", response_model=AlertOut, summary="One alert, history, deliveries")
+def get_alert(alert_id: str, session: SessionDep, principal: Reader) -> AlertOut:
+    out = alert_out(visible_alert(session, alert_id, principal))
+    out.history = [HistoryOut.model_validate(h, from_attributes=True)
+                   for h in queries.history(session, alert_id)]  # fmt: skip
+    out.deliveries = [
+        Delivery(
+            target=d.target,
+            state=d.state,
+            attempts=d.attempts,
+            last_status=d.last_status,
+            last_error=d.last_error,
+            delivered_at=d.delivered_at,
+            next_attempt_at=d.next_attempt_at if d.state == "pending" else None,
+            event=d.event,
+            sequence=d.seq,
+        )  # fmt: skip
+        for d in queries.deliveries(session, alert_id)
+    ]
+    return out
+
+
+@router.get(
+    "/{alert_id}/history", response_model=list[HistoryOut], summary="Every change, oldest first"
+)
+def get_history(alert_id: str, session: SessionDep, principal: Reader) -> list[HistoryOut]:
+    visible_alert(session, alert_id, principal)
+    return [HistoryOut.model_validate(h, from_attributes=True)
+            for h in queries.history(session, alert_id)]  # fmt: skip
 
 
 @router.get(
@@ -76,12 +110,55 @@ def get_alert(alert_id: str, session: SessionDep) -> AlertOut:
     responses={200: {"content": {"image/jpeg": {}}}, 404: {}},
     summary="The alert's snapshot (annotated=true: with box and zone drawn)",
 )
-def get_alert_snapshot(alert_id: str, session: SessionDep, annotated: bool = False) -> FileResponse:
-    record = session.get(AlertRecord, alert_id)
-    if record is None:
-        raise HTTPException(404, f"no alert {alert_id!r}")
-    path = record.annotated_path if annotated else record.snapshot_path
-    sha = record.annotated_sha256 if annotated else record.snapshot_sha256
-    if not path or not Path(path).is_file():
+def get_alert_snapshot(
+    alert_id: str,
+    request: Request,
+    session: SessionDep,
+    principal: EvidenceReader,
+    annotated: bool = False,
+) -> FileResponse:
+    alert = visible_alert(session, alert_id, principal)
+    ref = alert.evidence.get("annotated_snapshot" if annotated else "snapshot")
+    if ref is None or not Path(ref.path).is_file():
         raise HTTPException(404, f"alert {alert_id!r} has no snapshot on disk")
-    return FileResponse(path, media_type="image/jpeg", headers={"X-Content-SHA256": sha or ""})
+    audit_request(request, session, principal, "evidence_view", f"alert:{alert_id}",
+                  "annotated" if annotated else "snapshot")  # fmt: skip
+    session.commit()
+    return FileResponse(ref.path, media_type="image/jpeg", headers={"X-Content-SHA256": ref.sha256})
+
+
+@router.post(
+    "/{alert_id}/actions",
+    response_model=AlertOut,
+    responses={403: {}, 404: {}, 409: {"description": "not valid in the alert's state"}},
+    summary="Acknowledge, dispatch, start, resolve, mark false alarm or reopen",
+)
+def act(
+    alert_id: str,
+    body: ActionIn,
+    request: Request,
+    session: SessionDep,
+    services: ServicesDep,
+    principal: Reader,
+) -> AlertOut:
+    visible_alert(session, alert_id, principal)
+    needed = permission_for_action(body.action)
+
+    def check(alert: Alert) -> None:
+        if not may_handle(principal, body.action, alert.departments, alert.assignee, alert.area):
+            raise HTTPException(403, f"permission {needed!r} required for {body.action}")
+
+    try:
+        alert = services.alerts.transition(
+            alert_id, body.action, actor=principal.username, note=body.note,
+            department_id=body.department_id, assignee=body.assignee, reason=body.reason,
+            check=check,
+        )  # fmt: skip
+    except AlertNotFound:
+        raise HTTPException(404, f"no alert {alert_id!r}") from None
+    except TransitionError as exc:
+        raise HTTPException(409, str(exc)) from None
+    audit_request(request, session, principal, "alert_" + body.action, f"alert:{alert_id}",
+                  body.note or body.reason or None)  # fmt: skip
+    session.commit()
+    return alert_out(alert)

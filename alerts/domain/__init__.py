@@ -1,0 +1,1 @@
+"""Alert domain: lifecycle, routing, escalation, cooldown. No I/O, no adapters."""

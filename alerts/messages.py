@@ -1,0 +1,56 @@
+"""The message that crosses the event bus: an event with its camera and evidence.
+
+Plain data, JSON-serialisable (no frames): the frame never leaves the process
+that decoded it; the evidence rendered from it travels as file references with
+their SHA-256. The alert id is chosen where the event is born, so a message
+delivered twice (the bus is at-least-once) is stored once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from alerts.domain.model import EvidenceRef
+from analytics.types import Event
+from core.area import Area
+
+EVENTS_TOPIC = "events"
+
+
+@dataclass
+class EventMessage:
+    alert_id: str
+    event: Event
+    camera_name: str
+    area: Area
+    created_at: float  # wall clock when the rule fired
+    evidence: dict[str, EvidenceRef] = field(default_factory=dict)
+    evidence_error: str | None = None  # why there is no evidence, if there is none
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "alert_id": self.alert_id,
+            "event": dataclasses.asdict(self.event),
+            "camera_name": self.camera_name,
+            "area": self.area.model_dump(),
+            "created_at": self.created_at,
+            "evidence": {k: dataclasses.asdict(v) for k, v in self.evidence.items()},
+            "evidence_error": self.evidence_error,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EventMessage:
+        ev = dict(data["event"])
+        if ev.get("box") is not None:
+            ev["box"] = tuple(ev["box"])
+        return cls(
+            alert_id=data["alert_id"],
+            event=Event(**ev),
+            camera_name=data["camera_name"],
+            area=Area.model_validate(data["area"]),
+            created_at=float(data["created_at"]),
+            evidence={k: EvidenceRef(**v) for k, v in (data.get("evidence") or {}).items()},
+            evidence_error=data.get("evidence_error"),
+        )

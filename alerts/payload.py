@@ -1,0 +1,59 @@
+"""The alert as JSON: the dispatch payload's ``alert`` object and the API's alert body
+(one schema for both)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alerts.domain.model import Alert
+
+
+def evidence_url(base_url: str, alert_id: str, kind: str) -> str:
+    suffix = "?annotated=true" if kind == "annotated_snapshot" else ""
+    return f"{base_url}/api/alerts/{alert_id}/snapshot.jpg{suffix}"
+
+
+def alert_payload(alert: Alert, *, base_url: str = "") -> dict[str, Any]:
+    evidence: dict[str, dict[str, Any]] = {}
+    for kind in ("snapshot", "annotated_snapshot"):
+        ref = alert.evidence.get(kind)
+        evidence[kind] = {
+            "url": evidence_url(base_url, alert.id, kind) if ref else None,
+            "sha256": ref.sha256 if ref else None,
+        }
+    return {
+        "id": alert.id,
+        "type": alert.type,
+        "rule": alert.rule,
+        "severity": alert.severity,
+        "status": alert.status,
+        "camera": {"id": alert.camera_id, "name": alert.camera_name},
+        "area": alert.area.model_dump(),
+        "created_at": alert.created_at,
+        "started_at": alert.started_at,
+        "updated_at": alert.updated_at,
+        "object_class": alert.object_class,
+        "track_ids": list(alert.track_ids),
+        "zone": alert.zone,
+        "trace": {
+            "measured": alert.measured,
+            "threshold": alert.threshold,
+            "unit": alert.unit,
+            "explanation": alert.explanation,
+            "details": alert.details,
+        },
+        "confidence": round(alert.confidence, 3),
+        "box": alert.box,
+        "evidence": evidence,
+        "handling": {
+            "department_id": alert.department_id,
+            "assignee": alert.assignee,
+            "departments": sorted(alert.departments),
+            "tier": alert.tier,
+            "escalation_level": alert.escalation_level,
+            "acknowledged_at": alert.acknowledged_at,
+            "resolved_at": alert.resolved_at,
+            "due_at": alert.due_at(),
+            "false_alarm_reason": alert.false_alarm_reason,
+        },
+    }

@@ -1,0 +1,42 @@
+"""What the API needs from the rest of the hub (the composition layer provides it;
+``shaobing.hub.Hub`` is one). The API imports this protocol, never the hub."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from alerts.config import AreaNode
+from alerts.domain.routing import Router
+from alerts.service import AlertService
+from camera_registry.status import StatusBoard
+
+
+class LatestFrame(Protocol):
+    def source_bgr(self) -> np.ndarray: ...
+
+
+class HubServices(Protocol):
+    status: StatusBoard
+    alerts: AlertService
+
+    @property
+    def snapshot_dir(self) -> Path: ...
+
+    @property
+    def areas(self) -> list[AreaNode]: ...
+
+    @property
+    def feedback_secrets(self) -> dict[str, str]: ...
+
+    def counters(self, camera_id: str) -> dict[str, dict[str, int]]: ...
+
+    def latest_frame(self, camera_id: str) -> LatestFrame | None: ...
+
+    def router(self) -> Router: ...
+
+    def reload_routing(self) -> None: ...
+
+    def health(self) -> dict[str, Any]: ...

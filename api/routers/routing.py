@@ -1,0 +1,103 @@
+"""Areas, departments and routing rules (rules: from the file, or added here)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from sqlalchemy.orm import Session
+
+from accounts.domain import Principal
+from alerts.adapters.sql import delete_routing_rule, routing_rule_configs, save_routing_rule
+from alerts.config import RoutingRuleConfig
+from api.auth import audit_request, require
+from api.deps import get_services, get_session
+from api.ports import HubServices
+from api.schemas import AreaOut, DepartmentOut, RoutingRuleOut
+
+router = APIRouter(prefix="/api", tags=["routing"])
+
+SessionDep = Annotated[Session, Depends(get_session)]
+ServicesDep = Annotated[HubServices, Depends(get_services)]
+Reader = Annotated[Principal, Depends(require("routing:read"))]
+Writer = Annotated[Principal, Depends(require("routing:write"))]
+
+
+@router.get("/areas", response_model=list[AreaOut], summary="The area tree")
+def get_areas(services: ServicesDep, _: Reader) -> list[AreaOut]:
+    return [
+        AreaOut(
+            **node.area().model_dump(),
+            level=node.level,
+            code=node.code,
+            name=node.name or (node.path()[-1] if node.path() else ""),
+        )  # fmt: skip
+        for node in services.areas
+    ]
+
+
+@router.get("/departments", response_model=list[DepartmentOut], summary="Departments")
+def get_departments(services: ServicesDep, _: Reader) -> list[DepartmentOut]:
+    return [
+        DepartmentOut(
+            id=d.id,
+            name=d.name,
+            kind=d.kind,
+            level=d.level,
+            areas=list(d.areas),
+            targets=list(d.targets),
+        )  # fmt: skip
+        for d in services.router().departments.values()
+    ]
+
+
+def rule_out(origin: str, data: dict[str, object]) -> RoutingRuleOut:
+    cfg = RoutingRuleConfig.model_validate(data)
+    return RoutingRuleOut(origin=origin, **cfg.model_dump(mode="json"))  # type: ignore[arg-type]
+
+
+@router.get("/routing", response_model=list[RoutingRuleOut], summary="Routing rules")
+def get_routing(session: SessionDep, _: Reader) -> list[RoutingRuleOut]:
+    return [rule_out(origin, data) for origin, data in routing_rule_configs(session)]
+
+
+@router.put(
+    "/routing/{name}",
+    response_model=RoutingRuleOut,
+    responses={422: {"description": "invalid rule, or unknown department / target"}},
+    summary="Create or replace a routing rule",
+)
+def put_routing(
+    name: str,
+    rule: RoutingRuleConfig,
+    request: Request,
+    session: SessionDep,
+    services: ServicesDep,
+    principal: Writer,
+) -> RoutingRuleOut:
+    if rule.name != name:
+        raise HTTPException(422, f"body name {rule.name!r} differs from the path's {name!r}")
+    known = services.router()
+    unknown = sorted(set(rule.departments) - set(known.departments))
+    if unknown:
+        raise HTTPException(422, f"unknown department(s) {unknown}")
+    unknown = sorted(set(rule.targets) - set(known.targets))
+    if unknown:
+        raise HTTPException(422, f"unknown or disabled dispatch target(s) {unknown}")
+    data = rule.model_dump(mode="json")
+    save_routing_rule(session, name, data, "api")
+    audit_request(request, session, principal, "routing_put", f"routing:{name}")
+    session.commit()
+    services.reload_routing()
+    return rule_out("api", data)
+
+
+@router.delete("/routing/{name}", status_code=204, summary="Delete a routing rule")
+def delete_routing(
+    name: str, request: Request, session: SessionDep, services: ServicesDep, principal: Writer
+) -> None:
+    if not delete_routing_rule(session, name):
+        raise HTTPException(404, f"no routing rule {name!r}")
+    audit_request(request, session, principal, "routing_delete", f"routing:{name}")
+    session.commit()
+    services.reload_routing()

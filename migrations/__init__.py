@@ -1,0 +1,1 @@
+"""Alembic migrations of the Shaobing database (run by ``shaobing.db.open_database``)."""
