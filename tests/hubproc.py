@@ -17,8 +17,13 @@ import yaml
 from tests.peers.procs import free_port
 
 
+#: The first admin's password in hubs started by tests (SHAOBING_ADMIN_PASSWORD).
+ADMIN_PASSWORD = "e2e-admin-pass-42"
+
+
 class HubProcess:
-    """A hub started from a config dict written to ``workdir/hub.yaml``."""
+    """A hub started from a config dict written to ``workdir/hub.yaml``. ``get``/``post``
+    log in as the first admin on first use."""
 
     def __init__(self, workdir: Path, config: dict[str, Any], *, env: dict[str, str] | None = None):
         self.workdir = workdir
@@ -29,7 +34,9 @@ class HubProcess:
         self.config_path = workdir / "hub.yaml"
         self.config_path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
         self.log_path = workdir / "hub.log"
-        self.env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+        self.env = {**os.environ, "SHAOBING_ADMIN_PASSWORD": ADMIN_PASSWORD, **(env or {}),
+                    "PYTHONUNBUFFERED": "1"}  # fmt: skip
+        self._token: str | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.base = f"http://127.0.0.1:{self.port}"
 
@@ -73,13 +80,26 @@ class HubProcess:
             else ""
         )
 
+    def auth(self) -> dict[str, str]:
+        """Authorization header of the first admin (logs in once)."""
+        if self._token is None:
+            resp = httpx.post(f"{self.base}/api/auth/login", timeout=5,
+                              json={"username": "admin", "password": ADMIN_PASSWORD})  # fmt: skip
+            resp.raise_for_status()
+            self._token = resp.json()["token"]
+        return {"Authorization": f"Bearer {self._token}"}
+
     def get(self, path: str, **params: Any) -> Any:
-        resp = httpx.get(f"{self.base}{path}", params=params, timeout=5)
+        resp = httpx.get(f"{self.base}{path}", params=params, headers=self.auth(), timeout=5)
         resp.raise_for_status()
         return resp.json()
 
+    def post(self, path: str, body: Any, **kwargs: Any) -> httpx.Response:
+        headers = {**self.auth(), **kwargs.pop("headers", {})}
+        return httpx.post(f"{self.base}{path}", json=body, headers=headers, timeout=5, **kwargs)
+
     def raw(self, path: str) -> httpx.Response:
-        return httpx.get(f"{self.base}{path}", timeout=5)
+        return httpx.get(f"{self.base}{path}", headers=self.auth(), timeout=5)
 
     def camera(self, camera_id: str) -> dict[str, Any]:
         return self.get(f"/api/cameras/{camera_id}")  # type: ignore[no-any-return]

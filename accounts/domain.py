@@ -1,0 +1,127 @@
+"""Roles, permissions and scope: who may do what, and on which alerts and cameras.
+
+Pure: no I/O. A :class:`Principal` is the authenticated caller; its role gives it
+permissions (:data:`ROLE_PERMISSIONS`) and its area and department limit what it sees
+(:func:`sees_area`, :func:`sees_alert`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Literal, TypeGuard, get_args
+
+from core.area import Area
+
+Role = Literal["admin", "supervisor", "operator", "department", "investigator", "viewer"]
+ROLES: tuple[Role, ...] = get_args(Role)
+
+Permission = Literal[
+    "cameras:read",
+    "alerts:read",
+    "evidence:read",
+    "alerts:handle",  # acknowledge, dispatch, start, resolve, false_alarm
+    "alerts:reopen",
+    "evidence:export",
+    "routing:read",
+    "routing:write",
+    "users:manage",
+    "audit:read",
+]
+PERMISSIONS: tuple[Permission, ...] = get_args(Permission)
+
+Via = Literal["token", "api_key", "session"]
+
+_READ: frozenset[Permission] = frozenset({"cameras:read", "alerts:read"})
+_EVIDENCE: frozenset[Permission] = _READ | {"evidence:read"}
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    "admin": frozenset(PERMISSIONS),
+    "supervisor": frozenset(PERMISSIONS) - {"users:manage"},
+    "operator": _EVIDENCE | {"alerts:handle", "routing:read"},
+    "department": _EVIDENCE | {"alerts:handle"},
+    "investigator": _EVIDENCE | {"evidence:export"},
+    "viewer": _READ,
+}
+
+#: Alert actions that need ``alerts:handle``; ``reopen`` needs ``alerts:reopen``.
+HANDLE_ACTIONS = frozenset({"acknowledge", "dispatch", "start", "resolve", "false_alarm"})
+REOPEN_ACTION = "reopen"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller of one request.
+
+    ``area`` empty means the whole county; ``via`` says how it authenticated
+    (login token, API key or the web console's session cookie).
+    """
+
+    username: str
+    role: Role
+    area: Area
+    department_id: str | None = None
+    via: Via = "token"
+
+
+def is_role(value: str) -> TypeGuard[Role]:
+    """Whether ``value`` names a role (stored roles are plain strings)."""
+    return value in ROLES
+
+
+def is_permission(value: str) -> TypeGuard[Permission]:
+    return value in PERMISSIONS
+
+
+def can(principal: Principal, permission: Permission) -> bool:
+    """Whether the principal's role grants ``permission``."""
+    return permission in ROLE_PERMISSIONS.get(principal.role, frozenset())
+
+
+def sees_area(principal: Principal, area: Area) -> bool:
+    """Whether a camera (or anything placed) in ``area`` is within the principal's scope."""
+    if principal.role == "admin":
+        return True
+    return principal.area.contains(area)
+
+
+def sees_alert(
+    principal: Principal, area: Area, departments: Collection[str], assignee: str | None
+) -> bool:
+    """Whether the principal may see an alert.
+
+    ``departments``: every department the alert was routed, dispatched or escalated
+    to. A department user sees its department's alerts and those assigned to it,
+    wherever they are (a department's work is not bounded by the area of its
+    account); everyone else sees the alerts placed inside their area.
+    """
+    if principal.role == "admin":
+        return True
+    if principal.department_id is not None:
+        return principal.department_id in departments or (
+            assignee is not None and assignee == principal.username
+        )
+    return principal.area.contains(area)
+
+
+def permission_for_action(action: str) -> Permission:
+    """The permission an alert action needs; unknown actions are a programming error."""
+    if action == REOPEN_ACTION:
+        return "alerts:reopen"
+    if action in HANDLE_ACTIONS:
+        return "alerts:handle"
+    known = ", ".join(sorted(HANDLE_ACTIONS | {REOPEN_ACTION}))
+    raise ValueError(f"unknown alert action {action!r} (known: {known})")
+
+
+def may_handle(
+    principal: Principal,
+    action: str,
+    departments: Collection[str],
+    assignee: str | None,
+    area: Area,
+) -> bool:
+    """Whether the principal may apply ``action`` to an alert: permission and scope."""
+    return can(principal, permission_for_action(action)) and sees_alert(
+        principal, area, departments, assignee
+    )
