@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -10,6 +9,9 @@ from pydantic import Field, field_validator, model_validator
 from analytics.types import COCO_CLASSES
 from camera_registry.config import CameraBase
 from core.model import NAME_MAX, StrictModel
+from core.schedule import WEEKDAYS, ScheduleWindow, Weekday
+
+__all__ = ["WEEKDAYS", "ScheduleWindow", "Weekday"]
 
 
 class DetectorConfig(StrictModel):
@@ -72,32 +74,7 @@ class ZoneConfig(StrictModel):
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
 
-Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 VEHICLES = ["car", "motorcycle", "bus", "truck"]
-_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
-
-
-class ScheduleWindow(StrictModel):
-    """A weekly time window; ``end`` before ``start`` runs past midnight."""
-
-    days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS))
-    start: str = "00:00"
-    end: str = "24:00"
-
-    @field_validator("start", "end")
-    @classmethod
-    def _hhmm(cls, v: str) -> str:
-        if not _HHMM.match(v):
-            raise ValueError("must be HH:MM (00:00 to 24:00)")
-        return v
-
-    def minutes(self) -> tuple[int, int]:
-        def conv(v: str) -> int:
-            h, m = v.split(":")
-            return int(h) * 60 + int(m)
-
-        return conv(self.start), conv(self.end)
 
 
 class RuleBase(StrictModel):

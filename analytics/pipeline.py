@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from analytics.config import LineCrossingRule, MotionConfig, RuleConfig, ScheduleWindow, ZoneConfig
+from analytics.config import LineCrossingRule, MotionConfig, RuleConfig, ZoneConfig
 from analytics.history import TrackHistory
 from analytics.motion import GateResult, MotionGate
 from analytics.rules import FrameContext, Rule, build_rule
 from analytics.tracking import Tracker
 from analytics.types import Detections, Event
 from analytics.zones import Zone
+from core.schedule import in_schedule
+
+__all__ = ["CameraAnalytics", "CameraRulesConfig", "in_schedule"]
 
 
 @dataclass
@@ -26,23 +29,6 @@ class CameraRulesConfig:
     motion: MotionConfig = field(default_factory=MotionConfig)
 
 
-def in_schedule(windows: list[ScheduleWindow] | None, when: dt.datetime) -> bool:
-    """Whether local time ``when`` falls in any weekly window (None: always)."""
-    if not windows:
-        return True
-    minute = when.hour * 60 + when.minute
-    day = when.weekday()
-    for w in windows:
-        start, end = w.minutes()
-        days = {("mon", "tue", "wed", "thu", "fri", "sat", "sun").index(d) for d in w.days}
-        if start <= end:
-            if day in days and start <= minute < end:
-                return True
-        elif (day in days and minute >= start) or ((day - 1) % 7 in days and minute < end):
-            return True  # a window past midnight belongs to the day it starts
-    return False
-
-
 class CameraAnalytics:
     """Tracks objects and runs the rules of one camera, in frame order.
 
@@ -51,7 +37,10 @@ class CameraAnalytics:
     the stream changes resolution.
 
     ``timezone`` is the zone of rule schedules; ``use_schedules=False`` (replay
-    without a start time) applies every rule at all times.
+    without a start time) applies every rule at all times. Outside its schedule a
+    rule still sees every frame, unarmed: its clocks keep running but it raises
+    nothing, so a situation that began before the window opens and still holds
+    fires when it opens.
     """
 
     def __init__(
@@ -134,9 +123,10 @@ class CameraAnalytics:
         when = dt.datetime.fromtimestamp(wall_ts, self.tz) if self.use_schedules else None
         events: list[Event] = []
         for rule in self.rules:
-            fired = rule.update(tracked, ctx)
-            if fired and (when is None or in_schedule(rule.cfg.schedule, when)):
-                events.extend(fired)
+            # Dropping the events of a closed rule afterwards would not do: the rule would
+            # already have used up its firing on them (a presence fires once).
+            armed = when is None or in_schedule(rule.cfg.schedule, when)
+            events.extend(rule.update(tracked, replace(ctx, armed=armed)))
         return tracked, events
 
     def counters(self) -> dict[str, dict[str, int]]:

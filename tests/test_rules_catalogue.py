@@ -168,7 +168,7 @@ def test_crowd_fires_once_with_hysteresis() -> None:
     events = r.run(frames)
     assert len(events) == 1
     assert events[0].measured == 12 and events[0].threshold == 10
-    assert "12 persons ≥ 10" in events[0].explanation
+    assert "12 people ≥ 10" in events[0].explanation
     frames2 = [(t, people(3)) for t in times(4, 18)]  # released after 3 s below 6
     frames2 += [(t, people(11)) for t in times(6, 22)]  # a new episode
     assert len(r.run(frames2)) == 1
@@ -201,7 +201,10 @@ def test_camera_fault_black_and_frozen() -> None:
     for t in times(7, 15):
         events += r.frame(t, empty, luma=110.0, change=0.0)  # frozen: identical frames
     for t in times(4, 22):
-        events += r.frame(t, empty, luma=110.0, change=0.005)  # a quiet scene is not frozen
+        events += r.frame(t, empty, luma=110.0, change=5.0)
+    # A quiet real street dips below frozen_level (0.01) for at most 1.6 s at a time.
+    for t in times(20, 26):
+        events += r.frame(t, empty, luma=110.0, change=0.005 if (t - 26) % 4 < 1.6 else 0.03)
     assert [e.extra["fault"] for e in events] == ["black", "frozen"]
 
 

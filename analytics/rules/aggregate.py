@@ -19,6 +19,10 @@ class Sustained:
     ``state(on, keep)``: ``on`` starts (and sustains) the onset; while onset or
     active, ``keep`` is enough to continue. After firing, the condition is
     released (re-armed) once ``keep`` has been false for ``release_s``.
+
+    Unarmed (outside the rule's schedule) the onset keeps its clock but does not
+    fire: the episode is not used up, and the first armed update fires if the
+    condition still holds.
     """
 
     def __init__(self, hold_s: float, release_s: float) -> None:
@@ -28,8 +32,8 @@ class Sustained:
         self.active = False
         self.off_since: float | None = None
 
-    def update(self, t: float, on: bool, keep: bool) -> bool:
-        """True once, when the condition has held for ``hold_s``."""
+    def update(self, t: float, on: bool, keep: bool, armed: bool = True) -> bool:
+        """True once, when the condition has held for ``hold_s`` and ``armed``."""
         if self.active:
             if keep:
                 self.off_since = None
@@ -45,10 +49,19 @@ class Sustained:
         elif not keep:
             self.since = None
             return False
-        if t - self.since >= self.hold_s:
+        if armed and t - self.since >= self.hold_s:
             self.active, self.off_since = True, None
             return True
         return False
+
+    def held(self, t: float) -> float:
+        """How long the current onset or episode has held at ``t`` (0 when it has not begun)."""
+        return 0.0 if self.since is None else t - self.since
+
+
+def plural(name: str) -> str:
+    """The plural of a COCO class name, for explanations ("12 people ≥ 10 ...")."""
+    return {"person": "people", "bus": "buses"}.get(name, name + "s")
 
 
 class Crowd(ObjectRule):
@@ -67,19 +80,20 @@ class Crowd(ObjectRule):
     def update(self, tracked: Detections, ctx: FrameContext) -> list[Event]:
         here = self.selected(tracked, ctx)
         n = len(here)
-        fired = self.state.update(ctx.t, n >= self.cfg.min_count, n >= self.release_count)
-        if not fired:
+        on, keep = n >= self.cfg.min_count, n >= self.release_count
+        if not self.state.update(ctx.t, on, keep, ctx.armed):
             return []
         self.episode += 1
-        held = ctx.t - (self.state.since or ctx.t)
-        what = self.cfg.classes[0] + "s" if len(self.cfg.classes) == 1 else "objects"
+        held = self.state.held(ctx.t)
+        what = plural(self.cfg.classes[0]) if len(self.cfg.classes) == 1 else "objects"
         return [make_event(
             self, ctx, det=union_box(here), track_ids=here.tracker_id.tolist(), measured=n,
             threshold=self.cfg.min_count, unit="objects", zone_name=self.zone.name,
             started_t=self.state.since, object_class=",".join(self.cfg.classes),
             key=f"episode-{self.episode}",
             explanation=(
-                f"{n} {what} ≥ {self.cfg.min_count} in zone '{self.zone.name}' for {held:.0f} s"
+                f"{n} {what} ≥ {self.cfg.min_count} {self.where()} for {held:.0f} s "
+                f"≥ {self.cfg.min_duration_s:g} s"
             ),
         )]  # fmt: skip
 
@@ -100,19 +114,19 @@ class Congestion(ObjectRule):
         speeds = self._speeds(here, ctx)
         median = float(np.median(speeds)) if len(speeds) else math.inf
         on = len(here) >= self.cfg.min_vehicles and median <= self.cfg.max_median_speed
-        if not self.state.update(ctx.t, on, on):
+        if not self.state.update(ctx.t, on, on, ctx.armed):
             return []
         self.episode += 1
-        held = ctx.t - (self.state.since or ctx.t)
+        held = self.state.held(ctx.t)
         return [make_event(
             self, ctx, det=union_box(here), track_ids=here.tracker_id.tolist(),
             measured=median, threshold=self.cfg.max_median_speed, unit="box lengths/s",
             zone_name=self.zone.name, started_t=self.state.since,
             object_class=",".join(self.cfg.classes), key=f"episode-{self.episode}",
             explanation=(
-                f"{len(here)} vehicles ≥ {self.cfg.min_vehicles} in zone '{self.zone.name}' "
-                f"with median speed {median:.2f} ≤ {self.cfg.max_median_speed:g} box lengths/s "
-                f"for {held:.0f} s"
+                f"{len(here)} vehicles ≥ {self.cfg.min_vehicles} {self.where()} with median "
+                f"speed {median:.2f} ≤ {self.cfg.max_median_speed:g} box lengths/s for "
+                f"{held:.0f} s ≥ {self.cfg.min_duration_s:g} s"
             ),
         )]  # fmt: skip
 
@@ -156,18 +170,22 @@ class CameraFault:
             ("black", self.black, is_black, ctx.luma, self.cfg.black_level),
             ("frozen", self.frozen, is_frozen, ctx.change or 0.0, self.cfg.frozen_level),
         ):
-            if not state.update(ctx.t, on, on):
+            if not state.update(ctx.t, on, on, ctx.armed):
                 continue
             self.episode += 1
-            held = ctx.t - (state.since or ctx.t)
-            measure = "mean grey level" if kind == "black" else "mean frame change"
+            held = state.held(ctx.t)
+            # Grey levels read well with one decimal; frame changes are hundredths or less.
+            if kind == "black":
+                measure = f"mean grey level {value:.1f}"
+            else:
+                measure = f"mean frame change {value:.3g}"
             events.append(make_event(
                 self, ctx, det=None, track_ids=[], measured=held, threshold=self.cfg.min_duration_s,
                 unit="s", zone_name="frame", started_t=state.since, object_class="",
                 key=f"{kind}-{self.episode}",
                 explanation=(
                     f"picture {kind} for {held:.0f} s ≥ {self.cfg.min_duration_s:g} s "
-                    f"({measure} {value:.1f} ≤ {limit:g})"
+                    f"({measure} ≤ {limit:g})"
                 ),
                 extra={"fault": kind},
             ))  # fmt: skip

@@ -14,6 +14,13 @@ from analytics.zones import Zone
 
 @dataclass
 class FrameContext:
+    """What a rule sees of a frame besides its tracked detections.
+
+    ``armed`` is False outside the rule's schedule: the rule keeps its state (clocks,
+    counts, tracks) but neither raises nor consumes its firing, so a condition that
+    still holds when the window opens fires then.
+    """
+
     camera_id: str
     t: float  # rule clock, seconds
     pts: float
@@ -22,6 +29,7 @@ class FrameContext:
     history: TrackHistory = field(default_factory=TrackHistory)
     luma: float | None = None  # mean grey level of the frame (0-255)
     change: float | None = None  # mean absolute grey difference to the previous frame
+    armed: bool = True  # inside the rule's schedule: it may fire
 
 
 class Rule(Protocol):
@@ -34,7 +42,9 @@ class Rule(Protocol):
     @property
     def type(self) -> str: ...
 
-    def update(self, tracked: Detections, ctx: FrameContext) -> list[Event]: ...
+    def update(self, tracked: Detections, ctx: FrameContext) -> list[Event]:
+        """This frame's events; none while ``ctx.armed`` is False."""
+        ...
 
 
 class ClassFilter:
@@ -77,6 +87,11 @@ class ObjectRule:
     def selected(self, tracked: Detections, ctx: FrameContext) -> Detections:
         """The tracked objects of the rule's classes and confidence, inside its zone."""
         return tracked[self.filter.mask(tracked, ctx.class_names)]
+
+    def where(self) -> str:
+        """Where the rule looks, for explanations: "in zone 'name'", or "in view" when it
+        looks at the whole frame (whose internal zone name means nothing to an operator)."""
+        return f"in zone '{self.zone.name}'" if self.cfg.zone and self.zone else "in view"
 
 
 def box_diagonal(xyxy: np.ndarray) -> np.ndarray:

@@ -1,8 +1,15 @@
-"""Rules about how objects move: ``wandering``, ``line_crossing``, ``wrong_way``."""
+"""Rules about how objects move: ``wandering``, ``line_crossing``, ``wrong_way``.
+
+Outside a rule's schedule (``ctx.armed`` False) wandering and wrong way judge
+nothing (they read the shared track history, which keeps running, so a person
+still pacing when the window opens fires then); line crossing keeps counting
+but raises nothing.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,7 +42,7 @@ class Wandering(ObjectRule):
         events: list[Event] = []
         min_span = min(self.cfg.window_s, 10.0)
         for i, tid in enumerate(here.tracker_id.tolist()):
-            if tid in self.fired:
+            if tid in self.fired or not ctx.armed:
                 continue
             samples = ctx.history.samples(tid, since=ctx.t - self.cfg.window_s)
             if len(samples) < 3 or samples[-1, T] - samples[0, T] < min_span:
@@ -50,8 +57,9 @@ class Wandering(ObjectRule):
                     threshold=self.cfg.min_path_ratio, unit="path/displacement",
                     zone_name=self.zone.name, started_t=samples[0, T],
                     explanation=(
-                        f"{cls} (track {tid}) walked {path_heights:.1f} body heights in "
-                        f"{span:.0f} s, path/displacement {ratio:.1f} ≥ {self.cfg.min_path_ratio:g}"
+                        f"{cls} (track {tid}) paced back and forth {self.where()}: walked "
+                        f"{path_heights:.1f} body heights in {span:.0f} s, path/displacement "
+                        f"{ratio:.1f} ≥ {self.cfg.min_path_ratio:g}"
                     ),
                 ))  # fmt: skip
         horizon = ctx.t - self.cfg.window_s
@@ -71,49 +79,91 @@ def path_ratio(samples: np.ndarray, step_s: float, deadband: float) -> tuple[flo
     return path / max(net, 0.5 * height), path / height
 
 
+@dataclass
+class LineSide:
+    """A track's side of a line, and a change of side waiting to be confirmed."""
+
+    side: int  # -1: side A, +1: side B; the side it was last counted on (or first seen)
+    anchor: np.ndarray  # its last anchor on that side
+    pending: int = 0  # consecutive frames seen on the other side since
+    through: bool = False  # the move to the other side went through the segment
+
+
 class LineCrossing(ObjectRule):
-    """Counts crossings of a line segment per direction; fires on the configured ones."""
+    """Counts crossings of a line segment per direction; fires on the configured ones.
+
+    Box jitter must not count as people crossing back and forth: an anchor within
+    ``DEADBAND`` box heights of the line is on neither side, and a crossing counts
+    only once the object has been seen on the new side for ``min_crossing_frames``
+    consecutive frames (as supervision's ``LineZone(minimum_crossing_threshold=...)``).
+    The alert key is the track and direction, so the alert cooldown holds back a
+    track crossing the same way again; the counts still count every crossing.
+    """
 
     cfg: LineCrossingRule
+
+    DEADBAND = 0.05  # of the box height: about 2 px for a 40 px person
 
     def __init__(self, cfg: LineCrossingRule, line: np.ndarray) -> None:
         super().__init__(cfg, None)
         self.line = line  # (2, 2) analysed-frame pixels
-        self.last: dict[int, np.ndarray] = {}
+        self.sides: dict[int, LineSide] = {}
         self.counts = {"a_to_b": 0, "b_to_a": 0}
 
     def update(self, tracked: Detections, ctx: FrameContext) -> list[Event]:
         here = self.selected(tracked, ctx)
         anchors = here.anchors()
+        heights = here.xyxy[:, 3] - here.xyxy[:, 1]
         events: list[Event] = []
         seen = set()
         for i, tid in enumerate(here.tracker_id.tolist()):
             seen.add(tid)
-            prev = self.last.get(tid)
-            self.last[tid] = anchors[i]
-            if prev is None:
-                continue
-            direction = crossing(self.line, prev, anchors[i])
+            direction = self._step(tid, anchors[i], float(heights[i]))
             if direction is None:
                 continue
             self.counts[direction] += 1
-            if self.cfg.direction not in ("both", direction):
-                continue
-            cls = class_name(int(here.class_id[i]), ctx.class_names)
-            arrow = "A→B" if direction == "a_to_b" else "B→A"
-            events.append(make_event(
-                self, ctx, det=here[i : i + 1], track_ids=[tid],
-                measured=self.counts[direction], threshold=1, unit="crossings",
-                zone_name=self.cfg.name, key=f"{tid}:{direction}:{self.counts[direction]}",
-                explanation=(
-                    f"{cls} (track {tid}) crossed line '{self.cfg.name}' {arrow}; counts "
-                    f"A→B {self.counts['a_to_b']}, B→A {self.counts['b_to_a']}"
-                ),
-                extra={"direction": direction, "counts": dict(self.counts)},
-            ))  # fmt: skip
-        for tid in [k for k in self.last if k not in seen and k not in ctx.history]:
-            del self.last[tid]
+            if ctx.armed and self.cfg.direction in ("both", direction):
+                events.append(self._event(here[i : i + 1], tid, direction, ctx))
+        for tid in [k for k in self.sides if k not in seen and k not in ctx.history]:
+            del self.sides[tid]
         return events
+
+    def _step(self, tid: int, anchor: np.ndarray, height: float) -> str | None:
+        """Follow a track's side of the line; the direction of a confirmed crossing, or None."""
+        now = side_of(self.line, anchor, self.DEADBAND * height)
+        state = self.sides.get(tid)
+        if now == 0:
+            return None  # on the line: evidence for neither side
+        if state is None:
+            self.sides[tid] = LineSide(now, anchor)
+            return None
+        if now == state.side:
+            state.anchor, state.pending = anchor, 0  # still (or back) on its side
+            return None
+        if state.pending == 0:
+            state.through = through_segment(self.line, state.anchor, anchor)
+        state.pending += 1
+        if state.pending < self.cfg.min_crossing_frames:
+            return None
+        # Settled on the new side. A move past the end of the segment changes the side
+        # (of the infinite line) without crossing.
+        self.sides[tid] = LineSide(now, anchor)
+        if not state.through:
+            return None
+        return "a_to_b" if state.side < 0 else "b_to_a"
+
+    def _event(self, det: Detections, tid: int, direction: str, ctx: FrameContext) -> Event:
+        cls = class_name(int(det.class_id[0]), ctx.class_names)
+        arrow = "A→B" if direction == "a_to_b" else "B→A"
+        return make_event(
+            self, ctx, det=det, track_ids=[tid], measured=self.counts[direction], threshold=1,
+            unit="crossings", zone_name=self.cfg.name, key=f"{tid}:{direction}",
+            explanation=(
+                f"{cls} (track {tid}) crossed line '{self.cfg.name}' {arrow}; counts "
+                f"A→B {self.counts['a_to_b']}, B→A {self.counts['b_to_a']}"
+            ),
+            extra={"direction": direction, "counts": dict(self.counts)},
+        )  # fmt: skip
 
 
 def side(line: np.ndarray, p: np.ndarray) -> float:
@@ -123,19 +173,22 @@ def side(line: np.ndarray, p: np.ndarray) -> float:
     return float(d[0] * r[1] - d[1] * r[0])
 
 
-def crossing(line: np.ndarray, p0: np.ndarray, p1: np.ndarray) -> str | None:
-    """The direction in which the move p0 → p1 crosses the segment, or None."""
-    s0, s1 = side(line, p0), side(line, p1)
-    if s0 == 0 or s1 == 0 or (s0 < 0) == (s1 < 0):
-        return None
-    # The move crosses the infinite line; check it does so within the segment.
+def side_of(line: np.ndarray, p: np.ndarray, band: float) -> int:
+    """-1 on side A, +1 on side B, 0 within ``band`` pixels of the (infinite) line."""
+    distance = side(line, p) / max(float(np.hypot(*(line[1] - line[0]))), 1e-9)
+    if abs(distance) <= band:
+        return 0
+    return -1 if distance < 0 else 1
+
+
+def through_segment(line: np.ndarray, p0: np.ndarray, p1: np.ndarray) -> bool:
+    """Whether the move p0 → p1, from one side of the line to the other, passes through the
+    segment itself rather than past one of its ends."""
     m = p1 - p0
     q0, q1 = line[0] - p0, line[1] - p0
     c0 = m[0] * q0[1] - m[1] * q0[0]
     c1 = m[0] * q1[1] - m[1] * q1[0]
-    if (c0 < 0) == (c1 < 0) and c0 != 0 and c1 != 0:
-        return None
-    return "a_to_b" if s0 < 0 else "b_to_a"
+    return (c0 < 0) != (c1 < 0) or c0 == 0 or c1 == 0
 
 
 class WrongWay(ObjectRule):
@@ -156,7 +209,7 @@ class WrongWay(ObjectRule):
         events: list[Event] = []
         diagonals = box_diagonal(here.xyxy)
         for i, tid in enumerate(here.tracker_id.tolist()):
-            if tid in self.fired:
+            if tid in self.fired or not ctx.armed:
                 continue
             samples = ctx.history.samples(tid, since=ctx.t - self.window_s)
             if len(samples) < 2:
@@ -177,9 +230,9 @@ class WrongWay(ObjectRule):
                 threshold=self.cfg.min_angle_deg, unit="°", zone_name=self.zone.name,
                 started_t=samples[0, T],
                 explanation=(
-                    f"{cls} (track {tid}) moving at {angle:.0f}° ≥ {self.cfg.min_angle_deg:g}° "
-                    f"to the direction of travel in zone '{self.zone.name}' over {span:.1f} s "
-                    f"({dist / diagonals[i]:.1f} box lengths)"
+                    f"{cls} (track {tid}) moving the wrong way {self.where()}: {angle:.0f}° "
+                    f"≥ {self.cfg.min_angle_deg:g}° off the direction of travel, "
+                    f"{dist / diagonals[i]:.1f} box lengths in {span:.1f} s"
                 ),
             ))  # fmt: skip
         self.fired = {k: v for k, v in self.fired.items() if k in ctx.history}

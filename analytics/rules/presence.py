@@ -15,6 +15,9 @@ The clock of a presence survives what a tracker does on real footage:
   inside keeps adding up.
 
 A presence fires once; it must end before the same object can fire again.
+Outside the rule's schedule (``ctx.armed`` False) the clocks keep running but
+nothing fires, so a presence that began before the window opens and still
+lasts fires on the window's first frame.
 """
 
 from __future__ import annotations
@@ -98,7 +101,7 @@ class PresenceRule(ObjectRule):
                     # It moved: the stationary clock starts again from here.
                     p.ref_anchor, p.first_t, p.banked, p.fired = anchors[i], ctx.t, 0.0, False
             dwell = p.dwell(ctx.t)
-            if not p.fired and dwell >= self.cfg.min_duration_s:
+            if ctx.armed and not p.fired and dwell >= self.cfg.min_duration_s:
                 p.fired = True
                 events.append(self._event(here[i : i + 1], p, dwell, ctx))
         self._expire(ctx.t)
@@ -146,16 +149,16 @@ class PresenceRule(ObjectRule):
     def _event(self, det: Detections, p: Presence, dwell: float, ctx: FrameContext) -> Event:
         threshold = self.cfg.min_duration_s
         ids = ", ".join(str(i) for i in p.track_ids)
-        what = {
-            "stopped_vehicle": "stationary",
-            "person_down": "lying still",
-        }.get(self.cfg.type, "in zone")
+        # The state measured, before where: "car (track 3) stationary in zone 'lane' ...";
+        # plain dwell rules have none: "person (track 6, 11) in zone 'crossing' ...".
+        state = {"stopped_vehicle": "stationary ", "person_down": "lying still "}.get(
+            self.cfg.type, ""
+        )
         cls = class_name(int(det.class_id[0]), ctx.class_names)
         return make_event(
             self, ctx, det=det, track_ids=p.track_ids, measured=dwell, threshold=threshold,
             unit="s", zone_name=self.zone.name, started_t=ctx.t - dwell,
             explanation=(
-                f"{cls} (track {ids}) {what} in zone '{self.zone.name}' for {dwell:.1f} s "
-                f"≥ {threshold:g} s"
+                f"{cls} (track {ids}) {state}{self.where()} for {dwell:.1f} s ≥ {threshold:g} s"
             ),
         )  # fmt: skip
