@@ -68,6 +68,10 @@ class AlertProducer:
         self.suppressed = 0
         self.without_evidence = 0
 
+    @property
+    def threads(self) -> list[threading.Thread]:
+        return [self._thread]
+
     def start(self) -> None:
         self._thread.start()
 

@@ -34,6 +34,7 @@ from alerts.ports import EventBus, UnitOfWork
 log = logging.getLogger(__name__)
 
 CONSUMER_GROUP = "alerts"
+OBJECT_CLASS_MAX = 64  # a custom model's class name is cut, never the alert lost
 
 
 class AlertNotFound(LookupError):
@@ -54,7 +55,7 @@ def build_alert(message: EventMessage) -> Alert:
         id=message.alert_id, camera_id=e.camera_id, camera_name=message.camera_name,
         rule=e.rule, type=e.type, severity=e.severity,  # type: ignore[arg-type]
         created_at=message.created_at, started_at=round(started, 3),
-        object_class=e.object_class, track_ids=list(e.track_ids), zone=e.zone,
+        object_class=e.object_class[:OBJECT_CLASS_MAX], track_ids=list(e.track_ids), zone=e.zone,
         area=message.area, measured=e.measured, threshold=e.threshold, unit=e.unit,
         explanation=e.explanation, confidence=e.confidence,
         box=[round(v, 1) for v in e.box] if e.box else None, pts=e.pts,
@@ -224,6 +225,10 @@ class AlertWorkers:
             threading.Thread(target=self._consume, name="alerts", daemon=True),
             threading.Thread(target=self._escalate, name="escalation", daemon=True),
         ]
+
+    @property
+    def threads(self) -> list[threading.Thread]:
+        return list(self._threads)
 
     def start(self) -> None:
         for t in self._threads:

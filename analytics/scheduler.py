@@ -65,6 +65,10 @@ class AnalysisPool:
             for i in range(workers)
         ]
 
+    @property
+    def threads(self) -> list[threading.Thread]:
+        return list(self._threads)
+
     def add_camera(self, analytics: CameraAnalytics) -> None:
         self.slots[analytics.cfg.camera_id] = CameraSlot(analytics.cfg.camera_id, analytics)
 

@@ -47,6 +47,6 @@ def create_app(
     @app.get("/healthz", response_model=Health, tags=["health"])
     def healthz(request: Request) -> Health:
         info: dict[str, Any] = request.app.state.services.health()
-        return Health(status="ok", version=VERSION, **info)
+        return Health(version=VERSION, **info)
 
     return app

@@ -193,8 +193,13 @@ class AlertPage(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
+    status: Literal["ok", "degraded"] = Field(
+        description="degraded: not started, or a service thread has died"
+    )
     cameras: dict[str, int]
     dispatch_pending: int
     events_pending: int = Field(0, description="events not yet stored as alerts")
+    threads: dict[str, bool] = Field(
+        default_factory=dict, description="the hub's service threads: alive or not"
+    )
     version: str

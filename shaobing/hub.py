@@ -165,6 +165,7 @@ class Hub:
         self.readers: dict[str, StreamReader] = {}
         self._stop = threading.Event()
         self._offline_alerted: set[str] = set()
+        self._started = False
         self._watchdog = threading.Thread(target=self._watch_cameras, name="watchdog", daemon=True)
 
     # -- routing ---------------------------------------------------------------
@@ -222,6 +223,7 @@ class Hub:
             self._start_camera(cam)
         self.pool.start()
         self._watchdog.start()
+        self._started = True
         log.info("hub started: %d camera(s), detector %s", len(self.readers), self.detector.name)
 
     def _start_camera(self, cam: CameraConfig) -> None:
@@ -318,11 +320,19 @@ class Hub:
             pending = session.execute(
                 select(func.count()).where(OutboxRecord.state == "pending")
             ).scalar_one()
+        threads = {t.name: t.is_alive() for t in self.service_threads()}
         return {
+            "status": "ok" if self._started and all(threads.values()) else "degraded",
             "cameras": counts,
             "dispatch_pending": int(pending),
             "events_pending": self.alert_workers.pending() + self.producer.backlog(),
+            "threads": threads,
         }
+
+    def service_threads(self) -> list[threading.Thread]:
+        """The hub's long-lived threads (camera readers report through camera status)."""
+        return [*self.pool.threads, *self.producer.threads, *self.alert_workers.threads,
+                self.dispatcher, self._watchdog]  # fmt: skip
 
     @property
     def snapshot_dir(self) -> Path:

@@ -16,7 +16,6 @@ import yaml
 
 from tests.peers.procs import free_port
 
-
 #: The first admin's password in hubs started by tests (SHAOBING_ADMIN_PASSWORD).
 ADMIN_PASSWORD = "e2e-admin-pass-42"
 

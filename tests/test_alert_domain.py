@@ -73,7 +73,11 @@ def test_transition_table(state: str, action: str) -> None:
     entry = a.apply(action, actor="op", at=5.0, note="n", **kwargs)  # type: ignore[arg-type]
     assert a.status == expected
     assert (entry.actor, entry.at, entry.from_status, entry.to_status, entry.note) == (
-        "op", 5.0, state, expected, "n"
+        "op",
+        5.0,
+        state,
+        expected,
+        "n",
     )
     assert a.new_history == [entry]
     assert a.outgoing[0].event == "alert.updated" and a.outgoing[0].change["to"] == expected
@@ -137,7 +141,8 @@ def router() -> Router:
         departments={
             "cg-pcs": Department("cg-pcs", "城关派出所", "police", "township", (CHENGGUAN,),
                                  ("pcs-api",)),
-            "grid-03": Department("grid-03", "人民村网格", "grid", "grid", (RENMIN,), ("grid-app",)),
+            "grid-03": Department("grid-03", "人民村网格", "grid", "grid", (RENMIN,),
+                                  ("grid-app",)),
             "county-centre": Department("county-centre", "县综治中心", "centre", "county",
                                         (Area(county="示例县"),), ("centre",)),
         },

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from alerts.adapters.sql import OutboxRecord
 from alerts.config import DispatchTarget
 from alerts.dispatcher import Dispatcher
-from alerts.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verify
-from alerts.adapters.sql import OutboxRecord
 from alerts.domain.model import Alert
+from alerts.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verify
 from core.area import Area
 from shaobing.db import open_database
 from tests.factories import store

@@ -64,7 +64,9 @@ def messages(rx: Receiver, alert_id: str) -> list[tuple[dict[str, str], dict[str
     return out
 
 
-def feedback(hub: HubProcess, body: dict[str, Any], secret: str = FEEDBACK_SECRET) -> httpx.Response:
+def feedback(
+    hub: HubProcess, body: dict[str, Any], secret: str = FEEDBACK_SECRET
+) -> httpx.Response:
     raw = json.dumps(body, ensure_ascii=False).encode()
     headers = {"Content-Type": "application/json", "X-Shaobing-Source": "dispatch-platform",
                SIGNATURE_HEADER: sign(raw, secret)}  # fmt: skip
@@ -112,8 +114,12 @@ def test_routed_escalated_fed_back_closed(
                                "duplicate": False}  # fmt: skip
         again = feedback(hub, body)
         assert again.status_code == 200 and again.json()["duplicate"] is True
-        assert feedback(hub, {**body, "message_id": "wf-1002"}, secret="wrong" * 4).status_code == 401
-        assert feedback(hub, {**body, "message_id": "wf-1003", "alert_id": "nope"}).status_code == 404
+        assert (
+            feedback(hub, {**body, "message_id": "wf-1002"}, secret="wrong" * 4).status_code == 401
+        )
+        assert (
+            feedback(hub, {**body, "message_id": "wf-1003", "alert_id": "nope"}).status_code == 404
+        )
         wrong = feedback(hub, {**body, "message_id": "wf-1004", "status": "受理"})
         assert wrong.status_code == 409 and "resolved" in wrong.json()["detail"]
 
@@ -131,6 +137,8 @@ def test_routed_escalated_fed_back_closed(
                              for _, d in messages(county, alert_id)), timeout=15)  # fmt: skip
         keys = [h[IDEMPOTENCY_HEADER] for h, _ in messages(county, alert_id)]
         assert len(keys) == len(set(keys))  # every message its own key
+        health = hub.get("/healthz")
+        assert health["status"] == "ok" and all(health["threads"].values())
     finally:
         hub.stop()
         township.stop()

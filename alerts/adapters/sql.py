@@ -36,7 +36,7 @@ class AlertRecord(Base):
     status: Mapped[str] = mapped_column(String(16), default="new", index=True)
     created_at: Mapped[float] = mapped_column(Float, index=True)
     started_at: Mapped[float] = mapped_column(Float)
-    object_class: Mapped[str] = mapped_column(String(32))
+    object_class: Mapped[str] = mapped_column(String(64))
     track_ids_json: Mapped[str] = mapped_column(Text, default="[]")
     zone: Mapped[str] = mapped_column(String(100))
     county: Mapped[str | None] = mapped_column(String(64))

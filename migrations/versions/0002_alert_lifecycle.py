@@ -1,5 +1,6 @@
 """Alert lifecycle: handling columns, history, departments, per-message outbox rows,
-feedback idempotency, routing rules; ``unit`` widened to 32 characters.
+feedback idempotency, routing rules; ``unit`` widened to 32 characters and
+``object_class`` to 64.
 
 Revision ID: 0002
 Revises: 0001
@@ -41,6 +42,9 @@ def upgrade() -> None:
         # "path/displacement" (17 characters) overflowed String(16) on PostgreSQL.
         op.alter_column("alerts", "unit", type_=sa.String(32), existing_type=sa.String(16),
                         existing_nullable=False)  # fmt: skip
+        # A custom model's class names can be longer than COCO's.
+        op.alter_column("alerts", "object_class", type_=sa.String(64),
+                        existing_type=sa.String(32), existing_nullable=False)  # fmt: skip
     op.create_index("ix_alerts_department_id", "alerts", ["department_id"])
     op.create_index("ix_alerts_assignee", "alerts", ["assignee"])
     op.create_index("ix_alerts_due_at", "alerts", ["due_at"])
