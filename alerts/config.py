@@ -6,11 +6,21 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, HttpUrl
+from pydantic import Field, HttpUrl, field_validator
 
+from analytics.config import ALERT_TYPES
 from core.area import Area, AreaLevel
 from core.model import NAME_MAX, StrictModel
 from core.schedule import ScheduleWindow
+
+
+def check_types(types: list[str] | None) -> list[str] | None:
+    """Alert type names must exist: a misspelt type would silently never match."""
+    unknown = sorted(set(types or []) - set(ALERT_TYPES))
+    if unknown:
+        raise ValueError(f"unknown alert type(s) {unknown}; known: {', '.join(ALERT_TYPES)}")
+    return types
+
 
 TARGET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -29,6 +39,7 @@ class DispatchTarget(StrictModel):
     backoff_max_s: float = Field(300.0, gt=0)
     headers: dict[str, str] = Field(default_factory=dict)
     types: list[str] | None = Field(None, description="only these alert types; default: all")
+    _types = field_validator("types")(lambda v: check_types(v))
     scope: Literal["all", "routed"] = Field(
         "all",
         description="all: every alert (of its types); routed: only alerts a routing rule or "
@@ -95,6 +106,7 @@ class RoutingRuleConfig(StrictModel):
     name: str = Field(min_length=1, max_length=NAME_MAX)
     enabled: bool = True
     types: list[str] | None = Field(None, description="alert types; default: all")
+    _types = field_validator("types")(lambda v: check_types(v))
     area: Area = Field(default_factory=Area, description="default: everywhere")
     min_severity: Literal["info", "low", "medium", "high", "critical"] = "info"
     schedule: list[ScheduleWindow] | None = Field(None, description="default: always")

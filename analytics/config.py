@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -304,6 +304,12 @@ RuleConfig = Annotated[
     | CameraFaultRule,
     Field(discriminator="type"),
 ]
+
+#: Every alert type a rule can raise (the ``type`` of alerts, routing rules, targets).
+ALERT_TYPES: tuple[str, ...] = tuple(
+    get_args(m.model_fields["type"].annotation)[0]
+    for m in get_args(get_args(RuleConfig)[0])
+)
 
 
 class MotionConfig(StrictModel):

@@ -8,6 +8,7 @@ distributed mode swaps adapters, not code paths.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from accounts.service import ensure_initial_admin
+from accounts.service import audit, ensure_initial_admin, list_audit
 from alerts.adapters.memory_bus import MemoryEventBus
 from alerts.adapters.sql import (
     OutboxRecord,
@@ -132,6 +133,7 @@ class Hub:
             sync_config_routing(session, {r.name: r.model_dump(mode="json") for r in cfg.routing})
         if removed:
             log.info("cameras no longer in the config removed: %s", ", ".join(removed))
+        self._audit_config()
         self.detector = detector or create_detector(
             cfg.detector, loaded.models_dir, loaded.mirror_dir
         )
@@ -167,6 +169,19 @@ class Hub:
         self._offline_alerted: set[str] = set()
         self._started = False
         self._watchdog = threading.Thread(target=self._watch_cameras, name="watchdog", daemon=True)
+
+    def _audit_config(self) -> None:
+        """Record in the audit log a start with a config that differs from the last one."""
+        cfg = self.loaded.config
+        digest = hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:16]
+        with self.sessions.begin() as session:
+            last, _ = list_audit(session, limit=1, action="config_loaded")
+            if last and (last[0].detail or "").startswith(digest):
+                return
+            audit(session, "system", "config_loaded", str(self.loaded.path or "(defaults)"),
+                  f"{digest} {len(cfg.cameras)} camera(s), {len(cfg.dispatch)} dispatch "
+                  f"target(s), {len(cfg.departments)} department(s), {len(cfg.routing)} routing "
+                  f"rule(s), {len(cfg.feedback)} feedback source(s)")  # fmt: skip
 
     # -- routing ---------------------------------------------------------------
 

@@ -110,3 +110,35 @@ def test_health_and_openapi(client: TestClient) -> None:
         "/api/alerts", "/api/alerts/{alert_id}", "/api/alerts/{alert_id}/snapshot.jpg", "/healthz",
     }  # fmt: skip
     assert expected <= set(spec["paths"])
+
+
+def test_config_changes_and_actions_are_audited(hub: Hub, client: TestClient) -> None:
+    def audited(action: str) -> list[dict[str, object]]:
+        return client.get("/api/audit", params={"action": action}).json()["items"]  # type: ignore[no-any-return]
+
+    (loaded,) = audited("config_loaded")
+    assert loaded["actor"] == "system" and "1 camera(s), 1 dispatch target(s)" in str(
+        loaded["detail"]
+    )
+    Hub(hub.loaded).engine.dispose()  # the same config again: nothing new to record
+    assert len(audited("config_loaded")) == 1
+    changed = hub.loaded.config.model_copy(update={"timezone": "Asia/Urumqi"})
+    Hub(type(hub.loaded)(changed, hub.loaded.path, hub.loaded.base_dir)).engine.dispose()
+    assert len(audited("config_loaded")) == 2
+
+    alert_id = "00000000-0000-0000-0000-000000000029"
+    acted = client.post(f"/api/alerts/{alert_id}/actions",
+                        json={"action": "acknowledge", "note": "看到了"})  # fmt: skip
+    assert acted.status_code == 200 and acted.json()["status"] == "acknowledged"
+    refused = client.post(f"/api/alerts/{alert_id}/actions", json={"action": "acknowledge"})
+    assert refused.status_code == 409 and "acknowledged" in refused.json()["detail"]
+    assert client.get(f"/api/alerts/{alert_id}/snapshot.jpg").status_code == 200
+    assert [a["target"] for a in audited("alert_acknowledge")] == [f"alert:{alert_id}"]
+    assert [a["detail"] for a in audited("evidence_view")] == ["snapshot"]
+    assert audited("login")[0]["actor"] == "admin"
+    history = client.get(f"/api/alerts/{alert_id}/history").json()
+    assert [(h["action"], h["actor"], h["note"]) for h in history][-1] == (
+        "acknowledge",
+        "admin",
+        "看到了",
+    )
