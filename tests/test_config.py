@@ -125,3 +125,38 @@ def test_run_refuses_a_bad_config_naming_file_and_field(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 2
     assert f"{path}: cameras[0](id=c1).detect_fsp: unknown key (misspelt?)" in proc.stderr
+
+
+ROUTED = """
+dispatch: [{name: centre, url: "http://127.0.0.1:9/alerts"}]
+departments:
+  - {id: cg-pcs, name: 城关派出所, kind: police, level: township,
+     areas: [{county: 示例县, township: 城关镇}], targets: [centre]}
+routing:
+  - {name: persons, types: [loitering], departments: [cg-pcs], ack_deadline_s: 300}
+"""
+
+
+def test_routing_config_is_checked_with_file_and_field(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, ROUTED)).config.routing[0].departments == ["cg-pcs"]
+    typo = write(tmp_path, ROUTED.replace("types: [loitering]", "types: [loitring]"), "t.yaml")
+    (problem,) = problems(typo)
+    assert problem.startswith(f"{typo}: routing[0](name=persons).types: unknown alert type")
+    unknown_dep = write(tmp_path, ROUTED.replace("departments: [cg-pcs]", "departments: [x]"))
+    assert "routing rule 'persons' names unknown department(s) ['x']" in problems(unknown_dep)[0]
+    unknown_target = write(tmp_path, ROUTED.replace("targets: [centre]", "targets: [nope]"))
+    assert (
+        "department 'cg-pcs' names unknown dispatch target(s) ['nope']"
+        in (problems(unknown_target)[0])
+    )
+    bad_level = write(tmp_path, ROUTED.replace("level: township", "level: province"))
+    assert "departments[0](id=cg-pcs).level" in problems(bad_level)[0]
+    short = write(tmp_path, ROUTED + "feedback: [{name: platform, secret: short}]\n")
+    assert "feedback[0](name=platform).secret" in problems(short)[0]
+
+
+def test_long_rule_and_zone_names_are_config_errors(tmp_path: Path) -> None:
+    long = "长" * 101
+    text = GOOD.replace("name: z,", f"name: {long},").replace("zone: z,", f"zone: {long},")
+    found = problems(write(tmp_path, text))
+    assert any("zones[0]" in p and "at most 100 characters" in p for p in found), found
