@@ -14,6 +14,10 @@ from alerts.domain.model import Alert
 from alerts.domain.routing import RoutingRule
 
 
+class ConcurrentUpdate(RuntimeError):
+    """Another writer changed the same alert since it was read: read again and retry."""
+
+
 class Delivery(Protocol):
     """One message handed to a consumer. Call :meth:`ack` only after its effects are
     durable (the alert is committed); :meth:`nack` hands it back for redelivery."""

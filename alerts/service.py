@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from alerts.domain.escalation import escalate_if_due
@@ -29,9 +29,11 @@ from alerts.domain.model import (
 )
 from alerts.domain.routing import Router
 from alerts.messages import EVENTS_TOPIC, EventMessage
-from alerts.ports import EventBus, UnitOfWork
+from alerts.ports import ConcurrentUpdate, EventBus, UnitOfWork
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 CONSUMER_GROUP = "alerts"
 OBJECT_CLASS_MAX = 64  # a custom model's class name is cut, never the alert lost
@@ -134,17 +136,23 @@ class AlertService:
         departments = self.router().departments
         if action == "dispatch" and department_id and department_id not in departments:
             raise TransitionError(f"unknown department {department_id!r}")
-        with self.uow_factory() as uow:
-            alert = uow.alerts.get(alert_id)
-            if alert is None:
-                raise AlertNotFound(alert_id)
-            if check is not None:
-                check(alert)
-            alert.apply(action, actor=actor, at=self.clock(), note=note,
-                        department_id=department_id, assignee=assignee, reason=reason)  # fmt: skip
-            if action == "dispatch" and department_id:
-                alert.targets.update(departments[department_id].targets)
-            uow.commit()
+
+        def work() -> Alert:
+            with self.uow_factory() as uow:
+                alert = uow.alerts.get(alert_id)
+                if alert is None:
+                    raise AlertNotFound(alert_id)
+                if check is not None:
+                    check(alert)
+                alert.apply(action, actor=actor, at=self.clock(), note=note,
+                            department_id=department_id, assignee=assignee,
+                            reason=reason)  # fmt: skip
+                if action == "dispatch" and department_id:
+                    alert.targets.update(departments[department_id].targets)
+                uow.commit()
+                return alert
+
+        alert = self._retrying(work)
         log.info("alert %s: %s by %s → %s", alert_id, action, actor, alert.status)
         self._committed()
         return alert
@@ -162,19 +170,24 @@ class AlertService:
     ) -> dict[str, Any]:
         """Apply a feedback message once; a repeated message id raises
         :class:`DuplicateFeedback` with the first result."""
-        with self.uow_factory() as uow:
-            previous = uow.feedback.get(source, message_id)
-            if previous is not None:
-                raise DuplicateFeedback(previous)
-            alert = uow.alerts.get(alert_id)
-            if alert is None:
-                raise AlertNotFound(alert_id)
-            action = feedback_action(status, alert.status)
-            alert.apply(action, actor=f"{source}:{actor}" if actor else source, at=self.clock(),
-                        note=note, reason=reason)  # fmt: skip
-            result = {"alert_id": alert_id, "action": action, "status": alert.status}
-            uow.feedback.add(source, message_id, alert_id, result)
-            uow.commit()
+
+        def work() -> dict[str, Any]:
+            with self.uow_factory() as uow:
+                previous = uow.feedback.get(source, message_id)
+                if previous is not None:
+                    raise DuplicateFeedback(previous)
+                alert = uow.alerts.get(alert_id)
+                if alert is None:
+                    raise AlertNotFound(alert_id)
+                action = feedback_action(status, alert.status)
+                alert.apply(action, actor=f"{source}:{actor}" if actor else source,
+                            at=self.clock(), note=note, reason=reason)  # fmt: skip
+                result = {"alert_id": alert_id, "action": action, "status": alert.status}
+                uow.feedback.add(source, message_id, alert_id, result)
+                uow.commit()
+                return result
+
+        result = self._retrying(work)
         self._committed()
         return result
 
@@ -186,20 +199,38 @@ class AlertService:
 
     def escalate_due(self, now: float | None = None) -> int:
         """Escalate every alert whose deadline has passed; how many were escalated."""
-        now = self.clock() if now is None else now
+        at = self.clock() if now is None else now
         router = self.router()
-        with self.uow_factory() as uow:
-            escalated = [a for a in uow.alerts.due_for_escalation(now)
-                         if escalate_if_due(a, router, now) is not None]  # fmt: skip
-            if not escalated:
-                return 0
-            uow.commit()
+
+        def work() -> list[Alert]:
+            with self.uow_factory() as uow:
+                escalated = [a for a in uow.alerts.due_for_escalation(at)
+                             if escalate_if_due(a, router, at) is not None]  # fmt: skip
+                if escalated:
+                    uow.commit()
+                return escalated
+
+        escalated = self._retrying(work)
+        if not escalated:
+            return 0
         for alert in escalated:
             log.warning("alert %s escalated to %s (level %d, severity %s)", alert.id, alert.tier,
                         alert.escalation_level, alert.severity)  # fmt: skip
         self.counters.escalated += len(escalated)
         self._committed()
         return len(escalated)
+
+    @staticmethod
+    def _retrying(work: Callable[[], T], attempts: int = 5) -> T:
+        """Run a unit of work again on fresh data when another writer changed its alert."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return work()
+            except ConcurrentUpdate:
+                if attempt == attempts:
+                    raise
+                log.info("alert changed concurrently; retrying on fresh data (%d)", attempt)
+        raise AssertionError("unreachable")
 
     def _committed(self) -> None:
         if self.on_committed is not None:

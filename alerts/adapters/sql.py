@@ -17,9 +17,11 @@ from typing import Any
 
 from sqlalchemy import Float, ForeignKey, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from alerts.domain.model import Alert, Deadlines, EvidenceRef, HistoryEntry, Outgoing
 from alerts.payload import alert_payload
+from alerts.ports import ConcurrentUpdate
 from core.area import Area
 from core.db import Base
 
@@ -70,6 +72,11 @@ class AlertRecord(Base):
     false_alarm_reason: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[float | None] = mapped_column(Float)
     seq: Mapped[int] = mapped_column(Integer, default=0)
+    # Optimistic locking: two writers of one alert (an operator and the escalation clock)
+    # must not both queue message N; the second commit fails and is retried on fresh data.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 class AlertDepartmentRecord(Base):
@@ -325,8 +332,12 @@ class SqlUnitOfWork:
         self.session.close()
 
     def commit(self) -> None:
-        self.new_outbox = self.alerts.flush(self.base_url)
-        self.session.commit()
+        try:
+            self.new_outbox = self.alerts.flush(self.base_url)
+            self.session.commit()
+        except StaleDataError as exc:
+            self.session.rollback()
+            raise ConcurrentUpdate(str(exc)) from exc
         self.alerts.seen.clear()
 
     def rollback(self) -> None:

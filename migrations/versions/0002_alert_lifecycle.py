@@ -31,6 +31,7 @@ ALERT_COLUMNS = [
     sa.Column("false_alarm_reason", sa.Text),
     sa.Column("updated_at", sa.Float),
     sa.Column("seq", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),
 ]
 
 
