@@ -134,8 +134,6 @@ class AlertService:
     ) -> Alert:
         """Apply ``action``; ``check`` may refuse (raise) after seeing the alert (scope)."""
         departments = self.router().departments
-        if action == "dispatch" and department_id and department_id not in departments:
-            raise TransitionError(f"unknown department {department_id!r}")
 
         def work() -> Alert:
             with self.uow_factory() as uow:
@@ -143,7 +141,9 @@ class AlertService:
                 if alert is None:
                     raise AlertNotFound(alert_id)
                 if check is not None:
-                    check(alert)
+                    check(alert)  # first: a refused caller learns nothing about departments
+                if action == "dispatch" and department_id and department_id not in departments:
+                    raise TransitionError(f"unknown department {department_id!r}")
                 alert.apply(action, actor=actor, at=self.clock(), note=note,
                             department_id=department_id, assignee=assignee,
                             reason=reason)  # fmt: skip
