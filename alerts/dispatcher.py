@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from alerts.adapters.sql import AlertRecord, OutboxRecord, to_domain
 from alerts.config import DispatchTarget
+from alerts.links import EvidenceLinks
 from alerts.payload import alert_payload
 from alerts.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, sign
 
@@ -37,10 +38,10 @@ def retry_delay(attempts: int, target: DispatchTarget) -> float:
     return base * random.uniform(0.8, 1.2)
 
 
-def legacy_body(alert: AlertRecord, base_url: str) -> bytes:
+def legacy_body(alert: AlertRecord, links: EvidenceLinks | None) -> bytes:
     """The body of a row queued before bodies were stored (schema revision 0001)."""
     payload = {"event": "alert.created", "sequence": 1,
-               "alert": alert_payload(to_domain(alert, set()), base_url=base_url)}  # fmt: skip
+               "alert": alert_payload(to_domain(alert, set()), links=links)}  # fmt: skip
     return json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -50,14 +51,14 @@ class Dispatcher(threading.Thread):
         sessions: sessionmaker[Session],
         targets: list[DispatchTarget],
         *,
-        base_url: str = "",
+        links: EvidenceLinks | None = None,
         poll_s: float = 1.0,
         batch: int = 20,
     ) -> None:
         super().__init__(name="dispatcher", daemon=True)
         self.sessions = sessions
         self.targets = {t.name: t for t in targets}
-        self.base_url = base_url.rstrip("/")
+        self.links = links
         self.poll_s = poll_s
         self.batch = batch
         self.stop_event = threading.Event()
@@ -135,7 +136,7 @@ class Dispatcher(threading.Thread):
                 row.last_error = "alert or target no longer exists"
                 session.commit()
                 return
-            body = row.body.encode() if row.body else legacy_body(alert, self.base_url)
+            body = row.body.encode() if row.body else legacy_body(alert, self.links)
             key = row.idempotency_key or f"{alert.id}:alert.created:1"
             status, error = self._post(target, key, body)
             row.attempts += 1

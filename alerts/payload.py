@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from alerts.domain.model import Alert
+from alerts.links import EvidenceLinks
 
 
 def evidence_url(base_url: str, alert_id: str, kind: str) -> str:
@@ -13,12 +14,17 @@ def evidence_url(base_url: str, alert_id: str, kind: str) -> str:
     return f"{base_url}/api/alerts/{alert_id}/snapshot.jpg{suffix}"
 
 
-def alert_payload(alert: Alert, *, base_url: str = "") -> dict[str, Any]:
+def alert_payload(
+    alert: Alert, *, base_url: str = "", links: EvidenceLinks | None = None
+) -> dict[str, Any]:
+    """``links``: sign the evidence URLs (messages to dispatch targets, which have no
+    login); without it the URLs are plain API paths (for logged-in API users)."""
     evidence: dict[str, dict[str, Any]] = {}
     for kind in ("snapshot", "annotated_snapshot"):
         ref = alert.evidence.get(kind)
+        url = links.url(alert.id, kind) if links else evidence_url(base_url, alert.id, kind)
         evidence[kind] = {
-            "url": evidence_url(base_url, alert.id, kind) if ref else None,
+            "url": url if ref else None,
             "sha256": ref.sha256 if ref else None,
         }
     return {

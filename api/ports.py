@@ -10,6 +10,7 @@ import numpy as np
 
 from alerts.config import AreaNode
 from alerts.domain.routing import Router
+from alerts.links import EvidenceLinks
 from alerts.service import AlertService
 from camera_registry.status import StatusBoard
 
@@ -21,6 +22,7 @@ class LatestFrame(Protocol):
 class HubServices(Protocol):
     status: StatusBoard
     alerts: AlertService
+    links: EvidenceLinks
 
     @property
     def snapshot_dir(self) -> Path: ...

@@ -61,6 +61,14 @@ class ApiConfig(StrictModel):
         "of public_url is added. '*' allows any (not recommended)",
     )
     token_ttl_s: float = Field(12 * 3600, gt=0, description="lifetime of a login token")
+    link_ttl_s: float = Field(
+        7 * 24 * 3600, gt=0, description="lifetime of the signed evidence links sent to targets"
+    )
+    link_secret: str | None = Field(
+        None, repr=False,
+        description="key signing evidence links (default: a random key in <data_dir>/link.key; "
+        "set the same one on every API node in distributed mode)",
+    )  # fmt: skip
 
     def hosts(self) -> list[str]:
         """allowed_hosts plus the listening address and public_url's host."""

@@ -28,6 +28,7 @@ from alerts.adapters.sql import (
 from alerts.config import AreaNode, RoutingRuleConfig
 from alerts.dispatcher import Dispatcher
 from alerts.domain.routing import Router
+from alerts.links import EvidenceLinks, load_or_create_key
 from alerts.producer import AlertProducer, CameraInfo
 from alerts.routing_setup import make_router
 from alerts.service import AlertService, AlertWorkers
@@ -141,14 +142,19 @@ class Hub:
         self.public_url = (cfg.api.public_url or f"http://{cfg.api.host}:{cfg.api.port}").rstrip(
             "/"
         )
-        self.dispatcher = Dispatcher(self.sessions, cfg.dispatch, base_url=self.public_url)
+        self.links = EvidenceLinks(
+            self.public_url,
+            load_or_create_key(cfg.api.link_secret, loaded.data_dir / "link.key"),
+            cfg.api.link_ttl_s,
+        )
+        self.dispatcher = Dispatcher(self.sessions, cfg.dispatch, links=self.links)
         self.bus = MemoryEventBus()
         self.cameras: dict[str, CameraConfig] = {}
         self.producer = AlertProducer(self.bus, cfg.alerts, loaded.snapshot_dir)
         self._router_lock = threading.Lock()
         self._router = self._build_router()
         self.alerts = AlertService(
-            lambda: SqlUnitOfWork(self.sessions, base_url=self.public_url),
+            lambda: SqlUnitOfWork(self.sessions, links=self.links),
             self.router,
             timezone=cfg.timezone,
             on_committed=self.dispatcher.notify,

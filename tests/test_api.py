@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -142,3 +143,17 @@ def test_config_changes_and_actions_are_audited(hub: Hub, client: TestClient) ->
         "admin",
         "看到了",
     )
+
+
+def test_signed_evidence_links_open_one_file_until_they_expire(hub: Hub) -> None:
+    anonymous = TestClient(create_app(hub, hub.sessions))
+    alert_id = "00000000-0000-0000-0000-000000000029"
+    url = hub.links.url(alert_id, "snapshot").removeprefix(hub.public_url)
+    assert anonymous.get(url).status_code == 200
+    assert anonymous.get(url.split("?")[0]).status_code == 401  # no link, no login
+    other = url.replace(alert_id, "00000000-0000-0000-0000-000000000028")
+    assert anonymous.get(other).status_code == 401  # the link is for one alert
+    annotated = url.replace("?", "?annotated=true&")
+    assert anonymous.get(annotated).status_code == 401  # and for one file
+    stale = hub.links.url(alert_id, "snapshot", now=time.time() - hub.links.ttl_s - 1)
+    assert anonymous.get(stale.removeprefix(hub.public_url)).status_code == 401

@@ -39,7 +39,7 @@ def test_errors_and_timeouts_are_retried_until_delivered_once(
     target = DispatchTarget(name="centre", url=f"{receiver.url}/in", secret=SECRET,
                             timeout_s=0.5, backoff_initial_s=0.2, backoff_max_s=0.3)  # fmt: skip
     store(sessions, make_alert(), ["centre"])
-    dispatcher = Dispatcher(sessions, [target], base_url="http://127.0.0.1:8080")
+    dispatcher = Dispatcher(sessions, [target])
 
     receiver.status = 503  # the centre's API is failing
     dispatcher.dispatch_due()

@@ -83,15 +83,21 @@ def test_onvif_camera_to_signed_alert(
         assert verify(body, SECRET, headers[SIGNATURE_HEADER])
         assert not verify(body + b" ", SECRET, headers[SIGNATURE_HEADER])
         alert = json.loads(body)["alert"]
-        assert headers[IDEMPOTENCY_HEADER] == alert["id"]
+        assert headers[IDEMPOTENCY_HEADER] == f"{alert['id']}:alert.created:1"
         assert alert["camera"]["id"] == "onvif-1"
         assert alert["rule"] == "square-loitering" and alert["type"] == "loitering"
         assert alert["object_class"] == "person"
         assert alert["trace"]["measured"] >= alert["trace"]["threshold"] == 3
         snap = alert["evidence"]["snapshot"]
-        assert snap["url"].endswith(f"/api/alerts/{alert['id']}/snapshot.jpg")
-        # The evidence the receiver is pointed to is there, and its hash matches.
+        assert f"/api/alerts/{alert['id']}/snapshot.jpg?expires=" in snap["url"]
+        # The evidence the receiver is pointed to is there (a signed link: no login), and
+        # its hash matches; the link opens nothing else and a forged one nothing at all.
         jpeg = httpx.get(snap["url"], timeout=5)
+        assert jpeg.status_code == 200, jpeg.text
+        forged = snap["url"][:-4] + ("0000" if not snap["url"].endswith("0000") else "1111")
+        assert httpx.get(forged, timeout=5).status_code == 401
+        unsigned = snap["url"].split("?")[0]
+        assert httpx.get(unsigned, timeout=5).status_code == 401
         assert jpeg.headers["content-type"] == "image/jpeg"
         assert hashlib.sha256(jpeg.content).hexdigest() == snap["sha256"]
         annotated = httpx.get(alert["evidence"]["annotated_snapshot"]["url"], timeout=5)
@@ -160,8 +166,8 @@ def test_dispatch_outage_and_restart_lose_nothing(
         hub.stop()
         rx.stop()
     keys = Counter(h[IDEMPOTENCY_HEADER] for h, _, _ in rx.requests)
-    assert first[0]["id"] in keys
-    assert {a["id"] for a in items} == set(keys)  # nothing lost
+    assert f"{first[0]['id']}:alert.created:1" in keys
+    assert {f"{a['id']}:alert.created:1" for a in items} == set(keys)  # nothing lost
     assert set(keys.values()) == {1}  # each arrived once
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from alerts.domain.model import Alert, Deadlines, EvidenceRef, HistoryEntry, Outgoing
+from alerts.links import EvidenceLinks
 from alerts.payload import alert_payload
 from alerts.ports import ConcurrentUpdate
 from core.area import Area
@@ -249,7 +250,7 @@ class SqlAlertRepository:
         )
         return set(self.session.execute(stmt).scalars())
 
-    def flush(self, base_url: str) -> list[int]:
+    def flush(self, links: EvidenceLinks | None) -> list[int]:
         """Write every alert seen with its new history and messages; the new outbox ids."""
         outbox_ids: list[int] = []
         for alert_id, (alert, record) in self.seen.items():
@@ -269,19 +270,21 @@ class SqlAlertRepository:
                     from_status=h.from_status, to_status=h.to_status, note=h.note,
                     detail_json=json.dumps(h.detail, ensure_ascii=False) if h.detail else None,
                 ))  # fmt: skip
-            rows = [self._outbox_row(alert, m, t, base_url) for m in outgoing for t in m.targets]
+            rows = [self._outbox_row(alert, m, t, links) for m in outgoing for t in m.targets]
             self.session.add_all(rows)
             self.session.flush()
             outbox_ids.extend(r.id for r in rows)
         return outbox_ids
 
     @staticmethod
-    def _outbox_row(alert: Alert, message: Outgoing, target: str, base_url: str) -> OutboxRecord:
+    def _outbox_row(
+        alert: Alert, message: Outgoing, target: str, links: EvidenceLinks | None
+    ) -> OutboxRecord:
         now = time.time()
         body = {
             "event": message.event,
             "sequence": message.seq,
-            "alert": alert_payload(alert, base_url=base_url),
+            "alert": alert_payload(alert, links=links),
         }
         if message.change:
             body["change"] = message.change
@@ -311,9 +314,11 @@ class SqlFeedbackLog:
 class SqlUnitOfWork:
     """One transaction: ``with uow: ...; uow.commit()``; leaving without commit rolls back."""
 
-    def __init__(self, sessions: sessionmaker[Session], *, base_url: str = "") -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], *, links: EvidenceLinks | None = None
+    ) -> None:
         self.sessions = sessions
-        self.base_url = base_url
+        self.links = links
         self.new_outbox: list[int] = []
 
     def __enter__(self) -> SqlUnitOfWork:
@@ -333,7 +338,7 @@ class SqlUnitOfWork:
 
     def commit(self) -> None:
         try:
-            self.new_outbox = self.alerts.flush(self.base_url)
+            self.new_outbox = self.alerts.flush(self.links)
             self.session.commit()
         except StaleDataError as exc:
             self.session.rollback()

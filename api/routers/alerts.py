@@ -10,12 +10,12 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
-from accounts.domain import Principal, may_handle, permission_for_action, sees_alert
+from accounts.domain import Principal, can, may_handle, permission_for_action, sees_alert
 from alerts import queries
 from alerts.domain.model import Alert, Severity, Status, TransitionError
 from alerts.payload import alert_payload
 from alerts.service import AlertNotFound
-from api.auth import audit_request, require
+from api.auth import audit_request, current_principal, require
 from api.deps import get_services, get_session
 from api.ports import HubServices
 from api.schemas import ActionIn, AlertOut, AlertPage, Delivery, HistoryOut
@@ -25,7 +25,6 @@ router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 SessionDep = Annotated[Session, Depends(get_session)]
 ServicesDep = Annotated[HubServices, Depends(get_services)]
 Reader = Annotated[Principal, Depends(require("alerts:read"))]
-EvidenceReader = Annotated[Principal, Depends(require("evidence:read"))]
 
 
 def alert_scope(p: Principal) -> queries.Scope:
@@ -107,21 +106,38 @@ def get_history(alert_id: str, session: SessionDep, principal: Reader) -> list[H
 @router.get(
     "/{alert_id}/snapshot.jpg",
     response_class=FileResponse,
-    responses={200: {"content": {"image/jpeg": {}}}, 404: {}},
+    responses={200: {"content": {"image/jpeg": {}}}, 401: {}, 403: {}, 404: {}},
     summary="The alert's snapshot (annotated=true: with box and zone drawn)",
+    description="Needs `evidence:read`, or a signed link (`expires` and `sig`, as sent to "
+    "dispatch targets) for this alert and this file that has not expired.",
 )
 def get_alert_snapshot(
     alert_id: str,
     request: Request,
     session: SessionDep,
-    principal: EvidenceReader,
+    services: ServicesDep,
     annotated: bool = False,
+    expires: int | None = None,
+    sig: str | None = None,
 ) -> FileResponse:
-    alert = visible_alert(session, alert_id, principal)
-    ref = alert.evidence.get("annotated_snapshot" if annotated else "snapshot")
+    kind = "annotated_snapshot" if annotated else "snapshot"
+    actor: Principal | str
+    if expires is not None and sig is not None:
+        if not services.links.verify(alert_id, kind, expires, sig):
+            raise HTTPException(401, "evidence link invalid or expired")
+        found = queries.get_alert(session, alert_id)
+        if found is None:
+            raise HTTPException(404, f"no alert {alert_id!r}")
+        alert, actor = found, "signed-link"
+    else:
+        actor = current_principal(request, session)
+        if not can(actor, "evidence:read"):
+            raise HTTPException(403, "permission 'evidence:read' required")
+        alert = visible_alert(session, alert_id, actor)
+    ref = alert.evidence.get(kind)
     if ref is None or not Path(ref.path).is_file():
         raise HTTPException(404, f"alert {alert_id!r} has no snapshot on disk")
-    audit_request(request, session, principal, "evidence_view", f"alert:{alert_id}",
+    audit_request(request, session, actor, "evidence_view", f"alert:{alert_id}",
                   "annotated" if annotated else "snapshot")  # fmt: skip
     session.commit()
     return FileResponse(ref.path, media_type="image/jpeg", headers={"X-Content-SHA256": ref.sha256})
