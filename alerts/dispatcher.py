@@ -30,7 +30,7 @@ from alerts.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, sign
 
 log = logging.getLogger(__name__)
 
-USER_AGENT = "Shaobing-Dispatcher/0.1"
+USER_AGENT = "Shaobing-Dispatcher/0.2"
 
 
 def retry_delay(attempts: int, target: DispatchTarget) -> float:
