@@ -139,9 +139,8 @@ class Hub:
             cfg.detector, loaded.models_dir, loaded.mirror_dir
         )
         self.status = StatusBoard()
-        self.public_url = (cfg.api.public_url or f"http://{cfg.api.host}:{cfg.api.port}").rstrip(
-            "/"
-        )
+        api = cfg.api
+        self.public_url = (api.public_url or f"http://{api.host}:{api.port}").rstrip("/")
         self.links = EvidenceLinks(
             self.public_url,
             load_or_create_key(cfg.api.link_secret, loaded.data_dir / "link.key"),
