@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from accounts import passwords
@@ -53,8 +51,7 @@ from accounts.store import TABLES, ApiKeyRecord, AuthTokenRecord, UserRecord
 from core.area import Area
 from core.db import Base, make_engine
 from shaobing import users_cli
-
-PG_URL = os.environ.get("SHAOBING_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from tests.databases import pg_schema
 
 CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 PW = "correct-horse-1"
@@ -76,23 +73,13 @@ def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[session
         yield sessionmaker(engine, expire_on_commit=False)
         engine.dispose()
         return
-    schema = f"t_acc_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-    except Exception as exc:  # noqa: BLE001
-        pytest.fail(f"PostgreSQL at {PG_URL} is not reachable ({exc}); start it (see .ci/run)",
-                    pytrace=False)  # fmt: skip
-    engine = make_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
-    try:
-        Base.metadata.create_all(engine, tables=TABLES)
-        yield sessionmaker(engine, expire_on_commit=False)
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with pg_schema() as url:
+        engine = make_engine(url)
+        try:
+            Base.metadata.create_all(engine, tables=TABLES)
+            yield sessionmaker(engine, expire_on_commit=False)
+        finally:
+            engine.dispose()
 
 
 def who(role: str, area: Area | None = None, department: str | None = None) -> Principal:

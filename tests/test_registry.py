@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Engine
 
+from analytics.config import CameraConfig
 from camera_registry.config import validate_gb28181_id
 from camera_registry.importer import ImportError_, load_camera_file
 from camera_registry.store import list_cameras, upsert_camera
-from shaobing.db import SCHEMA_VERSION, SchemaVersion, init_schema, make_engine
+from shaobing.db import SchemaError, head_revision, open_database
+
+LEGACY_SQLITE = Path(__file__).parent / "fixtures" / "legacy" / "v2_sqlite.sql"
+
+
+def revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
 
 CSV = """id,name,url,onvif_host,onvif_port,username,password,county,township,village,lat,lon,programme,gb28181_id
 xl-1,北门,rtsp://10.1.1.10:554/ch1,,,admin,pw-123,示例县,城关镇,北村,30.1,104.2,xueliang,34020000001320000001
@@ -28,7 +41,7 @@ def test_gb28181_id_validation() -> None:
 def test_csv_import(tmp_path: Path) -> None:
     path = tmp_path / "cams.csv"
     path.write_text(CSV, encoding="utf-8")
-    cams = load_camera_file(path)
+    cams = load_camera_file(path, CameraConfig)
     assert [c.id for c in cams] == ["xl-1", "tw-2"]
     assert cams[0].source.url == "rtsp://10.1.1.10:554/ch1"
     assert cams[0].source.password == "pw-123"
@@ -43,7 +56,7 @@ def test_csv_import_reports_every_bad_row(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     with pytest.raises(ImportError_) as err:
-        load_camera_file(path)
+        load_camera_file(path, CameraConfig)
     text = "\n".join(err.value.problems)
     assert "row 2 (id=a1): gb28181_id" in text
     assert "row 3 (id=a2): source.url" in text
@@ -58,28 +71,30 @@ def test_yaml_import_and_sql_records(tmp_path: Path) -> None:
         "    source: {url: 'rtsp://user:pw-999@10.0.0.9/live'}\n",
         encoding="utf-8",
     )
-    cams = load_camera_file(path)
-    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    sessions = init_schema(engine)
+    cams = load_camera_file(path, CameraConfig)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    engine, sessions = open_database(url)
     with sessions.begin() as session:
         for cam in cams:
             upsert_camera(session, cam, origin="import")
     with sessions() as session:
         (rec,) = list_cameras(session)
         assert rec.source_display == "rtsp://10.0.0.9/live"  # credentials never displayed
-        assert rec.config().source.password == "pw-999"  # but kept to open the stream
-        assert session.get(SchemaVersion, 1).version == SCHEMA_VERSION
-    # Opening the same database again keeps the records and the version.
-    init_schema(engine)
+        assert rec.config_data()["source"]["password"] == "pw-999"  # but kept to open the stream
+    assert revision(engine) == head_revision()
+    engine.dispose()
+    # Opening the same database again keeps the records and the revision.
+    engine, sessions = open_database(url)
+    with sessions() as session:
+        assert [r.id for r in list_cameras(session)] == ["v-1"]
+    assert revision(engine) == head_revision()
     engine.dispose()
 
 
 def test_cameras_dropped_from_the_config_are_removed_imports_stay(tmp_path: Path) -> None:
-    from camera_registry.config import CameraConfig
     from camera_registry.store import remove_stale_config_cameras
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    sessions = init_schema(engine)
+    engine, sessions = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
 
     def cam(cid: str) -> CameraConfig:
         return CameraConfig(id=cid, source={"url": f"rtsp://10.0.0.1/{cid}"})
@@ -96,30 +111,30 @@ def test_cameras_dropped_from_the_config_are_removed_imports_stay(tmp_path: Path
 
 
 def test_schema_migrates_from_version_1(tmp_path: Path) -> None:
-    from sqlalchemy import inspect, text
-
-    engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite'}")
-    init_schema(engine)
-    with engine.begin() as conn:  # make it look like a version-1 database
-        conn.execute(text("ALTER TABLE alerts DROP COLUMN details_json"))
-        conn.execute(text("UPDATE schema_version SET version = 1"))
-    sessions = init_schema(engine)
-    columns = {c["name"] for c in inspect(engine).get_columns("alerts")}
-    assert "details_json" in columns
+    """Cameras of a database made before the migrations (schema version 1) are kept."""
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript(LEGACY_SQLITE.read_text(encoding="utf-8"))  # made by schema version 2
+    conn.executescript("ALTER TABLE alerts DROP COLUMN details_json;"
+                       "UPDATE schema_version SET version = 1;")  # fmt: skip
+    conn.close()
+    engine, sessions = open_database(f"sqlite:///{path}")
+    assert "details_json" in {c["name"] for c in inspect(engine).get_columns("alerts")}
+    assert revision(engine) == head_revision()
     with sessions() as session:
-        assert session.get(SchemaVersion, 1).version == SCHEMA_VERSION == 2
+        records = list_cameras(session)
+        assert [r.id for r in records] == ["tw-0002", "v-0003", "xl-0001"]
+        configs = [CameraConfig.model_validate(r.config_data()) for r in records]
+        assert configs[2].source.password == "Xl-pw-0001" and configs[0].source.onvif
+        assert session.execute(text("SELECT version FROM schema_version")).scalar() == 3
     engine.dispose()
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    from sqlalchemy import text
-
-    from shaobing.db import SchemaError
-
-    engine = make_engine(f"sqlite:///{tmp_path / 'new.sqlite'}")
-    init_schema(engine)
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE schema_version SET version = 99"))
-    with pytest.raises(SchemaError, match="newer"):
-        init_schema(engine)
+    url = f"sqlite:///{tmp_path / 'new.sqlite'}"
+    engine, _ = open_database(url)
+    with engine.begin() as conn:  # as a later Shaobing would leave it
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
     engine.dispose()
+    with pytest.raises(SchemaError, match="newer"):
+        open_database(url)

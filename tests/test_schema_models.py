@@ -3,15 +3,12 @@ a column added to a model without its migration fails here, not in production.""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 import accounts.store  # noqa: F401 - registers the tables
@@ -19,8 +16,8 @@ import alerts.adapters.sql  # noqa: F401
 import camera_registry.store  # noqa: F401
 from core.db import Base, make_engine
 from shaobing.db import upgrade
+from tests.databases import pg_schema
 
-PG_URL = os.environ.get("SHAOBING_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 LEGACY = {"schema_version"}  # kept so a pre-Alembic Shaobing refuses the database
 
 
@@ -31,18 +28,10 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         yield eng
         eng.dispose()
         return
-    schema = f"m_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    eng = create_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
-    try:
+    with pg_schema() as url:
+        eng = make_engine(url)
         yield eng
-    finally:
         eng.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 def test_migrated_schema_matches_the_models(engine: Engine) -> None:

@@ -67,7 +67,7 @@ class TransitionError(ValueError):
 
 @dataclass(frozen=True)
 class EvidenceRef:
-    """A file of evidence: where it is (relative to the evidence store) and its SHA-256."""
+    """A file of evidence: where it is (a path in the evidence store) and its SHA-256."""
 
     path: str
     sha256: str

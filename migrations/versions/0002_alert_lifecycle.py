@@ -8,6 +8,8 @@ Revises: 0001
 
 from __future__ import annotations
 
+import json
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -51,6 +53,18 @@ def upgrade() -> None:
     op.create_index("ix_alerts_due_at", "alerts", ["due_at"])
     # Alerts stored before this revision: one message (alert.created) was queued each.
     op.execute("UPDATE alerts SET seq = 1, updated_at = created_at, tier = 'county'")
+    # Their targets are those of their outbox rows (cancelled rows never reached theirs),
+    # so later updates of an old alert reach the receivers that have it.
+    bind = op.get_bind()
+    followers: dict[str, set[str]] = {}
+    rows = bind.execute(sa.text("SELECT alert_id, target FROM outbox WHERE state <> 'cancelled'"))
+    for alert_id, target in rows:
+        followers.setdefault(alert_id, set()).add(target)
+    if followers:
+        bind.execute(
+            sa.text("UPDATE alerts SET targets_json = :targets WHERE id = :id"),
+            [{"id": a, "targets": json.dumps(sorted(t))} for a, t in followers.items()],
+        )
     with op.batch_alter_table("outbox") as batch:
         batch.add_column(sa.Column("event", sa.String(32), nullable=False,
                                    server_default="alert.created"))  # fmt: skip
