@@ -3,10 +3,11 @@
 An analysis worker hands an event over in microseconds (a cooldown check and a
 queue put); the producer's own thread encodes the snapshots, writes them and
 publishes the event with references to its evidence on the event bus. A burst
-of alerts therefore never stalls detection. When the render queue is full, the
-event is published at once without evidence (and says so): the alert matters
-more than its picture, and memory stays bounded (each queued job holds a
-full-resolution frame).
+of alerts therefore does not stall detection. When the render queue is full, the
+worker waits for a slot at most ``full_wait_s`` (a short back-pressure that keeps
+the evidence of a sustained burst); after that the event is published at once
+without evidence (and says so): the alert matters more than its picture, and
+memory stays bounded (each queued job holds a full-resolution frame).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class AlertProducer:
         cameras: dict[str, CameraInfo] | None = None,
         *,
         queue_size: int = 64,
+        full_wait_s: float = 0.2,
     ) -> None:
         self.bus = bus
         self.cfg = cfg
@@ -63,6 +65,7 @@ class AlertProducer:
         self.cameras = cameras if cameras is not None else {}
         self.gate = CooldownGate()
         self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=queue_size)
+        self.full_wait_s = full_wait_s
         self._thread = threading.Thread(target=self._run, name="evidence", daemon=True)
         self.published = 0
         self.suppressed = 0
@@ -106,7 +109,7 @@ class AlertProducer:
             self._publish(message)
             return message.alert_id
         try:
-            self._jobs.put_nowait(_Job(message, frame, zone_polygon))
+            self._jobs.put(_Job(message, frame, zone_polygon), timeout=self.full_wait_s)
         except queue.Full:
             message.evidence_error = "evidence not rendered: the renderer is behind (burst)"
             log.warning("alert %s: %s", message.alert_id, message.evidence_error)
