@@ -307,8 +307,7 @@ RuleConfig = Annotated[
 
 #: Every alert type a rule can raise (the ``type`` of alerts, routing rules, targets).
 ALERT_TYPES: tuple[str, ...] = tuple(
-    get_args(m.model_fields["type"].annotation)[0]
-    for m in get_args(get_args(RuleConfig)[0])
+    get_args(m.model_fields["type"].annotation)[0] for m in get_args(get_args(RuleConfig)[0])
 )
 
 
