@@ -114,7 +114,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                 )  # fmt: skip
             )
             log.info("API on http://%s:%d (OpenAPI at /docs)", api.host, api.port)
+            # uvicorn stops on SIGTERM/SIGINT, then re-raises the signal to the handler that
+            # was there before it: make that one a no-op, so the hub stops cleanly (readers,
+            # queued events, deliveries) and the process exits 0.
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: None)
             server.run()
+            log.info("stop requested: stopping the hub")
         else:
             stop = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stop.set())

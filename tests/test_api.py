@@ -157,3 +157,9 @@ def test_signed_evidence_links_open_one_file_until_they_expire(hub: Hub) -> None
     assert anonymous.get(annotated).status_code == 401  # and for one file
     stale = hub.links.url(alert_id, "snapshot", now=time.time() - hub.links.ttl_s - 1)
     assert anonymous.get(stale.removeprefix(hub.public_url)).status_code == 401
+
+
+def test_out_of_range_parameters_are_422_not_500(client: TestClient) -> None:
+    for params in ({"offset": 9223372036854775808}, {"offset": -1}, {"limit": 0},
+                   {"since": "nan"}, {"until": 1e300}, {"status": "bogus"}):  # fmt: skip
+        assert client.get("/api/alerts", params=params).status_code == 422, params

@@ -143,3 +143,6 @@ def test_routed_escalated_fed_back_closed(
         hub.stop()
         township.stop()
         county.stop()
+    # SIGTERM stops the hub cleanly: exit status 0, the stop logged.
+    assert hub.proc is not None and hub.proc.returncode == 0, hub.log()[-3000:]
+    assert "hub stopped" in hub.log()

@@ -73,6 +73,11 @@ class AlertRecord(Base):
     false_alarm_reason: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[float | None] = mapped_column(Float)
     seq: Mapped[int] = mapped_column(Integer, default=0)
+    # evidence clip (schema revision 0004)
+    clip_path: Mapped[str | None] = mapped_column(String(500))
+    clip_sha256: Mapped[str | None] = mapped_column(String(64))
+    clip_start: Mapped[float | None] = mapped_column(Float)
+    clip_end: Mapped[float | None] = mapped_column(Float)
     # Optimistic locking: two writers of one alert (an operator and the escalation clock)
     # must not both queue message N; the second commit fails and is retried on fresh data.
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
@@ -121,6 +126,11 @@ class OutboxRecord(Base):
     seq: Mapped[int] = mapped_column(Integer, default=1)
     idempotency_key: Mapped[str | None] = mapped_column(String(120))
     body: Mapped[str | None] = mapped_column(Text)  # the JSON sent, frozen when queued
+    # schema revision 0004: claimed by a dispatcher (lease), dead letters
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[float | None] = mapped_column(Float)
+    dead_at: Mapped[float | None] = mapped_column(Float)
+    dead_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class FeedbackRecord(Base):

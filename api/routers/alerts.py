@@ -59,10 +59,14 @@ def list_alerts(
     status: Status | None = None,
     severity: Severity | None = None,
     department_id: str | None = None,
-    since: Annotated[float | None, Query(description="epoch seconds, inclusive")] = None,
-    until: Annotated[float | None, Query(description="epoch seconds, exclusive")] = None,
+    since: Annotated[
+        float | None, Query(ge=0, le=1e11, description="epoch seconds, inclusive")
+    ] = None,
+    until: Annotated[
+        float | None, Query(ge=0, le=1e11, description="epoch seconds, exclusive")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> AlertPage:
     q = queries.AlertQuery(
         camera_id=camera_id, type=type, status=status, since=since, until=until, limit=limit,
