@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import av
@@ -144,6 +145,7 @@ def iter_sampled_frames(
     max_decode_errors: int,
     realtime: bool = False,
     on_decoded: Callable[[av.VideoFrame], None] | None = None,
+    on_packet: Callable[[av.Packet], None] | None = None,
     stop: threading.Event | None = None,
     seq_start: int = 0,
     stats: DecodeStats | None = None,
@@ -151,7 +153,8 @@ def iter_sampled_frames(
     """Decode every frame, yield the sampled ones converted to BGR at the analysis size.
 
     ``mode`` is "live" (rule clock = monotonic time) or "replay" (rule clock =
-    stream time). ``realtime`` paces a file at its own speed.
+    stream time). ``realtime`` paces a file at its own speed. ``on_packet`` sees every
+    demuxed packet of the video stream before it is decoded (evidence clips keep them).
     """
     stream = container.streams.video[0]
     stream.codec_context.thread_count = 1  # one decode thread per camera is cheapest
@@ -167,6 +170,8 @@ def iter_sampled_frames(
             return
         if packet.size:
             stats.packets += 1
+            if on_packet is not None:
+                on_packet(packet)
         try:
             frames = packet.decode()
         except av.error.InvalidDataError as exc:
@@ -212,6 +217,16 @@ def iter_sampled_frames(
             )
 
 
+class PacketSink(Protocol):
+    """Receives a camera's encoded video packets (for evidence clips, without re-encoding)."""
+
+    def stream_opened(self, stream: av.video.stream.VideoStream) -> None:
+        """A new connection: packets from now on belong to ``stream``."""
+
+    def packet(self, packet: av.Packet) -> None:
+        """One demuxed packet of that stream (called on the reader's thread: be quick)."""
+
+
 class StreamReader(threading.Thread):
     """Reads one camera forever: open, decode, sample, hand frames on; reconnect.
 
@@ -232,8 +247,10 @@ class StreamReader(threading.Thread):
         on_frame: Callable[[SampledFrame], None],
         status: StatusBoard,
         secrets: tuple[str, ...] = (),
+        packet_sink: PacketSink | None = None,
     ) -> None:
         super().__init__(name=f"ingest-{camera_id}", daemon=True)
+        self.packet_sink = packet_sink
         self.camera_id = camera_id
         self.resolve_url = resolve_url
         self.source = source
@@ -303,6 +320,8 @@ class StreamReader(threading.Thread):
             if not container.streams.video:
                 raise StreamError("the source has no video stream")
             stream = container.streams.video[0]
+            if self.packet_sink is not None:
+                self.packet_sink.stream_opened(stream)
             self.status.update(
                 self.camera_id,
                 codec=stream.codec_context.name,
@@ -319,6 +338,7 @@ class StreamReader(threading.Thread):
                 max_decode_errors=self.ingest.max_decode_errors,
                 realtime=is_file_url(url) and self.source.realtime,
                 on_decoded=self._on_decoded,
+                on_packet=self.packet_sink.packet if self.packet_sink is not None else None,
                 stop=self.stop_event,
                 seq_start=self._seq,
                 stats=stats,
