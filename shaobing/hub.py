@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from accounts.service import audit, ensure_initial_admin, list_audit
 from alerts.adapters.memory_bus import MemoryEventBus
+from alerts.adapters.spool import SpoolingEventBus
 from alerts.adapters.sql import (
     OutboxRecord,
     SqlUnitOfWork,
@@ -147,7 +148,8 @@ class Hub:
             cfg.api.link_ttl_s,
         )
         self.dispatcher = Dispatcher(self.sessions, cfg.dispatch, links=self.links)
-        self.bus = MemoryEventBus()
+        # Events are spooled to disk until their alert is committed: a crash loses none.
+        self.bus = SpoolingEventBus(MemoryEventBus(), loaded.data_dir / "spool")
         self.cameras: dict[str, CameraConfig] = {}
         self.producer = AlertProducer(self.bus, cfg.alerts, loaded.snapshot_dir)
         self._router_lock = threading.Lock()
@@ -233,6 +235,7 @@ class Hub:
     def start(self) -> None:
         self.dispatcher.start()
         self.alert_workers.start()
+        self.bus.recover()
         self.producer.start()
         for cam in self.load_cameras():
             self.cameras[cam.id] = cam
