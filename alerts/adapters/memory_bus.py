@@ -2,11 +2,10 @@
 
 Each (topic, group) has a queue; a delivered message stays *pending* until the
 consumer acknowledges it; a negative acknowledgement (or a consumer that raised)
-puts it back after a delay. Nothing survives the process, which is why the alert
-service acknowledges only after the alert is committed to SQL: a message lost
-with the process was never an alert, and its event is raised again by the rule
-on the next run only if the condition still holds. (The Redis Streams adapter
-keeps messages across restarts.)
+puts it back after a delay. Nothing here survives the process: the hub wraps this
+bus in :class:`alerts.adapters.spool.SpoolingEventBus`, which keeps each message on
+disk until the alert service acknowledged it (after the commit) and publishes what
+is left again on the next start.
 """
 
 from __future__ import annotations
