@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StrictBool, field_validator, model_validator
 
 from camera_registry.urls import UrlError, strip_credentials, validate_stream_url
 from core.area import Area
@@ -89,7 +89,8 @@ class CameraBase(StrictModel):
 
     id: str
     name: str = Field("", max_length=200)
-    enabled: bool = True
+    # Strict: a quoted "no" or a typo must be an error, not a camera silently on or off.
+    enabled: StrictBool = True
     source: SourceConfig
     area: Area = Field(default_factory=Area)
     lat: float | None = Field(None, ge=-90, le=90)
@@ -122,4 +123,10 @@ class IngestConfig(StrictModel):
     reconnect_jitter: float = Field(0.2, ge=0, le=1)
     max_decode_errors: int = Field(
         25, ge=1, description="consecutive undecodable packets before reconnecting"
+    )
+    auth_retry_s: float = Field(
+        300.0,
+        gt=0,
+        description="wait between attempts after 3 consecutive authentication failures "
+        "(a wrong password retried every few seconds locks the camera's account)",
     )

@@ -7,6 +7,9 @@ gb28181_id, detect_fps, enabled.
 
 An import is all or nothing: every row is validated first and every problem is
 reported as ``file: row N (id=...): field: reason``.
+
+Files are read as UTF-8 (with or without BOM), else as GB18030 (a superset of GBK,
+what Excel saves in China); anything else is a clear error.
 """
 
 from __future__ import annotations
@@ -21,6 +24,14 @@ from pydantic import ValidationError
 from camera_registry.config import CameraBase
 
 C = TypeVar("C", bound=CameraBase)
+
+#: Tried in order; GB18030 decodes GBK and GB2312 files too.
+ENCODINGS = ("utf-8-sig", "gb18030")
+#: Accepted spellings of the ``enabled`` column (case-insensitive).
+ENABLED_VALUES = {
+    "true": True, "1": True, "yes": True, "是": True,
+    "false": False, "0": False, "no": False, "否": False,
+}  # fmt: skip
 
 CSV_COLUMNS = (
     "id", "name", "url", "onvif_host", "onvif_port", "onvif_profile", "username", "password",
@@ -74,9 +85,37 @@ def _row_from_csv(row: dict[str, str]) -> dict[str, Any]:
     for key in ("name", "lat", "lon", "programme", "gb28181_id", "detect_fps"):
         if val(key) is not None:
             cam[key] = val(key)
-    if val("enabled") is not None:
-        cam["enabled"] = (val("enabled") or "").lower() in ("1", "true", "yes", "y", "是")
+    enabled = val("enabled")
+    if enabled is not None:
+        # An unknown spelling stays a string: the model (StrictBool) rejects it, naming
+        # the row, instead of the camera being silently switched off.
+        cam["enabled"] = ENABLED_VALUES.get(enabled.lower(), enabled)
     return cam
+
+
+def read_text(path: Path) -> str:
+    """The file's text in the first of :data:`ENCODINGS` that decodes it."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImportError_(path, [f"{path}: cannot read file: {exc.strerror}"]) from exc
+    for encoding in ENCODINGS:
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise ImportError_(
+        path,
+        [f"{path}: cannot decode the file: it is neither UTF-8 nor GBK/GB18030 "
+         "(save it as 'CSV UTF-8' or in the GBK encoding)"],
+    )  # fmt: skip
+
+
+def _message(err: Any) -> str:
+    """Pydantic's message, with the accepted spellings for a bad ``enabled``."""
+    if tuple(err["loc"]) == ("enabled",):
+        return f"{err['msg']}: use one of {', '.join(ENABLED_VALUES)}"
+    return str(err["msg"])
 
 
 def load_camera_file(path: Path, model: type[C]) -> list[C]:
@@ -84,10 +123,7 @@ def load_camera_file(path: Path, model: type[C]) -> list[C]:
     :class:`ImportError_`."""
     problems: list[str] = []
     rows: list[tuple[str, dict[str, Any]]] = []
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise ImportError_(path, [f"cannot read file: {exc.strerror}"]) from exc
+    text = read_text(path)
     if path.suffix.lower() == ".csv":
         reader = csv.DictReader(text.splitlines())
         unknown = [c for c in (reader.fieldnames or []) if c and c.strip() not in CSV_COLUMNS]
@@ -114,8 +150,8 @@ def load_camera_file(path: Path, model: type[C]) -> list[C]:
         try:
             cam = model.model_validate(row)
         except ValidationError as exc:
-            for err in exc.errors():
-                problems.append(f"{path}: {label}: {_loc(err['loc'])}: {err['msg']}")
+            for err in exc.errors(include_input=False):
+                problems.append(f"{path}: {label}: {_loc(err['loc'])}: {_message(err)}")
             continue
         if cam.id in seen:
             problems.append(f"{path}: {label}: id: duplicate camera id {cam.id!r}")

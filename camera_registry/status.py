@@ -7,7 +7,18 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-State = Literal["starting", "online", "offline", "finished", "stopped", "disabled"]
+State = Literal[
+    "starting",
+    "online",
+    "offline",
+    "auth_failed",
+    "invalid_config",
+    "finished",
+    "stopped",
+    "disabled",
+]
+#: States in which a camera sends no picture: the watchdog raises camera_fault for them.
+DOWN_STATES: frozenset[str] = frozenset({"offline", "auth_failed"})
 
 
 @dataclass

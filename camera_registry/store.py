@@ -2,16 +2,52 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Boolean, Float, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from camera_registry.config import CameraBase
-from camera_registry.urls import mask_url
+from camera_registry.urls import has_credentials, mask_secrets, mask_url
 from core.db import Base
+from core.secrets import SecretCipher, SecretError
+
+
+def _secret_slots(data: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str]]:
+    """(mapping, key) of every secret in a stored camera config: the passwords, and
+    the URL when it carries credentials in its path or query (Dahua/XMeye style)."""
+    source = data.get("source")
+    if not isinstance(source, dict):
+        return
+    for holder in (source, source.get("onvif")):
+        if isinstance(holder, dict) and isinstance(holder.get("password"), str):
+            yield holder, "password"
+    url = source.get("url")
+    if isinstance(url, str) and (SecretCipher.is_encrypted(url) or has_credentials(url)):
+        yield source, "url"
+
+
+def _map_secrets(data: dict[str, Any], fn: Callable[[str], str]) -> dict[str, Any]:
+    out = copy.deepcopy(data)
+    for holder, key in _secret_slots(out):
+        holder[key] = fn(holder[key])
+    return out
+
+
+def encrypt_secrets(data: dict[str, Any], cipher: SecretCipher) -> dict[str, Any]:
+    """A copy of a camera config with its secrets encrypted."""
+    return _map_secrets(data, cipher.encrypt)
+
+
+def _no_key(value: str) -> str:
+    if SecretCipher.is_encrypted(value):
+        raise SecretError("the stored camera password is encrypted: the secret key is needed")
+    return value
 
 
 class CameraRecord(Base):
@@ -33,16 +69,52 @@ class CameraRecord(Base):
     resolved_url: Mapped[str | None] = mapped_column(String(500))  # from ONVIF, no credentials
     detect_fps: Mapped[float] = mapped_column(Float, default=5.0)
     origin: Mapped[str] = mapped_column(String(16), default="config")  # config | import | api
-    # The validated camera config, credentials included: never returned by the API.
+    # The validated camera config; its secrets encrypted (core.secrets): never returned
+    # by the API. Records of older versions may hold them in plain text.
     config_json: Mapped[str] = mapped_column(Text)
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
     updated_at: Mapped[float] = mapped_column(Float, default=time.time)
 
-    def config_data(self) -> dict[str, Any]:
-        """The stored camera config (credentials included): validate it with the model
-        of the layer that needs it (``analytics.config.CameraConfig`` for the hub)."""
-        data: dict[str, Any] = json.loads(self.config_json)
+    def raw_config(self) -> dict[str, Any]:
+        """The stored config as stored (secrets encrypted); raises ValueError if damaged."""
+        data = json.loads(self.config_json)
+        if not isinstance(data, dict):
+            raise ValueError("stored camera config is not a mapping")
         return data
+
+    def config_data(self, cipher: SecretCipher | None = None) -> dict[str, Any]:
+        """The stored camera config with its secrets decrypted: validate it with the
+        model of the layer that needs it (``analytics.config.CameraConfig`` for the hub).
+
+        Raises :class:`SecretError` (a ValueError) when a secret cannot be decrypted
+        (the key changed, or no ``cipher`` for an encrypted record).
+        """
+        return _map_secrets(self.raw_config(), cipher.decrypt if cipher else _no_key)
+
+    def public_config_data(self) -> dict[str, Any]:
+        """The stored config without its secrets (what the API may look at: zones, rules)."""
+        data = self.raw_config()
+        for holder, key in _secret_slots(data):
+            # An encrypted URL is replaced by its masked form, which still validates.
+            holder[key] = self.source_display if key == "url" else None
+        return data
+
+    def has_plain_secrets(self) -> bool:
+        """Whether this record still holds a secret in plain text (an older version's)."""
+        data = self.raw_config()
+        return any(not SecretCipher.is_encrypted(h[k]) for h, k in _secret_slots(data))
+
+
+def invalid_config_error(exc: ValueError) -> str:
+    """Why a stored config cannot be used, in one line, without its values (secrets)."""
+    if isinstance(exc, ValidationError):
+        text = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(config)'}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+    else:
+        text = str(exc)
+    return mask_secrets(f"stored config cannot be used by this version: {text}")
 
 
 def source_display(cam: CameraBase) -> tuple[str, str]:
@@ -53,8 +125,10 @@ def source_display(cam: CameraBase) -> tuple[str, str]:
     return "url", mask_url(cam.source.url)
 
 
-def upsert_camera(session: Session, cam: CameraBase, *, origin: str) -> CameraRecord:
-    """Insert or update one camera from its validated config."""
+def upsert_camera(
+    session: Session, cam: CameraBase, *, origin: str, cipher: SecretCipher
+) -> CameraRecord:
+    """Insert or update one camera from its validated config, its secrets encrypted."""
     record = session.get(CameraRecord, cam.id)
     now = time.time()
     if record is None:
@@ -76,7 +150,9 @@ def upsert_camera(session: Session, cam: CameraBase, *, origin: str) -> CameraRe
         source_display=display,
         detect_fps=cam.detect_fps,
         origin=origin,
-        config_json=cam.model_dump_json(),
+        config_json=json.dumps(
+            encrypt_secrets(cam.model_dump(mode="json"), cipher), ensure_ascii=False
+        ),
         updated_at=now,
     )
     for key, value in values.items():
@@ -89,6 +165,25 @@ def list_cameras(session: Session, *, enabled_only: bool = False) -> list[Camera
     if enabled_only:
         stmt = stmt.where(CameraRecord.enabled.is_(True))
     return list(session.execute(stmt).scalars())
+
+
+def encrypt_plain_secrets(session: Session, cipher: SecretCipher) -> list[str]:
+    """Encrypt the secrets older versions stored in plain text; the ids changed.
+
+    A record that cannot be read is left as it is (it is reported where it is used).
+    """
+    changed = []
+    for record in list_cameras(session):
+        try:
+            if not record.has_plain_secrets():
+                continue
+            record.config_json = json.dumps(
+                encrypt_secrets(record.raw_config(), cipher), ensure_ascii=False
+            )
+        except ValueError:
+            continue
+        changed.append(record.id)
+    return changed
 
 
 def set_resolved_url(session: Session, camera_id: str, url: str | None) -> None:

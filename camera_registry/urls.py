@@ -9,11 +9,33 @@ human (logs, API responses, alerts) goes through :func:`mask_url` or
 from __future__ import annotations
 
 import re
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 SUPPORTED_SCHEMES = ("rtsp", "rtsps", "http", "https", "file", "rtmp")
 
 _USERINFO_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
+
+#: Parameter names that carry credentials in a URL's query *or path*: Dahua/Hikvision
+#: ``...?channel=1&user=admin&password=x``, Xiongmai/XMeye ``/user=admin_password=x_channel=1``.
+#: Bare ``name`` is left out on purpose: it is a channel or camera name far more often.
+CREDENTIAL_KEYS = (
+    "username", "user", "usr", "loginuse", "loginpas", "login", "passwd", "password",
+    "pass", "pwd", "auth", "token", "key", "secret",
+)  # fmt: skip
+_KEYS = "|".join(CREDENTIAL_KEYS)
+# The key must not be the tail of a longer word ("monkey="); '_' may precede it (XMeye
+# separates parameters with '_', and api_key / access_token are credentials too). The
+# value runs to the next parameter ("&x=", "_x=", "/x=", "?x=") or to a character that
+# cannot be in it; in doubt more is masked, never less.
+_PARAM_RE = re.compile(
+    rf"(?i)(?<![A-Za-z0-9])(?P<key>{_KEYS})=(?P<value>.*?)"
+    r"(?=[&;_/?][A-Za-z][A-Za-z0-9]*=|[&#\s'\"<>]|$)"
+)
+# The same keys in quoted mappings, as exceptions print them: {'password': 'x'}.
+_QUOTED_RE = re.compile(
+    rf"(?i)(?P<q>[\"'])(?P<key>[A-Za-z_]*(?:{_KEYS}))(?P=q)(?P<sep>\s*[:=]\s*)"
+    r"(?P<vq>[\"'])(?:\\.|(?!(?P=vq)).)*(?P=vq)"
+)
 
 
 class UrlError(ValueError):
@@ -21,12 +43,23 @@ class UrlError(ValueError):
 
 
 def mask_url(url: str) -> str:
-    """Replace any ``user:password@`` in a URL by ``***@``.
+    """Mask credentials anywhere in a URL (or in text holding URLs): ``user:password@``
+    becomes ``***@`` and the value of every credential parameter (:data:`CREDENTIAL_KEYS`,
+    in the query or the path) becomes ``***``.
 
     >>> mask_url("rtsp://admin:12345@10.0.0.5:554/Streaming/Channels/101")
     'rtsp://***@10.0.0.5:554/Streaming/Channels/101'
+    >>> mask_url("rtsp://10.0.0.5/cam/realmonitor?channel=1&user=admin&password=x")
+    'rtsp://10.0.0.5/cam/realmonitor?channel=1&user=***&password=***'
     """
-    return _USERINFO_RE.sub(r"\g<scheme>***@", url)
+    text = _USERINFO_RE.sub(r"\g<scheme>***@", url)
+    text = _PARAM_RE.sub(r"\g<key>=***", text)
+    return _QUOTED_RE.sub(r"\g<q>\g<key>\g<q>\g<sep>\g<vq>***\g<vq>", text)
+
+
+def has_credentials(url: str) -> bool:
+    """Whether a URL carries credentials (userinfo or a credential parameter)."""
+    return mask_url(url) != url
 
 
 def mask_secrets(text: str, secrets: list[str] | tuple[str, ...] = ()) -> str:
@@ -35,7 +68,9 @@ def mask_secrets(text: str, secrets: list[str] | tuple[str, ...] = ()) -> str:
     text = mask_url(text)
     for secret in secrets:
         if secret and len(secret) >= 3:
-            text = text.replace(secret, "***")
+            # FFmpeg prints URLs as given: the password may appear percent-encoded.
+            for form in {secret, quote(secret, safe=""), quote(secret)}:
+                text = text.replace(form, "***")
     return text
 
 
@@ -79,8 +114,6 @@ def strip_credentials(url: str) -> tuple[str, str | None, str | None]:
     if parts.port is not None:
         netloc = f"{netloc}:{parts.port}"
     bare = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    from urllib.parse import unquote
-
     user = unquote(parts.username) if parts.username is not None else None
     password = unquote(parts.password) if parts.password is not None else None
     return bare, user, password

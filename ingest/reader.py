@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +29,25 @@ log = logging.getLogger(__name__)
 
 class StreamError(RuntimeError):
     """A stream that cannot be opened or read; the message is already masked."""
+
+
+#: Consecutive authentication failures before retries slow to ``ingest.auth_retry_s``:
+#: cameras lock an account after a few wrong passwords, often for half an hour or more.
+AUTH_FAILURES_BEFORE_BACKOFF = 3
+AUTH_FAILED_MESSAGE = "authentication failed: check the camera's username and password"
+# FFmpeg maps RTSP/HTTP 401 to AVERROR_HTTP_UNAUTHORIZED ("401 Unauthorized"); an
+# ONVIF device answers "not authorized" in its SOAP fault.
+_AUTH_RE = re.compile(
+    r"\b401\b|unauthori[sz]ed|not authori[sz]ed|authentication failed|authori[sz]ation failed",
+    re.IGNORECASE,
+)
+
+
+def is_auth_failure(exc: BaseException) -> bool:
+    """Whether a failed connection was refused for its credentials."""
+    if isinstance(exc, av.error.HTTPUnauthorizedError):
+        return True
+    return bool(_AUTH_RE.search(str(exc)))
 
 
 @dataclass
@@ -263,6 +283,7 @@ class StreamReader(threading.Thread):
         self.stop_event = threading.Event()
         self._input_rate = RateMeter()
         self._seq = 0
+        self._auth_failures = 0  # consecutive; reset only by a connection that delivers
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -286,23 +307,18 @@ class StreamReader(threading.Thread):
                 continue  # file looped: reopen at once
             except Exception as exc:  # noqa: BLE001 - a camera must never crash the hub
                 attempt += 1
-                message = self._mask(f"{type(exc).__name__}: {exc}")
+                state, message, delay = self._failure(exc, attempt)
                 self.status.update(
                     self.camera_id,
-                    state="offline",
+                    state=state,
                     last_error=message,
                     last_error_at=time.time(),
                     input_fps=0.0,
                 )
-                delay = backoff_delay(
-                    attempt,
-                    self.ingest.reconnect_initial_s,
-                    self.ingest.reconnect_max_s,
-                    self.ingest.reconnect_jitter,
-                )
                 log.warning(
-                    "camera %s offline (%s); retry %d in %.1f s",
+                    "camera %s %s (%s); retry %d in %.1f s",
                     self.camera_id,
+                    state,
                     message,
                     attempt,
                     delay,
@@ -312,6 +328,27 @@ class StreamReader(threading.Thread):
                 self.status.update(
                     self.camera_id, reconnects=self.status.get(self.camera_id).reconnects + 1
                 )
+
+    def _failure(self, exc: Exception, attempt: int) -> tuple[str, str, float]:
+        """(state, masked message, delay before the next attempt) after a failure.
+
+        After :data:`AUTH_FAILURES_BEFORE_BACKOFF` authentication failures in a row the
+        camera is ``auth_failed`` and tried every ``ingest.auth_retry_s`` only, so a
+        wrong password does not lock the camera's account. Other failures in between
+        (the camera rebooting) do not reset the count: only a working connection does.
+        """
+        message = self._mask(f"{type(exc).__name__}: {exc}")
+        if is_auth_failure(exc):
+            self._auth_failures += 1
+            if self._auth_failures >= AUTH_FAILURES_BEFORE_BACKOFF:
+                return "auth_failed", f"{AUTH_FAILED_MESSAGE} ({message})", self.ingest.auth_retry_s
+        delay = backoff_delay(
+            attempt,
+            self.ingest.reconnect_initial_s,
+            self.ingest.reconnect_max_s,
+            self.ingest.reconnect_jitter,
+        )
+        return "offline", message, delay
 
     def _session(self) -> bool:
         """One connection. Returns True at the end of a non-looping file."""
@@ -346,6 +383,7 @@ class StreamReader(threading.Thread):
                 self._seq = sampled.seq
                 if first:
                     first = False
+                    self._auth_failures = 0
                     self.status.update(self.camera_id, state="online", last_error=None)
                     log.info("camera %s online (%dx%d)", self.camera_id, *sampled.source_size)
                 st = self.status.get(self.camera_id)

@@ -49,3 +49,46 @@ def test_invalid_urls_are_rejected(url: str) -> None:
 def test_plain_paths_and_file_urls_are_accepted() -> None:
     assert validate_stream_url("clips/a.mp4") == "clips/a.mp4"
     assert validate_stream_url("file:///tmp/a.mp4") == "file:///tmp/a.mp4"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        # Dahua / Hikvision-style query parameters
+        "rtsp://10.0.0.5:554/cam/realmonitor?channel=1&subtype=0&user=admin&password=Secr3t",
+        # credentials in the path (several Chinese NVR brands)
+        "rtsp://host/user=admin&password=Secr3t&channel=1&stream=0.sdp?",
+        # Xiongmai / XMeye: '_' between parameters
+        "rtsp://10.0.0.7:554/user=admin_password=Secr3t_channel=1_stream=0.sdp?real_stream",
+        "http://10.0.0.8/snapshot.cgi?USR=admin&PWD=Secr3t",
+        "http://10.0.0.8/live?Username=admin&Passwd=Secr3t&token=Secr3t&api_key=Secr3t",
+        "rtsp://admin:Secr3t@10.0.0.5/ch1?auth=Secr3t;key=Secr3t",
+    ],
+)
+def test_mask_url_hides_credentials_in_path_and_query(url: str) -> None:
+    masked = mask_url(url)
+    assert "Secr3t" not in masked and "admin" not in masked
+    assert masked.split("://")[0] in ("rtsp", "http")
+
+
+def test_mask_url_keeps_the_rest_of_the_url() -> None:
+    assert mask_url("rtsp://h/cam/realmonitor?channel=1&subtype=0&user=u&password=p") == (
+        "rtsp://h/cam/realmonitor?channel=1&subtype=0&user=***&password=***"
+    )
+    assert mask_url("rtsp://h/user=u_password=p_channel=1_stream=0.sdp?real_stream") == (
+        "rtsp://h/user=***_password=***_channel=1_stream=0.sdp?real_stream"
+    )
+    # Not credentials: channel names, key frames, a word ending in a key.
+    for text in ("rtsp://h/live?name=东门&channel=2", "keyframe=1 monkey=3 passage=2"):
+        assert mask_url(text) == text
+
+
+def test_mask_secrets_in_error_text_and_printed_mappings() -> None:
+    text = (
+        "Connection refused: 'rtsp://127.0.0.1:9/x?user=admin&password=Secr3t' "
+        "input_value={'username': 'admin', 'password': 'Secr3t', \"token\": \"Secr3t\"}"
+    )
+    masked = mask_secrets(text)
+    assert "Secr3t" not in masked and "'password': '***'" in masked
+    # A known password also when FFmpeg prints it percent-encoded.
+    assert mask_secrets("rtsp://h/?x=p%40ss%3Aw%2Frd", ("p@ss:w/rd",)) == "rtsp://h/?x=***"

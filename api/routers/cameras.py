@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Annotated
 
 import cv2
@@ -14,8 +16,11 @@ from api.auth import require
 from api.deps import get_services, get_session
 from api.ports import HubServices
 from api.schemas import CameraOut, CameraStatusOut
-from camera_registry.store import CameraRecord, list_cameras
+from camera_registry.store import CameraRecord, invalid_config_error, list_cameras
+from camera_registry.urls import mask_url
 from core.area import Area
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/cameras", tags=["cameras"])
 
@@ -38,9 +43,27 @@ def visible_camera(session: Session, camera_id: str, principal: Principal) -> Ca
     return record
 
 
+def readable_config(record: CameraRecord) -> tuple[CameraConfig | None, str | None]:
+    """(the record's config without secrets, None), or (None, why this version cannot
+    read it). The API never decrypts secrets: it needs only zones and rules."""
+    try:
+        return CameraConfig.model_validate(record.public_config_data()), None
+    except ValueError as exc:
+        error = invalid_config_error(exc)
+        log.warning("camera %s: %s", record.id, error)
+        return None, error
+
+
 def camera_out(record: CameraRecord, hub: HubServices) -> CameraOut:
-    cam = CameraConfig.model_validate(record.config_data())
+    """A camera for the API; one whose stored config this version cannot read is shown
+    with the state ``invalid_config`` and the reason instead of failing the whole list."""
     status = hub.status.snapshot(record.id)
+    cam, error = readable_config(record)
+    status_out = CameraStatusOut.model_validate(status.to_dict()) if status else None
+    if error is not None:
+        status_out = CameraStatusOut(state="invalid_config", since=record.updated_at,
+                                     last_error=error, last_error_at=time.time())  # fmt: skip
+    stream_url = (status.stream_url if status else None) or record.resolved_url
     return CameraOut(
         id=record.id,
         name=record.name,
@@ -50,14 +73,15 @@ def camera_out(record: CameraRecord, hub: HubServices) -> CameraOut:
         lat=record.lat,
         lon=record.lon,
         gb28181_id=record.gb28181_id,
-        source=record.source_display,
-        stream_url=(status.stream_url if status else None) or record.resolved_url,
+        # Masked again: records of older versions masked only user:password@.
+        source=mask_url(record.source_display),
+        stream_url=mask_url(stream_url) if stream_url else None,
         detect_fps=record.detect_fps,
         origin=record.origin,
-        zones=[z.name for z in cam.zones],
-        rules=[r.model_dump(mode="json") for r in cam.rules],
+        zones=[z.name for z in cam.zones] if cam else [],
+        rules=[r.model_dump(mode="json") for r in cam.rules] if cam else [],
         counters=hub.counters(record.id),
-        status=CameraStatusOut.model_validate(status.to_dict()) if status else None,
+        status=status_out,
     )
 
 
