@@ -27,6 +27,7 @@ Permission = Literal[
     "routing:write",
     "users:manage",
     "audit:read",
+    "dispatch:manage",  # dead letters: list, retry, discard
 ]
 PERMISSIONS: tuple[Permission, ...] = get_args(Permission)
 

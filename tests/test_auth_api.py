@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 
 from accounts import passwords
-from accounts.domain import Principal
+from accounts.domain import PERMISSIONS, Principal
 from accounts.service import create_user, list_audit
 from accounts.store import TABLES
 from api.auth import SESSION_COOKIE, install_host_check, require
@@ -94,7 +94,7 @@ def test_login_me_logout(client: TestClient, sessions: sessionmaker[Session]) ->
     # The cookie alone authenticates (the web console).
     me = client.get("/api/auth/me").json()
     assert me["via"] == "session" and me["username"] == "root"
-    assert "users:manage" in me["permissions"] and len(me["permissions"]) == 10
+    assert "users:manage" in me["permissions"] and len(me["permissions"]) == len(PERMISSIONS)
     client.cookies.clear()
     headers = {"Authorization": f"Bearer {body['token']}"}
     me = client.get("/api/auth/me", headers=headers).json()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from alerts.adapters.sql import OutboxRecord
+from alerts.adapters.sql import OutboxRecord, SqlUnitOfWork
 from alerts.config import DispatchTarget
 from alerts.dispatcher import Dispatcher
 from alerts.domain.model import Alert
@@ -75,4 +75,67 @@ def test_errors_and_timeouts_are_retried_until_delivered_once(
         assert verify(body, SECRET, headers[SIGNATURE_HEADER])
     assert "村口".encode() in bodies.pop()
     dispatcher.client.close()
+    engine.dispose()
+
+
+def test_an_expired_lease_is_claimed_again(tmp_path: Path, receiver: Receiver) -> None:
+    """A dispatcher killed mid-send leaves its lease; another takes the row once it
+    expires, not before."""
+    engine, sessions = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    target = DispatchTarget(name="centre", url=f"{receiver.url}/in", secret=SECRET)
+    store(sessions, make_alert(), ["centre"])
+    killed = Dispatcher(sessions, [target])
+    assert len(killed.claim(target, 10)) == 1  # claimed, then "killed" before sending
+    survivor = Dispatcher(sessions, [target])
+    assert survivor.claim(target, 10) == []  # the lease still holds
+    with sessions.begin() as session:
+        session.query(OutboxRecord).update({"lease_until": time.time() - 1})
+    survivor.dispatch_due()
+    row = outbox_row(sessions)
+    assert (row.state, row.attempts, row.lease_owner) == ("delivered", 1, None)
+    assert len(receiver.wait_for(1)) == 1
+    for d in (killed, survivor):
+        d.close()
+    engine.dispose()
+
+
+def test_messages_of_an_alert_keep_their_order(tmp_path: Path, receiver: Receiver) -> None:
+    engine, sessions = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    target = DispatchTarget(name="centre", url=f"{receiver.url}/in", secret=SECRET,
+                            backoff_initial_s=0.05, backoff_max_s=0.05)  # fmt: skip
+    alert = store(sessions, make_alert(), ["centre"])
+    with SqlUnitOfWork(sessions) as uow:
+        loaded = uow.alerts.get(alert.id)
+        assert loaded is not None
+        loaded.apply("acknowledge", actor="op", at=2.0)
+        uow.commit()
+    dispatcher = Dispatcher(sessions, [target])
+    receiver.status = 503
+    dispatcher.dispatch_due()  # only #1 is tried: #2 waits behind it
+    assert len(receiver.requests) == 1
+    receiver.status = 200
+    time.sleep(0.1)
+    dispatcher.dispatch_due()
+    dispatcher.dispatch_due()
+    keys = [h[IDEMPOTENCY_HEADER] for h, _, _ in receiver.wait_for(3)]
+    assert [k.rsplit(":", 1)[1] for k in keys] == ["1", "1", "2"]
+    dispatcher.close()
+    engine.dispose()
+
+
+def test_past_max_attempts_a_message_is_dead(tmp_path: Path, receiver: Receiver) -> None:
+    engine, sessions = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    target = DispatchTarget(name="centre", url=f"{receiver.url}/in", secret=SECRET,
+                            max_attempts=2, backoff_initial_s=0.01, backoff_max_s=0.01)  # fmt: skip
+    store(sessions, make_alert(), ["centre"])
+    dispatcher = Dispatcher(sessions, [target])
+    receiver.status = 500
+    for _ in range(3):
+        dispatcher.dispatch_due()
+        time.sleep(0.05)
+    row = outbox_row(sessions)
+    assert (row.state, row.attempts, row.last_status) == ("dead", 2, 500)
+    assert row.dead_at is not None and row.dead_reason == "2 attempts; last: HTTP 500"
+    assert len(receiver.requests) == 2
+    dispatcher.close()
     engine.dispose()

@@ -1,0 +1,113 @@
+"""Deliveries: the dispatch outbox — dead letters and pending messages, retry, discard."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from accounts.domain import Principal
+from alerts.adapters.sql import OutboxRecord
+from api.auth import audit_request, require
+from api.deps import get_session
+
+router = APIRouter(prefix="/api/deliveries", tags=["deliveries"])
+
+SessionDep = Annotated[Session, Depends(get_session)]
+Manager = Annotated[Principal, Depends(require("dispatch:manage"))]
+
+ListedState = Literal["dead", "pending", "delivered", "discarded", "cancelled"]
+
+
+class DeliveryOut(BaseModel):
+    """One message for one target (an outbox row)."""
+
+    id: int
+    alert_id: str
+    target: str
+    event: str
+    sequence: int
+    idempotency_key: str | None
+    state: str
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    created_at: float
+    next_attempt_at: float
+    delivered_at: float | None
+    dead_at: float | None
+    dead_reason: str | None
+    lease_owner: str | None = Field(description="the dispatcher sending it now, if any")
+
+
+class DeliveryPage(BaseModel):
+    total: int
+    items: list[DeliveryOut]
+
+
+def delivery_out(r: OutboxRecord) -> DeliveryOut:
+    return DeliveryOut(
+        id=r.id, alert_id=r.alert_id, target=r.target, event=r.event, sequence=r.seq,
+        idempotency_key=r.idempotency_key, state=r.state, attempts=r.attempts,
+        last_status=r.last_status, last_error=r.last_error, created_at=r.created_at,
+        next_attempt_at=r.next_attempt_at, delivered_at=r.delivered_at, dead_at=r.dead_at,
+        dead_reason=r.dead_reason, lease_owner=r.lease_owner,
+    )  # fmt: skip
+
+
+@router.get("", response_model=DeliveryPage, summary="List deliveries (dead letters first)")
+def list_deliveries(
+    session: SessionDep,
+    principal: Manager,
+    state: ListedState = "dead",
+    target: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> DeliveryPage:
+    where = [OutboxRecord.state == state]
+    if target is not None:
+        where.append(OutboxRecord.target == target)
+    total = session.execute(select(func.count()).select_from(OutboxRecord).where(*where))
+    rows = session.execute(
+        select(OutboxRecord).where(*where).order_by(OutboxRecord.id.desc()).limit(limit)
+        .offset(offset)
+    ).scalars()  # fmt: skip
+    return DeliveryPage(total=total.scalar_one(), items=[delivery_out(r) for r in rows])
+
+
+def dead_row(session: Session, delivery_id: int) -> OutboxRecord:
+    """The row, which must be dead (409 otherwise: only dead letters are acted on)."""
+    row = session.get(OutboxRecord, delivery_id)
+    if row is None:
+        raise HTTPException(404, f"no delivery {delivery_id}")
+    if row.state != "dead":
+        raise HTTPException(409, f"delivery {delivery_id} is {row.state}, not dead")
+    return row
+
+
+@router.post("/{delivery_id}/retry", response_model=DeliveryOut, summary="Send a dead letter again")
+def retry_delivery(
+    delivery_id: int, request: Request, session: SessionDep, principal: Manager
+) -> DeliveryOut:
+    row = dead_row(session, delivery_id)
+    # A fresh start: the target's max_attempts counts again from zero.
+    row.state, row.attempts, row.next_attempt_at = "pending", 0, time.time()
+    row.dead_at = row.dead_reason = row.lease_owner = row.lease_until = None
+    audit_request(request, session, principal, "delivery_retry", f"delivery:{delivery_id}")
+    session.commit()
+    return delivery_out(row)
+
+
+@router.post("/{delivery_id}/discard", response_model=DeliveryOut, summary="Give up a dead letter")
+def discard_delivery(
+    delivery_id: int, request: Request, session: SessionDep, principal: Manager
+) -> DeliveryOut:
+    row = dead_row(session, delivery_id)
+    row.state = "discarded"
+    audit_request(request, session, principal, "delivery_discard", f"delivery:{delivery_id}")
+    session.commit()
+    return delivery_out(row)
