@@ -3,10 +3,11 @@ escalation and feedback."""
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Literal
 
-from pydantic import Field, HttpUrl, field_validator
+from pydantic import Field, HttpUrl, field_validator, model_validator
 
 from analytics.config import ALERT_TYPES
 from core.area import Area, AreaLevel
@@ -22,21 +23,76 @@ def check_types(types: list[str] | None) -> list[str] | None:
     return types
 
 
+log = logging.getLogger(__name__)
+
 TARGET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
+GB_ALARM_TYPES_DOC = "GB/T 28181 video alarm types (alarm method 5)"
+
+
+class MqttSettings(StrictModel):
+    """An MQTT broker (kind ``mqtt``): QoS 1, one topic per area and alert type."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    topic_prefix: str = Field("shaobing/alerts", pattern=r"^[^+#]+$")
+    username: str | None = None
+    password: str | None = Field(None, repr=False)
+    client_id: str | None = Field(None, description="default: shaobing-<target name>-<pid>")
+    keepalive_s: int = Field(60, ge=5, le=3600)
+
+
+class WvpRedisSettings(StrictModel):
+    """A WVP-GB28181-pro platform reached through its Redis (kind ``wvp_redis``): WVP
+    forwards each message on ``channel`` upward as a GB/T 28181 alarm."""
+
+    url: str = Field("redis://127.0.0.1:6379/0", repr=False, pattern=r"^rediss?://")
+    channel: str = Field("alarm_receive", min_length=1)
+    gb_ids: dict[str, str] = Field(
+        default_factory=dict,
+        description="camera id → 20-digit GB/T 28181 channel id (default: the payload's "
+        "camera.gb28181_id)",
+    )
+    alarm_types: dict[str, int] = Field(
+        default_factory=dict, description="alert type → GB alarm type, over the built-in map"
+    )
+    default_alarm_type: int = Field(
+        2, ge=1, le=99, description="for alert types without a mapping (2: motion detection)"
+    )
+
+    @field_validator("alarm_types")
+    @classmethod
+    def _known_types(cls, v: dict[str, int]) -> dict[str, int]:
+        check_types(list(v))
+        return v
+
+
+ConnectorKind = Literal["webhook", "mqtt", "wvp_redis"]
+
+
 class DispatchTarget(StrictModel):
-    """An HTTP endpoint that receives alerts (the governance centre's dispatch API)."""
+    """Where alerts are delivered: an HTTP endpoint (``kind: webhook``, the governance
+    centre's dispatch API), an MQTT broker, or a WVP-GB28181-pro platform via Redis."""
 
     name: str = Field(pattern=TARGET_NAME_RE.pattern)
-    url: HttpUrl
+    kind: ConnectorKind = "webhook"
+    url: HttpUrl | None = Field(None, description="webhook: the endpoint (required)")
     secret: str | None = Field(
         None, repr=False, description="HMAC-SHA256 key for the X-Shaobing-Signature header"
     )
+    unsigned: bool = Field(False, description="webhook: send without a signature (no secret)")
+    template: str | None = Field(
+        None, description="webhook: Jinja2 template of the body, rendered from the message"
+    )
+    mqtt: MqttSettings | None = None
+    wvp: WvpRedisSettings | None = None
     enabled: bool = True
     timeout_s: float = Field(5.0, gt=0, le=120)
     backoff_initial_s: float = Field(1.0, gt=0)
     backoff_max_s: float = Field(300.0, gt=0)
+    max_attempts: int = Field(50, ge=1, le=10_000, description="then the message is dead")
+    concurrency: int = Field(2, ge=1, le=32, description="messages in flight at once")
     headers: dict[str, str] = Field(default_factory=dict)
     types: list[str] | None = Field(None, description="only these alert types; default: all")
     _types = field_validator("types")(lambda v: check_types(v))
@@ -45,6 +101,39 @@ class DispatchTarget(StrictModel):
         description="all: every alert (of its types); routed: only alerts a routing rule or "
         "a department sends it",
     )
+
+    @field_validator("template")
+    @classmethod
+    def _template_parses(cls, v: str | None) -> str | None:
+        """A template that does not compile is a config error, not a dead letter later."""
+        if v is not None:
+            from jinja2 import TemplateSyntaxError
+            from jinja2.sandbox import SandboxedEnvironment
+
+            try:
+                SandboxedEnvironment().parse(v)
+            except TemplateSyntaxError as exc:
+                raise ValueError(f"template: line {exc.lineno}: {exc.message}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _kind_settings(self) -> DispatchTarget:
+        if self.kind == "webhook":
+            if self.url is None:
+                raise ValueError(f"dispatch target {self.name!r}: webhook needs url")
+            if not self.secret and not self.unsigned:
+                # An empty secret must not silently send unsigned alerts.
+                raise ValueError(
+                    f"dispatch target {self.name!r} has no secret: set secret (signs each "
+                    "request), or unsigned: true if the receiver cannot check signatures"
+                )
+        elif self.kind == "mqtt" and self.mqtt is None:
+            self.mqtt = MqttSettings()
+        elif self.kind == "wvp_redis" and self.wvp is None:
+            self.wvp = WvpRedisSettings()
+        if self.secret and self.unsigned:
+            raise ValueError(f"dispatch target {self.name!r}: both secret and unsigned set")
+        return self
 
 
 class AlertsConfig(StrictModel):
@@ -55,6 +144,19 @@ class AlertsConfig(StrictModel):
     jpeg_quality: int = Field(85, ge=10, le=100)
     camera_offline_s: float | None = Field(
         120.0, gt=0, description="alert camera_fault when a camera stays offline this long"
+    )
+    clips_enabled: bool = Field(True, description="save an MP4 clip around each alert")
+    clip_pre_s: float = Field(5.0, ge=0, le=60, description="clip seconds before the alert")
+    clip_post_s: float = Field(5.0, ge=0, le=60, description="clip seconds after the alert")
+    clip_buffer_s: float = Field(
+        30.0, gt=0, le=300, description="seconds of encoded video kept per camera for clips"
+    )
+    clip_buffer_mb: float = Field(16.0, gt=0, le=1024, description="memory cap per camera")
+    retention_days: float = Field(
+        90.0, gt=0, description="delete evidence files older than this (never an open alert's)"
+    )
+    evidence_quota_gb: float | None = Field(
+        None, gt=0, description="delete the oldest evidence beyond this size (open alerts' kept)"
     )
 
 

@@ -54,3 +54,30 @@ class EventMessage:
             evidence={k: EvidenceRef(**v) for k, v in (data.get("evidence") or {}).items()},
             evidence_error=data.get("evidence_error"),
         )
+
+
+#: The ``kind`` of a message on :data:`EVENTS_TOPIC` that adds a clip to a stored alert
+#: (an event message has no ``kind``). Same topic, so it is consumed after its event.
+CLIP_KIND = "evidence.clip"
+
+
+@dataclass(frozen=True)
+class ClipMessage:
+    """An evidence clip written after its alert was published (it needs the seconds after)."""
+
+    alert_id: str
+    path: str
+    sha256: str
+    start: float
+    end: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": CLIP_KIND, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClipMessage:
+        return cls(data["alert_id"], data["path"], data["sha256"], float(data["start"]),
+                   float(data["end"]))  # fmt: skip
+
+    def ref(self) -> EvidenceRef:
+        return EvidenceRef(self.path, self.sha256, self.start, self.end)

@@ -10,6 +10,8 @@ from alerts.links import EvidenceLinks
 
 
 def evidence_url(base_url: str, alert_id: str, kind: str) -> str:
+    if kind == "clip":
+        return f"{base_url}/api/alerts/{alert_id}/clip.mp4"
     suffix = "?annotated=true" if kind == "annotated_snapshot" else ""
     return f"{base_url}/api/alerts/{alert_id}/snapshot.jpg{suffix}"
 
@@ -27,6 +29,17 @@ def alert_payload(
             "url": url if ref else None,
             "sha256": ref.sha256 if ref else None,
         }
+    clip = alert.evidence.get("clip")
+    # The clip arrives seconds after the alert (it needs the seconds after the event);
+    # its URL needs a login (signed links cover the snapshots).
+    evidence["clip"] = {
+        "url": evidence_url(links.base_url if links else base_url, alert.id, "clip")
+        if clip
+        else None,
+        "sha256": clip.sha256 if clip else None,
+        "start": clip.start if clip else None,
+        "end": clip.end if clip else None,
+    }
     return {
         "id": alert.id,
         "type": alert.type,

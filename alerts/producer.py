@@ -17,11 +17,13 @@ import queue
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from alerts.clips import ClipRecorder, EvidenceRetention
 from alerts.config import AlertsConfig
 from alerts.domain.cooldown import CooldownGate
 from alerts.evidence import EvidenceFrame, render_snapshots
@@ -58,7 +60,10 @@ class AlertProducer:
         *,
         queue_size: int = 64,
         full_wait_s: float = 0.2,
+        protected: Callable[[], set[str]] | None = None,
     ) -> None:
+        """``protected``: the evidence paths of open alerts (never deleted); without it
+        no retention thread runs."""
         self.bus = bus
         self.cfg = cfg
         self.snapshot_dir = snapshot_dir
@@ -67,21 +72,32 @@ class AlertProducer:
         self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=queue_size)
         self.full_wait_s = full_wait_s
         self._thread = threading.Thread(target=self._run, name="evidence", daemon=True)
+        self.clips = ClipRecorder(bus, cfg, snapshot_dir)
+        self.retention = (
+            EvidenceRetention(cfg, snapshot_dir, protected) if protected is not None else None
+        )
         self.published = 0
         self.suppressed = 0
         self.without_evidence = 0
 
     @property
     def threads(self) -> list[threading.Thread]:
-        return [self._thread]
+        extra = self.retention.threads if self.retention is not None else []
+        return [self._thread, *self.clips.threads, *extra]
 
     def start(self) -> None:
         self._thread.start()
+        self.clips.start()
+        if self.retention is not None:
+            self.retention.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Render and publish what is queued, then stop."""
+        """Render and publish what is queued (clips cut short), then stop."""
         self._jobs.put(None)
         self._thread.join(timeout)
+        self.clips.stop()
+        if self.retention is not None:
+            self.retention.stop()
 
     def backlog(self) -> int:
         return self._jobs.qsize()
@@ -105,6 +121,8 @@ class AlertProducer:
             return None
         info = self.cameras.get(event.camera_id) or CameraInfo(event.camera_id, Area())
         message = EventMessage(str(uuid.uuid4()), event, info.name, info.area, time.time())
+        if frame is not None:  # a camera fault has no picture to show, so no clip
+            self._request_clip(message)
         if frame is None:
             self._publish(message)
             return message.alert_id
@@ -115,6 +133,14 @@ class AlertProducer:
             log.warning("alert %s: %s", message.alert_id, message.evidence_error)
             self._publish(message)
         return message.alert_id
+
+    def _request_clip(self, message: EventMessage) -> None:
+        """Queue the alert's clip (the alert clock is wall time, like the ring's)."""
+        e = message.event
+        lead = e.pts - (e.started_pts if e.started_pts is not None else e.pts)
+        self.clips.request(
+            message.alert_id, e.camera_id, message.created_at - lead, message.created_at
+        )
 
     def _run(self) -> None:
         while True:

@@ -28,7 +28,7 @@ from alerts.domain.model import (
     feedback_action,
 )
 from alerts.domain.routing import Router
-from alerts.messages import EVENTS_TOPIC, EventMessage
+from alerts.messages import CLIP_KIND, EVENTS_TOPIC, ClipMessage, EventMessage
 from alerts.ports import ConcurrentUpdate, EventBus, UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -191,6 +191,29 @@ class AlertService:
         self._committed()
         return result
 
+    def attach_clip(self, message: ClipMessage) -> bool:
+        """Add an evidence clip to its stored alert (False: attached before).
+
+        Raises :class:`AlertNotFound` while the alert is not stored yet: the consumer
+        hands the message back to the bus and it is tried again later.
+        """
+
+        def work() -> bool:
+            with self.uow_factory() as uow:
+                alert = uow.alerts.get(message.alert_id)
+                if alert is None:
+                    raise AlertNotFound(message.alert_id)
+                changed = alert.attach_evidence("clip", message.ref(), self.clock())
+                if changed:
+                    uow.commit()
+                return changed
+
+        changed = self._retrying(work)
+        if changed:
+            log.info("alert %s: clip attached (%.1f s, sha256 %s)", message.alert_id,
+                     message.end - message.start, message.sha256[:16])  # fmt: skip
+        return changed
+
     def get(self, alert_id: str) -> Alert | None:
         with self.uow_factory() as uow:
             return uow.alerts.get(alert_id)
@@ -283,7 +306,10 @@ class AlertWorkers:
             if delivery is None:
                 continue
             try:
-                self.service.create(EventMessage.from_dict(delivery.payload))
+                if delivery.payload.get("kind") == CLIP_KIND:
+                    self.service.attach_clip(ClipMessage.from_dict(delivery.payload))
+                else:
+                    self.service.create(EventMessage.from_dict(delivery.payload))
             except Exception:  # noqa: BLE001 - retried: the alert must not be lost
                 self.service.counters.failed += 1
                 delay = min(30.0, 0.5 * 2 ** min(delivery.attempts, 6))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, get_args
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StrictBool, field_validator, model_validator
 
 from analytics.types import COCO_CLASSES
 from camera_registry.config import CameraBase
@@ -83,7 +83,7 @@ class RuleBase(StrictModel):
     min_confidence: float = Field(0.0, ge=0.0, le=1.0)
     cooldown_s: float | None = Field(None, ge=0, description="default: alerts.cooldown_s")
     severity: Severity = "medium"
-    enabled: bool = True
+    enabled: StrictBool = True
     schedule: list[ScheduleWindow] | None = Field(
         None, description="active only inside these weekly windows (hub time zone); default: always"
     )
@@ -274,7 +274,7 @@ class CameraFaultRule(StrictModel):
 
     type: Literal["camera_fault"]
     name: str = Field(min_length=1, max_length=NAME_MAX)
-    enabled: bool = True
+    enabled: StrictBool = True
     black_level: float = Field(16.0, ge=0, le=255, description="mean luma at or below is black")
     frozen_level: float = Field(
         0.01,
@@ -314,7 +314,7 @@ ALERT_TYPES: tuple[str, ...] = tuple(
 class MotionConfig(StrictModel):
     """Skip detection on frames without motion in the zones that matter."""
 
-    enabled: bool = True
+    enabled: StrictBool = True
     width: int = Field(160, ge=32, le=640, description="grey image width for differencing")
     pixel_threshold: int = Field(20, ge=1, le=255, description="grey-level change that counts")
     min_changed: float = Field(

@@ -55,6 +55,8 @@ class CameraOut(BaseModel):
 class Evidence(BaseModel):
     url: str | None = None
     sha256: str | None = None
+    start: float | None = None  # clips: first and last moment (epoch seconds)
+    end: float | None = None
 
 
 class Delivery(BaseModel):
@@ -198,6 +200,9 @@ class Health(BaseModel):
     )
     cameras: dict[str, int]
     dispatch_pending: int
+    dispatch_dead: int = Field(
+        0, description="deliveries given up (dead letters): see GET /api/deliveries?state=dead"
+    )
     events_pending: int = Field(0, description="events not yet stored as alerts")
     threads: dict[str, bool] = Field(
         default_factory=dict, description="the hub's service threads: alive or not"

@@ -55,6 +55,7 @@ import av  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from alerts.adapters.memory_bus import MemoryEventBus  # noqa: E402
+from alerts.adapters.spool import SpoolingEventBus  # noqa: E402
 from alerts.adapters.sql import AlertRecord, OutboxRecord, SqlUnitOfWork  # noqa: E402
 from alerts.config import AlertsConfig  # noqa: E402
 from alerts.domain.cooldown import CooldownGate  # noqa: E402
@@ -253,6 +254,8 @@ def run_once(
     bus = producer = workers = None
     if mode == "producer":
         bus = MemoryEventBus()
+        if args.bus == "spool":  # as the hub: each event fsynced to a file until stored
+            bus = SpoolingEventBus(bus, workdir / "spool")
         producer = AlertProducer(
             bus, alerts_cfg, snapshots, {CAMERA: info}, queue_size=args.queue_size
         )
@@ -447,6 +450,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--queue-size", type=int, default=64,
                    help="AlertProducer render queue (default 64, as the hub)")  # fmt: skip
     p.add_argument("--jpeg-quality", type=int, default=85)
+    p.add_argument("--bus", choices=("memory", "spool"), default="memory",
+                   help="producer's bus: MemoryEventBus, or wrapped in SpoolingEventBus "
+                   "as the hub now does (default memory)")  # fmt: skip
     p.add_argument(
         "--repeat",
         type=int,

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
+    from camera_registry.store import CameraRecord
+    from core.secrets import SecretCipher
+
 log = logging.getLogger("shaobing")
 
 EXIT_CONFIG = 2
@@ -135,9 +138,10 @@ def _open_db(loaded: LoadedConfig) -> tuple[Engine, sessionmaker[Session]]:
     """The database of a config, migrated; a clear error naming the setting if it fails."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from core.secrets import make_private_dir
     from shaobing.db import SchemaError, open_database
 
-    loaded.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(loaded.data_dir)  # the database and the secret key: owner only
     try:
         return open_database(loaded.database_url)
     except (SchemaError, SQLAlchemyError) as exc:
@@ -215,22 +219,49 @@ def _parse_start(value: str, timezone: str) -> float:
     return when.timestamp()
 
 
+def cmd_evidence_verify(args: argparse.Namespace) -> int:
+    """Check a case export's signature and every file's hash (0 ok, 1 altered)."""
+    import zipfile
+
+    from alerts.export import verify_export
+    from alerts.links import load_or_create_key
+
+    loaded = _load(args.config)
+    secret, key_path = loaded.config.api.link_secret, loaded.data_dir / "link.key"
+    if not secret and not key_path.is_file():  # never make a new key just to verify
+        print(f"no hub key: set api.link_secret or provide {key_path}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        result = verify_export(Path(args.file), load_or_create_key(secret, key_path))
+    except (OSError, zipfile.BadZipFile, ValueError, KeyError) as exc:
+        print(f"{args.file}: not a readable export ({exc})", file=sys.stderr)
+        return 1
+    for problem in result.problems:
+        print(f"ALTERED {problem}")
+    if result.ok:
+        print(f"{args.file}: OK (signature and {result.files} file(s) verified)")
+        return 0
+    return 1
+
+
 def cmd_cameras_import(args: argparse.Namespace) -> int:
     loaded = _load(args.config)
     from analytics.config import CameraConfig
     from camera_registry.importer import ImportError_, load_camera_file
     from camera_registry.store import upsert_camera
+    from core.secrets import load_or_create_cipher
 
     try:
         cameras = load_camera_file(Path(args.file), CameraConfig)
     except ImportError_ as exc:
         print("\n".join(exc.problems), file=sys.stderr)
         return EXIT_CONFIG
-    loaded.data_dir.mkdir(parents=True, exist_ok=True)
     engine, sessions = _open_db(loaded)
+    # The hub's key (SHAOBING_SECRET_KEY or <data_dir>/secret.key): it must decrypt these.
+    cipher = load_or_create_cipher(loaded.secret_key_path)
     with sessions.begin() as session:
         for cam in cameras:
-            upsert_camera(session, cam, origin="import")
+            upsert_camera(session, cam, origin="import", cipher=cipher)
     engine.dispose()
     print(f"imported {len(cameras)} camera(s) from {args.file}")
     return 0
@@ -239,14 +270,29 @@ def cmd_cameras_import(args: argparse.Namespace) -> int:
 def cmd_cameras_list(args: argparse.Namespace) -> int:
     loaded = _load(args.config)
     from camera_registry.store import list_cameras
+    from core.secrets import load_or_create_cipher
 
     engine, sessions = _open_db(loaded)
+    cipher = load_or_create_cipher(loaded.secret_key_path)
     with sessions() as session:
         for rec in list_cameras(session):
             area = "/".join(x for x in (rec.county, rec.township, rec.village) if x)
-            print(f"{rec.id}\t{rec.name}\t{rec.programme}\t{area}\t{rec.source_display}")
+            print(f"{rec.id}\t{rec.name}\t{rec.programme}\t{area}\t"
+                  f"{mask_url(rec.source_display)}{_record_problem(rec, cipher)}")  # fmt: skip
     engine.dispose()
     return 0
+
+
+def _record_problem(rec: CameraRecord, cipher: SecretCipher) -> str:
+    """``\tinvalid_config: reason`` for a record the hub could not start, else ''."""
+    from analytics.config import CameraConfig
+    from camera_registry.store import invalid_config_error
+
+    try:
+        CameraConfig.model_validate(rec.config_data(cipher))
+    except ValueError as exc:
+        return f"\tinvalid_config: {invalid_config_error(exc)}"
+    return ""
 
 
 def cmd_cameras_probe(args: argparse.Namespace) -> int:
@@ -334,6 +380,13 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--password-env", help="name of the environment variable with the password")
     probe.add_argument("--timeout", type=float, default=10.0)
     probe.set_defaults(func=cmd_cameras_probe)
+
+    evidence = sub.add_parser("evidence", help="evidence: verify a case export")
+    esub = evidence.add_subparsers(dest="evidence_command", required=True)
+    verify = esub.add_parser("verify", help="check a case export zip (exit 1 if altered)")
+    verify.add_argument("file", help="the export's .zip")
+    verify.add_argument("--config", "-c", help="YAML config (the hub whose key signed it)")
+    verify.set_defaults(func=cmd_evidence_verify)
 
     from shaobing import users_cli
 

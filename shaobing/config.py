@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import (
     Field,
+    StrictBool,
     ValidationError,
     field_validator,
     model_validator,
@@ -49,7 +50,7 @@ class StorageConfig(StrictModel):
 
 
 class ApiConfig(StrictModel):
-    enabled: bool = True
+    enabled: StrictBool = True
     host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(8080, ge=0, lt=65536)
     public_url: str | None = Field(
@@ -159,6 +160,11 @@ class LoadedConfig:
     @property
     def snapshot_dir(self) -> Path:
         return self.resolve(self.config.alerts.snapshot_dir, self.data_dir / "snapshots")
+
+    @property
+    def secret_key_path(self) -> Path:
+        """The key file encrypting stored camera passwords (unless SHAOBING_SECRET_KEY)."""
+        return self.data_dir / "secret.key"
 
     @property
     def models_dir(self) -> Path:

@@ -29,6 +29,7 @@ from alerts.adapters.sql import (
 from alerts.config import AreaNode, RoutingRuleConfig
 from alerts.dispatcher import Dispatcher
 from alerts.domain.routing import Router
+from alerts.export import open_evidence_paths
 from alerts.links import EvidenceLinks, load_or_create_key
 from alerts.producer import AlertProducer, CameraInfo
 from alerts.routing_setup import make_router
@@ -38,14 +39,18 @@ from analytics.detectors import Detector, create_detector
 from analytics.pipeline import CameraAnalytics, CameraRulesConfig
 from analytics.scheduler import AnalysisPool
 from analytics.types import Event
-from camera_registry.status import CameraStatus, StatusBoard
+from camera_registry.status import DOWN_STATES, CameraStatus, StatusBoard
 from camera_registry.store import (
+    CameraRecord,
+    encrypt_plain_secrets,
+    invalid_config_error,
     list_cameras,
     remove_stale_config_cameras,
     set_resolved_url,
     upsert_camera,
 )
 from camera_registry.urls import mask_url, with_credentials
+from core.secrets import load_or_create_cipher, make_private_dir
 from ingest.reader import SampledFrame, StreamReader
 from shaobing.config import LoadedConfig
 from shaobing.db import open_database
@@ -116,7 +121,7 @@ def offline_event(st: CameraStatus, now: float, limit: float) -> Event:
         measured=round(down, 1), threshold=limit, unit="s",
         explanation=f"camera offline for {down:.0f} s ≥ {limit:g} s (last error: {st.last_error})",
         confidence=1.0, started_pts=-down, key=f"offline-{st.since:.0f}",
-        extra={"fault": "offline"},
+        extra={"fault": st.state},  # offline, or auth_failed (a wrong password)
     )  # fmt: skip
 
 
@@ -126,15 +131,21 @@ class Hub:
     def __init__(self, loaded: LoadedConfig, *, detector: Detector | None = None) -> None:
         self.loaded = loaded
         cfg = loaded.config
-        loaded.data_dir.mkdir(parents=True, exist_ok=True)
+        for folder in (loaded.data_dir, loaded.snapshot_dir):  # owner only (0700)
+            make_private_dir(folder)
         self.engine, self.sessions = open_database(loaded.database_url)
+        # Camera passwords are stored encrypted with a key kept outside the database.
+        self.cipher = load_or_create_cipher(loaded.secret_key_path)
         with self.sessions.begin() as session:
             for cam in cfg.cameras:
-                upsert_camera(session, cam, origin="config")
+                upsert_camera(session, cam, origin="config", cipher=self.cipher)
             removed = remove_stale_config_cameras(session, {c.id for c in cfg.cameras})
+            encrypted = encrypt_plain_secrets(session, self.cipher)
             sync_config_routing(session, {r.name: r.model_dump(mode="json") for r in cfg.routing})
         if removed:
             log.info("cameras no longer in the config removed: %s", ", ".join(removed))
+        if encrypted:
+            log.info("camera passwords stored in plain text encrypted: %s", ", ".join(encrypted))
         self._audit_config()
         self.detector = detector or create_detector(
             cfg.detector, loaded.models_dir, loaded.mirror_dir
@@ -151,7 +162,10 @@ class Hub:
         # Events are spooled to disk until their alert is committed: a crash loses none.
         self.bus = SpoolingEventBus(MemoryEventBus(), loaded.data_dir / "spool")
         self.cameras: dict[str, CameraConfig] = {}
-        self.producer = AlertProducer(self.bus, cfg.alerts, loaded.snapshot_dir)
+        self.producer = AlertProducer(
+            self.bus, cfg.alerts, loaded.snapshot_dir,
+            protected=lambda: open_evidence_paths(self.sessions),
+        )  # fmt: skip
         self._router_lock = threading.Lock()
         self._router = self._build_router()
         self.alerts = AlertService(
@@ -217,15 +231,24 @@ class Hub:
     # -- lifecycle ------------------------------------------------------------
 
     def load_cameras(self) -> list[CameraConfig]:
+        """The stored cameras this version can use. One it cannot (written by another
+        version, or its password encrypted with another key) is skipped, logged and
+        shown as ``invalid_config`` in its status: the other cameras still start."""
         with self.sessions() as session:
             records = list_cameras(session)
         cameras = []
         for record in records:
             try:
-                cameras.append(CameraConfig.model_validate(record.config_data()))
-            except ValueError as exc:  # a record written by an older/newer version
-                log.error("camera %s: stored config is invalid, skipped: %s", record.id, exc)
+                cameras.append(CameraConfig.model_validate(record.config_data(self.cipher)))
+            except ValueError as exc:  # ValidationError and SecretError are ValueErrors
+                self._report_invalid(record, exc)
         return cameras
+
+    def _report_invalid(self, record: CameraRecord, exc: ValueError) -> None:
+        error = invalid_config_error(exc)
+        log.error("camera %s: stored config cannot be used, skipped: %s", record.id, error)
+        self.status.update(record.id, state="invalid_config", last_error=error,
+                           last_error_at=time.time())  # fmt: skip
 
     def ensure_admin(self, password: str | None = None) -> str | None:
         """On a first start with no user: create ``admin``; its password (shown once)."""
@@ -267,6 +290,7 @@ class Hub:
             on_frame=self.pool.submit,
             status=self.status,
             secrets=camera_secrets(cam),
+            packet_sink=self.producer.clips.ring(cam.id),  # evidence clips (None: off)
         )
         self.status.update(cam.id, stream_url=self._display_url(cam))
         self.readers[cam.id] = reader
@@ -317,7 +341,7 @@ class Hub:
     def _check_offline(self, limit: float) -> None:
         now = time.time()
         for st in self.status.all():
-            if st.state != "offline":
+            if st.state not in DOWN_STATES:
                 self._offline_alerted.discard(st.camera_id)
                 continue
             if st.camera_id in self._offline_alerted or now - st.since < limit:
@@ -340,14 +364,19 @@ class Hub:
         for st in self.status.all():
             counts[st.state] = counts.get(st.state, 0) + 1
         with self.sessions() as session:
-            pending = session.execute(
-                select(func.count()).where(OutboxRecord.state == "pending")
-            ).scalar_one()
+            by_state = dict(
+                session.execute(
+                    select(OutboxRecord.state, func.count())
+                    .where(OutboxRecord.state.in_(("pending", "dead")))
+                    .group_by(OutboxRecord.state)
+                ).all()
+            )
         threads = {t.name: t.is_alive() for t in self.service_threads()}
         return {
             "status": "ok" if self._started and all(threads.values()) else "degraded",
             "cameras": counts,
-            "dispatch_pending": int(pending),
+            "dispatch_pending": int(by_state.get("pending", 0)),
+            "dispatch_dead": int(by_state.get("dead", 0)),
             "events_pending": self.alert_workers.pending() + self.producer.backlog(),
             "threads": threads,
         }

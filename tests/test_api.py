@@ -28,7 +28,7 @@ def hub(tmp_path: Path, models_dir: Path) -> Iterator[Hub]:
         {
             "data_dir": str(tmp_path / "data"),
             "detector": {"model": str(models_dir / "yolox_nano.onnx")},
-            "dispatch": [{"name": "centre", "url": "http://127.0.0.1:9/x"}],
+            "dispatch": [{"name": "centre", "url": "http://127.0.0.1:9/x", "unsigned": True}],
             "cameras": [{"id": "cam-a", "name": "A", "source": {
                 "url": "rtsp://10.9.9.9/live", "username": "admin", "password": "Api-Secret-1"}}],
         },
@@ -101,7 +101,7 @@ def test_alert_detail_deliveries_and_snapshot(client: TestClient) -> None:
 
 def test_health_and_openapi(client: TestClient) -> None:
     health = client.get("/healthz").json()
-    assert health["dispatch_pending"] == 30
+    assert health["dispatch_pending"] == 30 and health["dispatch_dead"] == 0
     # The hub of this test is not started: its threads are not running, and it says so.
     assert health["status"] == "degraded" and not any(health["threads"].values())
     assert {"alerts", "escalation", "evidence", "dispatcher", "watchdog"} <= set(health["threads"])

@@ -33,8 +33,9 @@ from starlette.routing import BaseRoute
 from accounts import passwords
 from accounts.domain import PERMISSIONS, ROLE_PERMISSIONS, ROLES
 from accounts.service import create_api_key, create_user, find_api_key
-from alerts.adapters.sql import save_routing_rule
+from alerts.adapters.sql import OutboxRecord, save_routing_rule
 from alerts.evidence import encode_jpeg, write_evidence
+from alerts.messages import ClipMessage
 from api.app import PUBLIC_ROUTES, create_app
 from core.area import Area
 from shaobing.config import parse_config
@@ -68,6 +69,7 @@ routing:read        x        x          x          .            .          .
 routing:write       x        x          .          .            .          .
 users:manage        x        .          .          .            .          .
 audit:read          x        x          .          .            .          .
+dispatch:manage     x        x          .          .            .          .
 """
 
 
@@ -164,7 +166,8 @@ def hub_config(tmp: Path, models_dir: Path) -> dict[str, Any]:
     return {
         "data_dir": str(tmp / "data"),
         "detector": {"model": str(models_dir / "yolox_nano.onnx")},
-        "dispatch": [{"name": "cg-pcs-api", "url": "http://127.0.0.1:9/in", "scope": "routed"}],
+        "dispatch": [{"name": "cg-pcs-api", "url": "http://127.0.0.1:9/in", "scope": "routed",
+                      "unsigned": True}],
         "areas": [
             {**COUNTY, "code": "510123"},
             {**CG, "code": "510123100"},
@@ -265,6 +268,17 @@ class World:
             assert record is not None
             return record.id
 
+    def dead_delivery(self) -> int:
+        """A dead letter of a fresh alert (to the configured target), its outbox id."""
+        alert_id = self.add_alert(CG, [])
+        with self.hub.sessions.begin() as session:
+            row = OutboxRecord(alert_id=alert_id, target="cg-pcs-api", state="dead",
+                               attempts=3, next_attempt_at=0.0, created_at=0.0,
+                               dead_at=1.0, dead_reason="HTTP 400")  # fmt: skip
+            session.add(row)
+            session.flush()
+            return row.id
+
     def stored_rule(self) -> str:
         name = self.unique("rule")
         with self.hub.sessions.begin() as session:
@@ -301,7 +315,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterato
 
 DOCS_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 PATH_VALUES = {"camera_id": "cg-cam-1", "alert_id": "00000000-0000-0000-0000-000000000001",
-               "username": "viewer", "name": "cg-loitering", "key_id": "1"}  # fmt: skip
+               "username": "viewer", "name": "cg-loitering", "key_id": "1",
+               "delivery_id": "1"}  # fmt: skip
 
 
 def flat_routes(app: FastAPI) -> list[tuple[BaseRoute, str | None, set[str] | None]]:
@@ -401,6 +416,19 @@ def new_user(w: World, who: Identity) -> tuple[str, Any]:
     return "/api/users", {"username": w.unique("made"), "role": "viewer", "area": COUNTY}
 
 
+def with_clip(w: World, who: Identity) -> tuple[str, Any]:
+    """An alert ``who`` sees, with a clip attached (any evidence file will do here)."""
+    alert_id = w.alert_for(who)
+    snap = w.snapshot
+    w.hub.alerts.attach_clip(ClipMessage(alert_id, str(snap.path), snap.sha256, 1.0, 2.0))
+    return f"/api/alerts/{alert_id}/clip.mp4", None
+
+
+def export_body(w: World, who: Identity) -> tuple[str, Any]:
+    return "/api/exports", {"alert_ids": [w.alert_for(who)], "case_number": "案-2026-001",
+                            "reason": "matrix"}  # fmt: skip
+
+
 # fmt: off
 CASES = [
     # method, path, permission, status when granted, request
@@ -429,6 +457,8 @@ CASES = [
          lambda w, who: (f"/api/alerts/{w.home_alert(who)}/history", None)),
     Case("GET", "/api/alerts/{alert_id}/snapshot.jpg", "evidence:read", 200,
          lambda w, who: (f"/api/alerts/{w.home_alert(who)}/snapshot.jpg", None)),
+    Case("GET", "/api/alerts/{alert_id}/clip.mp4", "evidence:read", 200, with_clip),
+    Case("POST", "/api/exports", "evidence:export", 200, export_body),
     Case("POST", "/api/alerts/{alert_id}/actions", "alerts:handle", 200,
          lambda w, who: (f"/api/alerts/{w.alert_for(who)}/actions", {"action": "acknowledge"}),
          variant="acknowledge"),
@@ -447,6 +477,12 @@ CASES = [
     Case("PUT", "/api/routing/{name}", "routing:write", 200, put_rule),
     Case("DELETE", "/api/routing/{name}", "routing:write", 204,
          lambda w, who: (f"/api/routing/{w.stored_rule()}", None)),
+    Case("GET", "/api/deliveries", "dispatch:manage", 200,
+         lambda w, who: ("/api/deliveries?state=dead", None)),
+    Case("POST", "/api/deliveries/{delivery_id}/retry", "dispatch:manage", 200,
+         lambda w, who: (f"/api/deliveries/{w.dead_delivery()}/retry", None)),
+    Case("POST", "/api/deliveries/{delivery_id}/discard", "dispatch:manage", 200,
+         lambda w, who: (f"/api/deliveries/{w.dead_delivery()}/discard", None)),
 ]
 # fmt: on
 

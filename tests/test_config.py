@@ -62,9 +62,11 @@ def test_missing_env_variable_names_the_field(
 ) -> None:
     monkeypatch.delenv("TEST_DISPATCH_SECRET", raising=False)
     path = write(tmp_path, GOOD)
-    assert problems(path) == [
+    found = problems(path)  # the cause first, then what it leads to (a target without secret)
+    assert found[0] == (
         f"{path}: dispatch[0].secret: environment variable TEST_DISPATCH_SECRET is not set"
-    ]
+    )
+    assert all("dispatch[0]" in p for p in found)
 
 
 def test_misspelt_key_is_an_error_naming_file_and_field(tmp_path: Path) -> None:
@@ -128,7 +130,7 @@ def test_run_refuses_a_bad_config_naming_file_and_field(tmp_path: Path) -> None:
 
 
 ROUTED = """
-dispatch: [{name: centre, url: "http://127.0.0.1:9/alerts"}]
+dispatch: [{name: centre, url: "http://127.0.0.1:9/alerts", unsigned: true}]
 departments:
   - {id: cg-pcs, name: 城关派出所, kind: police, level: township,
      areas: [{county: 示例县, township: 城关镇}], targets: [centre]}
@@ -160,3 +162,36 @@ def test_long_rule_and_zone_names_are_config_errors(tmp_path: Path) -> None:
     text = GOOD.replace("name: z,", f"name: {long},").replace("zone: z,", f"zone: {long},")
     found = problems(write(tmp_path, text))
     assert any("zones[0]" in p and "at most 100 characters" in p for p in found), found
+
+
+@pytest.mark.parametrize("value", ["maybe", '"no"', '"true"', "2"])
+def test_camera_enabled_accepts_only_booleans(tmp_path: Path, value: str) -> None:
+    text = GOOD.replace("  - id: cam-1\n", f"  - id: cam-1\n    enabled: {value}\n")
+    found = problems(write(tmp_path, text.replace("${TEST_DISPATCH_SECRET}", "x")))
+    assert len(found) == 1 and "cameras[0](id=cam-1).enabled: " in found[0]
+    assert "valid boolean" in found[0]
+
+
+def test_camera_enabled_yaml_booleans_still_work(tmp_path: Path) -> None:
+    text = GOOD.replace("  - id: cam-1\n", "  - id: cam-1\n    enabled: no\n")
+    loaded = load_config(write(tmp_path, text.replace("${TEST_DISPATCH_SECRET}", "x")))
+    assert loaded.config.cameras[0].enabled is False
+    assert loaded.config.ingest.auth_retry_s == 300.0  # the lock-out back-off's default
+
+
+def test_url_with_query_credentials_error_does_not_show_the_password(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "rtsp://admin:pw1234@10.1.2.3:554/Streaming/Channels/102",
+        "rtps://10.1.2.3/cam/realmonitor?channel=1&user=admin&password=pw1234",
+    ).replace("${TEST_DISPATCH_SECRET}", "x")
+    (found,) = problems(write(tmp_path, text))
+    assert "source.url: unsupported scheme 'rtps'" in found and "pw1234" not in found
+
+
+def test_every_enabled_flag_takes_only_booleans(tmp_path: Path) -> None:
+    text = GOOD.replace("min_duration_s: 30}", "min_duration_s: 30, enabled: maybe}")
+    text += "api: {enabled: 'yes'}\n"
+    found = problems(write(tmp_path, text))
+    rule = "cameras[0](id=cam-1).rules[0](name=r).enabled: Input should be a valid boolean"
+    assert any(p.endswith(rule) for p in found), found
+    assert any(p.endswith(": api.enabled: Input should be a valid boolean") for p in found), found

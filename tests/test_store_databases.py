@@ -31,9 +31,10 @@ from alerts.messages import EventMessage
 from alerts.service import AlertService
 from analytics.config import ALERT_TYPES, CameraConfig
 from analytics.types import Event
-from camera_registry.store import list_cameras, upsert_camera
+from camera_registry.store import CameraRecord, list_cameras, upsert_camera
 from core.area import Area
 from core.model import NAME_MAX
+from core.secrets import SecretCipher
 from tests.databases import database
 
 
@@ -248,10 +249,13 @@ def test_long_names_are_config_errors_not_lost_alerts(over: dict[str, Any]) -> N
 def test_camera_records(sessions: sessionmaker[Session]) -> None:
     cam = CameraConfig(id="xl-1", name="北门", source={"url": "rtsp://u:pw-77@10.0.0.1/a"},
                        area={"county": "示例县"})  # fmt: skip
+    cipher = SecretCipher(SecretCipher.new_key())
     with sessions.begin() as session:
-        upsert_camera(session, cam, origin="config")
+        upsert_camera(session, cam, origin="config", cipher=cipher)
     with sessions() as session:
         (rec,) = list_cameras(session)
         assert rec.source_display == "rtsp://10.0.0.1/a" and rec.county == "示例县"
-        assert rec.config_data()["source"]["password"] == "pw-77"
-        assert CameraConfig.model_validate(rec.config_data()) == cam
+        raw = session.execute(select(CameraRecord.config_json)).scalar_one()
+        assert "pw-77" not in raw  # encrypted in the column, on every database
+        assert rec.config_data(cipher)["source"]["password"] == "pw-77"
+        assert CameraConfig.model_validate(rec.config_data(cipher)) == cam

@@ -169,6 +169,8 @@ def to_domain(r: AlertRecord, departments: set[str]) -> Alert:
         evidence["snapshot"] = EvidenceRef(r.snapshot_path, r.snapshot_sha256)
     if r.annotated_path and r.annotated_sha256:
         evidence["annotated_snapshot"] = EvidenceRef(r.annotated_path, r.annotated_sha256)
+    if r.clip_path and r.clip_sha256:
+        evidence["clip"] = EvidenceRef(r.clip_path, r.clip_sha256, r.clip_start, r.clip_end)
     return Alert(
         id=r.id, camera_id=r.camera_id, camera_name=r.camera_name, rule=r.rule, type=r.type,
         severity=r.severity,  # type: ignore[arg-type]
@@ -193,6 +195,7 @@ def to_domain(r: AlertRecord, departments: set[str]) -> Alert:
 def _write(r: AlertRecord, a: Alert) -> None:
     snap = a.evidence.get("snapshot")
     ann = a.evidence.get("annotated_snapshot")
+    clip = a.evidence.get("clip")
     values: dict[str, Any] = dict(
         camera_id=a.camera_id, camera_name=a.camera_name, rule=a.rule, type=a.type,
         severity=a.severity, status=a.status, created_at=a.created_at,
@@ -205,6 +208,8 @@ def _write(r: AlertRecord, a: Alert) -> None:
         details_json=json.dumps(a.details, ensure_ascii=False) if a.details else None,
         snapshot_path=snap.path if snap else None, snapshot_sha256=snap.sha256 if snap else None,
         annotated_path=ann.path if ann else None, annotated_sha256=ann.sha256 if ann else None,
+        clip_path=clip.path if clip else None, clip_sha256=clip.sha256 if clip else None,
+        clip_start=clip.start if clip else None, clip_end=clip.end if clip else None,
         department_id=a.department_id, assignee=a.assignee,
         targets_json=json.dumps(sorted(a.targets)), tier=a.tier,
         escalation_level=a.escalation_level, ack_deadline_s=a.deadlines.ack_s,

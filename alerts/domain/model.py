@@ -71,6 +71,8 @@ class EvidenceRef:
 
     path: str
     sha256: str
+    start: float | None = None  # a clip's first and last moment (alert clock), else None
+    end: float | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,18 @@ class Alert:
             )  # fmt: skip
         )
         self._queue("alert.created", {})
+
+    def attach_evidence(self, kind: str, ref: EvidenceRef, at: float) -> bool:
+        """Add evidence made after the alert (its clip); False if it was attached before.
+
+        Not a step of the handling: no history entry (a clip may land after a quick
+        resolve) and no message queued; receivers fetch evidence through the API.
+        ``at`` is when it was attached (the caller logs it).
+        """
+        if self.evidence.get(kind) == ref:
+            return False
+        self.evidence[kind] = ref
+        return True
 
     # -- lifecycle --------------------------------------------------------------
 
