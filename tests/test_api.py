@@ -163,3 +163,21 @@ def test_out_of_range_parameters_are_422_not_500(client: TestClient) -> None:
     for params in ({"offset": 9223372036854775808}, {"offset": -1}, {"limit": 0},
                    {"since": "nan"}, {"until": 1e300}, {"status": "bogus"}):  # fmt: skip
         assert client.get("/api/alerts", params=params).status_code == 422, params
+
+
+def test_case_export_through_the_api_verifies_and_is_audited(
+    hub: Hub, client: TestClient, tmp_path: Path
+) -> None:
+    from alerts.export import verify_export
+
+    alert_id = "00000000-0000-0000-0000-000000000029"
+    body = {"alert_ids": [alert_id], "case_number": "案-2026-001", "reason": "调查取证"}
+    resp = client.post("/api/exports", json=body)
+    assert resp.status_code == 200 and resp.headers["content-type"] == "application/zip"
+    archive = tmp_path / "case.zip"
+    archive.write_bytes(resp.content)
+    result = verify_export(archive, hub.links.key)
+    assert result.ok and result.files == 1, result.problems
+    audit = client.get("/api/audit", params={"action": "evidence_export"}).json()["items"]
+    assert audit[0]["target"] == "case:案-2026-001" and alert_id in audit[0]["detail"]
+    assert client.post("/api/exports", json={**body, "alert_ids": ["nope"]}).status_code == 404

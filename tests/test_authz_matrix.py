@@ -483,6 +483,9 @@ CASES = [
          lambda w, who: (f"/api/deliveries/{w.dead_delivery()}/retry", None)),
     Case("POST", "/api/deliveries/{delivery_id}/discard", "dispatch:manage", 200,
          lambda w, who: (f"/api/deliveries/{w.dead_delivery()}/discard", None)),
+    Case("POST", "/api/exports", "evidence:export", 200,
+         lambda w, who: ("/api/exports", {"alert_ids": [w.alert_for(who)],
+                                          "case_number": "案-2026-001", "reason": "调查"})),
 ]
 # fmt: on
 
