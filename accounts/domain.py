@@ -18,6 +18,7 @@ ROLES: tuple[Role, ...] = get_args(Role)
 
 Permission = Literal[
     "cameras:read",
+    "cameras:configure",  # zones, rules and motion gate of a camera (the console's editor)
     "alerts:read",
     "evidence:read",
     "alerts:handle",  # acknowledge, dispatch, start, resolve, false_alarm

@@ -28,6 +28,7 @@ from alerts.domain.model import (
     feedback_action,
 )
 from alerts.domain.routing import Router
+from alerts.feed import AlertFeed, FeedKind
 from alerts.messages import CLIP_KIND, EVENTS_TOPIC, ClipMessage, EventMessage
 from alerts.ports import ConcurrentUpdate, EventBus, UnitOfWork
 
@@ -81,12 +82,14 @@ class AlertService:
         *,
         timezone: str = "Asia/Shanghai",
         on_committed: Callable[[], None] | None = None,
+        feed: AlertFeed | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.uow_factory = uow_factory
         self.router = router
         self.tz = ZoneInfo(timezone)
         self.on_committed = on_committed
+        self.feed = feed
         self.clock = clock
         self.counters = Counters()
 
@@ -115,7 +118,7 @@ class AlertService:
         log.info("alert %s %s camera=%s rule=%s → %s: %s", alert.id, alert.type,
                  alert.camera_id, alert.rule, ", ".join(sorted(alert.departments)) or "centre",
                  alert.explanation)  # fmt: skip
-        self._committed()
+        self._committed("alert", alert.id)
         return alert
 
     # -- commands -----------------------------------------------------------------
@@ -154,7 +157,7 @@ class AlertService:
 
         alert = self._retrying(work)
         log.info("alert %s: %s by %s → %s", alert_id, action, actor, alert.status)
-        self._committed()
+        self._committed("alert_changed", alert_id)
         return alert
 
     def feedback(
@@ -188,7 +191,7 @@ class AlertService:
                 return result
 
         result = self._retrying(work)
-        self._committed()
+        self._committed("alert_changed", alert_id)
         return result
 
     def attach_clip(self, message: ClipMessage) -> bool:
@@ -210,6 +213,7 @@ class AlertService:
 
         changed = self._retrying(work)
         if changed:
+            self._committed("alert_changed", message.alert_id, deliver=False)
             log.info("alert %s: clip attached (%.1f s, sha256 %s)", message.alert_id,
                      message.end - message.start, message.sha256[:16])  # fmt: skip
         return changed
@@ -240,7 +244,7 @@ class AlertService:
             log.warning("alert %s escalated to %s (level %d, severity %s)", alert.id, alert.tier,
                         alert.escalation_level, alert.severity)  # fmt: skip
         self.counters.escalated += len(escalated)
-        self._committed()
+        self._committed("alert_changed", *(a.id for a in escalated))
         return len(escalated)
 
     @staticmethod
@@ -255,9 +259,15 @@ class AlertService:
                 log.info("alert changed concurrently; retrying on fresh data (%d)", attempt)
         raise AssertionError("unreachable")
 
-    def _committed(self) -> None:
-        if self.on_committed is not None:
+    def _committed(self, kind: FeedKind, *alert_ids: str, deliver: bool = True) -> None:
+        if deliver and self.on_committed is not None:
             self.on_committed()
+        if self.feed is not None:
+            for alert_id in alert_ids:
+                try:
+                    self.feed.publish(kind, alert_id)
+                except Exception:  # noqa: BLE001 - a live view must not fail a commit
+                    log.exception("alert feed listener failed")
 
 
 class AlertWorkers:

@@ -72,6 +72,14 @@ class AnalysisPool:
     def add_camera(self, analytics: CameraAnalytics) -> None:
         self.slots[analytics.cfg.camera_id] = CameraSlot(analytics.cfg.camera_id, analytics)
 
+    def replace_analytics(self, analytics: CameraAnalytics) -> None:
+        """New zones/rules for a running camera: its next frame is analysed with them
+        (tracks and rule clocks start afresh)."""
+        slot = self.slots[analytics.cfg.camera_id]
+        with slot.lock:
+            slot.analytics = analytics
+            slot.last_tracked = None
+
     def start(self) -> None:
         for t in self._threads:
             t.start()

@@ -14,7 +14,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import install_host_check
 from api.ports import HubServices
-from api.routers import alerts, auth, cameras, deliveries, exports, feedback, routing, users
+from api.routers import (
+    alerts,
+    auth,
+    camera_analytics,
+    cameras,
+    deliveries,
+    exports,
+    feedback,
+    live,
+    routing,
+    users,
+)
 from api.schemas import Health
 
 VERSION = "0.3.0"
@@ -41,7 +52,18 @@ def create_app(
     app.state.token_ttl_s = token_ttl_s
     if allowed_hosts is not None and "*" not in allowed_hosts:
         install_host_check(app, allowed_hosts)
-    for module in (auth, users, cameras, alerts, routing, feedback, deliveries, exports):
+    for module in (
+        auth,
+        users,
+        cameras,
+        camera_analytics,
+        live,
+        alerts,
+        routing,
+        feedback,
+        deliveries,
+        exports,
+    ):
         app.include_router(module.router)
 
     @app.get("/healthz", response_model=Health, tags=["health"])

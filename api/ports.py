@@ -10,9 +10,11 @@ import numpy as np
 
 from alerts.config import AreaNode
 from alerts.domain.routing import Router
+from alerts.feed import AlertFeed
 from alerts.links import EvidenceLinks
 from alerts.service import AlertService
 from camera_registry.status import StatusBoard
+from ingest.live import LiveFeed
 
 
 class LatestFrame(Protocol):
@@ -23,6 +25,7 @@ class HubServices(Protocol):
     status: StatusBoard
     alerts: AlertService
     links: EvidenceLinks
+    feed: AlertFeed
 
     @property
     def snapshot_dir(self) -> Path: ...
@@ -36,6 +39,14 @@ class HubServices(Protocol):
     def counters(self, camera_id: str) -> dict[str, dict[str, int]]: ...
 
     def latest_frame(self, camera_id: str) -> LatestFrame | None: ...
+
+    def live_feed(self, camera_id: str) -> LiveFeed: ...
+
+    def update_camera_analytics(
+        self, camera_id: str, analytics: dict[str, Any], actor: str
+    ) -> Any: ...
+
+    def overlay(self, camera_id: str) -> dict[str, Any] | None: ...
 
     def router(self) -> Router: ...
 

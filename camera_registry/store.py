@@ -105,6 +105,50 @@ class CameraRecord(Base):
         return any(not SecretCipher.is_encrypted(h[k]) for h, k in _secret_slots(data))
 
 
+class CameraAnalyticsRecord(Base):
+    """Zones, rules and motion gate of a camera as edited in the console: they override
+    the camera's config (file or import) until cleared, so an edit survives a restart."""
+
+    __tablename__ = "camera_analytics"
+
+    camera_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data_json: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[float] = mapped_column(Float)
+
+    def data(self) -> dict[str, Any]:
+        data = json.loads(self.data_json)
+        if not isinstance(data, dict):
+            raise ValueError("stored camera analytics is not a mapping")
+        return data
+
+
+def analytics_override(session: Session, camera_id: str) -> CameraAnalyticsRecord | None:
+    return session.get(CameraAnalyticsRecord, camera_id)
+
+
+def set_analytics_override(
+    session: Session, camera_id: str, data: dict[str, Any], actor: str
+) -> CameraAnalyticsRecord:
+    """Store the console's zones/rules/motion of a camera (replacing earlier ones)."""
+    record = session.get(CameraAnalyticsRecord, camera_id)
+    if record is None:
+        record = CameraAnalyticsRecord(camera_id=camera_id)
+        session.add(record)
+    record.data_json = json.dumps(data, ensure_ascii=False)
+    record.updated_by = actor
+    record.updated_at = time.time()
+    return record
+
+
+def clear_analytics_override(session: Session, camera_id: str) -> bool:
+    record = session.get(CameraAnalyticsRecord, camera_id)
+    if record is None:
+        return False
+    session.delete(record)
+    return True
+
+
 def invalid_config_error(exc: ValueError) -> str:
     """Why a stored config cannot be used, in one line, without its values (secrets)."""
     if isinstance(exc, ValidationError):
@@ -204,4 +248,5 @@ def remove_stale_config_cameras(session: Session, keep: set[str]) -> list[str]:
     ]  # fmt: skip
     for record in stale:
         session.delete(record)
+        clear_analytics_override(session, record.id)
     return [r.id for r in stale]

@@ -15,8 +15,8 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "installing system packages: ${need_pkgs[*]}"
   sudo_cmd=""
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  $sudo_cmd apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends "${need_pkgs[@]}"
+  $sudo_cmd apt-get -o DPkg::Lock::Timeout=300 update -q
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "${need_pkgs[@]}"
 fi
 
 # Real PostgreSQL for the storage tests: start the local cluster if it is not up.
@@ -25,7 +25,7 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
     echo "installing PostgreSQL"
     sudo_cmd=""
     [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends postgresql
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends postgresql
   fi
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
   for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done

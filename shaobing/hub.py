@@ -30,6 +30,7 @@ from alerts.config import AreaNode, RoutingRuleConfig
 from alerts.dispatcher import Dispatcher
 from alerts.domain.routing import Router
 from alerts.export import open_evidence_paths
+from alerts.feed import AlertFeed
 from alerts.links import EvidenceLinks, load_or_create_key
 from alerts.producer import AlertProducer, CameraInfo
 from alerts.routing_setup import make_router
@@ -42,15 +43,18 @@ from analytics.types import Event
 from camera_registry.status import DOWN_STATES, CameraStatus, StatusBoard
 from camera_registry.store import (
     CameraRecord,
+    analytics_override,
     encrypt_plain_secrets,
     invalid_config_error,
     list_cameras,
     remove_stale_config_cameras,
+    set_analytics_override,
     set_resolved_url,
     upsert_camera,
 )
 from camera_registry.urls import mask_url, with_credentials
 from core.secrets import load_or_create_cipher, make_private_dir
+from ingest.live import LiveFeed, TeeSink
 from ingest.reader import SampledFrame, StreamReader
 from shaobing.config import LoadedConfig
 from shaobing.db import open_database
@@ -168,11 +172,13 @@ class Hub:
         )  # fmt: skip
         self._router_lock = threading.Lock()
         self._router = self._build_router()
+        self.feed = AlertFeed()  # alert notifications for the console's live feed
         self.alerts = AlertService(
             lambda: SqlUnitOfWork(self.sessions, links=self.links),
             self.router,
             timezone=cfg.timezone,
             on_committed=self.dispatcher.notify,
+            feed=self.feed,
         )
         self.alert_workers = AlertWorkers(
             self.alerts, self.bus, escalation_interval_s=cfg.escalation.check_interval_s
@@ -186,6 +192,7 @@ class Hub:
             batch_timeout_s=cfg.detector.batch_timeout_ms / 1000,
         )
         self.readers: dict[str, StreamReader] = {}
+        self.live: dict[str, LiveFeed] = {}  # the cameras' packets for live view
         self._stop = threading.Event()
         self._offline_alerted: set[str] = set()
         self._started = False
@@ -235,14 +242,59 @@ class Hub:
         version, or its password encrypted with another key) is skipped, logged and
         shown as ``invalid_config`` in its status: the other cameras still start."""
         with self.sessions() as session:
-            records = list_cameras(session)
+            records = [(r, analytics_override(session, r.id)) for r in list_cameras(session)]
         cameras = []
-        for record in records:
+        for record, override in records:
             try:
-                cameras.append(CameraConfig.model_validate(record.config_data(self.cipher)))
+                data = record.config_data(self.cipher)
             except ValueError as exc:  # ValidationError and SecretError are ValueErrors
                 self._report_invalid(record, exc)
+                continue
+            if override is not None:  # zones and rules edited in the console
+                try:
+                    cameras.append(CameraConfig.model_validate({**data, **override.data()}))
+                    continue
+                except ValueError as exc:
+                    log.error("camera %s: the zones and rules saved by %s cannot be used, "
+                              "the config's are: %s", record.id, override.updated_by,
+                              invalid_config_error(exc))  # fmt: skip
+            try:
+                cameras.append(CameraConfig.model_validate(data))
+            except ValueError as exc:
+                self._report_invalid(record, exc)
         return cameras
+
+    def update_camera_analytics(
+        self, camera_id: str, analytics: dict[str, object], actor: str
+    ) -> CameraConfig:
+        """Save a camera's zones, rules and motion gate (validated with the camera) and
+        apply them at once: its analysis restarts with them, the stream does not.
+
+        Raises KeyError for an unknown camera and ValueError (a pydantic
+        ValidationError) for an invalid combination.
+        """
+        with self.sessions.begin() as session:
+            record = session.get(CameraRecord, camera_id)
+            if record is None:
+                raise KeyError(camera_id)
+            cam = CameraConfig.model_validate({**record.config_data(self.cipher), **analytics})
+            set_analytics_override(session, camera_id, analytics, actor)
+            audit(session, actor, "camera_analytics_changed", camera_id,
+                  f"{len(cam.zones)} zone(s), {len(cam.rules)} rule(s): "
+                  + ", ".join(f"{r.name} ({r.type})" for r in cam.rules))  # fmt: skip
+        previous = self.cameras.get(camera_id)
+        self.cameras[camera_id] = cam
+        if previous is not None and camera_id in self.pool.slots:
+            self.pool.replace_analytics(self._analytics(cam))
+        log.info("camera %s: zones and rules changed by %s, applied", camera_id, actor)
+        return cam
+
+    def _analytics(self, cam: CameraConfig) -> CameraAnalytics:
+        return CameraAnalytics(
+            CameraRulesConfig(cam.id, cam.detect_fps, cam.zones, cam.rules, cam.motion),
+            self.detector.class_names,
+            timezone=self.loaded.config.timezone,
+        )
 
     def _report_invalid(self, record: CameraRecord, exc: ValueError) -> None:
         error = invalid_config_error(exc)
@@ -273,12 +325,7 @@ class Hub:
         log.info("hub started: %d camera(s), detector %s", len(self.readers), self.detector.name)
 
     def _start_camera(self, cam: CameraConfig) -> None:
-        analytics = CameraAnalytics(
-            CameraRulesConfig(cam.id, cam.detect_fps, cam.zones, cam.rules, cam.motion),
-            self.detector.class_names,
-            timezone=self.loaded.config.timezone,
-        )
-        self.pool.add_camera(analytics)
+        self.pool.add_camera(self._analytics(cam))
         self.status.get(cam.id)
         reader = StreamReader(
             cam.id,
@@ -290,7 +337,8 @@ class Hub:
             on_frame=self.pool.submit,
             status=self.status,
             secrets=camera_secrets(cam),
-            packet_sink=self.producer.clips.ring(cam.id),  # evidence clips (None: off)
+            # evidence clips (the ring; None when clips are off) and live view
+            packet_sink=TeeSink(self.producer.clips.ring(cam.id), self.live_feed(cam.id)),
         )
         self.status.update(cam.id, stream_url=self._display_url(cam))
         self.readers[cam.id] = reader
@@ -354,6 +402,39 @@ class Hub:
     def counters(self, camera_id: str) -> dict[str, dict[str, int]]:
         slot = self.pool.slots.get(camera_id)
         return {} if slot is None else slot.analytics.counters()
+
+    def live_feed(self, camera_id: str) -> LiveFeed:
+        feed = self.live.get(camera_id)
+        if feed is None:
+            feed = self.live[camera_id] = LiveFeed()
+        return feed
+
+    def overlay(self, camera_id: str) -> dict[str, object] | None:
+        """The latest tracked boxes and the zones of a camera, in analysed-frame pixels."""
+        slot = self.pool.slots.get(camera_id)
+        if slot is None or slot.latest is None:
+            return None
+        frame, tracked = slot.latest, slot.last_tracked
+        names = self.detector.class_names
+        boxes = []
+        if tracked is not None:
+            for i in range(len(tracked)):
+                cls = int(tracked.class_id[i])
+                boxes.append({
+                    "x1": float(tracked.xyxy[i, 0]), "y1": float(tracked.xyxy[i, 1]),
+                    "x2": float(tracked.xyxy[i, 2]), "y2": float(tracked.xyxy[i, 3]),
+                    "cls": names[cls] if 0 <= cls < len(names) else str(cls),
+                    "track_id": int(tracked.tracker_id[i]),
+                    "score": round(float(tracked.confidence[i]), 3),
+                })  # fmt: skip
+        zones = [
+            {"name": name, "kind": "line" if len(points) == 2 else "polygon",
+             "points": [[float(x), float(y)] for x, y in points]}
+            for name, points in slot.analytics.zones_for_drawing().items()
+        ]  # fmt: skip
+        width, height = frame.frame_size
+        return {"width": width, "height": height, "ts": frame.wall_ts, "boxes": boxes,
+                "zones": zones}  # fmt: skip
 
     def latest_frame(self, camera_id: str) -> SampledFrame | None:
         slot = self.pool.slots.get(camera_id)

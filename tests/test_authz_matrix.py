@@ -60,6 +60,7 @@ FRESH_FROM = 100_000
 PERMISSION_GRID = """
                   admin  supervisor  operator  department  investigator  viewer
 cameras:read        x        x          x          x            x          x
+cameras:configure   x        x          .          .            .          .
 alerts:read         x        x          x          x            x          x
 evidence:read       x        x          x          x            x          .
 alerts:handle       x        x          x          x            .          .
@@ -450,6 +451,19 @@ CASES = [
          lambda w, who: (f"/api/cameras/{w.home_camera(who)}", None)),
     Case("GET", "/api/cameras/{camera_id}/snapshot.jpg", "cameras:read", 200,
          lambda w, who: (f"/api/cameras/{w.home_camera(who)}/snapshot.jpg", None)),
+    # No camera runs in this hub: granted, the live routes say so (503).
+    Case("GET", "/api/cameras/{camera_id}/live.flv", "cameras:read", 503,
+         lambda w, who: (f"/api/cameras/{w.home_camera(who)}/live.flv", None)),
+    Case("GET", "/api/cameras/{camera_id}/overlay", "cameras:read", 503,
+         lambda w, who: (f"/api/cameras/{w.home_camera(who)}/overlay", None)),
+    Case("GET", "/api/cameras/{camera_id}/analytics", "cameras:read", 200,
+         lambda w, who: (f"/api/cameras/{w.home_camera(who)}/analytics", None)),
+    Case("PUT", "/api/cameras/{camera_id}/analytics", "cameras:configure", 200,
+         lambda w, who: (f"/api/cameras/{w.home_camera(who)}/analytics",
+                         {"zones": [{"name": "gate", "points": [[0, 0], [1, 0], [1, 1]]}],
+                          "rules": [{"name": "gate-in", "type": "intrusion", "zone": "gate"}]})),
+    Case("GET", "/api/events", "alerts:read", 200,
+         lambda w, who: ("/api/events?duration_s=0.2", None)),
     Case("GET", "/api/alerts", "alerts:read", 200, lambda w, who: ("/api/alerts", None)),
     Case("GET", "/api/alerts/{alert_id}", "alerts:read", 200,
          lambda w, who: (f"/api/alerts/{w.home_alert(who)}", None)),
@@ -553,6 +567,9 @@ def test_scope_filters_lists_and_hides_details(world: World, name: str) -> None:
         status = 200 if cam in cameras_seen else 404
         assert world.call(name, "GET", f"/api/cameras/{cam}").status_code == status, cam
         assert world.call(name, "GET", f"/api/cameras/{cam}/snapshot.jpg").status_code == status
+        assert world.call(name, "GET", f"/api/cameras/{cam}/analytics").status_code == status
+        live = world.call(name, "GET", f"/api/cameras/{cam}/live.flv").status_code
+        assert live == (503 if cam in cameras_seen else 404), cam
 
 
 def status_of(world: World, alert_id: str) -> str:

@@ -46,7 +46,7 @@ SECRET = "k-legacy-0123"
 
 NEW_TABLES = {
     "alembic_version", "alert_history", "alert_departments", "feedback_messages",
-    "routing_rules", "users", "api_keys", "auth_tokens", "audit_log",
+    "routing_rules", "users", "api_keys", "auth_tokens", "audit_log", "camera_analytics",
 }  # fmt: skip
 
 

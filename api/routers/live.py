@@ -1,0 +1,256 @@
+"""Live views: a camera's video (HTTP-FLV, remuxed, never re-encoded), its boxes and
+zones for an overlay, and the server-sent-events feed of alerts and camera states."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from accounts.domain import Principal, sees_alert, sees_area
+from alerts import queries
+from alerts.feed import FeedKind
+from api.auth import require
+from api.deps import get_services, get_session
+from api.ports import HubServices
+from api.routers.alerts import alert_out
+from api.routers.cameras import record_area, visible_camera
+from api.schemas import CameraStatusOut
+from camera_registry.store import list_cameras
+from ingest.live import FLV_CODECS, FlvRemuxer
+from ingest.ring import BufferedPacket
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["live"])
+
+HubDep = Annotated[HubServices, Depends(get_services)]
+SessionDep = Annotated[Session, Depends(get_session)]
+CameraReader = Annotated[Principal, Depends(require("cameras:read"))]
+AlertReader = Annotated[Principal, Depends(require("alerts:read"))]
+
+#: Packets a viewer may fall behind before its stream is cut (the player reconnects).
+MAX_BACKLOG = 500
+HEARTBEAT_S = 15.0
+
+
+# -- live video -------------------------------------------------------------------------
+
+
+@router.get(
+    "/api/cameras/{camera_id}/live.flv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"video/x-flv": {}}}, 404: {}, 415: {}, 503: {}},
+    summary="Live video (HTTP-FLV of the camera's own H.264, from the last keyframe)",
+    description="For mpegts.js (`{type: 'flv', isLive: true}`). The stream ends when the "
+    "camera reconnects (new parameters); the player reconnects. A camera whose codec FLV "
+    "cannot carry (H.265) answers 415: poll `snapshot.jpg` instead.",
+)
+async def live_flv(
+    camera_id: str, request: Request, hub: HubDep, session: SessionDep, principal: CameraReader
+) -> StreamingResponse:
+    await run_in_threadpool(visible_camera, session, camera_id, principal)
+    feed = hub.live_feed(camera_id)
+    loop = asyncio.get_running_loop()
+    packets: asyncio.Queue[BufferedPacket | None] = asyncio.Queue()
+
+    def viewer(packet: BufferedPacket | None) -> None:  # called by the reader thread
+        loop.call_soon_threadsafe(packets.put_nowait, packet)
+
+    start, unsubscribe = feed.subscribe(viewer)
+    if start is None or not start.packets:
+        unsubscribe()
+        raise HTTPException(503, f"camera {camera_id!r} is not streaming (no keyframe yet)")
+    if start.codec not in FLV_CODECS:
+        unsubscribe()
+        raise HTTPException(
+            415, f"camera {camera_id!r} sends {start.codec}: live view needs H.264; "
+            "use the JPEG snapshots"
+        )  # fmt: skip
+
+    async def body() -> AsyncIterator[bytes]:
+        remuxer = FlvRemuxer(start.template)
+        try:
+            for packet in start.packets:
+                chunk = remuxer.feed(packet)
+                if chunk:
+                    yield chunk
+            while True:
+                if packets.qsize() > MAX_BACKLOG:
+                    log.info("camera %s: live viewer too slow, stream cut", camera_id)
+                    return
+                try:
+                    item = await asyncio.wait_for(packets.get(), timeout=HEARTBEAT_S)
+                except TimeoutError:
+                    if await request.is_disconnected():
+                        return
+                    continue
+                if item is None:  # the camera reconnected
+                    return
+                chunk = remuxer.feed(item)
+                if chunk:
+                    yield chunk
+        finally:
+            unsubscribe()
+            remuxer.close()
+
+    return StreamingResponse(
+        body(),
+        media_type="video/x-flv",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+class OverlayBox(BaseModel):
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    cls: str
+    track_id: int
+    score: float
+
+
+class OverlayZone(BaseModel):
+    name: str
+    kind: str
+    points: list[tuple[float, float]]
+
+
+class Overlay(BaseModel):
+    width: int
+    height: int
+    ts: float
+    boxes: list[OverlayBox]
+    zones: list[OverlayZone]
+
+
+@router.get(
+    "/api/cameras/{camera_id}/overlay",
+    response_model=Overlay,
+    responses={503: {}},
+    summary="Tracked boxes and rule zones of the latest analysed frame (its pixels)",
+)
+def get_overlay(
+    camera_id: str, hub: HubDep, session: SessionDep, principal: CameraReader
+) -> Overlay:
+    visible_camera(session, camera_id, principal)
+    data = hub.overlay(camera_id)
+    if data is None:
+        raise HTTPException(503, f"camera {camera_id!r} has not been analysed yet")
+    return Overlay.model_validate(data)
+
+
+# -- the event feed ---------------------------------------------------------------------
+
+
+def _sse(event: str, data: Any) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+@router.get(
+    "/api/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+    summary="Server-sent events: new alerts, alert changes, camera states (your scope)",
+    description="Events `alert` and `alert_changed` carry the same object as an item of "
+    "`GET /api/alerts`; `camera` carries `{id, status}` when a camera's state changes. A "
+    "comment every 15 s keeps proxies from closing the stream. The feed is a signal: after "
+    "a reconnect, re-read the lists.",
+)
+async def events(
+    request: Request,
+    hub: HubDep,
+    principal: AlertReader,
+    duration_s: Annotated[
+        float | None,
+        Query(gt=0, le=86400, description="end the stream after this many seconds"),
+    ] = None,
+) -> StreamingResponse:
+    loop = asyncio.get_running_loop()
+    notes: asyncio.Queue[tuple[FeedKind, str]] = asyncio.Queue(maxsize=1000)
+
+    def listener(kind: FeedKind, alert_id: str) -> None:  # called by the alert threads
+        def put() -> None:
+            if not notes.full():  # a stalled viewer misses signals, never blocks the hub
+                notes.put_nowait((kind, alert_id))
+
+        loop.call_soon_threadsafe(put)
+
+    sessions = request.app.state.sessions
+    unsubscribe = hub.feed.subscribe(listener)
+
+    def load_alert(alert_id: str) -> dict[str, Any] | None:
+        with sessions() as session:
+            alert = queries.get_alert(session, alert_id)
+        if alert is None or not sees_alert(principal, alert.area, alert.departments,
+                                           alert.assignee):  # fmt: skip
+            return None
+        return alert_out(alert).model_dump(mode="json")
+
+    def visible_cameras() -> set[str]:
+        with sessions() as session:
+            return {r.id for r in list_cameras(session) if sees_area(principal, record_area(r))}
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            yield b"retry: 3000\n\n"
+            cameras = await run_in_threadpool(visible_cameras)
+            states: dict[str, str] = {}
+            refreshed = last_beat = time.monotonic()
+            end = None if duration_s is None else refreshed + duration_s
+            while not await request.is_disconnected():
+                if end is not None and time.monotonic() >= end:
+                    return
+                try:
+                    wait = 1.0 if end is None else max(0.01, min(1.0, end - time.monotonic()))
+                    kind, alert_id = await asyncio.wait_for(notes.get(), timeout=wait)
+                except TimeoutError:
+                    pass
+                else:
+                    data = await run_in_threadpool(load_alert, alert_id)
+                    if data is not None:
+                        yield _sse(kind, data)
+                    continue
+                now = time.monotonic()
+                if now - refreshed > 30:
+                    cameras, refreshed = await run_in_threadpool(visible_cameras), now
+                for chunk in _camera_changes(hub, cameras, states):
+                    yield chunk
+                if now - last_beat >= HEARTBEAT_S:
+                    last_beat = now
+                    yield b": keep-alive\n\n"
+        finally:
+            unsubscribe()
+
+    return StreamingResponse(
+        body(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+def _camera_changes(hub: HubServices, cameras: set[str], states: dict[str, str]) -> list[bytes]:
+    """`camera` events for the visible cameras whose state changed since the last look
+    (the first look reports none: the console has just read the list)."""
+    first = not states
+    out = []
+    for camera_id in sorted(cameras):
+        st = hub.status.snapshot(camera_id)
+        if st is None:
+            continue
+        if states.get(camera_id) != st.state:
+            states[camera_id] = st.state
+            if not first:
+                status = CameraStatusOut.model_validate(st.to_dict()).model_dump(mode="json")
+                out.append(_sse("camera", {"id": camera_id, "status": status}))
+    return out
