@@ -49,6 +49,24 @@ class StorageConfig(StrictModel):
     database_url: str | None = Field(None, description="default: sqlite:///<data_dir>/shaobing.db")
 
 
+class ConsoleConfig(StrictModel):
+    """The web console served at ``/`` (what it shows is set here; who may do what by roles)."""
+
+    enabled: StrictBool = True
+    title: str = Field("哨兵 · 综治视频研判平台", max_length=100)
+    tile_url: str | None = Field(
+        None,
+        description="map base layer, a Leaflet URL template on the video network such as "
+        "'http://10.1.2.3/tiles/{z}/{x}/{y}.png' or '/tiles/{z}/{x}/{y}.png'; none: the "
+        "area outlines and cameras on a plain background (nothing is fetched from outside)",
+    )
+    tile_attribution: str = Field("", max_length=200)
+    map_center: tuple[float, float] | None = Field(
+        None, description="[lat, lon] the map opens on; default: the cameras' centre"
+    )
+    map_zoom: int = Field(13, ge=1, le=20)
+
+
 class ApiConfig(StrictModel):
     enabled: StrictBool = True
     host: str = Field("127.0.0.1", description="address to listen on")
@@ -65,6 +83,7 @@ class ApiConfig(StrictModel):
     link_ttl_s: float = Field(
         7 * 24 * 3600, gt=0, description="lifetime of the signed evidence links sent to targets"
     )
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     link_secret: str | None = Field(
         None, repr=False,
         description="key signing evidence links (default: a random key in <data_dir>/link.key; "

@@ -476,5 +476,9 @@ class Hub:
         return self.loaded.config.areas
 
     @property
+    def console_settings(self) -> dict[str, object]:
+        return self.loaded.config.api.console.model_dump(exclude={"enabled"})
+
+    @property
     def feedback_secrets(self) -> dict[str, str]:
         return {f.name: f.secret for f in self.loaded.config.feedback}

@@ -435,6 +435,8 @@ CASES = [
     # method, path, permission, status when granted, request
     Case("POST", "/api/auth/logout", AUTHENTICATED, 204, lambda w, who: ("/api/auth/logout", None)),
     Case("GET", "/api/auth/me", AUTHENTICATED, 200, lambda w, who: ("/api/auth/me", None)),
+    Case("GET", "/api/console/config", AUTHENTICATED, 200,
+         lambda w, who: ("/api/console/config", None)),
     Case("GET", "/api/users", "users:manage", 200, lambda w, who: ("/api/users", None)),
     Case("POST", "/api/users", "users:manage", 201, new_user),
     Case("PATCH", "/api/users/{username}", "users:manage", 200,

@@ -1,0 +1,31 @@
+"""What the web console needs to know about this deployment (title, map base layer)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel
+
+from accounts.domain import Principal
+from api.auth import current_principal
+from api.deps import get_services
+from api.ports import HubServices
+
+router = APIRouter(prefix="/api/console", tags=["console"])
+
+
+class ConsoleSettings(BaseModel):
+    title: str
+    tile_url: str | None
+    tile_attribution: str
+    map_center: tuple[float, float] | None
+    map_zoom: int
+
+
+@router.get("/config", response_model=ConsoleSettings, summary="The console's deployment settings")
+def console_config(
+    services: Annotated[HubServices, Depends(get_services)],
+    _: Annotated[Principal, Depends(current_principal)],
+) -> ConsoleSettings:
+    return ConsoleSettings.model_validate(services.console_settings)
