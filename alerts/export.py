@@ -59,7 +59,8 @@ def _alert_entry(alert: Alert) -> dict[str, Any]:
     clip = alert.evidence.get("clip")
     return {
         "id": alert.id, "type": alert.type, "rule": alert.rule, "status": alert.status,
-        "camera": {"id": alert.camera_id, "name": alert.camera_name},
+        "camera": {"id": alert.camera_id, "name": alert.camera_name,
+                   "gb28181_id": alert.camera_gb28181_id},  # fmt: skip
         "area": alert.area.model_dump(), "created_at": alert.created_at,
         "started_at": alert.started_at, "explanation": alert.explanation,
         "clip": {"start": clip.start, "end": clip.end} if clip else None,

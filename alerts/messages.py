@@ -28,6 +28,7 @@ class EventMessage:
     created_at: float  # wall clock when the rule fired
     evidence: dict[str, EvidenceRef] = field(default_factory=dict)
     evidence_error: str | None = None  # why there is no evidence, if there is none
+    camera_gb28181_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -38,6 +39,7 @@ class EventMessage:
             "created_at": self.created_at,
             "evidence": {k: dataclasses.asdict(v) for k, v in self.evidence.items()},
             "evidence_error": self.evidence_error,
+            "camera_gb28181_id": self.camera_gb28181_id,
         }
 
     @classmethod
@@ -53,6 +55,7 @@ class EventMessage:
             created_at=float(data["created_at"]),
             evidence={k: EvidenceRef(**v) for k, v in (data.get("evidence") or {}).items()},
             evidence_error=data.get("evidence_error"),
+            camera_gb28181_id=data.get("camera_gb28181_id"),  # absent in older spools
         )
 
 

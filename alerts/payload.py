@@ -46,7 +46,8 @@ def alert_payload(
         "rule": alert.rule,
         "severity": alert.severity,
         "status": alert.status,
-        "camera": {"id": alert.camera_id, "name": alert.camera_name},
+        "camera": {"id": alert.camera_id, "name": alert.camera_name,
+                   "gb28181_id": alert.camera_gb28181_id},  # fmt: skip
         "area": alert.area.model_dump(),
         "created_at": alert.created_at,
         "started_at": alert.started_at,

@@ -41,6 +41,7 @@ class CameraInfo:
 
     name: str
     area: Area
+    gb28181_id: str | None = None
 
 
 @dataclass
@@ -120,7 +121,8 @@ class AlertProducer:
             self.suppressed += 1
             return None
         info = self.cameras.get(event.camera_id) or CameraInfo(event.camera_id, Area())
-        message = EventMessage(str(uuid.uuid4()), event, info.name, info.area, time.time())
+        message = EventMessage(str(uuid.uuid4()), event, info.name, info.area, time.time(),
+                               camera_gb28181_id=info.gb28181_id)  # fmt: skip
         if frame is not None:  # a camera fault has no picture to show, so no clip
             self._request_clip(message)
         if frame is None:

@@ -56,6 +56,7 @@ def build_alert(message: EventMessage) -> Alert:
     started = message.created_at - (e.pts - (e.started_pts if e.started_pts is not None else e.pts))
     return Alert(
         id=message.alert_id, camera_id=e.camera_id, camera_name=message.camera_name,
+        camera_gb28181_id=message.camera_gb28181_id,
         rule=e.rule, type=e.type, severity=e.severity,  # type: ignore[arg-type]
         created_at=message.created_at, started_at=round(started, 3),
         object_class=e.object_class[:OBJECT_CLASS_MAX], track_ids=list(e.track_ids), zone=e.zone,

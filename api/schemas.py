@@ -7,7 +7,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from alerts.domain.model import Action, Severity, Status
+from analytics.config import RuleConfig
 from core.area import Area
+from core.schedule import ScheduleWindow
 
 __all__ = ["Area"]
 
@@ -28,6 +30,9 @@ class CameraStatusOut(BaseModel):
     decode_errors: int = 0
     resolution: tuple[int, int] | None = None
     codec: str | None = None
+    ring_bytes: int = Field(0, description="encoded video held for evidence clips (bytes)")
+    ring_seconds: float = Field(0.0, description="seconds of video held for evidence clips")
+    live_viewers: int = Field(0, description="live-view streams open on this camera")
 
 
 class CameraOut(BaseModel):
@@ -44,7 +49,7 @@ class CameraOut(BaseModel):
     detect_fps: float
     origin: str
     zones: list[str] = Field(default_factory=list)
-    rules: list[dict[str, Any]] = Field(default_factory=list)
+    rules: list[RuleConfig] = Field(default_factory=list)
     counters: dict[str, dict[str, int]] = Field(
         default_factory=dict,
         description="running counts by rule since start (line_crossing: a_to_b, b_to_a)",
@@ -95,13 +100,31 @@ class HistoryOut(BaseModel):
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
+class AlertCamera(BaseModel):
+    id: str
+    name: str
+    gb28181_id: str | None = Field(None, description="GB/T 28181 channel id, if it has one")
+
+
+class Trace(BaseModel):
+    """Why the rule fired: what it measured against its threshold."""
+
+    measured: float
+    threshold: float
+    unit: str
+    explanation: str
+    details: dict[str, Any] = Field(
+        default_factory=dict, description="rule-specific (e.g. fault kind, crossing direction)"
+    )
+
+
 class AlertOut(BaseModel):
     id: str
     type: str
     rule: str
     severity: Severity
     status: Status
-    camera: dict[str, str]
+    camera: AlertCamera
     area: Area
     created_at: float
     started_at: float
@@ -109,7 +132,7 @@ class AlertOut(BaseModel):
     object_class: str
     track_ids: list[int]
     zone: str
-    trace: dict[str, Any]
+    trace: Trace
     confidence: float
     box: list[float] | None = None
     evidence: dict[str, Evidence]
@@ -180,7 +203,7 @@ class RoutingRuleOut(BaseModel):
     types: list[str] | None = None
     area: Area
     min_severity: Severity
-    schedule: list[dict[str, Any]] | None = None
+    schedule: list[ScheduleWindow] | None = None
     departments: list[str]
     targets: list[str]
     ack_deadline_s: float | None = None

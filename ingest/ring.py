@@ -137,6 +137,11 @@ class PacketRing:
     def bytes_held(self) -> int:
         return self._bytes
 
+    def span_s(self) -> float:
+        """Seconds of video held (first to last packet)."""
+        with self._lock:
+            return self._packets[-1].t - self._packets[0].t if self._packets else 0.0
+
     def newest_time(self) -> float | None:
         with self._lock:
             return self._packets[-1].t if self._packets else None

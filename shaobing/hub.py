@@ -314,7 +314,8 @@ class Hub:
         self.producer.start()
         for cam in self.load_cameras():
             self.cameras[cam.id] = cam
-            self.producer.cameras[cam.id] = CameraInfo(cam.name or cam.id, cam.area)
+            self.producer.cameras[cam.id] = CameraInfo(cam.name or cam.id, cam.area,
+                                                       cam.gb28181_id)  # fmt: skip
             if not cam.enabled:
                 self.status.update(cam.id, state="disabled")
                 continue
@@ -408,6 +409,16 @@ class Hub:
         if feed is None:
             feed = self.live[camera_id] = LiveFeed()
         return feed
+
+    def media_stats(self, camera_id: str) -> dict[str, object]:
+        """What a camera's video costs in memory: the clip ring, the live viewers."""
+        ring = self.producer.clips.rings.get(camera_id)
+        live = self.live.get(camera_id)
+        return {
+            "ring_bytes": ring.bytes_held if ring is not None else 0,
+            "ring_seconds": round(ring.span_s(), 1) if ring is not None else 0.0,
+            "live_viewers": live.viewers if live is not None else 0,
+        }
 
     def overlay(self, camera_id: str) -> dict[str, object] | None:
         """The latest tracked boxes and the zones of a camera, in analysed-frame pixels."""

@@ -210,6 +210,22 @@ def test_wvp_alarm_message(
     assert rows(sessions)[0].state == "delivered"
 
 
+def test_wvp_uses_the_cameras_own_gb28181_id(
+    sessions: sessionmaker[Session], wvp_channel: tuple[str, redis.client.PubSub]
+) -> None:
+    """The camera's GB/T 28181 id from its config travels on the alert; a target's
+    ``gb_ids`` map is only needed for cameras without one (or to remap)."""
+    channel, pubsub = wvp_channel
+    own = "51012300001320000042"
+    target = DispatchTarget(name="wvp", kind="wvp_redis", wvp={"channel": channel})
+    store(sessions, make_alert(1, type="intrusion", camera_gb28181_id=own), ["wvp"])
+    run_once(sessions, target)
+    data = next_data(pubsub)
+    assert data["gbId"] == own and data["alarmType"] == 6
+    stored = json.loads(rows(sessions)[0].body)
+    assert stored["alert"]["camera"]["gb28181_id"] == own
+
+
 def test_wvp_without_subscriber_retries_and_without_gb_id_is_dead(
     sessions: sessionmaker[Session],
 ) -> None:

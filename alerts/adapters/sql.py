@@ -33,6 +33,7 @@ class AlertRecord(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     camera_id: Mapped[str] = mapped_column(String(64), index=True)
     camera_name: Mapped[str] = mapped_column(String(200), default="")
+    camera_gb28181_id: Mapped[str | None] = mapped_column(String(20))
     rule: Mapped[str] = mapped_column(String(100))
     type: Mapped[str] = mapped_column(String(32), index=True)
     severity: Mapped[str] = mapped_column(String(16))
@@ -173,7 +174,7 @@ def to_domain(r: AlertRecord, departments: set[str]) -> Alert:
         evidence["clip"] = EvidenceRef(r.clip_path, r.clip_sha256, r.clip_start, r.clip_end)
     return Alert(
         id=r.id, camera_id=r.camera_id, camera_name=r.camera_name, rule=r.rule, type=r.type,
-        severity=r.severity,  # type: ignore[arg-type]
+        camera_gb28181_id=r.camera_gb28181_id, severity=r.severity,  # type: ignore[arg-type]
         created_at=r.created_at, started_at=r.started_at, object_class=r.object_class,
         track_ids=_loads(r.track_ids_json, []), zone=r.zone,
         area=Area(county=r.county, township=r.township, village=r.village, grid=r.grid),
@@ -198,8 +199,8 @@ def _write(r: AlertRecord, a: Alert) -> None:
     clip = a.evidence.get("clip")
     values: dict[str, Any] = dict(
         camera_id=a.camera_id, camera_name=a.camera_name, rule=a.rule, type=a.type,
-        severity=a.severity, status=a.status, created_at=a.created_at,
-        started_at=a.started_at, object_class=a.object_class,
+        camera_gb28181_id=a.camera_gb28181_id, severity=a.severity, status=a.status,
+        created_at=a.created_at, started_at=a.started_at, object_class=a.object_class,
         track_ids_json=json.dumps(a.track_ids), zone=a.zone, county=a.area.county,
         township=a.area.township, village=a.area.village, grid=a.area.grid,
         measured=a.measured, threshold=a.threshold, unit=a.unit, explanation=a.explanation,

@@ -131,6 +131,7 @@ class Alert:
     confidence: float
     box: list[float] | None = None
     pts: float = 0.0
+    camera_gb28181_id: str | None = None  # the camera's GB/T 28181 channel id, if it has one
     details: dict[str, Any] = field(default_factory=dict)
     evidence: dict[str, EvidenceRef] = field(default_factory=dict)
     status: Status = "new"

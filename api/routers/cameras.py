@@ -59,7 +59,11 @@ def camera_out(record: CameraRecord, hub: HubServices) -> CameraOut:
     with the state ``invalid_config`` and the reason instead of failing the whole list."""
     status = hub.status.snapshot(record.id)
     cam, error = readable_config(record)
-    status_out = CameraStatusOut.model_validate(status.to_dict()) if status else None
+    status_out = (
+        CameraStatusOut.model_validate({**status.to_dict(), **hub.media_stats(record.id)})
+        if status
+        else None
+    )
     if error is not None:
         status_out = CameraStatusOut(state="invalid_config", since=record.updated_at,
                                      last_error=error, last_error_at=time.time())  # fmt: skip

@@ -1,7 +1,10 @@
-"""Zones, rules and motion gate of a camera as edited in the console.
+"""Zones, rules and motion gate of a camera as edited in the console; the camera's
+GB/T 28181 channel id on alerts.
 
-They override the camera's config (file or import) until cleared, so an edit
-survives a restart; who changed them and when is kept beside them.
+The console's zones and rules override the camera's config (file or import) until
+cleared, so an edit survives a restart; who changed them and when is kept beside
+them. Alerts carry their camera's GB/T 28181 id for platforms that address
+cameras by it (WVP-GB28181-pro, the provincial platforms above).
 
 Revision ID: 0005
 Revises: 0004
@@ -26,7 +29,11 @@ def upgrade() -> None:
         sa.Column("updated_by", sa.String(64), nullable=False),
         sa.Column("updated_at", sa.Float, nullable=False),
     )
+    with op.batch_alter_table("alerts") as batch:
+        batch.add_column(sa.Column("camera_gb28181_id", sa.String(20)))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("alerts") as batch:
+        batch.drop_column("camera_gb28181_id")
     op.drop_table("camera_analytics")
