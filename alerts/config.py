@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, HttpUrl, field_validator, model_validator
@@ -41,6 +42,31 @@ class MqttSettings(StrictModel):
     password: str | None = Field(None, repr=False)
     client_id: str | None = Field(None, description="default: shaobing-<target name>-<pid>")
     keepalive_s: int = Field(60, ge=5, le=3600)
+    status_topic_prefix: str | None = Field(
+        "shaobing/cameras",
+        pattern=r"^[^+#]+$",
+        description="each camera's state, retained, on <prefix>/<camera id> when it changes "
+        "(null: not published)",
+    )
+    tls: bool = Field(False, description="connect with TLS (mqtts, usually port 8883)")
+    ca_file: str | None = Field(None, description="TLS: CA certificate(s) of the broker (PEM)")
+    cert_file: str | None = Field(None, description="TLS: client certificate (PEM), if asked")
+    key_file: str | None = Field(None, description="TLS: client key (PEM)")
+    tls_insecure: bool = Field(
+        False, description="TLS: do not check the broker's host name (self-signed test brokers)"
+    )
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> MqttSettings:
+        if (self.ca_file or self.cert_file) and not self.tls:
+            raise ValueError("ca_file/cert_file given but tls is false: set tls: true")
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ValueError("cert_file and key_file go together")
+        for name in ("ca_file", "cert_file", "key_file"):
+            path = getattr(self, name)
+            if path and not Path(path).is_file():
+                raise ValueError(f"{name}: no such file: {path}")
+        return self
 
 
 class WvpRedisSettings(StrictModel):

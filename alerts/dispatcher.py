@@ -31,6 +31,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any
 
 import httpx
 from sqlalchemy import or_, select, update
@@ -111,6 +112,7 @@ class Dispatcher(threading.Thread):
         self.client = httpx.Client(headers={"User-Agent": USER_AGENT}, follow_redirects=False)
         self.lanes = {t.name: TargetLane(t, make_connector(t, self.client))
                       for t in targets if t.enabled}  # fmt: skip
+        self._status_pool = ThreadPoolExecutor(1, thread_name_prefix="camera-status")
         self.delivered = 0
         self.failures = 0
         self.dead = 0
@@ -124,6 +126,17 @@ class Dispatcher(threading.Thread):
     def stop(self) -> None:
         self.stop_event.set()
         self.wake.set()
+
+    def camera_status(self, camera_id: str, status: dict[str, Any]) -> None:
+        """Hand a camera's new state to the targets that publish states (MQTT, retained);
+        never waits. One thread sends them all, in order: the last state stays retained."""
+        for lane in self.lanes.values():
+            publish = getattr(lane.connector, "publish_status", None)
+            if publish is not None:
+                try:
+                    self._status_pool.submit(publish, camera_id, status)
+                except RuntimeError:  # shutting down
+                    return
 
     def notify(self, *_: object) -> None:
         """Called when a new alert is stored: deliver without waiting for the next poll."""
@@ -145,6 +158,7 @@ class Dispatcher(threading.Thread):
 
     def close(self) -> None:
         """Wait for messages in flight (each bounded by its timeout), then let go."""
+        self._status_pool.shutdown(wait=True)
         for lane in self.lanes.values():
             lane.pool.shutdown(wait=True, cancel_futures=True)
             lane.connector.close()

@@ -195,6 +195,7 @@ class Hub:
         self.live: dict[str, LiveFeed] = {}  # the cameras' packets for live view
         self._stop = threading.Event()
         self._offline_alerted: set[str] = set()
+        self._published_states: dict[str, str] = {}
         self._started = False
         self._watchdog = threading.Thread(target=self._watch_cameras, name="watchdog", daemon=True)
 
@@ -381,11 +382,24 @@ class Hub:
         no picture for the frame-based rules to look at). Never dies: a failed pass is
         logged and the next one runs."""
         limit = self.loaded.config.alerts.camera_offline_s
-        while limit is not None and not self._stop.wait(1.0):
+        while not self._stop.wait(1.0):
             try:
-                self._check_offline(limit)
+                if limit is not None:
+                    self._check_offline(limit)
+                self._publish_states()
             except Exception:  # noqa: BLE001 - the watchdog must outlive any error
                 log.exception("watchdog pass failed; retrying")
+
+    def _publish_states(self) -> None:
+        """Camera state changes to the targets that publish them (MQTT, retained)."""
+        for st in self.status.all():
+            if self._published_states.get(st.camera_id) == st.state:
+                continue
+            self._published_states[st.camera_id] = st.state
+            self.dispatcher.camera_status(st.camera_id, {
+                "state": st.state, "since": st.since, "last_error": st.last_error,
+                "reported_at": time.time(),
+            })  # fmt: skip
 
     def _check_offline(self, limit: float) -> None:
         now = time.time()

@@ -22,6 +22,7 @@ from alerts.dispatcher import Dispatcher
 from alerts.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verify
 from shaobing.db import open_database
 from tests.factories import make_alert, store
+from tests.peers.procs import free_port
 from tests.peers.receiver import Receiver
 
 SECRET = "k-0123456789"
@@ -168,6 +169,113 @@ def test_mqtt_broker_unreachable_is_retried(sessions: sessionmaker[Session]) -> 
     (row,) = rows(sessions)
     assert (row.state, row.attempts) == ("pending", 1)
     assert row.lease_owner is None and "MQTT" in (row.last_error or "")
+
+
+def test_mqtt_camera_state_is_retained_for_late_subscribers(
+    sessions: sessionmaker[Session],
+) -> None:
+    prefix = f"shaobing-test/{uuid.uuid4().hex[:8]}"
+    target = DispatchTarget(name="broker", kind="mqtt",
+                            mqtt={"status_topic_prefix": f"{prefix}/cameras"})  # fmt: skip
+    dispatcher = Dispatcher(sessions, [target])
+    try:
+        dispatcher.camera_status("cg-0001", {"state": "offline", "last_error": "timeout"})
+        dispatcher.camera_status("cg-0001", {"state": "online", "last_error": None})
+    finally:
+        dispatcher.close()  # waits for the publications in flight
+    # A subscriber that connects afterwards gets the last state at once (retained).
+    got: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.on_message = lambda c, u, msg: got.put(msg)
+    client.connect("127.0.0.1", 1883)
+    client.loop_start()
+    try:
+        client.subscribe(f"{prefix}/cameras/#", qos=1)
+        msg = got.get(timeout=5)
+        assert msg.retain and msg.topic == f"{prefix}/cameras/cg-0001"
+        assert json.loads(msg.payload) == {"camera_id": "cg-0001", "state": "online",
+                                           "last_error": None}  # fmt: skip
+        client.publish(msg.topic, b"", qos=1, retain=True).wait_for_publish(5)  # clean up
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+@pytest.fixture
+def tls_broker() -> Iterator[tuple[int, Path, Path]]:
+    """A real Mosquitto with a TLS listener on 127.0.0.1, its certificate signed by a
+    CA made here: (port, CA file, another CA's file)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    # Mosquitto started as root reads its files as its own user: a folder it can enter.
+    tmp_path = Path(tempfile.mkdtemp(prefix="shaobing-mqtt-tls-"))
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp_path)
+
+    for ca in ("ca", "other-ca"):
+        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+            f"/CN={ca}", "-keyout", f"{ca}.key", "-out", f"{ca}.pem")  # fmt: skip
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+        "-keyout", "server.key", "-out", "server.csr")  # fmt: skip
+    (tmp_path / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", "san.cnf", "-out", "server.pem")  # fmt: skip
+    tmp_path.chmod(0o755)
+    for pem in tmp_path.iterdir():
+        pem.chmod(0o644)
+    port = free_port()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                    f"cafile {tmp_path}/ca.pem\ncertfile {tmp_path}/server.pem\n"
+                    f"keyfile {tmp_path}/server.key\n")  # fmt: skip
+    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        import socket
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield port, tmp_path / "ca.pem", tmp_path / "other-ca.pem"
+    finally:
+        proc.terminate()
+        proc.wait(5)
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_mqtt_over_tls_checks_the_brokers_certificate(
+    sessions: sessionmaker[Session], tls_broker: tuple[int, Path, Path]
+) -> None:
+    port, ca, other_ca = tls_broker
+    prefix = f"shaobing-test/{uuid.uuid4().hex[:8]}"
+    trusted = DispatchTarget(name="tls", kind="mqtt", timeout_s=3, mqtt={
+        "port": port, "tls": True, "ca_file": str(ca), "topic_prefix": prefix})  # fmt: skip
+    store(sessions, make_alert(1, type="intrusion"), ["tls"])
+    run_once(sessions, trusted)
+    assert rows(sessions)[0].state == "delivered"
+
+    # A broker whose certificate another CA signed is refused: retried, never delivered.
+    store(sessions, make_alert(2, type="intrusion"), ["tls"])
+    wrong = DispatchTarget(name="tls", kind="mqtt", timeout_s=1, mqtt={
+        "port": port, "tls": True, "ca_file": str(other_ca), "topic_prefix": prefix})  # fmt: skip
+    run_once(sessions, wrong)
+    second = rows(sessions)[1]
+    assert (second.state, second.attempts) == ("pending", 1)
+    assert "MQTT" in (second.last_error or "")
+
+
+def test_mqtt_tls_files_are_checked_at_load() -> None:
+    with pytest.raises(ValidationError, match="ca_file: no such file"):
+        DispatchTarget(name="m", kind="mqtt", mqtt={"tls": True, "ca_file": "/nonexistent.pem"})
+    with pytest.raises(ValidationError, match="tls is false"):
+        DispatchTarget(name="m", kind="mqtt", mqtt={"ca_file": "/etc/hostname"})
 
 
 # -- WVP-GB28181-pro via Redis -----------------------------------------------------------

@@ -1,17 +1,25 @@
 """MQTT: publish the stored JSON with QoS 1 to ``<prefix>/<county>/<township>/<type>``;
-delivered once the broker's PUBACK arrives."""
+delivered once the broker's PUBACK arrives. Camera states go, retained, to
+``<status prefix>/<camera id>`` so a subscriber that connects later reads each
+camera's current state at once. TLS with the broker's CA (and a client certificate
+where the broker asks for one)."""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import re
 import threading
 import time
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from alerts.config import DispatchTarget, MqttSettings
 from alerts.connectors.base import Message, Result
+
+log = logging.getLogger(__name__)
 
 #: Topic levels come from area names: wildcards and separators would change the topic.
 _UNSAFE = re.compile(r"[+#/\x00]")
@@ -36,6 +44,11 @@ class MqttConnector:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
         if self.cfg.username:
             self.client.username_pw_set(self.cfg.username, self.cfg.password)
+        if self.cfg.tls:
+            self.client.tls_set(
+                ca_certs=self.cfg.ca_file, certfile=self.cfg.cert_file, keyfile=self.cfg.key_file
+            )
+            self.client.tls_insecure_set(self.cfg.tls_insecure)
         self.client.connect_timeout = target.timeout_s
         self.lock = threading.Lock()
         self.started = False
@@ -68,6 +81,24 @@ class MqttConnector:
         if not info.is_published():
             return Result(ok=False, error="MQTT: no PUBACK within the timeout")
         return Result(ok=True)
+
+    def publish_status(self, camera_id: str, status: dict[str, Any]) -> bool:
+        """A camera's state, retained (QoS 1, not waited for: the next change or the
+        retained copy corrects a lost one). False when not sent."""
+        prefix = self.cfg.status_topic_prefix
+        if prefix is None:
+            return False
+        try:
+            # Connect once if needed; afterwards never wait for a broker that is down.
+            if (self.started and not self.client.is_connected()) or not self._connected():
+                return False
+            topic = f"{prefix.rstrip('/')}/{_UNSAFE.sub('_', camera_id)}"
+            body = json.dumps({"camera_id": camera_id, **status}, ensure_ascii=False)
+            info = self.client.publish(topic, body, qos=1, retain=True)
+            return info.rc == mqtt.MQTT_ERR_SUCCESS
+        except (OSError, RuntimeError, ValueError) as exc:
+            log.warning("MQTT %s: camera status not published: %s", self.target.name, exc)
+            return False
 
     def close(self) -> None:
         if self.started:
