@@ -53,6 +53,10 @@ class HungServer:
             self.conns.append(conn)  # kept open, never read
 
     def close(self) -> None:
+        try:  # wakes the accepting thread: a plain close would leave the port listening
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
         for conn in self.conns:
             conn.close()

@@ -15,7 +15,7 @@ import time
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Integer, String, Text, select
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -111,6 +111,13 @@ class AlertHistoryRecord(Base):
 
 class OutboxRecord(Base):
     __tablename__ = "outbox"
+    __table_args__ = (
+        # Claiming: the due rows of one target, and whether an earlier message of the
+        # same alert is still pending (without these, a claim scans the whole backlog
+        # for each row: ~0.9 s per claim with 3,000 pending rows on SQLite).
+        Index("ix_outbox_due", "target", "state", "next_attempt_at"),
+        Index("ix_outbox_alert_target_seq", "alert_id", "target", "seq"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id"), index=True)

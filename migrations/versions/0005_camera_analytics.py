@@ -4,7 +4,8 @@ GB/T 28181 channel id on alerts.
 The console's zones and rules override the camera's config (file or import) until
 cleared, so an edit survives a restart; who changed them and when is kept beside
 them. Alerts carry their camera's GB/T 28181 id for platforms that address
-cameras by it (WVP-GB28181-pro, the provincial platforms above).
+cameras by it (WVP-GB28181-pro, the provincial platforms above). Two outbox indexes
+keep claiming fast when thousands of deliveries are pending.
 
 Revision ID: 0005
 Revises: 0004
@@ -31,9 +32,14 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("alerts") as batch:
         batch.add_column(sa.Column("camera_gb28181_id", sa.String(20)))
+    # Claiming outbox rows stays fast with a backlog (see OutboxRecord).
+    op.create_index("ix_outbox_due", "outbox", ["target", "state", "next_attempt_at"])
+    op.create_index("ix_outbox_alert_target_seq", "outbox", ["alert_id", "target", "seq"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_outbox_alert_target_seq", "outbox")
+    op.drop_index("ix_outbox_due", "outbox")
     with op.batch_alter_table("alerts") as batch:
         batch.drop_column("camera_gb28181_id")
     op.drop_table("camera_analytics")
