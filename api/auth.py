@@ -74,10 +74,12 @@ def current_principal(request: Request, session: SessionDep) -> Principal:
         # last_used_at (throttled to once a minute); read-only routes never commit.
         if session.dirty:
             session.commit()
+        session.rollback()  # hand the connection back: a live stream may last hours
         return principal
     principal = principal_for_token(session, value, via=kind)
     if principal is None:
         raise _unauthorized("invalid or expired token: log in again (POST /api/auth/login)")
+    session.rollback()  # nothing written: hand the connection back (see above)
     return principal
 
 

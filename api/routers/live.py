@@ -56,9 +56,13 @@ HEARTBEAT_S = 15.0
     "cannot carry (H.265) answers 415: poll `snapshot.jpg` instead.",
 )
 async def live_flv(
-    camera_id: str, request: Request, hub: HubDep, session: SessionDep, principal: CameraReader
+    camera_id: str, request: Request, hub: HubDep, principal: CameraReader
 ) -> StreamingResponse:
-    await run_in_threadpool(visible_camera, session, camera_id, principal)
+    def check() -> None:  # a short session: a stream must not hold a connection for hours
+        with request.app.state.sessions() as session:
+            visible_camera(session, camera_id, principal)
+
+    await run_in_threadpool(check)
     feed = hub.live_feed(camera_id)
     loop = asyncio.get_running_loop()
     packets: asyncio.Queue[BufferedPacket | None] = asyncio.Queue()

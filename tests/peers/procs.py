@@ -228,8 +228,9 @@ class RtspServer(PeerProcess):
     name = "rtsp_server"
 
     def __init__(self, mounts: Mapping[str, str | os.PathLike[str]], port: int | None = None,
-                 host: str = LOOPBACK, ready_timeout: float = 30.0) -> None:
+                 host: str = LOOPBACK, ready_timeout: float = 30.0, stamp: bool = False) -> None:
         super().__init__(ready_timeout)
+        self.stamp = stamp  # paint the wall clock into each frame (latency measurement)
         if not mounts:
             raise ValueError("RtspServer needs at least one mount")
         self.mounts = {name: Path(path) for name, path in mounts.items()}
@@ -244,7 +245,7 @@ class RtspServer(PeerProcess):
                "--host", self.host, "--port", str(self.port)]
         for name, path in self.mounts.items():
             cmd += ["--mount", f"{name}={path}"]
-        return cmd
+        return [*cmd, "--stamp"] if self.stamp else cmd
 
     def ports(self) -> Sequence[int]:
         return (self.port,)

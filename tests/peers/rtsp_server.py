@@ -46,6 +46,13 @@ gi.require_version("GstApp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstApp, GstRtspServer  # noqa: E402
 
+#: ``--stamp``: the wall clock (ms, low 32 bits) painted as 32 blocks of 16x16 luma at
+#: the frame's top left, white = 1, most significant first (read by ``read_stamp`` in
+#: bench/bench_live.py to measure glass-to-glass latency).
+STAMP_BITS = 32
+STAMP_BLOCK = 16
+STAMP = False
+
 PULL_TIMEOUT_NS = 200 * Gst.MSECOND
 FIRST_FRAME_TIMEOUT_S = 15.0
 DEFAULT_FPS = 25.0
@@ -260,6 +267,8 @@ class Mount:
                 data = bytes(info.data)
             finally:
                 buf.unmap(info)
+            if STAMP:
+                data = stamp_i420(data, self.fmt.width, time.time())
             self._push(data, int(frame_s * Gst.SECOND))
         decoder.close()
         return end
@@ -277,6 +286,21 @@ class Mount:
             fps_den=den if ok_num else 1,
         )
         self.first_frame.set()
+
+
+def stamp_i420(data: bytes, width: int, now: float) -> bytes:
+    """The frame with ``now`` (ms, low 32 bits) painted into its luma plane."""
+    ms = int(now * 1000) & 0xFFFFFFFF
+    out = bytearray(data)
+    for i in range(STAMP_BITS):
+        value = 235 if (ms >> (STAMP_BITS - 1 - i)) & 1 else 16
+        x0 = i * STAMP_BLOCK
+        if x0 + STAMP_BLOCK > width:
+            break
+        for row in range(STAMP_BLOCK):
+            start = row * width + x0
+            out[start : start + STAMP_BLOCK] = bytes([value]) * STAMP_BLOCK
+    return bytes(out)
 
 
 def make_factory(mount: Mount) -> GstRtspServer.RTSPMediaFactory:
@@ -355,7 +379,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8554, help="0 picks a free port")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--mount", action="append", default=[], metavar="NAME=PATH")
+    parser.add_argument("--stamp", action="store_true",
+                        help="paint the wall clock into each frame (latency benchmarks)")
     args = parser.parse_args(argv)
+    global STAMP
+    STAMP = args.stamp
 
     Gst.init(None)
     warm_up_bindings()
