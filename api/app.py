@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import install_host_check
+from api.console import CONSOLE_ROUTES, mount_console
 from api.ports import HubServices
 from api.routers import (
     alerts,
@@ -32,7 +33,8 @@ from api.schemas import Health
 VERSION = "0.3.0"
 
 #: The routes that answer without authentication (the authorisation tests check this).
-PUBLIC_ROUTES = {("GET", "/healthz"), ("POST", "/api/auth/login"), ("POST", "/api/feedback")}
+PUBLIC_ROUTES = {("GET", "/healthz"), ("POST", "/api/auth/login"), ("POST", "/api/feedback"),
+                 *CONSOLE_ROUTES}  # fmt: skip
 
 
 def create_app(
@@ -41,6 +43,7 @@ def create_app(
     *,
     allowed_hosts: list[str] | None = None,
     token_ttl_s: float = 12 * 3600,
+    console: bool = True,
 ) -> FastAPI:
     app = FastAPI(
         title="Shaobing 哨兵",
@@ -73,4 +76,6 @@ def create_app(
         info: dict[str, Any] = request.app.state.services.health()
         return Health(version=VERSION, **info)
 
+    if console:  # the web console at / (static files; api.console.enabled)
+        mount_console(app)
     return app

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Run the whole test suite on a fresh machine: installs the system packages the
-# tests' real peers need (GStreamer RTSP server, ffmpeg), the Python environment
-# with the test and Ultralytics extras, then pytest. Extra arguments go to pytest.
+# tests' real peers need (GStreamer RTSP server, ffmpeg, Chromium for the console's
+# browser tests), the Python environment with the test and Ultralytics extras, builds
+# and type-checks the web console, then pytest. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_pkgs=()
 for pkg in ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugins-base \
            gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
-           gstreamer1.0-libav; do
+           gstreamer1.0-libav chromium fonts-wqy-microhei; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
@@ -31,7 +32,22 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 fi
 
+# Real Redis for the distributed-mode tests (bus, leases, live state): start it if down.
+# The restart tests run their own redis-server on a free port, so the binary must exist.
+if ! command -v redis-server >/dev/null; then
+  echo "installing Redis"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends redis-server
+fi
+if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
+  redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --appendonly yes \
+    --dir "${TMPDIR:-/tmp}" --logfile "${TMPDIR:-/tmp}/shaobing-test-redis.log" || true
+  for _ in $(seq 1 30); do (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null && break; sleep 0.5; done
+fi
+
 scripts/setup.sh "test,ultralytics"
+scripts/build_console.sh --check  # the console's type check and build (tests use the build)
 
 export YOLO_OFFLINE=1
 set +e

@@ -108,7 +108,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             server = uvicorn.Server(
                 uvicorn.Config(
                     create_app(
-                        hub, hub.sessions, allowed_hosts=api.hosts(), token_ttl_s=api.token_ttl_s
+                        hub, hub.sessions, allowed_hosts=api.hosts(), token_ttl_s=api.token_ttl_s,
+                        console=api.console.enabled,
                     ),  # fmt: skip
                     host=api.host,
                     port=api.port,

@@ -317,7 +317,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterato
 DOCS_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 PATH_VALUES = {"camera_id": "cg-cam-1", "alert_id": "00000000-0000-0000-0000-000000000001",
                "username": "viewer", "name": "cg-loitering", "key_id": "1",
-               "delivery_id": "1"}  # fmt: skip
+               "delivery_id": "1", "path:path": "no-such-asset.js"}  # fmt: skip
 
 
 def flat_routes(app: FastAPI) -> list[tuple[BaseRoute, str | None, set[str] | None]]:
@@ -354,6 +354,10 @@ PUBLIC_ANSWERS = {
     ("GET", "/healthz"): {200},
     ("POST", "/api/auth/login"): {401, 422},  # no body: 422
     ("POST", "/api/feedback"): {401},  # no signature
+    # The console's static files (its API calls need a login): the page, or 503 "not
+    # built"; an asset, or 404.
+    ("GET", "/"): {200, 503},
+    ("GET", "/assets/{path:path}"): {200, 404},
 }
 NO_VALID_CREDENTIALS = [
     {},
