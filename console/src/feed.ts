@@ -8,6 +8,8 @@ import { session } from './store'
 type Listener = (kind: 'alert' | 'alert_changed', alert: Alert) => void
 const listeners = new Set<Listener>()
 let source: EventSource | null = null
+const MAX_POPUPS = 3  // a burst must not bury the screen: the oldest pop-ups close
+const popups: { close: () => void }[] = []
 
 export function onAlert(listener: Listener): () => void {
   listeners.add(listener)
@@ -37,7 +39,8 @@ export function startFeed(openAlert: (id: string) => void): void {
       if (kind === 'alert' && (alert.severity === 'high' || alert.severity === 'critical')) {
         beep()
         const t = i18n.global.t
-        ElNotification({
+        if (popups.length >= MAX_POPUPS) popups.shift()?.close()
+        const popup = ElNotification({
           title: `${t('alerts.newAlert')} · ${t('severity.' + alert.severity)}`,
           message: `${alert.camera.name} — ${alert.trace.explanation}`,
           type: 'error',
@@ -45,6 +48,7 @@ export function startFeed(openAlert: (id: string) => void): void {
           customClass: 'alert-popup',
           onClick: () => openAlert(alert.id),
         })
+        popups.push(popup)
       }
     })
   }
