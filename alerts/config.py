@@ -168,6 +168,11 @@ class AlertsConfig(StrictModel):
     )
     snapshot_dir: str | None = Field(None, description="default: <data_dir>/snapshots")
     jpeg_quality: int = Field(85, ge=10, le=100)
+    video_quality: bool = Field(
+        True,
+        description="diagnose every camera's picture (black, frozen, blur, covered, turned, "
+        "colour cast, noise) with the camera_fault defaults where it has no camera_fault rule",
+    )
     camera_offline_s: float | None = Field(
         120.0, gt=0, description="alert camera_fault when a camera stays offline this long"
     )

@@ -269,13 +269,37 @@ class CongestionRule(RuleBase):
     _classes = field_validator("classes")(_check_classes)
 
 
+FaultKind = Literal[
+    "black", "overexposed", "frozen", "blur", "occlusion", "colour_cast", "scene_change", "noise"
+]
+
+
 class CameraFaultRule(StrictModel):
-    """The camera itself: a black picture or a frozen one for ``min_duration_s``."""
+    """The camera itself (视频质量诊断): a black, over-exposed, frozen, blurred, covered,
+    colour-cast, turned or noisy picture for ``min_duration_s`` (see analytics/vqd.py)."""
 
     type: Literal["camera_fault"]
     name: str = Field(min_length=1, max_length=NAME_MAX)
     enabled: StrictBool = True
+    checks: list[FaultKind] = Field(
+        default_factory=lambda: list(get_args(FaultKind)), description="the faults looked for"
+    )
     black_level: float = Field(16.0, ge=0, le=255, description="mean luma at or below is black")
+    black_contrast: float = Field(
+        6.0, ge=0, description="…and a grey standard deviation at or below (a night scene has more)"
+    )
+    overexposed_share: float = Field(0.85, gt=0, le=1, description="share of saturated pixels")
+    blur_ratio: float = Field(
+        0.3, gt=0, lt=1, description="sharpness below this share of the learned sharpness"
+    )
+    occlusion_share: float = Field(
+        0.5, gt=0, le=1, description="rise of the uniform share of the picture over the learned"
+    )
+    cast_level: float = Field(28.0, gt=0, description="mean colour's distance from grey (Lab)")
+    scene_similarity: float = Field(
+        0.35, gt=-1, lt=1, description="correlation with the learned view below this: turned"
+    )
+    noise_ratio: float = Field(3.0, gt=1, description="noise above this multiple of the learned")
     frozen_level: float = Field(
         0.01,
         ge=0,
@@ -283,7 +307,7 @@ class CameraFaultRule(StrictModel):
         "A frozen picture re-encoded by the camera measured 0 to 0.0097; a quiet real street "
         "dips below 0.01 for at most 1.6 s at a time, far shorter than min_duration_s",
     )
-    min_duration_s: float = Field(20.0, gt=0)
+    min_duration_s: float = Field(8.0, gt=0, description="reported within 10 s by default")
     cooldown_s: float | None = Field(None, ge=0)
     severity: Severity = "medium"
     schedule: list[ScheduleWindow] | None = None

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from analytics.config import MotionConfig
+from analytics.vqd import QualityMeasures, measure
 
 
 @dataclass
@@ -25,6 +26,7 @@ class GateResult:
     changed: float  # fraction of the watched area that changed
     luma: float  # mean grey level
     change: float  # mean absolute grey difference to the previous frame
+    quality: QualityMeasures | None = None  # video quality diagnosis (analytics/vqd.py)
 
 
 class MotionGate:
@@ -63,10 +65,11 @@ class MotionGate:
         if self.prev is None or self.prev.shape != grey.shape:
             self.prev = grey
             self.last_detect_t = t
-            return GateResult(True, True, 1.0, luma, 255.0)
+            return GateResult(True, True, 1.0, luma, 255.0, measure(small, grey, 255.0, image))
         diff = cv2.absdiff(grey, self.prev)
         self.prev = grey
         change = float(diff.mean())
+        quality = measure(small, grey, change, image)
         moving = diff > self.cfg.pixel_threshold
         if self.mask is not None:
             moving &= self.mask
@@ -78,7 +81,7 @@ class MotionGate:
             self.last_detect_t = t
         else:
             self.gated += 1
-        return GateResult(detect, motion, changed, luma, change)
+        return GateResult(detect, motion, changed, luma, change, quality)
 
     @property
     def gated_share(self) -> float:

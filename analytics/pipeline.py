@@ -119,6 +119,7 @@ class CameraAnalytics:
         ctx = FrameContext(
             self.cfg.camera_id, t, pts, wall_ts, self.class_names, self.history,
             luma=gate.luma if gate else None, change=gate.change if gate else None,
+            quality=gate.quality if gate else None,
         )  # fmt: skip
         when = dt.datetime.fromtimestamp(wall_ts, self.tz) if self.use_schedules else None
         events: list[Event] = []
@@ -136,6 +137,10 @@ class CameraAnalytics:
             for r in self.rules
             if isinstance(r.cfg, LineCrossingRule)
         }
+
+    def faults(self) -> list[str]:
+        """The picture faults holding now (video quality diagnosis)."""
+        return sorted({k for r in self.rules for k in getattr(r, "active", ())})
 
     def zones_for_drawing(self) -> dict[str, np.ndarray]:
         """Zone polygon (or line) by rule name, in analysed-frame pixels, for snapshots."""

@@ -186,6 +186,9 @@ class AnalysisPool:
             )
             return
         st = self.status.get(slot.camera_id)
+        faults = slot.analytics.faults()
+        if faults != st.faults:
+            self.status.update(slot.camera_id, faults=faults)
         st.frames_analysed += 1
         if detections is None:
             st.frames_gated += 1

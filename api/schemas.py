@@ -30,6 +30,11 @@ class CameraStatusOut(BaseModel):
     decode_errors: int = 0
     resolution: tuple[int, int] | None = None
     codec: str | None = None
+    faults: list[str] = Field(
+        default_factory=list,
+        description="picture faults holding now: black, overexposed, frozen, blur, occlusion, "
+        "colour_cast, scene_change, noise",
+    )
     ring_bytes: int = Field(0, description="encoded video held for evidence clips (bytes)")
     ring_seconds: float = Field(0.0, description="seconds of video held for evidence clips")
     live_viewers: int = Field(0, description="live-view streams open on this camera")

@@ -40,6 +40,7 @@ class CameraStatus:
     decode_errors: int = 0
     resolution: tuple[int, int] | None = None
     codec: str | None = None
+    faults: list[str] = field(default_factory=list)  # picture faults holding now (vqd)
     stream_url: str | None = None  # always masked
 
     def to_dict(self) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from alerts.links import EvidenceLinks, load_or_create_key
 from alerts.producer import AlertProducer, CameraInfo
 from alerts.routing_setup import make_router
 from alerts.service import AlertService, AlertWorkers
-from analytics.config import CameraConfig
+from analytics.config import CameraConfig, CameraFaultRule
 from analytics.detectors import Detector, create_detector
 from analytics.pipeline import CameraAnalytics, CameraRulesConfig
 from analytics.scheduler import AnalysisPool
@@ -291,8 +291,13 @@ class Hub:
         return cam
 
     def _analytics(self, cam: CameraConfig) -> CameraAnalytics:
+        rules = list(cam.rules)
+        if self.loaded.config.alerts.video_quality and not any(
+            r.type == "camera_fault" for r in rules
+        ):  # every camera's picture is diagnosed, rules or not
+            rules.append(CameraFaultRule(name="video-quality", type="camera_fault"))
         return CameraAnalytics(
-            CameraRulesConfig(cam.id, cam.detect_fps, cam.zones, cam.rules, cam.motion),
+            CameraRulesConfig(cam.id, cam.detect_fps, cam.zones, rules, cam.motion),
             self.detector.class_names,
             timezone=self.loaded.config.timezone,
         )

@@ -278,7 +278,7 @@ EXPLANATIONS: dict[str, tuple[Callable[[], str], str]] = {
     "person_down": (_person_down, "person (track 4) lying still in zone 'road' for 10.0 s ≥ 10 s"),
     "congestion": (_congestion, "6 vehicles ≥ 5 in view with median speed 0.02 ≤ 0.3 box "
                                 "lengths/s for 60 s ≥ 60 s"),
-    "camera_fault": (_camera_fault, "picture frozen for 20 s ≥ 20 s (mean frame change 0 ≤ 0.01)"),
+    "camera_fault": (_camera_fault, "picture frozen for 8 s ≥ 8 s (mean frame change 0 ≤ 0.01)"),
 }  # fmt: skip
 
 
@@ -291,7 +291,7 @@ def test_explanation_text(rule_type: str) -> None:
 def test_black_picture_explanation_and_its_docs() -> None:
     r = Runner(CameraFaultRule(name="f", type="camera_fault"))
     text = _first(r, [(t, Detections.empty()) for t in times(21)], luma=3.0, change=0.0)
-    assert text == "picture black for 20 s ≥ 20 s (mean grey level 3.0 ≤ 16)"
+    assert text == "picture black for 8 s ≥ 8 s (mean grey level 3.0 ≤ 16)"
     assert f"A black picture reads `{text}`." in DOCS.read_text(encoding="utf-8")
 
 

@@ -10,6 +10,7 @@ from analytics.config import CameraFaultRule, CongestionRule, CrowdRule
 from analytics.history import T, X, Y
 from analytics.rules.base import FrameContext, ObjectRule, box_diagonal, make_event, union_box
 from analytics.types import Detections, Event
+from analytics.vqd import RECENT_S, QualityBaseline, QualityLimits
 from analytics.zones import Zone
 
 
@@ -143,8 +144,16 @@ class Congestion(ObjectRule):
         return np.asarray(out)
 
 
+FAULT_WORDS = {
+    "black": "black", "overexposed": "over-exposed", "frozen": "frozen", "blur": "blurred",
+    "occlusion": "covered", "colour_cast": "colour-cast", "scene_change": "turned away from "
+    "its view", "noise": "noisy",
+}  # fmt: skip
+
+
 class CameraFault:
-    """A black or frozen picture for ``min_duration_s`` (from the motion gate's grey image)."""
+    """A faulty picture for ``min_duration_s``: black or frozen from the motion gate's grey
+    image alone; with the gate's quality measures, every kind of analytics/vqd.py."""
 
     RELEASE_S = 3.0
 
@@ -154,12 +163,58 @@ class CameraFault:
         self.black = Sustained(cfg.min_duration_s, self.RELEASE_S)
         self.frozen = Sustained(cfg.min_duration_s, self.RELEASE_S)
         self.episode = 0
+        self.baseline = QualityBaseline(
+            QualityLimits(
+                black_level=cfg.black_level, black_contrast=cfg.black_contrast,
+                overexposed_share=cfg.overexposed_share, frozen_level=cfg.frozen_level,
+                blur_ratio=cfg.blur_ratio, occlusion_share=cfg.occlusion_share,
+                cast_level=cfg.cast_level, scene_similarity=cfg.scene_similarity,
+                noise_ratio=cfg.noise_ratio,
+            ),
+            tuple(cfg.checks),
+        )  # fmt: skip
+        # A scene change is judged on a few seconds' average picture (analytics/vqd.py):
+        # that averaging is part of its hold.
+        hold = {"scene_change": max(1.0, cfg.min_duration_s - 2 * RECENT_S)}
+        self.states = {k: Sustained(hold.get(k, cfg.min_duration_s), self.RELEASE_S)
+                       for k in cfg.checks}  # fmt: skip
+        self.active: set[str] = set()  # the faults holding now (camera health)
+
+    def _diagnose(self, ctx: FrameContext) -> list[Event]:
+        assert ctx.quality is not None
+        found = self.baseline.assess(ctx.quality, ctx.t)
+        events = []
+        for kind, state in self.states.items():
+            on = kind in found
+            fired = state.update(ctx.t, on, on, ctx.armed)
+            if state.active or state.held(ctx.t) >= state.hold_s:
+                self.active.add(kind)
+            else:
+                self.active.discard(kind)
+            if not fired:
+                continue
+            self.episode += 1
+            value, limit = found[kind]
+            held = state.held(ctx.t)
+            events.append(make_event(
+                self, ctx, det=None, track_ids=[], measured=held, threshold=self.cfg.min_duration_s,
+                unit="s", zone_name="frame", started_t=state.since, object_class="",
+                key=f"{kind}-{self.episode}",
+                explanation=(
+                    f"picture {FAULT_WORDS[kind]} for {held:.0f} s ≥ {self.cfg.min_duration_s:g} s "
+                    f"({kind} measure {value:.3g}, limit {limit:.3g})"
+                ),
+                extra={"fault": kind},
+            ))  # fmt: skip
+        return events
 
     @property
     def type(self) -> str:
         return self.cfg.type
 
     def update(self, tracked: Detections, ctx: FrameContext) -> list[Event]:
+        if ctx.quality is not None:
+            return self._diagnose(ctx)
         if ctx.luma is None:
             return []
         is_black = ctx.luma <= self.cfg.black_level

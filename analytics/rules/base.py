@@ -9,6 +9,7 @@ import numpy as np
 
 from analytics.history import TrackHistory
 from analytics.types import Detections, Event, class_name
+from analytics.vqd import QualityMeasures
 from analytics.zones import Zone
 
 
@@ -29,6 +30,7 @@ class FrameContext:
     history: TrackHistory = field(default_factory=TrackHistory)
     luma: float | None = None  # mean grey level of the frame (0-255)
     change: float | None = None  # mean absolute grey difference to the previous frame
+    quality: QualityMeasures | None = None  # the picture's quality measures (analytics/vqd)
     armed: bool = True  # inside the rule's schedule: it may fire
 
 
