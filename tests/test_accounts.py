@@ -104,7 +104,7 @@ def test_permission_names() -> None:
     assert set(PERMISSIONS) == {
         "cameras:read", "alerts:read", "evidence:read", "alerts:handle", "alerts:reopen",
         "evidence:export", "routing:read", "routing:write", "users:manage", "audit:read",
-        "dispatch:manage",
+        "dispatch:manage", "cameras:configure",
     }  # fmt: skip
     assert set(ROLES) == set(EXPECTED) == set(ROLE_PERMISSIONS)
 
