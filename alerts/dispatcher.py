@@ -42,6 +42,7 @@ from alerts.config import DispatchTarget
 from alerts.connectors import Connector, Message, Result, make_connector
 from alerts.links import EvidenceLinks
 from alerts.payload import alert_payload
+from shaobing import metrics
 
 log = logging.getLogger(__name__)
 
@@ -356,7 +357,19 @@ class Dispatcher(threading.Thread):
             log.warning("outbox row %d: lease lost before its result was stored", message.row_id)
             return
         self._count(outcome)
+        metrics.DELIVERIES.labels(target.name, outcome).inc()
+        if result.ok and message.event == "alert.created":
+            metrics.observe_latency("delivered", _created_at(message.body), now)
 
     def _count(self, name: str) -> None:
         with self._counts:
             setattr(self, name, getattr(self, name) + 1)
+
+
+def _created_at(body: bytes) -> float | None:
+    """The alert's ``created_at`` (when its rule fired) in a queued body, if readable."""
+    try:
+        value = json.loads(body)["alert"]["created_at"]
+        return float(value) if isinstance(value, int | float) else None
+    except (ValueError, KeyError, TypeError):
+        return None

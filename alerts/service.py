@@ -31,6 +31,7 @@ from alerts.domain.routing import Router
 from alerts.feed import AlertFeed, FeedKind
 from alerts.messages import CLIP_KIND, EVENTS_TOPIC, ClipMessage, EventMessage
 from alerts.ports import ConcurrentUpdate, EventBus, UnitOfWork
+from shaobing import metrics
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,8 @@ class AlertService:
             uow.alerts.add(alert)
             uow.commit()
         self.counters.created += 1
+        metrics.ALERTS_STORED.inc()
+        metrics.observe_latency("stored", message.event.ts)
         log.info("alert %s %s camera=%s rule=%s → %s: %s", alert.id, alert.type,
                  alert.camera_id, alert.rule, ", ".join(sorted(alert.departments)) or "centre",
                  alert.explanation)  # fmt: skip

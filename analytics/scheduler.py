@@ -22,6 +22,7 @@ from analytics.pipeline import CameraAnalytics
 from analytics.types import Detections, Event
 from camera_registry.status import RateMeter, StatusBoard
 from ingest.reader import SampledFrame
+from shaobing import metrics
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,12 @@ class AnalysisPool:
             for slot, frame in jobs:
                 gated.append(slot.analytics.check_motion(frame.image, frame.t, frame.source_size))
             to_detect = [frame.image for (_, frame), g in zip(jobs, gated, strict=True) if g.detect]
+            started = time.perf_counter()
             found = iter(self.detector.detect(to_detect) if to_detect else [])
+            if to_detect:
+                per_frame = (time.perf_counter() - started) / len(to_detect)
+                metrics.INFERENCE_SECONDS.observe(per_frame)
+                metrics.INFERENCE_BATCH.observe(len(to_detect))
         except Exception as exc:  # noqa: BLE001 - a bad batch must not stop analysis
             log.exception("analysis batch failed")
             for slot, _ in jobs:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.auth import install_host_check
+from api.auth import install_host_check, require
 from api.console import CONSOLE_ROUTES, mount_console
 from api.ports import HubServices
 from api.routers import (
@@ -33,8 +34,10 @@ from api.schemas import Health
 VERSION = "0.3.0"
 
 #: The routes that answer without authentication (the authorisation tests check this).
+#: ``/metrics`` is public unless ``api.metrics_public: false``: an internal Prometheus
+#: scrapes it, and it holds counts and camera ids only (no URL, credential or alert).
 PUBLIC_ROUTES = {("GET", "/healthz"), ("POST", "/api/auth/login"), ("POST", "/api/feedback"),
-                 *CONSOLE_ROUTES}  # fmt: skip
+                 ("GET", "/metrics"), *CONSOLE_ROUTES}  # fmt: skip
 
 
 def create_app(
@@ -43,6 +46,7 @@ def create_app(
     *,
     allowed_hosts: list[str] | None = None,
     token_ttl_s: float = 12 * 3600,
+    metrics_public: bool = True,
     console: bool = True,
 ) -> FastAPI:
     app = FastAPI(
@@ -70,6 +74,14 @@ def create_app(
         exports,
     ):
         app.include_router(module.router)
+
+    # Not public: a monitoring system logs in with an API key (audit:read).
+    guard = [] if metrics_public else [Depends(require("audit:read"))]
+
+    @app.get("/metrics", tags=["health"], include_in_schema=False, dependencies=guard)
+    def prometheus_metrics() -> Response:
+        """Prometheus text exposition of this process (see shaobing/metrics.py)."""
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     def healthz(request: Request) -> Health:

@@ -23,6 +23,7 @@ import numpy as np
 from camera_registry.config import IngestConfig, SourceConfig
 from camera_registry.status import RateMeter, StatusBoard
 from camera_registry.urls import mask_secrets
+from shaobing import metrics
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +194,9 @@ def iter_sampled_frames(
             if on_packet is not None:
                 on_packet(packet)
         try:
+            started = time.perf_counter()
             frames = packet.decode()
+            metrics.DECODE_SECONDS.observe(time.perf_counter() - started)
         except av.error.InvalidDataError as exc:
             errors += 1
             stats.errors += 1

@@ -9,7 +9,9 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from camera_registry.urls import mask_url
@@ -87,6 +89,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from shaobing.hub import Hub
 
     where = args.config or "default config"
+    if args.workers:  # the distributed mechanism on one machine: N worker processes
+        return _run_role(lambda roles: roles.run_all(loaded, args.workers,
+                                                     metrics_port=args.metrics_port))  # fmt: skip
+    if loaded.config.bus.kind == "redis":
+        log.warning(
+            "bus.kind: redis is for `run --workers N` and the roles; `run` without "
+            "--workers is the embedded hub (in-process bus, every camera here)"
+        )
     try:
         hub = Hub(loaded)
     except DetectorError as exc:
@@ -98,6 +108,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     _announce_admin(hub.ensure_admin(os.environ.get("SHAOBING_ADMIN_PASSWORD")))
     hub.start()
+    from shaobing import metrics
+    from shaobing.roles import hub_collector
+
+    metrics.register(hub_collector(hub))
     api = loaded.config.api
     try:
         if api.enabled:
@@ -108,7 +122,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             server = uvicorn.Server(
                 uvicorn.Config(
                     create_app(
-                        hub, hub.sessions, allowed_hosts=api.hosts(), token_ttl_s=api.token_ttl_s,
+                        hub,
+                        hub.sessions,
+                        allowed_hosts=api.hosts(),
+                        token_ttl_s=api.token_ttl_s,
+                        metrics_public=api.metrics_public,
                         console=api.console.enabled,
                     ),  # fmt: skip
                     host=api.host,
@@ -133,6 +151,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         hub.stop()
     return 0
+
+
+def _run_role(start: Callable[[ModuleType], int]) -> int:
+    """Run a distributed-mode role; a configuration it cannot run with exits 2."""
+    from shaobing import roles
+
+    try:
+        return start(roles)
+    except roles.RoleError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def cmd_role(args: argparse.Namespace) -> int:
+    loaded = _load(args.config)
+    setup_logging(loaded.config.logging.level)
+    return _run_role(lambda roles: roles.run_role(
+        args.command, loaded, name=getattr(args, "name", "worker"),
+        metrics_port=getattr(args, "metrics_port", None), metrics_host=args.metrics_host,
+    ))  # fmt: skip
 
 
 def _open_db(loaded: LoadedConfig) -> tuple[Engine, sessionmaker[Session]]:
@@ -343,7 +381,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the hub: ingest, analytics, alerts, API")
     run.add_argument("--config", "-c", help="YAML config (default: the embedded defaults)")
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N worker processes + the other roles here (needs bus.kind: redis)",
+    )
+    run.add_argument("--metrics-port", type=int, metavar="PORT",
+                     help="with --workers: worker i serves /metrics on PORT+i")  # fmt: skip
     run.set_defaults(func=cmd_run)
+
+    for role, what in (
+        ("worker", "ingest + analytics + evidence for the cameras this worker holds a lease on"),
+        ("alerts", "event consumer: alerts stored, routed and escalated"),
+        ("dispatcher", "outbox delivery to the dispatch targets"),
+        ("api", "REST API and console (its /metrics on the API port)"),
+    ):
+        rp = sub.add_parser(role, help=f"distributed mode: {what}")
+        rp.add_argument("--config", "-c", required=True, help="YAML config (bus.kind: redis)")
+        if role == "worker":
+            rp.add_argument(
+                "--name",
+                default="worker",
+                help="this worker's name on its host (its event spool folder)",
+            )
+        if role != "api":
+            rp.add_argument("--metrics-port", type=int, help="serve /metrics on this port")
+        rp.add_argument("--metrics-host", default="127.0.0.1", help="address for /metrics")
+        rp.set_defaults(func=cmd_role)
 
     check = sub.add_parser("check-config", help="validate a config file (exit 2 on errors)")
     check.add_argument("file")

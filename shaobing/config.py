@@ -16,7 +16,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -80,6 +80,11 @@ class ApiConfig(StrictModel):
         "of public_url is added. '*' allows any (not recommended)",
     )
     token_ttl_s: float = Field(12 * 3600, gt=0, description="lifetime of a login token")
+    metrics_public: StrictBool = Field(
+        True,
+        description="serve /metrics without login (for an internal Prometheus; it holds counts "
+        "and camera ids only); false: an API key or login with audit:read is needed",
+    )
     link_ttl_s: float = Field(
         7 * 24 * 3600, gt=0, description="lifetime of the signed evidence links sent to targets"
     )
@@ -108,12 +113,33 @@ class LoggingConfig(StrictModel):
     level: str = "INFO"
 
 
+class BusConfig(StrictModel):
+    """Event bus and live state: ``memory`` (one process, the default) or ``redis``
+    (distributed mode: roles on several processes or hosts; see docs/deployment.md)."""
+
+    kind: Literal["memory", "redis"] = "memory"
+    url: str = Field("redis://127.0.0.1:6379/0", description="Redis (kind: redis)")
+    prefix: str = Field("shaobing", pattern=r"^[A-Za-z0-9_.-]+$", description="key prefix")
+    lease_s: float = Field(
+        10.0, ge=2, le=300, description="camera lease: a dead worker's cameras resume "
+        "elsewhere within this time",
+    )  # fmt: skip
+    claim_idle_s: float = Field(
+        30.0, gt=0, description="events pending this long at a dead consumer are taken over"
+    )
+    maxlen: int = Field(100_000, ge=100, description="acknowledged events kept in the stream")
+    frame_interval_s: float = Field(
+        2.0, gt=0, description="how often a worker stores each camera's latest frame (JPEG)"
+    )
+
+
 class HubConfig(StrictModel):
     data_dir: str = "./data"
     timezone: str = Field("Asia/Shanghai", description="time zone of rule schedules")
     storage: StorageConfig = Field(default_factory=StorageConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    bus: BusConfig = Field(default_factory=BusConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)

@@ -16,6 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.orm import Session, sessionmaker
 
 from accounts.service import audit, ensure_initial_admin, list_audit
 from alerts.adapters.memory_bus import MemoryEventBus
@@ -32,6 +35,7 @@ from alerts.domain.routing import Router
 from alerts.export import open_evidence_paths
 from alerts.feed import AlertFeed
 from alerts.links import EvidenceLinks, load_or_create_key
+from alerts.ports import EventBus
 from alerts.producer import AlertProducer, CameraInfo
 from alerts.routing_setup import make_router
 from alerts.service import AlertService, AlertWorkers
@@ -53,7 +57,7 @@ from camera_registry.store import (
     upsert_camera,
 )
 from camera_registry.urls import mask_url, with_credentials
-from core.secrets import load_or_create_cipher, make_private_dir
+from core.secrets import SecretCipher, load_or_create_cipher, make_private_dir
 from ingest.live import LiveFeed, TeeSink
 from ingest.reader import SampledFrame, StreamReader
 from shaobing.config import LoadedConfig
@@ -129,42 +133,94 @@ def offline_event(st: CameraStatus, now: float, limit: float) -> Event:
     )  # fmt: skip
 
 
+def open_store(loaded: LoadedConfig) -> tuple[Engine, sessionmaker[Session], SecretCipher]:
+    """The database (migrated) with the config's cameras and routing rules in it, and the
+    camera-password cipher. Every role calls it; two processes doing it at once on
+    PostgreSQL may collide on an insert: the loser tries again."""
+    cfg = loaded.config
+    for folder in (loaded.data_dir, loaded.snapshot_dir):  # owner only (0700)
+        make_private_dir(folder)
+    for attempt in range(5):  # several roles starting at once race on the migrations:
+        try:  # PostgreSQL's DDL is transactional, the loser's rolled back; it tries again
+            engine, sessions = open_database(loaded.database_url)
+            break
+        except (IntegrityError, ProgrammingError, OperationalError):
+            if attempt == 4:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    # Camera passwords are stored encrypted with a key kept outside the database.
+    cipher = load_or_create_cipher(loaded.secret_key_path)
+    for attempt in range(5):
+        try:
+            with sessions.begin() as session:
+                for cam in cfg.cameras:
+                    upsert_camera(session, cam, origin="config", cipher=cipher)
+                removed = remove_stale_config_cameras(session, {c.id for c in cfg.cameras})
+                encrypted = encrypt_plain_secrets(session, cipher)
+                sync_config_routing(
+                    session, {r.name: r.model_dump(mode="json") for r in cfg.routing}
+                )
+            break
+        except (IntegrityError, OperationalError):  # another role inserted first / locked
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    if removed:
+        log.info("cameras no longer in the config removed: %s", ", ".join(removed))
+    if encrypted:
+        log.info("camera passwords stored in plain text encrypted: %s", ", ".join(encrypted))
+    return engine, sessions, cipher
+
+
+def evidence_links(loaded: LoadedConfig) -> EvidenceLinks:
+    """Signed evidence links (every API node of a deployment needs the same key)."""
+    api = loaded.config.api
+    public_url = (api.public_url or f"http://{api.host}:{api.port}").rstrip("/")
+    key = load_or_create_key(api.link_secret, loaded.data_dir / "link.key")
+    return EvidenceLinks(public_url, key, api.link_ttl_s)
+
+
+def build_router(loaded: LoadedConfig, sessions: sessionmaker[Session]) -> Router:
+    """The router of the config's departments and targets and the stored routing rules."""
+    cfg = loaded.config
+    with sessions() as session:
+        stored = routing_rule_configs(session)
+    rules = []
+    for _, data in stored:
+        try:
+            rules.append(RoutingRuleConfig.model_validate(data))
+        except ValueError as exc:  # written by another version: say so, route the rest
+            log.error("routing rule %s is invalid, skipped: %s", data.get("name"), exc)
+    return make_router(cfg.departments, cfg.dispatch, rules, cfg.escalation)
+
+
 class Hub:
     """The embedded hub: everything in one process, SQLite and the in-process bus."""
 
-    def __init__(self, loaded: LoadedConfig, *, detector: Detector | None = None) -> None:
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        *,
+        detector: Detector | None = None,
+        bus: EventBus | None = None,
+        status: StatusBoard | None = None,
+    ) -> None:
+        """``bus``/``status``: other adapters (distributed mode, ``shaobing.roles``)."""
         self.loaded = loaded
         cfg = loaded.config
-        for folder in (loaded.data_dir, loaded.snapshot_dir):  # owner only (0700)
-            make_private_dir(folder)
-        self.engine, self.sessions = open_database(loaded.database_url)
-        # Camera passwords are stored encrypted with a key kept outside the database.
-        self.cipher = load_or_create_cipher(loaded.secret_key_path)
-        with self.sessions.begin() as session:
-            for cam in cfg.cameras:
-                upsert_camera(session, cam, origin="config", cipher=self.cipher)
-            removed = remove_stale_config_cameras(session, {c.id for c in cfg.cameras})
-            encrypted = encrypt_plain_secrets(session, self.cipher)
-            sync_config_routing(session, {r.name: r.model_dump(mode="json") for r in cfg.routing})
-        if removed:
-            log.info("cameras no longer in the config removed: %s", ", ".join(removed))
-        if encrypted:
-            log.info("camera passwords stored in plain text encrypted: %s", ", ".join(encrypted))
+        self.engine, self.sessions, self.cipher = open_store(loaded)
         self._audit_config()
         self.detector = detector or create_detector(
             cfg.detector, loaded.models_dir, loaded.mirror_dir
         )
-        self.status = StatusBoard()
-        api = cfg.api
-        self.public_url = (api.public_url or f"http://{api.host}:{api.port}").rstrip("/")
-        self.links = EvidenceLinks(
-            self.public_url,
-            load_or_create_key(cfg.api.link_secret, loaded.data_dir / "link.key"),
-            cfg.api.link_ttl_s,
-        )
+        self.status = status if status is not None else StatusBoard()
+        self.links = evidence_links(loaded)
+        self.public_url = self.links.base_url
         self.dispatcher = Dispatcher(self.sessions, cfg.dispatch, links=self.links)
         # Events are spooled to disk until their alert is committed: a crash loses none.
-        self.bus = SpoolingEventBus(MemoryEventBus(), loaded.data_dir / "spool")
+        if bus is None:
+            bus = SpoolingEventBus(MemoryEventBus(), loaded.data_dir / "spool")
+        self.bus: EventBus = bus
         self.cameras: dict[str, CameraConfig] = {}
         self.producer = AlertProducer(
             self.bus, cfg.alerts, loaded.snapshot_dir,
@@ -215,16 +271,7 @@ class Hub:
     # -- routing ---------------------------------------------------------------
 
     def _build_router(self) -> Router:
-        cfg = self.loaded.config
-        with self.sessions() as session:
-            stored = routing_rule_configs(session)
-        rules = []
-        for _, data in stored:
-            try:
-                rules.append(RoutingRuleConfig.model_validate(data))
-            except ValueError as exc:  # written by another version: say so, route the rest
-                log.error("routing rule %s is invalid, skipped: %s", data.get("name"), exc)
-        return make_router(cfg.departments, cfg.dispatch, rules, cfg.escalation)
+        return build_router(self.loaded, self.sessions)
 
     def router(self) -> Router:
         with self._router_lock:
@@ -297,7 +344,7 @@ class Hub:
         ):  # every camera's picture is diagnosed, rules or not
             rules.append(CameraFaultRule(name="video-quality", type="camera_fault"))
         return CameraAnalytics(
-            CameraRulesConfig(cam.id, cam.detect_fps, cam.zones, rules, cam.motion),
+            CameraRulesConfig(cam.id, cam.detect_fps, cam.zones, rules, cam.motion, cam.detect),
             self.detector.class_names,
             timezone=self.loaded.config.timezone,
         )
@@ -316,7 +363,9 @@ class Hub:
     def start(self) -> None:
         self.dispatcher.start()
         self.alert_workers.start()
-        self.bus.recover()
+        recover = getattr(self.bus, "recover", None)  # the spools: what a crash left
+        if recover is not None:
+            recover()
         self.producer.start()
         for cam in self.load_cameras():
             self.cameras[cam.id] = cam

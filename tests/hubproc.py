@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,10 @@ class HubProcess:
     """A hub started from a config dict written to ``workdir/hub.yaml``. ``get``/``post``
     log in as the first admin on first use."""
 
-    def __init__(self, workdir: Path, config: dict[str, Any], *, env: dict[str, str] | None = None):
+    def __init__(self, workdir: Path, config: dict[str, Any], *, env: dict[str, str] | None = None,
+                 args: Sequence[str] = ()):  # fmt: skip
         self.workdir = workdir
+        self.args = list(args)  # more `shaobing run` options (--workers N)
         self.port = free_port()
         config = {"data_dir": str(workdir / "data"), **config}
         config.setdefault("api", {})["port"] = self.port
@@ -41,8 +43,9 @@ class HubProcess:
 
     def start(self, timeout: float = 60.0) -> HubProcess:
         log = self.log_path.open("ab")
+        command = [sys.executable, "-m", "shaobing.cli", "run", "--config", str(self.config_path)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "shaobing.cli", "run", "--config", str(self.config_path)],
+            [*command, *self.args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.env,

@@ -354,6 +354,7 @@ PUBLIC_ANSWERS = {
     ("GET", "/healthz"): {200},
     ("POST", "/api/auth/login"): {401, 422},  # no body: 422
     ("POST", "/api/feedback"): {401},  # no signature
+    ("GET", "/metrics"): {200},  # public by default (api.metrics_public; see tests/test_metrics.py)
     # The console's static files (its API calls need a login): the page, or 503 "not
     # built"; an asset, or 404.
     ("GET", "/"): {200, 503},

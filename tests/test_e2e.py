@@ -6,7 +6,7 @@ import hashlib
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from tests.conftest import IPYCAM_PASSWORD, IPYCAM_USER
 from tests.hubproc import HubProcess
 from tests.peers.procs import IpyCamProcess, RtspServer, free_port
 from tests.peers.receiver import Receiver
+from tests.redisproc import REDIS_URL, redis_prefix
 
 pytestmark = pytest.mark.slow
 
@@ -128,8 +129,19 @@ def test_onvif_camera_to_signed_alert(
     assert IPYCAM_PASSWORD not in hub.log()
 
 
+@pytest.fixture(params=["embedded", "distributed"])
+def mode(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """The config keys of a mode: embedded (one process), or distributed on one machine
+    (`run --workers 2`: Redis bus, leases and live state; see tests/test_distributed.py)."""
+    if request.param == "embedded":
+        yield {}
+        return
+    with redis_prefix() as prefix:
+        yield {"bus": {"kind": "redis", "url": REDIS_URL, "prefix": prefix, "lease_s": 4}}
+
+
 def test_dispatch_outage_and_restart_lose_nothing(
-    tmp_path: Path, models_dir: Path, rtsp_server: RtspServer
+    tmp_path: Path, models_dir: Path, rtsp_server: RtspServer, mode: dict[str, Any]
 ) -> None:
     rx = Receiver(port=free_port())  # down for now
     cam = loitering_camera("rtsp-1", {"url": rtsp_server.url("crosswalk")})
@@ -137,8 +149,9 @@ def test_dispatch_outage_and_restart_lose_nothing(
         models_dir,
         cameras=[cam],
         dispatch=[target(rx.url, backoff_initial_s=1, backoff_max_s=4, timeout_s=2)],
+        **mode,
     )
-    hub = HubProcess(tmp_path, config)
+    hub = HubProcess(tmp_path, config, args=["--workers", "2"] if mode else ())
     hub.start()
     try:
         first = hub.wait(

@@ -7,7 +7,8 @@ import time
 from typing import Annotated
 
 import cv2
-from fastapi import APIRouter, Depends, HTTPException, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from accounts.domain import Principal, sees_area
@@ -18,7 +19,7 @@ from api.ports import HubServices
 from api.schemas import CameraOut, CameraStatusOut
 from camera_registry.store import CameraRecord, invalid_config_error, list_cameras
 from camera_registry.urls import mask_url
-from core.area import Area
+from core.area import LEVELS, Area
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +90,41 @@ def camera_out(record: CameraRecord, hub: HubServices) -> CameraOut:
     )
 
 
-@router.get("", response_model=list[CameraOut], summary="All cameras with their live status")
-def get_cameras(hub: HubDep, session: SessionDep, principal: Reader) -> list[CameraOut]:
-    return [
-        camera_out(r, hub) for r in list_cameras(session) if sees_area(principal, record_area(r))
-    ]
+@router.get("", response_model=list[CameraOut], summary="Cameras with their live status")
+def get_cameras(
+    hub: HubDep,
+    session: SessionDep,
+    principal: Reader,
+    response: Response,
+    limit: Annotated[
+        int | None, Query(ge=1, le=1000, description="one page (default: every camera)")
+    ] = None,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+    area: Annotated[
+        str | None, Query(max_length=300, description="an area path: 示例县/城关镇")
+    ] = None,
+    q: Annotated[str | None, Query(max_length=100, description="in the id or name")] = None,
+) -> list[CameraOut]:
+    """Without parameters: every camera in your scope. With ``limit``/``offset``/``area``/
+    ``q``: one page, filtered in SQL, ordered by id; ``X-Total-Count`` gives the total."""
+    if limit is None and offset == 0 and area is None and q is None:
+        return [camera_out(r, hub) for r in list_cameras(session)
+                if sees_area(principal, record_area(r))]  # fmt: skip
+    stmt = select(CameraRecord)
+    scopes = [] if principal.role == "admin" else [principal.area.path()]
+    if area:
+        scopes.append(tuple(part for part in area.split("/") if part))
+    for path in scopes:
+        for level, value in zip(LEVELS, path, strict=False):
+            stmt = stmt.where(getattr(CameraRecord, level) == value)
+    if q:
+        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(or_(CameraRecord.id.ilike(pattern, escape="\\"),
+                              CameraRecord.name.ilike(pattern, escape="\\")))  # fmt: skip
+    total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
+    response.headers["X-Total-Count"] = str(total)
+    page = stmt.order_by(CameraRecord.id).offset(offset).limit(limit)
+    return [camera_out(r, hub) for r in session.execute(page).scalars()]
 
 
 @router.get("/{camera_id}", response_model=CameraOut, summary="One camera with its live status")
