@@ -344,7 +344,7 @@ class Hub:
         ):  # every camera's picture is diagnosed, rules or not
             rules.append(CameraFaultRule(name="video-quality", type="camera_fault"))
         return CameraAnalytics(
-            CameraRulesConfig(cam.id, cam.detect_fps, cam.zones, rules, cam.motion, cam.detect),
+            CameraRulesConfig(cam.id, cam.detect_fps, cam.zones, rules, cam.motion),
             self.detector.class_names,
             timezone=self.loaded.config.timezone,
         )
