@@ -91,10 +91,18 @@ class ClipRequest:
     start: float  # clip clock: keyframe at or before this
     end: float
     created_at: float  # names the day folder, like the snapshots
+    # A window requested by another user of the ring (the track index): the file to
+    # write, and who to tell (the path and SHA-256, or None when no clip was written).
+    path: Path | None = None
+    on_done: Callable[[Path | None, str | None], None] | None = None
 
     @property
     def deadline(self) -> float:
         return self.end + GRACE_S
+
+    @property
+    def what(self) -> str:
+        return f"{'clip' if self.on_done else 'alert'} {self.alert_id}"
 
 
 class ClipRecorder:
@@ -155,6 +163,22 @@ class ClipRecorder:
         self._requests.put(ClipRequest(alert_id, camera_id, start, end, created_at))
         return True
 
+    def request_window(
+        self,
+        camera_id: str,
+        start: float,
+        end: float,
+        path: Path,
+        on_done: Callable[[Path | None, str | None], None],
+    ) -> bool:
+        """Queue a clip of [start, end] (the ring's clock; capped to what it holds) to be
+        written at ``path``; ``on_done`` is called on the clips thread, instead of a
+        ClipMessage being published. False when there is no ring or thread."""
+        if camera_id not in self.rings or not self._thread.is_alive():
+            return False
+        self._requests.put(ClipRequest(path.stem, camera_id, start, end, end, path, on_done))
+        return True
+
     def _run(self) -> None:
         stopping = False
         while self._pending or not stopping:
@@ -182,17 +206,25 @@ class ClipRecorder:
     def _write(self, req: ClipRequest, ring: PacketRing) -> None:
         clip = ring.cut(req.start, req.end)
         if clip is None:
-            log.warning("alert %s: no clip (no keyframe of camera %s buffered in the window)",
-                        req.alert_id, req.camera_id)  # fmt: skip
+            log.warning("%s: no clip (no keyframe of camera %s buffered in the window)",
+                        req.what, req.camera_id)  # fmt: skip
             self.failed += 1
+            if req.on_done is not None:
+                req.on_done(None, None)
             return
         day = time.strftime("%Y%m%d", time.gmtime(req.created_at))
-        path = self.directory / req.camera_id / day / f"{req.alert_id}.mp4"
+        path = req.path or self.directory / req.camera_id / day / f"{req.alert_id}.mp4"
         try:
             sha = write_clip(clip, path)
         except (OSError, av.error.FFmpegError) as exc:
-            log.error("alert %s: clip not saved: %s", req.alert_id, exc)
+            log.error("%s: clip not saved: %s", req.what, exc)
             self.failed += 1
+            if req.on_done is not None:
+                req.on_done(None, None)
+            return
+        if req.on_done is not None:
+            self.written += 1
+            req.on_done(path, sha)
             return
         message = ClipMessage(req.alert_id, str(path), sha, clip.start, clip.end)
         self.bus.publish(EVENTS_TOPIC, message.to_dict())

@@ -130,6 +130,9 @@ class PedestrianOnRoadRule(DwellFields):
 
     type: Literal["pedestrian_on_road"]
     min_duration_s: float = Field(1.0, ge=0)
+    ignore_riders: StrictBool = Field(
+        True, description="a person on a bicycle or motorcycle is not a pedestrian"
+    )
     severity: Severity = "high"
 
 
@@ -192,6 +195,13 @@ class WrongWayRule(RuleBase):
         1.0, gt=0, description="distance moved against the flow, in box diagonals"
     )
     min_duration_s: float = Field(1.0, ge=0)
+    walking_pace: float = Field(
+        2.0,
+        ge=0,
+        description="a bicycle or motorcycle at or below this speed (box heights per second) "
+        "with people beside it is a pushchair, cart or pushed bike among pedestrians: "
+        "ignored; 0 turns this off",
+    )
     severity: Severity = "high"
 
     _classes = field_validator("classes")(_check_classes)
@@ -246,6 +256,14 @@ class PersonDownRule(RuleBase):
     type: Literal["person_down"]
     classes: list[str] = Field(default_factory=_persons)
     min_aspect: float = Field(1.0, gt=0, description="box width / height at least this")
+    max_relative_height: float = Field(
+        0.5,
+        ge=0,
+        lt=1,
+        description="…or a box at most this share of the height of a person standing at "
+        "that image row (learned from the people the camera has seen): curled up or "
+        "foreshortened; 0 turns this off",
+    )
     max_displacement: float = Field(0.3, gt=0, description="fraction of the box's diagonal")
     min_duration_s: float = Field(10.0, gt=0)
     grace_s: float = Field(3.0, ge=0)
@@ -347,6 +365,44 @@ class MotionConfig(StrictModel):
     keepalive_s: float = Field(
         2.0, gt=0, description="detect at least this often anyway (stationary objects)"
     )
+    quality_interval_s: float = Field(
+        0.5, ge=0, le=5, description="video quality diagnosis at most this often (0: every frame)"
+    )
+
+
+class DetectConfig(StrictModel):
+    """Per camera: which tracks the rules may see, and where the detector looks."""
+
+    min_frames: int = Field(
+        2, ge=1, le=100, description="frames a track must be seen before any rule sees it"
+    )
+    min_median_score: float = Field(
+        0.4, ge=0, le=1, description="median detector score over the track, at least"
+    )
+    oversized_person_ratio: float = Field(
+        3.0,
+        ge=0,
+        description="a person this many times taller than the other people at its image "
+        "row is dropped (needs 3 others in view); 0 turns this off",
+    )
+    regions: StrictBool = Field(
+        False,
+        description="also detect at native resolution on model-sized crops around motion "
+        "and inside the watched zones (small, far or crowded objects)",
+    )
+    max_regions: int = Field(2, ge=0, le=16, description="crops per frame at most")
+    tiles: tuple[int, int] | None = Field(
+        None,
+        description="[columns, rows]: also detect on this grid of tiles every frame "
+        "(far-field cameras); costs one detector run per tile",
+    )
+
+    @field_validator("tiles")
+    @classmethod
+    def _tiles(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is not None and not (1 <= v[0] <= 8 and 1 <= v[1] <= 8):
+            raise ValueError("tiles must be [columns, rows], each 1..8")
+        return v
 
 
 class CameraConfig(CameraBase):
@@ -355,6 +411,7 @@ class CameraConfig(CameraBase):
     zones: list[ZoneConfig] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=list)
     motion: MotionConfig = Field(default_factory=MotionConfig)
+    detect: DetectConfig = Field(default_factory=DetectConfig)
 
     @model_validator(mode="after")
     def _zones_and_rules(self) -> CameraConfig:

@@ -27,6 +27,7 @@ class GateResult:
     luma: float  # mean grey level
     change: float  # mean absolute grey difference to the previous frame
     quality: QualityMeasures | None = None  # video quality diagnosis (analytics/vqd.py)
+    blobs: np.ndarray | None = None  # (N, 4) xyxy of the changed areas, analysed-frame pixels
 
 
 class MotionGate:
@@ -38,6 +39,9 @@ class MotionGate:
         self.last_detect_t: float | None = None
         self.frames = 0
         self.gated = 0
+        self.want_blobs = False  # region detection wants the changed areas' boxes
+        self.quality: QualityMeasures | None = None  # the last video quality measures
+        self.quality_t: float | None = None
 
     def set_watched(self, polygons: list[np.ndarray] | None, frame_size: tuple[int, int]) -> None:
         """Watch these polygons (analysed-frame pixels); None watches the whole frame."""
@@ -65,11 +69,16 @@ class MotionGate:
         if self.prev is None or self.prev.shape != grey.shape:
             self.prev = grey
             self.last_detect_t = t
-            return GateResult(True, True, 1.0, luma, 255.0, measure(small, grey, 255.0, image))
+            self.quality, self.quality_t = measure(small, grey, 255.0, image), t
+            return GateResult(True, True, 1.0, luma, 255.0, self.quality)
         diff = cv2.absdiff(grey, self.prev)
         self.prev = grey
         change = float(diff.mean())
-        quality = measure(small, grey, change, image)
+        # Video quality diagnosis on a cheap schedule (a few ms a measure): the same
+        # measures object is handed on until the next one, and judged once.
+        if self.quality_t is None or t - self.quality_t >= self.cfg.quality_interval_s - 1e-6:
+            self.quality, self.quality_t = measure(small, grey, change, image), t
+        quality = self.quality
         moving = diff > self.cfg.pixel_threshold
         if self.mask is not None:
             moving &= self.mask
@@ -81,8 +90,22 @@ class MotionGate:
             self.last_detect_t = t
         else:
             self.gated += 1
-        return GateResult(detect, motion, changed, luma, change, quality)
+        blobs = (
+            changed_boxes(moving, image.shape[1] / self.cfg.width)
+            if (self.want_blobs and motion)
+            else None
+        )
+        return GateResult(detect, motion, changed, luma, change, quality, blobs)
 
     @property
     def gated_share(self) -> float:
         return self.gated / self.frames if self.frames else 0.0
+
+
+def changed_boxes(moving: np.ndarray, scale: float, min_px: int = 2) -> np.ndarray:
+    """Boxes (xyxy, scaled by ``scale``) of the connected changed areas of a boolean mask,
+    nearby areas joined (a walking person's limbs and body are one area)."""
+    joined = cv2.dilate(moving.astype(np.uint8), np.ones((5, 5), np.uint8))
+    n, _, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
+    boxes = [(x, y, x + w, y + h) for x, y, w, h, area in stats[1:n].tolist() if area >= min_px]
+    return np.asarray(boxes, dtype=np.float64).reshape(-1, 4) * scale

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from analytics.config import LineCrossingRule, MotionConfig, RuleConfig, ZoneConfig
+from analytics.config import (
+    DetectConfig,
+    LineCrossingRule,
+    MotionConfig,
+    RuleConfig,
+    ZoneConfig,
+)
+from analytics.detectors.base import Detector
 from analytics.history import TrackHistory
 from analytics.motion import GateResult, MotionGate
+from analytics.regions import detect_crops, merge, plan_crops
 from analytics.rules import FrameContext, Rule, build_rule
+from analytics.sanity import TrackFilter, oversized_persons
 from analytics.tracking import Tracker
 from analytics.types import Detections, Event
 from analytics.zones import Zone
@@ -27,6 +37,7 @@ class CameraRulesConfig:
     zones: list[ZoneConfig]
     rules: list[RuleConfig]
     motion: MotionConfig = field(default_factory=MotionConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
 
 
 class CameraAnalytics:
@@ -56,6 +67,10 @@ class CameraAnalytics:
         self.tracker = Tracker(cfg.detect_fps, lost_s=max(2.0, 2 * cfg.motion.keepalive_s))
         self.history = TrackHistory(self._horizon())
         self.gate = MotionGate(cfg.motion)
+        self.filter = TrackFilter(cfg.detect.min_frames, cfg.detect.min_median_score)
+        self.gate.want_blobs = cfg.detect.regions
+        self.zone_boxes = np.zeros((0, 4))  # watched zones' bounding boxes, analysed pixels
+        self.crops_run = 0  # detector runs on crops (region detection), for the bench
         self.rules: list[Rule] = []
         self.tz = ZoneInfo(timezone)
         self.use_schedules = use_schedules
@@ -81,7 +96,51 @@ class CameraAnalytics:
             self.gate.set_watched(None, frame_size)
         else:
             self.gate.set_watched([zones[r.zone].polygon for r in needs_detection], frame_size)  # type: ignore[index]
+        watched = {
+            r.zone for r in needs_detection if r.zone and not isinstance(r, LineCrossingRule)
+        }
+        self.zone_boxes = np.array(
+            [
+                [*zones[z].polygon.min(axis=0), *zones[z].polygon.max(axis=0)]
+                for z in sorted(watched)
+            ],
+            dtype=np.float64,
+        ).reshape(-1, 4)
         self._sizes = (source_size, frame_size)
+
+    @property
+    def wants_regions(self) -> bool:
+        """Whether detection frames also need :meth:`detect_regions` (analytics/regions.py)."""
+        return self.cfg.detect.regions or self.cfg.detect.tiles is not None
+
+    def detect_regions(
+        self,
+        detector: Detector,
+        whole: Detections,
+        native: Callable[[], np.ndarray],
+        gate: GateResult | None,
+        source_size: tuple[int, int],
+        frame_size: tuple[int, int],
+        nms_iou: float = 0.45,
+    ) -> Detections:
+        """The whole-frame pass ``whole`` merged with detections on native-resolution crops
+        around motion, over small watched zones and on the configured tiles.
+        ``native`` gives the full-resolution BGR frame (only called when a crop is needed)."""
+        d = self.cfg.detect
+        if self._sizes != (source_size, frame_size):
+            self._build(source_size, frame_size)
+        blobs = gate.blobs if gate is not None and gate.blobs is not None else np.zeros((0, 4))
+        crops = plan_crops(
+            source_size=source_size, frame_size=frame_size, input_size=detector.input_size,
+            motion_boxes=blobs if d.regions else np.zeros((0, 4)),
+            zone_boxes=self.zone_boxes if d.regions else np.zeros((0, 4)),
+            max_regions=d.max_regions, tiles=d.tiles,
+        )  # fmt: skip
+        self.crops_run += len(crops)
+        if not crops:
+            return whole
+        found, cut = detect_crops(detector, native(), crops, frame_size)
+        return merge(whole, found, nms_iou, cut)
 
     def check_motion(self, image: np.ndarray, t: float, source_size: tuple[int, int]) -> GateResult:
         """Run the motion gate on a frame (call before deciding to detect)."""
@@ -114,8 +173,14 @@ class CameraAnalytics:
             detections = self.last_detections
         else:
             self.last_detections = detections
-        tracked = self.last_tracked = self.tracker.update(detections, t)
+        tracked = self.tracker.update(detections, t)
         self.history.update(tracked, t)
+        # What the rules see: tracks long and confident enough, no bus-sized "person".
+        keep = self.filter.passed(tracked, self.history)
+        if self.cfg.detect.oversized_person_ratio > 0:
+            ratio = self.cfg.detect.oversized_person_ratio
+            keep &= ~oversized_persons(tracked, self.class_names, ratio)
+        tracked = self.last_tracked = tracked[keep]
         ctx = FrameContext(
             self.cfg.camera_id, t, pts, wall_ts, self.class_names, self.history,
             luma=gate.luma if gate else None, change=gate.change if gate else None,

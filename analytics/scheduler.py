@@ -27,6 +27,8 @@ from shaobing import metrics
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[Event, SampledFrame, CameraAnalytics], None]
+#: Each analysed frame's tracked boxes (the track index); must return at once.
+TrackedHandler = Callable[[str, SampledFrame, Detections], None]
 
 
 @dataclass
@@ -52,10 +54,12 @@ class AnalysisPool:
         workers: int = 2,
         batch_size: int = 1,
         batch_timeout_s: float = 0.0,
+        on_tracked: TrackedHandler | None = None,
     ) -> None:
         self.detector = detector
         self.status = status
         self.on_event = on_event
+        self.on_tracked = on_tracked
         self.slots: dict[str, CameraSlot] = {}
         self.batch_size = batch_size
         self.batch_timeout_s = batch_timeout_s
@@ -173,6 +177,11 @@ class AnalysisPool:
         self, slot: CameraSlot, frame: SampledFrame, detections: Detections | None, gate: GateResult
     ) -> None:
         try:
+            if detections is not None and slot.analytics.wants_regions:
+                detections = slot.analytics.detect_regions(
+                    self.detector, detections, frame.source_bgr, gate,
+                    frame.source_size, frame.frame_size,
+                )  # fmt: skip
             tracked, events = slot.analytics.process(
                 detections,
                 t=frame.t,
@@ -185,6 +194,8 @@ class AnalysisPool:
             slot.last_tracked = tracked
             for event in events:
                 self.on_event(event, frame, slot.analytics)
+            if self.on_tracked is not None:
+                self.on_tracked(slot.camera_id, frame, tracked)
         except Exception as exc:  # noqa: BLE001 - one bad frame must not stop analysis
             log.exception("camera %s: analysis failed", slot.camera_id)
             self.status.update(

@@ -163,7 +163,7 @@ class QualityBaseline:
             found["colour_cast"] = (m.cast, lim.cast_level)
         if self.noise and not blank and m.noise > lim.noise_ratio * max(self.noise, 0.5):
             found["noise"] = (m.noise / max(self.noise, 0.5), lim.noise_ratio)
-        self.similarity = self._similarity(m)
+        self.similarity = self._similarity(m, dt)
         if not blank and self.similarity < lim.scene_similarity and "occlusion" not in found:
             found["scene_change"] = (self.similarity, lim.scene_similarity)
             self.changed_since = t if self.changed_since is None else self.changed_since
@@ -180,16 +180,18 @@ class QualityBaseline:
             self.learned_s += dt
             if self.reference is None:
                 self.reference = m.thumb
-            else:  # quick at first (the first frame may be full of people), then slow
+            elif self.similarity >= (1.0 + lim.scene_similarity) / 2:
+                # Quick at first (the first frame may be full of people), then slow; never
+                # from a view that is drifting away (a turn is sudden: it must not be learned
+                # while it has not yet crossed the limit).
                 tau = lim.learn_s if self.learned_s < 3 * lim.learn_s else lim.learn_s * 10
                 a = min(1.0, dt / tau)
                 self.reference = self.reference + a * (m.thumb - self.reference)
         return found
 
-    def _similarity(self, m: QualityMeasures) -> float:
+    def _similarity(self, m: QualityMeasures, dt: float) -> float:
         """Correlation of the last seconds' average picture with the learned view: people
         and cars passing change a frame, not the average of a few seconds."""
-        dt = 0.0 if self.last_t is None or self.recent is None else 0.2
         a = 1.0 if self.recent is None else min(1.0, max(dt, 0.2) / RECENT_S)
         self.recent = m.thumb if self.recent is None else self.recent + a * (m.thumb - self.recent)
         if self.reference is None:

@@ -27,6 +27,8 @@ from api.routers import (
     feedback,
     live,
     routing,
+    stats,
+    tracks,
     users,
 )
 from api.schemas import Health
@@ -72,6 +74,8 @@ def create_app(
         feedback,
         deliveries,
         exports,
+        tracks,
+        stats,
     ):
         app.include_router(module.router)
 

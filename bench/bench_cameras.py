@@ -212,6 +212,10 @@ def hub_config(urls: list[str], args: argparse.Namespace) -> dict[str, Any]:
                     }
                 ],
                 "motion": {"enabled": args.motion == "on"},
+                "detect": {
+                    "regions": args.regions == "on",
+                    **({"tiles": args.tiles} if args.tiles else {}),
+                },
             }
         )
     return {
@@ -591,6 +595,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "every sampled frame, the floor's assumption",
     )
     p.add_argument(
+        "--regions",
+        choices=("on", "off"),
+        default="off",
+        help="region detection: also detect on native-resolution crops around motion "
+        "(cameras[].detect.regions; default off, as the hub ships)",
+    )
+    p.add_argument(
+        "--tiles",
+        type=lambda v: [int(x) for x in v.lower().split("x")],
+        metavar="CxR",
+        help="cameras[].detect.tiles, e.g. 2x1: detect on this grid of tiles too",
+    )
+    p.add_argument(
         "--online-timeout",
         type=float,
         default=90.0,
@@ -627,7 +644,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"clip {args.clip.name}: {source_fps:.2f} fps; model {args.model.name}; detect "
         f"{args.detect_fps:g} fps; workers {args.workers}; batch {args.batch}; "
-        f"motion gate {args.motion}; "
+        f"motion gate {args.motion}; regions {args.regions}; tiles {args.tiles}; "
         f"mounts {args.mounts}"
     )
     runs: list[RunFigures] = []

@@ -55,7 +55,20 @@ ENCODE_ARGS = [
     "+bitexact",
 ]
 
-PRIMITIVES = ("forward", "reverse", "pingpong", "freeze", "black", "slow", "night", "concat")
+PRIMITIVES = (
+    "forward", "reverse", "pingpong", "freeze", "black", "slow", "night", "fault", "concat",
+)  # fmt: skip
+
+# Picture faults (视频质量诊断) made with FFmpeg filters over a segment of the clip, the
+# way they happen to a real camera: defocus or a wet/fogged lens, a hand or a bag over most
+# of the lens, a failing colour channel, a failing sensor, the camera knocked to another view.
+FAULT_FILTERS = {
+    "blur": "gblur=sigma=6",
+    "cover": "drawbox=x=0:y=0:w=iw*0.9:h=ih*0.9:color=0x1a1816@1:t=fill",
+    "cast": "lutrgb=g=val*0.45",
+    "noise": "noise=alls=60:allf=t:all_seed=11",
+    "turn": "crop=iw*0.5:ih*0.5:iw*0.5:ih*0.5,scale=iw*2:ih*2,hflip",
+}
 
 
 class TransformError(ValueError):
@@ -150,6 +163,11 @@ def normalize(spec: Any) -> Any:
         out = {"at": num("at", positive=False), "duration": num("duration")}
     elif name == "slow":
         out = {"factor": num("factor")}
+    elif name == "fault":
+        kind = params.pop("kind", None)
+        if kind not in FAULT_FILTERS:
+            raise TransformError(f"fault.kind must be one of {', '.join(FAULT_FILTERS)}")
+        out = {"kind": kind, "at": num("at", positive=False), "duration": num("duration")}
     elif name == "night":
         out = {"level": num("level", 0.35), "noise": num("noise", 10, positive=False)}
         if out["level"] > 1:
@@ -176,6 +194,8 @@ def describe(spec: Any) -> str:
         return f"{name} {p['duration']:g} s at {p['at']:g} s"
     if name == "night":
         return f"night x{p['level']:g} luma, noise {p['noise']:g}"
+    if name == "fault":
+        return f"{p['kind']} {p['duration']:g} s at {p['at']:g} s"
     return f"slow x{p['factor']:g}"
 
 
@@ -247,6 +267,26 @@ class _Graph:
                 f"noise=alls={int(p['noise'])}:allf=t:all_seed=7"
             )
         at, duration = p["at"], p["duration"]
+        if name == "fault":
+            # The segment [at, at + duration] filtered, in place (the clip keeps its length).
+            end = at + duration
+            if end > self.info.duration:
+                raise TransformError(
+                    f"fault ends at {end:g} s, past the clip's end ({self.info.duration:.1f} s)"
+                )
+            parts = []
+            if at > 0:
+                parts.append(self.label())
+                self.lines.append(f"[{self.source()}]trim=end={at!r},{self.norm()}[{parts[-1]}]")
+            parts.append(self.label())
+            self.lines.append(
+                f"[{self.source()}]trim=start={at!r}:end={end!r},{self.norm()},"
+                f"{FAULT_FILTERS[p['kind']]},format=yuv420p[{parts[-1]}]"
+            )
+            if end < self.info.duration - 0.1:
+                parts.append(self.label())
+                self.lines.append(f"[{self.source()}]trim=start={end!r},{self.norm()}[{parts[-1]}]")
+            return self.concat(parts)
         if at > self.info.duration:
             raise TransformError(
                 f"{name}.at {at:g} s is past the clip's end ({self.info.duration:.1f} s)"

@@ -51,6 +51,9 @@ def is_auth_failure(exc: BaseException) -> bool:
     return bool(_AUTH_RE.search(str(exc)))
 
 
+#: Serialises conversions of decoded frames (see ``SampledFrame.source_bgr``).
+_CONVERT_LOCK = threading.Lock()
+
 @dataclass
 class SampledFrame:
     """One frame chosen for analysis."""
@@ -69,7 +72,10 @@ class SampledFrame:
         return self.image.shape[1], self.image.shape[0]
 
     def source_bgr(self) -> np.ndarray:
-        return self.source.to_ndarray(format="bgr24")
+        # Two threads converting one decoded frame at once crash FFmpeg's scaler (the
+        # evidence thread and a snapshot request, say): one conversion at a time.
+        with _CONVERT_LOCK:
+            return self.source.to_ndarray(format="bgr24")
 
 
 def backoff_delay(attempt: int, initial: float, maximum: float, jitter: float) -> float:

@@ -41,6 +41,7 @@ from alerts.config import (
 from analytics.config import CameraConfig, DetectorConfig
 from camera_registry.config import IngestConfig
 from core.model import StrictModel
+from tracks.config import TracksConfig
 
 DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "default.yaml"
 
@@ -152,6 +153,9 @@ class HubConfig(StrictModel):
         default_factory=list, description="routing rules from the file (more can be added by API)"
     )
     escalation: EscalationConfig = Field(default_factory=EscalationConfig)
+    tracks: TracksConfig = Field(
+        default_factory=TracksConfig, description="the investigator search index of tracks"
+    )
     feedback: list[FeedbackSource] = Field(
         default_factory=list, description="platforms allowed to call the signed feedback endpoint"
     )

@@ -307,6 +307,7 @@ class WorkerHub(Hub):
     def start(self) -> None:  # not Hub.start: no alert service, no dispatcher here
         self.spool.recover()
         self.producer.start()
+        self.tracks.start()
         self.pool.start()
         self._watchdog.start()
         self._leases_thread.start()
@@ -324,14 +325,15 @@ class WorkerHub(Hub):
         except UNAVAILABLE:
             pass
         self.pool.stop()
+        self.tracks.stop()  # index the open tracks; their clips are cut next
         self.producer.stop()
         self.spool.stop()
         self.engine.dispose()
         log.info("worker %s stopped", self.worker_id)
 
     def service_threads(self) -> list[threading.Thread]:
-        return [*self.pool.threads, *self.producer.threads, self._watchdog,
-                self._leases_thread, self._state_thread]  # fmt: skip
+        return [*self.pool.threads, *self.producer.threads, *self.tracks.threads,
+                self._watchdog, self._leases_thread, self._state_thread]  # fmt: skip
 
     # -- cameras come and go with the leases ---------------------------------------------
 

@@ -62,6 +62,7 @@ from ingest.live import LiveFeed, TeeSink
 from ingest.reader import SampledFrame, StreamReader
 from shaobing.config import LoadedConfig
 from shaobing.db import open_database
+from tracks.service import CameraPlace, TrackIndex
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +240,10 @@ class Hub:
         self.alert_workers = AlertWorkers(
             self.alerts, self.bus, escalation_interval_s=cfg.escalation.check_interval_s
         )
+        # The investigator search index: confirmed tracks, their clips cut from the ring.
+        self.tracks = TrackIndex(cfg.tracks, self.sessions, loaded.data_dir / "tracks",
+                                 self.detector.class_names, self._camera_place,
+                                 self.producer.clips)  # fmt: skip
         self.pool = AnalysisPool(
             self.detector,
             self.status,
@@ -246,6 +251,7 @@ class Hub:
             workers=cfg.detector.workers,
             batch_size=cfg.detector.batch_size,
             batch_timeout_s=cfg.detector.batch_timeout_ms / 1000,
+            on_tracked=self.tracks.submit if cfg.tracks.enabled else None,
         )
         self.readers: dict[str, StreamReader] = {}
         self.live: dict[str, LiveFeed] = {}  # the cameras' packets for live view
@@ -344,7 +350,7 @@ class Hub:
         ):  # every camera's picture is diagnosed, rules or not
             rules.append(CameraFaultRule(name="video-quality", type="camera_fault"))
         return CameraAnalytics(
-            CameraRulesConfig(cam.id, cam.detect_fps, cam.zones, rules, cam.motion),
+            CameraRulesConfig(cam.id, cam.detect_fps, cam.zones, rules, cam.motion, cam.detect),
             self.detector.class_names,
             timezone=self.loaded.config.timezone,
         )
@@ -375,6 +381,7 @@ class Hub:
                 self.status.update(cam.id, state="disabled")
                 continue
             self._start_camera(cam)
+        self.tracks.start()
         self.pool.start()
         self._watchdog.start()
         self._started = True
@@ -417,6 +424,7 @@ class Hub:
         for reader in self.readers.values():
             reader.join(timeout=5)
         self.pool.stop()
+        self.tracks.stop()  # index the open tracks; their clips are cut next
         self.producer.stop()  # render and publish what is queued
         self.alert_workers.stop()  # store what was published
         self.dispatcher.stop()
@@ -425,6 +433,10 @@ class Hub:
         log.info("hub stopped")
 
     # -- events ---------------------------------------------------------------
+
+    def _camera_place(self, camera_id: str) -> CameraPlace | None:
+        cam = self.cameras.get(camera_id)
+        return None if cam is None else CameraPlace(cam.name or cam.id, cam.area)
 
     def _on_event(self, event: Event, frame: SampledFrame, analytics: CameraAnalytics) -> None:
         """Called by an analysis worker: hand over and return at once."""
@@ -544,7 +556,7 @@ class Hub:
     def service_threads(self) -> list[threading.Thread]:
         """The hub's long-lived threads (camera readers report through camera status)."""
         return [*self.pool.threads, *self.producer.threads, *self.alert_workers.threads,
-                self.dispatcher, self._watchdog]  # fmt: skip
+                *self.tracks.threads, self.dispatcher, self._watchdog]  # fmt: skip
 
     @property
     def snapshot_dir(self) -> Path:

@@ -75,7 +75,7 @@ def replay(
         raise FileNotFoundError(f"clip not found: {source}")
     det = detector or create_detector(loaded.config.detector, loaded.models_dir, loaded.mirror_dir)
     analytics = CameraAnalytics(
-        CameraRulesConfig(cam.id, cam.detect_fps, cam.zones, cam.rules, cam.motion),
+        CameraRulesConfig(cam.id, cam.detect_fps, cam.zones, cam.rules, cam.motion, cam.detect),
         det.class_names,
         timezone=loaded.config.timezone,
         use_schedules=start_ts is not None,
@@ -102,6 +102,10 @@ def replay(
             last_pts = frame.pts
             motion = analytics.check_motion(frame.image, frame.t, frame.source_size)
             detections = det.detect([frame.image])[0] if motion.detect else None
+            if detections is not None and analytics.wants_regions:  # analytics/regions.py
+                detections = analytics.detect_regions(
+                    det, detections, frame.source_bgr, motion, frame.source_size, frame.frame_size
+                )
             _, events = analytics.process(
                 detections, t=frame.t, pts=frame.pts, wall_ts=base_ts + frame.wall_ts,
                 source_size=frame.source_size, frame_size=frame.frame_size, gate=motion,

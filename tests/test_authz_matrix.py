@@ -41,6 +41,7 @@ from core.area import Area
 from shaobing.config import parse_config
 from shaobing.hub import Hub
 from tests.factories import make_alert, store, with_snapshot
+from tracks.store import TrackRecord, add_track
 
 PW = "matrix-pass-0123"
 FEEDBACK_SECRET = "feedback-secret-0123456789"
@@ -317,7 +318,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterato
 DOCS_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 PATH_VALUES = {"camera_id": "cg-cam-1", "alert_id": "00000000-0000-0000-0000-000000000001",
                "username": "viewer", "name": "cg-loitering", "key_id": "1",
-               "delivery_id": "1", "path:path": "no-such-asset.js"}  # fmt: skip
+               "delivery_id": "1", "path:path": "no-such-asset.js",
+               "track_id": "no-such-track"}  # fmt: skip
 
 
 def flat_routes(app: FastAPI) -> list[tuple[BaseRoute, str | None, set[str] | None]]:
@@ -430,6 +432,21 @@ def with_clip(w: World, who: Identity) -> tuple[str, Any]:
     return f"/api/alerts/{alert_id}/clip.mp4", None
 
 
+def track_for(w: World, who: Identity) -> str:
+    """A track ``who`` sees (in its township), its thumbnail and clip any evidence file."""
+    area = HX_VILLAGE if who.township == "河西镇" else CG_GRID
+    track_id = w.unique("track")
+    with w.hub.sessions.begin() as session:
+        add_track(session, TrackRecord(
+            id=track_id, camera_id=CAMERA_OF[area["township"]], camera_name="cam", **area,
+            track_id=1, object_class="person", colour="red", first_seen=1.0, last_seen=2.0,
+            frames=10, score=0.8, thumbnail_path=str(w.snapshot.path),
+            clip_path=str(w.snapshot.path), clip_sha256=w.snapshot.sha256, size_bytes=0,
+            created_at=2.0,
+        ))  # fmt: skip
+    return track_id
+
+
 def export_body(w: World, who: Identity) -> tuple[str, Any]:
     return "/api/exports", {"alert_ids": [w.alert_for(who)], "case_number": "案-2026-001",
                             "reason": "matrix"}  # fmt: skip
@@ -507,6 +524,18 @@ CASES = [
     Case("POST", "/api/exports", "evidence:export", 200,
          lambda w, who: ("/api/exports", {"alert_ids": [w.alert_for(who)],
                                           "case_number": "案-2026-001", "reason": "调查"})),
+    Case("GET", "/api/tracks", "evidence:read", 200,
+         lambda w, who: ("/api/tracks?object_class=person&colour=red", None)),
+    Case("GET", "/api/tracks/{track_id}/thumbnail.jpg", "evidence:read", 200,
+         lambda w, who: (f"/api/tracks/{track_for(w, who)}/thumbnail.jpg", None)),
+    Case("GET", "/api/tracks/{track_id}/clip.mp4", "evidence:read", 200,
+         lambda w, who: (f"/api/tracks/{track_for(w, who)}/clip.mp4", None)),
+    Case("GET", "/api/stats/alerts", "alerts:read", 200,
+         lambda w, who: ("/api/stats/alerts?start=0&end=2000000", None)),
+    Case("GET", "/api/stats/alerts.xlsx", "alerts:read", 200,
+         lambda w, who: ("/api/stats/alerts.xlsx?start=0&end=2000000", None)),
+    Case("GET", "/api/stats/cameras", "cameras:read", 200,
+         lambda w, who: ("/api/stats/cameras", None)),
 ]
 # fmt: on
 

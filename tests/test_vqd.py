@@ -135,3 +135,24 @@ def test_dusk_falling_is_not_a_fault(crosswalk: list[Frame]) -> None:
     seq = crosswalk[: int(60 * FPS)] if len(crosswalk) >= 300 else (crosswalk * 2)[:300]
     fading = [(f * (1 - 0.8 * i / len(seq))).astype(np.uint8) for i, f in enumerate(seq)]
     assert run(fading) == []
+
+
+def test_a_covered_lens_is_one_alert(crosswalk: list[Frame]) -> None:
+    """Covering the lens makes several measures fail at once (uniform, sharpness, maybe
+    noise): the operator gets one camera_fault alert, its other kinds listed with it."""
+    gate = MotionGate(MotionConfig())
+    rule = CameraFault(CameraFaultRule(name="vq", type="camera_fault"))
+    seq = crosswalk[:125] + [cover(f) for f in crosswalk[:75]]
+    gate.set_watched(None, (seq[0].shape[1], seq[0].shape[0]))
+    events = []
+    for i, img in enumerate(seq):
+        t = i / FPS
+        result = gate.check(img, t)
+        ctx = FrameContext("cam", t, t, t, ("person",), luma=result.luma, change=result.change,
+                           quality=result.quality)  # fmt: skip
+        events += rule.update(Detections.empty(), ctx)
+    assert len(events) == 1 and 25 <= events[0].pts <= 35
+    assert events[0].extra["fault"] in ("occlusion", "blur", "black")
+    assert set(events[0].extra.get("faults", [events[0].extra["fault"]])) <= set(
+        CameraFaultRule.model_fields["checks"].get_default(call_default_factory=True)
+    )

@@ -144,6 +144,11 @@ class Congestion(ObjectRule):
         return np.asarray(out)
 
 
+#: The kind an alert names when several fire together, most telling first.
+FAULT_PRIORITY = (
+    "black", "overexposed", "occlusion", "frozen", "colour_cast", "scene_change", "blur", "noise",
+)  # fmt: skip
+
 FAULT_WORDS = {
     "black": "black", "overexposed": "over-exposed", "frozen": "frozen", "blur": "blurred",
     "occlusion": "covered", "colour_cast": "colour-cast", "scene_change": "turned away from "
@@ -179,33 +184,54 @@ class CameraFault:
         self.states = {k: Sustained(hold.get(k, cfg.min_duration_s), self.RELEASE_S)
                        for k in cfg.checks}  # fmt: skip
         self.active: set[str] = set()  # the faults holding now (camera health)
+        self._judged: object | None = None  # the last quality measures judged
+        self._other_t: float | None = None  # when a fault other than scene_change was last seen
 
     def _diagnose(self, ctx: FrameContext) -> list[Event]:
         assert ctx.quality is not None
         found = self.baseline.assess(ctx.quality, ctx.t)
-        events = []
+        if any(
+            st.active or st.held(ctx.t) >= 2.0
+            for k, st in self.states.items()
+            if k in ("black", "overexposed", "occlusion", "colour_cast", "frozen")
+        ):  # a picture fault that holds (not one frame of a duplicated frame)
+            self._other_t = ctx.t
+        if self._other_t is not None and ctx.t - self._other_t < 2 * RECENT_S + 1:
+            # The view is judged on a few seconds' average picture: a covered, dark, tinted
+            # or frozen picture, and the seconds after it, are not a turned camera.
+            found.pop("scene_change", None)
+        ongoing = {k for k, st in self.states.items() if st.active}  # an alert already out
+        fired = []
         for kind, state in self.states.items():
             on = kind in found
-            fired = state.update(ctx.t, on, on, ctx.armed)
+            if state.update(ctx.t, on, on, ctx.armed):
+                fired.append(kind)
             if state.active or state.held(ctx.t) >= state.hold_s:
                 self.active.add(kind)
             else:
                 self.active.discard(kind)
-            if not fired:
-                continue
-            self.episode += 1
-            value, limit = found[kind]
-            held = state.held(ctx.t)
-            events.append(make_event(
-                self, ctx, det=None, track_ids=[], measured=held, threshold=self.cfg.min_duration_s,
-                unit="s", zone_name="frame", started_t=state.since, object_class="",
-                key=f"{kind}-{self.episode}",
-                explanation=(
-                    f"picture {FAULT_WORDS[kind]} for {held:.0f} s ≥ {self.cfg.min_duration_s:g} s "
-                    f"({kind} measure {value:.3g}, limit {limit:.3g})"
-                ),
-                extra={"fault": kind},
-            ))  # fmt: skip
+        if not fired or ongoing:
+            # One alert per situation: a covered lens is also blurred, a black one also
+            # uniform; a kind that joins a fault already reported is in the camera's status.
+            return []
+        kind = min(fired, key=FAULT_PRIORITY.index)
+        self.episode += 1
+        value, limit = found[kind]
+        state = self.states[kind]
+        held = state.held(ctx.t)
+        extra: dict[str, object] = {"fault": kind}
+        if len(fired) > 1:
+            extra["faults"] = sorted(fired, key=FAULT_PRIORITY.index)
+        events = [make_event(
+            self, ctx, det=None, track_ids=[], measured=held, threshold=self.cfg.min_duration_s,
+            unit="s", zone_name="frame", started_t=state.since, object_class="",
+            key=f"{kind}-{self.episode}",
+            explanation=(
+                f"picture {FAULT_WORDS[kind]} for {held:.0f} s ≥ {self.cfg.min_duration_s:g} s "
+                f"({kind} measure {value:.3g}, limit {limit:.3g})"
+            ),
+            extra=extra,
+        )]  # fmt: skip
         return events
 
     @property
@@ -214,6 +240,9 @@ class CameraFault:
 
     def update(self, tracked: Detections, ctx: FrameContext) -> list[Event]:
         if ctx.quality is not None:
+            if ctx.quality is self._judged:
+                return []  # the gate measures a few times a second: judge each measure once
+            self._judged = ctx.quality
             return self._diagnose(ctx)
         if ctx.luma is None:
             return []

@@ -16,6 +16,7 @@ import numpy as np
 from analytics.config import LineCrossingRule, WanderingRule, WrongWayRule
 from analytics.history import H, T, X, Y
 from analytics.rules.base import FrameContext, ObjectRule, box_diagonal, make_event
+from analytics.sanity import TWO_WHEELERS, people_near
 from analytics.types import Detections, Event, class_name
 from analytics.zones import Zone
 
@@ -42,18 +43,20 @@ class Wandering(ObjectRule):
         events: list[Event] = []
         min_span = min(self.cfg.window_s, 10.0)
         for i, tid in enumerate(here.tracker_id.tolist()):
-            if tid in self.fired or not ctx.armed:
+            obj = ctx.history.root(tid)  # the object, across id switches
+            if obj in self.fired or not ctx.armed:
                 continue
             samples = ctx.history.samples(tid, since=ctx.t - self.cfg.window_s)
             if len(samples) < 3 or samples[-1, T] - samples[0, T] < min_span:
                 continue
             ratio, path_heights = path_ratio(samples, self.STEP_S, self.DEADBAND)
             if path_heights >= self.cfg.min_path_heights and ratio >= self.cfg.min_path_ratio:
-                self.fired[tid] = ctx.t
+                self.fired[obj] = ctx.t
                 cls = class_name(int(here.class_id[i]), ctx.class_names)
                 span = samples[-1, T] - samples[0, T]
                 events.append(make_event(
-                    self, ctx, det=here[i : i + 1], track_ids=[tid], measured=ratio,
+                    self, ctx, det=here[i : i + 1], track_ids=ctx.history.lineage(tid),
+                    measured=ratio, key=f"object-{obj}",
                     threshold=self.cfg.min_path_ratio, unit="path/displacement",
                     zone_name=self.zone.name, started_t=samples[0, T],
                     explanation=(
@@ -117,19 +120,20 @@ class LineCrossing(ObjectRule):
         events: list[Event] = []
         seen = set()
         for i, tid in enumerate(here.tracker_id.tolist()):
-            seen.add(tid)
-            direction = self._step(tid, anchors[i], float(heights[i]))
+            obj = ctx.history.root(tid)  # the object, across id switches
+            seen.add(obj)
+            direction = self._step(obj, anchors[i], float(heights[i]))
             if direction is None:
                 continue
             self.counts[direction] += 1
             if ctx.armed and self.cfg.direction in ("both", direction):
-                events.append(self._event(here[i : i + 1], tid, direction, ctx))
-        for tid in [k for k in self.sides if k not in seen and k not in ctx.history]:
-            del self.sides[tid]
+                events.append(self._event(here[i : i + 1], tid, obj, direction, ctx))
+        for obj in [k for k in self.sides if k not in seen and k not in ctx.history]:
+            del self.sides[obj]
         return events
 
     def _step(self, tid: int, anchor: np.ndarray, height: float) -> str | None:
-        """Follow a track's side of the line; the direction of a confirmed crossing, or None."""
+        """Follow an object's side of the line; the direction of a confirmed crossing, or None."""
         now = side_of(self.line, anchor, self.DEADBAND * height)
         state = self.sides.get(tid)
         if now == 0:
@@ -152,12 +156,15 @@ class LineCrossing(ObjectRule):
             return None
         return "a_to_b" if state.side < 0 else "b_to_a"
 
-    def _event(self, det: Detections, tid: int, direction: str, ctx: FrameContext) -> Event:
+    def _event(
+        self, det: Detections, tid: int, obj: int, direction: str, ctx: FrameContext
+    ) -> Event:
         cls = class_name(int(det.class_id[0]), ctx.class_names)
         arrow = "A→B" if direction == "a_to_b" else "B→A"
         return make_event(
-            self, ctx, det=det, track_ids=[tid], measured=self.counts[direction], threshold=1,
-            unit="crossings", zone_name=self.cfg.name, key=f"{tid}:{direction}",
+            self, ctx, det=det, track_ids=ctx.history.lineage(tid),
+            measured=self.counts[direction], threshold=1,
+            unit="crossings", zone_name=self.cfg.name, key=f"{obj}:{direction}",
             explanation=(
                 f"{cls} (track {tid}) crossed line '{self.cfg.name}' {arrow}; counts "
                 f"A→B {self.counts['a_to_b']}, B→A {self.counts['b_to_a']}"
@@ -209,7 +216,8 @@ class WrongWay(ObjectRule):
         events: list[Event] = []
         diagonals = box_diagonal(here.xyxy)
         for i, tid in enumerate(here.tracker_id.tolist()):
-            if tid in self.fired or not ctx.armed:
+            obj = ctx.history.root(tid)  # the object, across id switches
+            if obj in self.fired or not ctx.armed:
                 continue
             samples = ctx.history.samples(tid, since=ctx.t - self.window_s)
             if len(samples) < 2:
@@ -223,10 +231,13 @@ class WrongWay(ObjectRule):
             angle = math.degrees(math.acos(cos))
             if angle < self.cfg.min_angle_deg:
                 continue
-            self.fired[tid] = ctx.t
+            if self._pedestrian_like(here, i, samples, tracked, ctx):
+                continue
+            self.fired[obj] = ctx.t
             cls = class_name(int(here.class_id[i]), ctx.class_names)
             events.append(make_event(
-                self, ctx, det=here[i : i + 1], track_ids=[tid], measured=angle,
+                self, ctx, det=here[i : i + 1], track_ids=ctx.history.lineage(tid),
+                measured=angle, key=f"object-{obj}",
                 threshold=self.cfg.min_angle_deg, unit="°", zone_name=self.zone.name,
                 started_t=samples[0, T],
                 explanation=(
@@ -237,3 +248,25 @@ class WrongWay(ObjectRule):
             ))  # fmt: skip
         self.fired = {k: v for k, v in self.fired.items() if k in ctx.history}
         return events
+
+    def _pedestrian_like(
+        self,
+        here: Detections,
+        i: int,
+        samples: np.ndarray,
+        tracked: Detections,
+        ctx: FrameContext,
+    ) -> bool:
+        """A two-wheeler moving at walking pace with people beside it: a pushchair, a
+        wheelchair, a cart or a pushed bicycle that the detector calls a bicycle or a
+        motorcycle, walking among pedestrians (class sanity; ``walking_pace`` 0: off)."""
+        if self.cfg.walking_pace <= 0:
+            return False
+        if class_name(int(here.class_id[i]), ctx.class_names) not in TWO_WHEELERS:
+            return False
+        span = samples[-1, T] - samples[0, T]
+        height = float(np.median(samples[:, H])) or 1.0
+        speed = float(np.hypot(*(samples[-1, [X, Y]] - samples[0, [X, Y]]))) / span / height
+        if speed > self.cfg.walking_pace:
+            return False
+        return bool(people_near(tracked, here.xyxy[i], ctx.class_names).any())

@@ -34,6 +34,7 @@ from analytics.config import (
     StoppedVehicleRule,
 )
 from analytics.rules.base import FrameContext, ObjectRule, box_diagonal, make_event
+from analytics.sanity import StandingHeights, riders
 from analytics.types import Detections, Event, class_name
 from analytics.zones import Zone
 
@@ -66,6 +67,7 @@ class PresenceRule(ObjectRule):
         self.presences: dict[int, Presence] = {}  # by every track id of its lineage
         self.departed: dict[int, tuple[float, Presence]] = {}  # re-entry candidates
         self.reentry_s = cfg.reentry_window_s if isinstance(cfg, LoiteringRule) else 0.0
+        self.heights = StandingHeights() if isinstance(cfg, PersonDownRule) else None
 
     # -- per-rule conditions ---------------------------------------------------
 
@@ -73,8 +75,21 @@ class PresenceRule(ObjectRule):
         """Which of the in-zone detections are in the state the rule measures."""
         if isinstance(self.cfg, PersonDownRule):
             wh = det.xyxy[:, 2:] - det.xyxy[:, :2]
-            return wh[:, 0] >= self.cfg.min_aspect * np.maximum(wh[:, 1], 1e-6)
+            down = wh[:, 0] >= self.cfg.min_aspect * np.maximum(wh[:, 1], 1e-6)
+            if self.cfg.max_relative_height > 0 and self.heights is not None:
+                # Curled up or foreshortened: far shorter than a person standing there.
+                expected = self.heights.expected(det.xyxy[:, 3])
+                if expected is not None:
+                    down |= wh[:, 1] <= self.cfg.max_relative_height * expected
+            return down
         return np.ones(len(det), dtype=bool)
+
+    def _exclude(self, tracked: Detections, ctx: FrameContext) -> np.ndarray:
+        """Which of all tracked objects this rule must not count: the riders of bicycles and
+        motorcycles are no pedestrians on the road."""
+        if isinstance(self.cfg, PedestrianOnRoadRule) and self.cfg.ignore_riders:
+            return riders(tracked, ctx.class_names)
+        return np.zeros(len(tracked), dtype=bool)
 
     def _max_move(self) -> float | None:
         if isinstance(self.cfg, StoppedVehicleRule | PersonDownRule):
@@ -84,7 +99,9 @@ class PresenceRule(ObjectRule):
     # -- update -----------------------------------------------------------------
 
     def update(self, tracked: Detections, ctx: FrameContext) -> list[Event]:
-        here = self.selected(tracked, ctx)
+        if self.heights is not None:
+            self.heights.add(tracked, ctx.class_names)
+        here = self.selected(tracked[~self._exclude(tracked, ctx)], ctx)
         here = here[self._qualifies(here)]
         events: list[Event] = []
         anchors = here.anchors()

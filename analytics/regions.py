@@ -1,0 +1,227 @@
+"""Region detection (as Frigate does): small, far or crowded objects at native resolution.
+
+The whole-frame pass sees the frame scaled down to the model's input (416 px): a car
+10x8 px at the edge of an expressway view, or a packed crowd, falls below what the
+model can see. Region detection also runs the detector on crops of the *native* frame
+at the model's input size (no scaling down):
+
+* around motion (the motion gate's changed blobs), largest first, at most
+  ``max_regions`` crops per frame;
+* over each watched zone small enough to fit in one crop (a far lane, a gate), on every
+  detection frame including keep-alives, so stationary objects stay detected;
+* over a fixed grid of overlapping ``tiles`` (far-field cameras), every detection frame.
+
+Boxes come back in analysed-frame pixels. A crop's box touching an edge of the crop
+that is not an edge of the frame is cut: it is dropped where a whole box of the same
+object from another pass (the whole frame, another crop, an overlapping tile) covers it,
+and kept where nothing else sees that object. Everything is then merged with class-aware
+non-maximum suppression (and car/bus/truck as one group), keeping the best-scored box.
+Small zones are zoomed in (up to 2x: the crop is upscaled to the model's input).
+
+Pure functions; the detector is passed in (its batch may be fixed at 1: one call per crop).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from analytics.detectors.base import VEHICLE_GROUP, Detector, merge_class_group, nms_per_class
+from analytics.types import Detections
+
+Rect = tuple[int, int, int, int]  # x1, y1, x2, y2 in native (source) pixels
+
+EDGE_PX = 3.0  # a box within this many crop pixels of a crop edge touches it
+TILE_OVERLAP = 0.2
+
+
+@dataclass(frozen=True)
+class Crop:
+    rect: Rect
+    kind: str  # "motion", "zone" or "tile"
+
+
+def window_around(cx: float, cy: float, size: tuple[int, int], source: tuple[int, int]) -> Rect:
+    """A ``size`` window centred on (cx, cy), shifted to lie inside the source frame."""
+    sw, sh = source
+    w, h = min(size[0], sw), min(size[1], sh)
+    x1 = int(round(min(max(cx - w / 2, 0), sw - w)))
+    y1 = int(round(min(max(cy - h / 2, 0), sh - h)))
+    return x1, y1, x1 + w, y1 + h
+
+
+def contains(outer: Rect, inner: np.ndarray) -> bool:
+    return bool(
+        inner[0] >= outer[0]
+        and inner[1] >= outer[1]
+        and inner[2] <= outer[2]
+        and inner[3] <= outer[3]
+    )
+
+
+def plan_crops(
+    *,
+    source_size: tuple[int, int],
+    frame_size: tuple[int, int],
+    input_size: tuple[int, int],
+    motion_boxes: np.ndarray,
+    zone_boxes: np.ndarray,
+    max_regions: int,
+    tiles: tuple[int, int] | None,
+) -> list[Crop]:
+    """The crops to detect on, in native pixels.
+
+    ``motion_boxes`` and ``zone_boxes`` are (N, 4) xyxy in analysed-frame pixels. Crops
+    only help where the native frame is larger than the analysed one; a motion blob
+    too large for a crop is left to the whole-frame pass.
+    """
+    sw, sh = source_size
+    scale = sw / frame_size[0]
+    crops: list[Crop] = []
+    if tiles is not None:
+        cols, rows = tiles
+        tw = min(sw, int(np.ceil(sw / (cols - (cols - 1) * TILE_OVERLAP))))
+        th = min(sh, int(np.ceil(sh / (rows - (rows - 1) * TILE_OVERLAP))))
+        for r in range(rows):
+            for c in range(cols):
+                x1 = 0 if cols == 1 else int(round(c * (sw - tw) / (cols - 1)))
+                y1 = 0 if rows == 1 else int(round(r * (sh - th) / (rows - 1)))
+                crops.append(Crop((x1, y1, x1 + tw, y1 + th), "tile"))
+    if scale < 1.2:
+        return crops  # native is about the analysed size: crops would see nothing new
+    win = (int(input_size[0]), int(input_size[1]))
+    for g in group_boxes(zone_boxes * scale, win):
+        # Zoomed in where the zones are small (up to 2x: the detector upscales the crop to
+        # its input), so a far car of 15x10 native pixels is seen at 30x20.
+        side = max(g[2] - g[0], g[3] - g[1]) * 1.25
+        size = (int(min(win[0], max(side, win[0] / 2))), int(min(win[1], max(side, win[1] / 2))))
+        crops.append(
+            Crop(window_around((g[0] + g[2]) / 2, (g[1] + g[3]) / 2, size, source_size), "zone")
+        )
+    n = 0
+    order = np.argsort(
+        -(motion_boxes[:, 2] - motion_boxes[:, 0]) * (motion_boxes[:, 3] - motion_boxes[:, 1])
+    )
+    for m in motion_boxes[order] * scale:
+        if n >= max_regions:
+            break
+        if m[2] - m[0] > win[0] or m[3] - m[1] > win[1]:
+            continue  # big: the whole-frame pass sees it well
+        if any(contains(c.rect, m) for c in crops):
+            continue  # already inside a zone crop, a tile or an earlier motion crop
+        crops.append(
+            Crop(window_around((m[0] + m[2]) / 2, (m[1] + m[3]) / 2, win, source_size), "motion")
+        )
+        n += 1
+    return crops
+
+
+def group_boxes(boxes: np.ndarray, win: tuple[int, int]) -> list[np.ndarray]:
+    """Boxes that fit in a ``win`` window, grouped greedily (left to right) so that each
+    group's union still fits: one crop for several small zones close together."""
+    groups: list[np.ndarray] = []
+    for b in boxes[np.argsort(boxes[:, 0])] if len(boxes) else []:
+        if b[2] - b[0] > win[0] or b[3] - b[1] > win[1]:
+            continue  # too large for a crop: the whole-frame pass sees it at its scale
+        for i, g in enumerate(groups):
+            u = np.array([min(g[0], b[0]), min(g[1], b[1]), max(g[2], b[2]), max(g[3], b[3])])
+            if u[2] - u[0] <= win[0] and u[3] - u[1] <= win[1]:
+                groups[i] = u
+                break
+        else:
+            groups.append(np.asarray(b, dtype=np.float64))
+    return groups
+
+
+def cut_by_crop(xyxy: np.ndarray, rect: Rect, source_size: tuple[int, int]) -> np.ndarray:
+    """Which boxes (native pixels) touch an edge of the crop that is not a frame edge."""
+    x1, y1, x2, y2 = rect
+    sw, sh = source_size
+    cut = np.zeros(len(xyxy), dtype=bool)
+    if x1 > 0:
+        cut |= xyxy[:, 0] <= x1 + EDGE_PX
+    if y1 > 0:
+        cut |= xyxy[:, 1] <= y1 + EDGE_PX
+    if x2 < sw:
+        cut |= xyxy[:, 2] >= x2 - EDGE_PX
+    if y2 < sh:
+        cut |= xyxy[:, 3] >= y2 - EDGE_PX
+    return cut
+
+
+def detect_crops(
+    detector: Detector,
+    native: np.ndarray,
+    crops: list[Crop],
+    frame_size: tuple[int, int],
+) -> tuple[Detections, np.ndarray]:
+    """Detections on each crop of the native BGR frame, in analysed-frame pixels, and which
+    of them are cut by an inner crop edge (for :func:`merge`)."""
+    if not crops:
+        return Detections.empty(), np.zeros(0, dtype=bool)
+    sh, sw = native.shape[:2]
+    to_frame = frame_size[0] / sw
+    found = detector.detect(
+        [np.ascontiguousarray(native[y1:y2, x1:x2]) for x1, y1, x2, y2 in (c.rect for c in crops)]
+    )
+    parts, cuts = [], []
+    for crop, det in zip(crops, found, strict=True):
+        if not len(det):
+            continue
+        x1, y1 = crop.rect[:2]
+        boxes = det.xyxy + np.array([x1, y1, x1, y1], dtype=np.float32)
+        cuts.append(cut_by_crop(boxes, crop.rect, (sw, sh)))
+        parts.append(Detections(boxes * to_frame, det.confidence, det.class_id))
+    if not parts:
+        return Detections.empty(), np.zeros(0, dtype=bool)
+    merged = Detections(
+        np.concatenate([p.xyxy for p in parts]),
+        np.concatenate([p.confidence for p in parts]),
+        np.concatenate([p.class_id for p in parts]),
+    )
+    return merged, np.concatenate(cuts)
+
+
+def _group(class_id: np.ndarray) -> np.ndarray:
+    return np.where(np.isin(class_id, VEHICLE_GROUP), VEHICLE_GROUP[0], class_id)
+
+
+def drop_cut(det: Detections, cut: np.ndarray, min_cover: float = 0.5) -> Detections:
+    """Drop the boxes cut by a crop edge that another, whole box of the same object class
+    (car/bus/truck as one) covers by ``min_cover`` of their area: that box sees the whole
+    object. A cut box nothing else sees is kept (part of an object beats none)."""
+    if not cut.any():
+        return det
+    whole = np.flatnonzero(~cut)
+    keep = np.ones(len(det), dtype=bool)
+    groups = _group(det.class_id)
+    for i in np.flatnonzero(cut):
+        same = whole[groups[whole] == groups[i]]
+        if not len(same):
+            continue
+        a, b = det.xyxy[i], det.xyxy[same]
+        iw = np.clip(np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0]), 0, None)
+        ih = np.clip(np.minimum(a[3], b[:, 3]) - np.maximum(a[1], b[:, 1]), 0, None)
+        area = max(float((a[2] - a[0]) * (a[3] - a[1])), 1e-6)
+        keep[i] = not bool((iw * ih / area >= min_cover).any())
+    return det[keep]
+
+
+def merge(
+    whole: Detections, regions: Detections, iou: float, cut: np.ndarray | None = None
+) -> Detections:
+    """The whole-frame pass and the crops' detections as one set: cut boxes another box
+    covers dropped (:func:`drop_cut`), then class-aware NMS (best score kept; car/bus/truck
+    suppress each other)."""
+    if not len(regions):
+        return whole
+    both = Detections(
+        np.concatenate([whole.xyxy, regions.xyxy]),
+        np.concatenate([whole.confidence, regions.confidence]),
+        np.concatenate([whole.class_id, regions.class_id]),
+    )
+    if cut is not None:
+        both = drop_cut(both, np.concatenate([np.zeros(len(whole), dtype=bool), cut]))
+    keep = nms_per_class(both.xyxy, both.confidence, both.class_id, iou)
+    return merge_class_group(both[np.sort(keep)])

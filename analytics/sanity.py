@@ -1,0 +1,155 @@
+"""False-positive filters and class sanity, between the tracker and the rules.
+
+* :class:`TrackFilter` (as Frigate's ``min_score`` / ``threshold``): a track reaches the
+  rules only once it has been seen for ``min_frames`` frames and the median of its
+  scores is at least ``min_median_score``; once it has, it stays (a person walking into
+  shadow keeps its alerts), and a track continuing an object that passed (an id
+  switch, see analytics/history.py) passes at once.
+* :func:`oversized_persons`: a "person" far taller than the other people at the same
+  image row (a bus, a shop sign, a shadow) is not a person.
+* :func:`riders`: a person on a bicycle or motorcycle (for ``pedestrian_on_road``).
+* :func:`people_near`: people beside an object (a two-wheeler at walking pace among
+  pedestrians is treated as pedestrian-like by ``wrong_way``).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from analytics.history import TrackHistory
+from analytics.types import Detections
+
+TWO_WHEELERS = ("bicycle", "motorcycle")
+
+
+def _ids(names: tuple[str, ...], wanted: tuple[str, ...]) -> np.ndarray:
+    return np.array([i for i, n in enumerate(names) if n in wanted], dtype=np.int64)
+
+
+class TrackFilter:
+    """Which tracks the rules may see: long enough and confident enough (see module doc)."""
+
+    KEEP_SCORES = 30
+
+    def __init__(self, min_frames: int, min_median_score: float) -> None:
+        self.min_frames = min_frames
+        self.min_median_score = min_median_score
+        self._scores: dict[int, deque[float]] = {}
+        self._passed: set[int] = set()  # lineage roots that passed
+
+    def passed(self, tracked: Detections, history: TrackHistory) -> np.ndarray:
+        """A mask of ``tracked`` (this frame's tracks, after ``history.update``)."""
+        keep = np.zeros(len(tracked), dtype=bool)
+        for i, tid in enumerate(tracked.tracker_id.tolist()):
+            root = history.root(tid)
+            if root in self._passed:
+                keep[i] = True
+                continue
+            scores = self._scores.setdefault(root, deque(maxlen=self.KEEP_SCORES))
+            scores.append(float(tracked.confidence[i]))
+            if len(scores) >= self.min_frames and np.median(scores) >= self.min_median_score:
+                self._passed.add(root)
+                self._scores.pop(root, None)
+                keep[i] = True
+        self._passed = {r for r in self._passed if r in history}
+        self._scores = {r: s for r, s in self._scores.items() if r in history}
+        return keep
+
+
+def oversized_persons(det: Detections, names: tuple[str, ...], ratio: float = 3.0) -> np.ndarray:
+    """A mask of the "persons" at least ``ratio`` times taller than the people expected at
+    their image row.
+
+    The expected height at a row comes from the other people in view (heights grow
+    linearly with the row on a ground plane); it needs at least three of them, so a
+    lone person close to the camera is never dropped.
+    """
+    person = np.isin(det.class_id, _ids(names, ("person",)))
+    out = np.zeros(len(det), dtype=bool)
+    idx = np.flatnonzero(person)
+    if len(idx) < 4:
+        return out
+    heights = det.xyxy[idx, 3] - det.xyxy[idx, 1]
+    rows = det.xyxy[idx, 3]
+    for j, k in enumerate(idx):
+        others = np.delete(np.arange(len(idx)), j)
+        h, y = heights[others], rows[others]
+        expected = float(np.median(h))
+        if np.ptp(y) > 1e-3:
+            slope, icpt = np.polyfit(y, h, 1)
+            # Only ever more lenient than the median: a bad fit must not drop real people.
+            expected = max(expected, float(slope * rows[j] + icpt))
+        out[k] = heights[j] >= ratio * max(expected, 1.0)
+    return out
+
+
+def riders(det: Detections, names: tuple[str, ...], min_overlap: float = 0.2) -> np.ndarray:
+    """A mask of the persons riding a bicycle or motorcycle: the two-wheeler's box covers
+    at least ``min_overlap`` of the person's box, and the person is above its bottom
+    (sitting on it, not standing beside it lower in the picture)."""
+    person = np.flatnonzero(np.isin(det.class_id, _ids(names, ("person",))))
+    bikes = np.flatnonzero(np.isin(det.class_id, _ids(names, TWO_WHEELERS)))
+    out = np.zeros(len(det), dtype=bool)
+    if not len(person) or not len(bikes):
+        return out
+    p, b = det.xyxy[person][:, None, :], det.xyxy[bikes][None, :, :]
+    iw = np.clip(np.minimum(p[..., 2], b[..., 2]) - np.maximum(p[..., 0], b[..., 0]), 0, None)
+    ih = np.clip(np.minimum(p[..., 3], b[..., 3]) - np.maximum(p[..., 1], b[..., 1]), 0, None)
+    area = np.maximum((p[..., 2] - p[..., 0]) * (p[..., 3] - p[..., 1]), 1e-6)
+    share = iw * ih / area
+    above = p[..., 1] < b[..., 1]  # the person's head is above the two-wheeler's top
+    out[person] = ((share >= min_overlap) & above).any(axis=1)
+    return out
+
+
+def people_near(det: Detections, box: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+    """A mask of the persons of ``det`` within two box heights of ``box`` (xyxy)."""
+    person = np.isin(det.class_id, _ids(names, ("person",)))
+    h = max(float(box[3] - box[1]), 1.0)
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    px = (det.xyxy[:, 0] + det.xyxy[:, 2]) / 2
+    py = (det.xyxy[:, 1] + det.xyxy[:, 3]) / 2
+    return person & (np.hypot(px - cx, py - cy) <= 2.0 * h)
+
+
+class StandingHeights:
+    """How tall an upright person is at each image row, learned from the people this camera
+    has seen (a ground-plane camera: the height grows linearly with the row).
+
+    ``expected(rows)`` is None until ``MIN_SAMPLES`` upright people spread over the picture
+    have been seen.
+    """
+
+    MIN_SAMPLES = 20
+    KEEP = 600
+    UPRIGHT = 0.75  # box width / height at most: standing or walking
+
+    def __init__(self) -> None:
+        self._samples: deque[tuple[float, float]] = deque(maxlen=self.KEEP)
+        self._fit: tuple[float, float] | None = None
+        self._added = 0
+
+    def add(self, det: Detections, names: tuple[str, ...]) -> None:
+        person = np.isin(det.class_id, _ids(names, ("person",)))
+        wh = det.xyxy[:, 2:] - det.xyxy[:, :2]
+        upright = person & (wh[:, 0] <= self.UPRIGHT * wh[:, 1])
+        for y, h in zip(det.xyxy[upright, 3].tolist(), wh[upright, 1].tolist(), strict=True):
+            self._samples.append((y, h))
+            self._added += 1
+        if self._added >= 10 and len(self._samples) >= self.MIN_SAMPLES:
+            self._added = 0
+            arr = np.asarray(self._samples)
+            if np.ptp(arr[:, 0]) < 1.0:
+                self._fit = (0.0, float(np.median(arr[:, 1])))
+            else:
+                slope, icpt = np.polyfit(arr[:, 0], arr[:, 1], 1)
+                self._fit = (float(slope), float(icpt))
+
+    def expected(self, rows: np.ndarray) -> np.ndarray | None:
+        if self._fit is None:
+            return None
+        slope, icpt = self._fit
+        floor = float(np.percentile(np.asarray(self._samples)[:, 1], 10))
+        return np.maximum(slope * rows + icpt, floor)
