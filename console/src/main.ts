@@ -1,13 +1,18 @@
 import { createApp } from 'vue'
 import { createRouter, createWebHashHistory } from 'vue-router'
-import ElementPlus from 'element-plus'
-import zhCn from 'element-plus/dist/locale/zh-cn.mjs'
-import en from 'element-plus/dist/locale/en.mjs'
+import {
+  ElAlert, ElAside, ElButton, ElCard, ElCheckbox, ElCheckboxGroup, ElCol, ElConfigProvider, ElContainer,
+  ElDatePicker, ElDescriptions, ElDescriptionsItem, ElDialog, ElDrawer, ElEmpty, ElForm, ElFormItem, ElHeader,
+  ElInput, ElInputNumber, ElLink, ElMain, ElMenu, ElMenuItem, ElOption, ElPagination, ElRadioButton, ElRadioGroup,
+  ElRow, ElSelect, ElStatistic, ElSwitch, ElTabPane, ElTable, ElTableColumn, ElTabs, ElTag, ElTimeline,
+  ElTimelineItem, ElTimeSelect, ElTree,
+} from 'element-plus'
 import 'element-plus/dist/index.css'
 import App from './App.vue'
 import { i18n } from './i18n'
 import { loadSession, session } from './store'
 
+// Hash routes: the hub serves one index.html at / and every view lives behind #/...
 const router = createRouter({
   history: createWebHashHistory(),
   routes: [
@@ -21,6 +26,7 @@ const router = createRouter({
     { path: '/search', component: () => import('./views/SearchView.vue') },
     { path: '/analysis', component: () => import('./views/AnalysisView.vue') },
     { path: '/system', component: () => import('./views/SystemView.vue') },
+    { path: '/:rest(.*)*', redirect: '/wall' },
   ],
 })
 
@@ -30,5 +36,13 @@ router.beforeEach(async (to) => {
   return true
 })
 
-const locale = i18n.global.locale.value === 'en' ? en : zhCn
-createApp(App).use(router).use(i18n).use(ElementPlus, { locale }).mount('#app')
+const app = createApp(App).use(router).use(i18n)
+// Only the Element Plus components the views use (the full library is three times larger).
+for (const c of [ElAlert, ElAside, ElButton, ElCard, ElCheckbox, ElCheckboxGroup, ElCol, ElConfigProvider,
+  ElContainer, ElDatePicker, ElDescriptions, ElDescriptionsItem, ElDialog, ElDrawer, ElEmpty, ElForm, ElFormItem,
+  ElHeader, ElInput, ElInputNumber, ElLink, ElMain, ElMenu, ElMenuItem, ElOption, ElPagination, ElRadioButton,
+  ElRadioGroup, ElRow, ElSelect, ElStatistic, ElSwitch, ElTabPane, ElTable, ElTableColumn, ElTabs, ElTag,
+  ElTimeline, ElTimelineItem, ElTimeSelect, ElTree]) {
+  app.component(c.name!, c) // by name: a sub-component (ElOption, ElRadioButton) installs nothing itself
+}
+app.mount('#app')

@@ -24,7 +24,7 @@ export function errorText(error: unknown): string {
   if (typeof detail === 'string') return detail
   if (Array.isArray(detail)) {
     return detail
-      .map((d: { loc?: unknown[]; msg?: string }) => `${(d.loc ?? []).join('.')}: ${d.msg}`)
+      .map((d: { loc?: unknown[]; msg?: string }) => `${(d.loc ?? []).filter((p, i) => i || p !== 'body').join('.')}: ${d.msg}`)
       .join('; ')
   }
   return JSON.stringify(error)

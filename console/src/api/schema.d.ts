@@ -218,7 +218,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** All cameras with their live status */
+        /**
+         * Cameras with their live status
+         * @description Without parameters: every camera in your scope. With ``limit``/``offset``/``area``/
+         *     ``q``: one page, filtered in SQL, ordered by id; ``X-Total-Count`` gives the total.
+         */
         get: operations["get_cameras_api_cameras_get"];
         put?: never;
         post?: never;
@@ -495,6 +499,111 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/stats/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Alert figures of a period in your scope (研判) */
+        get: operations["get_alert_stats_api_stats_alerts_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/stats/alerts.xlsx": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The same figures as a workbook for the weekly meeting (Chinese sheet titles) */
+        get: operations["get_alert_stats_xlsx_api_stats_alerts_xlsx_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/stats/cameras": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Camera health in your scope: online rate, faulty cameras, fps */
+        get: operations["get_camera_stats_api_stats_cameras_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tracks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Search tracks in your area: time range, camera or area, class, colour
+         * @description Tracks seen (at least partly) in [start, end), newest first.
+         */
+        get: operations["search_tracks_api_tracks_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tracks/{track_id}/clip.mp4": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The track's clip (MP4, the camera's own H.264; Range requests) */
+        get: operations["get_track_clip_api_tracks__track_id__clip_mp4_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tracks/{track_id}/thumbnail.jpg": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The track's best crop (JPEG) */
+        get: operations["get_track_thumbnail_api_tracks__track_id__thumbnail_jpg_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/users": {
         parameters: {
             query?: never;
@@ -676,6 +785,59 @@ export interface components {
             /** Total */
             total: number;
         };
+        /** AlertStatsOut */
+        AlertStatsOut: {
+            /** @description creation to the first handling action */
+            ack_time_s: components["schemas"]["DurationStats"];
+            /** By Area */
+            by_area: components["schemas"]["AreaCount"][];
+            /**
+             * By Hour
+             * @description local hour 0-23
+             */
+            by_hour: number[];
+            /** By Severity */
+            by_severity: components["schemas"]["SeverityCount"][];
+            /** By Status */
+            by_status: components["schemas"]["StatusCount"][];
+            /** By Type */
+            by_type: components["schemas"]["TypeCount"][];
+            /**
+             * By Weekday
+             * @description Monday first
+             */
+            by_weekday: number[];
+            /** Daily */
+            daily: components["schemas"]["DayCount"][];
+            /** End */
+            end: number;
+            /**
+             * False Alarm Cameras
+             * @description top 10
+             */
+            false_alarm_cameras: components["schemas"]["CameraFalseAlarms"][];
+            /**
+             * False Alarm Reasons
+             * @description top 10
+             */
+            false_alarm_reasons: components["schemas"]["ReasonCount"][];
+            /**
+             * False Alarm Rules
+             * @description top 10
+             */
+            false_alarm_rules: components["schemas"]["RuleFalseAlarms"][];
+            /** @description creation to resolve (false alarms apart) */
+            resolve_time_s: components["schemas"]["DurationStats"];
+            /** Start */
+            start: number;
+            /**
+             * Timezone
+             * @description time zone of the hour, weekday and date buckets
+             */
+            timezone: string;
+            /** Total */
+            total: number;
+        };
         /** ApiKeyCreated */
         ApiKeyCreated: {
             /** Created At */
@@ -742,6 +904,27 @@ export interface components {
             township?: string | null;
             /** Village */
             village?: string | null;
+        };
+        /** AreaAvailability */
+        AreaAvailability: {
+            /** Area */
+            area: string;
+            /** Online */
+            online: number;
+            /** Rate */
+            rate: number;
+            /** Total */
+            total: number;
+        };
+        /** AreaCount */
+        AreaCount: {
+            /**
+             * Area
+             * @description area path, one level below the scope (示例县/城关镇)
+             */
+            area: string;
+            /** Count */
+            count: number;
         };
         /** AreaOut */
         AreaOut: {
@@ -818,17 +1001,54 @@ export interface components {
             /** Zones */
             zones?: components["schemas"]["ZoneConfig"][];
         };
+        /** CameraFalseAlarms */
+        CameraFalseAlarms: {
+            /** Camera Id */
+            camera_id: string;
+            /** False Alarms */
+            false_alarms: number;
+            /** Name */
+            name: string;
+            /** Rate */
+            rate: number;
+            /** Total */
+            total: number;
+        };
         /**
          * CameraFaultRule
-         * @description The camera itself: a black picture or a frozen one for ``min_duration_s``.
+         * @description The camera itself (视频质量诊断): a black, over-exposed, frozen, blurred, covered,
+         *     colour-cast, turned or noisy picture for ``min_duration_s`` (see analytics/vqd.py).
          */
         CameraFaultRule: {
+            /**
+             * Black Contrast
+             * @description …and a grey standard deviation at or below (a night scene has more)
+             * @default 6
+             */
+            black_contrast: number;
             /**
              * Black Level
              * @description mean luma at or below is black
              * @default 16
              */
             black_level: number;
+            /**
+             * Blur Ratio
+             * @description sharpness below this share of the learned sharpness
+             * @default 0.3
+             */
+            blur_ratio: number;
+            /**
+             * Cast Level
+             * @description mean colour's distance from grey (Lab)
+             * @default 28
+             */
+            cast_level: number;
+            /**
+             * Checks
+             * @description the faults looked for
+             */
+            checks?: ("black" | "overexposed" | "frozen" | "blur" | "occlusion" | "colour_cast" | "scene_change" | "noise")[];
             /** Cooldown S */
             cooldown_s?: number | null;
             /**
@@ -844,11 +1064,36 @@ export interface components {
             frozen_level: number;
             /**
              * Min Duration S
-             * @default 20
+             * @description reported within 10 s by default
+             * @default 8
              */
             min_duration_s: number;
             /** Name */
             name: string;
+            /**
+             * Noise Ratio
+             * @description noise above this multiple of the learned
+             * @default 3
+             */
+            noise_ratio: number;
+            /**
+             * Occlusion Share
+             * @description rise of the uniform share of the picture over the learned
+             * @default 0.5
+             */
+            occlusion_share: number;
+            /**
+             * Overexposed Share
+             * @description share of saturated pixels
+             * @default 0.85
+             */
+            overexposed_share: number;
+            /**
+             * Scene Similarity
+             * @description correlation with the learned view below this: turned
+             * @default 0.35
+             */
+            scene_similarity: number;
             /** Schedule */
             schedule?: components["schemas"]["ScheduleWindow"][] | null;
             /**
@@ -864,6 +1109,13 @@ export interface components {
             type: "camera_fault";
             /** Zone */
             zone?: null;
+        };
+        /** CameraFps */
+        CameraFps: {
+            /** Camera Id */
+            camera_id: string;
+            /** Fps */
+            fps: number;
         };
         /** CameraOut */
         CameraOut: {
@@ -911,6 +1163,28 @@ export interface components {
             /** Zones */
             zones?: string[];
         };
+        /** CameraStatsOut */
+        CameraStatsOut: {
+            /** Analysed Fps */
+            analysed_fps: components["schemas"]["CameraFps"][];
+            /** By Area */
+            by_area: components["schemas"]["AreaAvailability"][];
+            /** By Programme */
+            by_programme: components["schemas"]["ProgrammeAvailability"][];
+            /** Disabled */
+            disabled: number;
+            /** Faulty */
+            faulty: components["schemas"]["FaultyCamera"][];
+            /** Online */
+            online: number;
+            /** Rate */
+            rate: number;
+            /**
+             * Total
+             * @description enabled cameras in scope
+             */
+            total: number;
+        };
         /** CameraStatusOut */
         CameraStatusOut: {
             /**
@@ -925,6 +1199,11 @@ export interface components {
              * @default 0
              */
             decode_errors: number;
+            /**
+             * Faults
+             * @description picture faults holding now: black, overexposed, frozen, blur, occlusion, colour_cast, scene_change, noise
+             */
+            faults?: string[];
             /**
              * Frames Analysed
              * @default 0
@@ -1140,6 +1419,17 @@ export interface components {
              */
             zone?: string | null;
         };
+        /** DayCount */
+        DayCount: {
+            /** Count */
+            count: number;
+            /**
+             * Date
+             * Format: date
+             * @description local date in the hub's time zone
+             */
+            date: string;
+        };
         /** Delivery */
         Delivery: {
             /** Attempts */
@@ -1230,6 +1520,21 @@ export interface components {
             /** Targets */
             targets: string[];
         };
+        /** DurationStats */
+        DurationStats: {
+            /** Count */
+            count: number;
+            /**
+             * P50
+             * @description median, seconds (none without data)
+             */
+            p50: number | null;
+            /**
+             * P90
+             * @description 90th percentile, seconds
+             */
+            p90: number | null;
+        };
         /** Evidence */
         Evidence: {
             /** End */
@@ -1240,6 +1545,31 @@ export interface components {
             start?: number | null;
             /** Url */
             url?: string | null;
+        };
+        /** FaultyCamera */
+        FaultyCamera: {
+            area: components["schemas"]["Area"];
+            /** Camera Id */
+            camera_id: string;
+            /**
+             * Faults
+             * @description picture faults holding now (video quality)
+             */
+            faults: string[];
+            /** Last Error */
+            last_error: string | null;
+            /** Name */
+            name: string;
+            /**
+             * Since
+             * @description in this state since (epoch seconds)
+             */
+            since: number | null;
+            /**
+             * State
+             * @description offline, auth_failed, invalid_config, unknown (no status), or online with picture faults
+             */
+            state: string;
         };
         /** FeedbackOut */
         FeedbackOut: {
@@ -1638,6 +1968,12 @@ export interface components {
              */
             pixel_threshold: number;
             /**
+             * Quality Interval S
+             * @description video quality diagnosis at most this often (0: every frame)
+             * @default 0.5
+             */
+            quality_interval_s: number;
+            /**
              * Width
              * @description grey image width for differencing
              * @default 160
@@ -1710,6 +2046,12 @@ export interface components {
              */
             grace_s: number;
             /**
+             * Ignore Riders
+             * @description a person on a bicycle or motorcycle is not a pedestrian
+             * @default true
+             */
+            ignore_riders: boolean;
+            /**
              * Min Confidence
              * @default 0
              */
@@ -1772,6 +2114,12 @@ export interface components {
              */
             max_displacement: number;
             /**
+             * Max Relative Height
+             * @description …or a box at most this share of the height of a person standing at that image row (learned from the people the camera has seen): curled up or foreshortened; 0 turns this off
+             * @default 0.5
+             */
+            max_relative_height: number;
+            /**
              * Min Aspect
              * @description box width / height at least this
              * @default 1
@@ -1810,6 +2158,24 @@ export interface components {
              * @description zone name; default: the whole frame
              */
             zone?: string | null;
+        };
+        /** ProgrammeAvailability */
+        ProgrammeAvailability: {
+            /** Online */
+            online: number;
+            /** Programme */
+            programme: string;
+            /** Rate */
+            rate: number;
+            /** Total */
+            total: number;
+        };
+        /** ReasonCount */
+        ReasonCount: {
+            /** Count */
+            count: number;
+            /** Reason */
+            reason: string;
         };
         /**
          * RoutingRuleConfig
@@ -1886,6 +2252,19 @@ export interface components {
             /** Types */
             types?: string[] | null;
         };
+        /** RuleFalseAlarms */
+        RuleFalseAlarms: {
+            /** False Alarms */
+            false_alarms: number;
+            /** Rate */
+            rate: number;
+            /** Rule */
+            rule: string;
+            /** Total */
+            total: number;
+            /** Type */
+            type: string;
+        };
         /**
          * ScheduleWindow
          * @description A weekly time window; ``end`` before ``start`` runs past midnight.
@@ -1903,6 +2282,20 @@ export interface components {
              * @default 00:00
              */
             start: string;
+        };
+        /** SeverityCount */
+        SeverityCount: {
+            /** Count */
+            count: number;
+            /** Severity */
+            severity: string;
+        };
+        /** StatusCount */
+        StatusCount: {
+            /** Count */
+            count: number;
+            /** Status */
+            status: string;
         };
         /**
          * StoppedVehicleRule
@@ -1988,6 +2381,77 @@ export interface components {
             threshold: number;
             /** Unit */
             unit: string;
+        };
+        /** TrackOut */
+        TrackOut: {
+            area: components["schemas"]["Area"];
+            /** Camera Id */
+            camera_id: string;
+            /** Camera Name */
+            camera_name: string;
+            /**
+             * Clip Url
+             * @description MP4 from 2 s before to 2 s after; none yet/lost
+             */
+            clip_url: string | null;
+            /**
+             * Colour
+             * @description dominant colour of the object (its best crop)
+             */
+            colour: ("red" | "orange" | "yellow" | "green" | "cyan" | "blue" | "purple" | "white" | "grey" | "black") | null;
+            /**
+             * First Seen
+             * @description epoch seconds
+             */
+            first_seen: number;
+            /**
+             * Frames
+             * @description analysed frames it was seen in
+             */
+            frames: number;
+            /** Id */
+            id: string;
+            /**
+             * Last Seen
+             * @description epoch seconds
+             */
+            last_seen: number;
+            /**
+             * Object Class
+             * @description the class most of its frames were detected as
+             */
+            object_class: string;
+            /**
+             * Score
+             * @description median detection score
+             */
+            score: number;
+            /**
+             * Thumbnail Url
+             * @description the best crop, JPEG
+             */
+            thumbnail_url: string | null;
+        };
+        /** TrackPage */
+        TrackPage: {
+            /** Items */
+            items: components["schemas"]["TrackOut"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /**
+             * Total
+             * @description matches before paging
+             */
+            total: number;
+        };
+        /** TypeCount */
+        TypeCount: {
+            /** Count */
+            count: number;
+            /** Type */
+            type: string;
         };
         /** UserCreate */
         UserCreate: {
@@ -2224,6 +2688,12 @@ export interface components {
              * @enum {string}
              */
             type: "wrong_way";
+            /**
+             * Walking Pace
+             * @description a bicycle or motorcycle at or below this speed (box heights per second) with people beside it is a pushchair, cart or pushed bike among pedestrians: ignored; 0 turns this off
+             * @default 2
+             */
+            walking_pace: number;
             /**
              * Zone
              * @description zone name; default: the whole frame
@@ -2717,7 +3187,15 @@ export interface operations {
     };
     get_cameras_api_cameras_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description one page (default: every camera) */
+                limit?: number | null;
+                offset?: number;
+                /** @description an area path: 示例县/城关镇 */
+                area?: string | null;
+                /** @description in the id or name */
+                q?: string | null;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -2731,6 +3209,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CameraOut"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -3330,6 +3817,243 @@ export interface operations {
         responses: {
             /** @description Successful Response */
             204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_alert_stats_api_stats_alerts_get: {
+        parameters: {
+            query?: {
+                /** @description epoch seconds, inclusive (default: end - 7 d) */
+                start?: number | null;
+                /** @description epoch seconds, exclusive (default: now) */
+                end?: number | null;
+                /** @description an area path: 示例县/城关镇 (within your scope) */
+                area?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertStatsOut"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    get_alert_stats_xlsx_api_stats_alerts_xlsx_get: {
+        parameters: {
+            query?: {
+                /** @description epoch seconds, inclusive (default: end - 7 d) */
+                start?: number | null;
+                /** @description epoch seconds, exclusive (default: now) */
+                end?: number | null;
+                /** @description an area path: 示例县/城关镇 (within your scope) */
+                area?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": unknown;
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    get_camera_stats_api_stats_cameras_get: {
+        parameters: {
+            query?: {
+                /** @description an area path: 示例县/城关镇 (within your scope) */
+                area?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CameraStatsOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    search_tracks_api_tracks_get: {
+        parameters: {
+            query?: {
+                /** @description epoch seconds */
+                start?: number | null;
+                /** @description epoch seconds */
+                end?: number | null;
+                camera_id?: string | null;
+                /** @description an area path: 示例县/城关镇/人民村 */
+                area?: string | null;
+                /** @description person, car, motorcycle, truck, ... */
+                object_class?: string | null;
+                colour?: ("red" | "orange" | "yellow" | "green" | "cyan" | "blue" | "purple" | "white" | "grey" | "black") | null;
+                limit?: number;
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrackPage"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    get_track_clip_api_tracks__track_id__clip_mp4_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                track_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "video/mp4": unknown;
+                };
+            };
+            /** @description Partial Content */
+            206: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_track_thumbnail_api_tracks__track_id__thumbnail_jpg_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                track_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/jpeg": unknown;
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not Found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
