@@ -20,13 +20,12 @@ from typing import Any
 import cv2
 import numpy as np
 import redis
-from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from accounts.service import audit
 from alerts.adapters.redis_bus import UNAVAILABLE, ForwardingSpool, RedisEventBus
-from alerts.adapters.sql import OutboxRecord, SqlUnitOfWork
+from alerts.adapters.sql import SqlUnitOfWork
 from alerts.config import AreaNode
 from alerts.domain.routing import Router
 from alerts.feed import AlertFeed, FeedKind
@@ -43,7 +42,7 @@ from camera_registry.store import CameraRecord, set_analytics_override
 from ingest.live import LiveFeed
 from shaobing import metrics
 from shaobing.config import LoadedConfig
-from shaobing.hub import Hub, build_router
+from shaobing.hub import Hub, build_router, state_counts
 
 log = logging.getLogger(__name__)
 
@@ -589,17 +588,7 @@ class ApiServices:
         return cam
 
     def health(self) -> dict[str, Any]:
-        counts: dict[str, int] = {}
-        for st in self.status.all():
-            counts[st.state] = counts.get(st.state, 0) + 1
-        with self.sessions() as session:
-            by_state = dict(
-                session.execute(
-                    select(OutboxRecord.state, func.count())
-                    .where(OutboxRecord.state.in_(("pending", "dead")))
-                    .group_by(OutboxRecord.state)
-                ).all()
-            )
+        counts, by_state = state_counts(self.status, self.sessions)
         try:
             pending = self.bus.pending(EVENTS_TOPIC, CONSUMER_GROUP)
             redis_ok = True

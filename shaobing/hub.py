@@ -195,6 +195,24 @@ def build_router(loaded: LoadedConfig, sessions: sessionmaker[Session]) -> Route
     return make_router(cfg.departments, cfg.dispatch, rules, cfg.escalation)
 
 
+def state_counts(
+    status: StatusBoard, sessions: sessionmaker[Session]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """For /healthz: cameras by state, and outbox rows pending and dead."""
+    counts: dict[str, int] = {}
+    for st in status.all():
+        counts[st.state] = counts.get(st.state, 0) + 1
+    with sessions() as session:
+        by_state = dict(
+            session.execute(
+                select(OutboxRecord.state, func.count())
+                .where(OutboxRecord.state.in_(("pending", "dead")))
+                .group_by(OutboxRecord.state)
+            ).all()
+        )
+    return counts, by_state
+
+
 class Hub:
     """The embedded hub: everything in one process, SQLite and the in-process bus."""
 
@@ -532,17 +550,7 @@ class Hub:
         return None if slot is None else slot.latest
 
     def health(self) -> dict[str, object]:
-        counts: dict[str, int] = {}
-        for st in self.status.all():
-            counts[st.state] = counts.get(st.state, 0) + 1
-        with self.sessions() as session:
-            by_state = dict(
-                session.execute(
-                    select(OutboxRecord.state, func.count())
-                    .where(OutboxRecord.state.in_(("pending", "dead")))
-                    .group_by(OutboxRecord.state)
-                ).all()
-            )
+        counts, by_state = state_counts(self.status, self.sessions)
         threads = {t.name: t.is_alive() for t in self.service_threads()}
         return {
             "status": "ok" if self._started and all(threads.values()) else "degraded",
