@@ -45,6 +45,11 @@ class HubServices(Protocol):
 
     def live_feed(self, camera_id: str) -> LiveFeed: ...
 
+    def remote_live_url(self, camera_id: str) -> str | None:
+        """Where another process serves the camera's live video (distributed mode: the
+        worker holding it, a signed URL); None when this process reads the camera."""
+        ...
+
     def media_stats(self, camera_id: str) -> dict[str, Any]: ...
 
     def update_camera_analytics(

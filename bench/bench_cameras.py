@@ -34,6 +34,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -287,7 +288,22 @@ def start_server(server: RtspServer, attempts: int = 3) -> None:
             time.sleep(1.0)
 
 
-def run_one(n: int, args: argparse.Namespace, source_fps: float, ncores: int) -> RunFigures:
+@dataclass
+class HubLaunch:
+    """How :func:`run_one` starts the hub and reads its costs; bench_scale.py runs
+    ``run --workers N`` (extra arguments, a Redis bus, CPU and memory of the process tree)."""
+
+    config: Callable[[list[str], argparse.Namespace], dict[str, Any]] = hub_config
+    hub_args: list[str] = field(default_factory=list)
+    cpu_s: Callable[[int], float] = proc_cpu_s
+    status_kib: Callable[[int, str], int] = proc_status_kib
+
+
+def run_one(
+    n: int, args: argparse.Namespace, source_fps: float, ncores: int,
+    launch: HubLaunch | None = None,
+) -> RunFigures:  # fmt: skip
+    launch = launch or HubLaunch()
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{n}cam-"))
     mount_names = [f"cam{i + 1}" for i in range(n)] if args.mounts == "per-camera" else ["cam"]
     server = RtspServer({m: args.clip for m in mount_names})
@@ -298,7 +314,7 @@ def run_one(n: int, args: argparse.Namespace, source_fps: float, ncores: int) ->
         start_server(server)
         urls = [server.url(mount_names[i % len(mount_names)]) for i in range(n)]
         ids = [f"bench-{i + 1:02d}" for i in range(n)]
-        hub = HubProcess(workdir, hub_config(urls, args))
+        hub = HubProcess(workdir, launch.config(urls, args), args=launch.hub_args)
         hub.start(timeout=args.online_timeout)
         assert hub.proc is not None
         hub_pid, server_pid = hub.proc.pid, server.pid
@@ -317,7 +333,7 @@ def run_one(n: int, args: argparse.Namespace, source_fps: float, ncores: int) ->
 
         # -- window start
         before = cameras_by_id(hub)
-        hub_cpu0, srv_cpu0 = proc_cpu_s(hub_pid), proc_cpu_s(server_pid)
+        hub_cpu0, srv_cpu0 = launch.cpu_s(hub_pid), proc_cpu_s(server_pid)
         busy0, total0 = machine_jiffies()
         t0 = time.monotonic()
         print(f"   measuring {args.duration:g} s ...", flush=True)
@@ -335,11 +351,11 @@ def run_one(n: int, args: argparse.Namespace, source_fps: float, ncores: int) ->
                     if cid in states_seen:
                         states_seen[cid].add((cam.get("status") or {}).get("state", "?"))
         # -- window end
-        hub_cpu1, srv_cpu1 = proc_cpu_s(hub_pid), proc_cpu_s(server_pid)
+        hub_cpu1, srv_cpu1 = launch.cpu_s(hub_pid), proc_cpu_s(server_pid)
         busy1, total1 = machine_jiffies()
         t1 = time.monotonic()
         after = cameras_by_id(hub)
-        peak_rss = proc_status_kib(hub_pid, "VmHWM") / 1024
+        peak_rss = launch.status_kib(hub_pid, "VmHWM") / 1024
         server_rss = proc_status_kib(server_pid, "VmRSS") / 1024
         elapsed = t1 - t0
 

@@ -98,7 +98,7 @@ def tree_cpu_s(pid: int) -> float:
     total = 0.0
     for p in tree(pid):
         try:
-            total += _own_cpu_s(p)
+            total += bc.proc_cpu_s(p)
         except OSError:
             pass
     return total
@@ -108,45 +108,78 @@ def tree_status_kib(pid: int, key: str) -> int:
     total = 0
     for p in tree(pid):
         try:
-            total += _own_status_kib(p, key)
+            total += bc.proc_status_kib(p, key)
         except OSError:
             pass
     return total
 
 
-_own_cpu_s = bc.proc_cpu_s
-_own_status_kib = bc.proc_status_kib
-
-
 # -- the hub modes -----------------------------------------------------------------------
 
 
+def measure_floor(clip: Path, model: Path, source_fps: float) -> tuple[float, float, float]:
+    """The floor's steps timed on this machine now (CPU time, one thread): H.264 decode
+    of every frame, reformat to the analysis size + letterbox, yolox inference at batch 1.
+    Shared machines vary by up to 2x from day to day: the ratio to this same-run floor
+    is the comparable figure. Returns (decode ms, detect ms, ms per camera-second)."""
+    import av
+    import cv2
+    import numpy as np
+    import onnxruntime as ort
+
+    with av.open(str(clip)) as c:
+        stream = c.streams.video[0]
+        stream.codec_context.thread_count = 1
+        t0, frames, sample = time.process_time(), 0, None
+        for frame in c.decode(stream):
+            frames += 1
+            sample = sample or frame
+        decode_ms = (time.process_time() - t0) / max(frames, 1) * 1000
+    assert sample is not None
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = so.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+    name, shape = session.get_inputs()[0].name, session.get_inputs()[0].shape
+    size = int(shape[-1]) if isinstance(shape[-1], int) else 416
+    w, h = size, round(size * sample.height / sample.width)
+    for _ in range(5):
+        session.run(None, {name: np.zeros((1, 3, size, size), np.float32)})
+    t0, n = time.process_time(), 40
+    for _ in range(n):
+        image = sample.to_ndarray(width=w, height=h, format="bgr24")
+        padded = cv2.copyMakeBorder(image, 0, size - h, 0, size - w, cv2.BORDER_CONSTANT)
+        blob = padded.transpose(2, 0, 1)[None].astype(np.float32)
+        session.run(None, {name: blob})
+    detect_ms = (time.process_time() - t0) / n * 1000
+    return decode_ms, detect_ms, source_fps * decode_ms + 5 * detect_ms
+
+
+def hub_args(args: argparse.Namespace, motion: str) -> argparse.Namespace:
+    """bench_cameras' own options (its defaults: what the hub ships) with this run's."""
+    ns = bc.parse_args([])
+    ns.detect_fps, ns.workers, ns.batch, ns.motion = 5.0, 2, args.batch, motion
+    ns.mounts, ns.clip, ns.model = args.mounts, args.clip, args.model
+    ns.duration, ns.warmup, ns.online_timeout, ns.keep = args.duration, args.warmup, 120.0, False
+    return ns
+
+
 def hub_run(mode: str, n: int, args: argparse.Namespace, source_fps: float, ncores: int) -> ModeRun:
-    ns = argparse.Namespace(
-        detect_fps=5.0, workers=2, batch=args.batch, motion="off", mounts=args.mounts,
-        clip=args.clip, model=args.model, duration=args.duration, warmup=args.warmup,
-        online_timeout=120.0, keep=False,
-    )  # fmt: skip
-    original = (bc.HubProcess, bc.hub_config, bc.proc_cpu_s, bc.proc_status_kib)
+    ns = hub_args(args, "off")
+    launch = bc.HubLaunch()
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
     if mode == "workers":
-        prefix = f"bench-{uuid.uuid4().hex[:8]}"
         ns.workers = 1  # one analysis thread per worker process: a process per core
 
         def config(urls: list[str], a: argparse.Namespace) -> dict[str, Any]:
-            cfg = original[1](urls, a)
+            cfg = bc.hub_config(urls, a)
             cfg["bus"] = {"kind": "redis", "url": REDIS_URL, "prefix": prefix, "lease_s": 10}
             return cfg
 
-        class WorkersHub(HubProcess):
-            def __init__(self, workdir: Path, cfg: dict[str, Any], **kw: Any) -> None:
-                super().__init__(workdir, cfg, args=["--workers", str(args.hub_workers)], **kw)
-
-        bc.HubProcess, bc.hub_config = WorkersHub, config  # type: ignore[misc]
-        bc.proc_cpu_s, bc.proc_status_kib = tree_cpu_s, tree_status_kib
+        launch = bc.HubLaunch(config=config, hub_args=["--workers", str(args.hub_workers)],
+                              cpu_s=tree_cpu_s, status_kib=tree_status_kib)  # fmt: skip
     try:
-        r = bc.run_one(n, ns, source_fps, ncores)
+        r = bc.run_one(n, ns, source_fps, ncores, launch)
     finally:
-        bc.HubProcess, bc.hub_config, bc.proc_cpu_s, bc.proc_status_kib = original
         if mode == "workers":
             _drop_prefix(prefix)
     keeps = r.analysed_fps_min >= 0.95 * 5 and r.input_fps_min >= 0.95 * source_fps
@@ -283,8 +316,7 @@ def soak(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-soak-"))
     server = RtspServer({f"cam{i + 1}": args.clip for i in range(n)})
     bc.start_server(server)
-    ns = argparse.Namespace(detect_fps=5.0, workers=2, batch=args.batch, motion="on",
-                            model=args.model)  # fmt: skip
+    ns = hub_args(args, "on")
     hub = HubProcess(work, bc.hub_config([server.url(f"cam{i + 1}") for i in range(n)], ns))
     samples: list[tuple[float, float]] = []
     try:
@@ -377,6 +409,13 @@ def main(argv: list[str] | None = None) -> int:
         f"floor: {floor_ms:.1f} ms per camera-second → {floor_cams:.1f} cameras on "
         f"{ncores} cores; source {source_fps:.2f} fps, detect 5 fps, motion gate off"
     )
+    decode_ms, detect_ms, today_ms = measure_floor(args.clip, args.model, source_fps)
+    today_cams = ncores * 1000 / today_ms
+    print(
+        f"floor measured now: decode {decode_ms:.2f} ms + detect {detect_ms:.2f} ms per frame "
+        f"→ {today_ms:.1f} ms per camera-second, {today_cams:.1f} cameras on {ncores} cores "
+        f"({today_ms / floor_ms:.2f}x the documented floor's cost)"
+    )
     runs: list[ModeRun] = []
     for n in args.cameras:
         for mode in args.modes:
@@ -394,7 +433,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{bc.fmt(run.ms_per_cam_s, '.1f')} ms/camera-s, efficiency "
                   f"{bc.fmt(run.efficiency, '.2f')}; RSS {run.rss_mib:.0f} MiB; "
                   f"{'keeps up' if run.keeps_up else 'BEHIND'}", flush=True)  # fmt: skip
-    print("\nmode       most cameras kept up   ratio to floor (count)   ratio (cost)")
+    print("\nmode       most cameras kept up   ratio to floor (count)   to today's floor   "
+          "ratio (cost)   to today's floor")  # fmt: skip
     summary: dict[str, Any] = {}
     for mode in args.modes:
         mine = [r for r in runs if r.mode == mode]
@@ -403,9 +443,13 @@ def main(argv: list[str] | None = None) -> int:
         kept = max((r.cameras for r in mine if r.keeps_up), default=0)
         effs = [r.efficiency for r in mine if r.efficiency]
         eff = max(effs) if effs else None
+        eff_today = eff * today_ms / floor_ms if eff else None
         summary[mode] = {"kept_up": kept, "count_ratio": kept / floor_cams,
-                         "cost_ratio": eff}  # fmt: skip
-        print(f"{mode:10s} {kept:>20d}   {kept / floor_cams:>22.2f}   {bc.fmt(eff, '.2f'):>12s}")
+                         "count_ratio_today": kept / today_cams, "cost_ratio": eff,
+                         "cost_ratio_today": eff_today}  # fmt: skip
+        print(f"{mode:10s} {kept:>20d}   {kept / floor_cams:>22.2f}   "
+              f"{kept / today_cams:>16.2f}   {bc.fmt(eff, '.2f'):>12s}   "
+              f"{bc.fmt(eff_today, '.2f'):>16s}")  # fmt: skip
     emb = sorted((r for r in runs if r.mode == "embedded"), key=lambda r: r.cameras)
     if len(emb) >= 2 and emb[-1].cameras > emb[0].cameras:
         per = (emb[-1].rss_mib - emb[0].rss_mib) / (emb[-1].cameras - emb[0].cameras)
@@ -420,6 +464,12 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     "machine": machine,
                     "floor_cameras": floor_cams,
+                    "floor_today": {
+                        "decode_ms": decode_ms,
+                        "detect_ms": detect_ms,
+                        "ms_per_camera_s": today_ms,
+                        "cameras": today_cams,
+                    },
                     "runs": [asdict(r) for r in runs],
                     "summary": summary,
                 },

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -38,7 +39,13 @@ class SecretCipher:
     """Encrypts and decrypts short strings; encrypted values carry :data:`PREFIX`."""
 
     def __init__(self, key: str | bytes) -> None:
-        self._fernet = Fernet(_fernet_key(key.decode() if isinstance(key, bytes) else key))
+        self._key = _fernet_key(key.decode() if isinstance(key, bytes) else key)
+        self._fernet = Fernet(self._key)
+
+    def derive(self, purpose: str) -> bytes:
+        """A key for ``purpose`` (HMAC-SHA256 of the purpose under this key): processes
+        that share the camera-password key share it, and it reveals nothing of that key."""
+        return hmac.new(self._key, f"shaobing:{purpose}".encode(), hashlib.sha256).digest()
 
     @staticmethod
     def new_key() -> str:

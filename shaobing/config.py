@@ -132,6 +132,18 @@ class BusConfig(StrictModel):
     frame_interval_s: float = Field(
         2.0, gt=0, description="how often a worker stores each camera's latest frame (JPEG)"
     )
+    media_listen: str = Field(
+        "127.0.0.1:0",
+        pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$",
+        description="where a worker serves the live video of its cameras to the API nodes "
+        "(host:port; port 0: any free port). Several hosts: an address the API nodes reach, "
+        "e.g. '0.0.0.0:8091' with media_advertise",
+    )
+    media_advertise: str | None = Field(
+        None,
+        description="how API nodes reach this worker's live video (host or host:port); "
+        "default: the media_listen host (this host's name when it listens on all addresses)",
+    )
 
 
 class HubConfig(StrictModel):

@@ -43,6 +43,7 @@ from ingest.live import LiveFeed
 from shaobing import metrics
 from shaobing.config import LoadedConfig
 from shaobing.hub import Hub, build_router, state_counts
+from shaobing.media import MediaServer, live_key, signed_path
 
 log = logging.getLogger(__name__)
 
@@ -302,6 +303,12 @@ class WorkerHub(Hub):
         self._known_at = float("-inf")
         self._changed = self.r.pubsub(ignore_subscribe_messages=True)
         self._changed_channel = f"{bus_cfg.prefix}:camera-changed"
+        self.media = MediaServer(live_key(self.cipher), self._held_feed, bus_cfg.media_listen,
+                                 bus_cfg.media_advertise)  # fmt: skip
+
+    def _held_feed(self, camera_id: str) -> LiveFeed | None:
+        """The live feed of a camera this worker reads now (None: not held here)."""
+        return self.live.get(camera_id) if camera_id in self.readers else None
 
     def start(self) -> None:  # not Hub.start: no alert service, no dispatcher here
         self.spool.recover()
@@ -311,12 +318,14 @@ class WorkerHub(Hub):
         self._watchdog.start()
         self._leases_thread.start()
         self._state_thread.start()
+        self.media.start()
         self._started = True
         log.info("worker %s started (detector %s)", self.worker_id, self.detector.name)
 
     def stop(self) -> None:
         self._stop.set()
         self._leases_thread.join(5)
+        self.media.stop()
         for camera_id in list(self.readers):
             self.stop_camera(camera_id)
         try:
@@ -332,7 +341,8 @@ class WorkerHub(Hub):
 
     def service_threads(self) -> list[threading.Thread]:
         return [*self.pool.threads, *self.producer.threads, *self.tracks.threads,
-                self._watchdog, self._leases_thread, self._state_thread]  # fmt: skip
+                self._watchdog, self._leases_thread, self._state_thread,
+                self.media.thread]  # fmt: skip
 
     # -- cameras come and go with the leases ---------------------------------------------
 
@@ -434,6 +444,7 @@ class WorkerHub(Hub):
                 "status": asdict(st), "counters": self.counters(camera_id),
                 "media": self.media_stats(camera_id), "worker": self.worker_id,
                 "token": self.leases.token(camera_id), "overlay": self.overlay(camera_id),
+                "live_base": self.media.base_url,
             }  # fmt: skip
             frame = self.latest_frame(camera_id) if with_frames else None
             if frame is not None:
@@ -512,6 +523,7 @@ class ApiServices:
         self.alerts = AlertService(lambda: SqlUnitOfWork(sessions, links=links), self.routing,
                                    timezone=loaded.config.timezone, feed=self.feed)  # fmt: skip
         self._live_feeds: dict[str, LiveFeed] = {}
+        self._live_key = live_key(cipher)
         self._prefix = prefix
         self._started = time.time()
 
@@ -552,9 +564,15 @@ class ApiServices:
         return None if jpeg is None else JpegFrame(jpeg)
 
     def live_feed(self, camera_id: str) -> LiveFeed:
-        """Frames never cross the network: an API node has no packets (an empty feed);
-        live video is watched on the worker or through the media gateway."""
+        """An API node reads no camera: an empty feed (live video comes through
+        :meth:`remote_live_url` from the worker holding the camera)."""
         return self._live_feeds.setdefault(camera_id, LiveFeed())
+
+    def remote_live_url(self, camera_id: str) -> str | None:
+        """A signed URL of the camera's live video on the worker that holds it now
+        (shaobing/media.py); None when no worker holds it."""
+        base = self._entry(camera_id).get("live_base")
+        return f"{base}{signed_path(self._live_key, camera_id)}" if base else None
 
     def overlay(self, camera_id: str) -> dict[str, Any] | None:
         """The worker's latest boxes and zones (refreshed every second)."""

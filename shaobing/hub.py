@@ -508,6 +508,9 @@ class Hub:
             feed = self.live[camera_id] = LiveFeed()
         return feed
 
+    def remote_live_url(self, camera_id: str) -> str | None:
+        return None  # this process reads its cameras: live_feed() has the packets
+
     def media_stats(self, camera_id: str) -> dict[str, object]:
         """What a camera's video costs in memory: the clip ring, the live viewers."""
         ring = self.producer.clips.rings.get(camera_id)

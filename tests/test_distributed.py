@@ -36,6 +36,7 @@ from tests.hubproc import ADMIN_PASSWORD
 from tests.peers.procs import RtspServer, free_port
 from tests.peers.receiver import Receiver
 from tests.redisproc import REDIS_URL, RedisServer, redis_prefix
+from tests.test_live import decode_flv
 
 pytestmark = pytest.mark.slow
 
@@ -203,6 +204,20 @@ class Sse:
         self._client.close()
 
 
+def read_live(url: str, token: str | None, seconds: float) -> bytes:
+    """What a player receives of a live stream in ``seconds``."""
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + seconds
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.stream("GET", url, headers=headers, timeout=10) as resp:
+        assert resp.status_code == 200, resp.read()[:300]
+        for chunk in resp.iter_raw():
+            chunks.append(chunk)
+            if time.monotonic() > deadline:
+                break
+    return b"".join(chunks)
+
+
 @pytest.fixture
 def four_cameras(rtsp_server_factory: Callable[..., RtspServer]) -> Iterator[list[dict[str, Any]]]:
     server = rtsp_server_factory({f"c{i}": "crosswalk_people.mp4" for i in range(1, 5)})
@@ -282,6 +297,14 @@ def test_a_killed_workers_cameras_resume_on_the_other(
             snap = httpx.get(f"{d.base}/api/cameras/{lost[0]}/snapshot.jpg", timeout=5,
                              headers={"Authorization": f"Bearer {d._token}"})  # fmt: skip
             assert snap.status_code == 200 and snap.content[:3] == b"\xff\xd8\xff"
+            # Its live video through the API node, relayed from the worker that holds it
+            # now (shaobing/media.py): the camera's own H.264, from a keyframe.
+            data = read_live(f"{d.base}/api/cameras/{lost[0]}/live.flv", d._token, 4.0)
+            frames = decode_flv(data, cut=True)
+            assert frames and frames[0].key_frame and len(frames) >= 40, len(frames)
+            # The worker's endpoint serves signed requests only (an API node's).
+            base = d.entry(lost[0])["live_base"]
+            assert httpx.get(f"{base}/live/{lost[0]}.flv", timeout=5).status_code == 403
             # w2 comes back (systemd restarts it): it forwards whatever its spool held
             # and takes its share again.
             w2 = d.start("worker", "--name", "w2")

@@ -256,6 +256,24 @@ def test_live_video_overlay_feed_and_zones_changed_live(
         saved = hub.get("/api/cameras/cg-live/analytics")
         assert saved["source"] == "console"
         assert [r["name"] for r in saved["rules"]] == ["in-square"]
+        assert saved["detect"]["tiles"] is None
+
+        # Detection settings: edited through the same call, checked by the same model, and
+        # kept when a later save (the zone editor) leaves them out.
+        url = f"{hub.base}/api/cameras/cg-live/analytics"
+        r = httpx.put(url, json={**good, "detect": {"tiles": [9, 1]}}, headers=hub.auth(),
+                      timeout=10)  # fmt: skip
+        assert r.status_code == 422 and "tiles" in r.text
+        r = httpx.put(url, json={**good, "detect": {"tiles": [2, 1], "min_frames": 3}},
+                      headers=hub.auth(), timeout=10)  # fmt: skip
+        assert r.status_code == 200, r.text
+        assert r.json()["detect"]["tiles"] == [2, 1] and r.json()["detect"]["min_frames"] == 3
+        r = httpx.put(url, json=good, headers=hub.auth(), timeout=10)
+        assert r.status_code == 200 and r.json()["detect"]["tiles"] == [2, 1], r.text
+        status = hub.wait("the camera analysing with tiles",
+                          lambda: hub.get("/api/cameras/cg-live")["status"]["state"] == "online",
+                          30)  # fmt: skip
+        assert status
     finally:
         hub.stop()
 

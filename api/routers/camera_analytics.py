@@ -1,5 +1,5 @@
-"""A camera's zones, rules and motion gate: read, and change without a restart (the
-console's editor). Validated by the same models as the YAML config; audited."""
+"""A camera's zones, rules, motion gate and detection settings: read, and change without a
+restart (the console's editor). Validated by the same models as the YAML config; audited."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.orm import Session
 
 from accounts.domain import Principal
-from analytics.config import CameraConfig, MotionConfig, RuleConfig, ZoneConfig
+from analytics.config import CameraConfig, DetectConfig, MotionConfig, RuleConfig, ZoneConfig
 from api.auth import require
 from api.deps import get_services, get_session
 from api.ports import HubServices
@@ -30,15 +30,21 @@ Configurer = Annotated[Principal, Depends(require("cameras:configure"))]
 
 
 class CameraAnalyticsIn(BaseModel):
-    """What the editor saves: the same fields as a camera's ``zones``, ``rules`` and
-    ``motion`` in the YAML config."""
+    """What the editor saves: the same fields as a camera's ``zones``, ``rules``,
+    ``motion`` and ``detect`` in the YAML config."""
 
     zones: list[ZoneConfig] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=list)
     motion: MotionConfig = Field(default_factory=MotionConfig)
+    detect: DetectConfig | None = Field(
+        None,
+        description="where the detector looks and which tracks the rules see (region "
+        "detection, tiles, false-positive filters); left out: the camera keeps its own",
+    )
 
 
 class CameraAnalyticsOut(CameraAnalyticsIn):
+    detect: DetectConfig  # type: ignore[assignment]  # always answered
     source: Literal["config", "console"] = Field(
         description="config: as in the config file or import; console: saved in the console"
     )
@@ -49,7 +55,7 @@ class CameraAnalyticsOut(CameraAnalyticsIn):
 @router.get(
     "/{camera_id}/analytics",
     response_model=CameraAnalyticsOut,
-    summary="A camera's zones, rules and motion gate",
+    summary="A camera's zones, rules, motion gate and detection settings",
 )
 def get_analytics(camera_id: str, session: SessionDep, principal: Reader) -> CameraAnalyticsOut:
     record = visible_camera(session, camera_id, principal)
@@ -66,6 +72,7 @@ def get_analytics(camera_id: str, session: SessionDep, principal: Reader) -> Cam
         zones=cam.zones,
         rules=cam.rules,
         motion=cam.motion,
+        detect=cam.detect,
         source="console" if override is not None else "config",
         updated_by=override.updated_by if override is not None else None,
         updated_at=override.updated_at if override is not None else None,
@@ -76,7 +83,8 @@ def get_analytics(camera_id: str, session: SessionDep, principal: Reader) -> Cam
     "/{camera_id}/analytics",
     response_model=CameraAnalyticsOut,
     responses={422: {"description": "invalid zones or rules (field paths in `detail`)"}},
-    summary="Change a camera's zones, rules and motion gate; applied at once, audited",
+    summary="Change a camera's zones, rules, motion gate and detection settings; applied "
+    "at once, audited",
 )
 def put_analytics(
     camera_id: str,
@@ -86,8 +94,13 @@ def put_analytics(
     principal: Configurer,
 ) -> CameraAnalyticsOut:
     visible_camera(session, camera_id, principal)
-    session.close()  # the hub writes in its own transaction
     data = body.model_dump(mode="json", exclude_unset=False)
+    if body.detect is None:  # left out (the zone editor): detection stays as it is
+        del data["detect"]
+        previous = analytics_override(session, camera_id)
+        if previous is not None and "detect" in previous.data():
+            data["detect"] = previous.data()["detect"]
+    session.close()  # the hub writes in its own transaction
     try:
         cam = hub.update_camera_analytics(camera_id, data, principal.username)
     except KeyError:

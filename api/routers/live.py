@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import httpx
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
@@ -63,6 +64,9 @@ async def live_flv(
             visible_camera(session, camera_id, principal)
 
     await run_in_threadpool(check)
+    remote = hub.remote_live_url(camera_id)
+    if remote is not None:
+        return await relay_live(camera_id, remote)
     feed = hub.live_feed(camera_id)
     loop = asyncio.get_running_loop()
     packets: asyncio.Queue[BufferedPacket | None] = asyncio.Queue()
@@ -106,6 +110,43 @@ async def live_flv(
         finally:
             unsubscribe()
             remuxer.close()
+
+    return StreamingResponse(
+        body(),
+        media_type="video/x-flv",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+async def relay_live(camera_id: str, url: str) -> StreamingResponse:
+    """Relay the FLV stream of the worker holding the camera (distributed mode; the URL
+    is signed, shaobing/media.py). Its refusals (404 moved away, 503 not streaming, 415
+    codec) are answered as they are; a worker that does not answer is a 503."""
+    client = httpx.AsyncClient(timeout=httpx.Timeout(5.0, read=60.0))
+    try:
+        upstream = await client.send(client.build_request("GET", url), stream=True)
+    except httpx.HTTPError as exc:
+        await client.aclose()
+        log.warning("camera %s: live video relay failed: %s", camera_id, type(exc).__name__)
+        raise HTTPException(503, f"camera {camera_id!r}: its worker does not answer") from None
+    if upstream.status_code != 200:
+        detail = (await upstream.aread()).decode(errors="replace")[:300]
+        await upstream.aclose()
+        await client.aclose()
+        status = upstream.status_code if upstream.status_code in (404, 415, 503) else 503
+        if status == 404:  # moved to another worker a moment ago: the player retries
+            status, detail = 503, f"camera {camera_id!r} is moving to another worker"
+        raise HTTPException(status, detail)
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in upstream.aiter_raw():
+                yield chunk
+        except httpx.HTTPError:
+            return  # the worker stopped (lease moved, worker died): the player reconnects
+        finally:
+            await upstream.aclose()
+            await client.aclose()
 
     return StreamingResponse(
         body(),
