@@ -29,6 +29,13 @@ class DetectorConfig(StrictModel):
     device: str = "cpu"
     confidence: float = Field(0.3, ge=0.01, le=1.0)
     nms_iou: float = Field(0.45, gt=0.0, le=1.0)
+    rect: StrictBool = Field(
+        True,
+        description="letterbox each frame to its own aspect (sides a multiple of 32) instead "
+        "of the model's square: a 16:9 frame runs at 416x256, not 416x416, with the same "
+        "detections and about 40 % less inference (ONNX models with a fixed square input; "
+        "off when input_size is set)",
+    )
     threads: int = Field(1, ge=1, le=64, description="intra-op threads per inference session")
     workers: int = Field(2, ge=1, le=64, description="analysis threads sharing the model")
     batch_size: int = Field(

@@ -35,6 +35,48 @@ def test_yolox_finds_people_on_the_crossing(models_dir: Path, videos_dir: Path) 
     assert (people.xyxy[:, 2] > people.xyxy[:, 0]).all()
 
 
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box of ``a`` with every box of ``b`` (xyxy)."""
+    tl = np.maximum(a[:, None, :2], b[None, :, :2])
+    br = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(br - tl, 0, None), axis=2)
+    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
+    return np.asarray(inter / (area(a)[:, None] + area(b)[None, :] - inter))
+
+
+def test_rectangular_inference_finds_what_the_square_finds(
+    models_dir: Path, videos_dir: Path
+) -> None:
+    """A 16:9 frame letterboxed to 416x256 instead of 416x416: the same objects (the
+    padding carries nothing), for about 40 % less inference."""
+    rect = OnnxDetector(models_dir / "yolox_nano.onnx", confidence=0.35)
+    square = OnnxDetector(models_dir / "yolox_nano.onnx", confidence=0.35, rect=False)
+    assert rect.rect and not square.rect and rect.input_size == square.input_size == (416, 416)
+    assert rect._preprocess(np.zeros((234, 416, 3), np.uint8))[0].shape == (1, 3, 256, 416)
+    assert rect._preprocess(np.zeros((416, 234, 3), np.uint8))[0].shape == (1, 3, 416, 256)
+    # A size given by the operator is kept as it is.
+    fixed = OnnxDetector(models_dir / "yolox_nano.onnx", input_size=(416, 416))
+    assert not fixed.rect
+    total = same = 0
+    with av.open(str(videos_dir / "crosswalk_people.mp4")) as c:
+        for i, frame in enumerate(c.decode(video=0)):
+            if i % 50:
+                continue
+            image = frame.to_ndarray(width=416, height=234, format="bgr24")
+            (a,), (b,) = square.detect([image]), rect.detect([image])
+            total += len(a)
+            if len(a) and len(b):
+                iou = box_iou(a.xyxy, b.xyxy)
+                best = iou.argmax(axis=1)
+                same += int(((iou.max(axis=1) > 0.9) & (a.class_id == b.class_id[best])).sum())
+            # portrait: the same frame turned, boxes back in its own pixels
+            (p,) = rect.detect([np.ascontiguousarray(np.rot90(image))])
+            assert p.xyxy[:, [0, 2]].max(initial=0) <= 234
+            assert p.xyxy[:, [1, 3]].max(initial=0) <= 416
+    assert total >= 60
+    assert same >= 0.93 * total, (same, total)
+
+
 def test_ultralytics_onnx_layout_is_decoded(models_dir: Path) -> None:
     det = OnnxDetector(models_dir / "yolox_nano.onnx", confidence=0.5)
     det.format = "ultralytics"  # decode a hand-made YOLOv8-layout output

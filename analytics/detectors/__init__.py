@@ -24,6 +24,7 @@ def create_detector(cfg: DetectorConfig, models_dir: Path, mirror_dir: Path | No
             input_size=cfg.input_size,
             device=cfg.device,
             threads=cfg.threads,
+            rect=cfg.rect,
         )
     from analytics.detectors.ultralytics import UltralyticsDetector
 

@@ -24,6 +24,8 @@ from analytics.types import COCO_CLASSES, Detections
 log = logging.getLogger(__name__)
 
 PAD_VALUE = 114
+#: The largest stride of the supported heads (YOLOX, YOLOv8/11): canvas sides are multiples.
+STRIDE = 32
 
 
 class OnnxDetector:
@@ -39,6 +41,7 @@ class OnnxDetector:
         device: str = "cpu",
         threads: int = 1,
         class_names: tuple[str, ...] = COCO_CLASSES,
+        rect: bool = True,
     ) -> None:
         import onnxruntime as ort
 
@@ -56,6 +59,8 @@ class OnnxDetector:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise DetectorError(f"cannot load ONNX model {path}: {exc}") from exc
+        out_shape = self.session.get_outputs()[0].shape
+        self.format = _guess_format(out_shape, len(class_names))
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         shape = inp.shape  # [B, 3, H, W], dims may be symbolic
@@ -67,18 +72,30 @@ class OnnxDetector:
             self.input_size = (int(model_hw[1]), int(model_hw[0]))
         else:
             self.input_size = (640, 640)
-        out_shape = self.session.get_outputs()[0].shape
-        self.format = _guess_format(out_shape, len(class_names))
+        #: letterbox to the frame's own aspect (sides a multiple of STRIDE) inside
+        #: input_size, not to the whole square: 16:9 frames cost about 40 % less
+        self.rect = False
+        if rect and model_hw is not None and input_size is None:
+            dynamic = _with_dynamic_size(path) if self.format != "ultralytics_nms" else None
+            if dynamic is not None:
+                try:
+                    session = ort.InferenceSession(dynamic, options, providers=providers)
+                    self.rect = _runs_smaller(session)
+                except Exception as exc:  # noqa: BLE001 - keep the square input then
+                    log.info("%s: no rectangular inference (%s)", path.name, exc)
+                if self.rect:
+                    self.session = session
         self.confidence = confidence
         self.nms_iou = nms_iou
         self.class_names = class_names
         self.name = f"onnx:{path.name}"
         self._grids: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         log.info(
-            "loaded %s (%s format, input %dx%d, providers %s)",
+            "loaded %s (%s format, input %dx%d%s, providers %s)",
             path.name,
             self.format,
             *self.input_size,
+            " at most, rectangular" if self.rect else "",
             self.session.get_providers(),
         )
 
@@ -90,14 +107,14 @@ class OnnxDetector:
             return []
         prepared = [self._preprocess(img) for img in images]
         tensors = [p[0] for p in prepared]
-        if self.dynamic_batch and len(tensors) > 1:
+        if self.dynamic_batch and len(tensors) > 1 and len({t.shape for t in tensors}) == 1:
             outputs = self.session.run(None, {self.input_name: np.concatenate(tensors)})[0]
             raw = [outputs[i : i + 1] for i in range(len(tensors))]
         else:
             raw = [self.session.run(None, {self.input_name: t})[0] for t in tensors]
         return [
-            self._postprocess(out[0], ratio, pad, img.shape[1], img.shape[0])
-            for out, (_, ratio, pad), img in zip(raw, prepared, images, strict=True)
+            self._postprocess(out[0], ratio, pad, img.shape[1], img.shape[0], tensor.shape)
+            for out, (tensor, ratio, pad), img in zip(raw, prepared, images, strict=True)
         ]
 
     # -- pre/post-processing --------------------------------------------------
@@ -112,6 +129,9 @@ class OnnxDetector:
         else:
             ratio = 1.0
         nh, nw = img.shape[:2]
+        if self.rect:  # the smallest canvas the model takes: 416x234 → 416x256, not 416x416
+            in_w = min(in_w, -(-nw // STRIDE) * STRIDE)
+            in_h = min(in_h, -(-nh // STRIDE) * STRIDE)
         if self.format == "yolox":
             pad_x, pad_y = 0, 0
         else:
@@ -125,10 +145,18 @@ class OnnxDetector:
         return np.ascontiguousarray(tensor), ratio, (float(pad_x), float(pad_y))
 
     def _postprocess(
-        self, out: np.ndarray, ratio: float, pad: tuple[float, float], img_w: int, img_h: int
+        self,
+        out: np.ndarray,
+        ratio: float,
+        pad: tuple[float, float],
+        img_w: int,
+        img_h: int,
+        tensor_shape: tuple[int, ...] | None = None,
     ) -> Detections:
+        """``tensor_shape``: the input that gave ``out`` (default: ``input_size``)."""
         if self.format == "yolox":
-            boxes, scores, classes = self._decode_yolox(out)
+            size = (tensor_shape[3], tensor_shape[2]) if tensor_shape else self.input_size
+            boxes, scores, classes = self._decode_yolox(out, size)
         elif self.format == "ultralytics":
             boxes, scores, classes = self._decode_ultralytics(out)
         else:
@@ -146,7 +174,9 @@ class OnnxDetector:
         boxes[:, [1, 3]] = np.minimum(boxes[:, [1, 3]], img_h)
         return merge_class_group(Detections(boxes, scores, classes))
 
-    def _decode_yolox(self, out: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _decode_yolox(
+        self, out: np.ndarray, size: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         # Filter on objectness first: decoding every anchor costs 6x more.
         objectness = out[:, 4]
         idx = np.nonzero(objectness >= self.confidence)[0]
@@ -157,16 +187,16 @@ class OnnxDetector:
         scores = objectness[idx] * cls_scores[np.arange(len(idx)), classes]
         ok = scores >= self.confidence
         idx, classes, scores = idx[ok], classes[ok], scores[ok]
-        grid, strides = self._yolox_grid(len(out))
+        grid, strides = self._yolox_grid(len(out), size)
         xy = (out[idx, :2] + grid[idx]) * strides[idx]
         wh = np.exp(out[idx, 2:4]) * strides[idx]
         boxes = np.concatenate([xy - wh / 2, xy + wh / 2], axis=1)
         return boxes.astype(np.float32), scores.astype(np.float32), classes.astype(np.int64)
 
-    def _yolox_grid(self, n_anchors: int) -> tuple[np.ndarray, np.ndarray]:
-        key = (self.input_size[0], self.input_size[1])
+    def _yolox_grid(self, n_anchors: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        key = size
         if key not in self._grids:
-            in_w, in_h = self.input_size
+            in_w, in_h = size
             grids, strides = [], []
             for stride in (8, 16, 32):
                 gw, gh = in_w // stride, in_h // stride
@@ -194,6 +224,38 @@ class OnnxDetector:
         xy, wh = preds[:, :2], preds[:, 2:4]
         boxes = np.concatenate([xy - wh / 2, xy + wh / 2], axis=1)
         return boxes.astype(np.float32), scores.astype(np.float32), classes.astype(np.int64)
+
+
+def _with_dynamic_size(path: Path) -> bytes | None:
+    """The model with its input height and width (and the anchor count of its output)
+    made dynamic, for rectangular letterboxing; None when the ``onnx`` package is missing
+    or the input is not [batch, 3, H, W] with fixed H and W."""
+    try:
+        import onnx
+    except ImportError:
+        return None
+    model = onnx.load(str(path))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    if len(dims) != 4 or not all(d.HasField("dim_value") for d in dims[2:]):
+        return None
+    dims[2].dim_param, dims[3].dim_param = "height", "width"
+    for output in model.graph.output:
+        out_dims = output.type.tensor_type.shape.dim
+        if len(out_dims) == 3 and all(d.HasField("dim_value") for d in out_dims[1:]):
+            anchors = max(out_dims[1:], key=lambda d: d.dim_value)
+            anchors.dim_param = "anchors"
+    data: bytes = model.SerializeToString()
+    return data
+
+
+def _runs_smaller(session: object) -> bool:
+    """Whether the model gives one output row per anchor of a smaller input (a model
+    with sizes baked into its graph fails or answers the square's count)."""
+    inp = session.get_inputs()[0]  # type: ignore[attr-defined]
+    w, h = 4 * STRIDE, 2 * STRIDE
+    out = session.run(None, {inp.name: np.zeros((1, 3, h, w), np.float32)})[0]  # type: ignore[attr-defined]
+    anchors = sum((w // s) * (h // s) for s in (8, 16, 32))
+    return anchors in out.shape[1:]
 
 
 def _guess_format(out_shape: list[object], n_classes: int) -> str:
