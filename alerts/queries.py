@@ -42,6 +42,8 @@ class AlertQuery:
     offset: int = 0
     department_id: str | None = None
     severity: str | None = None
+    #: an area path (county, township, village), the leading levels only: its alerts
+    area: tuple[str, ...] = ()
 
 
 def scoped(stmt: Select[tuple[AlertRecord]], scope: Scope) -> Select[tuple[AlertRecord]]:
@@ -80,6 +82,8 @@ def search(session: Session, q: AlertQuery, scope: Scope) -> tuple[list[Alert], 
     ):  # fmt: skip
         if value:
             stmt = stmt.where(column == value)
+    for level, value in zip(LEVELS, q.area, strict=False):
+        stmt = stmt.where(getattr(AlertRecord, level) == value)
     if q.department_id:
         stmt = stmt.where(
             AlertRecord.id.in_(

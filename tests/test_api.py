@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from alerts.evidence import encode_jpeg, write_evidence
 from api.app import create_app
+from core.area import Area
 from shaobing.config import parse_config
 from shaobing.hub import Hub
 from tests.factories import make_alert, store, with_snapshot
@@ -82,6 +83,17 @@ def test_alert_filters_and_paging(client: TestClient) -> None:
     assert {a["created_at"] for a in window["items"]} == {1010.0 + i for i in range(10)}
     assert client.get("/api/alerts", params={"status": "bogus"}).status_code == 422
     assert client.get("/api/alerts", params={"status": "new"}).json()["total"] == 30
+
+
+def test_alert_area_filter(client: TestClient, hub: Hub) -> None:
+    other = make_alert(40, area=Area(county="示例县", township="河西镇", village="河西村"))
+    store(hub.sessions, other, ["centre"])
+    total = lambda area: client.get("/api/alerts", params={"area": area}).json()["total"]  # noqa: E731
+    assert total("示例县/河西镇") == 1 and total("示例县/河西镇/河西村") == 1
+    assert total("示例县/城关镇/") == 30 and total("示例县") == 31
+    assert total("别的县") == 0 and total("示例县/河西镇/别的村") == 0
+    page = client.get("/api/alerts", params={"area": "示例县/河西镇", "type": "loitering"}).json()
+    assert [a["id"] for a in page["items"]] == [other.id]
 
 
 def test_alert_detail_deliveries_and_snapshot(client: TestClient) -> None:

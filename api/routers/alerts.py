@@ -67,6 +67,11 @@ def list_alerts(
     status: Status | None = None,
     severity: Severity | None = None,
     department_id: str | None = None,
+    area: Annotated[
+        str | None,
+        Query(max_length=300, description="an area path: 示例县/城关镇 (its alerts, within "
+              "your own scope)"),
+    ] = None,
     since: Annotated[
         float | None, Query(ge=0, le=1e11, description="epoch seconds, inclusive")
     ] = None,
@@ -79,6 +84,7 @@ def list_alerts(
     q = queries.AlertQuery(
         camera_id=camera_id, type=type, status=status, since=since, until=until, limit=limit,
         offset=offset, department_id=department_id, severity=severity,
+        area=tuple(part for part in (area or "").split("/") if part),
     )  # fmt: skip
     alerts, total = queries.search(session, q, alert_scope(principal))
     return AlertPage(items=[alert_out(a) for a in alerts], total=total, limit=limit, offset=offset)
