@@ -83,6 +83,16 @@ class LiveFeed:
         for viewer in viewers:
             viewer(item)
 
+    def end(self) -> None:
+        """The camera stopped here (its lease moved, the hub stops): end every viewer's
+        stream now rather than leave it waiting for packets that will not come."""
+        with self._lock:
+            viewers = list(self._viewers.values())
+            self._viewers.clear()
+            self._gop, self._gop_bytes = [], 0
+        for viewer in viewers:
+            viewer(None)
+
     # -- viewers ----------------------------------------------------------------------
 
     @property

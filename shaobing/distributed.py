@@ -361,6 +361,9 @@ class WorkerHub(Hub):
         if slot is not None:
             with slot.lock:
                 slot.pending.clear()
+        feed = self.live.get(camera_id)
+        if feed is not None:
+            feed.end()  # its viewers reconnect through the API node to the new holder
         self.status.update(camera_id, state="stopped")
         log.info("camera %s stopped on worker %s", camera_id, self.worker_id)
 

@@ -208,8 +208,8 @@ class _LiveHandler(BaseHTTPRequestHandler):
                 try:
                     item = packets.get(timeout=5.0)
                 except queue.Empty:
-                    if self._peer_closed():
-                        return
+                    if self._peer_closed() or self.media.feeds(camera_id) is None:
+                        return  # the API node left, or the camera is no longer held here
                     continue
                 if item is None:  # the camera reconnected: the player starts again
                     return

@@ -87,6 +87,16 @@ def test_the_worker_serves_signed_viewers_the_cameras_it_holds(videos_dir: Path)
         while server.viewers and time.monotonic() < deadline:
             time.sleep(0.05)
         assert server.viewers == 0 and feed.viewers == 0  # the viewer was let go
+
+        # The camera stops on this worker (its lease moved): the stream ends at once.
+        for p in packets[:40]:
+            feed.packet(p)
+        with httpx.stream("GET", f"{base}{signed_path(key, 'cam-1')}", timeout=10) as r:
+            assert r.status_code == 200
+            threading.Timer(0.3, feed.end).start()
+            started = time.monotonic()
+            data = b"".join(r.iter_raw())
+        assert time.monotonic() - started < 3 and decode_flv(data)[0].key_frame
     finally:
         server.stop()
     assert not server.thread.is_alive()
