@@ -3,19 +3,21 @@
 :class:`ClipRecorder` keeps a :class:`~ingest.ring.PacketRing` per camera and, on its
 own ``clips`` thread, waits until the seconds after an alert have been buffered,
 remuxes the packets from the keyframe before the window to its end into an MP4 (no
-re-encoding: the camera's own H.264), writes it next to the snapshots with its
-SHA-256 and publishes a :class:`~alerts.messages.ClipMessage` so the alert service
-attaches it to the stored alert. Analysis workers only queue a request.
+re-encoding: the camera's own H.264, muxed in memory), stores it through the evidence
+storage port (:mod:`core.storage`) next to the snapshots (``<camera>/<day>/<alert>.mp4``)
+with its SHA-256 and publishes a :class:`~alerts.messages.ClipMessage` so the alert
+service attaches it to the stored alert. Analysis workers only queue a request.
 
-:class:`EvidenceRetention` deletes evidence files past ``alerts.retention_days`` or
-beyond ``alerts.evidence_quota_gb`` (oldest first), never those of an open alert.
+:class:`EvidenceRetention` deletes evidence objects past ``alerts.retention_days`` or
+beyond ``alerts.evidence_quota_gb`` (oldest first), never those of an open alert, and
+never the track index's (``tracks/``: its own retention deletes them with their rows).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
-import os
 import queue
 import threading
 import time
@@ -26,8 +28,10 @@ from pathlib import Path
 import av
 
 from alerts.config import AlertsConfig
+from alerts.evidence import evidence_key
 from alerts.messages import EVENTS_TOPIC, ClipMessage
 from alerts.ports import EventBus
+from core.storage import TRACKS_PREFIX, EvidenceStorage, StorageError, as_storage
 from ingest.ring import ClipPackets, PacketRing
 
 log = logging.getLogger(__name__)
@@ -58,11 +62,10 @@ def _timestamps(clip: ClipPackets) -> list[tuple[bytes, int, int, int, bool]]:
     return out
 
 
-def write_clip(clip: ClipPackets, path: Path) -> str:
-    """Remux ``clip`` into an MP4 at ``path`` (atomically); its SHA-256."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with av.open(str(tmp), mode="w", format="mp4") as out:
+def encode_clip(clip: ClipPackets) -> bytes:
+    """Remux ``clip`` into MP4 bytes (in memory: a few MB)."""
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as out:
         stream = out.add_stream_from_template(clip.template.stream)
         stream.time_base = clip.template.time_base
         for data, pts, dts, duration, key in _timestamps(clip):
@@ -72,8 +75,18 @@ def write_clip(clip: ClipPackets, path: Path) -> str:
             packet.is_keyframe = key
             packet.stream = stream
             out.mux(packet)
+    return buffer.getvalue()
+
+
+def write_clip(clip: ClipPackets, path: Path) -> str:
+    """Remux ``clip`` into an MP4 file at ``path`` (atomically, outside any evidence
+    storage: tools and tests); its SHA-256."""
+    data = encode_clip(clip)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
     tmp.replace(path)
-    return file_sha256(path)
+    return hashlib.sha256(data).hexdigest()
 
 
 def file_sha256(path: Path) -> str:
@@ -84,6 +97,11 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+#: Told when a requested window's clip is stored: its reference, SHA-256 and size in
+#: bytes, or (None, None, 0) when no clip could be written.
+ClipDone = Callable[[str | None, str | None, int], None]
+
+
 @dataclass
 class ClipRequest:
     alert_id: str
@@ -91,10 +109,10 @@ class ClipRequest:
     start: float  # clip clock: keyframe at or before this
     end: float
     created_at: float  # names the day folder, like the snapshots
-    # A window requested by another user of the ring (the track index): the file to
-    # write, and who to tell (the path and SHA-256, or None when no clip was written).
-    path: Path | None = None
-    on_done: Callable[[Path | None, str | None], None] | None = None
+    # A window requested by another user of the ring (the track index): the key to
+    # store it under, and who to tell (reference, SHA-256, size; None when not written).
+    key: str | None = None
+    on_done: ClipDone | None = None
 
     @property
     def deadline(self) -> float:
@@ -112,13 +130,14 @@ class ClipRecorder:
         self,
         bus: EventBus,
         cfg: AlertsConfig,
-        directory: Path,
+        storage: EvidenceStorage | Path,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``storage``: where clips are stored (a plain folder: references are paths)."""
         self.bus = bus
         self.cfg = cfg
-        self.directory = directory
+        self.storage = as_storage(storage)
         self.clock = clock
         self.rings: dict[str, PacketRing] = {}
         self._requests: queue.Queue[ClipRequest | None] = queue.Queue()
@@ -168,15 +187,16 @@ class ClipRecorder:
         camera_id: str,
         start: float,
         end: float,
-        path: Path,
-        on_done: Callable[[Path | None, str | None], None],
+        key: str,
+        on_done: ClipDone,
     ) -> bool:
         """Queue a clip of [start, end] (the ring's clock; capped to what it holds) to be
-        written at ``path``; ``on_done`` is called on the clips thread, instead of a
+        stored under ``key``; ``on_done`` is called on the clips thread, instead of a
         ClipMessage being published. False when there is no ring or thread."""
         if camera_id not in self.rings or not self._thread.is_alive():
             return False
-        self._requests.put(ClipRequest(path.stem, camera_id, start, end, end, path, on_done))
+        name = key.rsplit("/", 1)[-1].removesuffix(".mp4")
+        self._requests.put(ClipRequest(name, camera_id, start, end, end, key, on_done))
         return True
 
     def _run(self) -> None:
@@ -210,23 +230,24 @@ class ClipRecorder:
                         req.what, req.camera_id)  # fmt: skip
             self.failed += 1
             if req.on_done is not None:
-                req.on_done(None, None)
+                req.on_done(None, None, 0)
             return
-        day = time.strftime("%Y%m%d", time.gmtime(req.created_at))
-        path = req.path or self.directory / req.camera_id / day / f"{req.alert_id}.mp4"
+        key = req.key or evidence_key(req.camera_id, req.created_at, f"{req.alert_id}.mp4")
         try:
-            sha = write_clip(clip, path)
-        except (OSError, av.error.FFmpegError) as exc:
+            data = encode_clip(clip)
+            ref = self.storage.put(key, data)
+        except (OSError, StorageError, av.error.FFmpegError) as exc:
             log.error("%s: clip not saved: %s", req.what, exc)
             self.failed += 1
             if req.on_done is not None:
-                req.on_done(None, None)
+                req.on_done(None, None, 0)
             return
+        sha = hashlib.sha256(data).hexdigest()
         if req.on_done is not None:
             self.written += 1
-            req.on_done(path, sha)
+            req.on_done(ref, sha, len(data))
             return
-        message = ClipMessage(req.alert_id, str(path), sha, clip.start, clip.end)
+        message = ClipMessage(req.alert_id, ref, sha, clip.start, clip.end)
         self.bus.publish(EVENTS_TOPIC, message.to_dict())
         self.written += 1
 
@@ -241,14 +262,18 @@ class EvidenceRetention:
     def __init__(
         self,
         cfg: AlertsConfig,
-        directory: Path,
+        storage: EvidenceStorage | Path,
         protected: Callable[[], set[str]],
         *,
         interval_s: float = 3600.0,
+        exclude: tuple[str, ...] = (TRACKS_PREFIX,),
     ) -> None:
+        """``protected``: the references of open alerts' evidence; ``exclude``: key
+        prefixes another retention owns."""
         self.cfg = cfg
-        self.directory = directory
+        self.storage = as_storage(storage)
         self.protected = protected
+        self.exclude = exclude
         self.interval_s = interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
@@ -273,25 +298,30 @@ class EvidenceRetention:
             if self._stop.wait(self.interval_s):
                 return
 
-    def sweep(self, now: float | None = None) -> list[Path]:
-        """One pass; the files deleted."""
+    def sweep(self, now: float | None = None) -> list[str]:
+        """One pass; the keys deleted."""
         now = time.time() if now is None else now
-        keep = {os.path.realpath(p) for p in self.protected()}
-        every = [(f.stat().st_mtime, f.stat().st_size, f)
-                 for f in self.directory.rglob("*") if f.is_file()]  # fmt: skip
+        keep = set()
+        for ref in self.protected():
+            try:
+                keep.add(self.storage.key(ref))
+            except StorageError:  # a row pointing outside the storage: nothing to keep
+                continue
+        every = [o for o in self.storage.objects() if not o.key.startswith(self.exclude)]
         # Open alerts' files count towards the quota but are never deleted.
-        total = sum(size for _, size, _ in every)
-        files = sorted(e for e in every if os.path.realpath(e[2]) not in keep)
+        total = sum(o.size for o in every)
+        files = sorted((o.mtime, o.size, o.key) for o in every if o.key not in keep)
         quota = int((self.cfg.evidence_quota_gb or 0) * 1024**3)
         cutoff = now - self.cfg.retention_days * 86400
         deleted = []
-        for mtime, size, path in files:  # oldest first
+        for mtime, size, key in files:  # oldest first
             if mtime >= cutoff and (not quota or total <= quota):
                 break
-            path.unlink(missing_ok=True)
+            self.storage.delete(key)
             total -= size
-            deleted.append(path)
+            deleted.append(key)
         if deleted:
-            log.info("evidence retention: %d file(s) deleted", len(deleted))
+            log.info("evidence retention: %d file(s) deleted from %s", len(deleted),
+                     self.storage.describe())  # fmt: skip
         self.deleted += len(deleted)
         return deleted

@@ -166,7 +166,10 @@ class AlertsConfig(StrictModel):
     cooldown_s: float = Field(
         60.0, ge=0, description="per (camera, rule, track): no second alert within this time"
     )
-    snapshot_dir: str | None = Field(None, description="default: <data_dir>/snapshots")
+    snapshot_dir: str | None = Field(
+        None, description="the evidence directory (storage.evidence.kind: directory; in "
+        "distributed mode shared by every host); default: <data_dir>/snapshots",
+    )  # fmt: skip
     jpeg_quality: int = Field(85, ge=10, le=100)
     video_quality: bool = Field(
         True,

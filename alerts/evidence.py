@@ -1,7 +1,9 @@
 """Evidence: the snapshot of the frame that fired, and an annotated copy.
 
 Rendered next to the frames (the frame never leaves the process that decoded it)
-by :class:`alerts.producer.AlertProducer`'s own thread, never by an analysis worker.
+by :class:`alerts.producer.AlertProducer`'s own thread, never by an analysis worker, and
+written through the evidence storage port (:mod:`core.storage`) under the key
+``<camera>/<YYYYMMDD>/<alert>.jpg`` (and ``.annotated.jpg``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 
 from alerts.domain.model import EvidenceRef
 from analytics.types import Event
+from core.storage import EvidenceStorage, as_storage
 
 BOX_COLOUR = (0, 0, 255)  # BGR red
 ZONE_COLOUR = (0, 215, 255)  # BGR amber
@@ -24,8 +27,20 @@ ZONE_COLOUR = (0, 215, 255)  # BGR amber
 
 @dataclass
 class Snapshot:
-    path: Path
+    """A written evidence file: its reference in the storage and its SHA-256."""
+
+    ref: str
     sha256: str
+
+    @property
+    def path(self) -> str:
+        """The reference (the name older callers used)."""
+        return self.ref
+
+
+def evidence_key(camera_id: str, created_at: float, name: str) -> str:
+    """``<camera>/<YYYYMMDD>/<name>`` (the UTC day of ``created_at``)."""
+    return f"{camera_id}/{time.strftime('%Y%m%d', time.gmtime(created_at))}/{name}"
 
 
 class EvidenceFrame(Protocol):
@@ -81,14 +96,11 @@ def annotate(
     return out
 
 
-def write_evidence(directory: Path, name: str, data: bytes) -> Snapshot:
-    """Write bytes atomically under ``directory`` and return the path and SHA-256."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / name
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    return Snapshot(path, hashlib.sha256(data).hexdigest())
+def write_evidence(storage: EvidenceStorage | Path, key: str, data: bytes) -> Snapshot:
+    """Store bytes atomically under ``key`` and return the reference and SHA-256 (given a
+    plain folder, the reference is the file's absolute path)."""
+    ref = as_storage(storage).put(key, data)
+    return Snapshot(ref, hashlib.sha256(data).hexdigest())
 
 
 def render_snapshots(
@@ -98,17 +110,17 @@ def render_snapshots(
     event: Event,
     frame: EvidenceFrame,
     zone_polygon: np.ndarray | None,
-    directory: Path,
+    storage: EvidenceStorage | Path,
     quality: int,
 ) -> dict[str, EvidenceRef]:
     """Save the full-resolution snapshot and an annotated copy, with their SHA-256."""
     image = frame.source_bgr()
-    day = time.strftime("%Y%m%d", time.gmtime(created_at))
-    folder = directory / camera_id / day
-    raw = write_evidence(folder, f"{alert_id}.jpg", encode_jpeg(image, quality))
+    raw = write_evidence(storage, evidence_key(camera_id, created_at, f"{alert_id}.jpg"),
+                         encode_jpeg(image, quality))  # fmt: skip
     marked = annotate(image, event, zone_polygon, frame.frame_size)
-    ann = write_evidence(folder, f"{alert_id}.annotated.jpg", encode_jpeg(marked, quality))
+    ann = write_evidence(storage, evidence_key(camera_id, created_at, f"{alert_id}.annotated.jpg"),
+                         encode_jpeg(marked, quality))  # fmt: skip
     return {
-        "snapshot": EvidenceRef(str(raw.path), raw.sha256),
-        "annotated_snapshot": EvidenceRef(str(ann.path), ann.sha256),
+        "snapshot": EvidenceRef(raw.ref, raw.sha256),
+        "annotated_snapshot": EvidenceRef(ann.ref, ann.sha256),
     }

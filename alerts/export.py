@@ -1,6 +1,8 @@
 """Case export: the evidence of chosen alerts as one signed zip, and its verification.
 
-The zip holds each alert's snapshots and clip under ``<alert id>/``, a
+The evidence is read through the storage port (:mod:`core.storage`: the shared directory
+or the bucket) and hashed as it is copied into the zip. The zip holds each alert's
+snapshots and clip under ``<alert id>/``, a
 ``manifest.json`` (SHA-256 and size of every file, the alerts' camera and times, who
 exported them when, the case number and reason) and ``manifest.sig``: HMAC-SHA256
 of the manifest's bytes with the hub's key (``alerts.links.load_or_create_key``).
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import time
 import zipfile
 from collections.abc import Iterator
@@ -23,6 +26,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.domain.model import OPEN_STATUSES, Alert, EvidenceRef
+from core.storage import EvidenceStorage, OutsideStorage
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
@@ -32,19 +38,11 @@ FILE_NAMES = {"snapshot": "snapshot.jpg", "annotated_snapshot": "annotated.jpg",
 
 
 class ExportError(ValueError):
-    """Evidence that cannot be exported as it stands (altered on disk)."""
+    """Evidence that cannot be exported as it stands (altered in the storage)."""
 
 
 def sign(manifest: bytes, key: bytes) -> str:
     return hmac.new(key, manifest, hashlib.sha256).hexdigest()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _files(alert: Alert) -> Iterator[tuple[str, str, EvidenceRef]]:
@@ -67,39 +65,24 @@ def _alert_entry(alert: Alert) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def build_manifest(
-    alerts: list[Alert], *, user: str, case_number: str, reason: str, now: float
-) -> tuple[dict[str, Any], list[tuple[str, Path]]]:
-    """The manifest and the (name, path) of each file. Evidence altered on disk is refused;
-    evidence no longer on disk (retention) is listed as missing."""
-    files: list[dict[str, Any]] = []
-    missing: list[dict[str, Any]] = []
-    sources: list[tuple[str, Path]] = []
-    for alert in alerts:
-        for name, kind, ref in _files(alert):
-            path = Path(ref.path)
-            if not path.is_file():  # deleted by retention: say so, export the rest
-                missing.append({"name": name, "alert_id": alert.id, "kind": kind,
-                                "sha256": ref.sha256})  # fmt: skip
-                continue
-            sha = _sha256(path)
-            if sha != ref.sha256:
-                raise ExportError(f"{name}: on disk it no longer matches the alert's SHA-256")
-            files.append({"name": name, "alert_id": alert.id, "kind": kind, "sha256": sha,
-                          "size": path.stat().st_size})  # fmt: skip
-            sources.append((name, path))
-    manifest = {
-        "format": FORMAT,
-        "case_number": case_number,
-        "reason": reason,
-        "exported_by": user,
-        "exported_at": now,
-        "exported_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
-        "alerts": [_alert_entry(a) for a in alerts],
-        "files": files,
-        "missing_on_disk": missing,
-    }
-    return manifest, sources
+def _copy(storage: EvidenceStorage, ref: EvidenceRef, zf: zipfile.ZipFile, name: str
+          ) -> tuple[str, int] | None:  # fmt: skip
+    """Copy one evidence object into the zip, hashing it on the way: (SHA-256, size), or
+    None when the storage no longer has it (retention) or the reference is outside it."""
+    try:
+        source = storage.open(ref.path)
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+    except OutsideStorage:
+        log.warning("export: %s refers outside the evidence storage; listed as missing", name)
+        return None
+    digest, size = hashlib.sha256(), 0
+    with source, zf.open(name, "w", force_zip64=True) as target:
+        for block in iter(lambda: source.read(1 << 20), b""):
+            digest.update(block)
+            target.write(block)
+            size += len(block)
+    return digest.hexdigest(), size
 
 
 def write_export(
@@ -107,20 +90,46 @@ def write_export(
     alerts: list[Alert],
     key: bytes,
     *,
+    storage: EvidenceStorage,
     user: str,
     case_number: str,
     reason: str,
     now: float | None = None,
 ) -> dict[str, Any]:
-    """Write the signed zip to ``target``; its manifest."""
+    """Write the signed zip to ``target``; its manifest. Evidence altered in the storage
+    is refused (:class:`ExportError`; ``target`` is then incomplete: delete it); evidence
+    no longer there (retention) is listed as missing. A failing storage raises
+    :class:`core.storage.StorageError`."""
     when = time.time() if now is None else now
-    manifest, sources = build_manifest(alerts, user=user, case_number=case_number,
-                                       reason=reason, now=when)  # fmt: skip
-    raw = json.dumps(manifest, ensure_ascii=False, indent=2).encode()
+    files: list[dict[str, Any]] = []
+    missing: list[dict[str, Any]] = []
     # Stored, not deflated: JPEG and H.264 do not compress, and plain entries stay readable.
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as zf:
-        for name, path in sources:
-            zf.write(path, name)
+        for alert in alerts:
+            for name, kind, ref in _files(alert):
+                copied = _copy(storage, ref, zf, name)
+                if copied is None:  # deleted by retention: say so, export the rest
+                    missing.append({"name": name, "alert_id": alert.id, "kind": kind,
+                                    "sha256": ref.sha256})  # fmt: skip
+                    continue
+                sha, size = copied
+                if sha != ref.sha256:
+                    raise ExportError(f"{name}: in the evidence storage it no longer matches "
+                                      "the alert's SHA-256")  # fmt: skip
+                files.append({"name": name, "alert_id": alert.id, "kind": kind, "sha256": sha,
+                              "size": size})  # fmt: skip
+        manifest = {
+            "format": FORMAT,
+            "case_number": case_number,
+            "reason": reason,
+            "exported_by": user,
+            "exported_at": when,
+            "exported_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)),
+            "alerts": [_alert_entry(a) for a in alerts],
+            "files": files,
+            "missing_on_disk": missing,
+        }
+        raw = json.dumps(manifest, ensure_ascii=False, indent=2).encode()
         zf.writestr(MANIFEST, raw)
         zf.writestr(SIGNATURE, sign(raw, key) + "\n")
     return manifest
@@ -167,7 +176,7 @@ def verify_export(path: Path, key: bytes) -> Verification:
 
 
 def open_evidence_paths(sessions: sessionmaker[Session]) -> set[str]:
-    """The evidence files of open alerts (retention never deletes them)."""
+    """The evidence references of open alerts (retention never deletes them)."""
     from alerts.adapters.sql import AlertRecord  # the adapter: imported where it is used
 
     columns = (AlertRecord.snapshot_path, AlertRecord.annotated_path, AlertRecord.clip_path)

@@ -31,6 +31,7 @@ from alerts.messages import EVENTS_TOPIC, EventMessage
 from alerts.ports import EventBus
 from analytics.types import Event
 from core.area import Area
+from core.storage import EvidenceStorage, StorageError, as_storage
 
 log = logging.getLogger(__name__)
 
@@ -56,26 +57,27 @@ class AlertProducer:
         self,
         bus: EventBus,
         cfg: AlertsConfig,
-        snapshot_dir: Path,
+        storage: EvidenceStorage | Path,
         cameras: dict[str, CameraInfo] | None = None,
         *,
         queue_size: int = 64,
         full_wait_s: float = 0.2,
         protected: Callable[[], set[str]] | None = None,
     ) -> None:
-        """``protected``: the evidence paths of open alerts (never deleted); without it
-        no retention thread runs."""
+        """``storage``: the evidence storage (snapshots, clips; a plain folder is taken
+        as one). ``protected``: the evidence references of open alerts (never deleted);
+        without it no retention thread runs."""
         self.bus = bus
         self.cfg = cfg
-        self.snapshot_dir = snapshot_dir
+        self.storage = as_storage(storage)
         self.cameras = cameras if cameras is not None else {}
         self.gate = CooldownGate()
         self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=queue_size)
         self.full_wait_s = full_wait_s
         self._thread = threading.Thread(target=self._run, name="evidence", daemon=True)
-        self.clips = ClipRecorder(bus, cfg, snapshot_dir)
+        self.clips = ClipRecorder(bus, cfg, self.storage)
         self.retention = (
-            EvidenceRetention(cfg, snapshot_dir, protected) if protected is not None else None
+            EvidenceRetention(cfg, self.storage, protected) if protected is not None else None
         )
         self.published = 0
         self.suppressed = 0
@@ -159,9 +161,9 @@ class AlertProducer:
         try:
             m.evidence = render_snapshots(
                 m.alert_id, m.event.camera_id, m.created_at, m.event, job.frame, job.polygon,
-                self.snapshot_dir, self.cfg.jpeg_quality,
+                self.storage, self.cfg.jpeg_quality,
             )  # fmt: skip
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, StorageError) as exc:
             # The alert matters more than its picture: publish it, say why there is none.
             m.evidence_error = f"snapshot not saved: {exc}"
             log.error("alert %s: %s", m.alert_id, m.evidence_error)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -14,6 +13,7 @@ from alerts.feed import AlertFeed
 from alerts.links import EvidenceLinks
 from alerts.service import AlertService
 from camera_registry.status import StatusBoard
+from core.storage import EvidenceStorage
 from ingest.live import LiveFeed
 
 
@@ -26,9 +26,8 @@ class HubServices(Protocol):
     alerts: AlertService
     links: EvidenceLinks
     feed: AlertFeed
-
-    @property
-    def snapshot_dir(self) -> Path: ...
+    #: Where evidence is read (snapshots, clips, track thumbnails): made once per process.
+    evidence: EvidenceStorage
 
     @property
     def areas(self) -> list[AreaNode]: ...

@@ -41,6 +41,8 @@ from alerts.config import (
 from analytics.config import CameraConfig, DetectorConfig
 from camera_registry.config import IngestConfig
 from core.model import StrictModel
+from core.storage import DirectoryStorageConfig, EvidenceStorageConfig
+from core.storage import config_problems as storage_problems
 from tracks.config import TracksConfig
 
 DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "default.yaml"
@@ -48,6 +50,12 @@ DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "default.yaml"
 
 class StorageConfig(StrictModel):
     database_url: str | None = Field(None, description="default: sqlite:///<data_dir>/shaobing.db")
+    evidence: EvidenceStorageConfig = Field(
+        default_factory=DirectoryStorageConfig,
+        description="where evidence files live (snapshots, clips, track thumbnails): "
+        "kind: directory (alerts.snapshot_dir; shared by every host in distributed mode) or "
+        "kind: s3 (an S3-compatible bucket; the s3 extra) — see docs/deployment.md",
+    )
 
 
 class ConsoleConfig(StrictModel):
@@ -326,8 +334,9 @@ def _field_path(loc: tuple[Any, ...], data: Any) -> str:
     out = ""
     node = data
     for part in loc:
-        if isinstance(node, dict) and part not in node and node.get("type") == part:
-            continue  # a tagged-union tag such as 'loitering': not a key in the file
+        tags = (node.get("type"), node.get("kind")) if isinstance(node, dict) else ()
+        if isinstance(node, dict) and part not in node and part in tags:
+            continue  # a tagged-union tag ('loitering', storage 's3'): not a key in the file
         out = _join(out, part)
         if isinstance(node, list) and isinstance(part, int) and part < len(node):
             node = node[part]
@@ -361,6 +370,8 @@ def parse_config(data: Any, file: str, base_dir: Path, path: Path | None = None)
                 reason = "unknown key (misspelt?)"
             problems.append(ConfigProblem(file, _field_path(err["loc"], data), reason))
         raise ConfigError(problems) from None
+    for field, reason in storage_problems(config.storage.evidence):
+        problems.append(ConfigProblem(file, f"storage.evidence.{field}", reason))
     if problems:
         raise ConfigError(problems)
     return LoadedConfig(config, path, base_dir)

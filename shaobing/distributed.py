@@ -39,10 +39,11 @@ from analytics.detectors import Detector
 from camera_registry.leases import Fences, WorkerLeases
 from camera_registry.status import CameraStatus, StatusBoard
 from camera_registry.store import CameraRecord, set_analytics_override
+from core.storage import EvidenceStorage
 from ingest.live import LiveFeed
 from shaobing import metrics
 from shaobing.config import LoadedConfig
-from shaobing.hub import Hub, build_router, state_counts
+from shaobing.hub import Hub, build_router, evidence_storage, state_counts
 from shaobing.media import MediaServer, live_key, signed_path
 
 log = logging.getLogger(__name__)
@@ -511,9 +512,12 @@ class ApiServices:
         r: redis.Redis,
         links: EvidenceLinks,
         bus: EventBus,
+        evidence: EvidenceStorage | None = None,
     ) -> None:
+        """``evidence``: the evidence storage (default: the one of the config)."""
         prefix = loaded.config.bus.prefix
         self.loaded = loaded
+        self.evidence = evidence if evidence is not None else evidence_storage(loaded)
         self.sessions = sessions
         self.cipher = cipher
         self.r = r
@@ -532,6 +536,7 @@ class ApiServices:
 
     @property
     def snapshot_dir(self) -> Any:
+        """``alerts.snapshot_dir`` resolved (the evidence root of ``kind: directory``)."""
         return self.loaded.snapshot_dir
 
     @property

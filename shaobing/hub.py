@@ -58,6 +58,7 @@ from camera_registry.store import (
 )
 from camera_registry.urls import mask_url, with_credentials
 from core.secrets import SecretCipher, load_or_create_cipher, make_private_dir
+from core.storage import EvidenceStorage, open_evidence_storage
 from ingest.live import LiveFeed, TeeSink
 from ingest.reader import SampledFrame, StreamReader
 from shaobing.config import LoadedConfig
@@ -181,6 +182,19 @@ def evidence_links(loaded: LoadedConfig) -> EvidenceLinks:
     return EvidenceLinks(public_url, key, api.link_ttl_s)
 
 
+def evidence_storage(loaded: LoadedConfig) -> EvidenceStorage:
+    """The evidence storage of a process (``storage.evidence``; see core/storage.py): the
+    directory ``alerts.snapshot_dir`` (shared in distributed mode) or an S3 bucket.
+    ``<data_dir>/tracks``, where older versions kept the track index's files, stays
+    readable for the rows written then."""
+    cfg = loaded.config.storage.evidence
+    ca_file = getattr(cfg, "ca_file", None)
+    return open_evidence_storage(
+        cfg, loaded.snapshot_dir, legacy_roots=[loaded.data_dir / "tracks"],
+        ca_file=loaded.resolve(ca_file, loaded.base_dir) if ca_file else None,
+    )  # fmt: skip
+
+
 def build_router(loaded: LoadedConfig, sessions: sessionmaker[Session]) -> Router:
     """The router of the config's departments and targets and the stored routing rules."""
     cfg = loaded.config
@@ -234,6 +248,7 @@ class Hub:
         )
         self.status = status if status is not None else StatusBoard()
         self.links = evidence_links(loaded)
+        self.evidence = evidence_storage(loaded)  # snapshots, clips, track files
         self.public_url = self.links.base_url
         self.dispatcher = Dispatcher(self.sessions, cfg.dispatch, links=self.links)
         # Events are spooled to disk until their alert is committed: a crash loses none.
@@ -242,7 +257,7 @@ class Hub:
         self.bus: EventBus = bus
         self.cameras: dict[str, CameraConfig] = {}
         self.producer = AlertProducer(
-            self.bus, cfg.alerts, loaded.snapshot_dir,
+            self.bus, cfg.alerts, self.evidence,
             protected=lambda: open_evidence_paths(self.sessions),
         )  # fmt: skip
         self._router_lock = threading.Lock()
@@ -259,7 +274,7 @@ class Hub:
             self.alerts, self.bus, escalation_interval_s=cfg.escalation.check_interval_s
         )
         # The investigator search index: confirmed tracks, their clips cut from the ring.
-        self.tracks = TrackIndex(cfg.tracks, self.sessions, loaded.data_dir / "tracks",
+        self.tracks = TrackIndex(cfg.tracks, self.sessions, self.evidence,
                                  self.detector.class_names, self._camera_place,
                                  self.producer.clips)  # fmt: skip
         self.pool = AnalysisPool(
@@ -571,6 +586,7 @@ class Hub:
 
     @property
     def snapshot_dir(self) -> Path:
+        """``alerts.snapshot_dir`` resolved (the evidence root of ``kind: directory``)."""
         return self.loaded.snapshot_dir
 
     @property

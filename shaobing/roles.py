@@ -28,7 +28,7 @@ from alerts.dispatcher import Dispatcher
 from alerts.messages import EVENTS_TOPIC
 from alerts.service import CONSUMER_GROUP, AlertService, AlertWorkers
 from camera_registry.leases import Fences
-from core.storage import SharedDirectory
+from core.storage import EvidenceStorage
 from shaobing import metrics
 from shaobing.config import LoadedConfig
 from shaobing.distributed import (
@@ -39,7 +39,7 @@ from shaobing.distributed import (
     WorkerHub,
     redis_connection,
 )
-from shaobing.hub import Hub, evidence_links, open_store
+from shaobing.hub import Hub, evidence_links, evidence_storage, open_store
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +55,10 @@ def require_redis(loaded: LoadedConfig, what: str) -> None:
         raise RoleError(f"{what} needs the distributed mode: set bus.kind: redis (and bus.url)")
 
 
-def check_evidence(loaded: LoadedConfig) -> None:
-    """Warn when the evidence directory cannot serve several hosts (see core/storage.py)."""
-    storage = SharedDirectory(loaded.snapshot_dir)
+def check_evidence(storage: EvidenceStorage, loaded: LoadedConfig) -> None:
+    """Warn when the evidence storage (the process's one, core/storage.py) is not writable
+    or cannot serve several hosts (a directory under data_dir)."""
+    log.info("evidence storage: %s", storage.describe())
     for problem in storage.check(shared_required=True, data_dir=loaded.data_dir):
         log.warning("%s (fine when every role runs on this one host)", problem)
 
@@ -110,7 +111,7 @@ class Role:
 def start_worker(loaded: LoadedConfig, *, name: str = "worker") -> tuple[Role, WorkerHub]:
     require_redis(loaded, "the worker role")
     hub = WorkerHub(loaded, name=name)
-    check_evidence(loaded)
+    check_evidence(hub.evidence, loaded)
     hub.start()
     metrics.register(hub_collector(hub))
     return Role("worker", hub.stop, hub.service_threads()), hub
@@ -169,8 +170,9 @@ def api_services(loaded: LoadedConfig) -> tuple[ApiServices, Callable[[], None]]
     engine, sessions, cipher = open_store(loaded)
     r = redis_connection(loaded)
     bus = RedisEventBus(r, prefix=cfg.bus.prefix)
-    services = ApiServices(loaded, sessions, cipher, r, evidence_links(loaded), bus)
-    check_evidence(loaded)
+    services = ApiServices(loaded, sessions, cipher, r, evidence_links(loaded), bus,
+                           evidence_storage(loaded))  # fmt: skip
+    check_evidence(services.evidence, loaded)
     services.feed.start()
     metrics.register(metrics.HubCollector(
         role="api", outbox=lambda: metrics.outbox_counts(sessions),

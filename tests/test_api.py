@@ -41,9 +41,9 @@ def hub(tmp_path: Path, models_dir: Path) -> Iterator[Hub]:
         alert = make_alert(i, camera_id="cam-a" if i % 2 else "cam-b", camera_name="A",
                            type="loitering" if i % 3 else "intrusion")  # fmt: skip
         if i == 29:
-            snap = write_evidence(tmp_path / "snaps", "a.jpg",
+            snap = write_evidence(h.evidence, "cam-a/19700101/a.jpg",
                                   encode_jpeg(np.zeros((36, 64, 3), np.uint8)))  # fmt: skip
-            with_snapshot(alert, str(snap.path), snap.sha256)
+            with_snapshot(alert, snap.ref, snap.sha256)
         store(h.sessions, alert, ["centre"])
     yield h
     h.engine.dispose()
@@ -83,17 +83,6 @@ def test_alert_filters_and_paging(client: TestClient) -> None:
     assert {a["created_at"] for a in window["items"]} == {1010.0 + i for i in range(10)}
     assert client.get("/api/alerts", params={"status": "bogus"}).status_code == 422
     assert client.get("/api/alerts", params={"status": "new"}).json()["total"] == 30
-
-
-def test_alert_area_filter(client: TestClient, hub: Hub) -> None:
-    other = make_alert(40, area=Area(county="示例县", township="河西镇", village="河西村"))
-    store(hub.sessions, other, ["centre"])
-    total = lambda area: client.get("/api/alerts", params={"area": area}).json()["total"]  # noqa: E731
-    assert total("示例县/河西镇") == 1 and total("示例县/河西镇/河西村") == 1
-    assert total("示例县/城关镇/") == 30 and total("示例县") == 31
-    assert total("别的县") == 0 and total("示例县/河西镇/别的村") == 0
-    page = client.get("/api/alerts", params={"area": "示例县/河西镇", "type": "loitering"}).json()
-    assert [a["id"] for a in page["items"]] == [other.id]
 
 
 def test_alert_detail_deliveries_and_snapshot(client: TestClient) -> None:
@@ -193,3 +182,14 @@ def test_case_export_through_the_api_verifies_and_is_audited(
     audit = client.get("/api/audit", params={"action": "evidence_export"}).json()["items"]
     assert audit[0]["target"] == "case:案-2026-001" and alert_id in audit[0]["detail"]
     assert client.post("/api/exports", json={**body, "alert_ids": ["nope"]}).status_code == 404
+
+
+def test_alert_area_filter(client: TestClient, hub: Hub) -> None:
+    other = make_alert(40, area=Area(county="示例县", township="河西镇", village="河西村"))
+    store(hub.sessions, other, ["centre"])
+    total = lambda area: client.get("/api/alerts", params={"area": area}).json()["total"]  # noqa: E731
+    assert total("示例县/河西镇") == 1 and total("示例县/河西镇/河西村") == 1
+    assert total("示例县/城关镇/") == 30 and total("示例县") == 31
+    assert total("别的县") == 0 and total("示例县/河西镇/别的村") == 0
+    page = client.get("/api/alerts", params={"area": "示例县/河西镇", "type": "loitering"}).json()
+    assert [a["id"] for a in page["items"]] == [other.id]

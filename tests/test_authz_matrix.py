@@ -204,15 +204,16 @@ def hub_config(tmp: Path, models_dir: Path) -> dict[str, Any]:
 class World:
     """The hub, the app, a client and every identity's credentials."""
 
-    def __init__(self, hub: Hub, app: FastAPI, evidence_dir: Path) -> None:
+    def __init__(self, hub: Hub, app: FastAPI) -> None:
         self.hub, self.app = hub, app
         self.client = TestClient(app)
         self.tokens: dict[str, str] = {}
         self.keys: dict[str, str] = {}  # identity name -> its machine twin's API key
         self.fixed: dict[str, str] = {}  # label -> alert id
         self._serial = itertools.count(FRESH_FROM)
+        # In the hub's evidence storage: nothing outside it is ever served.
         self.snapshot = write_evidence(
-            evidence_dir, "snap.jpg", encode_jpeg(np.zeros((36, 64, 3), np.uint8))
+            hub.evidence, "authz/snap.jpg", encode_jpeg(np.zeros((36, 64, 3), np.uint8))
         )
 
     def login(self, username: str) -> str:
@@ -297,7 +298,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterato
         hub = Hub(parse_config(hub_config(tmp, models_dir), "authz.yaml", tmp))
         mp.setattr(hub, "latest_frame", lambda camera_id: FakeFrame())
         app = create_app(hub, hub.sessions, allowed_hosts=["testserver", "127.0.0.1"])
-        w = World(hub, app, tmp / "evidence")
+        w = World(hub, app)
         with hub.sessions.begin() as session:
             for who in BY_NAME.values():
                 for username, password in ((who.name, PW), (f"{who.name}-bot", None)):

@@ -161,7 +161,7 @@ def test_retention_deletes_old_and_over_quota_never_open(tmp_path: Path) -> None
     retention = EvidenceRetention(cfg, tmp_path, lambda: keep)
     deleted = retention.sweep(now)
     # old.jpg is too old; then 3000 bytes > 2500: the oldest deletable one (mid) goes too.
-    assert sorted(p.name for p in deleted) == ["mid.jpg", "old.jpg"]
+    assert sorted(deleted) == ["cam/mid.jpg", "cam/old.jpg"]  # keys in the storage
     assert files["open-old.mp4"].exists() and files["new.jpg"].exists()
 
 

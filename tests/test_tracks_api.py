@@ -188,22 +188,26 @@ def test_confirmed_tracks_are_stored_with_thumbnail_colour_and_clip(world: World
     assert hub.tracks.indexer.rejected == 1  # the 3-frame flicker
     assert person.clip_path is None  # hx-cam has no ring (no stream ever opened)
     # The thumbnail: a small JPEG of the best crop, taken from the full-resolution picture.
-    assert car.thumbnail_path is not None
-    thumb = cv2.imread(car.thumbnail_path)
+    # Stored through the evidence storage: references are keys under tracks/.
+    assert car.thumbnail_path is not None and car.thumbnail_path.startswith("tracks/cg-cam/")
+    assert car.clip_path is not None and car.clip_path.startswith("tracks/cg-cam/")
+    thumb_file = hub.evidence.local_path(car.thumbnail_path)
+    clip_file = hub.evidence.local_path(car.clip_path)
+    assert thumb_file is not None and clip_file is not None
+    thumb = cv2.imread(str(thumb_file))
     assert thumb is not None and max(thumb.shape[:2]) <= 192 and thumb.shape[1] > 150
     # The clip: from 2 s before the first sighting (the keyframe before it) to 2 s after.
-    assert car.clip_path is not None and car.clip_sha256
-    with av.open(car.clip_path) as clip:
+    assert car.clip_sha256
+    with av.open(str(clip_file)) as clip:
         frames = list(clip.decode(video=0))
     assert frames[0].key_frame and (frames[0].width, frames[0].height) == (640, 360)
     assert 7.5 < frames[-1].time - frames[0].time < 8.2  # keyframe at 0 s .. 5.8 + 2 s
-    assert car.size_bytes == Path(car.thumbnail_path).stat().st_size + Path(car.clip_path).stat(
-    ).st_size  # fmt: skip
+    assert car.size_bytes == thumb_file.stat().st_size + clip_file.stat().st_size
     # Every folder of the index is the owner's only.
-    folder = Path(car.clip_path).parent
+    folder = clip_file.parent
     for level in (folder, folder.parent, folder.parent.parent):
         assert stat.S_IMODE(level.stat().st_mode) == 0o700, level
-    assert level == hub.loaded.data_dir / "tracks"
+    assert level == hub.snapshot_dir / "tracks"
 
 
 def test_search_filters_by_time_camera_area_class_and_colour(world: World) -> None:

@@ -4,9 +4,11 @@ Analysis workers hand over each camera's tracked boxes with :meth:`TrackIndex.su
 which only puts them on a bounded queue (when it is full the frame is dropped and
 counted: search must never slow detection). The thread runs the pure
 :class:`~tracks.indexer.TrackIndexer`, crops and names the colour of a track's best
-sighting, and when a confirmed track ends writes its thumbnail, inserts its row and
+sighting, and when a confirmed track ends stores its thumbnail, inserts its row and
 asks the clip recorder for the video from ``clip_margin_s`` before its first to
-``clip_margin_s`` after its last sighting. An hourly sweep deletes tracks past
+``clip_margin_s`` after its last sighting. Files go through the evidence storage port
+(:mod:`core.storage`) under ``tracks/<camera>/<YYYYMMDD>/<track>.jpg|.mp4``, so API
+nodes on other hosts serve them too. An hourly sweep deletes tracks past
 ``tracks.retention_days`` or beyond ``tracks.max_disk_mb``, rows and files. The
 thread never dies: a failed step is logged and the next one runs.
 """
@@ -32,6 +34,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from analytics.types import Detections, class_name
 from core.area import Area
 from core.secrets import make_private_dir
+from core.storage import (
+    TRACKS_PREFIX,
+    EvidenceStorage,
+    OutsideStorage,
+    SharedDirectory,
+    StorageError,
+)
 from tracks import store
 from tracks.colour import dominant_colour
 from tracks.config import TracksConfig
@@ -62,15 +71,17 @@ class TrackedFrame(Protocol):
 
 
 class ClipSink(Protocol):
-    """Cuts a camera's video of a time window to a file (``alerts.clips.ClipRecorder``)."""
+    """Cuts a camera's video of a time window into the evidence storage under a key
+    (``alerts.clips.ClipRecorder``); ``on_done(ref, sha256, size)`` (None, None, 0 when
+    no clip was written)."""
 
     def request_window(
         self,
         camera_id: str,
         start: float,
         end: float,
-        path: Path,
-        on_done: Callable[[Path | None, str | None], None],
+        key: str,
+        on_done: Callable[[str | None, str | None, int], None],
     ) -> bool: ...
 
 
@@ -146,7 +157,7 @@ class TrackIndex:
         self,
         cfg: TracksConfig,
         sessions: sessionmaker[Session],
-        directory: Path,
+        storage: EvidenceStorage | Path,
         class_names: tuple[str, ...] | list[str],
         place: Callable[[str], CameraPlace | None],
         clips: ClipSink | None = None,
@@ -155,9 +166,18 @@ class TrackIndex:
         sweep_interval_s: float = 3600.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``storage``: the evidence storage (files under ``tracks/``; ``clips`` must store
+        into the same one), or a plain folder of the index's own (files at its top,
+        references absolute paths: tests and tools)."""
         self.cfg = cfg
         self.sessions = sessions
-        self.directory = directory
+        self.storage: EvidenceStorage
+        if isinstance(storage, Path):
+            self.storage, self.prefix = SharedDirectory(storage, absolute_refs=True), ""
+            self.directory: Path | None = storage
+        else:
+            self.storage, self.prefix = storage, TRACKS_PREFIX
+            self.directory = storage.local_path(TRACKS_PREFIX)
         self.class_names = tuple(class_names)
         self.place = place
         self.clips = clips if cfg.clips else None
@@ -184,7 +204,8 @@ class TrackIndex:
 
     def start(self) -> None:
         if self.cfg.enabled:
-            make_private_dir(self.directory)
+            if self.directory is not None:
+                make_private_dir(self.directory)
             self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -256,22 +277,18 @@ class TrackIndex:
             if track.confirmed:
                 self._index(track)
 
-    def _folder(self, camera_id: str, at: float) -> Path:
-        folder = self.directory
-        for part in (camera_id, time.strftime("%Y%m%d", time.gmtime(at))):
-            folder = make_private_dir(folder / part)  # every level owner-only (0700)
-        return folder
+    def _key(self, camera_id: str, at: float, name: str) -> str:
+        return f"{self.prefix}{camera_id}/{time.strftime('%Y%m%d', time.gmtime(at))}/{name}"
 
     def _index(self, track: FinishedTrack) -> None:
         place = self.place(track.camera_id) or CameraPlace(track.camera_id, Area())
         track_id = str(uuid.uuid4())
-        folder = self._folder(track.camera_id, track.first_seen)
-        thumbnail: Path | None = None
+        thumbnail: str | None = None
         if track.crop is not None:
-            thumbnail = folder / f"{track_id}.jpg"
-            tmp = thumbnail.with_name(thumbnail.name + ".tmp")
-            tmp.write_bytes(track.crop.thumbnail)
-            tmp.replace(thumbnail)
+            thumbnail = self.storage.put(
+                self._key(track.camera_id, track.first_seen, f"{track_id}.jpg"),
+                track.crop.thumbnail,
+            )
         area = place.area
         record = store.TrackRecord(
             id=track_id, camera_id=track.camera_id, camera_name=place.name,
@@ -279,7 +296,7 @@ class TrackIndex:
             track_id=track.track_id, object_class=class_name(track.class_id, self.class_names),
             colour=track.crop.colour if track.crop else None, first_seen=track.first_seen,
             last_seen=track.last_seen, frames=track.frames, score=track.score,
-            thumbnail_path=str(thumbnail) if thumbnail else None,
+            thumbnail_path=thumbnail,
             size_bytes=len(track.crop.thumbnail) if track.crop else 0, created_at=self.clock(),
         )  # fmt: skip
         try:
@@ -287,30 +304,32 @@ class TrackIndex:
                 store.add_track(session, record)
         except Exception:
             if thumbnail is not None:
-                thumbnail.unlink(missing_ok=True)
+                self.storage.delete(thumbnail)
             raise
         self.indexed += 1
         if self.clips is not None:
             margin = self.cfg.clip_margin_s
             self.clips.request_window(
                 track.camera_id, track.first_seen - margin, track.last_seen + margin,
-                folder / f"{track_id}.mp4",
-                lambda path, sha: self._clip_done(track_id, path, sha),
+                self._key(track.camera_id, track.first_seen, f"{track_id}.mp4"),
+                lambda ref, sha, size: self._clip_done(track_id, ref, sha, size),
             )  # fmt: skip
 
-    def _clip_done(self, track_id: str, path: Path | None, sha256: str | None) -> None:
+    def _clip_done(self, track_id: str, ref: str | None, sha256: str | None, size: int) -> None:
         """On the clips thread: attach the clip (or delete it if the track is gone)."""
-        if path is None or sha256 is None:
+        if ref is None or sha256 is None:
             return
         try:
             with self.sessions.begin() as session:
-                attached = store.set_clip(session, track_id, str(path), sha256,
-                                          path.stat().st_size)  # fmt: skip
+                attached = store.set_clip(session, track_id, ref, sha256, size)
         except Exception:  # noqa: BLE001 - a clip lost is logged, the clips thread goes on
             log.exception("track %s: clip not attached", track_id)
             attached = False
         if not attached:
-            path.unlink(missing_ok=True)
+            try:
+                self.storage.delete(ref)
+            except (OSError, StorageError) as exc:
+                log.warning("track %s: unattached clip not deleted: %s", track_id, exc)
             return
         self.clips_written += 1
 
@@ -327,9 +346,9 @@ class TrackIndex:
             with self.sessions.begin() as session:
                 old = store.expired(session, before, quota)
                 for record in old:
-                    for name in (record.thumbnail_path, record.clip_path):
-                        if name:
-                            Path(name).unlink(missing_ok=True)
+                    for ref in (record.thumbnail_path, record.clip_path):
+                        if ref:
+                            self._delete(record.id, ref)
                 store.delete_tracks(session, [r.id for r in old])
             deleted += len(old)
             if len(old) < 500:
@@ -338,3 +357,12 @@ class TrackIndex:
             log.info("tracks retention: %d track(s) deleted", deleted)
         self.deleted += deleted
         return deleted
+
+    def _delete(self, track_id: str, ref: str) -> None:
+        """Delete one file of a track being deleted; a reference outside the storage (a
+        row pointing elsewhere) is left alone and logged, the row still goes. A failing
+        storage raises: the pass is rolled back and the next one tries again."""
+        try:
+            self.storage.delete(ref)
+        except OutsideStorage as exc:
+            log.warning("track %s: file not deleted: %s", track_id, exc)

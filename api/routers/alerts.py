@@ -3,28 +3,26 @@ evidence, lifecycle actions."""
 
 from __future__ import annotations
 
-import os
-import tempfile
-import time
-from pathlib import Path
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
-from starlette.background import BackgroundTask
+from starlette.responses import Response
 
 from accounts.domain import Principal, can, may_handle, permission_for_action, sees_alert
 from alerts import queries
 from alerts.domain.model import Alert, Severity, Status, TransitionError
-from alerts.export import ExportError, write_export
 from alerts.payload import alert_payload
 from alerts.service import AlertNotFound
 from api.auth import audit_request, current_principal, require
 from api.deps import get_services, get_session
+from api.evidence import evidence_response, locate
 from api.ports import HubServices
 from api.schemas import ActionIn, AlertOut, AlertPage, Delivery, HistoryOut
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
@@ -32,7 +30,6 @@ SessionDep = Annotated[Session, Depends(get_session)]
 ServicesDep = Annotated[HubServices, Depends(get_services)]
 Reader = Annotated[Principal, Depends(require("alerts:read"))]
 EvidenceReader = Annotated[Principal, Depends(require("evidence:read"))]
-Exporter = Annotated[Principal, Depends(require("evidence:export"))]
 
 
 def alert_scope(p: Principal) -> queries.Scope:
@@ -137,7 +134,7 @@ def get_alert_snapshot(
     annotated: bool = False,
     expires: int | None = None,
     sig: str | None = None,
-) -> FileResponse:
+) -> Response:
     kind = "annotated_snapshot" if annotated else "snapshot"
     actor: Principal | str
     if expires is not None and sig is not None:
@@ -153,12 +150,14 @@ def get_alert_snapshot(
             raise HTTPException(403, "permission 'evidence:read' required")
         alert = visible_alert(session, alert_id, actor)
     ref = alert.evidence.get(kind)
-    if ref is None or not Path(ref.path).is_file():
-        raise HTTPException(404, f"alert {alert_id!r} has no snapshot on disk")
+    stored = locate(services.evidence, ref.path if ref else None,
+                    f"alert {alert_id!r} has no snapshot on disk")  # fmt: skip
+    assert ref is not None
     audit_request(request, session, actor, "evidence_view", f"alert:{alert_id}",
                   "annotated" if annotated else "snapshot")  # fmt: skip
     session.commit()
-    return FileResponse(ref.path, media_type="image/jpeg", headers={"X-Content-SHA256": ref.sha256})
+    return evidence_response(stored, "image/jpeg", {"X-Content-SHA256": ref.sha256},
+                             request.headers.get("range"))  # fmt: skip
 
 
 @router.get(
@@ -168,17 +167,23 @@ def get_alert_snapshot(
     summary="The alert's evidence clip (MP4, the camera's own H.264; Range requests)",
 )
 def get_alert_clip(
-    alert_id: str, request: Request, session: SessionDep, principal: EvidenceReader
-) -> FileResponse:
+    alert_id: str,
+    request: Request,
+    session: SessionDep,
+    services: ServicesDep,
+    principal: EvidenceReader,
+) -> Response:
     alert = visible_alert(session, alert_id, principal)
     ref = alert.evidence.get("clip")
-    if ref is None or not Path(ref.path).is_file():
-        raise HTTPException(404, f"alert {alert_id!r} has no clip on disk")
+    found = locate(services.evidence, ref.path if ref else None,
+                   f"alert {alert_id!r} has no clip on disk")  # fmt: skip
+    assert ref is not None
     # Players ask for ranges again and again: audit the first request of a viewing only.
     if request.headers.get("range", "bytes=0-").startswith("bytes=0-"):
         audit_request(request, session, principal, "evidence_view", f"alert:{alert_id}", "clip")
         session.commit()
-    return FileResponse(ref.path, media_type="video/mp4", headers={"X-Content-SHA256": ref.sha256})
+    return evidence_response(found, "video/mp4", {"X-Content-SHA256": ref.sha256},
+                             request.headers.get("range"))  # fmt: skip
 
 
 @router.post(
@@ -216,53 +221,3 @@ def act(
                   body.note or body.reason or None)  # fmt: skip
     session.commit()
     return alert_out(alert)
-
-
-# -- case export ------------------------------------------------------------------
-
-exports_router = APIRouter(prefix="/api/exports", tags=["alerts"])
-
-
-class ExportIn(BaseModel):
-    alert_ids: list[str] = Field(min_length=1, max_length=200)
-    case_number: str = Field(min_length=1, max_length=100)
-    reason: str = Field(min_length=1, max_length=500)
-
-
-@exports_router.post(
-    "",
-    response_class=FileResponse,
-    responses={200: {"content": {"application/zip": {}}}, 403: {}, 404: {}, 409: {}},
-    summary="A signed zip of the chosen alerts' evidence for a case (manifest.json + .sig)",
-)
-def export_evidence(
-    body: ExportIn,
-    request: Request,
-    session: SessionDep,
-    services: ServicesDep,
-    principal: Exporter,
-) -> FileResponse:
-    alerts = [visible_alert(session, i, principal) for i in dict.fromkeys(body.alert_ids)]
-    fd, name = tempfile.mkstemp(prefix="shaobing-export-", suffix=".zip")
-    os.close(fd)
-    try:
-        write_export(Path(name), alerts, services.links.key, user=principal.username,
-                     case_number=body.case_number, reason=body.reason)  # fmt: skip
-    except ExportError as exc:
-        os.unlink(name)
-        raise HTTPException(409, str(exc)) from None
-    detail = f"{len(alerts)} alert(s): {', '.join(a.id for a in alerts)}; reason: {body.reason}"
-    audit_request(request, session, principal, "evidence_export", f"case:{body.case_number}",
-                  detail)  # fmt: skip
-    session.commit()
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    return FileResponse(name, media_type="application/zip",
-                        filename=f"evidence-{stamp}.zip",
-                        background=BackgroundTask(os.unlink, name))  # fmt: skip
-
-
-# The app includes ``router``: both the alerts and the exports routes.
-alerts_router = router
-router = APIRouter()
-router.include_router(alerts_router)
-router.include_router(exports_router)

@@ -1,15 +1,26 @@
-"""Case export: a signed zip of chosen alerts' evidence for an investigation."""
+"""Case export: a signed zip of chosen alerts' evidence for an investigation.
+
+The evidence is read from the evidence storage (``services.evidence``); the zip is
+written to a temporary file and deleted once sent. (``api.routers.alerts`` registers the
+same path before this router in ``api.app``, so that copy is the one that answers; both
+read the evidence the same way.)
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 import re
+import tempfile
 import time
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
+from starlette.background import BackgroundTask
 
 from accounts.domain import Principal
 from alerts.export import ExportError, write_export
@@ -17,6 +28,9 @@ from api.auth import audit_request, require
 from api.deps import get_services, get_session
 from api.ports import HubServices
 from api.routers.alerts import visible_alert
+from core.storage import StorageError
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/exports", tags=["evidence"])
 
@@ -40,17 +54,26 @@ def export(
     services: Annotated[HubServices, Depends(get_services)],
     principal: Annotated[Principal, Depends(require("evidence:export"))],
 ) -> FileResponse:
-    alerts = [visible_alert(session, alert_id, principal) for alert_id in body.alert_ids]
-    folder = services.snapshot_dir.parent / "exports"
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    alerts = [visible_alert(session, i, principal) for i in dict.fromkeys(body.alert_ids)]
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", body.case_number)
-    path = folder / f"{safe}-{int(time.time())}.zip"
+    fd, name = tempfile.mkstemp(prefix="shaobing-export-", suffix=".zip")
+    os.close(fd)
+    path = Path(name)
     try:
-        write_export(path, alerts, services.links.key, user=principal.username,
-                     case_number=body.case_number, reason=body.reason)  # fmt: skip
+        write_export(path, alerts, services.links.key, storage=services.evidence,
+                     user=principal.username, case_number=body.case_number,
+                     reason=body.reason)  # fmt: skip
     except ExportError as exc:
+        path.unlink(missing_ok=True)
         raise HTTPException(409, str(exc)) from None
+    except StorageError as exc:
+        path.unlink(missing_ok=True)
+        log.error("case export failed: %s", exc)
+        raise HTTPException(503, "evidence storage unavailable") from None
     audit_request(request, session, principal, "evidence_export", f"case:{body.case_number}",
-                  f"{len(alerts)} alert(s): {', '.join(body.alert_ids)[:150]}")  # fmt: skip
+                  f"{len(alerts)} alert(s): {', '.join(a.id for a in alerts)[:150]}; "
+                  f"reason: {body.reason}")  # fmt: skip
     session.commit()
-    return FileResponse(path, media_type="application/zip", filename=path.name)
+    return FileResponse(path, media_type="application/zip",
+                        filename=f"{safe}-{int(time.time())}.zip",
+                        background=BackgroundTask(path.unlink, missing_ok=True))  # fmt: skip

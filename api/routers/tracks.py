@@ -3,17 +3,19 @@ colour, time, place) → thumbnails → the clip."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
+from starlette.responses import Response
 
 from accounts.domain import Principal, sees_area
 from api.auth import audit_request, require
-from api.deps import get_session
+from api.deps import get_services, get_session
+from api.evidence import evidence_response, locate
+from api.ports import HubServices
 from core.area import Area
 from tracks import store
 from tracks.colour import COLOURS, Colour
@@ -21,6 +23,7 @@ from tracks.colour import COLOURS, Colour
 router = APIRouter(prefix="/api/tracks", tags=["tracks"])
 
 SessionDep = Annotated[Session, Depends(get_session)]
+ServicesDep = Annotated[HubServices, Depends(get_services)]
 #: Thumbnails and clips are evidence: searching them needs what viewing evidence needs.
 Searcher = Annotated[Principal, Depends(require("evidence:read"))]
 #: Query times: epoch seconds, like the alerts' since/until.
@@ -110,12 +113,18 @@ def search_tracks(
     responses={200: {"content": {"image/jpeg": {}}}, 403: {}, 404: {}},
     summary="The track's best crop (JPEG)",
 )
-def get_track_thumbnail(track_id: str, session: SessionDep, principal: Searcher) -> FileResponse:
+def get_track_thumbnail(
+    track_id: str,
+    request: Request,
+    session: SessionDep,
+    services: ServicesDep,
+    principal: Searcher,
+) -> Response:
     record = visible_track(session, track_id, principal)
-    if not record.thumbnail_path or not Path(record.thumbnail_path).is_file():
-        raise HTTPException(404, f"track {track_id!r} has no thumbnail on disk")
-    return FileResponse(record.thumbnail_path, media_type="image/jpeg",
-                        headers={"Cache-Control": "private, max-age=86400"})  # fmt: skip
+    found = locate(services.evidence, record.thumbnail_path,
+                   f"track {track_id!r} has no thumbnail on disk")  # fmt: skip
+    return evidence_response(found, "image/jpeg", {"Cache-Control": "private, max-age=86400"},
+                             request.headers.get("range"))  # fmt: skip
 
 
 @router.get(
@@ -125,14 +134,18 @@ def get_track_thumbnail(track_id: str, session: SessionDep, principal: Searcher)
     summary="The track's clip (MP4, the camera's own H.264; Range requests)",
 )
 def get_track_clip(
-    track_id: str, request: Request, session: SessionDep, principal: Searcher
-) -> FileResponse:
+    track_id: str,
+    request: Request,
+    session: SessionDep,
+    services: ServicesDep,
+    principal: Searcher,
+) -> Response:
     record = visible_track(session, track_id, principal)
-    if not record.clip_path or not Path(record.clip_path).is_file():
-        raise HTTPException(404, f"track {track_id!r} has no clip on disk")
+    found = locate(services.evidence, record.clip_path,
+                   f"track {track_id!r} has no clip on disk")  # fmt: skip
     # As for alert clips: audit the first request of a viewing, not every range.
     if request.headers.get("range", "bytes=0-").startswith("bytes=0-"):
         audit_request(request, session, principal, "evidence_view", f"track:{track_id}", "clip")
         session.commit()
-    return FileResponse(record.clip_path, media_type="video/mp4",
-                        headers={"X-Content-SHA256": record.clip_sha256 or ""})  # fmt: skip
+    return evidence_response(found, "video/mp4", {"X-Content-SHA256": record.clip_sha256 or ""},
+                             request.headers.get("range"))  # fmt: skip
