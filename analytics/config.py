@@ -264,12 +264,14 @@ class PersonDownRule(RuleBase):
     classes: list[str] = Field(default_factory=_persons)
     min_aspect: float = Field(1.0, gt=0, description="box width / height at least this")
     max_relative_height: float = Field(
-        0.5,
+        0.6,
         ge=0,
         lt=1,
         description="…or a box at most this share of the height of a person standing at "
-        "that image row (learned from the people the camera has seen): curled up or "
-        "foreshortened; 0 turns this off",
+        "that image row (learned from the people the camera has seen; before that, judged "
+        "from the upright people in view at that row, or from the person's own upright boxes "
+        "before): curled up or foreshortened (a person sitting is about 0.65-0.75); 0 turns "
+        "this off",
     )
     max_displacement: float = Field(0.3, gt=0, description="fraction of the box's diagonal")
     min_duration_s: float = Field(10.0, gt=0)
@@ -377,6 +379,11 @@ class MotionConfig(StrictModel):
     )
 
 
+#: Rule types about small, far or packed objects: with ``detect.regions: auto`` they turn
+#: region detection on (where the native frame is larger than the analysed one).
+SMALL_OBJECT_RULES = ("stopped_vehicle", "congestion", "crowd", "person_down", "pedestrian_on_road")
+
+
 class DetectConfig(StrictModel):
     """Per camera: which tracks the rules may see, and where the detector looks."""
 
@@ -392,16 +399,37 @@ class DetectConfig(StrictModel):
         description="a person this many times taller than the other people at its image "
         "row is dropped (needs 3 others in view); 0 turns this off",
     )
-    regions: StrictBool = Field(
-        False,
-        description="also detect at native resolution on model-sized crops around motion "
-        "and inside the watched zones (small, far or crowded objects)",
+    regions: StrictBool | Literal["auto"] = Field(
+        "auto",
+        description="also detect at native resolution on model-sized crops around motion, "
+        "around small tracked objects and inside small watched zones (small, far or packed "
+        "objects); auto: on where the native frame is larger than the analysed one and the "
+        "camera has a rule about small or packed objects (stopped_vehicle, congestion, crowd, "
+        "person_down, pedestrian_on_road); true: always; false: never",
     )
-    max_regions: int = Field(2, ge=0, le=16, description="crops per frame at most")
+    max_regions: int = Field(
+        2, ge=0, le=16, description="crops around tracked objects and motion per frame at most"
+    )
     tiles: tuple[int, int] | None = Field(
         None,
         description="[columns, rows]: also detect on this grid of tiles every frame "
         "(far-field cameras); costs one detector run per tile",
+    )
+    scan_s: float = Field(
+        1.0,
+        ge=0,
+        description="with region detection on: one native-resolution window of half the "
+        "model's input (zoomed in 2x) this often, in turn over the watched zones' extent (the "
+        "whole frame for a rule without a zone; the first sweep on every frame), finds small "
+        "objects that have not moved since the camera started (a car parked far away); 0 "
+        "turns this off",
+    )
+    crowd_tiles_s: float = Field(
+        1.0,
+        ge=0,
+        description="with region detection on and a crowd rule (no `tiles` given): tile the "
+        "native frame with model-sized tiles this often, for the crowd count (a 9:16 portrait "
+        "frame gets 1x2 tiles, 16:9 gets 2x1, at most 2x2); 0 turns this off",
     )
 
     @field_validator("tiles")

@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from analytics.config import (
+    SMALL_OBJECT_RULES,
+    CrowdRule,
     DetectConfig,
     LineCrossingRule,
     MotionConfig,
@@ -19,7 +21,15 @@ from analytics.config import (
 from analytics.detectors.base import Detector
 from analytics.history import TrackHistory
 from analytics.motion import GateResult, MotionGate
-from analytics.regions import detect_crops, merge, plan_crops
+from analytics.regions import (
+    Rect,
+    auto_tiles,
+    detect_crops,
+    explained,
+    merge,
+    plan_crops,
+    scan_grid,
+)
 from analytics.rules import FrameContext, Rule, build_rule
 from analytics.sanity import TrackFilter, oversized_persons
 from analytics.tracking import Tracker
@@ -28,6 +38,15 @@ from analytics.zones import Zone
 from core.schedule import in_schedule
 
 __all__ = ["CameraAnalytics", "CameraRulesConfig", "in_schedule"]
+
+#: Objects shorter than this (analysed pixels) are what native-resolution crops are for: the
+#: whole-frame pass sees them badly or not at all (a far car, a packed crowd, a person lying).
+SMALL_PX = 32.0
+#: How often crops around small tracked objects run again; in between, their last boxes are
+#: held (a stopped car, a queue, a person lying still do not move; moving ones make motion).
+TRACK_REFRESH_S = 1.0
+#: How long a small object not seen any more still gets its crop (the tracker's lost time).
+TRACK_MEMORY_S = 4.0
 
 
 @dataclass
@@ -68,7 +87,6 @@ class CameraAnalytics:
         self.history = TrackHistory(self._horizon())
         self.gate = MotionGate(cfg.motion)
         self.filter = TrackFilter(cfg.detect.min_frames, cfg.detect.min_median_score)
-        self.gate.want_blobs = cfg.detect.regions
         self.zone_boxes = np.zeros((0, 4))  # watched zones' bounding boxes, analysed pixels
         self.crops_run = 0  # detector runs on crops (region detection), for the bench
         self.rules: list[Rule] = []
@@ -77,6 +95,18 @@ class CameraAnalytics:
         self.last_tracked = Detections.empty()
         self.last_detections = Detections.empty()
         self._sizes: tuple[tuple[int, int], tuple[int, int]] | None = None
+        self._t = 0.0  # the frame being analysed (set by check_motion)
+        self._small: dict[int, tuple[float, np.ndarray]] = {}  # track id -> (seen, box)
+        self._held = Detections.empty()  # the last track crops' detections, held between runs
+        self._track_crops_t: float | None = None
+        self._track_turn = 0  # which groups of small objects get the next crops
+        self._tiles_t: float | None = None
+        self._scan_t: float | None = None
+        self._scan_i = -1  # windows of the scan done (the first sweep: every detection frame)
+        self._scan_n = 1 << 30  # windows in one sweep (known on the first scan)
+        self.dense: tuple[float, Detections] | None = None  # the last tiled pass (crowd count)
+        self.has_crowd = any(isinstance(r, CrowdRule) and r.enabled for r in cfg.rules)
+        self.gate.want_blobs = self.regions_on
 
     def _horizon(self) -> float:
         windows = [getattr(r, "window_s", 0.0) for r in self.cfg.rules]
@@ -107,11 +137,40 @@ class CameraAnalytics:
             dtype=np.float64,
         ).reshape(-1, 4)
         self._sizes = (source_size, frame_size)
+        self.gate.want_blobs = self.regions_on
+
+    @property
+    def regions_on(self) -> bool:
+        """Whether region detection runs: ``detect.regions`` true, or ``auto`` (the default)
+        with a rule about small or packed objects and a native frame larger than the analysed
+        one (before the first frame, when the sizes are not known yet: the rules decide)."""
+        mode = self.cfg.detect.regions
+        if mode != "auto":
+            return bool(mode)
+        if not any(r.enabled and r.type in SMALL_OBJECT_RULES for r in self.cfg.rules):
+            return False
+        if self._sizes is None:
+            return True
+        source, frame = self._sizes
+        return source[0] >= 1.2 * frame[0]
 
     @property
     def wants_regions(self) -> bool:
         """Whether detection frames also need :meth:`detect_regions` (analytics/regions.py)."""
-        return self.cfg.detect.regions or self.cfg.detect.tiles is not None
+        return self.regions_on or self.cfg.detect.tiles is not None
+
+    def _tiles(
+        self, source_size: tuple[int, int], input_size: tuple[int, int]
+    ) -> tuple[int, int] | None:
+        d = self.cfg.detect
+        if d.tiles is not None:
+            return d.tiles
+        if not (self.has_crowd and self.regions_on and d.crowd_tiles_s > 0):
+            return None
+        if self._tiles_t is not None and self._t - self._tiles_t < d.crowd_tiles_s - 1e-6:
+            return None
+        self._tiles_t = self._t
+        return auto_tiles(source_size, input_size)
 
     def detect_regions(
         self,
@@ -124,30 +183,110 @@ class CameraAnalytics:
         nms_iou: float = 0.45,
     ) -> Detections:
         """The whole-frame pass ``whole`` merged with detections on native-resolution crops
-        around motion, over small watched zones and on the configured tiles.
-        ``native`` gives the full-resolution BGR frame (only called when a crop is needed)."""
+        around small tracked objects, around motion the whole-frame pass does not explain,
+        over small watched zones, on one tile of the slow scan and on tiles. ``native``
+        gives the full-resolution BGR frame (only called when a crop is needed)."""
         d = self.cfg.detect
         if self._sizes != (source_size, frame_size):
             self._build(source_size, frame_size)
-        blobs = gate.blobs if gate is not None and gate.blobs is not None else np.zeros((0, 4))
+        on = self.regions_on
+        none = np.zeros((0, 4))
+        blobs = gate.blobs if gate is not None and gate.blobs is not None else none
+        if on and len(blobs):
+            blobs = blobs[~explained(blobs, whole.xyxy, SMALL_PX)]
+        tracks = none
+        refresh = self._track_crops_t is None or self._t - self._track_crops_t >= TRACK_REFRESH_S
+        if on and self._small and refresh:
+            tracks = np.array([box for _, box in self._small.values()], dtype=np.float64)
+        tiles = self._tiles(source_size, detector.input_size)
         crops = plan_crops(
             source_size=source_size, frame_size=frame_size, input_size=detector.input_size,
-            motion_boxes=blobs if d.regions else np.zeros((0, 4)),
-            zone_boxes=self.zone_boxes if d.regions else np.zeros((0, 4)),
-            max_regions=d.max_regions, tiles=d.tiles,
+            motion_boxes=blobs if on else none, zone_boxes=self.zone_boxes if on else none,
+            max_regions=d.max_regions, tiles=tiles, track_boxes=tracks,
+            track_offset=self._track_turn,
         )  # fmt: skip
+        if on and tiles is None and d.scan_s > 0 and source_size[0] >= 1.2 * frame_size[0]:
+            # The first sweep on every detection frame, then one window every scan_s.
+            due = self._t - (self._scan_t or 0.0) >= d.scan_s - 1e-6
+            if self._scan_i + 1 < self._scan_n or due:
+                area = self._watched_rect(source_size, frame_size)
+                grid = scan_grid(source_size, detector.input_size, area)
+                self._scan_n = len(grid)
+                crops.append(grid[(self._scan_i + 1) % len(grid)])
+                self._scan_i += 1
+                self._scan_t = self._t
         self.crops_run += len(crops)
-        if not crops:
-            return whole
-        found, cut = detect_crops(detector, native(), crops, frame_size)
-        return merge(whole, found, nms_iou, cut)
+        if any(c.kind == "track" for c in crops):
+            self._track_crops_t = self._t
+            self._track_turn += sum(c.kind == "track" for c in crops)
+        if crops:
+            found, cut = detect_crops(detector, native(), crops, frame_size)
+        else:
+            found, cut = Detections.empty(), np.zeros(0, dtype=bool)
+        if on:
+            # What the 2x zoomed crops (track, scan) found of small objects is held until one
+            # of them looks there again, where nothing moves (a stopped car, a queue, a
+            # person lying still): the frames in between see them where they were last seen.
+            # Under motion nothing is held (a walker's old box would be a ghost): motion crops
+            # and the whole-frame pass see what moves.
+            zoomed = np.array([c.kind in ("track", "scan") for c in crops], dtype=bool)
+            ran = [c.rect for c, z in zip(crops, zoomed, strict=True) if z]
+            scale = source_size[0] / frame_size[0]
+            held = _outside(self._held, ran, scale)
+            if len(found) and zoomed.any():
+                from_zoomed = _inside(found, ran, scale) & ~cut
+                held = _concat(held, self._small_ones(found[from_zoomed]))
+            all_blobs = gate.blobs if gate is not None and gate.blobs is not None else none
+            self._held = held = _still(held, all_blobs)
+            if len(held):
+                found = _concat(found, held)
+                cut = np.concatenate([cut, np.zeros(len(held), dtype=bool)])
+        merged = merge(whole, found, nms_iou, cut) if len(found) else whole
+        if tiles is not None and self.has_crowd:
+            self.dense = (self._t, merged)
+        return merged
+
+    def _watched_rect(
+        self, source_size: tuple[int, int], frame_size: tuple[int, int]
+    ) -> Rect | None:
+        """The bounding box (native px) of the zones the rules watch; None: the whole frame
+        (a rule without a zone, or a line)."""
+        if self.gate.mask is None or self.gate.mask.all() or not len(self.zone_boxes):
+            return None
+        s = source_size[0] / frame_size[0]
+        b = self.zone_boxes
+        x1, y1 = max(0.0, b[:, 0].min() * s), max(0.0, b[:, 1].min() * s)
+        x2 = min(float(source_size[0]), b[:, 2].max() * s)
+        y2 = min(float(source_size[1]), b[:, 3].max() * s)
+        return int(x1), int(y1), int(np.ceil(x2)), int(np.ceil(y2))
+
+    def _small_ones(self, det: Detections) -> Detections:
+        h = det.xyxy[:, 3] - det.xyxy[:, 1] if len(det) else np.zeros(0)
+        return det[h < SMALL_PX]
+
+    def _remember_small(self, tracked: Detections, t: float) -> None:
+        """The small objects the tracker follows (all of its tracks, confirmed or not), for
+        the crops of the next frames; forgotten after ``TRACK_MEMORY_S`` unseen."""
+        h = tracked.xyxy[:, 3] - tracked.xyxy[:, 1]
+        for i in np.flatnonzero(h < SMALL_PX).tolist():
+            self._small[int(tracked.tracker_id[i])] = (t, tracked.xyxy[i].astype(np.float64))
+        for tid in [k for k, (seen, _) in self._small.items() if t - seen > TRACK_MEMORY_S]:
+            del self._small[tid]
 
     def check_motion(self, image: np.ndarray, t: float, source_size: tuple[int, int]) -> GateResult:
         """Run the motion gate on a frame (call before deciding to detect)."""
         frame_size = (image.shape[1], image.shape[0])
         if self._sizes != (source_size, frame_size):
             self._build(source_size, frame_size)
-        return self.gate.check(image, t)
+        self._t = t
+        result = self.gate.check(image, t)
+        if not result.detect and self.regions_on and self._scan_i + 1 < self._scan_n:
+            # The scan's first sweep runs on every frame, motion or not: what is parked far
+            # away when the camera starts is found within seconds, not minutes.
+            result.detect = True
+            self.gate.gated -= 1
+            self.gate.last_detect_t = t
+        return result
 
     def process(
         self,
@@ -175,6 +314,8 @@ class CameraAnalytics:
             self.last_detections = detections
         tracked = self.tracker.update(detections, t)
         self.history.update(tracked, t)
+        if self.regions_on:
+            self._remember_small(tracked, t)
         # What the rules see: tracks long and confident enough, no bus-sized "person".
         keep = self.filter.passed(tracked, self.history)
         if self.cfg.detect.oversized_person_ratio > 0:
@@ -184,7 +325,8 @@ class CameraAnalytics:
         ctx = FrameContext(
             self.cfg.camera_id, t, pts, wall_ts, self.class_names, self.history,
             luma=gate.luma if gate else None, change=gate.change if gate else None,
-            quality=gate.quality if gate else None,
+            quality=gate.quality if gate else None, detections=detections,
+            dense=self._dense(t),
         )  # fmt: skip
         when = dt.datetime.fromtimestamp(wall_ts, self.tz) if self.use_schedules else None
         events: list[Event] = []
@@ -194,6 +336,14 @@ class CameraAnalytics:
             armed = when is None or in_schedule(rule.cfg.schedule, when)
             events.extend(rule.update(tracked, replace(ctx, armed=armed)))
         return tracked, events
+
+    def _dense(self, t: float) -> Detections | None:
+        """The last tiled pass's detections while fresh (the crowd rule counts them)."""
+        if self.dense is None:
+            return None
+        at, det = self.dense
+        hold = 2.5 * max(self.cfg.detect.crowd_tiles_s, 1.0 / max(self.cfg.detect_fps, 0.1))
+        return det if t - at <= hold else None
 
     def counters(self) -> dict[str, dict[str, int]]:
         """Running counts of counting rules (line crossings per direction), by rule name."""
@@ -216,3 +366,40 @@ class CameraAnalytics:
             elif r.zone is not None:
                 out[r.cfg.name] = r.zone.polygon
         return out
+
+
+def _concat(a: Detections, b: Detections) -> Detections:
+    return Detections(
+        np.concatenate([a.xyxy, b.xyxy]),
+        np.concatenate([a.confidence, b.confidence]),
+        np.concatenate([a.class_id, b.class_id]),
+    )
+
+
+def _inside(det: Detections, rects: list[Rect], scale: float) -> np.ndarray:
+    """Which boxes (analysed px) have their centre in one of ``rects`` (native px)."""
+    inside = np.zeros(len(det), dtype=bool)
+    if not len(det):
+        return inside
+    cx = (det.xyxy[:, 0] + det.xyxy[:, 2]) / 2 * scale
+    cy = (det.xyxy[:, 1] + det.xyxy[:, 3]) / 2 * scale
+    for x1, y1, x2, y2 in rects:
+        inside |= (cx >= x1) & (cx <= x2) & (cy >= y1) & (cy <= y2)
+    return inside
+
+
+def _outside(det: Detections, rects: list[Rect], scale: float) -> Detections:
+    """The boxes (analysed px) whose centre lies in none of ``rects`` (native px)."""
+    return det[~_inside(det, rects, scale)] if rects else det
+
+
+def _still(det: Detections, blobs: np.ndarray) -> Detections:
+    """The boxes no motion blob (analysed px) overlaps."""
+    if not len(det) or not len(blobs):
+        return det
+    a, b = det.xyxy[:, None, :], blobs[None, :, :]
+    overlap = (
+        (np.minimum(a[..., 2], b[..., 2]) > np.maximum(a[..., 0], b[..., 0]))
+        & (np.minimum(a[..., 3], b[..., 3]) > np.maximum(a[..., 1], b[..., 1]))
+    ).any(axis=1)
+    return det[~overlap]

@@ -1,22 +1,25 @@
 """Region detection (as Frigate does): small, far or crowded objects at native resolution.
 
 The whole-frame pass sees the frame scaled down to the model's input (416 px): a car
-10x8 px at the edge of an expressway view, or a packed crowd, falls below what the
-model can see. Region detection also runs the detector on crops of the *native* frame
-at the model's input size (no scaling down):
+10x8 px at the edge of an expressway view, or a packed crowd, falls below what the model
+can see. Region detection also runs the detector on crops of the *native* frame (on by
+default where it matters: ``detect.regions: auto``, see analytics/pipeline.py):
 
-* around motion (the motion gate's changed blobs), largest first, at most
-  ``max_regions`` crops per frame;
 * over each watched zone small enough to fit in one crop (a far lane, a gate), on every
-  detection frame including keep-alives, so stationary objects stay detected;
-* over a fixed grid of overlapping ``tiles`` (far-field cameras), every detection frame.
+  detection frame including keep-alives, zoomed in up to 2x;
+* around the small objects the tracker follows (``track``), zoomed in 2x, once a second;
+* around motion the whole-frame pass does not explain, largest first; at most
+  ``max_regions`` crops per frame for these two;
+* one window of a slow ``scan`` of the frame (or of the watched zones' extent), zoomed in
+  2x, which finds small objects that never moved;
+* over a grid of overlapping ``tiles``: a fixed grid on every detection frame, or (for a
+  crowd rule) :func:`auto_tiles` every ``crowd_tiles_s``.
 
 Boxes come back in analysed-frame pixels. A crop's box touching an edge of the crop
 that is not an edge of the frame is cut: it is dropped where a whole box of the same
 object from another pass (the whole frame, another crop, an overlapping tile) covers it,
 and kept where nothing else sees that object. Everything is then merged with class-aware
 non-maximum suppression (and car/bus/truck as one group), keeping the best-scored box.
-Small zones are zoomed in (up to 2x: the crop is upscaled to the model's input).
 
 Pure functions; the detector is passed in (its batch may be fixed at 1: one call per crop).
 """
@@ -39,7 +42,7 @@ TILE_OVERLAP = 0.2
 @dataclass(frozen=True)
 class Crop:
     rect: Rect
-    kind: str  # "motion", "zone" or "tile"
+    kind: str  # "motion", "track", "zone", "scan" or "tile"
 
 
 def window_around(cx: float, cy: float, size: tuple[int, int], source: tuple[int, int]) -> Rect:
@@ -60,6 +63,74 @@ def contains(outer: Rect, inner: np.ndarray) -> bool:
     )
 
 
+def auto_tiles(source_size: tuple[int, int], input_size: tuple[int, int]) -> tuple[int, int]:
+    """The tile grid that covers the native frame with model-sized tiles at about native
+    resolution, at most 2x2: 640x360 → 2x1, a 360x640 portrait → 1x2, 1080p → 2x2 (each
+    tile then still 2.3x finer than the whole-frame pass)."""
+    cols = int(min(2, max(1, np.ceil(source_size[0] / input_size[0] - 0.15))))
+    rows = int(min(2, max(1, np.ceil(source_size[1] / input_size[1] - 0.15))))
+    return cols, rows
+
+
+def tile_rects(source_size: tuple[int, int], tiles: tuple[int, int]) -> list[Crop]:
+    """An overlapping grid of ``tiles`` ([columns, rows]) over the native frame."""
+    sw, sh = source_size
+    cols, rows = tiles
+    tw = min(sw, int(np.ceil(sw / (cols - (cols - 1) * TILE_OVERLAP))))
+    th = min(sh, int(np.ceil(sh / (rows - (rows - 1) * TILE_OVERLAP))))
+    out = []
+    for r in range(rows):
+        for c in range(cols):
+            x1 = 0 if cols == 1 else int(round(c * (sw - tw) / (cols - 1)))
+            y1 = 0 if rows == 1 else int(round(r * (sh - th) / (rows - 1)))
+            out.append(Crop((x1, y1, x1 + tw, y1 + th), "tile"))
+    return out
+
+
+def scan_grid(
+    source_size: tuple[int, int], input_size: tuple[int, int], area: Rect | None = None
+) -> list[Crop]:
+    """Windows of half the model's input at native resolution (zoomed in 2x: a car of 20x12
+    native pixels is seen at 40x24), overlapping, covering ``area`` (native pixels; default
+    the whole frame), for the slow scan that finds small objects that never moved."""
+    sw, sh = source_size
+    ax1, ay1, ax2, ay2 = area if area is not None else (0, 0, sw, sh)
+    w, h = min(sw, int(input_size[0]) // 2), min(sh, int(input_size[1]) // 2)
+    aw, ah = max(ax2 - ax1, w), max(ay2 - ay1, h)
+    cols = max(1, int(np.ceil((aw - w) / (0.85 * w) - 1e-9)) + 1)
+    rows = max(1, int(np.ceil((ah - h) / (0.85 * h) - 1e-9)) + 1)
+    out = []
+    for r in range(rows):
+        for c in range(cols):
+            cx = ax1 + w / 2 + (0 if cols == 1 else c * (aw - w) / (cols - 1))
+            cy = ay1 + h / 2 + (0 if rows == 1 else r * (ah - h) / (rows - 1))
+            out.append(Crop(window_around(cx, cy, (w, h), source_size), "scan"))
+    return out
+
+
+def explained(blobs: np.ndarray, whole: np.ndarray, min_height: float) -> np.ndarray:
+    """Which motion blobs (analysed px) a whole-frame detection at least ``min_height`` tall
+    covers by half their area: the whole-frame pass already sees that moving object well."""
+    out = np.zeros(len(blobs), dtype=bool)
+    big = whole[(whole[:, 3] - whole[:, 1]) >= min_height] if len(whole) else whole
+    if not len(blobs) or not len(big):
+        return out
+    a, b = blobs[:, None, :], big[None, :, :]
+    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    area = np.maximum((a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]), 1e-6)
+    return (iw * ih / area >= 0.5).any(axis=1)
+
+
+def zoomed_window(g: np.ndarray, win: tuple[int, int], source_size: tuple[int, int]) -> Rect:
+    """A window over the native box ``g`` (a zone or a group of small objects) with some
+    context, zoomed in up to 2x where ``g`` is small (the detector upscales the crop to its
+    input): a far car of 15x10 native pixels is seen at 30x20."""
+    side = max(g[2] - g[0], g[3] - g[1]) * 1.25
+    size = (int(min(win[0], max(side, win[0] / 2))), int(min(win[1], max(side, win[1] / 2))))
+    return window_around((g[0] + g[2]) / 2, (g[1] + g[3]) / 2, size, source_size)
+
+
 def plan_crops(
     *,
     source_size: tuple[int, int],
@@ -69,37 +140,37 @@ def plan_crops(
     zone_boxes: np.ndarray,
     max_regions: int,
     tiles: tuple[int, int] | None,
+    track_boxes: np.ndarray | None = None,
+    track_offset: int = 0,
 ) -> list[Crop]:
     """The crops to detect on, in native pixels.
 
-    ``motion_boxes`` and ``zone_boxes`` are (N, 4) xyxy in analysed-frame pixels. Crops
-    only help where the native frame is larger than the analysed one; a motion blob
-    too large for a crop is left to the whole-frame pass.
+    ``motion_boxes``, ``zone_boxes`` and ``track_boxes`` (small tracked objects) are
+    (N, 4) xyxy in analysed-frame pixels. Crops only help where the native frame is larger
+    than the analysed one; a motion blob too large for a crop is left to the whole-frame
+    pass. At most ``max_regions`` crops around tracked objects and motion, the tracked
+    objects first (they are known to be there; a stopped car makes no motion), their groups
+    taken in turn from ``track_offset`` when there are more than that.
     """
     sw, sh = source_size
     scale = sw / frame_size[0]
-    crops: list[Crop] = []
-    if tiles is not None:
-        cols, rows = tiles
-        tw = min(sw, int(np.ceil(sw / (cols - (cols - 1) * TILE_OVERLAP))))
-        th = min(sh, int(np.ceil(sh / (rows - (rows - 1) * TILE_OVERLAP))))
-        for r in range(rows):
-            for c in range(cols):
-                x1 = 0 if cols == 1 else int(round(c * (sw - tw) / (cols - 1)))
-                y1 = 0 if rows == 1 else int(round(r * (sh - th) / (rows - 1)))
-                crops.append(Crop((x1, y1, x1 + tw, y1 + th), "tile"))
+    crops: list[Crop] = tile_rects(source_size, tiles) if tiles is not None else []
     if scale < 1.2:
         return crops  # native is about the analysed size: crops would see nothing new
     win = (int(input_size[0]), int(input_size[1]))
     for g in group_boxes(zone_boxes * scale, win):
-        # Zoomed in where the zones are small (up to 2x: the detector upscales the crop to
-        # its input), so a far car of 15x10 native pixels is seen at 30x20.
-        side = max(g[2] - g[0], g[3] - g[1]) * 1.25
-        size = (int(min(win[0], max(side, win[0] / 2))), int(min(win[1], max(side, win[1] / 2))))
-        crops.append(
-            Crop(window_around((g[0] + g[2]) / 2, (g[1] + g[3]) / 2, size, source_size), "zone")
-        )
+        crops.append(Crop(zoomed_window(g, win, source_size), "zone"))
     n = 0
+    if track_boxes is not None and len(track_boxes):
+        # Zoomed in 2x, as the scan that found them: a window of half the input per group.
+        half = (win[0] // 2, win[1] // 2)
+        groups = group_boxes(track_boxes * scale, half)
+        for g in groups[track_offset % len(groups) :] + groups[: track_offset % len(groups)]:
+            if n >= max_regions:
+                break
+            crops.append(Crop(window_around((g[0] + g[2]) / 2, (g[1] + g[3]) / 2, half,
+                                            source_size), "track"))  # fmt: skip
+            n += 1
     order = np.argsort(
         -(motion_boxes[:, 2] - motion_boxes[:, 0]) * (motion_boxes[:, 3] - motion_boxes[:, 1])
     )
@@ -109,10 +180,8 @@ def plan_crops(
         if m[2] - m[0] > win[0] or m[3] - m[1] > win[1]:
             continue  # big: the whole-frame pass sees it well
         if any(contains(c.rect, m) for c in crops):
-            continue  # already inside a zone crop, a tile or an earlier motion crop
-        crops.append(
-            Crop(window_around((m[0] + m[2]) / 2, (m[1] + m[3]) / 2, win, source_size), "motion")
-        )
+            continue  # already inside a zone crop, a tile or an earlier crop
+        crops.append(Crop(zoomed_window(m, win, source_size), "motion"))
         n += 1
     return crops
 

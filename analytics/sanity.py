@@ -114,6 +114,42 @@ def people_near(det: Detections, box: np.ndarray, names: tuple[str, ...]) -> np.
     return person & (np.hypot(px - cx, py - cy) <= 2.0 * h)
 
 
+def peer_heights(det: Detections, names: tuple[str, ...], upright: float = 0.75) -> np.ndarray:
+    """For each box, the height of a person standing at its image row judged from the
+    *other* upright people of this frame (NaN where there are none to judge from): the
+    median of those whose feet are within two of their heights of its row, else, with three
+    or more spread over the picture, their straight-line fit of height against row."""
+    out = np.full(len(det), np.nan)
+    person = np.isin(det.class_id, _ids(names, ("person",)))
+    wh = det.xyxy[:, 2:] - det.xyxy[:, :2]
+    ref = np.flatnonzero(person & (wh[:, 0] <= upright * wh[:, 1]))
+    if not len(ref):
+        return out
+    rows, heights = det.xyxy[ref, 3], wh[ref, 1]
+    for i in range(len(det)):
+        others = ref != i
+        if not others.any():
+            continue
+        r, h = rows[others], heights[others]
+        near = np.abs(r - det.xyxy[i, 3]) <= 2.0 * h
+        if near.any():
+            out[i] = float(np.median(h[near]))
+        elif len(r) >= 3 and np.ptp(r) > 1e-3:
+            slope, icpt = np.polyfit(r, h, 1)
+            out[i] = max(float(slope * det.xyxy[i, 3] + icpt), float(h.min()))
+    return out
+
+
+def own_upright_height(history: TrackHistory, tid: int, upright: float = 0.75) -> float | None:
+    """The median height of the object's own upright boxes seen before (its lineage, over the
+    history's horizon): a person who walked and then collapsed; None with fewer than 3."""
+    s = history.samples(tid)
+    if not len(s):
+        return None
+    up = s[(s[:, 3] <= upright * s[:, 4])]
+    return float(np.median(up[:, 4])) if len(up) >= 3 else None
+
+
 class StandingHeights:
     """How tall an upright person is at each image row, learned from the people this camera
     has seen (a ground-plane camera: the height grows linearly with the row).

@@ -210,11 +210,18 @@ def hub_config(urls: list[str], args: argparse.Namespace) -> dict[str, Any]:
                         "type": "loitering",
                         "zone": "frame",
                         "min_duration_s": 3600,
-                    }
+                    },
+                    # --rule: a rule about small objects besides (regions: auto turns on)
+                    *(
+                        [{"name": "frame-extra", "type": args.rule, "zone": "frame",
+                          "min_duration_s": 3600}]
+                        if args.rule != "loitering"
+                        else []
+                    ),  # fmt: skip
                 ],
                 "motion": {"enabled": args.motion == "on"},
                 "detect": {
-                    "regions": args.regions == "on",
+                    "regions": {"on": True, "off": False}.get(args.regions, "auto"),
                     **({"tiles": args.tiles} if args.tiles else {}),
                 },
             }
@@ -612,10 +619,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--regions",
-        choices=("on", "off"),
-        default="off",
+        choices=("on", "off", "auto"),
+        default="auto",
         help="region detection: also detect on native-resolution crops around motion "
-        "(cameras[].detect.regions; default off, as the hub ships)",
+        "and small objects (cameras[].detect.regions; default auto, as the hub ships: on "
+        "only with a rule about small objects, see --rule; off = before issue 14)",
+    )
+    p.add_argument(
+        "--rule",
+        choices=("loitering", "stopped_vehicle", "crowd"),
+        default="loitering",
+        help="besides the whole-frame loitering rule, a whole-frame rule of this type "
+        "(min_duration_s 3600: it never fires); stopped_vehicle or crowd turn "
+        "regions: auto on",
     )
     p.add_argument(
         "--tiles",
@@ -660,7 +676,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"clip {args.clip.name}: {source_fps:.2f} fps; model {args.model.name}; detect "
         f"{args.detect_fps:g} fps; workers {args.workers}; batch {args.batch}; "
-        f"motion gate {args.motion}; regions {args.regions}; tiles {args.tiles}; "
+        f"motion gate {args.motion}; regions {args.regions}; rule {args.rule}; "
+        f"tiles {args.tiles}; "
         f"mounts {args.mounts}"
     )
     runs: list[RunFigures] = []

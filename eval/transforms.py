@@ -12,10 +12,21 @@ A transform spec, as written in ``scenarios.yaml``:
   at the native frame rate);
 * ``{night: {level: L, noise: N}}`` — night footage: luma scaled by L (0..1), colour
   mostly drained, grain of strength N (fixed seed, so deterministic);
-* ``{concat: [spec, spec, ...]}`` — the transformed clips one after another.
+* ``{concat: [spec, spec, ...]}`` — the transformed clips one after another;
+* ``mirror`` — flipped left to right;
+* ``{inset: {scale: K, canvas: [W, H], x: X, y: Y}}`` — the clip shrunk by K and placed on a
+  grey W x H canvas, its top-left at X, Y (0..1 of the free space): far, small objects in a
+  larger native frame (a far-field camera);
+* ``{stack: {size: [W, H], parts: [spec, ...]}}`` — the parts scaled to width W, one above
+  the other, padded or cut to H (a portrait frame packed with people);
+* ``{paste: {from: T, rect: [x, y, w, h], angle: A, scale: K, at: S, duration: D, x: X, y: Y,
+  base: spec}}`` — the patch ``rect`` (0..1) of the source's frame at T, rotated by A degrees
+  and scaled by K, laid over ``base`` (default ``forward``) at X, Y (0..1, its top-left) from S
+  to S + D (a person lying still).
 
-Every output is H.264 (libx264, ``-g 25``, yuv420p) at the source's native size and average
-frame rate, re-timed to a constant frame rate starting at 0. The cache key is the SHA-256 of
+Every output is H.264 (libx264, ``-g 25``, yuv420p) at the source's native size (``inset``,
+``stack``: the size given) and average frame rate, re-timed to a constant frame rate starting
+at 0. The cache key is the SHA-256 of
 the source file plus the canonical spec, so a changed clip or spec builds a new file.
 """
 
@@ -57,6 +68,7 @@ ENCODE_ARGS = [
 
 PRIMITIVES = (
     "forward", "reverse", "pingpong", "freeze", "black", "slow", "night", "fault", "concat",
+    "mirror", "inset", "stack", "paste",
 )  # fmt: skip
 
 # Picture faults (视频质量诊断) made with FFmpeg filters over a segment of the clip, the
@@ -135,7 +147,7 @@ def normalize(spec: Any) -> Any:
     if spec is None:
         return "forward"
     if isinstance(spec, str):
-        if spec in ("forward", "reverse"):
+        if spec in ("forward", "reverse", "mirror"):
             return spec
         if spec == "pingpong":
             return {"pingpong": {"repeats": 1}}
@@ -147,6 +159,16 @@ def normalize(spec: Any) -> Any:
         if not isinstance(params, list) or not params:
             raise TransformError("concat takes a non-empty list of transforms")
         return {"concat": [normalize(p) for p in params]}
+    if name == "stack":
+        params = dict(params or {})
+        size, parts = params.pop("size", None), params.pop("parts", None)
+        if params:
+            raise TransformError(f"stack: unknown key(s) {sorted(params)}")
+        if not isinstance(parts, list) or not parts:
+            raise TransformError("stack.parts is a non-empty list of transforms")
+        return {
+            "stack": {"size": _size(size, "stack.size"), "parts": [normalize(p) for p in parts]}
+        }
     params = dict(params or {})
 
     def num(key: str, default: float | None = None, *, positive: bool = True) -> float:
@@ -172,13 +194,52 @@ def normalize(spec: Any) -> Any:
         out = {"level": num("level", 0.35), "noise": num("noise", 10, positive=False)}
         if out["level"] > 1:
             raise TransformError("night.level must be at most 1")
-    elif name in ("forward", "reverse"):
+    elif name == "inset":
+        out = {
+            "scale": num("scale"),
+            "canvas": _size(params.pop("canvas", None), "inset.canvas"),
+            "x": num("x", 0.0, positive=False),
+            "y": num("y", 0.0, positive=False),
+        }
+        if out["scale"] > 1 or out["x"] > 1 or out["y"] > 1:
+            raise TransformError("inset.scale, x and y must be at most 1")
+    elif name == "paste":
+        rect = params.pop("rect", None)
+        if (
+            not isinstance(rect, list)
+            or len(rect) != 4
+            or not all(isinstance(v, int | float) and 0 <= v <= 1 for v in rect)
+        ):
+            raise TransformError("paste.rect is [x, y, w, h], each 0..1")
+        angle = params.pop("angle", 0)
+        if not isinstance(angle, int | float) or isinstance(angle, bool):
+            raise TransformError("paste.angle must be a number")
+        base = normalize(params.pop("base", "forward"))
+        out = {
+            "base": base,
+            "from": num("from", positive=False), "rect": [float(v) for v in rect],
+            "angle": float(angle), "scale": num("scale", 1.0), "at": num("at", positive=False),
+            "duration": num("duration"), "x": num("x", positive=False),
+            "y": num("y", positive=False),
+        }  # fmt: skip
+    elif name in ("forward", "reverse", "mirror"):
         out = {}
     else:
         raise TransformError(f"unknown transform {name!r}; one of {', '.join(PRIMITIVES)}")
     if params:
         raise TransformError(f"{name}: unknown key(s) {sorted(params)}")
     return {name: out} if out else name
+
+
+def _size(value: Any, what: str) -> list[int]:
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 16 for v in value)
+        or any(v % 2 for v in value)
+    ):
+        raise TransformError(f"{what} is [width, height]: even integers >= 16")
+    return [int(value[0]), int(value[1])]
 
 
 def describe(spec: Any) -> str:
@@ -196,6 +257,14 @@ def describe(spec: Any) -> str:
         return f"night x{p['level']:g} luma, noise {p['noise']:g}"
     if name == "fault":
         return f"{p['kind']} {p['duration']:g} s at {p['at']:g} s"
+    if name == "inset":
+        w, h = p["canvas"]
+        return f"inset x{p['scale']:g} in {w}x{h}"
+    if name == "stack":
+        w, h = p["size"]
+        return f"stack {w}x{h} of ({', '.join(describe(s) for s in p['parts'])})"
+    if name == "paste":
+        return f"paste a {p['angle']:g}° patch {p['duration']:g} s at {p['at']:g} s"
     return f"slow x{p['factor']:g}"
 
 
@@ -252,9 +321,38 @@ class _Graph:
             return self.chain("")
         if spec == "reverse":
             return self.chain("reverse")
+        if spec == "mirror":
+            return self.chain("hflip")
         name, p = next(iter(spec.items()))
         if name == "concat":
             return self.concat([self.build(s) for s in p])
+        if name == "inset":
+            w, h = p["canvas"]
+            k = p["scale"]
+            return self.chain(
+                f"scale=trunc(iw*{k!r}/2)*2:trunc(ih*{k!r}/2)*2:flags=area,"
+                f"pad={w}:{h}:x=(ow-iw)*{p['x']!r}:y=(oh-ih)*{p['y']!r}:color=0x6e6e6e"
+            )
+        if name == "stack":
+            w, h = p["size"]
+            parts = []
+            for part in p["parts"]:
+                label = self.label()
+                self.lines.append(f"[{self.build(part)}]scale={w}:-2,setsar=1[{label}]")
+                parts.append(label)
+            out = self.label()
+            stacked = (
+                "".join(f"[{x}]" for x in parts) + f"vstack=inputs={len(parts)}"
+                if len(parts) > 1
+                else f"[{parts[0]}]null"
+            )
+            self.lines.append(
+                f"{stacked},crop=w={w}:h='min(ih,{h})':x=0:y=0,"
+                f"pad={w}:{h}:x=0:y=(oh-ih)/2:color=0x6e6e6e[{out}]"
+            )
+            return out
+        if name == "paste":
+            return self._paste(p)
         if name == "pingpong":
             return self.concat(
                 [self.build(s) for _ in range(p["repeats"]) for s in ("forward", "reverse")]
@@ -310,6 +408,28 @@ class _Graph:
         self.lines.append(f"[{self.source()}]trim=start={at!r},{self.norm()}[{tail}]")
         parts = [head, middle, tail] if at > 0 else [middle, tail]
         return self.concat(parts)
+
+    def _paste(self, p: dict[str, Any]) -> str:
+        fps = self.info.fps
+        x, y, w, h = p["rect"]
+        iw, ih = self.info.width, self.info.height
+        a = f"{p['angle']!r}*PI/180"
+        patch = self.label()
+        self.lines.append(
+            f"[{self.source()}]trim=start={p['from']!r},{self.norm()},trim=end_frame=1,"
+            f"crop={int(w * iw)}:{int(h * ih)}:{int(x * iw)}:{int(y * ih)},"
+            f"scale=trunc(iw*{p['scale']!r}/2)*2:trunc(ih*{p['scale']!r}/2)*2,format=rgba,"
+            f"rotate={a}:ow=rotw({a}):oh=roth({a}):c=none,"
+            f"loop=loop=-1:size=1:start=0,setpts=N/({fps}*TB)[{patch}]"
+        )
+        main = self.build(p["base"])
+        out = self.label()
+        end = p["at"] + p["duration"]
+        self.lines.append(
+            f"[{main}][{patch}]overlay=x={int(p['x'] * iw)}:y={int(p['y'] * ih)}:"
+            f"enable='between(t,{p['at']!r},{end!r})':shortest=1,format=yuv420p[{out}]"
+        )
+        return out
 
     def script(self, spec: Any) -> str:
         out = self.build(spec)

@@ -131,12 +131,17 @@ def test_camera_analytics_region_detection_on_a_small_zone(detector: OnnxDetecto
     small = cv2.resize(img, FRAME, interpolation=cv2.INTER_AREA)
     zone = ZoneConfig(name="far", points=[(0.0, 0.15), (0.45, 0.15), (0.45, 0.55), (0.0, 0.55)])
     rule = StoppedVehicleRule(name="sv", type="stopped_vehicle", zone="far")
-    plain = CameraAnalytics(CameraRulesConfig("c", 5.0, [zone], [rule]), COCO_CLASSES)
+    plain = CameraAnalytics(
+        CameraRulesConfig("c", 5.0, [zone], [rule], MotionConfig(), DetectConfig(regions=False)),
+        COCO_CLASSES,
+    )
     regions = CameraAnalytics(
         CameraRulesConfig("c", 5.0, [zone], [rule], MotionConfig(), DetectConfig(regions=True)),
         COCO_CLASSES,
     )
-    assert not plain.wants_regions and regions.wants_regions
+    # The default (auto) is on for a stopped_vehicle camera.
+    default = CameraAnalytics(CameraRulesConfig("c", 5.0, [zone], [rule]), COCO_CLASSES)
+    assert not plain.wants_regions and regions.wants_regions and default.wants_regions
     gate = regions.check_motion(small, 0.0, SOURCE)
     whole = detector.detect([small])[0]
     calls: list[int] = []

@@ -65,6 +65,21 @@ def plural(name: str) -> str:
     return {"person": "people", "bus": "buses"}.get(name, name + "s")
 
 
+def detected_count(rule: ObjectRule, ctx: FrameContext, min_score: float) -> int:
+    """How many of the frame's detections (before tracking; and of the last tiled pass)
+    of the rule's classes, scored at least ``min_score``, are in its zone: the most of
+    the two."""
+    n = 0
+    for det in (ctx.detections, ctx.dense):
+        if det is None or not len(det):
+            continue
+        raw = Detections(det.xyxy, det.confidence, det.class_id, np.zeros(len(det), np.int64))
+        mask = rule.filter.mask(raw, ctx.class_names)
+        mask &= raw.confidence >= max(min_score, rule.cfg.min_confidence)
+        n = max(n, int(mask.sum()))
+    return n
+
+
 class Crowd(ObjectRule):
     cfg: CrowdRule
     zone: Zone
@@ -78,9 +93,19 @@ class Crowd(ObjectRule):
         self.state = Sustained(cfg.min_duration_s, cfg.release_s)
         self.episode = 0
 
-    def update(self, tracked: Detections, ctx: FrameContext) -> list[Event]:
+    #: Detections below this score are not counted (the tracker starts tracks at 0.45; a
+    #: packed crowd's partly hidden people score 0.3-0.45 and never get a track).
+    MIN_SCORE = 0.3
+
+    def count(self, tracked: Detections, ctx: FrameContext) -> tuple[Detections, int]:
+        """The tracked objects in the zone, and how many objects are there: the tracks, or
+        what the detector sees this frame or saw in the last tiled pass if that is more
+        (tracks lag behind a packed crowd: people hidden in turn, low scores)."""
         here = self.selected(tracked, ctx)
-        n = len(here)
+        return here, max(len(here), detected_count(self, ctx, self.MIN_SCORE))
+
+    def update(self, tracked: Detections, ctx: FrameContext) -> list[Event]:
+        here, n = self.count(tracked, ctx)
         on, keep = n >= self.cfg.min_count, n >= self.release_count
         if not self.state.update(ctx.t, on, keep, ctx.armed):
             return []
@@ -114,8 +139,15 @@ class Congestion(ObjectRule):
         here = self.selected(tracked, ctx)
         speeds = self._speeds(here, ctx)
         median = float(np.median(speeds)) if len(speeds) else math.inf
-        on = len(here) >= self.cfg.min_vehicles and median <= self.cfg.max_median_speed
-        if not self.state.update(ctx.t, on, on, ctx.armed):
+        slow = median <= self.cfg.max_median_speed
+        # The vehicles there: the tracks, or the detections where those are more (a queue's
+        # far cars scored 0.3-0.45 never get a track); the speed is the tracks'.
+        n = max(len(here), detected_count(self, ctx, Crowd.MIN_SCORE))
+        on = n >= self.cfg.min_vehicles and slow
+        # Hysteresis, as for crowds: a queue whose far cars the detector misses in a frame
+        # or two (80 % of min_vehicles still there, still slow) keeps its clock.
+        keep = n >= max(1, math.floor(0.8 * self.cfg.min_vehicles)) and slow
+        if not self.state.update(ctx.t, on, keep, ctx.armed):
             return []
         self.episode += 1
         held = self.state.held(ctx.t)
@@ -125,7 +157,7 @@ class Congestion(ObjectRule):
             zone_name=self.zone.name, started_t=self.state.since,
             object_class=",".join(self.cfg.classes), key=f"episode-{self.episode}",
             explanation=(
-                f"{len(here)} vehicles ≥ {self.cfg.min_vehicles} {self.where()} with median "
+                f"{n} vehicles ≥ {self.cfg.min_vehicles} {self.where()} with median "
                 f"speed {median:.2f} ≤ {self.cfg.max_median_speed:g} box lengths/s for "
                 f"{held:.0f} s ≥ {self.cfg.min_duration_s:g} s"
             ),

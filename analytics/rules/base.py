@@ -32,6 +32,10 @@ class FrameContext:
     change: float | None = None  # mean absolute grey difference to the previous frame
     quality: QualityMeasures | None = None  # the picture's quality measures (analytics/vqd)
     armed: bool = True  # inside the rule's schedule: it may fire
+    # The frame's detections before tracking (what the detector saw; the last detection
+    # frame's on a gated one), and the last tiled pass's while fresh (None: no such pass).
+    detections: Detections | None = None
+    dense: Detections | None = None
 
 
 class Rule(Protocol):

@@ -46,6 +46,10 @@ class Wandering(ObjectRule):
             obj = ctx.history.root(tid)  # the object, across id switches
             if obj in self.fired or not ctx.armed:
                 continue
+            if here.xyxy[i, 1] <= 3.0:
+                # Cut by the top of the picture: its body height (the unit of the path) is
+                # not known, and its box jitters as more or less of it shows.
+                continue
             samples = ctx.history.samples(tid, since=ctx.t - self.cfg.window_s)
             if len(samples) < 3 or samples[-1, T] - samples[0, T] < min_span:
                 continue

@@ -34,7 +34,7 @@ from analytics.config import (
     StoppedVehicleRule,
 )
 from analytics.rules.base import FrameContext, ObjectRule, box_diagonal, make_event
-from analytics.sanity import StandingHeights, riders
+from analytics.sanity import StandingHeights, own_upright_height, peer_heights, riders
 from analytics.types import Detections, Event, class_name
 from analytics.zones import Zone
 
@@ -71,18 +71,41 @@ class PresenceRule(ObjectRule):
 
     # -- per-rule conditions ---------------------------------------------------
 
-    def _qualifies(self, det: Detections) -> np.ndarray:
+    def _qualifies(self, det: Detections, tracked: Detections, ctx: FrameContext) -> np.ndarray:
         """Which of the in-zone detections are in the state the rule measures."""
         if isinstance(self.cfg, PersonDownRule):
             wh = det.xyxy[:, 2:] - det.xyxy[:, :2]
             down = wh[:, 0] >= self.cfg.min_aspect * np.maximum(wh[:, 1], 1e-6)
-            if self.cfg.max_relative_height > 0 and self.heights is not None:
+            if self.cfg.max_relative_height > 0 and self.heights is not None and len(det):
                 # Curled up or foreshortened: far shorter than a person standing there.
-                expected = self.heights.expected(det.xyxy[:, 3])
-                if expected is not None:
-                    down |= wh[:, 1] <= self.cfg.max_relative_height * expected
+                expected = self._standing_heights(det, tracked, ctx)
+                down |= wh[:, 1] <= self.cfg.max_relative_height * expected  # NaN: False
             return down
         return np.ones(len(det), dtype=bool)
+
+    def _standing_heights(
+        self, det: Detections, tracked: Detections, ctx: FrameContext
+    ) -> np.ndarray:
+        """How tall a person standing where each box is would be (NaN: unknown): learned
+        from the people this camera has seen; before that, from the upright people in view at
+        that row; else from the person's own upright boxes before (walked, then went down)."""
+        assert self.heights is not None
+        learned = self.heights.expected(det.xyxy[:, 3])
+        if learned is not None:
+            return np.asarray(learned, dtype=np.float64)
+        out = np.full(len(det), np.nan)
+        for i, tid in enumerate(det.tracker_id.tolist()):
+            # The upright people in view beside it (its own tracked box is no peer).
+            others = tracked[tracked.tracker_id != tid]
+            sub = Detections(
+                np.concatenate([det.xyxy[i : i + 1], others.xyxy]),
+                np.concatenate([det.confidence[i : i + 1], others.confidence]),
+                np.concatenate([det.class_id[i : i + 1], others.class_id]),
+            )
+            ref = float(peer_heights(sub, ctx.class_names)[0])
+            own = own_upright_height(ctx.history, tid)
+            out[i] = ref if not np.isnan(ref) else (own if own is not None else np.nan)
+        return out
 
     def _exclude(self, tracked: Detections, ctx: FrameContext) -> np.ndarray:
         """Which of all tracked objects this rule must not count: the riders of bicycles and
@@ -102,7 +125,7 @@ class PresenceRule(ObjectRule):
         if self.heights is not None:
             self.heights.add(tracked, ctx.class_names)
         here = self.selected(tracked[~self._exclude(tracked, ctx)], ctx)
-        here = here[self._qualifies(here)]
+        here = here[self._qualifies(here, tracked, ctx)]
         events: list[Event] = []
         anchors = here.anchors()
         diagonals = box_diagonal(here.xyxy)
