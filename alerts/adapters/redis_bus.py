@@ -461,7 +461,7 @@ class ForwardingSpool:
         while not self._stop.is_set():
             self._wake.wait(delay if self.backlog() else 1.0)
             self._wake.clear()
-            while True:
+            while not self._stop.is_set():  # a stopped spool sends nothing more
                 with self._lock:
                     if not self._backlog:
                         delay = 0.1
