@@ -89,14 +89,6 @@ def write_clip(clip: ClipPackets, path: Path) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 #: Told when a requested window's clip is stored: its reference, SHA-256 and size in
 #: bytes, or (None, None, 0) when no clip could be written.
 ClipDone = Callable[[str | None, str | None, int], None]

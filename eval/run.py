@@ -4,7 +4,8 @@ its alerts against what the footage shows.
     .venv/bin/python -m eval.run [--only TYPE ...] [--scenario NAME ...] [--json OUT]
                                  [--scenarios FILE] [--jobs N] [--keep DIR]
 
-For each scenario of ``eval/scenarios.yaml``: build the transformed clip once (cached in
+For each scenario of ``eval/scenarios.yaml`` and ``eval/public.yaml`` (public footage, see
+``eval/footage.yaml``): build the transformed clip once (cached in
 ``eval/.cache``), write a hub config with one camera ``eval`` carrying the scenario's zones and
 rules, run ``shaobing.cli replay`` on the clip in a subprocess, and match the alerts to the
 expectations. Prints per event type recall, precision, false alarms and false alarms per hour
@@ -12,7 +13,8 @@ of normal footage, and one verdict per scenario. See ``eval/README.md``.
 
 Exit status: 0 when every scenario ran (whatever the scores: this is a measurement, not a test);
 1 when a scenario, or a rule of one, could not run (clip missing, ffmpeg failure, a rule the
-hub rejects, replay crash); 2 for a bad scenario file or command line.
+hub rejects, replay crash); 2 for a bad scenario file or command line. A scenario whose public
+clip is not fetched (``python -m eval.footage fetch``) is reported NOT AVAILABLE, which is neither.
 """
 
 from __future__ import annotations
@@ -35,12 +37,14 @@ from typing import Any
 
 import yaml
 
-from eval import transforms
+from eval import footage, transforms
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_DIR = ROOT / "eval"
 CACHE_DIR = EVAL_DIR / ".cache"
 DEFAULT_SCENARIOS = EVAL_DIR / "scenarios.yaml"
+PUBLIC_SCENARIOS = EVAL_DIR / "public.yaml"
+NOT_AVAILABLE = "NOT AVAILABLE"
 
 RULE_TYPES = (
     "intrusion",
@@ -79,6 +83,9 @@ def assets_dir() -> Path:
 
 
 def resolve_clip(clip: str) -> Path:
+    if clip.startswith(footage.PREFIX):  # public footage: eval/footage/ or eval/.cache/footage/
+        path, _ = footage.resolve(clip)
+        return path or footage.FETCHED_DIR / clip[len(footage.PREFIX) :]
     p = Path(clip).expanduser()
     return p if p.is_absolute() else assets_dir() / "videos" / clip
 
@@ -87,8 +94,21 @@ def resolve_clip(clip: str) -> Path:
 
 
 def load_scenarios(path: Path | None = None) -> dict[str, Any]:
-    """Read and check the scenario file; returns {'defaults': {...}, 'scenarios': [...]}."""
-    path = path or DEFAULT_SCENARIOS
+    """Read and check the scenario file; returns {'defaults': {...}, 'scenarios': [...]}.
+
+    Without a path: eval/scenarios.yaml and eval/public.yaml together (each scenario keeps its
+    own file's defaults in ``sc['_defaults']``)."""
+    if path is None:
+        suites = [load_scenarios(p) for p in (DEFAULT_SCENARIOS, PUBLIC_SCENARIOS) if p.is_file()]
+        names = [sc["name"] for s in suites for sc in s["scenarios"]]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ScenarioFileError(f"scenario name(s) in more than one file: {dup}")
+        return {
+            "defaults": suites[0]["defaults"],
+            "scenarios": [sc for s in suites for sc in s["scenarios"]],
+            "path": " + ".join(s["path"] for s in suites),
+        }
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
@@ -142,6 +162,7 @@ def load_scenarios(path: Path | None = None) -> dict[str, Any]:
                 problems.append(f"{ew}: t_to must be seconds or 'end'")
             if e["max_count"] is not None and e["max_count"] < e["min_count"]:
                 problems.append(f"{ew}: max_count < min_count")
+        sc["_defaults"] = defaults
     if problems:
         raise ScenarioFileError("\n".join(problems))
     return {"defaults": defaults, "scenarios": scenarios, "path": str(path)}
@@ -166,7 +187,7 @@ def restrict(sc: dict[str, Any], only: set[str] | None) -> dict[str, Any] | None
 @dataclass
 class ScenarioResult:
     scenario: dict[str, Any]
-    status: str = "NOT RUNNABLE"  # PASS | FAIL | NOT RUNNABLE
+    status: str = "NOT RUNNABLE"  # PASS | FAIL | NOT RUNNABLE | NOT AVAILABLE
     error: str | None = None
     clip: str | None = None
     duration_s: float = 0.0
@@ -415,6 +436,15 @@ def run_scenario(sc: dict[str, Any], defaults: dict[str, Any], keep: Path | None
     result = ScenarioResult(sc)
     started = time.perf_counter()
     try:
+        if sc["clip"].startswith(footage.PREFIX):
+            try:
+                path, why = footage.resolve(sc["clip"])
+            except footage.FootageError as exc:
+                raise transforms.TransformError(f"footage manifest: {exc}") from None
+            if path is None:
+                result.status = NOT_AVAILABLE
+                result.error = why
+                return result
         source = resolve_clip(sc["clip"])
         if not source.is_file():
             raise transforms.TransformError(f"clip not found: {source}")
@@ -425,7 +455,7 @@ def run_scenario(sc: dict[str, Any], defaults: dict[str, Any], keep: Path | None
         result.error = str(exc)
         result.wall_s = time.perf_counter() - started
         return result
-    alerts = replay(sc, clip, defaults, keep, result)
+    alerts = replay(sc, clip, sc.get("_defaults", defaults), keep, result)
     if alerts is not None:
         score(result, alerts)
     result.wall_s = time.perf_counter() - started
@@ -457,9 +487,13 @@ def metrics(results: list[ScenarioResult]) -> dict[str, dict[str, Any]]:
             "normal_scenarios": 0,
             "normal_hours": 0.0,
             "normal_false_alarms": 0,
+            "not_available": 0,
         }
         for r in results:
             has = any(rule.get("type") == t for rule in r.scenario["rules"])
+            if r.status == NOT_AVAILABLE:
+                m["not_available"] += int(has)
+                continue
             ran = r.status != "NOT RUNNABLE" and any(
                 rule.get("type") == t for rule in r.runnable_rules
             )
@@ -485,9 +519,33 @@ def metrics(results: list[ScenarioResult]) -> dict[str, dict[str, Any]]:
         m["false_alarms_per_hour"] = (
             m["normal_false_alarms"] / m["normal_hours"] if m["normal_hours"] else None
         )
+        m["false_alarms_per_camera_day"] = (
+            24.0 * m["false_alarms_per_hour"] if m["false_alarms_per_hour"] is not None else None
+        )
         m["normal_hours"] = round(m["normal_hours"], 5)
         out[t] = m
     return out
+
+
+def camera_days(results: list[ScenarioResult]) -> dict[str, Any]:
+    """False alarms per camera-day over all normal footage that ran (each clip counted once).
+
+    Every alert not expected on normal (unmodified, forward) footage is a false alarm; a camera
+    watched 24 h a day with the scenarios' rules would raise FA/h x 24 of them per day."""
+    normal = [r for r in results if r.scenario["normal"] and r.status in ("PASS", "FAIL")]
+    hours = sum(r.duration_s for r in normal) / 3600.0
+    by_type: dict[str, int] = {}
+    for r in normal:
+        for a in r.unmatched:
+            by_type[a["type"]] = by_type.get(a["type"], 0) + 1
+    total = sum(by_type.values())
+    return {
+        "scenarios": len(normal),
+        "hours": round(hours, 5),
+        "false_alarms": total,
+        "by_type": by_type,
+        "per_camera_day": 24.0 * total / hours if hours else None,
+    }
 
 
 def _fmt(v: float | None, pct: bool = False) -> str:
@@ -510,7 +568,7 @@ def report(results: list[ScenarioResult], table: dict[str, dict[str, Any]]) -> s
     ]
     head = (
         f"{'type':<19}{'scen':>5}{'expect':>7}{'met':>5}{'recall':>8}{'alerts':>7}"
-        f"{'match':>6}{'prec':>6}{'FA':>5}{'normal':>9}{'FA/h':>8}  not run"
+        f"{'match':>6}{'prec':>6}{'FA':>5}{'normal':>9}{'FA/h':>8}{'FA/day':>8}  not run/n.a."
     )
     lines += [head, "-" * len(head)]
     for t, m in table.items():
@@ -519,22 +577,43 @@ def report(results: list[ScenarioResult], table: dict[str, dict[str, Any]]) -> s
             f"{_fmt(m['recall'], True):>8}{m['alerts']:>7}{m['matched']:>6}"
             f"{_fmt(m['precision'], True):>6}{m['false_alarms']:>5}"
             f"{m['normal_hours'] * 60:>6.1f}min{_fmt(m['false_alarms_per_hour']):>8}"
+            f"{_fmt(m['false_alarms_per_camera_day']):>8}"
             f"  {m['not_runnable'] or ''}"
+            + (f"/{m['not_available']} n.a." if m["not_available"] else "")
         )
     lines += [
         "",
         "recall = met/expect (expectations whose matched count is within [min, max]);",
         "prec = match/alerts (alerts inside the window of an expectation of their rule);",
         "FA = unmatched alerts, all scenarios; normal = minutes of normal (forward) footage",
-        "watched by a rule of the type; FA/h = unmatched alerts on it per hour of it.",
+        "watched by a rule of the type; FA/h = unmatched alerts on it per hour of it;",
+        "FA/day = FA/h x 24: false alarms per camera-day for a camera with such a rule;",
+        "n.a. = scenarios whose public clip is not fetched (NOT AVAILABLE, not scored).",
     ]
+    cd = camera_days(results)
+    if cd["hours"]:
+        per = ", ".join(f"{k} {v}" for k, v in sorted(cd["by_type"].items())) or "none"
+        lines += [
+            "",
+            f"False alarms per camera-day (all normal footage, each clip once): "
+            f"{cd['false_alarms']} false alarm(s) in {cd['hours'] * 60:.1f} min of "
+            f"{cd['scenarios']} normal scenario(s) = {_fmt(cd['per_camera_day'])} per camera-day"
+            f" ({per})",
+        ]
+    missing = [r for r in results if r.status == NOT_AVAILABLE]
+    if missing:
+        lines += [
+            "",
+            f"{len(missing)} scenario(s) NOT AVAILABLE (public clip not fetched; "
+            f"`python -m eval.footage fetch [--mirror DIR]`), not scored.",
+        ]
     lines += ["", "Per scenario", ""]
     for r in results:
         sc = r.scenario
         kind = "normal" if sc["normal"] else "synthetic"
         what = f"{sc['clip']} {transforms.describe(sc['transform'])}"
-        if r.status == "NOT RUNNABLE":
-            lines.append(f"NOT RUNNABLE  {sc['name']}  [{kind}; {what}]: {r.error}")
+        if r.status in ("NOT RUNNABLE", NOT_AVAILABLE):
+            lines.append(f"{r.status}  {sc['name']}  [{kind}; {what}]: {r.error}")
             continue
         partial = (
             f"; {len(r.not_runnable_rules)} rule(s) NOT RUNNABLE" if r.not_runnable_rules else ""
@@ -592,6 +671,7 @@ def to_json(
         "wall_s": round(wall_s, 2),
         "exit_code": exit_code,
         "metrics": table,
+        "camera_days": camera_days(results),
         "scenarios": [
             {
                 "name": r.scenario["name"],
@@ -624,7 +704,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scenario", nargs="+", metavar="NAME", help="only these scenarios")
     p.add_argument("--json", metavar="OUT", help="write every result as JSON here")
     p.add_argument(
-        "--scenarios", metavar="FILE", help="scenario file (default: eval/scenarios.yaml)"
+        "--scenarios",
+        metavar="FILE",
+        help="scenario file (default: eval/scenarios.yaml and eval/public.yaml)",
     )
     p.add_argument(
         "--jobs",
@@ -672,9 +754,11 @@ def main(argv: list[str] | None = None) -> int:
     for sc in selected:
         try:
             src = resolve_clip(sc["clip"])
-            if src.is_file():
+            if src.is_file() and (
+                not sc["clip"].startswith(footage.PREFIX) or footage.resolve(sc["clip"])[0]
+            ):
                 transforms.build(src, sc["transform"], CACHE_DIR)
-        except transforms.TransformError:
+        except (transforms.TransformError, footage.FootageError):
             pass  # reported by run_scenario
     results: list[ScenarioResult | None] = [None] * len(selected)
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
@@ -692,12 +776,12 @@ def main(argv: list[str] | None = None) -> int:
     could_not_run = [r for r in done if r.status == "NOT RUNNABLE" or r.not_runnable_rules]
     exit_code = 1 if could_not_run else 0
     print(report(done, table))
-    footage = sum(r.duration_s for r in done if r.status != "NOT RUNNABLE")
+    seconds = sum(r.duration_s for r in done if r.status in ("PASS", "FAIL"))
     print(
-        f"\n{len(done)} scenario(s), {footage:.0f} s of footage, {wall:.0f} s wall; "
+        f"\n{len(done)} scenario(s), {seconds:.0f} s of footage, {wall:.0f} s wall; "
         f"{sum(r.status == 'PASS' for r in done)} pass, "
         f"{sum(r.status == 'FAIL' for r in done)} fail, {len(could_not_run)} not (fully) "
-        f"runnable"
+        f"runnable, {sum(r.status == NOT_AVAILABLE for r in done)} not available"
     )
     if args.json:
         Path(args.json).write_text(
