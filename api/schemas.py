@@ -62,6 +62,24 @@ class CameraOut(BaseModel):
     status: CameraStatusOut | None = None
 
 
+class CameraAreaOut(BaseModel):
+    """A place of the camera tree (county, township or village) with its camera counts."""
+
+    path: str = Field(
+        description="the area path the camera list's `area` takes: 示例县/城关镇 "
+        "('' for cameras registered without a county)"
+    )
+    county: str | None = None
+    township: str | None = None
+    village: str | None = None
+    total: int = Field(description="cameras here and in the places below")
+    online: int = Field(description="of them, online now")
+    direct: int = Field(
+        description="cameras registered at this place itself, not below "
+        "(the camera list with `exact=true`)"
+    )
+
+
 class Evidence(BaseModel):
     url: str | None = None
     sha256: str | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -90,8 +91,21 @@ class StatusBoard:
     def snapshot(self, camera_id: str) -> CameraStatus | None:
         with self._lock:
             status = self._status.get(camera_id)
-            return None if status is None else CameraStatus(**asdict(status))
+            return None if status is None else _copy(status)
 
     def all(self) -> list[CameraStatus]:
         with self._lock:
-            return [CameraStatus(**asdict(s)) for s in self._status.values()]
+            return [_copy(s) for s in self._status.values()]
+
+    def states(self) -> dict[str, str]:
+        """Each camera's state only: cheap at 100,000 cameras (no status copied)."""
+        with self._lock:
+            return {cid: s.state for cid, s in self._status.items()}
+
+
+def _copy(status: CameraStatus) -> CameraStatus:
+    """A copy a reader may keep (fields are replaced, never changed in place; the list
+    is copied anyway). ``asdict`` deep-copies: 20x slower, seconds at 100,000 cameras."""
+    out = copy.copy(status)
+    out.faults = list(status.faults)
+    return out

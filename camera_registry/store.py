@@ -5,11 +5,11 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Boolean, Float, String, Text, select
+from sqlalchemy import Boolean, Float, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from camera_registry.config import CameraBase
@@ -250,3 +250,33 @@ def remove_stale_config_cameras(session: Session, keep: set[str]) -> list[str]:
         session.delete(record)
         clear_analytics_override(session, record.id)
     return [r.id for r in stale]
+
+
+_PLACE = ("county", "township", "village")
+
+
+def _in_scope(stmt: Any, scope: tuple[str, ...]) -> Any:
+    """``stmt`` narrowed to an area path (county, township, village, grid)."""
+    for level, value in zip((*_PLACE, "grid"), scope, strict=False):
+        stmt = stmt.where(getattr(CameraRecord, level) == value)
+    return stmt
+
+
+def count_by_area(
+    session: Session, scope: tuple[str, ...] = ()
+) -> list[tuple[str | None, str | None, str | None, int]]:
+    """(county, township, village, cameras) of every place cameras are registered at,
+    within ``scope`` (an area path: the county, the township...); one GROUP BY."""
+    levels = [getattr(CameraRecord, level) for level in _PLACE]
+    stmt = _in_scope(select(*levels, func.count()).group_by(*levels), scope)
+    return [(c, t, v, n) for c, t, v, n in session.execute(stmt)]
+
+
+def camera_places(
+    session: Session, ids: Collection[str], scope: tuple[str, ...] = ()
+) -> list[tuple[str | None, str | None, str | None]]:
+    """(county, township, village) of those of the cameras ``ids`` within ``scope``."""
+    levels = [getattr(CameraRecord, level) for level in _PLACE]
+    stmt = _in_scope(select(CameraRecord.id, *levels), scope)
+    wanted = ids if isinstance(ids, (set, frozenset)) else set(ids)
+    return [(c, t, v) for i, c, t, v in session.execute(stmt) if i in wanted]

@@ -133,6 +133,12 @@ class RedisStatusView(StatusBoard):
         except UNAVAILABLE:
             return super().all()
 
+    def states(self) -> dict[str, str]:
+        try:
+            return {cid: str(e["status"]["state"]) for cid, e in self.live.entries().items()}
+        except UNAVAILABLE:
+            return super().states()
+
 
 class JpegFrame:
     """A latest frame read back from Redis (``LatestFrame`` for the API)."""

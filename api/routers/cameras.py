@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from typing import Annotated
 
 import cv2
@@ -16,8 +17,15 @@ from analytics.config import CameraConfig
 from api.auth import require
 from api.deps import get_services, get_session
 from api.ports import HubServices
-from api.schemas import CameraOut, CameraStatusOut
-from camera_registry.store import CameraRecord, invalid_config_error, list_cameras
+from api.schemas import CameraAreaOut, CameraOut, CameraStatusOut
+from camera_registry.status import StatusBoard
+from camera_registry.store import (
+    CameraRecord,
+    camera_places,
+    count_by_area,
+    invalid_config_error,
+    list_cameras,
+)
 from camera_registry.urls import mask_url
 from core.area import LEVELS, Area
 
@@ -104,19 +112,28 @@ def get_cameras(
         str | None, Query(max_length=300, description="an area path: 示例县/城关镇")
     ] = None,
     q: Annotated[str | None, Query(max_length=100, description="in the id or name")] = None,
+    exact: Annotated[
+        bool,
+        Query(
+            description="only the cameras registered at `area` itself, "
+            "none of its sub-areas (village level at most)"
+        ),
+    ] = False,
 ) -> list[CameraOut]:
     """Without parameters: every camera in your scope. With ``limit``/``offset``/``area``/
-    ``q``: one page, filtered in SQL, ordered by id; ``X-Total-Count`` gives the total."""
-    if limit is None and offset == 0 and area is None and q is None:
+    ``q``/``exact``: one page, filtered in SQL, ordered by id; ``X-Total-Count`` gives the
+    total."""
+    if limit is None and offset == 0 and area is None and q is None and not exact:
         return [camera_out(r, hub) for r in list_cameras(session)
                 if sees_area(principal, record_area(r))]  # fmt: skip
     stmt = select(CameraRecord)
-    scopes = [] if principal.role == "admin" else [principal.area.path()]
-    if area:
-        scopes.append(tuple(part for part in area.split("/") if part))
+    wanted = area_path(area)
+    scopes = [wanted] if principal.role == "admin" else [principal.area.path(), wanted]
     for path in scopes:
         for level, value in zip(LEVELS, path, strict=False):
             stmt = stmt.where(getattr(CameraRecord, level) == value)
+    if exact and len(wanted) < len(PLACE_LEVELS):  # the next level missing: placed here
+        stmt = stmt.where(getattr(CameraRecord, PLACE_LEVELS[len(wanted)]).is_(None))
     if q:
         pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         stmt = stmt.where(or_(CameraRecord.id.ilike(pattern, escape="\\"),
@@ -125,6 +142,53 @@ def get_cameras(
     response.headers["X-Total-Count"] = str(total)
     page = stmt.order_by(CameraRecord.id).offset(offset).limit(limit)
     return [camera_out(r, hub) for r in session.execute(page).scalars()]
+
+
+def area_path(area: str | None) -> tuple[str, ...]:
+    return tuple(part for part in (area or "").split("/") if part)
+
+
+#: The levels of the console's camera tree.
+PLACE_LEVELS = ("county", "township", "village")
+
+
+def online_ids(board: StatusBoard) -> set[str]:
+    """The cameras online now (their states only, no status copied)."""
+    return {cid for cid, state in board.states().items() if state == "online"}
+
+
+@router.get(
+    "/areas",
+    response_model=list[CameraAreaOut],
+    summary="The camera tree: each place with its cameras and how many are online",
+)
+def get_camera_areas(hub: HubDep, session: SessionDep, principal: Reader) -> list[CameraAreaOut]:
+    """Every county, township and village in your scope that has cameras (here or below),
+    with the number of cameras and of those online — the tree the console lazily fills
+    with ``GET /api/cameras?area=…&exact=true``. Sorted by path; one GROUP BY."""
+    scope = () if principal.role == "admin" else principal.area.path()
+    nodes: dict[tuple[str, ...], list[int]] = {}  # path -> [total, online, direct]
+
+    def add(place: tuple[str | None, ...], count: int, index: int) -> None:
+        depth = next((i for i, part in enumerate(place) if not part), len(place))
+        path = tuple(p for p in place[:depth] if p)  # a missing level ends the path
+        for n in range(1 if path else 0, len(path) + 1):  # a root node only without county
+            node = nodes.setdefault(path[:n], [0, 0, 0])
+            node[index] += count
+            if n == len(path) and index == 0:
+                node[2] += count
+
+    for county, township, village, count in count_by_area(session, scope):
+        add((county, township, village), count, 0)
+    online = online_ids(hub.status)
+    if online:
+        for place, count in Counter(camera_places(session, online, scope)).items():
+            add(place, count, 1)
+    return [
+        CameraAreaOut(path="/".join(path), total=total, online=on, direct=direct,
+                      **dict(zip(PLACE_LEVELS, path, strict=False)))
+        for path, (total, on, direct) in sorted(nodes.items())
+    ]  # fmt: skip
 
 
 @router.get("/{camera_id}", response_model=CameraOut, summary="One camera with its live status")

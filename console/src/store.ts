@@ -6,10 +6,22 @@ import { i18n } from './i18n'
 export const session = reactive({
   me: null as Schemas['MeOut'] | null,
   settings: null as Schemas['ConsoleSettings'] | null,
+  /** Every camera in the user's scope when `allCameras`; otherwise (a county's 100,000) the
+   *  cameras the console has come across so far: on the wall, in the tree, in a search. */
   cameras: [] as Camera[],
+  allCameras: true,
+  cameraTotal: 0,
+  /** The camera tree's places with their counts (GET /api/cameras/areas), when not all
+   *  cameras are loaded. */
+  places: [] as Schemas['CameraAreaOut'][],
   areas: [] as Schemas['AreaOut'][],
   live: false, // the event stream is connected
 })
+
+/** Up to this many cameras the console loads them all at login (the tree, selects and map
+ *  work from that list); above, it asks the API per place and per search. The
+ *  `shaobing.fullListMax` entry of localStorage overrides it (tests, benchmarks). */
+export const FULL_LIST_MAX = Number(localStorage.getItem('shaobing.fullListMax') || 2000)
 
 export function can(permission: string): boolean {
   return !!session.me?.permissions.includes(permission as never)
@@ -25,9 +37,58 @@ export async function loadSession(): Promise<boolean> {
   return true
 }
 
+/** The cameras: all of them when there are few (one page of one tells the total), else the
+ *  tree's summary only. */
 export async function loadCameras(): Promise<void> {
-  const { data } = await api.GET('/api/cameras')
-  if (data) session.cameras = data as Camera[]
+  const probe = await api.GET('/api/cameras', { params: { query: { limit: 1 } } })
+  const total = Number(probe.response.headers.get('X-Total-Count') ?? 0)
+  session.cameraTotal = total
+  if (!probe.data || total <= FULL_LIST_MAX) {
+    const { data } = await api.GET('/api/cameras')
+    if (data) session.cameras = data as Camera[]
+    session.allCameras = true
+    session.places = []
+    return
+  }
+  session.allCameras = false
+  session.cameras = []
+  await loadPlaces()
+}
+
+export async function loadPlaces(): Promise<void> {
+  const { data } = await api.GET('/api/cameras/areas')
+  if (data) session.places = data
+}
+
+/** Keep cameras the console was given (a page of the tree, a search) so that views can
+ *  name them and the live feed can update their state; the newest copy wins. */
+export function rememberCameras(cams: Camera[]): Camera[] {
+  if (session.allCameras) return cams
+  const index = new Map(session.cameras.map((c, i) => [c.id, i]))
+  for (const cam of cams) {
+    const i = index.get(cam.id)
+    if (i === undefined) {
+      index.set(cam.id, session.cameras.length)
+      session.cameras.push(cam)
+    } else session.cameras[i] = cam
+  }
+  return cams.map((c) => session.cameras[index.get(c.id)!])
+}
+
+/** A camera by id: from the list, else asked of the API (and remembered). */
+export async function fetchCamera(id: string): Promise<Camera | null> {
+  const known = session.cameras.find((c) => c.id === id)
+  if (known || session.allCameras) return known ?? null
+  const { data } = await api.GET('/api/cameras/{camera_id}', { params: { path: { camera_id: id } } })
+  return data ? rememberCameras([data])[0] : null
+}
+
+/** One page of cameras (the tree, a search): the cameras and the total. */
+export async function cameraPage(query: { area?: string; exact?: boolean; q?: string; limit: number; offset?: number },
+): Promise<{ cameras: Camera[]; total: number }> {
+  const { data, response } = await api.GET('/api/cameras', { params: { query } })
+  const cameras = rememberCameras(data ?? [])
+  return { cameras, total: Number(response.headers.get('X-Total-Count') ?? cameras.length) }
 }
 
 type AreaLike = { county?: string | null; township?: string | null; village?: string | null }
@@ -44,7 +105,7 @@ export function areaPath(a: AreaLike): string {
 /** Area paths (county, township, village) the user can pick, from the area tree and the cameras. */
 export function areaOptions(): string[] {
   const paths = new Set<string>()
-  for (const a of [...session.areas, ...session.cameras.map((c) => c.area)]) {
+  for (const a of [...session.areas, ...session.places, ...session.cameras.map((c) => c.area)]) {
     const parts = [a.county, a.township, a.village].filter(Boolean) as string[]
     for (let i = 1; i <= parts.length; i++) paths.add(parts.slice(0, i).join('/'))
   }

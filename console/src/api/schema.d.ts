@@ -221,9 +221,32 @@ export interface paths {
         /**
          * Cameras with their live status
          * @description Without parameters: every camera in your scope. With ``limit``/``offset``/``area``/
-         *     ``q``: one page, filtered in SQL, ordered by id; ``X-Total-Count`` gives the total.
+         *     ``q``/``exact``: one page, filtered in SQL, ordered by id; ``X-Total-Count`` gives the
+         *     total.
          */
         get: operations["get_cameras_api_cameras_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/cameras/areas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The camera tree: each place with its cameras and how many are online
+         * @description Every county, township and village in your scope that has cameras (here or below),
+         *     with the number of cameras and of those online — the tree the console lazily fills
+         *     with ``GET /api/cameras?area=…&exact=true``. Sorted by path; one GROUP BY.
+         */
+        get: operations["get_camera_areas_api_cameras_areas_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -256,9 +279,9 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A camera's zones, rules and motion gate */
+        /** A camera's zones, rules, motion gate and detection settings */
         get: operations["get_analytics_api_cameras__camera_id__analytics_get"];
-        /** Change a camera's zones, rules and motion gate; applied at once, audited */
+        /** Change a camera's zones, rules, motion gate and detection settings; applied at once, audited */
         put: operations["put_analytics_api_cameras__camera_id__analytics_put"];
         post?: never;
         delete?: never;
@@ -973,10 +996,12 @@ export interface components {
         };
         /**
          * CameraAnalyticsIn
-         * @description What the editor saves: the same fields as a camera's ``zones``, ``rules`` and
-         *     ``motion`` in the YAML config.
+         * @description What the editor saves: the same fields as a camera's ``zones``, ``rules``,
+         *     ``motion`` and ``detect`` in the YAML config.
          */
         CameraAnalyticsIn: {
+            /** @description where the detector looks and which tracks the rules see (region detection, tiles, false-positive filters); left out: the camera keeps its own */
+            detect?: components["schemas"]["DetectConfig"] | null;
             motion?: components["schemas"]["MotionConfig"];
             /** Rules */
             rules?: (components["schemas"]["IntrusionRule"] | components["schemas"]["PedestrianOnRoadRule"] | components["schemas"]["LoiteringRule"] | components["schemas"]["WanderingRule"] | components["schemas"]["LineCrossingRule"] | components["schemas"]["WrongWayRule"] | components["schemas"]["StoppedVehicleRule"] | components["schemas"]["CrowdRule"] | components["schemas"]["PersonDownRule"] | components["schemas"]["CongestionRule"] | components["schemas"]["CameraFaultRule"])[];
@@ -985,6 +1010,7 @@ export interface components {
         };
         /** CameraAnalyticsOut */
         CameraAnalyticsOut: {
+            detect: components["schemas"]["DetectConfig"];
             motion?: components["schemas"]["MotionConfig"];
             /** Rules */
             rules?: (components["schemas"]["IntrusionRule"] | components["schemas"]["PedestrianOnRoadRule"] | components["schemas"]["LoiteringRule"] | components["schemas"]["WanderingRule"] | components["schemas"]["LineCrossingRule"] | components["schemas"]["WrongWayRule"] | components["schemas"]["StoppedVehicleRule"] | components["schemas"]["CrowdRule"] | components["schemas"]["PersonDownRule"] | components["schemas"]["CongestionRule"] | components["schemas"]["CameraFaultRule"])[];
@@ -1000,6 +1026,38 @@ export interface components {
             updated_by?: string | null;
             /** Zones */
             zones?: components["schemas"]["ZoneConfig"][];
+        };
+        /**
+         * CameraAreaOut
+         * @description A place of the camera tree (county, township or village) with its camera counts.
+         */
+        CameraAreaOut: {
+            /** County */
+            county?: string | null;
+            /**
+             * Direct
+             * @description cameras registered at this place itself, not below (the camera list with `exact=true`)
+             */
+            direct: number;
+            /**
+             * Online
+             * @description of them, online now
+             */
+            online: number;
+            /**
+             * Path
+             * @description the area path the camera list's `area` takes: 示例县/城关镇 ('' for cameras registered without a county)
+             */
+            path: string;
+            /**
+             * Total
+             * @description cameras here and in the places below
+             */
+            total: number;
+            /** Township */
+            township?: string | null;
+            /** Village */
+            village?: string | null;
         };
         /** CameraFalseAlarms */
         CameraFalseAlarms: {
@@ -1520,6 +1578,62 @@ export interface components {
             /** Targets */
             targets: string[];
         };
+        /**
+         * DetectConfig
+         * @description Per camera: which tracks the rules may see, and where the detector looks.
+         */
+        DetectConfig: {
+            /**
+             * Crowd Tiles S
+             * @description with region detection on and a crowd rule (no `tiles` given): tile the native frame with model-sized tiles this often, for the crowd count (a 9:16 portrait frame gets 1x2 tiles, 16:9 gets 2x1, at most 2x2); 0 turns this off
+             * @default 1
+             */
+            crowd_tiles_s: number;
+            /**
+             * Max Regions
+             * @description crops around tracked objects and motion per frame at most
+             * @default 2
+             */
+            max_regions: number;
+            /**
+             * Min Frames
+             * @description frames a track must be seen before any rule sees it
+             * @default 2
+             */
+            min_frames: number;
+            /**
+             * Min Median Score
+             * @description median detector score over the track, at least
+             * @default 0.4
+             */
+            min_median_score: number;
+            /**
+             * Oversized Person Ratio
+             * @description a person this many times taller than the other people at its image row is dropped (needs 3 others in view); 0 turns this off
+             * @default 3
+             */
+            oversized_person_ratio: number;
+            /**
+             * Regions
+             * @description also detect at native resolution on model-sized crops around motion, around small tracked objects and inside small watched zones (small, far or packed objects); auto: on where the native frame is larger than the analysed one and the camera has a rule about small or packed objects (stopped_vehicle, congestion, crowd, person_down, pedestrian_on_road); true: always; false: never
+             * @default auto
+             */
+            regions: boolean | "auto";
+            /**
+             * Scan S
+             * @description with region detection on: one native-resolution window of half the model's input (zoomed in 2x) this often, in turn over the watched zones' extent (the whole frame for a rule without a zone; the first sweep on every frame), finds small objects that have not moved since the camera started (a car parked far away); 0 turns this off
+             * @default 1
+             */
+            scan_s: number;
+            /**
+             * Tiles
+             * @description [columns, rows]: also detect on this grid of tiles every frame (far-field cameras); costs one detector run per tile
+             */
+            tiles?: [
+                number,
+                number
+            ] | null;
+        };
         /** DurationStats */
         DurationStats: {
             /** Count */
@@ -1545,6 +1659,21 @@ export interface components {
             start?: number | null;
             /** Url */
             url?: string | null;
+        };
+        /** ExportIn */
+        ExportIn: {
+            /** Alert Ids */
+            alert_ids: string[];
+            /**
+             * Case Number
+             * @description 案件编号
+             */
+            case_number: string;
+            /**
+             * Reason
+             * @description why the evidence is exported
+             */
+            reason: string;
         };
         /** FaultyCamera */
         FaultyCamera: {
@@ -2115,8 +2244,8 @@ export interface components {
             max_displacement: number;
             /**
              * Max Relative Height
-             * @description …or a box at most this share of the height of a person standing at that image row (learned from the people the camera has seen): curled up or foreshortened; 0 turns this off
-             * @default 0.5
+             * @description …or a box at most this share of the height of a person standing at that image row (learned from the people the camera has seen; before that, judged from the upright people in view at that row, or from the person's own upright boxes before): curled up or foreshortened (a person sitting is about 0.65-0.75); 0 turns this off
+             * @default 0.6
              */
             max_relative_height: number;
             /**
@@ -2717,30 +2846,6 @@ export interface components {
                 number
             ][];
         };
-        /** ExportIn */
-        api__routers__alerts__ExportIn: {
-            /** Alert Ids */
-            alert_ids: string[];
-            /** Case Number */
-            case_number: string;
-            /** Reason */
-            reason: string;
-        };
-        /** ExportIn */
-        api__routers__exports__ExportIn: {
-            /** Alert Ids */
-            alert_ids: string[];
-            /**
-             * Case Number
-             * @description 案件编号
-             */
-            case_number: string;
-            /**
-             * Reason
-             * @description why the evidence is exported
-             */
-            reason: string;
-        };
     };
     responses: never;
     parameters: never;
@@ -2758,6 +2863,8 @@ export interface operations {
                 status?: ("new" | "acknowledged" | "dispatched" | "in_progress" | "resolved" | "false_alarm") | null;
                 severity?: ("info" | "low" | "medium" | "high" | "critical") | null;
                 department_id?: string | null;
+                /** @description an area path: 示例县/城关镇 (its alerts, within your own scope) */
+                area?: string | null;
                 /** @description epoch seconds, inclusive */
                 since?: number | null;
                 /** @description epoch seconds, exclusive */
@@ -3195,6 +3302,8 @@ export interface operations {
                 area?: string | null;
                 /** @description in the id or name */
                 q?: string | null;
+                /** @description only the cameras registered at `area` itself, none of its sub-areas (village level at most) */
+                exact?: boolean;
             };
             header?: never;
             path?: never;
@@ -3218,6 +3327,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_camera_areas_api_cameras_areas_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CameraAreaOut"][];
                 };
             };
         };
@@ -3629,7 +3758,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["api__routers__exports__ExportIn"];
+                "application/json": components["schemas"]["ExportIn"];
             };
         };
         responses: {
