@@ -472,6 +472,8 @@ CASES = [
          lambda w, who: (f"/api/api-keys/{w.api_key_id()}", None)),
     Case("GET", "/api/audit", "audit:read", 200, lambda w, who: ("/api/audit", None)),
     Case("GET", "/api/cameras", "cameras:read", 200, lambda w, who: ("/api/cameras", None)),
+    Case("GET", "/api/cameras/areas", "cameras:read", 200,
+         lambda w, who: ("/api/cameras/areas", None)),
     Case("GET", "/api/cameras/{camera_id}", "cameras:read", 200,
          lambda w, who: (f"/api/cameras/{w.home_camera(who)}", None)),
     Case("GET", "/api/cameras/{camera_id}/snapshot.jpg", "cameras:read", 200,
