@@ -23,7 +23,6 @@ import argparse
 import csv
 import gzip
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -36,6 +35,7 @@ from typing import Any
 import httpx
 
 from api.console import console_dir
+from bench.machine import machine_line
 from tests.hubproc import ADMIN_PASSWORD, HubProcess
 
 ASSETS = Path(
@@ -57,16 +57,6 @@ def sizes(dist: Path) -> tuple[int, int, int, int]:
             if f.name == "index.html" or f.name in index:
                 first, first_gz = first + len(data), first_gz + gz
     return total, total_gz, first, first_gz
-
-
-def machine_line() -> str:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return (f"machine: {platform.node()} {platform.machine()} {cpu}, {os.cpu_count()} cores, "
-            f"load {os.getloadavg()[0]:.2f} at start (shared machine: noisy)")  # fmt: skip
 
 
 def write_csv(path: Path, n: int) -> None:

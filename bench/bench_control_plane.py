@@ -25,7 +25,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import random
 import shutil
 import statistics
@@ -45,17 +44,9 @@ if str(REPO) not in sys.path:
 import httpx  # noqa: E402
 import yaml  # noqa: E402
 
+from bench.machine import machine_line  # noqa: E402
+
 PROGRAMMES = ["xueliang", "tianwang", "huiyan", "traffic", "village"]
-
-
-def machine_line() -> str:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return (f"machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"load {os.getloadavg()[0]:.2f} at start (shared machine: noisy)")  # fmt: skip
 
 
 def write_csv(path: Path, n: int) -> None:
