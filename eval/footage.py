@@ -1,14 +1,13 @@
 """Public footage for the evaluation: the manifest ``eval/footage.yaml``, and fetching the clips
-that are not committed.
+(the project never holds footage: clips are fetched into a cache, like ../shared/assets).
 
     .venv/bin/python -m eval.footage list                       # every clip and where it is
     .venv/bin/python -m eval.footage fetch [NAME ...] [--mirror DIR]
     .venv/bin/python -m eval.footage verify                     # re-hash what is here
 
 Every clip of the manifest has a name, its source (repository, commit, path, raw URL), licence,
-SHA-256 and what is in it. A ``committed`` clip lies in ``eval/footage/NAME`` (licence allows
-redistribution; attribution in ``eval/footage/README.md``). A ``fetched`` clip (licence unclear,
-so not redistributed here) is fetched by name into the git-ignored ``eval/.cache/footage/``:
+SHA-256 and what is in it. Every clip is fetched by name, as published, into the git-ignored
+``eval/.cache/footage/``:
 
 - ``--mirror DIR``: copied from a local directory (the air-gapped video network: carry the files
   over once), where it is looked up as ``DIR/NAME``, then ``DIR/<repo owner>+<repo name>/<path>``,
@@ -38,11 +37,10 @@ from analytics.models import sha256_file
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT / "eval" / "footage.yaml"
-COMMITTED_DIR = ROOT / "eval" / "footage"
 FETCHED_DIR = ROOT / "eval" / ".cache" / "footage"
 PREFIX = "footage:"
 
-STATUSES = ("committed", "fetched")
+STATUSES = ("fetched",)  # the project redistributes no footage
 CLIP_KEYS = {
     "name",
     "status",
@@ -123,8 +121,7 @@ def _shown(p: Path) -> str:
 
 
 def local_path(clip: dict[str, Any]) -> Path:
-    base = COMMITTED_DIR if clip["status"] == "committed" else FETCHED_DIR
-    return base / clip["name"]
+    return FETCHED_DIR / clip["name"]
 
 
 def resolve(
@@ -139,8 +136,6 @@ def resolve(
         return None, f"{name!r} is not in {MANIFEST.name}"
     p = local_path(clip)
     if not p.is_file():
-        if clip["status"] == "committed":
-            return None, f"committed clip {p} is missing from the working tree"
         return None, (
             f"fetched clip {name} is not in {_shown(FETCHED_DIR)}; run "
             f"`python -m eval.footage fetch {name} [--mirror DIR]`"
@@ -174,13 +169,11 @@ def fetch(
     clip = clips.get(name)
     if clip is None:
         raise FootageError(f"{name!r} is not in the manifest")
-    dest_dir = dest_dir or (COMMITTED_DIR if clip["status"] == "committed" else FETCHED_DIR)
+    dest_dir = dest_dir or FETCHED_DIR
     dest = dest_dir / name
     want = clip["file"]["sha256"]
     if dest.is_file() and sha256_file(dest) == want:
         return dest
-    if clip["status"] == "committed":
-        raise FootageError(f"{name} is committed: restore it with git, it is not fetched")
     dest_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", dir=dest_dir)
     tmp = Path(tmp_name)
@@ -217,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m eval.footage", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="every clip of the manifest and whether it is here")
-    f = sub.add_parser("fetch", help="fetch clips (default: every fetched clip not yet here)")
+    f = sub.add_parser("fetch", help="fetch clips (default: every clip not yet here)")
     f.add_argument("names", nargs="*")
     f.add_argument("--mirror", metavar="DIR", help="copy from this local directory, no network")
     sub.add_parser("verify", help="re-hash every clip that is here")
@@ -246,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
             elif path is not None:
                 print(f"ok   {name}")
         return 1 if bad else 0
-    names = args.names or [n for n, c in clips.items() if c["status"] == "fetched"]
+    names = args.names or list(clips)
     mirror = Path(args.mirror).expanduser() if args.mirror else None
     failed = 0
     for name in names:
