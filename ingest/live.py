@@ -26,6 +26,9 @@ from ingest.ring import BufferedPacket, StreamTemplate, arrival_clock
 #: Codecs the FLV container (and browsers' MSE) carry: H.264 only, in practice.
 FLV_CODECS = frozenset({"h264"})
 
+#: Packets a viewer may fall behind before its stream is cut (the player reconnects).
+MAX_BACKLOG = 500
+
 #: A viewer's callback: a packet, or None when the stream ended (reconnect).
 Viewer = Callable[[BufferedPacket | None], None]
 

@@ -30,15 +30,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from core.secrets import SecretCipher
-from ingest.live import FLV_CODECS, FlvRemuxer, LiveFeed
+from ingest.live import FLV_CODECS, MAX_BACKLOG, FlvRemuxer, LiveFeed
 from ingest.ring import BufferedPacket
 
 log = logging.getLogger(__name__)
 
 #: How long a signed live URL is accepted (the API node signs one per viewer).
 URL_TTL_S = 30.0
-#: Packets a viewer may fall behind before its stream is cut (the player reconnects).
-MAX_BACKLOG = 500
 _PATH = re.compile(r"^/live/(?P<camera>[^/]+)\.flv$")
 
 

@@ -27,7 +27,7 @@ from api.routers.alerts import alert_out
 from api.routers.cameras import record_area, visible_camera
 from api.schemas import CameraStatusOut
 from camera_registry.store import list_cameras
-from ingest.live import FLV_CODECS, FlvRemuxer
+from ingest.live import FLV_CODECS, MAX_BACKLOG, FlvRemuxer
 from ingest.ring import BufferedPacket
 
 log = logging.getLogger(__name__)
@@ -39,8 +39,6 @@ SessionDep = Annotated[Session, Depends(get_session)]
 CameraReader = Annotated[Principal, Depends(require("cameras:read"))]
 AlertReader = Annotated[Principal, Depends(require("alerts:read"))]
 
-#: Packets a viewer may fall behind before its stream is cut (the player reconnects).
-MAX_BACKLOG = 500
 HEARTBEAT_S = 15.0
 
 
