@@ -1,5 +1,5 @@
 """What the API needs from the rest of the hub (the composition layer provides it;
-``shaobing.hub.Hub`` is one). The API imports this protocol, never the hub."""
+``shaobing.bootstrap.Hub`` is one). The API imports this protocol, never the hub."""
 
 from __future__ import annotations
 

@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from alerts.evidence import encode_jpeg, write_evidence
 from api.app import create_app
 from core.area import Area
+from shaobing.bootstrap import Hub
 from shaobing.config import parse_config
-from shaobing.hub import Hub
 from tests.factories import make_alert, store, with_snapshot
 
 ADMIN_PASSWORD = "admin-pass-0123"
@@ -51,7 +51,7 @@ def hub(tmp_path: Path, models_dir: Path) -> Iterator[Hub]:
 
 @pytest.fixture
 def client(hub: Hub) -> TestClient:
-    client = TestClient(create_app(hub, hub.sessions))
+    client = TestClient(create_app(hub.services, hub.sessions))
     login = client.post("/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
     assert login.status_code == 200, login.text
     client.headers["Authorization"] = f"Bearer {login.json()['token']}"
@@ -147,7 +147,7 @@ def test_config_changes_and_actions_are_audited(hub: Hub, client: TestClient) ->
 
 
 def test_signed_evidence_links_open_one_file_until_they_expire(hub: Hub) -> None:
-    anonymous = TestClient(create_app(hub, hub.sessions))
+    anonymous = TestClient(create_app(hub.services, hub.sessions))
     alert_id = "00000000-0000-0000-0000-000000000029"
     url = hub.links.url(alert_id, "snapshot").removeprefix(hub.public_url)
     assert anonymous.get(url).status_code == 200

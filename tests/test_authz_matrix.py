@@ -38,8 +38,8 @@ from alerts.evidence import encode_jpeg, write_evidence
 from alerts.messages import ClipMessage
 from api.app import PUBLIC_ROUTES, create_app
 from core.area import Area
+from shaobing.bootstrap import Hub
 from shaobing.config import parse_config
-from shaobing.hub import Hub
 from tests.factories import make_alert, store, with_snapshot
 from tracks.store import TrackRecord, add_track
 
@@ -296,8 +296,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterato
         mp.setattr(passwords, "HASHER", PasswordHasher(time_cost=1, memory_cost=8,
                                                        parallelism=1))  # fmt: skip
         hub = Hub(parse_config(hub_config(tmp, models_dir), "authz.yaml", tmp))
-        mp.setattr(hub, "latest_frame", lambda camera_id: FakeFrame())
-        app = create_app(hub, hub.sessions, allowed_hosts=["testserver", "127.0.0.1"])
+        mp.setattr(hub.worker, "latest_frame", lambda camera_id: FakeFrame())
+        app = create_app(hub.services, hub.sessions, allowed_hosts=["testserver", "127.0.0.1"])
         w = World(hub, app)
         with hub.sessions.begin() as session:
             for who in BY_NAME.values():

@@ -27,8 +27,8 @@ from api.app import create_app
 from camera_registry.config import IngestConfig, SourceConfig
 from camera_registry.status import StatusBoard
 from ingest.reader import AUTH_FAILED_MESSAGE, StreamReader
+from shaobing.bootstrap import Hub
 from shaobing.config import parse_config
-from shaobing.hub import Hub
 from tests.peers.procs import RtspServer, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +66,7 @@ def make_hub(tmp_path: Path, models_dir: Path, cameras: list[dict[str, Any]], **
 
 
 def login(hub: Hub) -> TestClient:
-    client = TestClient(create_app(hub, hub.sessions))
+    client = TestClient(create_app(hub.services, hub.sessions))
     token = client.post("/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
     client.headers["Authorization"] = f"Bearer {token.json()['token']}"
     return client

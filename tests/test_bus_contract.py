@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from alerts.adapters.memory_bus import MemoryEventBus
-from alerts.adapters.redis_bus import RedisEventBus
 from alerts.ports import EventBus
+from shaobing.adapters.redis_bus import RedisEventBus
 from tests.redisproc import REDIS_URL, redis_prefix
 
 

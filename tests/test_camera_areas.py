@@ -18,8 +18,8 @@ from analytics.config import CameraConfig
 from api.app import create_app
 from camera_registry.store import upsert_camera
 from core.area import Area
+from shaobing.bootstrap import Hub
 from shaobing.config import parse_config
-from shaobing.hub import Hub
 
 PW = "areas-pass-0123456"
 #: (id, township, village): 镇A has two villages and a camera of its own; 镇B one village;
@@ -57,7 +57,7 @@ def client(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterat
                         area=Area(county="示例县", township="镇B", village="村1"))  # fmt: skip
         for cid, _, _ in [*CAMERAS, ("nowhere", None, None)]:
             hub.status.update(cid, state="online" if cid in ONLINE else "offline")
-        yield TestClient(create_app(hub, hub.sessions, allowed_hosts=["testserver"]))
+        yield TestClient(create_app(hub.services, hub.sessions, allowed_hosts=["testserver"]))
         hub.engine.dispose()
 
 

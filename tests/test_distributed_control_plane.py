@@ -16,8 +16,8 @@ from analytics.config import CameraConfig
 from api.app import create_app
 from camera_registry.store import upsert_camera
 from core.area import Area
+from shaobing.bootstrap import Hub
 from shaobing.config import parse_config
-from shaobing.hub import Hub
 
 PW = "list-pass-0123456"
 N = 120  # cameras: cam-000 .. cam-119; township 镇00 for even ids, 镇01 for odd
@@ -43,7 +43,7 @@ def client(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterat
             create_user(session, "admin1", "admin", password=PW)
             create_user(session, "viewer0", "viewer", password=PW,
                         area=Area(county="示例县", township="镇00"))  # fmt: skip
-        yield TestClient(create_app(hub, hub.sessions, allowed_hosts=["testserver"]))
+        yield TestClient(create_app(hub.services, hub.sessions, allowed_hosts=["testserver"]))
         hub.engine.dispose()
 
 

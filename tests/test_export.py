@@ -21,9 +21,9 @@ from alerts.export import MANIFEST, SIGNATURE, verify_export
 from api.app import create_app
 from core.area import Area
 from ingest.ring import PacketRing
+from shaobing.bootstrap import Hub
 from shaobing.cli import main
 from shaobing.config import parse_config
-from shaobing.hub import Hub
 from tests.factories import make_alert, store
 from tests.test_clips import fill_ring, stream_time
 
@@ -61,7 +61,7 @@ def setup(tmp_path: Path, models_dir: Path, videos_dir: Path) -> Iterator[dict[s
     with hub.sessions.begin() as session:
         create_user(session, "li", "investigator", password=PASSWORD, area=Area(county="示例县"))
         create_user(session, "wang", "operator", password=PASSWORD, area=Area(county="示例县"))
-    client = TestClient(create_app(hub, hub.sessions, allowed_hosts=["testserver"]))
+    client = TestClient(create_app(hub.services, hub.sessions, allowed_hosts=["testserver"]))
     yield {"hub": hub, "client": client, "alerts": alerts, "config": cfg_path}
     hub.engine.dispose()
 

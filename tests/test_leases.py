@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from camera_registry.leases import Fences, WorkerLeases
+from shaobing.adapters.leases import Fences, WorkerLeases
 from tests.redisproc import REDIS_URL, redis_prefix
 
 
@@ -109,8 +109,8 @@ def test_workers_share_the_cameras_fairly(ctx: tuple[redis.Redis, str]) -> None:
 def test_the_alert_consumer_drops_events_of_a_worker_that_lost_its_lease(
     ctx: tuple[redis.Redis, str],
 ) -> None:
-    from alerts.adapters.redis_bus import RedisEventBus
-    from shaobing.distributed import FenceCheckingBus, FencedPublisher
+    from shaobing.adapters.redis_bus import RedisEventBus
+    from shaobing.adapters.redis_state import FenceCheckingBus, FencedPublisher
 
     r, prefix = ctx
     old_holder = WorkerLeases(r, prefix, "old", lease_s=30)

@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from shaobing.bootstrap import Hub
 from shaobing.config import parse_config
-from shaobing.hub import Hub
 from tests.hubproc import HubProcess
 from tests.peers.procs import RtspServer
 from tests.peers.receiver import Receiver
@@ -104,7 +104,7 @@ def test_metrics_need_a_login_when_not_public(tmp_path: Path, models_dir: Path) 
         assert password is not None
         client = TestClient(
             create_app(
-                hub,
+                hub.services,
                 hub.sessions,
                 allowed_hosts=["testserver"],
                 metrics_public=loaded.config.api.metrics_public,

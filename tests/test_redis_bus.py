@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from alerts.adapters.redis_bus import BusUnavailable, ForwardingSpool, RedisEventBus
+from shaobing.adapters.redis_bus import BusUnavailable, ForwardingSpool, RedisEventBus
 from tests.redisproc import REDIS_URL, RedisServer, redis_prefix
 
 
@@ -27,7 +27,7 @@ def test_a_killed_consumers_messages_are_reclaimed_by_another(tmp_path: Path) ->
         # Another process takes two messages, never acknowledges them, and is killed.
         script = textwrap.dedent(f"""
             import sys, time
-            from alerts.adapters.redis_bus import RedisEventBus
+            from shaobing.adapters.redis_bus import RedisEventBus
             bus = RedisEventBus({REDIS_URL!r}, prefix={prefix!r}, consumer="doomed")
             bus.subscribe("events", "alerts")
             for _ in range(2):

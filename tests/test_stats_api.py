@@ -22,8 +22,8 @@ from alerts.adapters.sql import SqlUnitOfWork
 from alerts.domain.model import Action
 from api.app import create_app
 from core.area import Area
+from shaobing.bootstrap import Hub
 from shaobing.config import parse_config
-from shaobing.hub import Hub
 from tests.databases import pg_schema
 from tests.factories import make_alert, store
 
@@ -77,7 +77,8 @@ def hub_config(tmp: Path, models_dir: Path, url: str | None) -> dict[str, Any]:
 class World:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        self.client = TestClient(create_app(hub, hub.sessions, allowed_hosts=["testserver"]))
+        app = create_app(hub.services, hub.sessions, allowed_hosts=["testserver"])
+        self.client = TestClient(app)
         self.tokens: dict[str, str] = {}
 
     def get(self, name: str, url: str) -> Any:

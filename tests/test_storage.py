@@ -37,8 +37,8 @@ from core.storage import (
     config_problems,
     normalise_key,
 )
+from shaobing.bootstrap import Hub
 from shaobing.config import ConfigError, parse_config
-from shaobing.hub import Hub
 from tests.factories import make_alert, store
 from tests.test_clips import fill_ring, stream_time
 from tracks.store import TrackRecord, add_track
@@ -145,7 +145,7 @@ def hub(
 
 
 def client_of(hub: Hub) -> TestClient:
-    client = TestClient(create_app(hub, hub.sessions, allowed_hosts=["testserver"]))
+    client = TestClient(create_app(hub.services, hub.sessions, allowed_hosts=["testserver"]))
     r = client.post("/api/auth/login", json={"username": "admin", "password": PASSWORD})
     assert r.status_code == 200, r.text
     client.cookies.clear()

@@ -64,7 +64,7 @@ def service(sessions: sessionmaker[Session]) -> AlertService:
     return AlertService(lambda: SqlUnitOfWork(sessions), lambda: ROUTER)
 
 
-# Events as the rules of the catalogue emit them (analytics/rules, shaobing.hub for the
+# Events as the rules of the catalogue emit them (analytics/rules, shaobing/worker.py for the
 # offline camera): unit, class, zone, details and explanation in their own words.
 EVENTS: dict[str, dict[str, Any]] = {
     "intrusion": dict(

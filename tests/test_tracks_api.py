@@ -26,8 +26,8 @@ from accounts.service import create_user
 from analytics.types import Detections
 from api.app import create_app
 from core.area import Area
+from shaobing.bootstrap import Hub
 from shaobing.config import parse_config
-from shaobing.hub import Hub
 from tests.databases import database
 from tests.test_clips import fill_ring, stream_time
 from tracks import store
@@ -106,7 +106,8 @@ def rows(hub: Hub) -> list[store.TrackRecord]:
 class World:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        self.client = TestClient(create_app(hub, hub.sessions, allowed_hosts=["testserver"]))
+        app = create_app(hub.services, hub.sessions, allowed_hosts=["testserver"])
+        self.client = TestClient(app)
         self.tokens: dict[str, str] = {}
 
     def login(self, name: str) -> None:
