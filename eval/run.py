@@ -37,6 +37,7 @@ from typing import Any
 
 import yaml
 
+from core.assets import assets_dir
 from eval import footage, transforms
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,11 +76,6 @@ EXPECT_KEYS = {"type", "rule", "t_from", "t_to", "min_count", "max_count", "why"
 
 class ScenarioFileError(ValueError):
     pass
-
-
-def assets_dir() -> Path:
-    env = os.environ.get("SHAOBING_ASSETS")
-    return Path(env).expanduser().resolve() if env else (ROOT.parent / "shared" / "assets")
 
 
 def resolve_clip(clip: str) -> Path:

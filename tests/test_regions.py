@@ -3,8 +3,6 @@ merged with the whole-frame pass (analytics/regions.py), on the shared clips and
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
@@ -15,8 +13,9 @@ from analytics.motion import MotionGate, changed_boxes
 from analytics.pipeline import CameraAnalytics, CameraRulesConfig
 from analytics.regions import Crop, cut_by_crop, detect_crops, drop_cut, merge, plan_crops
 from analytics.types import COCO_CLASSES, Detections
+from core.assets import assets_dir
 
-ASSETS = Path("/work/shared/assets")
+ASSETS = assets_dir()
 SOURCE, FRAME, INPUT = (640, 360), (416, 234), (416, 416)
 NONE = np.zeros((0, 4))
 
