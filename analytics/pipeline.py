@@ -235,11 +235,11 @@ class CameraAnalytics:
             held = _outside(self._held, ran, scale)
             if len(found) and zoomed.any():
                 from_zoomed = _inside(found, ran, scale) & ~cut
-                held = _concat(held, self._small_ones(found[from_zoomed]))
+                held = Detections.merge([held, self._small_ones(found[from_zoomed])])
             all_blobs = gate.blobs if gate is not None and gate.blobs is not None else none
             self._held = held = _still(held, all_blobs)
             if len(held):
-                found = _concat(found, held)
+                found = Detections.merge([found, held])
                 cut = np.concatenate([cut, np.zeros(len(held), dtype=bool)])
         merged = merge(whole, found, nms_iou, cut) if len(found) else whole
         if tiles is not None and self.has_crowd:
@@ -366,14 +366,6 @@ class CameraAnalytics:
             elif r.zone is not None:
                 out[r.cfg.name] = r.zone.polygon
         return out
-
-
-def _concat(a: Detections, b: Detections) -> Detections:
-    return Detections(
-        np.concatenate([a.xyxy, b.xyxy]),
-        np.concatenate([a.confidence, b.confidence]),
-        np.concatenate([a.class_id, b.class_id]),
-    )
 
 
 def _inside(det: Detections, rects: list[Rect], scale: float) -> np.ndarray:

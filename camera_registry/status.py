@@ -6,18 +6,10 @@ import copy
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-State = Literal[
-    "starting",
-    "online",
-    "offline",
-    "auth_failed",
-    "invalid_config",
-    "finished",
-    "stopped",
-    "disabled",
-]
+from core.vocabulary import CameraState as State
+
 #: States in which a camera sends no picture: the watchdog raises camera_fault for them.
 DOWN_STATES: frozenset[str] = frozenset({"offline", "auth_failed"})
 

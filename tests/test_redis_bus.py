@@ -148,6 +148,8 @@ def test_publish_on_a_dead_redis_raises_and_the_spool_keeps_the_message(tmp_path
     spool.publish("events", {"i": 1})
     assert spool.backlog() == 1 and len(list((tmp_path / "spool").glob("*.json"))) == 1
     spool._stop.set()  # the process "dies": the file stays for the next start
+    spool._wake.set()
+    spool._thread.join(10)  # dead before Redis comes back (it must not forward the file)
     again = ForwardingSpool(RedisEventBus(server.url), tmp_path / "spool")
     server.start()
     try:
