@@ -10,12 +10,13 @@ from alerts.domain.model import Action, Severity, Status
 from analytics.config import RuleConfig
 from core.area import Area
 from core.schedule import ScheduleWindow
+from core.vocabulary import AlertType, CameraState
 
 __all__ = ["Area"]
 
 
 class CameraStatusOut(BaseModel):
-    state: str
+    state: CameraState
     since: float
     last_frame_at: float | None = None
     input_fps: float = 0.0
@@ -143,7 +144,7 @@ class Trace(BaseModel):
 
 class AlertOut(BaseModel):
     id: str
-    type: str
+    type: AlertType
     rule: str
     severity: Severity
     status: Status

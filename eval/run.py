@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 
 from core.assets import assets_dir
+from core.vocabulary import ALERT_TYPES
 from eval import footage, transforms
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,19 +48,7 @@ DEFAULT_SCENARIOS = EVAL_DIR / "scenarios.yaml"
 PUBLIC_SCENARIOS = EVAL_DIR / "public.yaml"
 NOT_AVAILABLE = "NOT AVAILABLE"
 
-RULE_TYPES = (
-    "intrusion",
-    "pedestrian_on_road",
-    "loitering",
-    "wandering",
-    "line_crossing",
-    "wrong_way",
-    "stopped_vehicle",
-    "crowd",
-    "person_down",
-    "congestion",
-    "camera_fault",
-)
+RULE_TYPES = ALERT_TYPES
 SCENARIO_KEYS = {
     "name",
     "clip",
