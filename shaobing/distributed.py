@@ -22,6 +22,7 @@ import redis
 from sqlalchemy.exc import SQLAlchemyError
 
 from analytics.config import CameraConfig
+from camera_registry.store import invalid_config_error
 from ingest.live import LiveFeed
 from shaobing.adapters.leases import WorkerLeases
 from shaobing.adapters.redis_bus import UNAVAILABLE
@@ -48,7 +49,23 @@ def announce_change(r: redis.Redis, prefix: str, camera: CameraConfig) -> None:
 
 
 class LeasedCameras:
-    """A worker's cameras in distributed mode: those it holds a lease on."""
+    """A worker's cameras in distributed mode: those it holds a lease on.
+
+    A lease round costs O(cameras held + registry changes), never a re-read of the
+    registry: the enabled camera ids are read once, then only the rows changed since
+    (``updated_at``, with a margin for clocks of other hosts) each round, and the whole id
+    list again every :attr:`SWEEP_S` (cameras deleted). A camera's config is decrypted and
+    validated only when this worker is about to take it; one that cannot be used is
+    reported once (``invalid_config``) and tried again only when its row changes.
+    """
+
+    #: Seconds between full reads of the enabled ids (deletions leave no changed row).
+    SWEEP_S = 60.0
+    #: Rows changed this long before the newest one seen are read again (other hosts'
+    #: clocks, transactions committed late).
+    MARGIN_S = 30.0
+    #: Free candidates looked at per round (their holders read in one MGET).
+    CANDIDATES = 200
 
     def __init__(
         self, worker: Worker, store: Store, r: redis.Redis, prefix: str, leases: WorkerLeases
@@ -57,10 +74,13 @@ class LeasedCameras:
         self.store = store
         self.leases = leases
         self._stop = threading.Event()
-        self._known: dict[str, CameraConfig] = {}
-        self._known_at = float("-inf")
+        self._enabled: dict[str, float] = {}  # enabled camera id -> its row's updated_at
+        self._newest = 0.0
+        self._swept = float("-inf")
+        self._invalid: dict[str, float] = {}  # camera id -> updated_at of the unusable row
         self._changed = r.pubsub(ignore_subscribe_messages=True)
         self._channel = changes_channel(prefix)
+        self.rounds = 0
         self.thread = threading.Thread(target=self._loop, name="leases", daemon=True)
 
     def start(self) -> None:
@@ -77,16 +97,46 @@ class LeasedCameras:
         except UNAVAILABLE:
             pass
 
-    def _cameras(self) -> dict[str, CameraConfig]:
-        """The enabled cameras of the registry (re-read every 10 s)."""
-        if time.monotonic() - self._known_at > 10:
-            try:
-                cameras = self.store.load_cameras(self.worker.report_invalid)
-                self._known = {c.id: c for c in cameras if c.enabled}
-            except SQLAlchemyError as exc:  # the database away: go on with what we know
-                log.warning("camera registry not re-read (%s); using the last list", exc)
-            self._known_at = time.monotonic()
-        return self._known
+    # -- the registry, as a change feed ----------------------------------------------------
+
+    def enabled(self) -> dict[str, float]:
+        """The enabled cameras (id -> row time), kept up to date from the changed rows."""
+        try:
+            if time.monotonic() - self._swept > self.SWEEP_S:
+                rows = self.store.camera_index()
+                self._enabled = {cid: at for cid, on, at in rows if on}
+                self._swept = time.monotonic()
+            else:
+                rows = self.store.camera_index(since=self._newest - self.MARGIN_S)
+                for cid, on, at in rows:
+                    if on:
+                        self._enabled[cid] = at
+                    else:
+                        self._enabled.pop(cid, None)
+        except SQLAlchemyError as exc:  # the database away: go on with what we know
+            log.warning("camera registry not read (%s); using the last list", exc)
+            return self._enabled
+        if rows:
+            self._newest = max(self._newest, max(at for _, _, at in rows))
+        return self._enabled
+
+    def _config(self, camera_id: str) -> CameraConfig | None:
+        """The camera's config, or None if it cannot be used (reported once per row)."""
+        at = self._enabled.get(camera_id, 0.0)
+        if self._invalid.get(camera_id) == at:
+            return None
+        try:
+            cam = self.store.load_camera(camera_id)
+        except ValueError as exc:
+            error = invalid_config_error(exc)
+            log.error("camera %s: stored config cannot be used, skipped: %s", camera_id, error)
+            self.worker.report_invalid(camera_id, error)
+            self._invalid[camera_id] = at
+            return None
+        self._invalid.pop(camera_id, None)
+        return cam if cam is not None and cam.enabled else None
+
+    # -- the rounds ------------------------------------------------------------------------
 
     def _loop(self) -> None:
         interval = self.leases.lease_s / 3
@@ -106,19 +156,24 @@ class LeasedCameras:
             self._stop.wait(interval)
 
     def _round(self) -> None:
+        self.rounds += 1
         for camera_id in self.leases.renew():  # first: stop what is no longer ours
             self.worker.stop_camera(camera_id)
         self.leases.heartbeat()
-        cameras = self._cameras()
-        give_up, candidates, share = self.leases.plan(sorted(cameras))
+        enabled = self.enabled()
+        give_up, candidates, share = self.leases.plan(list(enabled))
         for camera_id in give_up:
             self.worker.stop_camera(camera_id)  # stop writing before the lease is free
             self.leases.release(camera_id)
-        for camera_id in candidates:
+        held_elsewhere = self.leases.holders(candidates[: self.CANDIDATES])
+        for camera_id in candidates[: self.CANDIDATES]:
             if len(self.leases.held) >= share:
                 break
-            if self.leases.try_acquire(camera_id) is not None:
-                self.worker.start_camera(cameras[camera_id])
+            if camera_id in held_elsewhere:
+                continue
+            cam = self._config(camera_id)
+            if cam is not None and self.leases.try_acquire(camera_id) is not None:
+                self.worker.start_camera(cam)
 
     def _apply_changes(self) -> None:
         """Zones and rules changed through an API node: apply them to a held camera."""
@@ -126,8 +181,7 @@ class LeasedCameras:
             camera_id = message["data"].decode()
             if camera_id not in self.worker.pool.slots:
                 continue
-            self._known_at = float("-inf")
-            cam = self._cameras().get(camera_id)
+            cam = self._config(camera_id)
             if cam is not None:
                 self.worker.apply_analytics(cam)
 

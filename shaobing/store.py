@@ -92,6 +92,25 @@ class Store:
                           invalid_config_error(exc))  # fmt: skip
         return CameraConfig.model_validate(data)
 
+    def camera_index(self, since: float | None = None) -> list[tuple[str, bool, float]]:
+        """``(id, enabled, updated_at)`` of every camera, or of those changed at or after
+        ``since``: what a worker needs to plan its leases (no config decrypted)."""
+        stmt = select(CameraRecord.id, CameraRecord.enabled, CameraRecord.updated_at)
+        if since is not None:
+            stmt = stmt.where(CameraRecord.updated_at >= since)
+        with self.sessions() as session:
+            return [(cid, bool(on), float(at or 0.0)) for cid, on, at in session.execute(stmt)]
+
+    def load_camera(self, camera_id: str) -> CameraConfig | None:
+        """One camera as the hub runs it (None: no such camera); ValueError when its
+        stored config cannot be used (written by another version, another key)."""
+        with self.sessions() as session:
+            record = session.get(CameraRecord, camera_id)
+            if record is None:
+                return None
+            override = analytics_override(session, camera_id)
+            return self._effective(record, override)
+
     def save_camera_analytics(
         self, camera_id: str, analytics: dict[str, object], actor: str
     ) -> CameraConfig:

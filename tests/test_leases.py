@@ -1,4 +1,4 @@
-"""Camera leases and fencing tokens on a real Redis (camera_registry/leases.py)."""
+"""Camera leases and fencing tokens on a real Redis (shaobing/adapters/leases.py)."""
 
 from __future__ import annotations
 

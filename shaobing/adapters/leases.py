@@ -87,6 +87,7 @@ class WorkerLeases:
         self.fences = Fences(r, prefix)
         self.held: dict[str, Held] = {}
         self._workers_key = f"{prefix}:workers"
+        self._ranks: dict[str, int] = {}
 
     def lock_key(self, camera_id: str) -> str:
         return f"{self.prefix}:lease:{camera_id}"
@@ -190,5 +191,8 @@ class WorkerLeases:
         return give_up, free, share
 
     def _rank(self, camera_id: str) -> int:
-        digest = hashlib.blake2b(f"{camera_id}|{self.worker_id}".encode(), digest_size=8)
-        return int.from_bytes(digest.digest(), "big")
+        rank = self._ranks.get(camera_id)
+        if rank is None:  # a worker's ranks never change: hashed once per camera
+            digest = hashlib.blake2b(f"{camera_id}|{self.worker_id}".encode(), digest_size=8)
+            rank = self._ranks[camera_id] = int.from_bytes(digest.digest(), "big")
+        return rank
