@@ -23,7 +23,16 @@ class DetectorConfig(StrictModel):
     )
     models_dir: str | None = Field(None, description="default: <data_dir>/models")
     mirror_dir: str | None = Field(None, description="local directory holding model files")
-    sha256: str | None = Field(None, description="expected SHA-256 of the model file")
+    sha256: str | None = Field(
+        None,
+        description="expected SHA-256 of the model file loaded (with precision int8: of the "
+        "INT8 copy, as `shaobing models quantize` printed it)",
+    )
+    precision: Literal["fp32", "int8"] = Field(
+        "fp32",
+        description="int8: load the INT8 copy `<model stem>.int8.onnx` that `shaobing models "
+        "quantize` wrote into models_dir (or finds in mirror_dir); onnx backend only",
+    )
     input_size: tuple[int, int] | None = Field(
         None, description="(width, height); default: model's"
     )
@@ -52,6 +61,13 @@ class DetectorConfig(StrictModel):
         if v != "cpu" and not v.startswith("cuda"):
             raise ValueError("must be 'cpu', 'cuda' or 'cuda:N'")
         return v
+
+    @model_validator(mode="after")
+    def _precision(self) -> DetectorConfig:
+        if self.precision == "int8" and self.backend != "onnx":
+            raise ValueError("precision: int8 needs backend onnx (an ONNX model quantised "
+                             "by `shaobing models quantize`)")  # fmt: skip
+        return self
 
 
 Point = tuple[float, float]

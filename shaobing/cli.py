@@ -403,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     config_opt.add_argument("--config", "-c", help="YAML config (its database)")
     users = users_cli.add_parser(sub, parents=[config_opt])
     users.set_defaults(func=cmd_users)
+    from shaobing import models_cli  # `shaobing models quantize` (issue 26)
+
+    models_cli.add_parser(sub, parents=[config_opt])
     return p
 
 

@@ -16,7 +16,12 @@ def create_detector(cfg: DetectorConfig, models_dir: Path, mirror_dir: Path | No
         from analytics.detectors.onnx import OnnxDetector
         from analytics.models import resolve_model
 
-        path = resolve_model(cfg.model, models_dir, mirror_dir=mirror_dir, sha256=cfg.sha256)
+        if cfg.precision == "int8":
+            from analytics.detectors.quantize import resolve_int8
+
+            path = resolve_int8(cfg.model, models_dir, mirror_dir=mirror_dir, sha256=cfg.sha256)
+        else:
+            path = resolve_model(cfg.model, models_dir, mirror_dir=mirror_dir, sha256=cfg.sha256)
         return OnnxDetector(
             path,
             confidence=cfg.confidence,
@@ -26,6 +31,8 @@ def create_detector(cfg: DetectorConfig, models_dir: Path, mirror_dir: Path | No
             threads=cfg.threads,
             rect=cfg.rect,
         )
+    if cfg.precision != "fp32":
+        raise DetectorError("detector.precision: int8 needs backend onnx")
     from analytics.detectors.ultralytics import UltralyticsDetector
 
     model = cfg.model
