@@ -66,9 +66,10 @@ _NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32
 def noise_sigma(image_bgr: np.ndarray) -> float:
     """Standard deviation of the sensor noise of a frame (grey levels), after Immerkær
     (1996), on the full analysed frame: texture and edges barely count."""
-    grey = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    response = np.abs(cv2.filter2D(grey, -1, _NOISE_KERNEL))[1:-1, 1:-1]
-    return float(response.mean() * np.sqrt(np.pi / 2) / 6)
+    grey = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
+    # integer arithmetic (|response| ≤ 16 × 255 fits int16): exact, 5x cheaper than float32
+    response = cv2.filter2D(grey, cv2.CV_16S, _NOISE_KERNEL)[1:-1, 1:-1]
+    return float(np.abs(response).mean(dtype=np.float64) * np.sqrt(np.pi / 2) / 6)
 
 
 def measure(
@@ -79,7 +80,7 @@ def measure(
     raw = cv2.cvtColor(small_bgr, cv2.COLOR_BGR2GRAY)
     h, w = raw.shape
     blocks = raw[: h - h % 8, : w - w % 8].reshape(h // 8, 8, w // 8, 8).std(axis=(1, 3))
-    lab = cv2.cvtColor(small_bgr, cv2.COLOR_BGR2LAB).reshape(-1, 3).mean(axis=0)
+    lab = cv2.mean(cv2.cvtColor(small_bgr, cv2.COLOR_BGR2LAB))  # (L, a, b, 0); numpy's: 100x slower
     thumb = cv2.resize(grey, (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32)
     return QualityMeasures(
         luma=float(grey.mean()),
