@@ -207,6 +207,7 @@ class LiveStatePublisher:
         self.live_state = live_state
         self.media = media
         self.frame_interval_s = frame_interval_s
+        self._published: dict[str, str] = {}  # camera -> the state last put in the stream
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="live-state", daemon=True)
 
@@ -250,6 +251,11 @@ class LiveStatePublisher:
                     frames[camera_id] = buf.tobytes()
         if entries:
             self.live_state.put(entries, frames)
+        changes = [(cid, str(e["status"]["state"])) for cid, e in entries.items()
+                   if self._published.get(cid) != e["status"]["state"]]  # fmt: skip
+        if changes:
+            self.live_state.record_changes(changes)
+            self._published.update(changes)
 
 
 class RedisCameraLive:
