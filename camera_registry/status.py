@@ -36,6 +36,11 @@ class CameraStatus:
     codec: str | None = None
     faults: list[str] = field(default_factory=list)  # picture faults holding now (vqd)
     stream_url: str | None = None  # always masked
+    # Patrol (轮巡) cameras: read only during visits; the state is the last visit's.
+    patrol: bool = False
+    visits: int = 0
+    last_visit_at: float | None = None
+    next_visit_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -28,6 +28,7 @@ from shaobing.adapters.leases import WorkerLeases
 from shaobing.adapters.redis_bus import UNAVAILABLE
 from shaobing.adapters.redis_state import JpegFrame, RedisLiveState
 from shaobing.media import MediaServer, signed_path
+from shaobing.patrol import Patroller
 from shaobing.store import Store
 from shaobing.worker import Worker
 
@@ -68,9 +69,16 @@ class LeasedCameras:
     CANDIDATES = 200
 
     def __init__(
-        self, worker: Worker, store: Store, r: redis.Redis, prefix: str, leases: WorkerLeases
+        self,
+        worker: Worker,
+        store: Store,
+        r: redis.Redis,
+        prefix: str,
+        leases: WorkerLeases,
+        patrol: Patroller | None = None,
     ) -> None:
         self.worker = worker
+        self.patrol = patrol
         self.store = store
         self.leases = leases
         self._stop = threading.Event()
@@ -90,8 +98,8 @@ class LeasedCameras:
         """Stop the held cameras (before their leases are free) and leave."""
         self._stop.set()
         self.thread.join(5)
-        for camera_id in list(self.worker.readers):
-            self.worker.stop_camera(camera_id)
+        for camera_id in list(self.leases.held):
+            self._drop(camera_id)
         try:
             self.leases.leave()
         except UNAVAILABLE:
@@ -136,6 +144,17 @@ class LeasedCameras:
         self._invalid.pop(camera_id, None)
         return cam if cam is not None and cam.enabled else None
 
+    def _take(self, cam: CameraConfig) -> None:
+        if self.patrol is not None and cam.analysis == "patrol":
+            self.patrol.add(cam)  # visited in turn: read only during its visits
+        else:
+            self.worker.start_camera(cam)
+
+    def _drop(self, camera_id: str) -> None:
+        if self.patrol is not None and camera_id in self.patrol:
+            self.patrol.remove(camera_id)
+        self.worker.stop_camera(camera_id)
+
     # -- the rounds ------------------------------------------------------------------------
 
     def _loop(self) -> None:
@@ -158,12 +177,12 @@ class LeasedCameras:
     def _round(self) -> None:
         self.rounds += 1
         for camera_id in self.leases.renew():  # first: stop what is no longer ours
-            self.worker.stop_camera(camera_id)
+            self._drop(camera_id)
         self.leases.heartbeat()
         enabled = self.enabled()
         give_up, candidates, share = self.leases.plan(list(enabled))
         for camera_id in give_up:
-            self.worker.stop_camera(camera_id)  # stop writing before the lease is free
+            self._drop(camera_id)  # stop writing before the lease is free
             self.leases.release(camera_id)
         held_elsewhere = self.leases.holders(candidates[: self.CANDIDATES])
         for camera_id in candidates[: self.CANDIDATES]:
@@ -173,17 +192,21 @@ class LeasedCameras:
                 continue
             cam = self._config(camera_id)
             if cam is not None and self.leases.try_acquire(camera_id) is not None:
-                self.worker.start_camera(cam)
+                self._take(cam)
 
     def _apply_changes(self) -> None:
         """Zones and rules changed through an API node: apply them to a held camera."""
         while (message := self._changed.get_message(timeout=0)) is not None:
             camera_id = message["data"].decode()
-            if camera_id not in self.worker.pool.slots:
+            patrolled = self.patrol is not None and camera_id in self.patrol
+            if camera_id not in self.worker.pool.slots and not patrolled:
                 continue
             cam = self._config(camera_id)
-            if cam is not None:
-                self.worker.apply_analytics(cam)
+            if cam is None:
+                continue
+            if self.patrol is not None:
+                self.patrol.update(cam)
+            self.worker.apply_analytics(cam)
 
     def holders(self) -> dict[str, str]:
         """For /metrics: this worker as the holder of each camera it holds."""
