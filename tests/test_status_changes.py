@@ -52,3 +52,31 @@ def test_the_workers_state_changes_reach_an_api_node_through_redis() -> None:
         cursor, changed = view.changes(cursor)
         assert changed == ["cam-2"] * 1500
         r.close()
+
+
+class Services:
+    """The part of HubServices the feed reads: the status board."""
+
+    def __init__(self, status: StatusBoard) -> None:
+        self.status = status
+
+
+def test_the_feed_reports_state_changes_of_visible_cameras_only() -> None:
+    from api.routers.live import CameraWatch, camera_changes
+
+    board = StatusBoard()
+    for cid in ("a", "b", "hidden"):
+        board.update(cid, state="online")
+    hub, watch = Services(board), CameraWatch()
+    visible = {"a", "b"}
+    assert camera_changes(hub, visible, watch) == []  # type: ignore[arg-type]
+    board.update("a", state="offline")
+    board.update("hidden", state="offline")
+    events = camera_changes(hub, visible, watch)  # type: ignore[arg-type]
+    assert len(events) == 1 and b'"id": "a"' in events[0] and b'"offline"' in events[0]
+    assert camera_changes(hub, visible, watch) == []  # type: ignore[arg-type]
+    for i in range(StatusBoard.LOG + 1):  # the log overflows: one full read, b reported
+        board.update(f"x{i}", state="online")
+    board.update("b", state="offline")
+    events = camera_changes(hub, visible, watch)  # type: ignore[arg-type]
+    assert len(events) == 1 and b'"id": "b"' in events[0]
