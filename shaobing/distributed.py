@@ -53,8 +53,8 @@ class LeasedCameras:
     """A worker's cameras in distributed mode: those it holds a lease on.
 
     A lease round costs O(cameras held + registry changes), never a re-read of the
-    registry: the enabled camera ids are read once, then only the rows changed since
-    (``updated_at``, with a margin for clocks of other hosts) each round, and the whole id
+    registry: the enabled camera ids are read once, then only the rows changed since the
+    last read (``updated_at``, with a margin for other hosts' clocks) each round, the whole id
     list again every :attr:`SWEEP_S` (cameras deleted). A camera's config is decrypted and
     validated only when this worker is about to take it; one that cannot be used is
     reported once (``invalid_config``) and tried again only when its row changes.
@@ -62,8 +62,8 @@ class LeasedCameras:
 
     #: Seconds between full reads of the enabled ids (deletions leave no changed row).
     SWEEP_S = 60.0
-    #: Rows changed this long before the newest one seen are read again (other hosts'
-    #: clocks, transactions committed late).
+    #: Rows changed this long before the last read are read again (other hosts' clocks,
+    #: transactions committed late).
     MARGIN_S = 30.0
     #: Free candidates looked at per round (their holders read in one MGET).
     CANDIDATES = 200
@@ -83,7 +83,7 @@ class LeasedCameras:
         self.leases = leases
         self._stop = threading.Event()
         self._enabled: dict[str, float] = {}  # enabled camera id -> its row's updated_at
-        self._newest = 0.0
+        self._read_at = 0.0  # wall clock of the last registry read
         self._swept = float("-inf")
         self._invalid: dict[str, float] = {}  # camera id -> updated_at of the unusable row
         self._changed = r.pubsub(ignore_subscribe_messages=True)
@@ -109,13 +109,14 @@ class LeasedCameras:
 
     def enabled(self) -> dict[str, float]:
         """The enabled cameras (id -> row time), kept up to date from the changed rows."""
+        asked = time.time()
         try:
             if time.monotonic() - self._swept > self.SWEEP_S:
-                rows = self.store.camera_index()
+                rows = self.store.camera_index(enabled_only=True)
                 self._enabled = {cid: at for cid, on, at in rows if on}
                 self._swept = time.monotonic()
             else:
-                rows = self.store.camera_index(since=self._newest - self.MARGIN_S)
+                rows = self.store.camera_index(since=self._read_at - self.MARGIN_S)
                 for cid, on, at in rows:
                     if on:
                         self._enabled[cid] = at
@@ -124,8 +125,7 @@ class LeasedCameras:
         except SQLAlchemyError as exc:  # the database away: go on with what we know
             log.warning("camera registry not read (%s); using the last list", exc)
             return self._enabled
-        if rows:
-            self._newest = max(self._newest, max(at for _, _, at in rows))
+        self._read_at = asked
         return self._enabled
 
     def _config(self, camera_id: str) -> CameraConfig | None:
