@@ -80,8 +80,12 @@ class CameraAnalytics:
         *,
         timezone: str = "Asia/Shanghai",
         use_schedules: bool = True,
+        detect_objects: bool = True,
     ) -> None:
+        """``detect_objects=False``: run the detector only for rules that need objects (a
+        patrol visit of a camera with video-quality rules only detects nothing)."""
         self.cfg = cfg
+        self.detect_objects = detect_objects
         self.class_names = class_names
         self.tracker = Tracker(cfg.detect_fps, lost_s=max(2.0, 2 * cfg.motion.keepalive_s))
         self.history = TrackHistory(self._horizon())
@@ -122,6 +126,7 @@ class CameraAnalytics:
         ]
         # Watch the zones that matter; the whole frame if a rule looks at all of it.
         needs_detection = [r for r in active if r.type != "camera_fault"]
+        self.gate.detector_needed = self.detect_objects or bool(needs_detection)
         if any(r.zone is None or isinstance(r, LineCrossingRule) for r in needs_detection):
             self.gate.set_watched(None, frame_size)
         else:

@@ -59,6 +59,7 @@ from shaobing.distributed import (
     announce_change,
 )
 from shaobing.media import MediaServer, live_key
+from shaobing.patrol import Patroller
 from shaobing.services import ApiServices, alert_service
 from shaobing.store import (
     RoutingCache,
@@ -164,12 +165,14 @@ class WorkerRole:
     def __init__(
         self,
         worker: Worker,
+        patrol: Patroller,
         *,
         spool: Any = None,
         leased: LeasedCameras | None = None,
         extras: tuple[Any, ...] = (),
     ) -> None:
         self.worker = worker
+        self.patrol = patrol
         self.spool = spool
         self.leased = leased
         self.extras = extras  # components with start()/stop()/thread
@@ -179,9 +182,13 @@ class WorkerRole:
         if recover is not None:
             recover()
         self.worker.start()
+        self.patrol.start()
         if self.leased is None:
             for cam in self.worker.store.load_cameras(self.worker.report_invalid):
-                self.worker.add_camera(cam)
+                if cam.enabled and cam.analysis == "patrol":
+                    self.patrol.add(cam)
+                else:
+                    self.worker.add_camera(cam)
         else:
             self.leased.start()
         for extra in self.extras:
@@ -194,6 +201,7 @@ class WorkerRole:
             extra.stop()
         if self.leased is not None:
             self.leased.stop()
+        self.patrol.stop()
         self.worker.stop()
         stop_spool = getattr(self.spool, "stop", None)  # forward what is left, then stop
         if stop_spool is not None:
@@ -203,13 +211,15 @@ class WorkerRole:
     def threads(self) -> list[threading.Thread]:
         extra = [e.thread for e in self.extras]
         leased = [self.leased.thread] if self.leased is not None else []
-        return [*self.worker.threads, *leased, *extra]
+        return [*self.worker.threads, self.patrol.thread, *leased, *extra]
 
     def pending(self) -> int:
         backlog = getattr(self.spool, "backlog", None)
         return self.worker.backlog() + (int(backlog()) if backlog is not None else 0)
 
     def apply_change(self, cam: CameraConfig) -> None:
+        """New zones and rules of a camera saved through the API (embedded mode)."""
+        self.patrol.update(cam)
         self.worker.apply_analytics(cam)
 
     def health(self) -> dict[str, Any]:
@@ -257,12 +267,13 @@ class Hub:
         self.worker = Worker(loaded, self.store, detector=self.detector, bus=self.bus,
                              status=self.status, evidence=self.evidence,
                              publish_state=self.dispatcher.camera_status)  # fmt: skip
-        self.worker_role = WorkerRole(self.worker, spool=self.bus)
+        self.patrol = Patroller(self.worker, cfg.patrol)
+        self.worker_role = WorkerRole(self.worker, self.patrol, spool=self.bus)
         self.roles: list[Role] = [self.dispatch, self.alerts_role, self.worker_role]
         self.services = ApiServices(
             loaded, self.store, status=self.status, alerts=self.alerts, links=self.links,
             feed=self.feed, evidence=self.evidence, routing=self.routing, live=self.worker,
-            camera_changed=self.worker.apply_analytics, health=self.health,
+            camera_changed=self.worker_role.apply_change, health=self.health,
         )  # fmt: skip
         self._started = False
 
@@ -371,12 +382,13 @@ def build_worker(
         bus=FencedPublisher(spool, leases.token), status=StatusBoard(), evidence=evidence,
         publish_state=states.camera_status,
     )  # fmt: skip
-    leased = LeasedCameras(worker, store, r, bus_cfg.prefix, leases)
+    patrol = Patroller(worker, cfg.patrol)
+    leased = LeasedCameras(worker, store, r, bus_cfg.prefix, leases, patrol)
     media = MediaServer(live_key(store.cipher), worker.held_feed, bus_cfg.media_listen,
                         bus_cfg.media_advertise)  # fmt: skip
     live_state = RedisLiveState(r, bus_cfg.prefix, ttl_s=bus_cfg.lease_s * 2)
     publisher = LiveStatePublisher(worker, leases, live_state, media, bus_cfg.frame_interval_s)
-    role = WorkerRole(worker, spool=spool, leased=leased, extras=(media, publisher))
+    role = WorkerRole(worker, patrol, spool=spool, leased=leased, extras=(media, publisher))
     log.info("worker %s (detector %s)", worker_id, worker.detector.name)
     return role, store
 

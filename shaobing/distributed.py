@@ -28,6 +28,7 @@ from shaobing.adapters.leases import WorkerLeases
 from shaobing.adapters.redis_bus import UNAVAILABLE
 from shaobing.adapters.redis_state import JpegFrame, RedisLiveState
 from shaobing.media import MediaServer, signed_path
+from shaobing.patrol import Patroller
 from shaobing.store import Store
 from shaobing.worker import Worker
 
@@ -52,8 +53,8 @@ class LeasedCameras:
     """A worker's cameras in distributed mode: those it holds a lease on.
 
     A lease round costs O(cameras held + registry changes), never a re-read of the
-    registry: the enabled camera ids are read once, then only the rows changed since
-    (``updated_at``, with a margin for clocks of other hosts) each round, and the whole id
+    registry: the enabled camera ids are read once, then only the rows changed since the
+    last read (``updated_at``, with a margin for other hosts' clocks) each round, the whole id
     list again every :attr:`SWEEP_S` (cameras deleted). A camera's config is decrypted and
     validated only when this worker is about to take it; one that cannot be used is
     reported once (``invalid_config``) and tried again only when its row changes.
@@ -61,21 +62,28 @@ class LeasedCameras:
 
     #: Seconds between full reads of the enabled ids (deletions leave no changed row).
     SWEEP_S = 60.0
-    #: Rows changed this long before the newest one seen are read again (other hosts'
-    #: clocks, transactions committed late).
+    #: Rows changed this long before the last read are read again (other hosts' clocks,
+    #: transactions committed late).
     MARGIN_S = 30.0
     #: Free candidates looked at per round (their holders read in one MGET).
     CANDIDATES = 200
 
     def __init__(
-        self, worker: Worker, store: Store, r: redis.Redis, prefix: str, leases: WorkerLeases
+        self,
+        worker: Worker,
+        store: Store,
+        r: redis.Redis,
+        prefix: str,
+        leases: WorkerLeases,
+        patrol: Patroller | None = None,
     ) -> None:
         self.worker = worker
+        self.patrol = patrol
         self.store = store
         self.leases = leases
         self._stop = threading.Event()
         self._enabled: dict[str, float] = {}  # enabled camera id -> its row's updated_at
-        self._newest = 0.0
+        self._read_at = 0.0  # wall clock of the last registry read
         self._swept = float("-inf")
         self._invalid: dict[str, float] = {}  # camera id -> updated_at of the unusable row
         self._changed = r.pubsub(ignore_subscribe_messages=True)
@@ -90,8 +98,8 @@ class LeasedCameras:
         """Stop the held cameras (before their leases are free) and leave."""
         self._stop.set()
         self.thread.join(5)
-        for camera_id in list(self.worker.readers):
-            self.worker.stop_camera(camera_id)
+        for camera_id in list(self.leases.held):
+            self._drop(camera_id)
         try:
             self.leases.leave()
         except UNAVAILABLE:
@@ -101,13 +109,14 @@ class LeasedCameras:
 
     def enabled(self) -> dict[str, float]:
         """The enabled cameras (id -> row time), kept up to date from the changed rows."""
+        asked = time.time()
         try:
             if time.monotonic() - self._swept > self.SWEEP_S:
-                rows = self.store.camera_index()
+                rows = self.store.camera_index(enabled_only=True)
                 self._enabled = {cid: at for cid, on, at in rows if on}
                 self._swept = time.monotonic()
             else:
-                rows = self.store.camera_index(since=self._newest - self.MARGIN_S)
+                rows = self.store.camera_index(since=self._read_at - self.MARGIN_S)
                 for cid, on, at in rows:
                     if on:
                         self._enabled[cid] = at
@@ -116,8 +125,7 @@ class LeasedCameras:
         except SQLAlchemyError as exc:  # the database away: go on with what we know
             log.warning("camera registry not read (%s); using the last list", exc)
             return self._enabled
-        if rows:
-            self._newest = max(self._newest, max(at for _, _, at in rows))
+        self._read_at = asked
         return self._enabled
 
     def _config(self, camera_id: str) -> CameraConfig | None:
@@ -135,6 +143,17 @@ class LeasedCameras:
             return None
         self._invalid.pop(camera_id, None)
         return cam if cam is not None and cam.enabled else None
+
+    def _take(self, cam: CameraConfig) -> None:
+        if self.patrol is not None and cam.analysis == "patrol":
+            self.patrol.add(cam)  # visited in turn: read only during its visits
+        else:
+            self.worker.start_camera(cam)
+
+    def _drop(self, camera_id: str) -> None:
+        if self.patrol is not None and camera_id in self.patrol:
+            self.patrol.remove(camera_id)
+        self.worker.stop_camera(camera_id)
 
     # -- the rounds ------------------------------------------------------------------------
 
@@ -158,12 +177,12 @@ class LeasedCameras:
     def _round(self) -> None:
         self.rounds += 1
         for camera_id in self.leases.renew():  # first: stop what is no longer ours
-            self.worker.stop_camera(camera_id)
+            self._drop(camera_id)
         self.leases.heartbeat()
         enabled = self.enabled()
         give_up, candidates, share = self.leases.plan(list(enabled))
         for camera_id in give_up:
-            self.worker.stop_camera(camera_id)  # stop writing before the lease is free
+            self._drop(camera_id)  # stop writing before the lease is free
             self.leases.release(camera_id)
         held_elsewhere = self.leases.holders(candidates[: self.CANDIDATES])
         for camera_id in candidates[: self.CANDIDATES]:
@@ -173,17 +192,21 @@ class LeasedCameras:
                 continue
             cam = self._config(camera_id)
             if cam is not None and self.leases.try_acquire(camera_id) is not None:
-                self.worker.start_camera(cam)
+                self._take(cam)
 
     def _apply_changes(self) -> None:
         """Zones and rules changed through an API node: apply them to a held camera."""
         while (message := self._changed.get_message(timeout=0)) is not None:
             camera_id = message["data"].decode()
-            if camera_id not in self.worker.pool.slots:
+            patrolled = self.patrol is not None and camera_id in self.patrol
+            if camera_id not in self.worker.pool.slots and not patrolled:
                 continue
             cam = self._config(camera_id)
-            if cam is not None:
-                self.worker.apply_analytics(cam)
+            if cam is None:
+                continue
+            if self.patrol is not None:
+                self.patrol.update(cam)
+            self.worker.apply_analytics(cam)
 
     def holders(self) -> dict[str, str]:
         """For /metrics: this worker as the holder of each camera it holds."""
@@ -207,6 +230,7 @@ class LiveStatePublisher:
         self.live_state = live_state
         self.media = media
         self.frame_interval_s = frame_interval_s
+        self._published: dict[str, str] = {}  # camera -> the state last put in the stream
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="live-state", daemon=True)
 
@@ -250,6 +274,11 @@ class LiveStatePublisher:
                     frames[camera_id] = buf.tobytes()
         if entries:
             self.live_state.put(entries, frames)
+        changes = [(cid, str(e["status"]["state"])) for cid, e in entries.items()
+                   if self._published.get(cid) != e["status"]["state"]]  # fmt: skip
+        if changes:
+            self.live_state.record_changes(changes)
+            self._published.update(changes)
 
 
 class RedisCameraLive:

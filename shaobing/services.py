@@ -111,6 +111,10 @@ class ApiServices:
         return {f.name: f.secret for f in self.loaded.config.feedback}
 
     @property
+    def timezone(self) -> str:
+        return self.loaded.config.timezone
+
+    @property
     def console_settings(self) -> dict[str, Any]:
         return self.loaded.config.api.console.model_dump(exclude={"enabled"})
 

@@ -92,12 +92,17 @@ class Store:
                           invalid_config_error(exc))  # fmt: skip
         return CameraConfig.model_validate(data)
 
-    def camera_index(self, since: float | None = None) -> list[tuple[str, bool, float]]:
-        """``(id, enabled, updated_at)`` of every camera, or of those changed at or after
-        ``since``: what a worker needs to plan its leases (no config decrypted)."""
+    def camera_index(
+        self, since: float | None = None, *, enabled_only: bool = False
+    ) -> list[tuple[str, bool, float]]:
+        """``(id, enabled, updated_at)`` of every camera (or every enabled one), or of
+        those changed at or after ``since``: what a worker needs to plan its leases (no
+        config decrypted)."""
         stmt = select(CameraRecord.id, CameraRecord.enabled, CameraRecord.updated_at)
         if since is not None:
             stmt = stmt.where(CameraRecord.updated_at >= since)
+        if enabled_only:
+            stmt = stmt.where(CameraRecord.enabled.is_(True))
         with self.sessions() as session:
             return [(cid, bool(on), float(at or 0.0)) for cid, on, at in session.execute(stmt)]
 

@@ -110,7 +110,8 @@ def offline_event(st: CameraStatus, now: float, limit: float) -> Event:
 
 
 def camera_analytics(
-    loaded: LoadedConfig, cam: CameraConfig, class_names: tuple[str, ...]
+    loaded: LoadedConfig, cam: CameraConfig, class_names: tuple[str, ...],
+    detect_objects: bool = True,
 ) -> CameraAnalytics:
     """A camera's zones and rules as the analysis runs them: with the implicit
     video-quality rule (``alerts.video_quality``) when the camera has no camera_fault rule."""
@@ -121,6 +122,7 @@ def camera_analytics(
         CameraRulesConfig(cam.id, cam.detect_fps, cam.zones, rules, cam.motion, cam.detect),
         class_names,
         timezone=loaded.config.timezone,
+        detect_objects=detect_objects,
     )
 
 
@@ -164,6 +166,7 @@ class Worker:
         )
         self.readers: dict[str, StreamReader] = {}
         self.live: dict[str, LiveFeed] = {}  # the cameras' packets for live view
+        self.events: dict[str, int] = {}  # events raised per camera (patrol visits count them)
         self._stop = threading.Event()
         self._offline_alerted: set[str] = set()
         self._published_states: dict[str, str] = {}
@@ -215,10 +218,13 @@ class Worker:
             return
         self.start_camera(cam)
 
-    def start_camera(self, cam: CameraConfig) -> None:
+    def start_camera(self, cam: CameraConfig, *, detect_objects: bool = True) -> None:
+        """Read and analyse a camera. ``detect_objects=False`` (a patrol visit): the
+        detector runs only if a rule needs objects (no track index)."""
         self.cameras[cam.id] = cam
         self.producer.cameras[cam.id] = CameraInfo(cam.name or cam.id, cam.area, cam.gb28181_id)
-        self.pool.add_camera(camera_analytics(self.loaded, cam, self.detector.class_names))
+        self.pool.add_camera(camera_analytics(self.loaded, cam, self.detector.class_names,
+                                              detect_objects))  # fmt: skip
         self.status.get(cam.id)
         reader = StreamReader(
             cam.id,
@@ -237,8 +243,9 @@ class Worker:
         self.readers[cam.id] = reader
         reader.start()
 
-    def stop_camera(self, camera_id: str) -> None:
-        """Stop reading and analysing a camera (its lease is gone or given up)."""
+    def stop_camera(self, camera_id: str, *, state: str | None = "stopped") -> None:
+        """Stop reading and analysing a camera (its lease is gone or given up); its state
+        becomes ``state`` (None: the caller sets it)."""
         reader = self.readers.pop(camera_id, None)
         if reader is not None:
             reader.stop()
@@ -250,8 +257,9 @@ class Worker:
         feed = self.live.get(camera_id)
         if feed is not None:
             feed.end()  # its viewers reconnect (through an API node: to the new holder)
-        self.status.update(camera_id, state="stopped")
-        log.info("camera %s stopped", camera_id)
+        if state is not None:
+            self.status.update(camera_id, state=state)
+        log.debug("camera %s stopped", camera_id)
 
     def apply_analytics(self, cam: CameraConfig) -> None:
         """New zones and rules of a camera: its analysis restarts with them, the stream
@@ -282,6 +290,7 @@ class Worker:
     def _on_event(self, event: Event, frame: SampledFrame, analytics: CameraAnalytics) -> None:
         """Called by an analysis worker: hand over and return at once."""
         polygon = analytics.zones_for_drawing().get(event.rule)
+        self.events[event.camera_id] = self.events.get(event.camera_id, 0) + 1
         self.producer.on_event(event, frame, polygon, t=frame.t)
 
     def _watch_cameras(self) -> None:

@@ -66,9 +66,50 @@ class RedisLiveState:
                     out[name.rsplit(":", 1)[-1]] = json.loads(raw)
         return out
 
+    #: Camera state changes kept in the stream (a console further behind reads all again).
+    CHANGES_MAXLEN = 10_000
+
+    def record_changes(self, changes: list[tuple[str, str]]) -> None:
+        """Append ``(camera id, new state)`` to the state-change stream."""
+        pipe = self.r.pipeline(transaction=False)
+        for camera_id, state in changes:
+            pipe.xadd(f"{self.prefix}:states", {"camera": camera_id, "state": state},
+                      maxlen=self.CHANGES_MAXLEN, approximate=True)  # fmt: skip
+        pipe.execute()
+
+    def changes(self, since: str) -> tuple[str, list[str] | None]:
+        """:meth:`StatusBoard.changes` from the state-change stream (cursor: a stream id)."""
+        key = f"{self.prefix}:states"
+        newest = self.r.xrevrange(key, count=1)
+        cursor = _text(newest[0][0]) if newest else "0-0"
+        if not since:
+            return cursor, None
+        oldest = self.r.xrange(key, count=1)
+        if oldest and since != "0-0" and _stream_id(_text(oldest[0][0])) > _stream_id(since):
+            return cursor, None  # trimmed past the reader: read everything again
+        out: list[str] = []
+        start = f"({since}"
+        while True:
+            batch: list[Any] = list(self.r.xrange(key, min=start, count=1000) or [])
+            out += [_text(fields[b"camera"]) for _, fields in batch]
+            if len(batch) < 1000:
+                break
+            start = f"({_text(batch[-1][0])}"
+        last = _text(batch[-1][0]) if batch else since
+        return last, out
+
     def frame(self, camera_id: str) -> bytes | None:
         raw: Any = self.r.get(f"{self.prefix}:frame:{camera_id}")
         return None if raw is None else bytes(raw)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _stream_id(value: str) -> tuple[int, int]:
+    ms, _, seq = value.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def status_from(data: dict[str, Any]) -> CameraStatus:
@@ -117,6 +158,16 @@ class RedisStatusView(StatusBoard):
             return {cid: str(e["status"]["state"]) for cid, e in self.live.entries().items()}
         except UNAVAILABLE:
             return super().states()
+
+    def changes(self, since: str) -> tuple[str, list[str] | None]:
+        """The cameras whose state a worker changed after ``since`` (the workers' stream)."""
+        try:
+            cursor, changed = self.live.changes(since)
+        except UNAVAILABLE:
+            return since, []
+        for camera_id in changed or ():
+            self._cache.pop(camera_id, None)  # read its new state, not the cached one
+        return cursor, changed
 
 
 class JpegFrame:

@@ -21,8 +21,8 @@ from alerts.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verify
 from shaobing.db import open_database
 from tests.factories import make_alert, store
 from tests.hubproc import HubProcess
+from tests.integration.test_delivery_faults import Clock, FlappingReceiver, HungServer, percentiles
 from tests.peers.receiver import LOOPBACK, Receiver
-from tests.test_delivery_faults import Clock, FlappingReceiver, HungServer, percentiles
 
 pytestmark = pytest.mark.slow
 

@@ -23,8 +23,8 @@ from camera_registry.status import StatusBoard
 from ingest.reader import StreamReader, iter_sampled_frames
 from ingest.ring import PacketRing
 from tests.hubproc import HubProcess
+from tests.integration.test_e2e_closure import closure_config
 from tests.peers.procs import RtspServer
-from tests.test_e2e_closure import closure_config
 
 
 def stream_time(packet: av.Packet) -> float:

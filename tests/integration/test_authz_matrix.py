@@ -539,6 +539,12 @@ CASES = [
          lambda w, who: ("/api/stats/alerts.xlsx?start=0&end=2000000", None)),
     Case("GET", "/api/stats/cameras", "cameras:read", 200,
          lambda w, who: ("/api/stats/cameras", None)),
+    Case("GET", "/api/patrol/summary", "cameras:read", 200,
+         lambda w, who: ("/api/patrol/summary", None)),
+    Case("GET", "/api/patrol/abnormal", "cameras:read", 200,
+         lambda w, who: ("/api/patrol/abnormal", None)),
+    Case("GET", "/api/patrol/abnormal.xlsx", "cameras:read", 200,
+         lambda w, who: ("/api/patrol/abnormal.xlsx", None)),
 ]
 # fmt: on
 

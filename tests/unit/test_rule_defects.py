@@ -41,9 +41,9 @@ from analytics.config import (
 from analytics.pipeline import CameraAnalytics, CameraRulesConfig
 from analytics.types import COCO_CLASSES, Detections, Event
 from analytics.zones import Zone
-from tests.test_rules_catalogue import CAR, FRAME, PERSON, Runner, box, dets, times
+from tests.unit.test_rules_catalogue import CAR, FRAME, PERSON, Runner, box, dets, times
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "rules.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
 TZ = ZoneInfo("Asia/Shanghai")
 SQUARE = np.array([[100, 100], [300, 100], [300, 250], [100, 250]], np.float32)
 FULL = np.array([[0, 0], [400, 0], [400, 300], [0, 300]], np.float32)

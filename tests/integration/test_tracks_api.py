@@ -29,7 +29,7 @@ from core.area import Area
 from shaobing.bootstrap import Hub
 from shaobing.config import parse_config
 from tests.databases import database
-from tests.test_clips import fill_ring, stream_time
+from tests.integration.test_clips import fill_ring, stream_time
 from tracks import store
 from tracks.config import TracksConfig
 from tracks.service import CameraPlace, TrackIndex

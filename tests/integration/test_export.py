@@ -25,7 +25,7 @@ from shaobing.bootstrap import Hub
 from shaobing.cli import main
 from shaobing.config import parse_config
 from tests.factories import make_alert, store
-from tests.test_clips import fill_ring, stream_time
+from tests.integration.test_clips import fill_ring, stream_time
 
 PASSWORD = "export-pass-0123"
 SECRET = "hub-link-secret-0123456789"

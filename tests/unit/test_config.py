@@ -112,7 +112,7 @@ def test_check_config_cli_exit_code_and_output(tmp_path: Path) -> None:
 
 
 def test_example_config_is_valid() -> None:
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     loaded = load_config(root / "configs" / "example.yaml")
     assert loaded.config.cameras[0].rules[0].type == "loitering"
 

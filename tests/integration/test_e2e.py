@@ -179,12 +179,16 @@ def test_dispatch_outage_and_restart_lose_nothing(
             return items if all(s == "delivered" for s in states) else None
 
         items = hub.wait("every alert delivered", all_delivered, 60)
+        # Frames still queued on a loaded machine (or the camera going offline) may raise
+        # alerts after that look: every delivered key must be an alert of the hub's.
+        stored = {a["id"] for a in hub.get("/api/alerts", limit=500)["items"]}
     finally:
         hub.stop()
         rx.stop()
     keys = Counter(h[IDEMPOTENCY_HEADER] for h, _, _ in rx.requests)
     assert f"{first[0]['id']}:alert.created:1" in keys
-    assert {f"{a['id']}:alert.created:1" for a in items} == set(keys)  # nothing lost
+    assert {f"{a['id']}:alert.created:1" for a in items} <= set(keys)  # nothing lost
+    assert {k.split(":", 1)[0] for k in keys} <= stored  # nothing made up
     assert set(keys.values()) == {1}  # each arrived once
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from shaobing.config import load_config
 
-DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
 
 @pytest.mark.parametrize("name", ["compose.yaml", "county.yaml"])

@@ -40,7 +40,7 @@ from core.storage import (
 from shaobing.bootstrap import Hub
 from shaobing.config import ConfigError, parse_config
 from tests.factories import make_alert, store
-from tests.test_clips import fill_ring, stream_time
+from tests.integration.test_clips import fill_ring, stream_time
 from tracks.store import TrackRecord, add_track
 
 PASSWORD = "storage-pass-0123"

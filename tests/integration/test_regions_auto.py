@@ -20,7 +20,7 @@ from analytics.config import (
 from analytics.pipeline import CameraAnalytics, CameraRulesConfig
 from analytics.regions import auto_tiles, explained, plan_crops, scan_grid
 from analytics.types import COCO_CLASSES, Detections, Event
-from tests.test_rules_catalogue import CAR, PERSON, Runner, box, dets, times
+from tests.unit.test_rules_catalogue import CAR, PERSON, Runner, box, dets, times
 
 NATIVE, FRAME, INPUT = (1280, 720), (416, 234), (416, 416)
 NONE = np.zeros((0, 4))

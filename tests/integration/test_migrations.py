@@ -42,7 +42,7 @@ from tests.databases import pg_schema
 from tests.factories import make_alert, store
 from tests.peers.receiver import Receiver
 
-FIXTURES = Path(__file__).parent / "fixtures" / "legacy"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "legacy"
 SECRET = "k-legacy-0123"
 
 NEW_TABLES = {

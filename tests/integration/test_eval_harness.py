@@ -14,7 +14,7 @@ import pytest
 
 from eval import transforms
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_eval_wrong_way_forward_silent_reversed_fires(tmp_path: Path, videos_dir: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from tests.conftest import IPYCAM_PASSWORD, IPYCAM_USER
 from tests.peers.procs import IpyCamProcess
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

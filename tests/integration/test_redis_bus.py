@@ -36,7 +36,7 @@ def test_a_killed_consumers_messages_are_reclaimed_by_another(tmp_path: Path) ->
             time.sleep(600)
         """)
         proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                                cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+                                cwd=Path(__file__).resolve().parents[2])  # fmt: skip
         assert proc.stdout is not None and proc.stdout.readline().strip() == b"TOOK"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()

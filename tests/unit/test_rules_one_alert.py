@@ -18,7 +18,7 @@ from analytics.history import TrackHistory
 from analytics.pipeline import CameraAnalytics, CameraRulesConfig
 from analytics.sanity import TrackFilter, oversized_persons, people_near, riders
 from analytics.types import COCO_CLASSES, Detections, Event
-from tests.test_rules_catalogue import CAR, FRAME, PERSON, Runner, box, dets, times
+from tests.unit.test_rules_catalogue import CAR, FRAME, PERSON, Runner, box, dets, times
 
 MOTORCYCLE, BICYCLE, BUS = 3, 1, 5
 

@@ -33,14 +33,14 @@ import yaml
 from alerts.signing import IDEMPOTENCY_HEADER
 from tests.databases import pg_schema
 from tests.hubproc import ADMIN_PASSWORD
+from tests.integration.test_live import decode_flv
 from tests.peers.procs import RtspServer, free_port
 from tests.peers.receiver import Receiver
 from tests.redisproc import REDIS_URL, RedisServer, redis_prefix
-from tests.test_live import decode_flv
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WHOLE = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
 SECRET = "test-hmac-key-0123"
 LEASE_S = 4.0

@@ -31,7 +31,7 @@ from shaobing.bootstrap import Hub
 from shaobing.config import parse_config
 from tests.peers.procs import RtspServer, free_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ADMIN_PASSWORD = "admin-pass-0123"
 QUERY_PW = "Qry-Secr3t-1"
 PATH_PW = "Pth-Secr3t-2"

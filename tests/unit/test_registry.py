@@ -17,7 +17,7 @@ from camera_registry.store import CameraRecord, list_cameras, upsert_camera
 from core.secrets import SecretCipher, SecretError
 from shaobing.db import SchemaError, head_revision, open_database
 
-LEGACY_SQLITE = Path(__file__).parent / "fixtures" / "legacy" / "v2_sqlite.sql"
+LEGACY_SQLITE = Path(__file__).resolve().parents[1] / "fixtures" / "legacy" / "v2_sqlite.sql"
 
 
 def revision(engine: Engine) -> str | None:

@@ -14,7 +14,7 @@ import pytest
 from core.secrets import SecretCipher
 from ingest.live import LiveFeed
 from shaobing.media import MediaServer, live_key, parse_listen, sign, signed_path, verify
-from tests.test_live import clip_packets, decode_flv
+from tests.integration.test_live import clip_packets, decode_flv
 
 KEY = SecretCipher(SecretCipher.new_key())
 
