@@ -33,6 +33,7 @@ from alerts.messages import EVENTS_TOPIC, ClipMessage
 from alerts.ports import EventBus
 from core.storage import TRACKS_PREFIX, EvidenceStorage, StorageError, as_storage
 from ingest.ring import ClipPackets, PacketRing
+from shaobing import metrics
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +232,7 @@ class ClipRecorder:
         except (OSError, StorageError, av.error.FFmpegError) as exc:
             log.error("%s: clip not saved: %s", req.what, exc)
             self.failed += 1
+            metrics.EVIDENCE_DROPPED.labels("clip").inc()
             if req.on_done is not None:
                 req.on_done(None, None, 0)
             return

@@ -57,6 +57,7 @@ from camera_registry.store import (
     upsert_camera,
 )
 from camera_registry.urls import mask_url, with_credentials
+from core.diskwatch import DiskWatcher, with_reasons
 from core.secrets import SecretCipher, load_or_create_cipher, make_private_dir
 from core.storage import EvidenceStorage, open_evidence_storage
 from ingest.live import LiveFeed, TeeSink
@@ -255,6 +256,8 @@ class Hub:
         if bus is None:
             bus = SpoolingEventBus(MemoryEventBus(), loaded.data_dir / "spool")
         self.bus: EventBus = bus
+        # issue 21: the free space of data_dir and the evidence folder, in /healthz.
+        self.disks = DiskWatcher({"data_dir": loaded.data_dir, "evidence": loaded.snapshot_dir})
         self.cameras: dict[str, CameraConfig] = {}
         self.producer = AlertProducer(
             self.bus, cfg.alerts, self.evidence,
@@ -400,6 +403,7 @@ class Hub:
             return ensure_initial_admin(session, password)
 
     def start(self) -> None:
+        self.disks.start()
         self.dispatcher.start()
         self.alert_workers.start()
         recover = getattr(self.bus, "recover", None)  # the spools: what a crash left
@@ -462,6 +466,7 @@ class Hub:
         self.alert_workers.stop()  # store what was published
         self.dispatcher.stop()
         self.dispatcher.join(timeout=10)
+        self.disks.stop()
         self.engine.dispose()
         log.info("hub stopped")
 
@@ -570,14 +575,15 @@ class Hub:
     def health(self) -> dict[str, object]:
         counts, by_state = state_counts(self.status, self.sessions)
         threads = {t.name: t.is_alive() for t in self.service_threads()}
-        return {
+        spool: dict[str, object] = getattr(self.bus, "health", dict)()
+        return with_reasons({
             "status": "ok" if self._started and all(threads.values()) else "degraded",
             "cameras": counts,
             "dispatch_pending": int(by_state.get("pending", 0)),
             "dispatch_dead": int(by_state.get("dead", 0)),
             "events_pending": self.alert_workers.pending() + self.producer.backlog(),
             "threads": threads,
-        }
+        }, self.disks.health(), spool)  # fmt: skip
 
     def service_threads(self) -> list[threading.Thread]:
         """The hub's long-lived threads (camera readers report through camera status)."""

@@ -67,6 +67,18 @@ STALE_EVENTS = Counter(
     "passed to another (fencing token older than the camera's current one)",
 )
 
+# issue 21 (trust): what a full disk or a poison message costs, counted.
+DEAD_LETTERED = Counter(
+    "shaobing_dead_lettered_total",
+    "Event-bus messages set aside for good (a clip for an alert that does not exist, "
+    "a malformed message): <data_dir>/spool/dead/ holds them with the reason",
+)
+EVIDENCE_DROPPED = Counter(
+    "shaobing_evidence_dropped_total",
+    "Evidence files not written (disk full or failing) while the alert or track was kept",
+    ["kind"],
+)
+
 
 def observe_latency(stage: str, since_epoch: float | None, now: float | None = None) -> None:
     """Record ``now - since_epoch`` (wall clock) unless it is not a live time."""
