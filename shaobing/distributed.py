@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from accounts.service import audit
 from alerts.adapters.redis_bus import UNAVAILABLE, ForwardingSpool, RedisEventBus
 from alerts.adapters.sql import SqlUnitOfWork
-from alerts.config import AreaNode
+from alerts.config import AreaNode, FeedbackSource
 from alerts.domain.routing import Router
 from alerts.feed import AlertFeed, FeedKind
 from alerts.links import EvidenceLinks
@@ -552,6 +552,10 @@ class ApiServices:
     @property
     def feedback_secrets(self) -> dict[str, str]:
         return {f.name: f.secret for f in self.loaded.config.feedback}
+
+    @property
+    def feedback_sources(self) -> dict[str, FeedbackSource]:  # issue 21: their scope
+        return {f.name: f for f in self.loaded.config.feedback}
 
     @property
     def console_settings(self) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from alerts.adapters.sql import (
     routing_rule_configs,
     sync_config_routing,
 )
-from alerts.config import AreaNode, RoutingRuleConfig
+from alerts.config import AreaNode, FeedbackSource, RoutingRuleConfig
 from alerts.dispatcher import Dispatcher
 from alerts.domain.routing import Router
 from alerts.export import open_evidence_paths
@@ -606,3 +606,7 @@ class Hub:
     @property
     def feedback_secrets(self) -> dict[str, str]:
         return {f.name: f.secret for f in self.loaded.config.feedback}
+
+    @property
+    def feedback_sources(self) -> dict[str, FeedbackSource]:  # issue 21: their scope
+        return {f.name: f for f in self.loaded.config.feedback}
