@@ -128,6 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                         token_ttl_s=api.token_ttl_s,
                         metrics_public=api.metrics_public,
                         console=api.console.enabled,
+                        max_body_bytes=api.max_body_kb * 1024,
                     ),  # fmt: skip
                     host=api.host,
                     port=api.port,

@@ -98,6 +98,11 @@ class ApiConfig(StrictModel):
         7 * 24 * 3600, gt=0, description="lifetime of the signed evidence links sent to targets"
     )
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
+    max_body_kb: int = Field(  # issue 21: a 256 MiB POST is refused, not read whole
+        1024, ge=16, le=1024 * 1024,
+        description="largest request body (KiB) of the API routes; login and feedback take "
+        "16 KiB at most; larger bodies are answered 413",
+    )  # fmt: skip
     link_secret: str | None = Field(
         None, repr=False,
         description="key signing evidence links (default: a random key in <data_dir>/link.key; "
