@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -21,6 +21,9 @@ router = APIRouter(prefix="/api/deliveries", tags=["deliveries"])
 
 SessionDep = Annotated[Session, Depends(get_session)]
 Manager = Annotated[Principal, Depends(require("dispatch:manage"))]
+
+#: An outbox row id: a 32-bit integer column (a larger number is a 422, not a 500).
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 ListedState = Literal["dead", "pending", "delivered", "discarded", "cancelled"]
 
@@ -99,7 +102,7 @@ def dead_row(session: Session, delivery_id: int, principal: Principal) -> Outbox
 
 @router.post("/{delivery_id}/retry", response_model=DeliveryOut, summary="Send a dead letter again")
 def retry_delivery(
-    delivery_id: int, request: Request, session: SessionDep, principal: Manager
+    delivery_id: RowId, request: Request, session: SessionDep, principal: Manager
 ) -> DeliveryOut:
     row = dead_row(session, delivery_id, principal)
     # A fresh start: the target's max_attempts counts again from zero.
@@ -112,7 +115,7 @@ def retry_delivery(
 
 @router.post("/{delivery_id}/discard", response_model=DeliveryOut, summary="Give up a dead letter")
 def discard_delivery(
-    delivery_id: int, request: Request, session: SessionDep, principal: Manager
+    delivery_id: RowId, request: Request, session: SessionDep, principal: Manager
 ) -> DeliveryOut:
     row = dead_row(session, delivery_id, principal)
     row.state = "discarded"
