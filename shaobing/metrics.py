@@ -27,6 +27,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     start_http_server,
@@ -72,6 +73,10 @@ DEAD_LETTERED = Counter(
     "shaobing_dead_lettered_total",
     "Event-bus messages set aside for good (a clip for an alert that does not exist, "
     "a malformed message): <data_dir>/spool/dead/ holds them with the reason",
+)
+SPOOL_MEMORY = Gauge(
+    "shaobing_spool_memory_events",
+    "Events held in memory because the event spool's disk refuses writes (full, read-only)",
 )
 EVIDENCE_DROPPED = Counter(
     "shaobing_evidence_dropped_total",

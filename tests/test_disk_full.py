@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -111,9 +112,11 @@ def test_the_spool_keeps_what_a_full_disk_refuses_and_writes_it_through(
     spool.subscribe(EVENTS_TOPIC, CONSUMER_GROUP)
     spool.publish(EVENTS_TOPIC, {"alert_id": "before"})
     small_disk.fill()
+    gauge_before = REGISTRY.get_sample_value("shaobing_spool_memory_events") or 0.0
     for i in range(20):  # raised while the disk is full: none may be lost
         spool.publish(EVENTS_TOPIC, {"alert_id": f"full-{i}"})
     assert spool.in_memory() == 20 and spool.spooled() == 21
+    assert REGISTRY.get_sample_value("shaobing_spool_memory_events") == gauge_before + 20
     health = spool.health()
     assert not health["ok"] and "ENOSPC" in str(health["reason"])
 
@@ -188,6 +191,7 @@ def test_alerts_raised_while_the_disk_is_full_are_all_stored_and_delivered(
         assert health["status"] == "degraded"
         assert any("data_dir" in r and "under the floor" in r for r in health["reasons"]), health
         assert bus.in_memory() > 0  # the spool could not write them
+        assert REGISTRY.get_sample_value("shaobing_disk_low", {"path": "data_dir"}) == 1
         time.sleep(2)
         assert stored(sessions) < 40  # the database could not store them either
         small_disk.free()
@@ -195,6 +199,7 @@ def test_alerts_raised_while_the_disk_is_full_are_all_stored_and_delivered(
         wait_until("every alert delivered", lambda: delivered(receiver) >= set(raised), 60)
         wait_until("the spool empty", lambda: bus.spooled() == 0, 10)
         wait_until("the watcher sees space", lambda: watcher.health()["ok"], 5)
+        assert REGISTRY.get_sample_value("shaobing_disk_low", {"path": "data_dir"}) == 0
         with sessions() as s:
             ids = set(s.scalars(select(AlertRecord.id)))
         assert ids == set(raised)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from alerts.ports import Delivery, EventBus
+from shaobing import metrics
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +234,7 @@ class SpoolingEventBus:
                 self._entries[message_id] = entry
                 if path is None:
                     self._unwritten[message_id] = entry
+                    metrics.SPOOL_MEMORY.inc()
                     self._start_writer()
         if not groups and path is not None:  # nobody would ever acknowledge it
             path.unlink(missing_ok=True)
@@ -248,6 +250,7 @@ class SpoolingEventBus:
                 return
             del self._entries[message_id]
             if self._unwritten.pop(message_id, None) is not None:
+                metrics.SPOOL_MEMORY.dec()
                 self._lock.notify_all()  # room for a held publisher
             path = entry.path
         if path is not None:
@@ -276,6 +279,7 @@ class SpoolingEventBus:
                         else:
                             entry.path, stale = path, None
                             self.written_late += 1
+                            metrics.SPOOL_MEMORY.dec()
                             self._lock.notify_all()
                     if stale is not None:
                         stale.unlink(missing_ok=True)
