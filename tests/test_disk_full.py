@@ -274,3 +274,41 @@ def test_the_track_index_keeps_the_row_when_the_thumbnail_cannot_be_written(
         rows = list(s.scalars(select(TrackRecord)))
     assert len(rows) == 1 and rows[0].thumbnail_path is None and rows[0].colour == "red"
     engine.dispose()
+
+
+@pytest.mark.disk_size("64m")
+def test_the_hub_reports_a_low_disk_in_healthz_and_recovers(
+    small_disk: SmallDisk, models_dir: Path
+) -> None:
+    """The wiring: a real hub with data_dir on the small disk, /healthz over the app."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from shaobing.config import parse_config
+    from shaobing.hub import Hub
+
+    data = small_disk.root / "data"
+    loaded = parse_config({"data_dir": str(data), "detector": {
+        "model": str(models_dir / "yolox_nano.onnx"), "workers": 1}}, "hub.yaml",
+        small_disk.root)  # fmt: skip
+    hub = Hub(loaded)
+    hub.start()
+    try:
+        client = TestClient(create_app(hub, hub.sessions, console=False))
+        health = client.get("/healthz").json()
+        assert health["status"] == "ok" and health["reasons"] == [], health
+        assert set(health["disks"]) == {"data_dir", "evidence"}
+        assert health["disks"]["data_dir"]["free_bytes"] > 0
+        small_disk.fill()
+        hub.disks.check()  # the watcher's thread does this every 10 s
+        health = client.get("/healthz").json()
+        assert health["status"] == "degraded", health
+        assert any(r.startswith("data_dir (") and "under the floor" in r
+                   for r in health["reasons"]), health  # fmt: skip
+        assert health["disks"]["data_dir"]["low"] and health["disks"]["evidence"]["low"]
+        small_disk.free()
+        hub.disks.check()
+        health = client.get("/healthz").json()
+        assert health["status"] == "ok" and health["reasons"] == [], health
+    finally:
+        hub.stop()
