@@ -17,6 +17,7 @@ from accounts.throttle import LoginThrottle
 from api.auth import install_host_check, require
 from api.console import CONSOLE_ROUTES, mount_console
 from api.limits import DEFAULT_BODY, BodyLimit, PasswordSlots
+from api.openapi_errors import document_errors
 from api.ports import HubServices
 from api.routers import (
     alerts,
@@ -101,4 +102,5 @@ def create_app(
 
     if console:  # the web console at / (static files; api.console.enabled)
         mount_console(app)
+    app.openapi = document_errors(app.openapi, PUBLIC_ROUTES)  # type: ignore[method-assign]
     return app
