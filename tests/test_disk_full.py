@@ -312,3 +312,33 @@ def test_the_hub_reports_a_low_disk_in_healthz_and_recovers(
         assert health["status"] == "ok" and health["reasons"] == [], health
     finally:
         hub.stop()
+
+
+def test_a_workers_forwarding_spool_on_a_full_disk_forwards_from_memory(
+    small_disk: SmallDisk, tmp_path: Path
+) -> None:
+    """Distributed mode: the worker's spool in front of a real Redis; the disk is full."""
+    from alerts.adapters.redis_bus import ForwardingSpool, RedisEventBus
+    from tests.redisproc import RedisServer
+
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        consumer = RedisEventBus(server.url)
+        consumer.subscribe(EVENTS_TOPIC, CONSUMER_GROUP)
+        spool = ForwardingSpool(RedisEventBus(server.url), small_disk.root / "spool")
+        small_disk.fill()
+        for i in range(30):  # the spool file cannot be written: before, publish raised
+            spool.publish(EVENTS_TOPIC, {"alert_id": f"w-{i}"})
+        assert spool.flush(20)
+        got = set()
+        deadline = time.monotonic() + 20
+        while len(got) < 30 and time.monotonic() < deadline:
+            delivery = consumer.consume(EVENTS_TOPIC, CONSUMER_GROUP, timeout_s=0.5)
+            if delivery is not None:
+                got.add(delivery.payload["alert_id"])
+                delivery.ack()
+        assert got == {f"w-{i}" for i in range(30)}
+        assert spool.in_memory == 0
+        spool.stop()
+    finally:
+        server.stop()
