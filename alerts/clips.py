@@ -31,9 +31,9 @@ from alerts.config import AlertsConfig
 from alerts.evidence import evidence_key
 from alerts.messages import EVENTS_TOPIC, ClipMessage
 from alerts.ports import EventBus
+from core import metrics
 from core.storage import TRACKS_PREFIX, EvidenceStorage, StorageError, as_storage
 from ingest.ring import ClipPackets, PacketRing
-from shaobing import metrics
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ from alerts.evidence import EvidenceFrame, render_snapshots
 from alerts.messages import EVENTS_TOPIC, EventMessage
 from alerts.ports import EventBus
 from analytics.types import Event
+from core import metrics
 from core.area import Area
 from core.storage import EvidenceStorage, StorageError, as_storage
-from shaobing import metrics
 
 log = logging.getLogger(__name__)
 

@@ -29,6 +29,7 @@ from api.routers import (
     exports,
     feedback,
     live,
+    patrol,
     routing,
     stats,
     tracks,
@@ -84,6 +85,7 @@ def create_app(
         exports,
         tracks,
         stats,
+        patrol,
     ):
         app.include_router(module.router)
 

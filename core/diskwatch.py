@@ -79,6 +79,8 @@ def check_path(name: str, path: Path, floor_bytes: int | None = None) -> DiskSta
 class DiskWatcher:
     """Watch the free space of named paths; ``health()`` for ``/healthz``."""
 
+    name = "disks"  # a role of the composition (shaobing.bootstrap.Role)
+
     def __init__(
         self,
         paths: Mapping[str, Path],

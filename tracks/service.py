@@ -32,6 +32,7 @@ from av.video.reformatter import VideoReformatter
 from sqlalchemy.orm import Session, sessionmaker
 
 from analytics.types import Detections, class_name
+from core import metrics
 from core.area import Area
 from core.secrets import make_private_dir
 from core.storage import (
@@ -41,7 +42,6 @@ from core.storage import (
     SharedDirectory,
     StorageError,
 )
-from shaobing import metrics
 from tracks import store
 from tracks.colour import dominant_colour
 from tracks.config import TracksConfig

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from alerts.ports import Delivery, EventBus
-from shaobing import metrics
+from core import metrics
 
 log = logging.getLogger(__name__)
 
