@@ -7,8 +7,8 @@ permissions (:data:`ROLE_PERMISSIONS`) and its area and department limit what it
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, replace
 from typing import Literal, TypeGuard, get_args
 
 from core.area import Area
@@ -104,6 +104,44 @@ def sees_alert(
             assignee is not None and assignee == principal.username
         )
     return principal.area.contains(area)
+
+
+#: The area of a principal that sees no camera, track or analytics at all: no camera is
+#: ever placed there (``∅`` is not a county name), so every area check and every SQL
+#: filter by area path refuses everything without a special case.
+NO_AREA = Area(county="\u2205")
+
+#: Roles for which an account without an area means the whole county (the centre's
+#: staff). A ``department`` account without an area sees the areas its department
+#: serves, never the whole county.
+COUNTY_ROLES: frozenset[Role] = frozenset({"admin", "supervisor", "operator", "investigator",
+                                           "viewer"})  # fmt: skip
+
+
+def scoped_principal(
+    principal: Principal, served: Callable[[str], Collection[Area]]
+) -> Principal:
+    """The one rule of scope: the principal with the area it really sees.
+
+    Applied once per request (``api.auth.current_principal``), so every camera, live
+    video, snapshot, overlay, analytics, track and statistics check that reads
+    ``principal.area`` (:func:`sees_area`, the SQL filters by area path) follows it.
+
+    * an account with an area keeps it;
+    * an account without an area is the whole county only for :data:`COUNTY_ROLES`;
+    * a ``department`` account without an area sees the area its department serves
+      (``served(department_id)``) when that is one area; a department serving several
+      areas, an unknown department or none: :data:`NO_AREA` (give the account an area).
+
+    Alerts of a department account are still its department's and its own, wherever
+    they are (:func:`sees_alert`).
+    """
+    if principal.area.path() or principal.role in COUNTY_ROLES:
+        return principal
+    areas = list(served(principal.department_id)) if principal.department_id else []
+    if len(areas) == 1 and areas[0].path():
+        return replace(principal, area=areas[0])
+    return replace(principal, area=NO_AREA)
 
 
 def permission_for_action(action: str) -> Permission:

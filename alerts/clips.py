@@ -31,6 +31,7 @@ from alerts.config import AlertsConfig
 from alerts.evidence import evidence_key
 from alerts.messages import EVENTS_TOPIC, ClipMessage
 from alerts.ports import EventBus
+from core import metrics
 from core.storage import TRACKS_PREFIX, EvidenceStorage, StorageError, as_storage
 from ingest.ring import ClipPackets, PacketRing
 
@@ -231,6 +232,7 @@ class ClipRecorder:
         except (OSError, StorageError, av.error.FFmpegError) as exc:
             log.error("%s: clip not saved: %s", req.what, exc)
             self.failed += 1
+            metrics.EVIDENCE_DROPPED.labels("clip").inc()
             if req.on_done is not None:
                 req.on_done(None, None, 0)
             return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Literal
 
@@ -270,6 +271,23 @@ class FeedbackSource(StrictModel):
 
     name: str = Field(pattern=ID_RE.pattern)
     secret: str = Field(min_length=16, repr=False)
+    # issue 21: a source moves only the alerts of the areas / departments it serves.
+    areas: list[Area] = Field(
+        default_factory=list,
+        description="the alerts of these areas only (with departments: either); "
+        "both empty: every alert (the centre's own platform)",
+    )
+    departments: list[str] = Field(
+        default_factory=list, description="the alerts routed to these departments only"
+    )
+
+    def serves(self, area: Area, departments: Collection[str]) -> bool:
+        """Whether this source may move an alert placed in ``area`` routed to ``departments``."""
+        if not self.areas and not self.departments:
+            return True
+        return any(a.contains(area) for a in self.areas) or bool(
+            set(self.departments) & set(departments)
+        )
 
 
 def check_routing_references(

@@ -26,6 +26,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.domain.model import OPEN_STATUSES, Alert, EvidenceRef
+from core.secrets import same_text
 from core.storage import EvidenceStorage, OutsideStorage
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ def verify_export(path: Path, key: bytes) -> Verification:
             return result
         raw = zf.read(MANIFEST)
         sig = zf.read(SIGNATURE).decode(errors="replace").strip()
-        result.signature_ok = hmac.compare_digest(sign(raw, key), sig)
+        result.signature_ok = same_text(sign(raw, key), sig)
         if not result.signature_ok:
             result.problems.append(f"{MANIFEST}: signature does not match (manifest altered, "
                                    "or another hub's key)")  # fmt: skip

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.secrets import same_text
+
 KINDS = ("snapshot", "annotated_snapshot")
 
 
@@ -41,7 +43,7 @@ class EvidenceLinks:
     ) -> bool:
         if expires < (time.time() if now is None else now):
             return False
-        return hmac.compare_digest(self._sig(alert_id, kind, expires), sig)
+        return same_text(self._sig(alert_id, kind, expires), sig)
 
 
 def load_or_create_key(secret: str | None, path: Path) -> bytes:

@@ -30,6 +30,7 @@ from alerts.evidence import EvidenceFrame, render_snapshots
 from alerts.messages import EVENTS_TOPIC, EventMessage
 from alerts.ports import EventBus
 from analytics.types import Event
+from core import metrics
 from core.area import Area
 from core.storage import EvidenceStorage, StorageError, as_storage
 
@@ -166,6 +167,7 @@ class AlertProducer:
         except (OSError, ValueError, StorageError) as exc:
             # The alert matters more than its picture: publish it, say why there is none.
             m.evidence_error = f"snapshot not saved: {exc}"
+            metrics.EVIDENCE_DROPPED.labels("snapshot").inc()
             log.error("alert %s: %s", m.alert_id, m.evidence_error)
         self._publish(m)
 

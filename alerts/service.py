@@ -30,7 +30,7 @@ from alerts.domain.model import (
 from alerts.domain.routing import Router
 from alerts.feed import AlertFeed, FeedKind
 from alerts.messages import CLIP_KIND, EVENTS_TOPIC, ClipMessage, EventMessage
-from alerts.ports import ConcurrentUpdate, EventBus, UnitOfWork
+from alerts.ports import ConcurrentUpdate, Delivery, EventBus, UnitOfWork
 from core import metrics
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,11 @@ OBJECT_CLASS_MAX = 64  # a custom model's class name is cut, never the alert los
 
 class AlertNotFound(LookupError):
     pass
+
+
+#: Tries (about 2 minutes with the back-off) before a clip for an alert that is not
+#: stored, and not on its way either, is dead-lettered as a poison message.
+POISON_ATTEMPTS = 10
 
 
 class DuplicateFeedback(Exception):
@@ -282,12 +287,19 @@ class AlertWorkers:
     """
 
     def __init__(
-        self, service: AlertService, bus: EventBus, *, escalation_interval_s: float = 1.0
+        self,
+        service: AlertService,
+        bus: EventBus,
+        *,
+        escalation_interval_s: float = 1.0,
+        poison_attempts: int = POISON_ATTEMPTS,
     ) -> None:
         self.service = service
+        self.poison_attempts = poison_attempts
         self.bus = bus
         self.escalation_interval_s = escalation_interval_s
         self._stop = threading.Event()
+        self.dead_lettered = 0  # messages set aside for good (poison)
         bus.subscribe(EVENTS_TOPIC, CONSUMER_GROUP)
         self._threads = [
             threading.Thread(target=self._consume, name="alerts", daemon=True),
@@ -320,10 +332,26 @@ class AlertWorkers:
             if delivery is None:
                 continue
             try:
-                if delivery.payload.get("kind") == CLIP_KIND:
-                    self.service.attach_clip(ClipMessage.from_dict(delivery.payload))
+                clip = delivery.payload.get("kind") == CLIP_KIND
+                message = (ClipMessage.from_dict(delivery.payload) if clip
+                           else EventMessage.from_dict(delivery.payload))  # fmt: skip
+            except (KeyError, TypeError, ValueError) as exc:  # unreadable: retrying won't help
+                self._dead_letter(delivery, f"malformed message: {type(exc).__name__}: {exc}")
+                continue
+            try:
+                if isinstance(message, ClipMessage):
+                    self.service.attach_clip(message)
                 else:
-                    self.service.create(EventMessage.from_dict(delivery.payload))
+                    self.service.create(message)
+            except AlertNotFound as exc:
+                if self._is_poison(delivery, str(exc)):
+                    self._dead_letter(delivery, f"clip for alert {exc} which does not exist "
+                                                f"({delivery.attempts} attempts)")  # fmt: skip
+                    continue
+                log.info("clip for alert %s: alert not stored yet (attempt %d)", exc,
+                         delivery.attempts)  # fmt: skip
+                self._retry_later(delivery)
+                continue
             except Exception:  # noqa: BLE001 - retried: the alert must not be lost
                 self.service.counters.failed += 1
                 delay = min(30.0, 0.5 * 2 ** min(delivery.attempts, 6))
@@ -332,6 +360,32 @@ class AlertWorkers:
                 delivery.nack(delay)
                 continue
             delivery.ack()
+
+    def _retry_later(self, delivery: Delivery) -> None:
+        delay = min(30.0, 0.5 * 2 ** min(delivery.attempts, 6))
+        delivery.nack(delay)
+
+    def _is_poison(self, delivery: Delivery, alert_id: str) -> bool:
+        """A clip whose alert is not stored after ``POISON_ATTEMPTS`` tries and whose event
+        is not waiting on the bus either (a full disk delays an alert; it never drops it)."""
+        if delivery.attempts < self.poison_attempts:
+            return False
+        holds = getattr(self.bus, "holds", None)
+        return holds is None or not holds(
+            EVENTS_TOPIC, lambda p: p.get("kind") != CLIP_KIND and p.get("alert_id") == alert_id
+        )
+
+    def _dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """Never retried again: set aside with its reason (the spool's ``dead/``), counted."""
+        self.dead_lettered += 1
+        metrics.DEAD_LETTERED.inc()
+        dead_letter = getattr(self.bus, "dead_letter", None)
+        if dead_letter is not None:
+            dead_letter(EVENTS_TOPIC, delivery.payload, reason)
+        else:
+            log.error("message %s dead-lettered (%s): %s", delivery.id, reason,
+                      str(delivery.payload)[:2000])  # fmt: skip
+        delivery.ack()
 
     def _escalate(self) -> None:
         while not self._stop.wait(self.escalation_interval_s):

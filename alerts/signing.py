@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from core.secrets import same_text
+
 SIGNATURE_HEADER = "X-Shaobing-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -19,4 +21,4 @@ def verify(body: bytes, secret: str, header_value: str | None) -> bool:
     """Constant-time check of a received signature header against the raw body."""
     if not header_value:
         return False
-    return hmac.compare_digest(sign(body, secret), header_value.strip())
+    return same_text(sign(body, secret), header_value.strip())

@@ -13,8 +13,11 @@ from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy.orm import Session, sessionmaker
 
+from accounts.throttle import LoginThrottle
 from api.auth import install_host_check, require
 from api.console import CONSOLE_ROUTES, mount_console
+from api.limits import DEFAULT_BODY, BodyLimit, PasswordSlots
+from api.openapi_errors import document_errors
 from api.ports import HubServices
 from api.routers import (
     alerts,
@@ -51,6 +54,7 @@ def create_app(
     token_ttl_s: float = 12 * 3600,
     metrics_public: bool = True,
     console: bool = True,
+    max_body_bytes: int = DEFAULT_BODY,
 ) -> FastAPI:
     app = FastAPI(
         title="Shaobing 哨兵",
@@ -61,6 +65,10 @@ def create_app(
     app.state.services = services
     app.state.sessions = sessions
     app.state.token_ttl_s = token_ttl_s
+    # issue 21: no unauthenticated caller exhausts the hub (api/limits.py).
+    app.state.login_throttle = LoginThrottle()
+    app.state.password_slots = PasswordSlots()
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     if allowed_hosts is not None and "*" not in allowed_hosts:
         install_host_check(app, allowed_hosts)
     for module in (
@@ -96,4 +104,5 @@ def create_app(
 
     if console:  # the web console at / (static files; api.console.enabled)
         mount_console(app)
+    app.openapi = document_errors(app.openapi, PUBLIC_ROUTES)  # type: ignore[method-assign]
     return app

@@ -13,6 +13,7 @@ valid cookie beside it. Routes declare ``principal: CurrentPrincipal`` or
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Annotated, Literal
 
@@ -20,7 +21,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from sqlalchemy.orm import Session
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from accounts.domain import Permission, Principal, can, is_permission
+from accounts.domain import Permission, Principal, can, is_permission, scoped_principal
 from accounts.service import (
     API_KEY_PREFIX,
     audit,
@@ -28,6 +29,7 @@ from accounts.service import (
     principal_for_token,
 )
 from api.deps import get_session
+from core.area import Area
 
 SESSION_COOKIE = "shaobing_session"
 API_KEY_HEADER = "X-API-Key"
@@ -59,7 +61,29 @@ def presented_credential(request: Request) -> tuple[CredentialKind, str] | None:
 
 
 def current_principal(request: Request, session: SessionDep) -> Principal:
-    """The authenticated caller, or 401 with ``WWW-Authenticate: Bearer``."""
+    """The authenticated caller with its scope (:func:`accounts.domain.scoped_principal`),
+    or 401 with ``WWW-Authenticate: Bearer``."""
+    return with_scope(request, _authenticated(request, session))
+
+
+def served_areas(request: Request) -> Callable[[str], list[Area]]:
+    """The areas a department serves, from the hub's routing configuration."""
+
+    def served(department_id: str) -> list[Area]:  # asked for department accounts only
+        services = getattr(request.app.state, "services", None)
+        if services is None:  # an app without the hub: no department is known
+            return []
+        department = services.router().departments.get(department_id)
+        return list(department.areas) if department is not None else []
+
+    return served
+
+
+def with_scope(request: Request, principal: Principal) -> Principal:
+    return scoped_principal(principal, served_areas(request))
+
+
+def _authenticated(request: Request, session: Session) -> Principal:
     credential = presented_credential(request)
     if credential is None:
         raise _unauthorized(
@@ -132,3 +156,44 @@ def install_host_check(app: FastAPI, allowed_hosts: list[str]) -> None:
     if not allowed_hosts:
         raise ValueError("allowed_hosts is empty: no request could reach the API")
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts, www_redirect=False)
+
+
+#: Seconds between two checks of a long-lived stream's credential (SSE feed, live video).
+STREAM_RECHECK_S = 5.0
+
+
+class StreamAuthority:
+    """Re-checks, while a stream lasts, that the credential which opened it still holds.
+
+    A stream outlives its request: without this, a feed or a live video would keep
+    flowing after the token was revoked, the user disabled or demoted or moved to
+    another area. Every ``interval_s`` (``app.state.stream_recheck_s``, default
+    :data:`STREAM_RECHECK_S`) the same credential is authenticated again; the stream
+    ends when it no longer authenticates, lacks ``permission``, or its scope changed.
+    """
+
+    def __init__(self, request: Request, principal: Principal, permission: Permission) -> None:
+        self.request = request
+        self.principal = principal
+        self.permission = permission
+        self.interval_s = float(getattr(request.app.state, "stream_recheck_s", STREAM_RECHECK_S))
+        self._next = time.monotonic() + self.interval_s
+
+    def due(self) -> bool:
+        return time.monotonic() >= self._next
+
+    def reason_to_end(self) -> str | None:
+        """Check now (blocking: run it in a thread): why the stream must end, or None."""
+        self._next = time.monotonic() + self.interval_s
+        try:
+            with self.request.app.state.sessions() as session:
+                now = with_scope(self.request, _authenticated(self.request, session))
+        except HTTPException as exc:
+            return f"credential no longer valid: {exc.detail}"
+        if not can(now, self.permission):
+            return f"permission {self.permission!r} withdrawn (role {now.role!r})"
+        before = self.principal
+        if (now.role, now.area, now.department_id) != (before.role, before.area,
+                                                       before.department_id):  # fmt: skip
+            return "role or scope changed: reconnect"
+        return None

@@ -41,7 +41,11 @@ def mount_console(app: FastAPI, dist: Path | None = None) -> None:
 
     @app.get("/assets/{path:path}", include_in_schema=False)
     def asset(path: str) -> FileResponse:
-        file = (assets / path).resolve()
-        if not file.is_relative_to(assets) or not file.is_file():
+        try:  # a NUL or an over-long name makes the file system raise: no such file
+            file = (assets / path).resolve()
+            found = file.is_relative_to(assets) and file.is_file()
+        except (OSError, ValueError):
+            found = False
+        if not found:
             raise HTTPException(404, "no such file")
         return FileResponse(file, headers={"Cache-Control": "public, max-age=31536000, immutable"})

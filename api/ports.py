@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from alerts.config import AreaNode
+from alerts.config import AreaNode, FeedbackSource
 from alerts.domain.routing import Router
 from alerts.feed import AlertFeed
 from alerts.links import EvidenceLinks
@@ -34,6 +34,11 @@ class HubServices(Protocol):
 
     @property
     def feedback_secrets(self) -> dict[str, str]: ...
+
+    @property
+    def feedback_sources(self) -> dict[str, FeedbackSource]:
+        """The sources with the areas / departments whose alerts each may move."""
+        ...
 
     @property
     def console_settings(self) -> dict[str, Any]: ...

@@ -245,9 +245,18 @@ class AlertPage(BaseModel):
     offset: int
 
 
+class DiskOut(BaseModel):
+    path: str
+    free_bytes: int
+    total_bytes: int
+    floor_bytes: int = Field(description="under this free space the path is low (degraded)")
+    low: bool
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded"] = Field(
-        description="degraded: not started, or a service thread has died"
+        description="degraded: not started, a service thread has died, a disk is low or "
+        "events wait in memory (see reasons)"
     )
     cameras: dict[str, int]
     dispatch_pending: int
@@ -257,5 +266,13 @@ class Health(BaseModel):
     events_pending: int = Field(0, description="events not yet stored as alerts")
     threads: dict[str, bool] = Field(
         default_factory=dict, description="the hub's service threads: alive or not"
+    )
+    reasons: list[str] = Field(
+        default_factory=list,
+        description="why the status is degraded: a disk under its free-space floor, events "
+        "held in memory because the event spool's disk refuses writes",
+    )
+    disks: dict[str, DiskOut] = Field(
+        default_factory=dict, description="free space of the watched paths (data_dir, evidence)"
     )
     version: str

@@ -22,6 +22,7 @@ import yaml
 from pydantic import ValidationError
 
 from camera_registry.config import CameraBase
+from core.limits import limit_problems
 
 C = TypeVar("C", bound=CameraBase)
 
@@ -129,14 +130,22 @@ def load_camera_file(path: Path, model: type[C]) -> list[C]:
         unknown = [c for c in (reader.fieldnames or []) if c and c.strip() not in CSV_COLUMNS]
         if unknown:
             problems.append(f"header: unknown column(s) {unknown}; known: {', '.join(CSV_COLUMNS)}")
-        for n, raw in enumerate(reader, start=2):  # row 1 is the header
-            clean = {(k or "").strip(): v for k, v in raw.items()}
-            rows.append((f"row {n}", _row_from_csv(clean)))
+        try:
+            for n, raw in enumerate(reader, start=2):  # row 1 is the header
+                clean = {(k or "").strip(): v for k, v in raw.items()}
+                rows.append((f"row {n}", _row_from_csv(clean)))
+        except csv.Error as exc:  # issue 21: e.g. a field over the 128 KiB limit
+            raise ImportError_(path, [f"row {reader.line_num}: invalid CSV: {exc}"]) from None
     else:
         try:
             data = yaml.safe_load(text)
+        except RecursionError:  # issue 21: a traceback before
+            raise ImportError_(path, ["invalid YAML: nested too deeply"]) from None
         except yaml.YAMLError as exc:
             raise ImportError_(path, [f"invalid YAML: {exc}"]) from exc
+        limits = [f"{path}: {field}: {reason}" for field, reason in limit_problems(data)]
+        if limits:  # issue 21: alias bombs, NaN, control characters, huge zones
+            raise ImportError_(path, limits)
         if isinstance(data, dict) and "cameras" in data:
             data = data["cameras"]
         if not isinstance(data, list):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 _FAST = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.0)
 _LATENCY = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -40,6 +40,22 @@ STALE_EVENTS = Counter(
     "shaobing_stale_events_total",
     "Events rejected by the alert consumer: written by a worker after its camera lease "
     "passed to another (fencing token older than the camera's current one)",
+)
+
+# issue 21 (trust): what a full disk or a poison message costs, counted.
+DEAD_LETTERED = Counter(
+    "shaobing_dead_lettered_total",
+    "Event-bus messages set aside for good (a clip for an alert that does not exist, "
+    "a malformed message): <data_dir>/spool/dead/ holds them with the reason",
+)
+SPOOL_MEMORY = Gauge(
+    "shaobing_spool_memory_events",
+    "Events held in memory because the event spool's disk refuses writes (full, read-only)",
+)
+EVIDENCE_DROPPED = Counter(
+    "shaobing_evidence_dropped_total",
+    "Evidence files not written (disk full or failing) while the alert or track was kept",
+    ["kind"],
 )
 
 

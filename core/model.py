@@ -6,9 +6,10 @@ from pydantic import BaseModel, ConfigDict
 
 
 class StrictModel(BaseModel):
-    """Unknown keys are errors (a misspelt key in a config file must not be ignored)."""
+    """Unknown keys are errors (a misspelt key in a config file must not be ignored);
+    NaN and infinity are not numbers a setting or a zone point may take."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 # Storage limits that user-given names must respect: a name longer than its column is a

@@ -99,3 +99,9 @@ def load_or_create_cipher(key_file: Path) -> SecretCipher:
             with os.fdopen(fd, "w") as out:
                 out.write(SecretCipher.new_key())
     return SecretCipher(key_file.read_bytes())
+
+
+def same_text(expected: str, received: str) -> bool:
+    """Constant-time comparison of two texts of any characters (``hmac.compare_digest``
+    raises TypeError on a non-ASCII ``str``: a forged signature would be a 500)."""
+    return hmac.compare_digest(expected.encode(), received.encode("utf-8", "surrogatepass"))

@@ -40,6 +40,7 @@ from alerts.service import CONSUMER_GROUP, AlertService, AlertWorkers
 from analytics.config import CameraConfig
 from analytics.detectors import Detector, create_detector
 from camera_registry.status import StatusBoard
+from core.diskwatch import DiskWatcher, with_reasons
 from shaobing import metrics
 from shaobing.adapters.leases import Fences, WorkerLeases
 from shaobing.adapters.redis_bus import ForwardingSpool, RedisEventBus
@@ -269,7 +270,9 @@ class Hub:
                              publish_state=self.dispatcher.camera_status)  # fmt: skip
         self.patrol = Patroller(self.worker, cfg.patrol)
         self.worker_role = WorkerRole(self.worker, self.patrol, spool=self.bus)
-        self.roles: list[Role] = [self.dispatch, self.alerts_role, self.worker_role]
+        # issue 21: the free space of data_dir and the evidence folder, in /healthz.
+        self.disks = DiskWatcher({"data_dir": loaded.data_dir, "evidence": loaded.snapshot_dir})
+        self.roles: list[Role] = [self.disks, self.dispatch, self.alerts_role, self.worker_role]
         self.services = ApiServices(
             loaded, self.store, status=self.status, alerts=self.alerts, links=self.links,
             feed=self.feed, evidence=self.evidence, routing=self.routing, live=self.worker,
@@ -340,12 +343,12 @@ class Hub:
         return [t for role in self.roles for t in role.threads]
 
     def health(self) -> dict[str, Any]:
-        return health_report(
+        return with_reasons(health_report(
             ok=self._started, statuses=self.status.all(),
             threads={t.name: t.is_alive() for t in self.threads},
             events_pending=self.alerts_role.pending() + self.worker.backlog(),
             outbox=self.store.outbox_counts(),
-        )  # fmt: skip
+        ), self.disks.health(), self.bus.health())  # fmt: skip
 
     def collector(self) -> metrics.HubCollector:
         collector = self.worker_role.collector()

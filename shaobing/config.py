@@ -41,6 +41,7 @@ from alerts.config import (
 from analytics.config import CameraConfig, DetectorConfig
 from camera_registry.config import IngestConfig
 from camera_registry.patrol import PatrolConfig
+from core.limits import limit_problems
 from core.model import StrictModel
 from core.storage import DirectoryStorageConfig, EvidenceStorageConfig
 from core.storage import config_problems as storage_problems
@@ -99,6 +100,11 @@ class ApiConfig(StrictModel):
         7 * 24 * 3600, gt=0, description="lifetime of the signed evidence links sent to targets"
     )
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
+    max_body_kb: int = Field(  # issue 21: a 256 MiB POST is refused, not read whole
+        1024, ge=16, le=1024 * 1024,
+        description="largest request body (KiB) of the API routes; login and feedback take "
+        "16 KiB at most; larger bodies are answered 413",
+    )  # fmt: skip
     link_secret: str | None = Field(
         None, repr=False,
         description="key signing evidence links (default: a random key in <data_dir>/link.key; "
@@ -363,6 +369,10 @@ def parse_config(data: Any, file: str, base_dir: Path, path: Path | None = None)
         data = {}
     if not isinstance(data, dict):
         raise ConfigError([ConfigProblem(file, "(top level)", "expected a mapping of settings")])
+    # issue 21: bombs, deep nesting, NaN, control characters, huge zones refused first.
+    limits = [ConfigProblem(file, field, reason) for field, reason in limit_problems(data)]
+    if limits:
+        raise ConfigError(limits)
     problems: list[ConfigProblem] = []
     data = _expand_env(data, "", file, problems)
     _apply_secret_overrides(data)
@@ -377,9 +387,13 @@ def parse_config(data: Any, file: str, base_dir: Path, path: Path | None = None)
         raise ConfigError(problems) from None
     for field, reason in storage_problems(config.storage.evidence):
         problems.append(ConfigProblem(file, f"storage.evidence.{field}", reason))
+    loaded = LoadedConfig(config, path, base_dir)
+    if loaded.data_dir.exists() and not loaded.data_dir.is_dir():  # issue 21
+        problems.append(ConfigProblem(file, "data_dir", f"{loaded.data_dir} is a file, not a "
+                                                        "folder"))  # fmt: skip
     if problems:
         raise ConfigError(problems)
-    return LoadedConfig(config, path, base_dir)
+    return loaded
 
 
 def load_config(path: str | Path | None) -> LoadedConfig:
@@ -394,6 +408,9 @@ def load_config(path: str | Path | None) -> LoadedConfig:
         ) from None
     try:
         data = yaml.safe_load(text)
+    except RecursionError:  # issue 21: a deeply nested file is an error, not a traceback
+        raise ConfigError([ConfigProblem(label, "(file)", "invalid YAML: nested too deeply")]) \
+            from None  # fmt: skip
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from core.secrets import SecretCipher
+from core.secrets import SecretCipher, same_text
 from ingest.live import FLV_CODECS, MAX_BACKLOG, FlvRemuxer, LiveFeed
 from ingest.ring import BufferedPacket
 
@@ -61,7 +61,7 @@ def verify(key: bytes, camera_id: str, exp: str, sig: str, now: float | None = N
         return False
     if expires < (time.time() if now is None else now):
         return False
-    return hmac.compare_digest(sign(key, camera_id, expires), sig)
+    return same_text(sign(key, camera_id, expires), sig)
 
 
 def parse_listen(value: str) -> tuple[str, int]:

@@ -59,6 +59,7 @@ def serve_api(loaded: LoadedConfig, services: Any) -> None:
         token_ttl_s=api.token_ttl_s,
         metrics_public=api.metrics_public,
         console=api.console.enabled,
+        max_body_bytes=api.max_body_kb * 1024,
     )
     server = uvicorn.Server(uvicorn.Config(app, host=api.host, port=api.port,
                                            log_level="warning", access_log=False))  # fmt: skip

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from alerts.adapters.sql import SqlUnitOfWork
-from alerts.config import AreaNode
+from alerts.config import AreaNode, FeedbackSource
 from alerts.domain.routing import Router
 from alerts.feed import AlertFeed
 from alerts.links import EvidenceLinks
@@ -109,6 +109,10 @@ class ApiServices:
     @property
     def feedback_secrets(self) -> dict[str, str]:
         return {f.name: f.secret for f in self.loaded.config.feedback}
+
+    @property
+    def feedback_sources(self) -> dict[str, FeedbackSource]:  # issue 21: their scope
+        return {f.name: f for f in self.loaded.config.feedback}
 
     @property
     def timezone(self) -> str:

@@ -32,6 +32,7 @@ from av.video.reformatter import VideoReformatter
 from sqlalchemy.orm import Session, sessionmaker
 
 from analytics.types import Detections, class_name
+from core import metrics
 from core.area import Area
 from core.secrets import make_private_dir
 from core.storage import (
@@ -197,6 +198,7 @@ class TrackIndex:
         self.clips_written = 0
         self.deleted = 0
         self.errors = 0
+        self.thumbnails_dropped = 0  # indexed without a thumbnail: the write failed
 
     @property
     def threads(self) -> list[threading.Thread]:
@@ -285,10 +287,16 @@ class TrackIndex:
         track_id = str(uuid.uuid4())
         thumbnail: str | None = None
         if track.crop is not None:
-            thumbnail = self.storage.put(
-                self._key(track.camera_id, track.first_seen, f"{track_id}.jpg"),
-                track.crop.thumbnail,
-            )
+            try:
+                thumbnail = self.storage.put(
+                    self._key(track.camera_id, track.first_seen, f"{track_id}.jpg"),
+                    track.crop.thumbnail,
+                )
+            except (OSError, StorageError) as exc:  # a full disk: the row matters more
+                self.thumbnails_dropped += 1
+                metrics.EVIDENCE_DROPPED.labels("track_thumbnail").inc()
+                log.warning("camera %s track %d: thumbnail not written (%s); indexed without",
+                            track.camera_id, track.track_id, exc)  # fmt: skip
         area = place.area
         record = store.TrackRecord(
             id=track_id, camera_id=track.camera_id, camera_name=place.name,

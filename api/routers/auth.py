@@ -7,10 +7,12 @@ SameSite=Strict ``shaobing_session`` cookie for the web console.
 from __future__ import annotations
 
 import time
+from math import ceil
 from typing import Literal, cast
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from accounts.domain import PERMISSIONS, ROLE_PERMISSIONS, Permission, Principal, Role, Via
 from accounts.passwords import MAX_LENGTH as PASSWORD_MAX
@@ -21,8 +23,10 @@ from api.auth import (
     CurrentPrincipal,
     SessionDep,
     audit_request,
+    client_ip,
     presented_credential,
 )
+from api.limits import login_guards
 from core.area import Area
 from core.model import StrictModel
 
@@ -75,23 +79,64 @@ def permissions_of(principal: Principal) -> list[Permission]:
 @router.post(
     "/login",
     response_model=LoginOut,
-    responses={401: {"description": LOGIN_FAILED}},
+    responses={
+        401: {"description": LOGIN_FAILED},
+        413: {"description": "request body over 16 KiB"},
+        429: {"description": "too many failed logins for this account or address: wait "
+                             "Retry-After seconds (back-off, then a temporary lockout)"},
+        503: {"description": "too many logins at once: retry"},
+    },
     summary="Log in with username and password: a bearer token and a session cookie",
 )
-def login(body: LoginIn, request: Request, response: Response, session: SessionDep) -> LoginOut:
+async def login(
+    body: LoginIn, request: Request, response: Response, session: SessionDep
+) -> LoginOut:
+    """Failed logins are throttled per account and per client address (exponential
+    back-off, then a 15-minute lockout, audited as ``login_locked``); the password
+    checks run a few at a time (``api.limits.PasswordSlots``)."""
+    throttle, slots = login_guards(request.app)
+    keys = throttle.keys(body.username, client_ip(request))
+    verdict = throttle.verdict(keys)
+    if not verdict.allowed:
+        raise HTTPException(
+            429, "too many failed logins: " + ("locked, " if verdict.locked else "")
+            + f"try again in {ceil(verdict.wait_s)} s",
+            headers={"Retry-After": str(ceil(verdict.wait_s))},
+        )  # fmt: skip
     now = time.time()
     ttl_s = float(getattr(request.app.state, "token_ttl_s", DEFAULT_TOKEN_TTL_S))
-    result = authenticate(session, body.username, body.password, ttl_s=ttl_s, now=now)
+    try:
+        result = await slots.run(lambda: authenticate(session, body.username, body.password,
+                                                      ttl_s=ttl_s, now=now))  # fmt: skip
+    except TimeoutError:
+        raise HTTPException(503, "too many logins at once: retry in a few seconds",
+                            headers={"Retry-After": "5"}) from None  # fmt: skip
     if result is None:
-        # One message for every cause: no hint whether the username exists.
-        audit_request(request, session, body.username, "login_failed", body.username)
-        session.commit()
+        throttle.failed(keys)
+        after = throttle.verdict(keys)
+
+        def record_failure() -> None:
+            # One message for every cause: no hint whether the username exists.
+            audit_request(request, session, body.username, "login_failed", body.username)
+            if after.locked and after.key is not None:
+                audit_request(request, session, body.username, "login_locked", after.key,
+                              f"{throttle.failures(after.key)} failures; locked "
+                              f"{ceil(after.wait_s)} s")  # fmt: skip
+            session.commit()
+
+        await run_in_threadpool(record_failure)
         raise HTTPException(401, LOGIN_FAILED, headers={"WWW-Authenticate": "Bearer"})
+    throttle.succeeded(body.username)
     token, principal = result
-    audit_request(request, session, principal, "login", principal.username)
-    user = get_user(session, principal.username)
-    out = LoginOut(token=token, expires_at=now + ttl_s, user=user_info(user))
-    session.commit()
+
+    def record_login() -> LoginOut:
+        audit_request(request, session, principal, "login", principal.username)
+        user = get_user(session, principal.username)
+        out = LoginOut(token=token, expires_at=now + ttl_s, user=user_info(user))
+        session.commit()
+        return out
+
+    out = await run_in_threadpool(record_login)
     response.set_cookie(
         SESSION_COOKIE,
         token,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from accounts.domain import Principal
 from api.auth import current_principal
@@ -19,7 +19,9 @@ class ConsoleSettings(BaseModel):
     title: str
     tile_url: str | None
     tile_attribution: str
-    map_center: tuple[float, float] | None
+    # A list of two, not a tuple: the tuple's schema (prefixItems) is not valid OpenAPI 3.0
+    # for clients and fuzzers (issue 21).
+    map_center: list[float] | None = Field(description="[lat, lon]", min_length=2, max_length=2)
     map_zoom: int
 
 

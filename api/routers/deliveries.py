@@ -5,20 +5,25 @@ from __future__ import annotations
 import time
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from accounts.domain import Principal
-from alerts.adapters.sql import OutboxRecord
+from accounts.domain import Principal, sees_alert
+from alerts import queries
+from alerts.adapters.sql import AlertRecord, OutboxRecord
 from api.auth import audit_request, require
 from api.deps import get_session
+from api.routers.alerts import alert_scope
 
 router = APIRouter(prefix="/api/deliveries", tags=["deliveries"])
 
 SessionDep = Annotated[Session, Depends(get_session)]
 Manager = Annotated[Principal, Depends(require("dispatch:manage"))]
+
+#: An outbox row id: a 32-bit integer column (a larger number is a 422, not a 500).
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 ListedState = Literal["dead", "pending", "delivered", "discarded", "cancelled"]
 
@@ -68,7 +73,9 @@ def list_deliveries(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> DeliveryPage:
-    where = [OutboxRecord.state == state]
+    # In scope: the deliveries of the alerts the caller sees (the alerts' own rule).
+    visible = queries.scoped(select(AlertRecord.id), alert_scope(principal))  # type: ignore[arg-type]
+    where = [OutboxRecord.state == state, OutboxRecord.alert_id.in_(visible)]
     if target is not None:
         where.append(OutboxRecord.target == target)
     total = session.execute(select(func.count()).select_from(OutboxRecord).where(*where))
@@ -79,10 +86,14 @@ def list_deliveries(
     return DeliveryPage(total=total.scalar_one(), items=[delivery_out(r) for r in rows])
 
 
-def dead_row(session: Session, delivery_id: int) -> OutboxRecord:
-    """The row, which must be dead (409 otherwise: only dead letters are acted on)."""
+def dead_row(session: Session, delivery_id: int, principal: Principal) -> OutboxRecord:
+    """The row, which must be dead (409 otherwise: only dead letters are acted on) and
+    of an alert the caller sees (404 otherwise, as if it did not exist)."""
     row = session.get(OutboxRecord, delivery_id)
-    if row is None:
+    alert = None if row is None else queries.get_alert(session, row.alert_id)
+    if row is None or alert is None or not sees_alert(
+        principal, alert.area, alert.departments, alert.assignee
+    ):
         raise HTTPException(404, f"no delivery {delivery_id}")
     if row.state != "dead":
         raise HTTPException(409, f"delivery {delivery_id} is {row.state}, not dead")
@@ -91,9 +102,9 @@ def dead_row(session: Session, delivery_id: int) -> OutboxRecord:
 
 @router.post("/{delivery_id}/retry", response_model=DeliveryOut, summary="Send a dead letter again")
 def retry_delivery(
-    delivery_id: int, request: Request, session: SessionDep, principal: Manager
+    delivery_id: RowId, request: Request, session: SessionDep, principal: Manager
 ) -> DeliveryOut:
-    row = dead_row(session, delivery_id)
+    row = dead_row(session, delivery_id, principal)
     # A fresh start: the target's max_attempts counts again from zero.
     row.state, row.attempts, row.next_attempt_at = "pending", 0, time.time()
     row.dead_at = row.dead_reason = row.lease_owner = row.lease_until = None
@@ -104,9 +115,9 @@ def retry_delivery(
 
 @router.post("/{delivery_id}/discard", response_model=DeliveryOut, summary="Give up a dead letter")
 def discard_delivery(
-    delivery_id: int, request: Request, session: SessionDep, principal: Manager
+    delivery_id: RowId, request: Request, session: SessionDep, principal: Manager
 ) -> DeliveryOut:
-    row = dead_row(session, delivery_id)
+    row = dead_row(session, delivery_id, principal)
     row.state = "discarded"
     audit_request(request, session, principal, "delivery_discard", f"delivery:{delivery_id}")
     session.commit()

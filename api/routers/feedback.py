@@ -28,7 +28,7 @@ SOURCE_HEADER = "X-Shaobing-Source"
     response_model=FeedbackOut,
     responses={
         401: {"description": "unknown source or bad signature"},
-        404: {"description": "no such alert"},
+        404: {"description": "no such alert (or outside the areas/departments of the source)"},
         409: {"description": "the status is not valid for the alert's state"},
         422: {"description": "malformed body"},
     },
@@ -60,6 +60,11 @@ async def feedback(
     except (ValueError, ValidationError) as exc:
         raise HTTPException(422, f"malformed feedback body: {exc}") from None
     assert source is not None
+    alert = services.alerts.get(body.alert_id)
+    scope = services.feedback_sources.get(source)
+    if alert is None or (scope is not None and not scope.serves(alert.area, alert.departments)):
+        # Outside the areas and departments this source serves: as if it did not exist.
+        raise HTTPException(404, f"no alert {body.alert_id!r}")
     try:
         result = services.alerts.feedback(
             source, body.message_id, body.alert_id, body.status, actor=body.actor,

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from accounts.domain import Principal, sees_alert, sees_area
 from alerts import queries
 from alerts.feed import FeedKind
-from api.auth import require
+from api.auth import StreamAuthority, require
 from api.deps import get_services, get_session
 from api.ports import HubServices
 from api.routers.alerts import alert_out
@@ -63,9 +63,10 @@ async def live_flv(
             visible_camera(session, camera_id, principal)
 
     await run_in_threadpool(check)
+    authority = StreamAuthority(request, principal, "cameras:read")
     remote = hub.remote_live_url(camera_id)
     if remote is not None:
-        return await relay_live(camera_id, remote)
+        return await relay_live(camera_id, remote, authority)
     feed = hub.live_feed(camera_id)
     loop = asyncio.get_running_loop()
     packets: asyncio.Queue[BufferedPacket | None] = asyncio.Queue()
@@ -95,8 +96,10 @@ async def live_flv(
                 if packets.qsize() > MAX_BACKLOG:
                     log.info("camera %s: live viewer too slow, stream cut", camera_id)
                     return
+                if authority.due() and await stream_ends(authority, f"live video {camera_id}"):
+                    return
                 try:
-                    item = await asyncio.wait_for(packets.get(), timeout=HEARTBEAT_S)
+                    item = await asyncio.wait_for(packets.get(), timeout=authority.interval_s)
                 except TimeoutError:
                     if await request.is_disconnected():
                         return
@@ -117,7 +120,16 @@ async def live_flv(
     )
 
 
-async def relay_live(camera_id: str, url: str) -> StreamingResponse:
+async def stream_ends(authority: StreamAuthority, what: str) -> str | None:
+    """Re-check the stream's credential (in a thread: it reads the database); the
+    reason it must end, logged, or None."""
+    reason = await run_in_threadpool(authority.reason_to_end)
+    if reason is not None:
+        log.info("%s of %s ended: %s", what, authority.principal.username, reason)
+    return reason
+
+
+async def relay_live(camera_id: str, url: str, authority: StreamAuthority) -> StreamingResponse:
     """Relay the FLV stream of the worker holding the camera (distributed mode; the URL
     is signed, shaobing/media.py). Its refusals (404 moved away, 503 not streaming, 415
     codec) are answered as they are; a worker that does not answer is a 503."""
@@ -140,6 +152,8 @@ async def relay_live(camera_id: str, url: str) -> StreamingResponse:
     async def body() -> AsyncIterator[bytes]:
         try:
             async for chunk in upstream.aiter_raw():
+                if authority.due() and await stream_ends(authority, f"live video {camera_id}"):
+                    return
                 yield chunk
         except httpx.HTTPError:
             return  # the worker stopped (lease moved, worker died): the player reconnects
@@ -209,7 +223,9 @@ def _sse(event: str, data: Any) -> bytes:
     description="Events `alert` and `alert_changed` carry the same object as an item of "
     "`GET /api/alerts`; `camera` carries `{id, status}` when a camera's state changes. A "
     "comment every 15 s keeps proxies from closing the stream. The feed is a signal: after "
-    "a reconnect, re-read the lists.",
+    "a reconnect, re-read the lists. The credential is checked again every few seconds: "
+    "when it is revoked or expired, the user disabled, demoted or given another scope, an "
+    "`auth_ended` event `{reason}` ends the stream (live video streams simply end).",
 )
 async def events(
     request: Request,
@@ -231,6 +247,7 @@ async def events(
         loop.call_soon_threadsafe(put)
 
     sessions = request.app.state.sessions
+    authority = StreamAuthority(request, principal, "alerts:read")
     unsubscribe = hub.feed.subscribe(listener)
 
     def load_alert(alert_id: str) -> dict[str, Any] | None:
@@ -255,6 +272,11 @@ async def events(
             while not await request.is_disconnected():
                 if end is not None and time.monotonic() >= end:
                     return
+                if authority.due():
+                    reason = await stream_ends(authority, "event feed")
+                    if reason is not None:  # the console logs in again or reconnects
+                        yield _sse("auth_ended", {"reason": reason})
+                        return
                 try:
                     wait = 1.0 if end is None else max(0.01, min(1.0, end - time.monotonic()))
                     kind, alert_id = await asyncio.wait_for(notes.get(), timeout=wait)

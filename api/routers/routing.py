@@ -7,13 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
-from accounts.domain import Principal
+from accounts.domain import Principal, sees_area
 from alerts.adapters.sql import delete_routing_rule, routing_rule_configs, save_routing_rule
 from alerts.config import RoutingRuleConfig
 from api.auth import audit_request, require
 from api.deps import get_services, get_session
 from api.ports import HubServices
 from api.schemas import AreaOut, DepartmentOut, RoutingRuleOut
+from core.area import Area
 
 router = APIRouter(prefix="/api", tags=["routing"])
 
@@ -61,10 +62,26 @@ def get_routing(session: SessionDep, _: Reader) -> list[RoutingRuleOut]:
     return [rule_out(origin, data) for origin, data in routing_rule_configs(session)]
 
 
+def check_rule_scope(
+    session: Session, principal: Principal, name: str, new_area: Area | None = None
+) -> None:
+    """403 unless the rule (as stored, and as it would become) lies in the caller's area:
+    a township's supervisor changes its township's rules, not another's or the county's."""
+    stored = {n: data for _, data in routing_rule_configs(session) if (n := str(data["name"]))}
+    areas = [Area.model_validate(stored[name].get("area") or {})] if name in stored else []
+    if new_area is not None:
+        areas.append(new_area)
+    outside = [a for a in areas if not sees_area(principal, a)]
+    if outside:
+        raise HTTPException(403, f"routing rule {name!r} covers {outside[0].label()}, outside "
+                                 f"your area {principal.area.label()}")  # fmt: skip
+
+
 @router.put(
     "/routing/{name}",
     response_model=RoutingRuleOut,
-    responses={422: {"description": "invalid rule, or unknown department / target"}},
+    responses={403: {"description": "the rule's area is outside yours"},
+               422: {"description": "invalid rule, or unknown department / target"}},
     summary="Create or replace a routing rule",
 )
 def put_routing(
@@ -77,6 +94,7 @@ def put_routing(
 ) -> RoutingRuleOut:
     if rule.name != name:
         raise HTTPException(422, f"body name {rule.name!r} differs from the path's {name!r}")
+    check_rule_scope(session, principal, name, rule.area)
     known = services.router()
     unknown = sorted(set(rule.departments) - set(known.departments))
     if unknown:
@@ -92,10 +110,13 @@ def put_routing(
     return rule_out("api", data)
 
 
-@router.delete("/routing/{name}", status_code=204, summary="Delete a routing rule")
+@router.delete("/routing/{name}", status_code=204, summary="Delete a routing rule",
+               responses={403: {"description": "the rule's area is outside yours"},
+                          404: {"description": "no such rule"}})
 def delete_routing(
     name: str, request: Request, session: SessionDep, services: ServicesDep, principal: Writer
 ) -> None:
+    check_rule_scope(session, principal, name)
     if not delete_routing_rule(session, name):
         raise HTTPException(404, f"no routing rule {name!r}")
     audit_request(request, session, principal, "routing_delete", f"routing:{name}")

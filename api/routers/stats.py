@@ -23,6 +23,7 @@ from api.routers.cameras import record_area
 from camera_registry.store import list_cameras
 from core import xlsx
 from core.area import LEVELS, Area
+from core.model import AREA_PART_MAX
 
 router = APIRouter(prefix="/api/stats", tags=["stats"])
 
@@ -155,7 +156,12 @@ class CameraStatsOut(BaseModel):
 
 
 def area_path(area: str | None) -> tuple[str, ...]:
-    return tuple(part for part in (area or "").split("/") if part)
+    """The parts of an ``area`` query (422 for more than four, or one over 64 characters)."""
+    parts = tuple(part for part in (area or "").split("/") if part)
+    if len(parts) > len(LEVELS) or any(len(p) > AREA_PART_MAX for p in parts):
+        raise HTTPException(422, f"area: at most {len(LEVELS)} parts of at most "
+                                 f"{AREA_PART_MAX} characters (county/township/village/grid)")
+    return parts
 
 
 def compute_alert_stats(

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from accounts.domain import Principal, Role
@@ -239,7 +239,10 @@ def get_api_keys(username: str, principal: Manager, session: SessionDep) -> list
 
 
 @router.delete("/api-keys/{key_id}", status_code=204, summary="Revoke an API key")
-def delete_api_key(key_id: int, principal: Manager, request: Request, session: SessionDep) -> None:
+def delete_api_key(
+    key_id: Annotated[int, Path(ge=1, le=2**31 - 1)], principal: Manager, request: Request,
+    session: SessionDep,
+) -> None:
     with _http_errors():
         record = revoke_api_key(session, key_id)
     audit_request(request, session, principal, "api_key_revoke", record.username,
@@ -257,7 +260,7 @@ def get_audit(
     action: Annotated[str | None, Query(max_length=AUDIT_ACTION_MAX)] = None,
     actor: Annotated[str | None, Query(max_length=USERNAME_MAX)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> AuditPage:
     rows, total = list_audit(session, limit=limit, offset=offset, action=action, actor=actor)
     return AuditPage(items=[audit_out(r) for r in rows], total=total, limit=limit, offset=offset)

@@ -387,12 +387,24 @@ class ForwardingSpool:
     ``consume``/``pending``/``subscribe`` go straight to the bus.
     """
 
-    def __init__(self, inner: EventBus, directory: Path, *, backoff_max_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        inner: EventBus,
+        directory: Path,
+        *,
+        backoff_max_s: float = 5.0,
+        memory_limit: int = 10_000,
+    ) -> None:
         self.inner = inner
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.backoff_max_s = backoff_max_s
-        self._backlog: deque[Path] = deque()
+        # issue 21: a message the disk refuses (ENOSPC) waits in memory (bounded; then
+        # publish waits for room) and is forwarded from there: never dropped.
+        self.memory_limit = memory_limit
+        self.in_memory = 0
+        self._room = threading.Condition()
+        self._backlog: deque[Path | tuple[str, dict[str, Any]]] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -404,11 +416,27 @@ class ForwardingSpool:
         self.inner.subscribe(topic, group)
 
     def publish(self, topic: str, payload: dict[str, Any]) -> str:
-        path = _write_spool(self.directory, topic, payload)
+        try:
+            path = _write_spool(self.directory, topic, payload)
+        except OSError as exc:  # a full or read-only disk: keep it in memory
+            return self._keep_in_memory(topic, payload, exc)
         with self._lock:  # the forwarding thread sends: a dead Redis never blocks here
             self._backlog.append(path)
         self._wake.set()
         return path.stem
+
+    def _keep_in_memory(self, topic: str, payload: dict[str, Any], exc: OSError) -> str:
+        with self._room:
+            if self.in_memory == 0:
+                log.error("event spool %s refuses writes (%s): events kept in memory until "
+                          "forwarded", self.directory, exc)  # fmt: skip
+            while self.in_memory >= self.memory_limit and not self._stop.is_set():
+                self._room.wait(1.0)  # back-pressure: the forwarder makes room
+            self.in_memory += 1
+        with self._lock:
+            self._backlog.append((topic, payload))
+        self._wake.set()
+        return f"memory-{uuid.uuid4().hex}"
 
     def consume(self, topic: str, group: str, timeout_s: float) -> Delivery | None:
         return self.inner.consume(topic, group, timeout_s)
@@ -417,7 +445,8 @@ class ForwardingSpool:
         return self.inner.pending(topic, group)
 
     def backlog(self) -> int:
-        """Messages on local disk the bus has not taken yet."""
+        """Messages (on local disk, or in memory when the disk refused them) the bus has
+        not taken yet."""
         with self._lock:
             return len(self._backlog)
 
@@ -425,7 +454,7 @@ class ForwardingSpool:
         """Queue what a previous run left on disk (oldest first); how many messages."""
         paths = sorted(self.directory.glob("*.json"))
         with self._lock:
-            known = set(self._backlog)
+            known = {p for p in self._backlog if isinstance(p, Path)}
             fresh = [p for p in paths if p not in known]
             self._backlog.extendleft(reversed(fresh))
         if fresh:
@@ -456,6 +485,19 @@ class ForwardingSpool:
         self.forwarded += 1
         return True
 
+    def _forward_memory(self, topic: str, payload: dict[str, Any]) -> bool:
+        try:
+            self.inner.publish(topic, payload)
+        except (BusUnavailable, *UNAVAILABLE):
+            return False
+        with self._lock:
+            self._backlog.popleft()
+        with self._room:
+            self.in_memory -= 1
+            self._room.notify_all()
+        self.forwarded += 1
+        return True
+
     def _run(self) -> None:
         delay = 0.1
         while not self._stop.is_set():
@@ -466,7 +508,13 @@ class ForwardingSpool:
                     if not self._backlog:
                         delay = 0.1
                         break
-                    path = self._backlog[0]
+                    head = self._backlog[0]
+                if not isinstance(head, Path):  # held in memory: the disk refused it
+                    if not self._forward_memory(*head):
+                        delay = min(delay * 2, self.backoff_max_s)
+                        break
+                    continue
+                path = head
                 try:
                     record = json.loads(path.read_text(encoding="utf-8"))
                     topic, payload = record["topic"], record["payload"]
@@ -488,13 +536,19 @@ def _write_spool(directory: Path, topic: str, payload: dict[str, Any]) -> Path:
     path = directory / f"{time.time():017.6f}-{uuid.uuid4().hex}.json"
     tmp = path.with_suffix(".tmp")
     data = json.dumps({"topic": topic, "payload": payload}, ensure_ascii=False).encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    tmp.replace(path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:  # a short write is possible on a nearly full disk
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        tmp.replace(path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a partial file would be read as corrupt later
+        raise
     return path
 
 

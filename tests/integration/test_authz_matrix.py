@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ from accounts.service import create_api_key, create_user, find_api_key
 from alerts.adapters.sql import OutboxRecord, save_routing_rule
 from alerts.evidence import encode_jpeg, write_evidence
 from alerts.messages import ClipMessage
+from alerts.signing import sign
 from api.app import PUBLIC_ROUTES, create_app
 from core.area import Area
 from shaobing.bootstrap import Hub
@@ -196,7 +198,11 @@ def hub_config(tmp: Path, models_dir: Path) -> dict[str, Any]:
         "routing": [
             {"name": "cg-loitering", "types": ["loitering"], "area": CG, "departments": ["cg-pcs"]}
         ],
-        "feedback": [{"name": "platform", "secret": FEEDBACK_SECRET}],
+        "feedback": [{"name": "platform", "secret": FEEDBACK_SECRET},
+                     # issue 21: a source limited to 河西镇's alerts and cg-pcs's
+                     {"name": "hx-platform", "secret": FEEDBACK_SECRET, "areas": [HX]},
+                     {"name": "cg-pcs-app", "secret": FEEDBACK_SECRET,
+                      "departments": ["cg-pcs"]}],
         "cameras": [camera("cg-cam-1", CG_GRID), camera("hx-cam-1", HX_VILLAGE)],
     }
 
@@ -285,7 +291,8 @@ class World:
     def stored_rule(self) -> str:
         name = self.unique("rule")
         with self.hub.sessions.begin() as session:
-            save_routing_rule(session, name, {"name": name, "departments": ["cg-pcs"]}, "api")
+            save_routing_rule(session, name, {"name": name, "area": COUNTY,  # in scope
+                                              "departments": ["cg-pcs"]}, "api")  # fmt: skip
         return name
 
 
@@ -701,3 +708,131 @@ def test_machine_user_authenticates_by_api_key_only(world: World) -> None:
     # Its key logs nothing out.
     assert world.client.post("/api/auth/logout", headers={"X-API-Key": key}).status_code == 204
     assert world.client.get("/api/auth/me", headers={"X-API-Key": key}).status_code == 200
+
+
+# -- 5. scope as one rule, resource by resource (issue 21) -------------------------------
+
+#: Accounts whose scope the rule derives: a department account without an area sees the
+#: area its department serves; one whose department is gone sees nothing; a supervisor of
+#: one township acts on that township only.
+EXTRA = [
+    Identity("dept-noarea", "department", {}, "cg-pcs"),
+    Identity("dept-gone", "department", {}, "no-such-dept"),
+    Identity("sup-cg", "supervisor", CG),
+]
+#: The cameras each extra identity sees.
+EXTRA_CAMERAS = {"dept-noarea": {"cg-cam-1"}, "dept-gone": set(), "sup-cg": {"cg-cam-1"}}
+
+
+@pytest.fixture(scope="module")
+def extra(world: World) -> World:
+    with world.hub.sessions.begin() as session:
+        for who in EXTRA:
+            create_user(session, who.name, who.role, password=PW, area=Area(**who.area),
+                        department_id=who.department)  # fmt: skip
+    for who in EXTRA:
+        world.tokens[who.name] = world.login(who.name)
+    return world
+
+
+def camera_resources(w: World, name: str, cam: str) -> dict[str, int]:
+    """Every camera-placed resource of ``cam``, by what ``name`` is answered."""
+    out = {}
+    for what in ("", "/snapshot.jpg", "/analytics", "/overlay", "/live.flv"):
+        out[f"camera{what}"] = w.call(name, "GET", f"/api/cameras/{cam}{what}").status_code
+    return out
+
+
+@pytest.mark.parametrize("name", [who.name for who in EXTRA])
+def test_every_camera_resource_follows_the_scope_rule(extra: World, name: str) -> None:
+    w = extra
+    seen = EXTRA_CAMERAS[name]
+    assert {c["id"] for c in w.call(name, "GET", "/api/cameras").json()} == seen
+    paged = w.call(name, "GET", "/api/cameras?limit=100")
+    assert {c["id"] for c in paged.json()} == seen and paged.headers["x-total-count"] == str(
+        len(seen))  # fmt: skip
+    tree = w.call(name, "GET", "/api/cameras/areas").json()
+    assert sum(node["direct"] for node in tree) == len(seen)
+    for cam in sorted(ALL_CAMERAS):
+        answers = camera_resources(w, name, cam)
+        if cam in seen:
+            assert answers["camera"] == 200 and answers["camera/live.flv"] == 503, answers
+        else:
+            assert set(answers.values()) == {404}, (cam, answers)
+    # Tracks of every township: only those of the cameras in scope are found.
+    tracks = {township: track_for(w, Identity("t", "viewer", area))
+              for township, area in (("城关镇", CG), ("河西镇", HX))}  # fmt: skip
+    found = {t["camera_id"] for t in w.call(name, "GET", "/api/tracks?limit=500").json()["items"]}
+    assert found <= seen and (not seen or found), found
+    for township, track_id in tracks.items():
+        thumb = w.call(name, "GET", f"/api/tracks/{track_id}/thumbnail.jpg").status_code
+        assert thumb == (200 if CAMERA_OF[township] in seen else 404), township
+    stats = w.call(name, "GET", "/api/stats/cameras").json()
+    assert stats["total"] == len(seen), stats
+
+
+def test_an_area_supervisor_changes_only_its_own_routing_rules(extra: World) -> None:
+    w = extra
+    for area, expected in ((HX, 403), ({}, 403), (CG, 204)):
+        name = w.unique("rule")
+        with w.hub.sessions.begin() as session:
+            save_routing_rule(session, name, {"name": name, "area": area,
+                                              "departments": ["cg-pcs"]}, "api")  # fmt: skip
+        r = w.call("sup-cg", "DELETE", f"/api/routing/{name}")
+        assert r.status_code == expected, (area, r.text)
+        still = {rule["name"] for rule in w.call("admin", "GET", "/api/routing").json()}
+        assert (name in still) == (expected == 403)
+    # Nor can it write a rule for another township or move one of its own there.
+    name = w.unique("rule")
+    body = {"name": name, "area": HX, "departments": ["cg-pcs"]}
+    assert w.call("sup-cg", "PUT", f"/api/routing/{name}", body).status_code == 403
+    body["area"] = CG
+    assert w.call("sup-cg", "PUT", f"/api/routing/{name}", body).status_code == 200
+    body["area"] = HX
+    assert w.call("sup-cg", "PUT", f"/api/routing/{name}", body).status_code == 403
+
+
+def test_an_area_supervisor_sees_and_acts_on_its_own_deliveries_only(extra: World) -> None:
+    w = extra
+
+    def dead(area: dict[str, str]) -> int:
+        alert_id = w.add_alert(area, [])
+        with w.hub.sessions.begin() as session:
+            row = OutboxRecord(alert_id=alert_id, target="cg-pcs-api", state="dead",
+                               attempts=3, next_attempt_at=0.0, created_at=0.0,
+                               dead_at=1.0, dead_reason="HTTP 400")  # fmt: skip
+            session.add(row)
+            session.flush()
+            return row.id
+
+    mine, theirs = dead(CG_GRID), dead(HX_VILLAGE)
+    listed = {d["id"] for d in w.call("sup-cg", "GET", "/api/deliveries?limit=500").json()["items"]}
+    assert mine in listed and theirs not in listed
+    everything = {d["id"] for d in w.call("admin", "GET", "/api/deliveries?limit=500").json()[
+        "items"]}  # fmt: skip
+    assert {mine, theirs} <= everything
+    for action in ("retry", "discard"):
+        r = w.call("sup-cg", "POST", f"/api/deliveries/{theirs}/{action}")
+        assert r.status_code == 404, (action, r.text)
+    assert w.call("sup-cg", "POST", f"/api/deliveries/{mine}/discard").status_code == 200
+
+
+def test_a_feedback_source_moves_only_the_alerts_it_serves(extra: World) -> None:
+    w = extra
+    cg_routed, cg_plain, hx = w.add_alert(CG_GRID, ["cg-pcs"]), w.add_alert(CG_GRID, []), \
+        w.add_alert(HX_VILLAGE, [])  # fmt: skip
+
+    def send(source: str, alert_id: str) -> int:
+        body = json.dumps({"message_id": w.unique("m"), "alert_id": alert_id,
+                           "status": "accepted"}).encode()  # fmt: skip
+        r = w.client.post("/api/feedback", content=body, headers={
+            "X-Shaobing-Source": source, "X-Shaobing-Signature": sign(body, FEEDBACK_SECRET),
+            "Content-Type": "application/json"})  # fmt: skip
+        return r.status_code
+
+    assert send("hx-platform", cg_routed) == 404 and send("hx-platform", cg_plain) == 404
+    assert send("cg-pcs-app", hx) == 404 and send("cg-pcs-app", cg_plain) == 404
+    for alert_id in (cg_routed, cg_plain, hx):
+        assert status_of(w, alert_id) == "new"
+    assert send("hx-platform", hx) == 200 and send("cg-pcs-app", cg_routed) == 200
+    assert send("platform", cg_plain) == 200  # no areas, no departments: every alert
