@@ -417,6 +417,13 @@ class Hub:
         self.tracks.start()
         self.pool.start()
         self._watchdog.start()
+        # Recording (recording/, issue 24): segments from the cameras' live feeds.
+        from recording.service import RecordingService
+
+        self.recording = RecordingService(self.loaded.config.recording, self.loaded.recording_dir,
+                                          self.loaded.data_dir / "recording-spool", self.sessions)
+        self.recording.add_cameras(self.cameras.values(), self.live_feed)
+        self.recording.start()
         self._started = True
         log.info("hub started: %d camera(s), detector %s", len(self.readers), self.detector.name)
 
@@ -457,6 +464,8 @@ class Hub:
         for reader in self.readers.values():
             reader.join(timeout=5)
         self.pool.stop()
+        if getattr(self, "recording", None) is not None:  # recording/ (issue 24)
+            self.recording.stop()  # close, store and index the open segments
         self.tracks.stop()  # index the open tracks; their clips are cut next
         self.producer.stop()  # render and publish what is queued
         self.alert_workers.stop()  # store what was published
@@ -577,6 +586,8 @@ class Hub:
             "dispatch_dead": int(by_state.get("dead", 0)),
             "events_pending": self.alert_workers.pending() + self.producer.backlog(),
             "threads": threads,
+            # recording/ (issue 24)
+            "recording": self.recording.health() if hasattr(self, "recording") else None,
         }
 
     def service_threads(self) -> list[threading.Thread]:
