@@ -1,0 +1,91 @@
+"""Recording retention: the planner (pure) and a pass over real files and SQLite rows,
+sparing open alerts and ranges held for a case."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.storage import SharedDirectory
+from recording.config import RecordingConfig
+from recording.retention import Protected, RecordingRetention, Seg, plan
+from recording.store import RecordingHold, SegmentRecord, new_id
+from shaobing.db import open_database
+from tests.factories import make_alert, store
+
+DAY = 86400.0
+NOW = 1_800_000_000.0
+
+
+def seg(i: int, start: float, camera: str = "cam-a", size: int = 100, mode: str = "continuous"
+        ) -> Seg:  # fmt: skip
+    return Seg(f"s{i}", camera, start, start + 10, size, mode)
+
+
+def days(_camera: str, mode: str) -> float:
+    return 30.0 if mode == "events" else 7.0
+
+
+def test_expired_segments_go_by_mode_and_protected_ones_stay() -> None:
+    old = NOW - 8 * DAY
+    segs = [seg(1, old), seg(2, old, mode="events"), seg(3, old + 20), seg(4, NOW - 60)]
+    doomed = plan(segs, now=NOW, keep_days=days, quota_bytes=None, free_bytes=None,
+                  min_free_bytes=0, protected=[Protected("cam-a", old + 25, old + 26)])  # fmt: skip
+    assert [s.id for s in doomed] == ["s1"]  # s2: events, 30 days; s3: held; s4: new
+
+
+def test_quota_and_free_space_delete_the_oldest_first() -> None:
+    segs = [seg(i, NOW - 1000 + i * 10, size=100) for i in range(10)]
+    by_quota = plan(segs, now=NOW, keep_days=days, quota_bytes=750, free_bytes=None,
+                    min_free_bytes=0, protected=[])  # fmt: skip
+    assert [s.id for s in by_quota] == ["s0", "s1", "s2"]
+    by_disk = plan(segs, now=NOW, keep_days=days, quota_bytes=None, free_bytes=50,
+                   min_free_bytes=300, protected=[Protected("cam-a", 0, NOW - 1000 + 5)])  # fmt: skip
+    assert [s.id for s in by_disk] == ["s1", "s2", "s3"]  # s0 held
+
+
+def test_another_cameras_protection_does_not_apply() -> None:
+    segs = [seg(1, NOW - 9 * DAY, camera="cam-b")]
+    doomed = plan(segs, now=NOW, keep_days=days, quota_bytes=None, free_bytes=None,
+                  min_free_bytes=0, protected=[Protected("cam-a", 0, NOW)])  # fmt: skip
+    assert [s.id for s in doomed] == ["s1"]
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    engine, sessions = open_database(f"sqlite:///{tmp_path / 'hub.db'}")
+    yield sessions
+    engine.dispose()
+
+
+def test_a_pass_deletes_files_and_rows_but_not_an_open_alerts_or_a_cases(
+    tmp_path: Path, db: sessionmaker[Session]
+) -> None:
+    storage = SharedDirectory(tmp_path / "rec")
+    starts = [NOW - 9 * DAY + i * 600 for i in range(4)]
+    with db.begin() as session:
+        for i, start in enumerate(starts):
+            key = f"cam-a/x/{i}.mp4"
+            storage.put(key, b"\x00" * 1000)
+            session.add(SegmentRecord(id=new_id(), camera_id="cam-a", key=key, start=start,
+                                      end=start + 10, size_bytes=1000, sha256="0" * 64,
+                                      codec="h264", width=640, height=360, mode="continuous",
+                                      alert_count=0, repaired=0, created_at=start))  # fmt: skip
+        session.add(RecordingHold(id=new_id(), camera_id="cam-a", start=starts[2],
+                                  end=starts[2] + 5, case_number="2026-001",
+                                  created_by="inv", created_at=NOW))  # fmt: skip
+    store(db, make_alert(1, camera_id="cam-a", created_at=starts[1] + 5))  # open: new
+    retention = RecordingRetention(RecordingConfig(), storage, db, days, disk=tmp_path,
+                                   clock=lambda: NOW)  # fmt: skip
+    deleted = retention.sweep()
+    assert deleted == ["cam-a/x/0.mp4", "cam-a/x/3.mp4"]
+    assert not (tmp_path / "rec/cam-a/x/0.mp4").exists()
+    assert (tmp_path / "rec/cam-a/x/1.mp4").exists() and (tmp_path / "rec/cam-a/x/2.mp4").exists()
+    with db() as session:
+        left = sorted(session.scalars(select(SegmentRecord.key)))
+    assert left == ["cam-a/x/1.mp4", "cam-a/x/2.mp4"]
+    assert retention.free_bytes is not None and retention.health()["deleted"] == 2
