@@ -26,6 +26,7 @@ from api.routers import (
     exports,
     feedback,
     live,
+    recordings,  # recording/ (issue 24)
     routing,
     stats,
     tracks,
@@ -76,6 +77,7 @@ def create_app(
         exports,
         tracks,
         stats,
+        recordings,  # recording/ (issue 24)
     ):
         app.include_router(module.router)
 

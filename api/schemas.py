@@ -254,3 +254,6 @@ class Health(BaseModel):
         default_factory=dict, description="the hub's service threads: alive or not"
     )
     version: str
+    recording: dict[str, Any] | None = Field(  # recording/ (issue 24)
+        None, description="the recorder: storage writable or not, segments per camera"
+    )
