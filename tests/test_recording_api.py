@@ -57,8 +57,9 @@ def world(tmp_path_factory: pytest.TempPathFactory, models_dir: Path,
         mp.setattr(passwords, "HASHER", PasswordHasher(time_cost=1, memory_cost=8,
                                                        parallelism=1))  # fmt: skip
         hub = Hub(parse_config(hub_config(tmp, models_dir), "rec.yaml", tmp))
-        service = RecordingService(hub.loaded.config.recording, hub.loaded.recording_dir,
-                                   hub.loaded.data_dir / "recording-spool", hub.sessions)  # fmt: skip
+        loaded = hub.loaded
+        service = RecordingService(loaded.config.recording, loaded.recording_dir,
+                                   loaded.data_dir / "recording-spool", hub.sessions)
         feed = ClipFeed(videos_dir / "crosswalk_people.mp4", origin=ORIGIN)
         service.recorder.add_camera("cg-cam", RecordConfig(mode="continuous", segment_s=4),
                                     feed)  # type: ignore[arg-type]  # fmt: skip

@@ -43,8 +43,9 @@ def test_quota_and_free_space_delete_the_oldest_first() -> None:
     by_quota = plan(segs, now=NOW, keep_days=days, quota_bytes=750, free_bytes=None,
                     min_free_bytes=0, protected=[])  # fmt: skip
     assert [s.id for s in by_quota] == ["s0", "s1", "s2"]
+    held = [Protected("cam-a", 0, NOW - 1000 + 5)]
     by_disk = plan(segs, now=NOW, keep_days=days, quota_bytes=None, free_bytes=50,
-                   min_free_bytes=300, protected=[Protected("cam-a", 0, NOW - 1000 + 5)])  # fmt: skip
+                   min_free_bytes=300, protected=held)  # fmt: skip
     assert [s.id for s in by_disk] == ["s1", "s2", "s3"]  # s0 held
 
 
