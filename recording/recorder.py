@@ -143,16 +143,25 @@ class Recorder:
         self._queue.put((camera_id, None))
 
     def _subscribe(self, camera_id: str, feed: LiveFeed) -> None:
+        overflowing = False
+
         def viewer(item: BufferedPacket | None) -> None:  # on the camera's reader thread
+            nonlocal overflowing
             if item is None:  # new connection or camera stopped: close, then follow anew
                 self._queue.put((camera_id, None))
                 if not self._stop.is_set() and camera_id in self._unsubscribe:
                     self._subscribe(camera_id, feed)
                 return
-            if self._queue.qsize() < MAX_QUEUE:
-                self._queue.put((camera_id, item))
-            else:
+            size = self._queue.qsize()
+            if overflowing and size < MAX_QUEUE // 2:
+                overflowing = False  # caught up: go on from the next keyframe
+            if overflowing:
+                return
+            if size >= MAX_QUEUE:
+                overflowing = True  # said once; packets dropped until the queue drains
                 self._queue.put((camera_id, "overflow"))
+                return
+            self._queue.put((camera_id, item))
 
         start, unsubscribe = feed.subscribe(viewer)
         self._unsubscribe[camera_id] = unsubscribe

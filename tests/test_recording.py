@@ -290,3 +290,26 @@ def test_recorder_thread_survives_and_stops(tmp_path: Path, db: sessionmaker[Ses
     recorder.stop()
     assert not any(t.is_alive() for t in recorder.threads)
     assert threading.active_count() >= 1
+
+
+def test_a_writer_that_falls_behind_drops_packets_not_memory(
+    tmp_path: Path, db: sessionmaker[Session], videos_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    import recording.recorder as rec
+
+    monkeypatch.setattr(rec, "MAX_QUEUE", 50)
+    feed = ClipFeed(videos_dir / "crosswalk_people.mp4")
+    recorder = Recorder(SharedDirectory(tmp_path / "rec"), db, tmp_path / "spool")
+    recorder.add_camera("cam1", RecordConfig(mode="continuous", segment_s=4),
+                        feed)  # type: ignore[arg-type]  # fmt: skip
+    feed.play()  # the thread is not running yet: nothing is taken off the queue
+    assert recorder.health()["queue"] <= 52  # bounded: the rest was dropped
+    recorder.start()
+    assert wait_for(lambda: recorder.health()["queue"] == 0)
+    feed.origin += 100
+    feed.container.seek(0)
+    feed.play()  # caught up: recording goes on from the next keyframe
+    recorder.stop()
+    assert recorder.health()["cameras"]["cam1"]["dropped"] >= 1  # fed faster than real time
+    assert rows(db), "segments after the queue drained"
