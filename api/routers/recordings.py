@@ -14,7 +14,9 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,7 +35,7 @@ from api.ports import HubServices
 from api.routers.cameras import visible_camera
 from core.storage import EvidenceStorage, StorageError
 from recording.export import write_recording_export
-from recording.playback import RangeError, write_range
+from recording.playback import RangeError, RangeVideo, write_range
 from recording.store import RecordingHold, new_id, segments_in
 
 log = logging.getLogger(__name__)
@@ -169,6 +171,49 @@ def timeline(
                        spans=[(a, b) for a, b in spans], hours=per_hour, alerts=marks)  # fmt: skip
 
 
+class RangeCache:
+    """The MP4s of the ranges played lately: a browser asks for one file several times
+    (a probe, then HTTP ranges as it plays and seeks); each is remuxed once per viewer
+    and kept ``ttl_s`` (a few at most: deleted when they expire or are pushed out)."""
+
+    def __init__(self, ttl_s: float = 120.0, size: int = 8) -> None:
+        self.ttl_s = ttl_s
+        self.size = size
+        self._lock = threading.Lock()
+        self._items: OrderedDict[tuple[str, str, float, float], tuple[Path, RangeVideo, float]] = (
+            OrderedDict()
+        )
+
+    def get(self, key: tuple[str, str, float, float]) -> tuple[Path, RangeVideo] | None:
+        with self._lock:
+            self._expire()
+            item = self._items.get(key)
+            if item is None or not item[0].exists():
+                return None
+            self._items.move_to_end(key)
+            return item[0], item[1]
+
+    def put(self, key: tuple[str, str, float, float], path: Path, made: RangeVideo) -> None:
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                old[0].unlink(missing_ok=True)
+            self._items[key] = (path, made, time.monotonic())
+            self._expire()
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        while self._items:
+            key, (path, _, made_at) = next(iter(self._items.items()))
+            if len(self._items) <= self.size and now - made_at < self.ttl_s:
+                break
+            self._items.pop(key)
+            path.unlink(missing_ok=True)  # a response still sending it keeps its open file
+
+
+RANGES = RangeCache()
+
+
 def _temp_mp4() -> Path:
     fd, name = tempfile.mkstemp(prefix="shaobing-play-", suffix=".mp4")
     os.close(fd)
@@ -189,27 +234,32 @@ def play(
         check_range(start, end)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
-    segments = segments_in(session, camera_id, start, end)
-    if not segments:
-        raise HTTPException(404, "nothing recorded in that range")
-    storage = recording_storage(services)
-    path = _temp_mp4()
-    try:
-        made = write_range(storage, segments, start, end, path)
-    except RangeError as exc:
-        path.unlink(missing_ok=True)
-        raise HTTPException(404, str(exc)) from None
-    except (StorageError, OSError) as exc:
-        path.unlink(missing_ok=True)
-        log.error("recording playback of %s failed: %s", camera_id, exc)
-        raise HTTPException(503, "recording storage unavailable") from None
-    audit_request(request, session, principal, "recording_playback", f"camera:{camera_id}",
-                  f"{made.start:.0f}-{made.end:.0f}")  # fmt: skip
-    session.commit()
+    key = (principal.username, camera_id, start, end)  # each viewer audited once
+    cached = RANGES.get(key)
+    if cached is None:
+        segments = segments_in(session, camera_id, start, end)
+        if not segments:
+            raise HTTPException(404, "nothing recorded in that range")
+        storage = recording_storage(services)
+        path = _temp_mp4()
+        try:
+            made = write_range(storage, segments, start, end, path)
+        except RangeError as exc:
+            path.unlink(missing_ok=True)
+            raise HTTPException(404, str(exc)) from None
+        except (StorageError, OSError) as exc:
+            path.unlink(missing_ok=True)
+            log.error("recording playback of %s failed: %s", camera_id, exc)
+            raise HTTPException(503, "recording storage unavailable") from None
+        RANGES.put(key, path, made)
+        audit_request(request, session, principal, "recording_playback",
+                      f"camera:{camera_id}", f"{made.start:.0f}-{made.end:.0f}")  # fmt: skip
+        session.commit()
+    else:
+        path, made = cached
     headers = {"X-Recording-Start": f"{made.start:.3f}", "X-Recording-End": f"{made.end:.3f}",
                "Cache-Control": "no-store"}  # fmt: skip
-    return FileResponse(path, media_type="video/mp4", headers=headers,
-                        background=BackgroundTask(path.unlink, missing_ok=True))  # fmt: skip
+    return FileResponse(path, media_type="video/mp4", headers=headers)
 
 
 @router.post("/{camera_id}/export", response_class=FileResponse,
