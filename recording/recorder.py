@@ -109,13 +109,17 @@ class Recorder:
         self.sessions = sessions
         self.spool = spool
         self.clock = clock
-        self.cameras: dict[str, CameraState] = {}
+        self.cameras: dict[str, CameraState] = {}  # the recorder thread's
+        self.records: dict[str, RecordConfig] = {}  # the cameras followed, as asked
         self._unsubscribe: dict[str, Callable[[], None]] = {}
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._last_alert_poll = 0.0
         self._alerts_since: float | None = None
+        #: Called on the recorder thread every ALERT_POLL_S (the service follows the
+        #: cameras read in this process with it).
+        self.tick: Callable[[], None] | None = None
         self.repaired = 0
         self.dropped_parts = 0
         self.storage_ok = True
@@ -131,16 +135,19 @@ class Recorder:
         """Record ``camera_id`` from ``feed`` as ``record`` says; False when its mode is off."""
         if record.mode == "off":
             return False
-        self.cameras[camera_id] = CameraState(camera_id, record)
+        self.records[camera_id] = record
+        self._queue.put((camera_id, ("add", record)))  # the thread makes its state
         self._subscribe(camera_id, feed)
         return True
 
     def remove_camera(self, camera_id: str) -> None:
-        """Stop recording a camera (its lease moved): the open segment is closed."""
+        """Stop recording a camera (its lease moved, its mode changed): the open segment
+        is closed, stored and indexed."""
         unsubscribe = self._unsubscribe.pop(camera_id, None)
         if unsubscribe is not None:
             unsubscribe()
-        self._queue.put((camera_id, None))
+        self.records.pop(camera_id, None)
+        self._queue.put((camera_id, "remove"))
 
     def _subscribe(self, camera_id: str, feed: LiveFeed) -> None:
         overflowing = False
@@ -226,9 +233,18 @@ class Recorder:
 
     def _handle(self, camera_id: str, item: Any) -> None:
         state = self.cameras.get(camera_id)
+        if isinstance(item, tuple) and item[0] == "add":
+            if state is not None:  # followed again (a lease back, a new mode)
+                self._close(state)
+            self.cameras[camera_id] = CameraState(camera_id, item[1])
+            return
         if state is None:
             return
-        if item is None:
+        if item == "remove":
+            self._close(state)
+            if camera_id not in self._unsubscribe:  # not added again meanwhile
+                del self.cameras[camera_id]
+        elif item is None:
             self._close(state)
             state.fmt, state.need_key = None, True
             state.pre.clear()
@@ -410,6 +426,8 @@ class Recorder:
         if now - self._last_alert_poll < ALERT_POLL_S:
             return
         self._last_alert_poll = now
+        if self.tick is not None:
+            self.tick()
         events = {c.camera_id: c for c in self.cameras.values() if c.record.mode == "events"}
         if not events:
             return

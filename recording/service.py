@@ -50,6 +50,8 @@ class RecordingService:
         self.retention = RecordingRetention(cfg, self.storage, sessions, self.keep_days,
                                             disk=directory)  # fmt: skip
         self._collector: Collector | None = None
+        self._cameras: Callable[[], Iterable[CameraBase]] | None = None
+        self._live_feed: Callable[[str], LiveFeed] | None = None
 
     def keep_days(self, camera_id: str, mode: str) -> float:
         record = self.records.get(camera_id)
@@ -57,19 +59,45 @@ class RecordingService:
             return record.retain_days
         return self.cfg.events_days if mode == "events" else self.cfg.continuous_days
 
-    def add_cameras(
-        self, cameras: Iterable[CameraBase], live_feed: Callable[[str], LiveFeed]
+    def follow(
+        self, cameras: Callable[[], Iterable[CameraBase]], live_feed: Callable[[str], LiveFeed]
     ) -> None:
-        for cam in cameras:
-            self.records[cam.id] = cam.record
-            if cam.enabled and self.recorder.add_camera(cam.id, cam.record, live_feed(cam.id)):
-                log.info("camera %s: recording (%s)", cam.id, cam.record.mode)
+        """Record the cameras ``cameras()`` returns (those read in this process now: every
+        enabled one embedded, the leased ones on a worker), each from ``live_feed(id)``;
+        checked at start and every few seconds, so a camera that arrives (a lease taken) is
+        recorded and one that leaves has its open segment closed."""
+        self._cameras = cameras
+        self._live_feed = live_feed
+        self.recorder.tick = self.reconcile
+
+    def reconcile(self) -> None:
+        if self._cameras is None or self._live_feed is None:
+            return
+        wanted = {c.id: c for c in list(self._cameras()) if c.enabled and c.record.mode != "off"}
+        followed = self.recorder.records
+        for camera_id, cam in wanted.items():
+            self.records[camera_id] = cam.record
+            if followed.get(camera_id) == cam.record:
+                continue
+            if camera_id in followed:
+                self.recorder.remove_camera(camera_id)
+            self.recorder.add_camera(camera_id, cam.record, self._live_feed(camera_id))
+            log.info("camera %s: recording (%s)", camera_id, cam.record.mode)
+        for camera_id in [c for c in followed if c not in wanted]:
+            log.info("camera %s: no longer recorded here", camera_id)
+            self.recorder.remove_camera(camera_id)
 
     @property
     def threads(self) -> list[Any]:
         return [*self.recorder.threads, *self.retention.threads]
 
+    @property
+    def thread(self) -> Any:
+        """The recorder's thread (the retention thread is in ``threads``)."""
+        return self.recorder.threads[0]
+
     def start(self) -> None:
+        self.reconcile()
         self.recorder.start()
         self.retention.start()
         self._collector = _Metrics(self)

@@ -422,7 +422,7 @@ class Hub:
 
         self.recording = RecordingService(self.loaded.config.recording, self.loaded.recording_dir,
                                           self.loaded.data_dir / "recording-spool", self.sessions)
-        self.recording.add_cameras(self.cameras.values(), self.live_feed)
+        self.recording.follow(lambda: [self.cameras[c] for c in list(self.readers)], self.live_feed)
         self.recording.start()
         self._started = True
         log.info("hub started: %d camera(s), detector %s", len(self.readers), self.detector.name)

@@ -313,3 +313,37 @@ def test_a_writer_that_falls_behind_drops_packets_not_memory(
     recorder.stop()
     assert recorder.health()["cameras"]["cam1"]["dropped"] >= 1  # fed faster than real time
     assert rows(db), "segments after the queue drained"
+
+
+def test_the_service_follows_the_cameras_read_here(
+    tmp_path: Path, db: sessionmaker[Session], videos_dir: Path
+) -> None:
+    """A camera that leaves (its lease moved) has its open segment closed and indexed; one
+    that arrives, or whose mode changes, is followed from then on."""
+    from analytics.config import CameraConfig
+    from recording.config import RecordingConfig
+    from recording.service import RecordingService
+
+    feeds = {"cam1": ClipFeed(videos_dir / "crosswalk_people.mp4"),
+             "cam2": ClipFeed(videos_dir / "crosswalk_people.mp4")}  # fmt: skip
+
+    def camera(cam_id: str, mode: str) -> CameraConfig:
+        return CameraConfig.model_validate({"id": cam_id, "source": {"url": "rtsp://127.0.0.1:9/x"},
+                                            "record": {"mode": mode, "segment_s": 60}})  # fmt: skip
+
+    here = [camera("cam1", "continuous")]
+    service = RecordingService(RecordingConfig(), tmp_path / "rec", tmp_path / "spool", db)
+    service.follow(lambda: here, feeds.__getitem__)  # type: ignore[arg-type]
+    service.start()
+    try:
+        feeds["cam1"].play(seconds=15)  # one open segment (60 s target)
+        assert wait_for(lambda: bool(service.health()["cameras"].get("cam1", {}).get("recording")))
+        assert rows(db) == []
+        here[:] = [camera("cam2", "events")]  # cam1's lease moved here → cam2 arrived
+        assert wait_for(lambda: len(rows(db)) == 1, timeout=10), "cam1's segment closed"
+        assert wait_for(lambda: "cam2" in service.health()["cameras"], timeout=10)
+        assert "cam1" not in service.health()["cameras"]
+        assert service.health()["cameras"]["cam2"]["mode"] == "events"
+    finally:
+        service.stop()
+    assert rows(db)[0].camera_id == "cam1"
