@@ -47,7 +47,9 @@ def write_recording_export(
     when = time.time() if now is None else now
     with tempfile.TemporaryDirectory(prefix="shaobing-rec-") as tmp:
         video = Path(tmp) / "range.mp4"
-        made = write_range(storage, segments, start, end, video, verify=True)
+        # Not faststart: that is a second pass over the file, and a file played from disk
+        # does not need its index in front.
+        made = write_range(storage, segments, start, end, video, verify=True, faststart=False)
         name = f"recordings/{camera['id']}_{_stamp(made.start)}_{_stamp(made.end)}.mp4"
         digest = hashlib.sha256()
         with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as zf:

@@ -9,6 +9,7 @@ MP4, one set of parameters; ``RangeVideo.end`` says where it stopped.
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -64,14 +65,14 @@ def write_range(
         for seg in segments:
             if (seg.codec, seg.width, seg.height) != (first.codec, first.width, first.height):
                 break
-            if verify:
+            source: Any = _open(storage, seg.key)
+            if verify:  # read once (a segment is a few MB): hashed, then demuxed
                 with storage.open(seg.key) as f:
-                    digest = hashlib.sha256()
-                    for block in iter(lambda: f.read(1 << 20), b""):
-                        digest.update(block)
-                if digest.hexdigest() != seg.sha256:
+                    data = f.read()
+                if hashlib.sha256(data).hexdigest() != seg.sha256:
                     raise RangeError(f"segment {seg.key}: no longer matches its SHA-256")
-            with av.open(_open(storage, seg.key), mode="r") as src:
+                source = io.BytesIO(data)
+            with av.open(source, mode="r") as src:
                 vs = src.streams.video[0]
                 stb = vs.time_base or Fraction(1, 90000)
                 if stream is None:
