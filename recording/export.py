@@ -1,27 +1,43 @@
 """A recorded range exported into a signed case export (the zip of alerts/export.py:
 ``manifest.json`` + ``manifest.sig``, checked by ``shaobing evidence verify``).
 
-The range is remuxed into one MP4 (no re-encoding) from segments whose SHA-256 is
-checked first; the manifest lists the MP4's SHA-256 and size and the segments it was
-made from (their keys and SHA-256 in the recording index).
+The range is remuxed into one MP4 (no re-encoding; fragmented, muxed straight into the
+zip entry and hashed on the way) from segments whose SHA-256 is checked as they are read;
+the manifest lists the MP4's SHA-256 and size and the segments it was made from (their
+keys and SHA-256 in the recording index).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 import time
 import zipfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from alerts.export import FORMAT, MANIFEST, SIGNATURE, sign
 from core.storage import EvidenceStorage
 from recording.playback import write_range
 from recording.store import SegmentRecord
+
+
+class _HashingWriter:
+    """Writes through to ``target`` and hashes what passes (write-only: no seek)."""
+
+    def __init__(self, target: IO[bytes]) -> None:
+        self.target = target
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        chunk = bytes(data)
+        self.digest.update(chunk)
+        self.target.write(chunk)
+        self.size += len(chunk)
+        return len(chunk)
 
 
 def _stamp(t: float) -> str:
@@ -45,35 +61,31 @@ def write_recording_export(
     """Write the signed zip to ``target``; its manifest. Raises
     :class:`recording.playback.RangeError` for an empty range or an altered segment."""
     when = time.time() if now is None else now
-    with tempfile.TemporaryDirectory(prefix="shaobing-rec-") as tmp:
-        video = Path(tmp) / "range.mp4"
-        # Not faststart: that is a second pass over the file, and a file played from disk
-        # does not need its index in front.
-        made = write_range(storage, segments, start, end, video, verify=True, faststart=False)
-        name = f"recordings/{camera['id']}_{_stamp(made.start)}_{_stamp(made.end)}.mp4"
-        digest = hashlib.sha256()
-        with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as zf:
-            with video.open("rb") as source, zf.open(name, "w", force_zip64=True) as dest:
-                for block in iter(lambda: source.read(1 << 20), b""):
-                    digest.update(block)
-                    dest.write(block)
-            manifest = {
-                "format": FORMAT,
-                "case_number": case_number,
-                "reason": reason,
-                "exported_by": user,
-                "exported_at": when,
-                "exported_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)),
-                "alerts": [],
-                "recordings": [{
-                    "camera": camera, "name": name, "requested": {"start": start, "end": end},
-                    "start": made.start, "end": made.end, "segments": made.segments,
-                }],
-                "files": [{"name": name, "kind": "recording", "sha256": digest.hexdigest(),
-                           "size": video.stat().st_size}],
-                "missing_on_disk": [],
-            }  # fmt: skip
-            raw = json.dumps(manifest, ensure_ascii=False, indent=2).encode()
-            zf.writestr(MANIFEST, raw)
-            zf.writestr(SIGNATURE, sign(raw, key) + "\n")
+    stamp = _stamp(start)
+    name = f"recordings/{camera['id']}_{stamp}.mp4"
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as zf:
+        # Muxed straight into the zip, hashed on the way: one pass over the video. A
+        # stream cannot be sought back: a fragmented MP4 (players and ffprobe read it).
+        with zf.open(name, "w", force_zip64=True) as entry:
+            sink = _HashingWriter(entry)
+            made = write_range(storage, segments, start, end, sink, verify=True)  # type: ignore[arg-type]
+        manifest = {
+            "format": FORMAT,
+            "case_number": case_number,
+            "reason": reason,
+            "exported_by": user,
+            "exported_at": when,
+            "exported_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)),
+            "alerts": [],
+            "recordings": [{
+                "camera": camera, "name": name, "requested": {"start": start, "end": end},
+                "start": made.start, "end": made.end, "segments": made.segments,
+            }],
+            "files": [{"name": name, "kind": "recording", "sha256": sink.digest.hexdigest(),
+                       "size": sink.size}],
+            "missing_on_disk": [],
+        }  # fmt: skip
+        raw = json.dumps(manifest, ensure_ascii=False, indent=2).encode()
+        zf.writestr(MANIFEST, raw)
+        zf.writestr(SIGNATURE, sign(raw, key) + "\n")
     return manifest

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import av
 
@@ -44,19 +44,26 @@ def write_range(
     segments: Sequence[SegmentRecord],
     start: float,
     end: float,
-    target: Path,
+    target: Path | BinaryIO,
     *,
     verify: bool = False,
     faststart: bool = True,
 ) -> RangeVideo:
-    """Write [start, end] of ``segments`` (one camera's, oldest first) to ``target``.
+    """Write [start, end] of ``segments`` (one camera's, oldest first) to ``target``: a
+    file (faststart or not), or a stream that only writes (a zip entry): then a
+    fragmented MP4, which needs no seeking back.
     ``verify``: each segment's SHA-256 is checked against its row first (an export)."""
     if not segments:
         raise RangeError("nothing recorded in that range")
     first = segments[0]
-    options = {"movflags": "+faststart"} if faststart else {}
+    if isinstance(target, Path):
+        options = {"movflags": "+faststart"} if faststart else {}
+        output: Any = str(target)
+    else:
+        options = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+        output = target
     result = RangeVideo(start=0.0, end=0.0, packets=0)
-    with av.open(str(target), mode="w", format="mp4", options=options) as out:
+    with av.open(output, mode="w", format="mp4", options=options) as out:
         stream = None
         tb: Fraction | None = None
         origin: float | None = None
@@ -120,6 +127,7 @@ def write_range(
             if seg.end >= end:
                 break
     if not result.packets:
-        target.unlink(missing_ok=True)
+        if isinstance(target, Path):
+            target.unlink(missing_ok=True)
         raise RangeError("no frame recorded in that range")
     return result
