@@ -4,8 +4,8 @@ seeks in it with HTTP ranges) and a range exported into a signed case export.
 
 Area scope applies (a camera outside the caller's area is a 404); reading needs
 ``evidence:read``, exporting ``evidence:export``; every playback and export is audited.
-Segments are read from the recording storage of this process (the hub's); a process
-without one answers 503.
+Segments are read from the recording storage of this process (the hub's), else from the
+configured ``recording.dir`` (an API node: the folder the workers write, shared).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from api.routers.cameras import visible_camera
 from core.storage import EvidenceStorage, StorageError
 from recording.export import write_recording_export
 from recording.playback import RangeError, RangeVideo, write_range
+from recording.service import recording_storage as folder_storage
 from recording.store import RecordingHold, new_id, segments_in
 
 log = logging.getLogger(__name__)
@@ -111,11 +112,16 @@ def check_range(start: float, end: float) -> None:
 
 
 def recording_storage(services: HubServices) -> EvidenceStorage:
+    """The recorder's storage in this process, else the configured recording folder (an
+    API node in distributed mode: the folder the workers write, mounted here too)."""
     service = getattr(services, "recording", None)
-    if service is None:
+    if service is not None:
+        storage: EvidenceStorage = service.storage
+        return storage
+    loaded = getattr(services, "loaded", None)
+    if loaded is None:
         raise HTTPException(503, "recording is not available in this process")
-    storage: EvidenceStorage = service.storage
-    return storage
+    return folder_storage(loaded.recording_dir)
 
 
 @router.get("/{camera_id}/segments", response_model=list[SegmentOut],
