@@ -98,7 +98,8 @@ def test_an_alerts_detail_links_to_its_recording(recorded: Room) -> None:
     alert = hub.get("/api/alerts", camera_id="cg-cross")["items"][-1]
     page = recorded.page()
     page.goto(f"{hub.base}/#/alerts?id={alert['id']}")
-    page.wait_for_selector(f"[data-alert='{alert['id']}']", timeout=15000)
+    # (30 s: the hub analyses its camera meanwhile, on a machine shared with others)
+    page.wait_for_selector(f"[data-alert='{alert['id']}']", timeout=30000)
     page.click("[data-test=to-recording]")
     page.wait_for_url("**/#/playback?**", timeout=10000)
     video = page.wait_for_selector("[data-test=pb-video]", timeout=20000)
