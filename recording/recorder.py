@@ -83,7 +83,8 @@ class CameraState:
     fmt: SegmentFormat | None = None
     segment: OpenSegment | None = None
     pre: deque[BufferedPacket] = field(default_factory=deque)  # events: recent GOPs
-    want_until: float = 0.0  # events: write packets up to this time
+    want_from: float = 0.0  # events: the window to write, [want_from, want_until]
+    want_until: float = 0.0
     need_key: bool = True  # after a drop or a new stream: wait for a keyframe
     segments: int = 0
     failed: int = 0
@@ -284,7 +285,11 @@ class Recorder:
             self._write(state, p)
 
     def _events_packet(self, state: CameraState, p: BufferedPacket) -> None:
-        if p.t <= state.want_until:
+        if state.want_from <= p.t <= state.want_until:
+            if state.segment is None:  # the window opens: from the keyframe before it
+                state.pre.append(p)
+                self._flush_pre(state, state.want_from)
+                return
             self._write(state, p)
             return
         if state.segment is not None and p.keyframe:
@@ -302,21 +307,35 @@ class Recorder:
             for _ in range(second_key):
                 state.pre.popleft()
 
+    def _flush_pre(self, state: CameraState, start: float) -> None:
+        """Write the buffered packets from the last keyframe at or before ``start``."""
+        buffered = list(state.pre)
+        state.pre.clear()
+        keys = [i for i, q in enumerate(buffered) if q.keyframe and q.t <= start]
+        first = keys[-1] if keys else next((i for i, q in enumerate(buffered) if q.keyframe), 0)
+        for q in buffered[first:]:
+            if q.t <= state.want_until:
+                self._write(state, q)
+            else:  # past the window: the GOP under way is finished, the rest buffered
+                self._events_packet(state, q)
+
     def mark(self, camera_id: str, t: float) -> None:
         """An alert of ``camera_id`` at ``t`` (thread-safe): events mode records around it."""
         self._queue.put((camera_id, ("mark", t)))
 
     def _mark(self, state: CameraState, t: float) -> None:
+        """Open (or widen) the window [t - pre_s, t + post_s]. An alert stored a moment
+        after its event is in the past: what the buffer holds of its window is written."""
         if state.record.mode != "events":
             return
-        state.want_until = max(state.want_until, t + state.record.post_s)
-        start = t - state.record.pre_s
-        buffered = list(state.pre)
-        state.pre.clear()
-        keys = [i for i, p in enumerate(buffered) if p.keyframe and p.t <= start]
-        first = keys[-1] if keys else 0
-        for p in buffered[first:]:
-            self._write(state, p)
+        start, until = t - state.record.pre_s, t + state.record.post_s
+        if start > state.want_until:  # a new window, after the last one
+            state.want_from = start
+        else:
+            state.want_from = min(state.want_from, start)
+        state.want_until = max(state.want_until, until)
+        if state.segment is None and state.pre and state.pre[-1].t >= state.want_from:
+            self._flush_pre(state, state.want_from)
 
     def _write(self, state: CameraState, p: BufferedPacket) -> None:
         seg = state.segment

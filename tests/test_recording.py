@@ -347,3 +347,39 @@ def test_the_service_follows_the_cameras_read_here(
     finally:
         service.stop()
     assert rows(db)[0].camera_id == "cam1"
+
+
+@pytest.mark.parametrize("alert_first", [True, False], ids=["alert-stored-first", "alert-late"])
+def test_events_mode_follows_the_alerts_in_the_database(
+    tmp_path: Path, db: sessionmaker[Session], videos_dir: Path, alert_first: bool
+) -> None:
+    """An alert row of the camera (any alert service's) opens the window, whether it is
+    read before the packets of its time arrive or after (an alert is stored a moment after
+    its event: the buffer holds the seconds before)."""
+    from tests.factories import make_alert, store
+
+    now = time.time()
+    feed = ClipFeed(videos_dir / "crosswalk_people.mp4", origin=now - 40)
+    alert_t = feed.origin + 14.0
+    recorder = Recorder(SharedDirectory(tmp_path / "rec"), db, tmp_path / "spool")
+    record = RecordConfig(mode="events", pre_s=3, post_s=3, segment_s=60)
+    recorder.add_camera("cam1", record, feed)  # type: ignore[arg-type]
+    if alert_first:
+        store(db, make_alert(1, camera_id="cam1", created_at=alert_t))
+        recorder.start()
+        assert wait_for(lambda: recorder.cameras["cam1"].want_until > 0)
+        feed.play()
+    else:
+        recorder.start()
+        feed.play(seconds=22)  # into the buffer: no alert yet
+        assert wait_for(lambda: recorder.health()["queue"] == 0)
+        assert rows(db) == []
+        store(db, make_alert(1, camera_id="cam1", created_at=alert_t))
+        assert wait_for(lambda: recorder.cameras["cam1"].want_until > 0)
+    recorder.stop()
+    segments = rows(db)
+    assert len(segments) == 1, [(s.start - feed.origin, s.end - feed.origin) for s in segments]
+    seg = segments[0]
+    assert alert_t - 3 - 12 <= seg.start <= alert_t - 3  # the clip's keyframes: ~10 s apart
+    assert alert_t + 3 - 0.5 <= seg.end <= alert_t + 3 + 12  # to the GOP's end after it
+    assert seg.alert_count == 1 and seg.mode == "events"
