@@ -22,6 +22,7 @@ from pathlib import Path
 
 import av
 
+from core.secrets import make_private_dir
 from ingest.ring import BufferedPacket, StreamTemplate
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,9 @@ class OpenSegment:
         self.path = path
         self.fmt = fmt
         self.start = start
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent.parent)  # owner only, like the evidence (0700)
+        make_private_dir(path.parent)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))  # owner only
         self._out = av.open(str(path), mode="w", format="mp4", options=FRAGMENTED)
         self._stream = _add_stream(self._out, fmt)
         self._base: int | None = None

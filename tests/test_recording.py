@@ -147,6 +147,10 @@ def test_a_real_rtsp_camera_is_recorded_in_keyframe_segments(
     for a, b in zip(segments, segments[1:], strict=False):
         assert b.start >= a.end - 0.5 and b.start - a.end < 1.5  # contiguous
     assert not list((tmp_path / "spool").rglob("*.part.mp4")), "spool emptied"
+    # Video is evidence: owner-only folders and files, like the snapshots.
+    assert (tmp_path / "spool" / "cam1").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "rec" / segments[0].key).stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "rec" / segments[0].key).parent.stat().st_mode & 0o777 == 0o700
     assert recorder.health()["cameras"]["cam1"]["segments"] == len(segments)
 
 
