@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import statistics
 import tempfile
 import threading
@@ -92,6 +93,23 @@ class Camera:
         self.viewer = viewer
         return LiveStart(self.template, "h264", []), lambda: None
 
+    def play_window(self, begin: float, end: float) -> int:
+        """The packets whose time is in [begin, end) seconds after ORIGIN (looped)."""
+        ticks = int(round(self.span / self.tb))
+        n = 0
+        for k in range(int(begin // self.span), int(end // self.span) + 1):
+            for data, pts, dts, dur, key in self.packets:
+                offset = k * self.span + float((pts - self.packets[0][1]) * self.tb)
+                if not begin <= offset < end:
+                    continue
+                while self.backlog() > 2000:
+                    time.sleep(0.002)
+                assert self.viewer is not None
+                self.viewer(BufferedPacket(data, pts + k * ticks, dts + k * ticks, dur, key,
+                                           ORIGIN + offset))  # fmt: skip
+                n += 1
+        return n
+
     def play(self, seconds: float, viewer=None) -> int:  # type: ignore[no-untyped-def]
         viewer = viewer or self.viewer
         ticks = int(round(self.span / self.tb))
@@ -108,13 +126,77 @@ class Camera:
         return n
 
 
+def rss_mb() -> float:
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def soak(cameras: int, seconds: float, quota_mb: float) -> None:
+    """``cameras`` cameras (the 640x360 crosswalk clip, ~0.9 Mbit/s) recorded for
+    ``seconds`` of video each (faster than real time, back-pressured), retention passes
+    with a quota between chunks: RSS sampled, and the bytes on disk compared with the
+    index's."""
+    from recording.config import RecordingConfig
+    from recording.retention import RecordingRetention
+    from recording.store import SegmentRecord
+
+    work = Path(tempfile.mkdtemp(prefix="shaobing-soak-rec-"))
+    engine, sessions = open_database(f"sqlite:///{work / 'hub.db'}")
+    storage = SharedDirectory(work / "rec")
+    cams = [Camera(ASSETS / "videos" / "crosswalk_people.mp4") for _ in range(cameras)]
+    recorder = Recorder(storage, sessions, work / "spool")
+    for i, cam in enumerate(cams):
+        cam.backlog = lambda: recorder.health()["queue"]
+        recorder.add_camera(f"cam{i}", RecordConfig(mode="continuous"), cam)  # type: ignore[arg-type]
+    cfg = RecordingConfig(quota_gb=quota_mb / 1024, min_free_gb=0)
+    retention = RecordingRetention(cfg, storage, sessions, lambda c, m: 7.0, disk=work,
+                                   clock=lambda: ORIGIN + seconds)  # fmt: skip
+    recorder.start()
+    chunk, samples, done = 60.0, [], 0.0
+    started = time.monotonic()
+    while done < seconds:
+        threads = [threading.Thread(target=c.play_window, args=(done, done + chunk)) for c in cams]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        done += chunk
+        retention.sweep()
+        samples.append(rss_mb())
+    recorder.stop(timeout=600)
+    with sessions() as session:
+        indexed = {r.key: r.size_bytes for r in session.query(SegmentRecord)}
+    on_disk = {p.relative_to(work / "rec").as_posix(): p.stat().st_size
+               for p in (work / "rec").rglob("*.mp4")}  # fmt: skip
+    half = len(samples) // 2
+    per_camera = recorder.health()["cameras"]["cam0"]["segments"]
+    print(f"soak: {cameras} cameras x {seconds / 60:.0f} min of video in "
+          f"{time.monotonic() - started:.0f} s wall; {per_camera} segments per camera, "
+          f"{retention.deleted} deleted by the {quota_mb:.0f} MB quota")  # fmt: skip
+    print(f"soak memory: RSS {samples[0]:.0f} MB after the first minute, "
+          f"{max(samples[half:]):.0f} MB max in the second half, {samples[-1]:.0f} MB at the end")
+    same = on_disk == indexed
+    print(f"soak disk: {len(on_disk)} files, {sum(on_disk.values()) / 1e6:.1f} MB on disk = "
+          f"{sum(indexed.values()) / 1e6:.1f} MB indexed: {'exact' if same else 'MISMATCH'}; "
+          f"failed {sum(c['failed'] for c in recorder.health()['cameras'].values())}")
+    engine.dispose()
+    shutil.rmtree(work)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cameras", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=660.0, help="seconds of video per camera")
     ap.add_argument("--seeks", type=int, default=15)
+    ap.add_argument("--soak", type=int, default=0, metavar="N",
+                    help="instead: a soak of N cameras (--soak-seconds of video each)")
+    ap.add_argument("--soak-seconds", type=float, default=1800.0)
+    ap.add_argument("--soak-quota-mb", type=float, default=300.0)
     args = ap.parse_args()
     print(machine_line())
+    if args.soak:
+        soak(args.soak, args.soak_seconds, args.soak_quota_mb)
+        return
     clip = make_clip()
     size = clip.stat().st_size
     probe = Camera(clip)
