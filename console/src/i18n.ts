@@ -70,7 +70,7 @@ const zh = {
   // 录像回放 (issue 24)
   playback: { pick: '请选择摄像机', none: '当天没有录像', nothing: '该时刻没有录像', clickToPlay: '点击时间轴播放',
               snapshot: '截图', export: '导出录像', keep: '保全（不被自动清理）', exported: '录像已导出',
-              open: '查看录像' },
+              open: '查看录像', sync: '同步回放的摄像机', addCamera: '添加同步画面' },
 }
 
 type Messages = typeof zh
@@ -151,7 +151,7 @@ const en: Messages = {
   playback: { pick: 'Pick a camera', none: 'Nothing recorded that day', nothing: 'Nothing recorded at that time',
               clickToPlay: 'Click the timeline to play', snapshot: 'Snapshot', export: 'Export recording',
               keep: 'Keep for the case (never deleted by retention)', exported: 'Recording exported',
-              open: 'Recording' },
+              open: 'Recording', sync: 'Camera played in sync', addCamera: 'Add a camera in sync' },
 }
 
 export const i18n = createI18n({

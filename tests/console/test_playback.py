@@ -32,14 +32,16 @@ def recorded(
     rtsp = RtspServer({"crosswalk": videos_dir / "crosswalk_people.mp4",
                        "plaza": videos_dir / "plaza_topdown.mp4"})  # fmt: skip
     config = room_config(models_dir, rtsp)
-    config["cameras"][0]["record"] = {"mode": "continuous", "segment_s": 4}
-    config["cameras"] = config["cameras"][:1]
+    for cam in config["cameras"]:  # the crosswalk (alerts) and the plaza (no rule)
+        cam["record"] = {"mode": "continuous", "segment_s": 4}
     hub = HubProcess(tmp_path_factory.mktemp("playback"), config)
     try:
         rtsp.start()
         hub.start()
         segments = lambda: hub.get("/api/recordings/cg-cross/segments", start=0, end=4e9)  # noqa: E731
         hub.wait("three segments", lambda: len(segments()) >= 3, 60)
+        hub.wait("the plaza's segments", lambda: hub.get("/api/recordings/hx-plaza/segments",
+                                                          start=0, end=4e9), 30)  # fmt: skip
         hub.wait("an alert", lambda: hub.get("/api/alerts", camera_id="cg-cross")["items"], 60)
         yield Room(hub, browser)
     finally:
@@ -104,3 +106,27 @@ def test_an_alerts_detail_links_to_its_recording(recorded: Room) -> None:
     page.wait_for_url("**/#/playback?**", timeout=10000)
     video = page.wait_for_selector("[data-test=pb-video]", timeout=20000)
     page.wait_for_function("v => v.currentTime > 0.5", arg=video, timeout=20000)
+
+
+def test_a_second_camera_plays_in_sync(recorded: Room) -> None:
+    hub = recorded.hub
+    both = hub.get("/api/recordings/hx-plaza/segments", start=0, end=4e9)[0]
+    page = recorded.page()
+    page.goto(f"{hub.base}/#/playback?camera=cg-cross&t={int(both['start']) + 2}")
+    video = page.wait_for_selector("[data-test=pb-video]", timeout=20000)
+    page.click("[data-test=pb-add]")
+    page.click("[data-test=pb-extra-0]")
+    page.click("li.el-select-dropdown__item:visible >> text=河西镇广场")
+    extra = page.wait_for_selector("[data-test=pb-video-extra][data-camera=hx-plaza]",
+                                   timeout=20000)
+    page.wait_for_function("v => v.currentTime > 1.0", arg=extra, timeout=20000)
+    # The same wall time: each file starts on its own keyframe, so compare wall clocks.
+    starts = page.evaluate("""async () => {
+        const get = async (u) => Number((await fetch(u, {headers: {Range: 'bytes=0-0'}}))
+            .headers.get('X-Recording-Start'));
+        const [a, b] = [...document.querySelectorAll('video')].map((v) => v.src);
+        return [await get(a), await get(b)];
+    }""")
+    first = video.evaluate("v => v.currentTime") + starts[0]
+    second = extra.evaluate("v => v.currentTime") + starts[1]
+    assert abs(first - second) < 1.5, (first, second)
