@@ -73,11 +73,12 @@ class ClipFeed:
         self.template = StreamTemplate(self.stream)
         self.origin = origin
         self.viewer: Callable[[BufferedPacket | None], None] | None = None
+        self.codec = self.stream.codec_context.name
 
     def subscribe(self, viewer: Callable[[BufferedPacket | None], None]
                   ) -> tuple[LiveStart, Callable[[], None]]:  # fmt: skip
         self.viewer = viewer
-        return LiveStart(self.template, self.stream.codec_context.name, []), lambda: None
+        return LiveStart(self.template, self.codec, []), lambda: None
 
     def play(self, seconds: float | None = None) -> int:
         assert self.viewer is not None
@@ -189,18 +190,24 @@ def test_a_segment_cut_short_by_a_crash_is_repaired_and_an_empty_one_dropped(
     assert not garbage.exists() and not part.exists()
 
 
-def make_resolution_change(path: Path) -> None:
-    """An MPEG-TS H.264 stream (real libx264) whose resolution changes after 3 s, with
+X265 = "keyint=25:bframes=0:repeat-headers=1:log-level=error"
+ENCODERS = {"h264": ("libx264", {"g": "25", "bf": "0"}),
+            "hevc": ("libx265", {"x265-params": X265})}  # fmt: skip
+
+
+def make_resolution_change(path: Path, codec: str = "h264") -> None:
+    """An MPEG-TS stream (real libx264 or libx265) whose resolution changes after 3 s, with
     its parameter sets repeated on each keyframe, as a camera sends them."""
+    encoder, options = ENCODERS[codec]
     out = av.open(str(path), "w", format="mpegts")
-    stream = out.add_stream("libx264", rate=25)
+    stream = out.add_stream(encoder, rate=25)
     stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
     pts = 0
     for w, h in ((320, 240), (640, 360)):
-        cc = av.CodecContext.create("libx264", "w")
+        cc = av.CodecContext.create(encoder, "w")
         cc.width, cc.height, cc.pix_fmt = w, h, "yuv420p"
         cc.time_base = Fraction(1, 25)
-        cc.options = {"g": "25", "bf": "0"}
+        cc.options = dict(options)
         packets = []
         for i in range(75):
             frame = av.VideoFrame.from_ndarray(
@@ -218,12 +225,14 @@ def make_resolution_change(path: Path) -> None:
     out.close()
 
 
+@pytest.mark.parametrize("codec", ["h264", "hevc"])
 def test_a_resolution_change_starts_a_new_segment(
-    tmp_path: Path, db: sessionmaker[Session]
+    tmp_path: Path, db: sessionmaker[Session], codec: str
 ) -> None:
     clip = tmp_path / "change.ts"
-    make_resolution_change(clip)
+    make_resolution_change(clip, codec)
     feed = ClipFeed(clip)
+    feed.codec = codec
     recorder = Recorder(SharedDirectory(tmp_path / "rec"), db, tmp_path / "spool")
     recorder.add_camera("cam1", RecordConfig(mode="continuous", segment_s=60),
                         feed)  # type: ignore[arg-type]  # fmt: skip
@@ -235,6 +244,7 @@ def test_a_resolution_change_starts_a_new_segment(
     for seg in segments:
         probe = ffprobe(tmp_path / "rec" / seg.key)["streams"][0]
         assert (probe["width"], probe["height"]) == (seg.width, seg.height)
+        assert probe["codec_name"] == codec and seg.codec == codec
         assert int(probe["nb_read_packets"]) == 75
         with av.open(str(tmp_path / "rec" / seg.key)) as c:
             sizes = {(f.width, f.height) for f in c.decode(video=0)}
