@@ -397,3 +397,16 @@ def test_events_mode_follows_the_alerts_in_the_database(
     assert alert_t - 3 - 12 <= seg.start <= alert_t - 3  # the clip's keyframes: ~10 s apart
     assert alert_t + 3 - 0.5 <= seg.end <= alert_t + 3 + 12  # to the GOP's end after it
     assert seg.alert_count == 1 and seg.mode == "events"
+
+
+def test_bad_recording_config_says_file_field_and_reason() -> None:
+    from shaobing.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"cameras": [{"id": "c1", "source": {"url": "rtsp://127.0.0.1:9/x"},
+                                   "record": {"mode": "sometimes", "pre_s": -1}}],
+                      "recording": {"quota_gb": 0}}, "hub.yaml", Path("."))  # fmt: skip
+    text = str(caught.value)
+    assert "hub.yaml: cameras[0](id=c1).record.mode: Input should be 'off', 'continuous'" in text
+    assert "hub.yaml: cameras[0](id=c1).record.pre_s:" in text
+    assert "hub.yaml: recording.quota_gb:" in text
