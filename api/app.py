@@ -26,6 +26,7 @@ from api.routers import (
     exports,
     feedback,
     live,
+    patrol,
     recordings,  # recording/ (issue 24)
     routing,
     stats,
@@ -77,6 +78,7 @@ def create_app(
         exports,
         tracks,
         stats,
+        patrol,
         recordings,  # recording/ (issue 24)
     ):
         app.include_router(module.router)
