@@ -30,6 +30,7 @@ from api.routers import (
     feedback,
     live,
     patrol,
+    recordings,  # recording/ (issue 24)
     routing,
     stats,
     tracks,
@@ -86,6 +87,7 @@ def create_app(
         tracks,
         stats,
         patrol,
+        recordings,  # recording/ (issue 24)
     ):
         app.include_router(module.router)
 

@@ -276,3 +276,6 @@ class Health(BaseModel):
         default_factory=dict, description="free space of the watched paths (data_dir, evidence)"
     )
     version: str
+    recording: dict[str, Any] | None = Field(  # recording/ (issue 24)
+        None, description="the recorder: storage writable or not, segments per camera"
+    )

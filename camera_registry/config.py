@@ -80,6 +80,28 @@ class SourceConfig(StrictModel):
         return self
 
 
+class RecordConfig(StrictModel):
+    """A camera's recording (the ``recording/`` package): the camera's own packets cut at
+    keyframes into MP4 segments, no re-encoding."""
+
+    mode: Literal["off", "continuous", "events"] = Field(
+        "off",
+        description="off: no recording; continuous: every segment; events: only the "
+        "seconds around this camera's alerts (pre_s before, post_s after)",
+    )
+    pre_s: float = Field(10.0, ge=0, le=120, description="events: seconds kept before an alert")
+    post_s: float = Field(20.0, ge=0, le=600, description="events: seconds kept after an alert")
+    segment_s: float = Field(
+        10.0, ge=2, le=300, description="target segment length (cut at the next keyframe after it)"
+    )
+    retain_days: float | None = Field(
+        None,
+        gt=0,
+        description="days this camera's segments are kept (default: recording.continuous_days "
+        "or recording.events_days by mode)",
+    )
+
+
 CAMERA_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -104,6 +126,9 @@ class CameraBase(StrictModel):
         description="continuous: read and analysed all the time; patrol (轮巡): visited in "
         "turn by the patrol scheduler (patrol:), a few seconds a visit: video quality "
         "diagnosis and the rules that can fire within the visit",
+    )
+    record: RecordConfig = Field(  # recording/ (issue 24)
+        default_factory=RecordConfig, description="recording of this camera (录像)"
     )
 
     @field_validator("id")

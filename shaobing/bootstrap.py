@@ -41,6 +41,7 @@ from analytics.config import CameraConfig
 from analytics.detectors import Detector, create_detector
 from camera_registry.status import StatusBoard
 from core.diskwatch import DiskWatcher, with_reasons
+from recording.service import RecordingService
 from shaobing import metrics
 from shaobing.adapters.leases import Fences, WorkerLeases
 from shaobing.adapters.redis_bus import ForwardingSpool, RedisEventBus
@@ -238,6 +239,17 @@ class WorkerRole:
         return self.worker.collector("worker", leases=self.leased.holders, events=self.pending)
 
 
+def recording_for(
+    loaded: LoadedConfig, store: Store, worker: Worker, name: str
+) -> RecordingService:
+    """Recording (recording/, issue 24): segments of the cameras ``worker`` reads now, from
+    their live feeds; its spool (open segments) is this process's own."""
+    service = RecordingService(loaded.config.recording, loaded.recording_dir,
+                               loaded.data_dir / "recording-spool" / name, store.sessions)
+    service.follow(lambda: [worker.cameras[c] for c in list(worker.readers)], worker.live_feed)
+    return service
+
+
 # -- the embedded hub: every role in one process ---------------------------------------------
 
 
@@ -269,8 +281,10 @@ class Hub:
                              status=self.status, evidence=self.evidence,
                              publish_state=self.dispatcher.camera_status)  # fmt: skip
         self.patrol = Patroller(self.worker, cfg.patrol)
-        self.worker_role = WorkerRole(self.worker, self.patrol, spool=self.bus)
-        # issue 21: the free space of data_dir and the evidence folder, in /healthz.
+        self.recording = recording_for(loaded, self.store, self.worker, "hub")
+        self.worker_role = WorkerRole(self.worker, self.patrol, spool=self.bus,
+                                      extras=(self.recording,))  # fmt: skip
+        # The free space of data_dir and the evidence folder, in /healthz.
         self.disks = DiskWatcher({"data_dir": loaded.data_dir, "evidence": loaded.snapshot_dir})
         self.roles: list[Role] = [self.disks, self.dispatch, self.alerts_role, self.worker_role]
         self.services = ApiServices(
@@ -343,12 +357,14 @@ class Hub:
         return [t for role in self.roles for t in role.threads]
 
     def health(self) -> dict[str, Any]:
-        return with_reasons(health_report(
+        report = with_reasons(health_report(
             ok=self._started, statuses=self.status.all(),
             threads={t.name: t.is_alive() for t in self.threads},
             events_pending=self.alerts_role.pending() + self.worker.backlog(),
             outbox=self.store.outbox_counts(),
         ), self.disks.health(), self.bus.health())  # fmt: skip
+        report["recording"] = self.recording.health()
+        return report
 
     def collector(self) -> metrics.HubCollector:
         collector = self.worker_role.collector()
@@ -391,7 +407,9 @@ def build_worker(
                         bus_cfg.media_advertise)  # fmt: skip
     live_state = RedisLiveState(r, bus_cfg.prefix, ttl_s=bus_cfg.lease_s * 2)
     publisher = LiveStatePublisher(worker, leases, live_state, media, bus_cfg.frame_interval_s)
-    role = WorkerRole(worker, patrol, spool=spool, leased=leased, extras=(media, publisher))
+    recording = recording_for(loaded, store, worker, name)  # recording/ (issue 24)
+    role = WorkerRole(worker, patrol, spool=spool, leased=leased,
+                      extras=(media, publisher, recording))  # fmt: skip
     log.info("worker %s (detector %s)", worker_id, worker.detector.name)
     return role, store
 

@@ -45,6 +45,7 @@ from core.limits import limit_problems
 from core.model import StrictModel
 from core.storage import DirectoryStorageConfig, EvidenceStorageConfig
 from core.storage import config_problems as storage_problems
+from recording.config import RecordingConfig  # recording/ (issue 24)
 from tracks.config import TracksConfig
 
 DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "default.yaml"
@@ -191,6 +192,10 @@ class HubConfig(StrictModel):
         default_factory=list, description="platforms allowed to call the signed feedback endpoint"
     )
     cameras: list[CameraConfig] = Field(default_factory=list)
+    recording: RecordingConfig = Field(  # recording/ (issue 24)
+        default_factory=RecordingConfig,
+        description="where camera recordings (录像) are written and how long they are kept",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -240,6 +245,10 @@ class LoadedConfig:
     @property
     def snapshot_dir(self) -> Path:
         return self.resolve(self.config.alerts.snapshot_dir, self.data_dir / "snapshots")
+
+    @property
+    def recording_dir(self) -> Path:  # recording/ (issue 24)
+        return self.resolve(self.config.recording.dir, self.data_dir / "recordings")
 
     @property
     def secret_key_path(self) -> Path:

@@ -2,7 +2,7 @@ import { createI18n } from 'vue-i18n'
 
 const zh = {
   nav: { wall: '视频墙', alerts: '告警处置', map: '地图', health: '设备健康', zones: '区域与规则',
-         search: '研判检索', analysis: '研判分析', system: '系统管理' },
+         search: '研判检索', analysis: '研判分析', system: '系统管理', playback: '录像回放' },
   common: { logout: '退出', save: '保存', refresh: '刷新', all: '全部', none: '无', unavailable: '暂不可用',
             camera: '摄像机', area: '区域', type: '类型', severity: '等级', state: '状态', time: '时间',
             liveFeed: '实时推送', connected: '实时推送已连接', disconnected: '实时推送已断开', range: '时间范围',
@@ -67,13 +67,17 @@ const zh = {
             newUser: '新建用户', username: '用户名', password: '初始密码', role: '角色', displayName: '姓名',
             target: '推送目标', lastError: '失败原因', actor: '操作人', action: '操作', targetObj: '对象',
             detail: '详情', disabled: '停用', created: '已创建', lastLogin: '最近登录' },
+  // 录像回放 (issue 24)
+  playback: { pick: '请选择摄像机', none: '当天没有录像', nothing: '该时刻没有录像', clickToPlay: '点击时间轴播放',
+              snapshot: '截图', export: '导出录像', keep: '保全（不被自动清理）', exported: '录像已导出',
+              open: '查看录像', sync: '同步回放的摄像机', addCamera: '添加同步画面' },
 }
 
 type Messages = typeof zh
 
 const en: Messages = {
   nav: { wall: 'Video wall', alerts: 'Alerts', map: 'Map', health: 'Camera health', zones: 'Zones & rules',
-         search: 'Search', analysis: 'Analysis', system: 'System' },
+         search: 'Search', analysis: 'Analysis', system: 'System', playback: 'Playback' },
   common: { logout: 'Log out', save: 'Save', refresh: 'Refresh', all: 'All', none: 'None',
             unavailable: 'Not available', camera: 'Camera', area: 'Area', type: 'Type', severity: 'Severity',
             state: 'State', time: 'Time', liveFeed: 'Live feed', connected: 'Live feed connected',
@@ -143,6 +147,11 @@ const en: Messages = {
             newUser: 'New user', username: 'Username', password: 'Initial password', role: 'Role',
             displayName: 'Name', target: 'Target', lastError: 'Error', actor: 'Actor', action: 'Action',
             targetObj: 'Object', detail: 'Detail', disabled: 'Disabled', created: 'Created', lastLogin: 'Last login' },
+  // Playback (issue 24)
+  playback: { pick: 'Pick a camera', none: 'Nothing recorded that day', nothing: 'Nothing recorded at that time',
+              clickToPlay: 'Click the timeline to play', snapshot: 'Snapshot', export: 'Export recording',
+              keep: 'Keep for the case (never deleted by retention)', exported: 'Recording exported',
+              open: 'Recording', sync: 'Camera played in sync', addCamera: 'Add a camera in sync' },
 }
 
 export const i18n = createI18n({

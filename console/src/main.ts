@@ -26,6 +26,7 @@ const router = createRouter({
     { path: '/search', component: () => import('./views/SearchView.vue') },
     { path: '/analysis', component: () => import('./views/AnalysisView.vue') },
     { path: '/system', component: () => import('./views/SystemView.vue') },
+    { path: '/playback', component: () => import('./views/PlaybackView.vue') }, // 录像回放 (issue 24)
     { path: '/:rest(.*)*', redirect: '/wall' },
   ],
 })

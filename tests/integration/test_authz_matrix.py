@@ -552,6 +552,17 @@ CASES = [
          lambda w, who: ("/api/patrol/abnormal", None)),
     Case("GET", "/api/patrol/abnormal.xlsx", "cameras:read", 200,
          lambda w, who: ("/api/patrol/abnormal.xlsx", None)),
+    # Recording (issue 24). Nothing is recorded in this hub: granted, a range is a 404
+    # (playback and export themselves: tests/integration/test_recording_api.py).
+    Case("GET", "/api/recordings/{camera_id}/segments", "evidence:read", 200,
+         lambda w, who: (f"/api/recordings/{w.home_camera(who)}/segments?start=0&end=9", None)),
+    Case("GET", "/api/recordings/{camera_id}/timeline", "evidence:read", 200,
+         lambda w, who: (f"/api/recordings/{w.home_camera(who)}/timeline?start=0", None)),
+    Case("GET", "/api/recordings/{camera_id}/video.mp4", "evidence:read", 404,
+         lambda w, who: (f"/api/recordings/{w.home_camera(who)}/video.mp4?start=0&end=9", None)),
+    Case("POST", "/api/recordings/{camera_id}/export", "evidence:export", 404,
+         lambda w, who: (f"/api/recordings/{w.home_camera(who)}/export",
+                         {"start": 0, "end": 9, "case_number": "案-1", "reason": "matrix"})),
 ]
 # fmt: on
 

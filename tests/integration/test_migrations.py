@@ -48,7 +48,7 @@ SECRET = "k-legacy-0123"
 NEW_TABLES = {
     "alembic_version", "alert_history", "alert_departments", "feedback_messages",
     "routing_rules", "users", "api_keys", "auth_tokens", "audit_log", "camera_analytics",
-    "tracks",
+    "tracks", "recording_segments", "recording_holds",  # recording/ (issue 24)
 }  # fmt: skip
 
 

@@ -1,0 +1,73 @@
+"""Recording in a real hub process (``shaobing run``) reading a real RTSP camera: segments
+indexed and served by the API, the recorder in /healthz and /metrics; the hub killed
+(SIGKILL) mid-segment and restarted: the segment cut short is repaired, with a log line."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.hubproc import HubProcess
+from tests.integration.test_recording import ffprobe
+from tests.peers.procs import RtspServer
+
+CAMERA = "rec-0001"
+
+
+def config(models_dir: Path, url: str) -> dict[str, object]:
+    return {
+        "detector": {"model": str(models_dir / "yolox_nano.onnx"), "workers": 1},
+        "cameras": [{"id": CAMERA, "name": "城关镇录像", "source": {"url": url},
+                     "detect_fps": 1,
+                     "record": {"mode": "continuous", "segment_s": 4}}],
+    }  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_hub_records_its_camera_and_repairs_after_a_crash(
+    tmp_path: Path, models_dir: Path, rtsp_server: RtspServer
+) -> None:
+    hub = HubProcess(tmp_path, config(models_dir, rtsp_server.url("crosswalk"))).start()
+    try:
+        def segments() -> list[dict[str, object]]:
+            return hub.get(f"/api/recordings/{CAMERA}/segments", start=0, end=4e9)  # type: ignore[no-any-return]
+
+        segs = hub.wait("two segments", lambda: len(segments()) >= 2 and segments(), 60)
+        health = httpx.get(f"{hub.base}/healthz", timeout=5).json()
+        assert health["recording"]["status"] == "ok", health
+        assert health["recording"]["cameras"][CAMERA]["segments"] >= 2
+        metrics = httpx.get(f"{hub.base}/metrics", timeout=5).text
+        assert f'shaobing_recording_segments_total{{camera="{CAMERA}"}}' in metrics
+        assert "shaobing_recording_storage_ok 1.0" in metrics
+        spool = tmp_path / "data" / "recording-spool" / "hub" / CAMERA
+        # An open segment with complete fragments in it (one per keyframe, every second).
+        hub.wait("an open segment", lambda: [p for p in spool.glob("*.part.mp4")
+                                             if p.stat().st_size > 200_000], 20)  # fmt: skip
+        assert hub.proc is not None
+        os.killpg(hub.proc.pid, signal.SIGKILL)  # the crash
+        hub.proc.wait(10)
+        parts = list(spool.glob("*.part.mp4"))
+        assert parts, "the open segment is left behind"
+        before = len(segs)
+        hub.start()
+        hub.wait("the repair's log line", lambda: "cut short by a crash" in hub.log(), 30)
+        assert "repaired" in hub.log(), hub.log()[-3000:]
+        hub.wait("the repaired segment", lambda: [s for s in segments() if s["repaired"]], 30)
+        assert not any(p.exists() for p in parts)
+        all_segs = segments()
+        assert len(all_segs) > before
+        first, last = all_segs[0], all_segs[-1]
+        r = hub.raw(f"/api/recordings/{CAMERA}/video.mp4?start={first['start']}"
+                    f"&end={float(first['start']) + 8}")  # fmt: skip
+        assert r.status_code == 200, r.text
+        (tmp_path / "play.mp4").write_bytes(r.content)
+        probe = ffprobe(tmp_path / "play.mp4")
+        assert probe["streams"][0]["codec_name"] == "h264"
+        assert float(probe["format"]["duration"]) >= 6
+        assert last["end"] > first["start"]
+    finally:
+        hub.stop()
