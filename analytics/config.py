@@ -166,6 +166,10 @@ class WanderingRule(DwellFields):
     min_path_heights: float = Field(
         4.0, gt=0, description="minimum path length in body heights (ignores a person standing)"
     )
+    min_turns: int = Field(
+        1, ge=0, le=100,
+        description="the path must turn back (a heading change over 120°) at least this often",
+    )  # fmt: skip
     grace_s: float = Field(5.0, ge=0)
     severity: Severity = "low"
 

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from analytics.appearance import signatures
 from analytics.config import (
     SMALL_OBJECT_RULES,
     CrowdRule,
@@ -298,11 +299,14 @@ class CameraAnalytics:
         source_size: tuple[int, int],
         frame_size: tuple[int, int],
         gate: GateResult | None = None,
+        image: np.ndarray | None = None,
     ) -> tuple[Detections, list[Event]]:
         """Track this frame's detections and return (tracked, events).
 
         ``detections`` None means detection was skipped (no motion): the last
-        detected boxes are used again.
+        detected boxes are used again. ``image`` is the analysed BGR frame: the colour of
+        each tracked box, which the track history needs to bridge an id switch (without
+        it, no id switch is bridged).
         """
         if self._sizes != (source_size, frame_size):
             self._build(source_size, frame_size)
@@ -313,7 +317,8 @@ class CameraAnalytics:
         else:
             self.last_detections = detections
         tracked = self.tracker.update(detections, t)
-        self.history.update(tracked, t)
+        looks = signatures(image, tracked.xyxy) if image is not None else None
+        self.history.update(tracked, t, looks)
         if self.regions_on:
             self._remember_small(tracked, t)
         # What the rules see: tracks long and confident enough, no bus-sized "person".

@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from eval import footage, transforms
+from eval import detcache, footage, transforms
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_DIR = ROOT / "eval"
@@ -45,6 +45,8 @@ CACHE_DIR = EVAL_DIR / ".cache"
 DEFAULT_SCENARIOS = EVAL_DIR / "scenarios.yaml"
 PUBLIC_SCENARIOS = EVAL_DIR / "public.yaml"
 NOT_AVAILABLE = "NOT AVAILABLE"
+DET_CACHE_DIR = CACHE_DIR / "det"
+DET_CACHE = True  # --no-cache: every replay runs the detector on every image
 
 RULE_TYPES = (
     "intrusion",
@@ -260,20 +262,12 @@ def _replay_once(
     out_path.unlink(missing_ok=True)
     cfg = hub_config(sc, rules, clip, tmp / "data", defaults)
     cfg_path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    cmd = [
-        sys.executable,
-        "-m",
-        "shaobing.cli",
-        "replay",
-        "--config",
-        str(cfg_path),
-        "--camera",
-        "eval",
-        "--source",
-        str(clip),
-        "--output",
-        str(out_path),
-    ]
+    cmd = [sys.executable, "-m", "shaobing.cli", "replay"]
+    if DET_CACHE:  # the same replay, the detector's answers remembered (eval/detcache.py)
+        cache = DET_CACHE_DIR / detcache.cache_name(clip, cfg["detector"])
+        cmd = [sys.executable, "-m", "eval.detcache", "--cache", str(cache)]
+    cmd += ["--config", str(cfg_path), "--camera", "eval", "--source", str(clip)]
+    cmd += ["--output", str(out_path)]
     if evidence:
         cmd += ["--evidence-dir", str(tmp / "evidence")]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
@@ -720,7 +714,14 @@ def main(argv: list[str] | None = None) -> int:
         help="keep each scenario's hub config, alerts and evidence snapshots here",
     )
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="run the detector on every image (default: remember its answers, eval/detcache.py)",
+    )
     args = p.parse_args(argv)
+    global DET_CACHE
+    DET_CACHE = not args.no_cache
     if args.only:
         unknown = [t for t in args.only if t not in RULE_TYPES]
         if unknown:
