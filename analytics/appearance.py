@@ -5,8 +5,9 @@ alike: a person in a red coat lost behind a pillar is not continued by a person 
 one who appears there. The signature is a hue/saturation/value histogram (8 x 4 x 4 bins)
 of the box's inner part (the sides trimmed, where the background shows), normalised to sum
 1 and smoothed over neighbouring bins; two signatures are compared by correlation
-(OpenCV's ``HISTCMP_CORREL``: 1 the same, around 0 unrelated). Boxes too small to carry colour (under ``MIN_PX`` either way once
-trimmed) have no signature (a row of NaN): the history then refuses to bridge them.
+(OpenCV's ``HISTCMP_CORREL``: 1 the same, around 0 unrelated). Boxes too small to carry
+colour (under ``MIN_PX`` either way once trimmed) have no signature (a row of NaN): the
+history then refuses to bridge them.
 
 Pure functions of the analysed frame and the boxes; cost: one ``cv2.calcHist`` per tracked
 box on detection frames (tens of microseconds each).
@@ -53,11 +54,11 @@ def _smooth(hist: np.ndarray) -> np.ndarray:
         prev = np.roll(out, 1, axis=axis)
         nxt = np.roll(out, -1, axis=axis)
         if axis > 0:  # saturation and value do not wrap: the edge bins keep their share
-            idx = [slice(None)] * 3
-            idx[axis] = 0
-            prev[tuple(idx)] = out[tuple(idx)]
-            idx[axis] = -1
-            nxt[tuple(idx)] = out[tuple(idx)]
+            first = np.take(out, [0], axis=axis)
+            last = np.take(out, [-1], axis=axis)
+            np.put_along_axis(prev, np.zeros_like(first, dtype=np.intp), first, axis=axis)
+            end = np.full_like(last, out.shape[axis] - 1, dtype=np.intp)
+            np.put_along_axis(nxt, end, last, axis=axis)
         out = 0.5 * out + 0.25 * prev + 0.25 * nxt
     return out
 

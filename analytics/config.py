@@ -397,6 +397,16 @@ class DetectConfig(StrictModel):
     min_median_score: float = Field(
         0.4, ge=0, le=1, description="median detector score over the track, at least"
     )
+    confirm_frames: int = Field(
+        3, ge=0, le=100,
+        description="intrusion and pedestrian_on_road see only confirmed objects: seen in "
+        "at least this many frames, mostly without gaps, steady size, no jumps (0: off)",
+    )  # fmt: skip
+    confirm_score: float = Field(
+        0.5, ge=0, le=1,
+        description="... and the median of their last 10 scores at least this "
+        "(Frigate's threshold)",
+    )  # fmt: skip
     oversized_person_ratio: float = Field(
         3.0,
         ge=0,

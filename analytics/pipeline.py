@@ -32,7 +32,7 @@ from analytics.regions import (
     scan_grid,
 )
 from analytics.rules import FrameContext, Rule, build_rule
-from analytics.sanity import TrackFilter, oversized_persons
+from analytics.sanity import Confirmation, TrackFilter, oversized_persons
 from analytics.tracking import Tracker
 from analytics.types import Detections, Event
 from analytics.zones import Zone
@@ -88,6 +88,9 @@ class CameraAnalytics:
         self.history = TrackHistory(self._horizon())
         self.gate = MotionGate(cfg.motion)
         self.filter = TrackFilter(cfg.detect.min_frames, cfg.detect.min_median_score)
+        self.confirm = Confirmation(
+            cfg.detect.confirm_frames, cfg.detect.confirm_score, cfg.detect_fps
+        )
         self.zone_boxes = np.zeros((0, 4))  # watched zones' bounding boxes, analysed pixels
         self.crops_run = 0  # detector runs on crops (region detection), for the bench
         self.rules: list[Rule] = []
@@ -331,7 +334,7 @@ class CameraAnalytics:
             self.cfg.camera_id, t, pts, wall_ts, self.class_names, self.history,
             luma=gate.luma if gate else None, change=gate.change if gate else None,
             quality=gate.quality if gate else None, detections=detections,
-            dense=self._dense(t),
+            dense=self._dense(t), confirmed=self.confirm.confirmed(tracked, self.history),
         )  # fmt: skip
         when = dt.datetime.fromtimestamp(wall_ts, self.tz) if self.use_schedules else None
         events: list[Event] = []

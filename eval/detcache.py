@@ -89,7 +89,7 @@ class CachingDetector:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".npz")
         os.close(fd)
-        np.savez(tmp, **self._store)
+        np.savez(tmp, **self._store)  # type: ignore[arg-type]
         os.replace(tmp, self.path)
 
 

@@ -165,6 +165,9 @@ def load_scenarios(path: Path | None = None) -> dict[str, Any]:
             if e["max_count"] is not None and e["max_count"] < e["min_count"]:
                 problems.append(f"{ew}: max_count < min_count")
         sc["_defaults"] = defaults
+        # Thresholds are tuned on the shared clips (and their transforms) and reported on
+        # the public footage, held back (README "Tuned and held-back footage").
+        sc["_split"] = "held-back" if path.name == PUBLIC_SCENARIOS.name else "tune"
     if problems:
         raise ScenarioFileError("\n".join(problems))
     return {"defaults": defaults, "scenarios": scenarios, "path": str(path)}
@@ -673,6 +676,7 @@ def to_json(
                 "clip": r.scenario["clip"],
                 "transform": r.scenario["transform"],
                 "normal": r.scenario["normal"],
+                "split": r.scenario.get("_split"),
                 "built_clip": r.clip,
                 "duration_s": r.duration_s,
                 "status": r.status,
@@ -713,6 +717,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="keep each scenario's hub config, alerts and evidence snapshots here",
     )
+    p.add_argument(
+        "--split",
+        choices=("tune", "held-back"),
+        help="only the footage thresholds were tuned on (scenarios.yaml) or the held-back "
+        "public footage (public.yaml)",
+    )
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
     p.add_argument(
         "--no-cache",
@@ -734,6 +744,8 @@ def main(argv: list[str] | None = None) -> int:
     selected = []
     for sc in suite["scenarios"]:
         if args.scenario and sc["name"] not in args.scenario:
+            continue
+        if args.split and sc.get("_split") != args.split:
             continue
         sc = restrict(sc, set(args.only) if args.only else None)
         if sc is not None:

@@ -128,6 +128,9 @@ class PresenceRule(ObjectRule):
         if self.heights is not None:
             self.heights.add(tracked, ctx.class_names)
         here = self.selected(tracked[~self._exclude(tracked, ctx)], ctx)
+        if ctx.confirmed is not None and isinstance(self.cfg, IntrusionRule | PedestrianOnRoadRule):
+            # Zone rules fire on confirmed objects only: no ghost at night (analytics/sanity).
+            here = here[np.isin(here.tracker_id, ctx.confirmed)]
         here = here[self._qualifies(here, tracked, ctx)]
         events: list[Event] = []
         anchors = here.anchors()
