@@ -9,8 +9,8 @@ of the box's inner part (the sides trimmed, where the background shows), normali
 colour (under ``MIN_PX`` either way once trimmed) have no signature (a row of NaN): the
 history then refuses to bridge them.
 
-Pure functions of the analysed frame and the boxes; cost: one ``cv2.calcHist`` per tracked
-box on detection frames (tens of microseconds each).
+Pure functions of the analysed frame and the boxes; cost: one HSV conversion of the frame
+and one ``np.bincount`` per tracked box (bench/bench_identity.py).
 """
 
 from __future__ import annotations
@@ -32,28 +32,35 @@ def signatures(image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
     if not len(xyxy):
         return out
     h_img, w_img = image.shape[:2]
+    # Bin indices of the whole frame once (hue 0-179 in 8 bins, saturation and value in 4).
+    hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
+    hb = np.minimum(hsv[..., 0].astype(np.int32) * BINS[0] // 180, BINS[0] - 1)
+    sb = hsv[..., 1].astype(np.int32) * BINS[1] // 256
+    vb = hsv[..., 2].astype(np.int32) * BINS[2] // 256
+    bins = (hb * BINS[1] + sb) * BINS[2] + vb
+    rows = []
     for i, (x1, y1, x2, y2) in enumerate(np.asarray(xyxy, dtype=np.float64).tolist()):
         dx, dy = (x2 - x1) * TRIM_X, (y2 - y1) * TRIM_Y
         a, b = max(0, int(round(x1 + dx))), min(w_img, int(round(x2 - dx)))
         c, d = max(0, int(round(y1 + dy))), min(h_img, int(round(y2 - dy)))
         if b - a < MIN_PX or d - c < MIN_PX:
             continue
-        hsv = cv2.cvtColor(np.ascontiguousarray(image[c:d, a:b]), cv2.COLOR_BGR2HSV)
-        hist = cv2.calcHist([hsv], [0, 1, 2], None, list(BINS), [0, 180, 0, 256, 0, 256])
-        total = float(hist.sum())
-        if total > 0:
-            out[i] = _smooth(hist / total).reshape(-1)
+        out[i] = np.bincount(bins[c:d, a:b].ravel(), minlength=SIZE) / float((b - a) * (d - c))
+        rows.append(i)
+    if rows:
+        out[rows] = _smooth(out[rows].reshape(-1, *BINS)).reshape(len(rows), SIZE)
     return out
 
 
 def _smooth(hist: np.ndarray) -> np.ndarray:
-    """Spread each bin a quarter into its neighbours (hue wraps round): a colour near a bin
-    edge, a little lighter in the next frame, still matches itself."""
+    """Spread each bin a quarter into its neighbours (hue wraps round), for (N, 8, 4, 4)
+    histograms: a colour near a bin edge, a little lighter in the next frame, still matches
+    itself."""
     out = hist
-    for axis in range(3):
+    for axis in (1, 2, 3):
         prev = np.roll(out, 1, axis=axis)
         nxt = np.roll(out, -1, axis=axis)
-        if axis > 0:  # saturation and value do not wrap: the edge bins keep their share
+        if axis > 1:  # saturation and value do not wrap: the edge bins keep their share
             first = np.take(out, [0], axis=axis)
             last = np.take(out, [-1], axis=axis)
             np.put_along_axis(prev, np.zeros_like(first, dtype=np.intp), first, axis=axis)
