@@ -21,6 +21,8 @@ refused when in doubt (the new track then starts a lineage of its own):
   (two people crossing: the tracker swaps or drops ids exactly there).
 
 Every decision is counted in :attr:`TrackHistory.bridges` (made, and refused by reason).
+:meth:`TrackHistory.same_look` tells whether one id still shows the same person at the end
+of a path as at its start (in a crowd a tracker hands an id from person to person).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class TrackHistory:
     MIN_SIMILARITY = 0.6  # colour signature correlation (analytics/appearance.py)
     CROWD_RADIUS = 1.5  # box heights: another object this close makes a bridge a guess
     LOOK_ALPHA = 0.3  # weight of the newest box in a track's running colour signature
+    LOOK_EVERY_S = 1.0  # how often a track's signature is kept for same_look()
 
     def __init__(self, horizon_s: float = 120.0, bridge_s: float = 3.0) -> None:
         self.horizon_s = horizon_s
@@ -58,6 +61,9 @@ class TrackHistory:
         self._root: dict[int, int] = {}  # track id -> the first track id of its lineage
         self._members: dict[int, list[int]] = {}  # lineage root -> its track ids, in order
         self.bridges: dict[str, int] = {}  # "made", and "refused: <reason>" counts
+        # Per track, its colour signature about every LOOK_EVERY_S: whether a track still
+        # shows the same person (trackers swap people inside one id in a crowd).
+        self._snaps: dict[int, deque[tuple[float, np.ndarray]]] = {}
 
     def update(self, tracked: Detections, t: float, looks: np.ndarray | None = None) -> None:
         """Add this frame's tracked boxes; ``looks`` (N, D) their colour signatures
@@ -72,6 +78,9 @@ class TrackHistory:
                 old = self._looks.get(tid)
                 a = self.LOOK_ALPHA
                 self._looks[tid] = look if old is None else (1 - a) * old + a * look
+                snaps = self._snaps.setdefault(tid, deque())
+                if not snaps or t - snaps[-1][0] >= self.LOOK_EVERY_S:
+                    snaps.append((t, self._looks[tid]))
             if tid not in self._root:
                 self._link(tid, i, anchors, wh, t, present, ids)
             samples = self._tracks.setdefault(tid, deque())
@@ -83,9 +92,13 @@ class TrackHistory:
             samples = self._tracks[tid]
             while samples and samples[0][T] < horizon:
                 samples.popleft()
+            kept = self._snaps.get(tid)
+            while kept and kept[0][0] < horizon:
+                kept.popleft()
             if not samples:
                 del self._tracks[tid]
                 self._looks.pop(tid, None)
+                self._snaps.pop(tid, None)
         for root in [r for r, m in self._members.items() if not any(k in self._tracks for k in m)]:
             for k in self._members.pop(root):
                 self._root.pop(k, None)
@@ -189,6 +202,21 @@ class TrackHistory:
         if span <= 0:
             return np.zeros(2)
         return np.array([end[X] - start[X], end[Y] - start[Y]]) / span
+
+    def same_look(self, tid: int, since: float) -> float | None:
+        """How alike the object looked at the start and at the end of the time since
+        ``since`` (its lineage's kept signatures: the mean of the first two against the mean
+        of the last two, correlated); None with fewer than four kept. Low: the tracker
+        likely swapped people within one id."""
+        snaps = sorted(
+            (s for k in self.lineage(tid) for s in self._snaps.get(k, ()) if s[0] >= since),
+            key=lambda s: s[0],
+        )
+        if len(snaps) < 4:
+            return None
+        first = np.mean([s[1] for s in snaps[:2]], axis=0)
+        last = np.mean([s[1] for s in snaps[-2:]], axis=0)
+        return similarity(first, last)
 
     def look(self, tid: int) -> np.ndarray | None:
         """The track's running colour signature (None: never seen big enough)."""

@@ -173,3 +173,21 @@ def test_loitering_does_not_join_two_people_taking_turns_at_one_spot() -> None:
     frames = [(t, dets(box(1 if t < 6 else 2, 200, 200)) if not 6 <= t < 7 else dets())
               for t in times(13)]  # fmt: skip
     assert len(r2.run(frames)) == 1
+
+
+def test_no_wandering_when_the_track_itself_changes_person() -> None:
+    """In a crowd the tracker can hand one id from person to person: the id's path out and
+    back is two people's. The box's colours at the start and at the end of the path differ."""
+    frames = []
+    for i, t in enumerate(times(30)):
+        phase = (i / 5.0) % 10
+        frames.append((t, dets(box(1, 100 + 30 * (phase if phase < 5 else 10 - phase), 200))))
+    r = Runner(WANDER)
+    events = []
+    for t, d in frames:
+        r.history.update(d, t, same_look(len(d), 0 if t < 6 else 6))  # another coat from 6 s
+        events += r.rule.update(d, r.ctx(t))
+    assert events == []
+    alike = r.history.same_look(1, 0.0)
+    assert alike is not None and alike < TrackHistory.MIN_SIMILARITY
+    assert len(Runner(WANDER).run(frames)) == 1  # one coat all along: it fires

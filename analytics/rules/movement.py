@@ -59,6 +59,11 @@ class Wandering(ObjectRule):
             turns = count_turns(samples, self.STEP_S, self.DEADBAND)
             if turns < self.cfg.min_turns:
                 continue
+            alike = ctx.history.same_look(tid, float(samples[0, T]))
+            if alike is not None and alike < ctx.history.MIN_SIMILARITY:
+                # The box looked like someone else at the end of the path than at its start:
+                # in a crowd the tracker hands one id from person to person. Not one walker.
+                continue
             self.fired[obj] = ctx.t
             cls = class_name(int(here.class_id[i]), ctx.class_names)
             span = samples[-1, T] - samples[0, T]
