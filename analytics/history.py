@@ -218,6 +218,57 @@ class TrackHistory:
         last = np.mean([s[1] for s in snaps[-2:]], axis=0)
         return similarity(first, last)
 
+    def swapped_at(self, tid: int, t: float, heading: np.ndarray) -> bool:
+        """Whether the object ``tid`` (its lineage) may have swapped ids with someone at time
+        ``t``, where its path turned back from ``heading`` (a unit vector): another object
+        was within ``CROWD_RADIUS`` box heights of it then (their samples nearest to ``t``,
+        within 0.6 s), walked on the way it had been going (over the next second), and
+        looks after ``t`` more like this object before ``t`` than this object itself does
+        (colour signatures; unknown counts as a swap). Where two people meet a tracker swaps
+        their ids, and one's "turn" is the other walking away."""
+        mine = self.samples(tid)
+        if not len(mine):
+            return False
+        k = int(np.argmin(np.abs(mine[:, T] - t)))
+        if abs(mine[k, T] - t) > 0.6:
+            return False
+        own = set(self.lineage(tid))
+        for other, s in self._tracks.items():
+            if other in own or not s or s[0][T] > t + 0.6 or s[-1][T] < t - 0.6:
+                continue
+            arr = np.asarray(s, dtype=np.float64)
+            j = int(np.argmin(np.abs(arr[:, T] - t)))
+            if abs(arr[j, T] - t) > 0.6:
+                continue
+            size = max(mine[k, H], arr[j, H])
+            if np.hypot(arr[j, X] - mine[k, X], arr[j, Y] - mine[k, Y]) > self.CROWD_RADIUS * size:
+                continue
+            later = arr[(arr[:, T] > arr[j, T]) & (arr[:, T] <= arr[j, T] + 1.0)]
+            if not len(later):
+                continue
+            move = later[-1, [X, Y]] - arr[j, [X, Y]]
+            dist = float(np.hypot(*move))
+            if dist < 0.15 * size or float(np.dot(move / dist, heading)) <= 0.5:
+                continue
+            # It walked on our way: a swap if it now looks more like us before the turn
+            # than we do after it (people who both turned back keep their own looks).
+            before = self._look_near(list(own), t - 1.0)
+            mine_after = self._look_near(list(own), t + 1.0)
+            its_after = self._look_near([other], t + 1.0)
+            s_mine, s_its = similarity(before, mine_after), similarity(before, its_after)
+            if s_mine is None or s_its is None or s_its > s_mine:
+                return True
+        return False
+
+    def _look_near(self, tids: list[int], t: float) -> np.ndarray | None:
+        """The kept colour signature of these tracks nearest to time ``t`` (within 1 s)."""
+        best: tuple[float, np.ndarray] | None = None
+        for k in tids:
+            for at, look in self._snaps.get(k, ()):
+                if abs(at - t) <= 1.0 and (best is None or abs(at - t) < best[0]):
+                    best = (abs(at - t), look)
+        return None if best is None else best[1]
+
     def look(self, tid: int) -> np.ndarray | None:
         """The track's running colour signature (None: never seen big enough)."""
         return self._looks.get(tid)

@@ -12,12 +12,12 @@ from eval import gate, run
 
 def test_below_floors_names_each_figure_under_its_floor() -> None:
     table = {
-        "wandering": {"recall": 1.0, "precision": 0.5},
-        "person_down": {"recall": None, "precision": None},
+        "wandering": {"scenarios": 2, "recall": 1.0, "precision": 0.5},
+        "person_down": {"scenarios": 1, "recall": None, "precision": None},
     }
     floors = {
         "wandering": {"recall": 1.0, "precision": 0.9},
-        "person_down": {"recall": 1.0},
+        "person_down": {"recall": 1.0, "precision": 1.0},  # silent: precision holds
         "wrong_way": {"precision": 1.0},
     }
     assert gate.below_floors(table, floors) == [

@@ -191,3 +191,34 @@ def test_no_wandering_when_the_track_itself_changes_person() -> None:
     alike = r.history.same_look(1, 0.0)
     assert alike is not None and alike < TrackHistory.MIN_SIMILARITY
     assert len(Runner(WANDER).run(frames)) == 1  # one coat all along: it fires
+
+
+def test_no_wandering_where_two_people_met_and_the_tracker_swapped_their_ids() -> None:
+    """A walks right, B walks left, both in grey (their colours correlate > 0.6); they meet
+    at x=200 at 10 s and the tracker swaps their ids. Id 1's path is out (A) and back (B): a
+    turn, but id 2 walks on the way id 1 had been going and now looks like id 1 did."""
+    a = same_look(1, 0)[0]
+    b = 0.75 * a + 0.25 * same_look(1, 7)[0]
+    r = Runner(WANDER)
+    events = []
+    for t in times(20):
+        swapped = t >= 10
+        x1 = 60 + 14 * t if not swapped else 200 - 14 * (t - 10)  # id 1: A, then B
+        x2 = 340 - 14 * t if not swapped else 200 + 14 * (t - 10)  # id 2: B, then A
+        d = dets(box(1, x1, 200), box(2, x2, 203))
+        r.history.update(d, t, np.stack([b if swapped else a, a if swapped else b]))
+        events += r.rule.update(d, r.ctx(t))
+    assert events == []
+    alike = r.history.same_look(1, 0.0)
+    assert alike is not None and alike >= TrackHistory.MIN_SIMILARITY  # not caught by that
+    # Both really turned back at the meeting (each keeps its own look): id 1 paces.
+    r2 = Runner(WANDER)
+    events = []
+    for t in times(20):
+        back = t >= 10
+        x1 = 60 + 14 * t if not back else 200 - 14 * (t - 10)
+        x2 = 340 - 14 * t if not back else 200 + 14 * (t - 10)
+        d = dets(box(1, x1, 200), box(2, x2, 203))
+        r2.history.update(d, t, np.stack([a, b]))
+        events += r2.rule.update(d, r2.ctx(t))
+    assert len(events) >= 1 and events[0].track_ids == [1]

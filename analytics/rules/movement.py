@@ -56,8 +56,13 @@ class Wandering(ObjectRule):
             ratio, path_heights = path_ratio(samples, self.STEP_S, self.DEADBAND)
             if path_heights < self.cfg.min_path_heights or ratio < self.cfg.min_path_ratio:
                 continue
-            turns = count_turns(samples, self.STEP_S, self.DEADBAND)
+            turned = turn_times(samples, self.STEP_S, self.DEADBAND)
+            turns = len(turned)
             if turns < self.cfg.min_turns:
+                continue
+            if any(ctx.history.swapped_at(tid, at, d) for at, d in turned):
+                # Someone else was right there when the path turned back, and walked on the
+                # way this one had been going: a tracker's id swap, not one person pacing.
                 continue
             alike = ctx.history.same_look(tid, float(samples[0, T]))
             if alike is not None and alike < ctx.history.MIN_SIMILARITY:
@@ -107,24 +112,34 @@ def path_ratio(samples: np.ndarray, step_s: float, deadband: float) -> tuple[flo
 
 
 def count_turns(samples: np.ndarray, step_s: float, deadband: float) -> int:
-    """How many times the path turns back: the heading of a step (resampled at ``step_s``,
-    steps shorter than ``deadband`` body heights ignored) more than 120° off the heading
-    after the last turn (pacing to and fro: one per reversal; walking a circle: three per
-    round)."""
+    """How many times the path turns back (see :func:`turn_times`)."""
+    return len(turn_times(samples, step_s, deadband))
+
+
+def turn_times(
+    samples: np.ndarray, step_s: float, deadband: float
+) -> list[tuple[float, np.ndarray]]:
+    """When the path turns back: the heading of a step (resampled at ``step_s``, steps
+    shorter than ``deadband`` body heights ignored) more than 120° off the heading after the
+    last turn (pacing to and fro: one per reversal; walking a circle: three per round). Each
+    turn as (the start of the step that turned, the unit heading it turned back from)."""
     times = np.arange(samples[0, T], samples[-1, T] + 1e-9, step_s)
     xs = np.interp(times, samples[:, T], samples[:, X])
     ys = np.interp(times, samples[:, T], samples[:, Y])
     height = float(np.median(samples[:, H])) or 1.0
     steps = np.stack([np.diff(xs), np.diff(ys)], axis=1)
     length = np.hypot(steps[:, 0], steps[:, 1])
-    steps = steps[length >= deadband * height] / length[length >= deadband * height, None]
-    turns, ref = 0, None
-    for d in steps:
+    moving = np.flatnonzero(length >= deadband * height)
+    out: list[tuple[float, np.ndarray]] = []
+    ref = None
+    for k in moving.tolist():
+        d = steps[k] / length[k]
         if ref is None:
             ref = d
         elif float(np.dot(d, ref)) < -0.5:
-            turns, ref = turns + 1, d
-    return turns
+            out.append((float(times[k]), ref))
+            ref = d
+    return out
 
 
 @dataclass
