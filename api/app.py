@@ -26,6 +26,7 @@ from api.routers import (
     exports,
     feedback,
     live,
+    patrol,
     routing,
     stats,
     tracks,
@@ -76,6 +77,7 @@ def create_app(
         exports,
         tracks,
         stats,
+        patrol,
     ):
         app.include_router(module.router)
 
