@@ -1,6 +1,6 @@
 """The eval as a gate: a fast subset of the scenarios with per-type floors on recall and
-precision (``eval/gate.yaml``). ``tests/integration/test_eval_gate.py`` runs it, so the test suite (and
-``.ci/run``) fails when a change lowers a figure below its floor.
+precision (``eval/gate.yaml``). ``tests/integration/test_eval_gate.py`` runs it, so the test
+suite (and ``.ci/run``) fails when a change lowers a figure below its floor.
 
     python -m eval.gate            # run the subset, print the figures, exit 1 below a floor
 
