@@ -96,7 +96,6 @@ class ZoneConfig(StrictModel):
         return "normalized" if all(x <= 1.0 and y <= 1.0 for x, y in self.points) else "pixels"
 
 
-
 VEHICLES = ["car", "motorcycle", "bus", "truck"]
 
 
@@ -182,6 +181,10 @@ class WanderingRule(DwellFields):
     min_path_heights: float = Field(
         4.0, gt=0, description="minimum path length in body heights (ignores a person standing)"
     )
+    min_turns: int = Field(
+        1, ge=0, le=100,
+        description="the path must turn back (a heading change over 120°) at least this often",
+    )  # fmt: skip
     grace_s: float = Field(5.0, ge=0)
     severity: Severity = "low"
 
@@ -409,6 +412,16 @@ class DetectConfig(StrictModel):
     min_median_score: float = Field(
         0.4, ge=0, le=1, description="median detector score over the track, at least"
     )
+    confirm_frames: int = Field(
+        3, ge=0, le=100,
+        description="intrusion and pedestrian_on_road see only confirmed objects: seen in "
+        "at least this many frames, mostly without gaps, steady size, no jumps (0: off)",
+    )  # fmt: skip
+    confirm_score: float = Field(
+        0.5, ge=0, le=1,
+        description="... and the median of their last 10 scores at least this "
+        "(Frigate's threshold)",
+    )  # fmt: skip
     oversized_person_ratio: float = Field(
         3.0,
         ge=0,

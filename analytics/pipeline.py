@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from analytics.appearance import signatures
 from analytics.config import (
     SMALL_OBJECT_RULES,
     CrowdRule,
@@ -31,7 +32,7 @@ from analytics.regions import (
     scan_grid,
 )
 from analytics.rules import FrameContext, Rule, build_rule
-from analytics.sanity import TrackFilter, oversized_persons
+from analytics.sanity import Confirmation, TrackFilter, oversized_persons
 from analytics.tracking import Tracker
 from analytics.types import Detections, Event
 from analytics.zones import Zone
@@ -91,6 +92,9 @@ class CameraAnalytics:
         self.history = TrackHistory(self._horizon())
         self.gate = MotionGate(cfg.motion)
         self.filter = TrackFilter(cfg.detect.min_frames, cfg.detect.min_median_score)
+        self.confirm = Confirmation(
+            cfg.detect.confirm_frames, cfg.detect.confirm_score, cfg.detect_fps
+        )
         self.zone_boxes = np.zeros((0, 4))  # watched zones' bounding boxes, analysed pixels
         self.crops_run = 0  # detector runs on crops (region detection), for the bench
         self.rules: list[Rule] = []
@@ -303,11 +307,14 @@ class CameraAnalytics:
         source_size: tuple[int, int],
         frame_size: tuple[int, int],
         gate: GateResult | None = None,
+        image: np.ndarray | None = None,
     ) -> tuple[Detections, list[Event]]:
         """Track this frame's detections and return (tracked, events).
 
         ``detections`` None means detection was skipped (no motion): the last
-        detected boxes are used again.
+        detected boxes are used again. ``image`` is the analysed BGR frame: the colour of
+        each tracked box, which the track history needs to bridge an id switch (without
+        it, no id switch is bridged).
         """
         if self._sizes != (source_size, frame_size):
             self._build(source_size, frame_size)
@@ -318,7 +325,8 @@ class CameraAnalytics:
         else:
             self.last_detections = detections
         tracked = self.tracker.update(detections, t)
-        self.history.update(tracked, t)
+        looks = signatures(image, tracked.xyxy) if image is not None else None
+        self.history.update(tracked, t, looks)
         if self.regions_on:
             self._remember_small(tracked, t)
         # What the rules see: tracks long and confident enough, no bus-sized "person".
@@ -331,7 +339,7 @@ class CameraAnalytics:
             self.cfg.camera_id, t, pts, wall_ts, self.class_names, self.history,
             luma=gate.luma if gate else None, change=gate.change if gate else None,
             quality=gate.quality if gate else None, detections=detections,
-            dense=self._dense(t),
+            dense=self._dense(t), confirmed=self.confirm.confirmed(tracked, self.history),
         )  # fmt: skip
         when = dt.datetime.fromtimestamp(wall_ts, self.tz) if self.use_schedules else None
         events: list[Event] = []

@@ -5,6 +5,11 @@
   scores is at least ``min_median_score``; once it has, it stays (a person walking into
   shadow keeps its alerts), and a track continuing an object that passed (an id
   switch, see analytics/history.py) passes at once.
+* :class:`Confirmation` (Frigate's ``threshold``, stricter, for the zone rules
+  ``intrusion`` and ``pedestrian_on_road``): an object is *confirmed* only once the median
+  of its recent scores reaches ``confirm_score`` and it has persisted and moved like a real
+  object (seen in most detection frames, its box size steady, no jumps); a ghost at night
+  (a headlight's glare scored 0.5 as a person for a few frames) is not.
 * :func:`oversized_persons`: a "person" far taller than the other people at the same
   image row (a bus, a shop sign, a shadow) is not a person.
 * :func:`riders`: a person on a bicycle or motorcycle (for ``pedestrian_on_road``).
@@ -56,6 +61,66 @@ class TrackFilter:
         self._passed = {r for r in self._passed if r in history}
         self._scores = {r: s for r, s in self._scores.items() if r in history}
         return keep
+
+
+class Confirmation:
+    """Which tracks are *confirmed* objects (see the module doc): over the object's last
+    ``RECENT`` samples (its lineage, analytics/history.py) at least ``frames`` samples, score
+    median ≥ ``score``, seen in ≥ ``MIN_HITS`` of the detection frames they span, box
+    heights within ``MAX_SIZE_RATIO`` of each other, and no step faster than ``MAX_SPEED``
+    box heights per second. Once confirmed, an object stays confirmed (it may walk into
+    shadow). ``frames`` 0 turns confirmation off (every track is confirmed)."""
+
+    RECENT = 10
+    MIN_HITS = 0.6
+    MAX_SIZE_RATIO = 2.0
+    MAX_SPEED = 5.0  # box heights per second: a sprint is ~4
+
+    def __init__(self, frames: int, score: float, fps: float) -> None:
+        self.frames = frames
+        self.score = score
+        self.fps = fps
+        self._confirmed: set[int] = set()  # lineage roots
+        self.refused: dict[str, int] = {}  # tracks not (yet) confirmed, by the first reason
+
+    def check(self, samples: np.ndarray) -> str | None:
+        """Why an object with these history samples is not confirmed (None: it is)."""
+        from analytics.history import H, S, T, X, Y
+
+        s = samples[-self.RECENT :]
+        if len(s) < self.frames:
+            return "too few frames"
+        if float(np.median(s[:, S])) < self.score:
+            return "score"
+        span = float(s[-1, T] - s[0, T])
+        if len(s) < self.MIN_HITS * (span * self.fps + 1):
+            return "intermittent"
+        heights = np.maximum(s[:, H], 1e-6)
+        if heights.max() > self.MAX_SIZE_RATIO * heights.min():
+            return "size"
+        if len(s) > 1:
+            dt = np.maximum(np.diff(s[:, T]), 1e-6)
+            step = np.hypot(np.diff(s[:, X]), np.diff(s[:, Y])) / np.median(heights)
+            if (step / dt).max() > self.MAX_SPEED:
+                return "jump"
+        return None
+
+    def confirmed(self, tracked: Detections, history: TrackHistory) -> np.ndarray:
+        """The track ids of ``tracked`` that are confirmed (after ``history.update``)."""
+        out = []
+        for tid in tracked.tracker_id.tolist():
+            root = history.root(tid)
+            if self.frames <= 0 or root in self._confirmed:
+                out.append(tid)
+                continue
+            why = self.check(history.samples(tid))
+            if why is None:
+                self._confirmed.add(root)
+                out.append(tid)
+            else:
+                self.refused[why] = self.refused.get(why, 0) + 1
+        self._confirmed = {r for r in self._confirmed if r in history}
+        return np.asarray(out, dtype=np.int64)
 
 
 def oversized_persons(det: Detections, names: tuple[str, ...], ratio: float = 3.0) -> np.ndarray:

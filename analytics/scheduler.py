@@ -190,6 +190,7 @@ class AnalysisPool:
                 source_size=frame.source_size,
                 frame_size=frame.frame_size,
                 gate=gate,
+                image=frame.image,  # colours: id-switch bridges (analytics/history)
             )
             slot.last_tracked = tracked
             for event in events:

@@ -39,7 +39,7 @@ import yaml
 
 from core.assets import assets_dir
 from core.vocabulary import ALERT_TYPES
-from eval import footage, transforms
+from eval import detcache, footage, transforms
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_DIR = ROOT / "eval"
@@ -47,6 +47,8 @@ CACHE_DIR = EVAL_DIR / ".cache"
 DEFAULT_SCENARIOS = EVAL_DIR / "scenarios.yaml"
 PUBLIC_SCENARIOS = EVAL_DIR / "public.yaml"
 NOT_AVAILABLE = "NOT AVAILABLE"
+DET_CACHE_DIR = CACHE_DIR / "det"
+DET_CACHE = True  # --no-cache: every replay runs the detector on every image
 
 RULE_TYPES = ALERT_TYPES
 SCENARIO_KEYS = {
@@ -148,6 +150,9 @@ def load_scenarios(path: Path | None = None) -> dict[str, Any]:
             if e["max_count"] is not None and e["max_count"] < e["min_count"]:
                 problems.append(f"{ew}: max_count < min_count")
         sc["_defaults"] = defaults
+        # Thresholds are tuned on the shared clips (and their transforms) and reported on
+        # the public footage, held back (README "Tuned and held-back footage").
+        sc["_split"] = "held-back" if path.name == PUBLIC_SCENARIOS.name else "tune"
     if problems:
         raise ScenarioFileError("\n".join(problems))
     return {"defaults": defaults, "scenarios": scenarios, "path": str(path)}
@@ -245,20 +250,12 @@ def _replay_once(
     out_path.unlink(missing_ok=True)
     cfg = hub_config(sc, rules, clip, tmp / "data", defaults)
     cfg_path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    cmd = [
-        sys.executable,
-        "-m",
-        "shaobing.cli",
-        "replay",
-        "--config",
-        str(cfg_path),
-        "--camera",
-        "eval",
-        "--source",
-        str(clip),
-        "--output",
-        str(out_path),
-    ]
+    cmd = [sys.executable, "-m", "shaobing.cli", "replay"]
+    if DET_CACHE:  # the same replay, the detector's answers remembered (eval/detcache.py)
+        cache = DET_CACHE_DIR / detcache.cache_name(clip, cfg["detector"])
+        cmd = [sys.executable, "-m", "eval.detcache", "--cache", str(cache)]
+    cmd += ["--config", str(cfg_path), "--camera", "eval", "--source", str(clip)]
+    cmd += ["--output", str(out_path)]
     if evidence:
         cmd += ["--evidence-dir", str(tmp / "evidence")]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
@@ -664,6 +661,7 @@ def to_json(
                 "clip": r.scenario["clip"],
                 "transform": r.scenario["transform"],
                 "normal": r.scenario["normal"],
+                "split": r.scenario.get("_split"),
                 "built_clip": r.clip,
                 "duration_s": r.duration_s,
                 "status": r.status,
@@ -704,8 +702,21 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="keep each scenario's hub config, alerts and evidence snapshots here",
     )
+    p.add_argument(
+        "--split",
+        choices=("tune", "held-back"),
+        help="only the footage thresholds were tuned on (scenarios.yaml) or the held-back "
+        "public footage (public.yaml)",
+    )
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="run the detector on every image (default: remember its answers, eval/detcache.py)",
+    )
     args = p.parse_args(argv)
+    global DET_CACHE
+    DET_CACHE = not args.no_cache
     if args.only:
         unknown = [t for t in args.only if t not in RULE_TYPES]
         if unknown:
@@ -718,6 +729,8 @@ def main(argv: list[str] | None = None) -> int:
     selected = []
     for sc in suite["scenarios"]:
         if args.scenario and sc["name"] not in args.scenario:
+            continue
+        if args.split and sc.get("_split") != args.split:
             continue
         sc = restrict(sc, set(args.only) if args.only else None)
         if sc is not None:

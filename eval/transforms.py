@@ -10,7 +10,8 @@ A transform spec, as written in ``scenarios.yaml``:
 * ``{black: {at: S, duration: D}}`` — D seconds of black picture inserted at S;
 * ``{slow: {factor: F}}`` — slow motion: every frame shown F times as long (frames repeated
   at the native frame rate);
-* ``{night: {level: L, noise: N}}`` — night footage: luma scaled by L (0..1), colour
+* ``{night: {level: L, noise: N, glare: G}}`` — night footage: luma scaled by L (0..1)
+  (with ``glare``, luma above G is kept: headlights, lamps and what they light), colour
   mostly drained, grain of strength N (fixed seed, so deterministic);
 * ``{concat: [spec, spec, ...]}`` — the transformed clips one after another;
 * ``mirror`` — flipped left to right;
@@ -194,6 +195,10 @@ def normalize(spec: Any) -> Any:
         out = {"level": num("level", 0.35), "noise": num("noise", 10, positive=False)}
         if out["level"] > 1:
             raise TransformError("night.level must be at most 1")
+        if "glare" in params:  # only when given: the key of the older specs stays the same
+            out["glare"] = num("glare")
+            if not 0 < out["glare"] < 255:
+                raise TransformError("night.glare must be a luma level between 0 and 255")
     elif name == "inset":
         out = {
             "scale": num("scale"),
@@ -254,7 +259,8 @@ def describe(spec: Any) -> str:
     if name in ("freeze", "black"):
         return f"{name} {p['duration']:g} s at {p['at']:g} s"
     if name == "night":
-        return f"night x{p['level']:g} luma, noise {p['noise']:g}"
+        glare = f", lights above {p['glare']:g} kept" if "glare" in p else ""
+        return f"night x{p['level']:g} luma, noise {p['noise']:g}{glare}"
     if name == "fault":
         return f"{p['kind']} {p['duration']:g} s at {p['at']:g} s"
     if name == "inset":
@@ -360,9 +366,15 @@ class _Graph:
         if name == "slow":
             return self.chain(f"setpts={p['factor']!r}*(PTS-STARTPTS),fps={fps}")
         if name == "night":
+            # glare: what is brighter than that level (headlights, lamps, lit signs, white
+            # paint in their beams) keeps its brightness while the rest goes dark.
+            y = (
+                f"y='if(gt(val\\,{p['glare']!r})\\,val\\,val*{p['level']!r})'"
+                if "glare" in p
+                else f"y=val*{p['level']!r}"
+            )
             return self.chain(
-                f"lutyuv=y=val*{p['level']!r},hue=s=0.25,"
-                f"noise=alls={int(p['noise'])}:allf=t:all_seed=7"
+                f"lutyuv={y},hue=s=0.25,noise=alls={int(p['noise'])}:allf=t:all_seed=7"
             )
         at, duration = p["at"], p["duration"]
         if name == "fault":

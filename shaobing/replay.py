@@ -109,6 +109,7 @@ def replay(
             _, events = analytics.process(
                 detections, t=frame.t, pts=frame.pts, wall_ts=base_ts + frame.wall_ts,
                 source_size=frame.source_size, frame_size=frame.frame_size, gate=motion,
+                image=frame.image,
             )  # fmt: skip
             polygons = analytics.zones_for_drawing()
             for event in events:

@@ -36,6 +36,8 @@ class FrameContext:
     # frame's on a gated one), and the last tiled pass's while fresh (None: no such pass).
     detections: Detections | None = None
     dense: Detections | None = None
+    # The track ids of confirmed objects (analytics/sanity.Confirmation); None: all are.
+    confirmed: np.ndarray | None = None
 
 
 class Rule(Protocol):

@@ -54,21 +54,46 @@ class Wandering(ObjectRule):
             if len(samples) < 3 or samples[-1, T] - samples[0, T] < min_span:
                 continue
             ratio, path_heights = path_ratio(samples, self.STEP_S, self.DEADBAND)
-            if path_heights >= self.cfg.min_path_heights and ratio >= self.cfg.min_path_ratio:
-                self.fired[obj] = ctx.t
-                cls = class_name(int(here.class_id[i]), ctx.class_names)
-                span = samples[-1, T] - samples[0, T]
-                events.append(make_event(
-                    self, ctx, det=here[i : i + 1], track_ids=ctx.history.lineage(tid),
-                    measured=ratio, key=f"object-{obj}",
-                    threshold=self.cfg.min_path_ratio, unit="path/displacement",
-                    zone_name=self.zone.name, started_t=samples[0, T],
-                    explanation=(
-                        f"{cls} (track {tid}) paced back and forth {self.where()}: walked "
-                        f"{path_heights:.1f} body heights in {span:.0f} s, path/displacement "
-                        f"{ratio:.1f} ≥ {self.cfg.min_path_ratio:g}"
-                    ),
-                ))  # fmt: skip
+            if path_heights < self.cfg.min_path_heights or ratio < self.cfg.min_path_ratio:
+                continue
+            turned = turn_times(samples, self.STEP_S, self.DEADBAND)
+            turns = len(turned)
+            if turns < self.cfg.min_turns:
+                continue
+            if any(ctx.history.swapped_at(tid, at, d) for at, d in turned):
+                # Someone else was right there when the path turned back, and walked on the
+                # way this one had been going: a tracker's id swap, not one person pacing.
+                continue
+            alike = ctx.history.same_look(tid, float(samples[0, T]))
+            if alike is not None and alike < ctx.history.MIN_SIMILARITY:
+                # The box looked like someone else at the end of the path than at its start:
+                # in a crowd the tracker hands one id from person to person. Not one walker.
+                continue
+            self.fired[obj] = ctx.t
+            cls = class_name(int(here.class_id[i]), ctx.class_names)
+            span = samples[-1, T] - samples[0, T]
+            height = float(np.median(samples[:, H])) or 1.0
+            ids = ctx.history.lineage(tid)
+            tracks = f"track {tid}" if len(ids) == 1 else "tracks " + ", ".join(map(str, ids))
+            events.append(make_event(
+                self, ctx, det=here[i : i + 1], track_ids=ids,
+                measured=ratio, key=f"object-{obj}",
+                threshold=self.cfg.min_path_ratio, unit="path/displacement",
+                zone_name=self.zone.name, started_t=samples[0, T],
+                explanation=(
+                    f"{cls} ({tracks}) paced back and forth {self.where()}: walked "
+                    f"{path_heights:.1f} body heights ({path_heights * height:.0f} px) in "
+                    f"{span:.0f} s with {turns} turn(s), path/displacement {ratio:.1f} ≥ "
+                    f"{self.cfg.min_path_ratio:g}"
+                ),
+                extra={
+                    "path_heights": round(path_heights, 2),
+                    "path_px": round(path_heights * height, 1),
+                    "turns": turns, "span_s": round(float(span), 1),
+                    "since_pts": round(ctx.pts - (ctx.t - float(samples[0, T])), 2),
+                    "track_ids": ids,
+                },
+            ))  # fmt: skip
         horizon = ctx.t - self.cfg.window_s
         self.fired = {k: v for k, v in self.fired.items() if v >= horizon or k in ctx.history}
         return events
@@ -84,6 +109,37 @@ def path_ratio(samples: np.ndarray, step_s: float, deadband: float) -> tuple[flo
     path = float(steps[steps >= deadband * height].sum())
     net = float(np.hypot(xs[-1] - xs[0], ys[-1] - ys[0]))
     return path / max(net, 0.5 * height), path / height
+
+
+def count_turns(samples: np.ndarray, step_s: float, deadband: float) -> int:
+    """How many times the path turns back (see :func:`turn_times`)."""
+    return len(turn_times(samples, step_s, deadband))
+
+
+def turn_times(
+    samples: np.ndarray, step_s: float, deadband: float
+) -> list[tuple[float, np.ndarray]]:
+    """When the path turns back: the heading of a step (resampled at ``step_s``, steps
+    shorter than ``deadband`` body heights ignored) more than 120° off the heading after the
+    last turn (pacing to and fro: one per reversal; walking a circle: three per round). Each
+    turn as (the start of the step that turned, the unit heading it turned back from)."""
+    times = np.arange(samples[0, T], samples[-1, T] + 1e-9, step_s)
+    xs = np.interp(times, samples[:, T], samples[:, X])
+    ys = np.interp(times, samples[:, T], samples[:, Y])
+    height = float(np.median(samples[:, H])) or 1.0
+    steps = np.stack([np.diff(xs), np.diff(ys)], axis=1)
+    length = np.hypot(steps[:, 0], steps[:, 1])
+    moving = np.flatnonzero(length >= deadband * height)
+    out: list[tuple[float, np.ndarray]] = []
+    ref = None
+    for k in moving.tolist():
+        d = steps[k] / length[k]
+        if ref is None:
+            ref = d
+        elif float(np.dot(d, ref)) < -0.5:
+            out.append((float(times[k]), ref))
+            ref = d
+    return out
 
 
 @dataclass

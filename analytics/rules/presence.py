@@ -10,7 +10,8 @@ The clock of a presence survives what a tracker does on real footage:
 * a short occlusion or a missed detection: absent for less than ``grace_s``;
 * an id switch: a *new* track appears within ``grace_s`` close to where a lost
   one was last seen (within half a box height), and no other lost one is that
-  close, and inherits its clock;
+  close, and inherits its clock (for loitering, only if the two boxes look alike:
+  their colour signatures correlate, analytics/appearance.py);
 * (loitering) leaving and re-entering within ``reentry_window_s``: the time
   inside keeps adding up.
 
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from analytics.appearance import similarity
 from analytics.config import (
     IntrusionRule,
     LoiteringRule,
@@ -33,6 +35,7 @@ from analytics.config import (
     PersonDownRule,
     StoppedVehicleRule,
 )
+from analytics.history import TrackHistory
 from analytics.rules.base import FrameContext, ObjectRule, box_diagonal, make_event
 from analytics.sanity import StandingHeights, own_upright_height, peer_heights, riders
 from analytics.types import Detections, Event, class_name
@@ -121,6 +124,9 @@ class PresenceRule(ObjectRule):
         if self.heights is not None:
             self.heights.add(tracked, ctx.class_names)
         here = self.selected(tracked[~self._exclude(tracked, ctx)], ctx)
+        if ctx.confirmed is not None and isinstance(self.cfg, IntrusionRule | PedestrianOnRoadRule):
+            # Zone rules fire on confirmed objects only: no ghost at night (analytics/sanity).
+            here = here[np.isin(here.tracker_id, ctx.confirmed)]
         here = here[self._qualifies(here, tracked, ctx)]
         events: list[Event] = []
         anchors = here.anchors()
@@ -128,7 +134,7 @@ class PresenceRule(ObjectRule):
         max_move = self._max_move()
         for i, tid in enumerate(here.tracker_id.tolist()):
             height = float(here.xyxy[i, 3] - here.xyxy[i, 1])
-            p = self._presence_for(tid, anchors[i], height, ctx.t)
+            p = self._presence_for(tid, anchors[i], height, ctx.t, ctx.history)
             p.last_t, p.anchor, p.height = ctx.t, anchors[i], height
             if max_move is not None:
                 if p.ref_anchor is None:
@@ -143,7 +149,9 @@ class PresenceRule(ObjectRule):
         self._expire(ctx.t)
         return events
 
-    def _presence_for(self, tid: int, anchor: np.ndarray, height: float, t: float) -> Presence:
+    def _presence_for(
+        self, tid: int, anchor: np.ndarray, height: float, t: float, history: TrackHistory
+    ) -> Presence:
         own = self.presences.get(tid)
         if own is not None and own.last_t < t:
             return own
@@ -166,6 +174,16 @@ class PresenceRule(ObjectRule):
             and t - p.last_t <= self.cfg.grace_s
             and float(np.hypot(*(anchor - p.anchor))) <= max(radius, 0.5 * p.height)
         ]
+        if candidates and isinstance(self.cfg, LoiteringRule):
+            # Loitering is about one person's time: only someone who looks the same (the
+            # boxes' colours, analytics/appearance.py) continues the clock.
+            look = history.look(tid)
+            candidates = [
+                p
+                for p in candidates
+                if (sim := similarity(look, history.look(p.track_ids[-1]))) is not None
+                and sim >= history.MIN_SIMILARITY
+            ]
         if len(candidates) == 1:
             presence = candidates[0]
             presence.track_ids.append(tid)

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from analytics.appearance import SIZE
 from analytics.config import (
     CameraFaultRule,
     CongestionRule,
@@ -46,6 +47,14 @@ def dets(*boxes: tuple) -> Detections:
     )
 
 
+def same_look(n: int, seed: int = 0) -> np.ndarray:
+    """Colour signatures (analytics/appearance.py) of ``n`` boxes that all look alike (one
+    colour per ``seed``): the track history bridges id switches only between such boxes."""
+    rng = np.random.default_rng(seed)
+    look = rng.random(SIZE).astype(np.float32)
+    return np.tile(look / look.sum(), (n, 1))
+
+
 class Runner:
     """Feeds frames at 5 fps through one rule with a real track history."""
 
@@ -53,10 +62,12 @@ class Runner:
         self.rule = build_rule(cfg, zone or Zone.whole_frame(FRAME), FRAME, FRAME)
         self.history = TrackHistory()
 
+    def ctx(self, t: float, **ctx_kw) -> FrameContext:
+        return FrameContext("cam", t, t, 1000 + t, COCO_CLASSES, self.history, **ctx_kw)
+
     def frame(self, t: float, d: Detections, **ctx_kw) -> list[Event]:
-        self.history.update(d, t)
-        ctx = FrameContext("cam", t, t, 1000 + t, COCO_CLASSES, self.history, **ctx_kw)
-        return self.rule.update(d, ctx)
+        self.history.update(d, t, same_look(len(d)))
+        return self.rule.update(d, self.ctx(t, **ctx_kw))
 
     def run(self, frames) -> list[Event]:
         out: list[Event] = []

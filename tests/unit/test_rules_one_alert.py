@@ -18,7 +18,7 @@ from analytics.history import TrackHistory
 from analytics.pipeline import CameraAnalytics, CameraRulesConfig
 from analytics.sanity import TrackFilter, oversized_persons, people_near, riders
 from analytics.types import COCO_CLASSES, Detections, Event
-from tests.unit.test_rules_catalogue import CAR, FRAME, PERSON, Runner, box, dets, times
+from tests.unit.test_rules_catalogue import CAR, FRAME, PERSON, Runner, box, dets, same_look, times
 
 MOTORCYCLE, BICYCLE, BUS = 3, 1, 5
 
@@ -26,21 +26,21 @@ MOTORCYCLE, BICYCLE, BUS = 3, 1, 5
 def test_history_links_a_new_id_where_the_lost_one_was_heading() -> None:
     h = TrackHistory()
     for t in times(2):
-        h.update(dets(box(1, 50 + 40 * t, 200)), t)  # 40 px/s to the right
+        h.update(dets(box(1, 50 + 40 * t, 200)), t, same_look(1))  # 40 px/s to the right
     # Lost for 1.2 s, then id 7 appears where 1 would be by now (122 + 1.2 * 40 px).
-    h.update(dets(box(7, 168, 200)), 3.0)
+    h.update(dets(box(7, 168, 200)), 3.0, same_look(1))
     assert h.root(7) == 1 and h.lineage(7) == [1, 7]
     assert 7 in h and len(h.samples(7)) == 11
     # Somewhere else entirely: a new object.
-    h.update(dets(box(7, 176, 200), box(8, 350, 120)), 3.2)
+    h.update(dets(box(7, 176, 200), box(8, 350, 120)), 3.2, same_look(2))
     assert h.root(8) == 8
 
 
 def test_history_does_not_chain_when_two_lost_tracks_are_close() -> None:
     h = TrackHistory()
     for t in times(1):
-        h.update(dets(box(1, 100, 200), box(2, 110, 200)), t)
-    h.update(dets(box(5, 105, 200)), 1.5)
+        h.update(dets(box(1, 100, 200), box(2, 110, 200)), t, same_look(2))
+    h.update(dets(box(5, 105, 200)), 1.5, same_look(1))
     assert h.root(5) == 5
 
 
