@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 
 from analytics.config import IntrusionRule, LoiteringRule, ZoneConfig
+from analytics.history import TrackHistory
 from analytics.rules.base import FrameContext
 from analytics.rules.presence import PresenceRule as DwellRule
 from analytics.types import COCO_CLASSES, Detections
 from analytics.zones import Zone
+from tests.unit.test_rules_catalogue import same_look
 
 FRAME = (400, 300)
 
@@ -25,8 +27,8 @@ def dets(*boxes: tuple[int, float, float, int]) -> Detections:
     )
 
 
-def ctx(t: float) -> FrameContext:
-    return FrameContext("cam", t, t, 1000 + t, COCO_CLASSES)
+def ctx(t: float, history: TrackHistory | None = None) -> FrameContext:
+    return FrameContext("cam", t, t, 1000 + t, COCO_CLASSES, history or TrackHistory())
 
 
 def square_zone() -> Zone:
@@ -38,8 +40,10 @@ def run(
     rule: DwellRule, frames: list[tuple[float, Detections]]
 ) -> list[tuple[float, list[int], float]]:
     out = []
+    history = TrackHistory()  # every box looks alike (one colour): id switches may bridge
     for t, d in frames:
-        out += [(t, e.track_ids, e.measured) for e in rule.update(d, ctx(t))]
+        history.update(d, t, same_look(len(d)))
+        out += [(t, e.track_ids, e.measured) for e in rule.update(d, ctx(t, history))]
     return out
 
 
