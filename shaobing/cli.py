@@ -461,6 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     config_opt.add_argument("--config", "-c", help="YAML config (its database)")
     users = users_cli.add_parser(sub, parents=[config_opt])
     users.set_defaults(func=cmd_users)
+    from shaobing import doctor  # doctor, support-bundle (issue 28)
+
+    doctor.add_parsers(sub)
     return p
 
 

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.docs import STATIC_URL, static_dir
+from api.docs import STATIC_URL, asset_bytes, static_dir
 from shaobing.config import load_config
 from shaobing.hub import Hub
 
@@ -61,7 +61,8 @@ def test_docs_pages_reference_only_same_origin_files(client: TestClient, page: s
         asset = client.get(ref)
         assert asset.status_code == 200, ref
         if ref.startswith(STATIC_URL):
-            assert asset.content == (static_dir() / ref.rsplit("/", 1)[1]).read_bytes()
+            assert asset.content == asset_bytes(ref.rsplit("/", 1)[1])
+            assert b"cdn.redoc.ly" not in asset.content  # ReDoc's logo (a CDN image)
     if page == "/docs":  # no validator badge from validator.swagger.io
         assert '"validatorUrl": null' in r.text
     else:
@@ -75,6 +76,8 @@ def test_docs_assets_are_served_with_types_and_nothing_else(client: TestClient) 
         r = client.get(f"{STATIC_URL}/{name}")
         assert r.status_code == 200 and kind in r.headers["content-type"], name
     assert client.get(f"{STATIC_URL}/../../api/docs.py").status_code == 404
+    assert client.get(f"{STATIC_URL}/%2e%2e%2fcore.py").status_code == 404
+    assert (static_dir() / "redoc.standalone.js").read_bytes() != asset_bytes("redoc.standalone.js")
     assert client.get(f"{STATIC_URL}/no-such.js").status_code == 404
     assert client.get("/docs/oauth2-redirect").status_code == 200
     # The API stays behind its login.
