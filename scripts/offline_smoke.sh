@@ -4,7 +4,7 @@
 # Without an argument it builds dist/shaobing-<version>-x86_64.tar.gz first (needs the
 # registries, with a demo clip for the example camera). Then, inside a fresh network
 # namespace where only lo is up (no route, no DNS, no registry):
-#   install.sh into a temporary prefix (Debian's python3 by default: PYTHON=...),
+#   install.sh into a temporary prefix (Debian's python3 by default: TARGET_PYTHON=...),
 #   the installed hub started, the example camera raises an alert,
 #   headless Chromium loads the console (every menu page), /docs and /redoc, and every
 #   request it made went to 127.0.0.1 (scripts/offline_check.py).
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 check_python="${CHECK_PYTHON:-$root/.venv/bin/python}"
-target_python="${PYTHON:-/usr/bin/python3}"
+target_python="${TARGET_PYTHON:-/usr/bin/python3}"
 port="${PORT:-18080}"
 bundle="${1:-}"
 if [ -z "$bundle" ]; then
@@ -63,6 +63,11 @@ if ! inns "$check_python" scripts/offline_check.py --base "http://127.0.0.1:$por
       --password "$password" --started "$started" > "$work/figures.json"; then
   echo "---- hub log (last 40 lines)"; tail -n 40 "$work/hub.log"; exit 1
 fi
+echo "== the installed doctor and support bundle, beside the running hub"
+inns "$work/opt/bin/shaobing" doctor -c "$work/etc/shaobing.yaml"
+inns "$work/opt/bin/shaobing" support-bundle -c "$work/etc/shaobing.yaml" -o "$work/support.tar.gz"
+tar -xzOf "$work/support.tar.gz" shaobing-support/health.json | grep -q '"status"' \
+  || { echo "offline_smoke: the support bundle holds no health of the running hub" >&2; exit 1; }
 if grep -n -i -E "Traceback|ERROR" "$work/hub.log"; then
   echo "offline_smoke: the hub logged errors (above)" >&2; exit 1
 fi
