@@ -47,6 +47,8 @@ cleanup() {
 }
 trap cleanup EXIT
 mount -t proc proc "$rootfs/proc" && mounted="$rootfs/proc"
+# /sys: onnxruntime's cpuinfo reads the CPU list there (else warnings, a slower path).
+mount -t sysfs sysfs "$rootfs/sys" && mounted="$rootfs/sys $mounted"
 rm -rf "$rootfs/opt/shaobing" "$rootfs/etc/shaobing" "$rootfs/var/lib/shaobing" "$rootfs/tmp/bundle"
 mkdir -p "$rootfs/tmp/bundle"
 tar -xzf "$bundle" -C "$rootfs/tmp/bundle"
