@@ -49,10 +49,11 @@ echo "== $name: dependency wheels (manylinux_2_28_$arch and older, $abi)"
 # that only some target Pythons need are named in deploy/offline/marker-wheels.txt.
 # --only-binary: the target has no compiler; a dependency without a wheel for the target
 # fails here, at build time, not on the site.
+mapfile -t marker_wheels < <(grep -v -e '^#' -e '^\s*$' deploy/offline/marker-wheels.txt)
 "$python" -m pip download -q --only-binary=:all: \
   --platform "manylinux2014_$arch" --platform "manylinux_2_28_$arch" \
   --implementation cp --python-version "$target_py" --abi "$abi" --abi abi3 --abi none \
-  -c deploy/offline/constraints.txt -d "$out/wheelhouse" "$wheel" $(grep -v '^#' deploy/offline/marker-wheels.txt)
+  -c deploy/offline/constraints.txt -d "$out/wheelhouse" "$wheel" "${marker_wheels[@]}"
 
 # requirements.txt: every wheel pinned with its hash (install.sh uses --require-hashes).
 "$python" - "$out/wheelhouse" > "$out/requirements.txt" <<'EOF'
@@ -98,7 +99,8 @@ commit=$(git rev-parse HEAD)$(git diff --quiet HEAD -- . ':!dist' || echo "+unco
 built=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 builder=$(uname -m) $("$python" --version 2>&1) $("$python" -m pip --version | cut -d' ' -f1-2)
 EOF
-(cd "$out" && find . -type f ! -name SHA256SUMS -print0 | sort -z | xargs -0 sha256sum > SHA256SUMS)
+(cd "$out" && find . -type f ! -path ./SHA256SUMS -print0 | sort -z | xargs -0 sha256sum > "$tmp/SHA256SUMS" \
+  && mv "$tmp/SHA256SUMS" SHA256SUMS)
 
 echo "== $name: archive"
 tar -C "$root/dist" -czf "$out.tar.gz" "$name"
