@@ -17,7 +17,7 @@ import pytest
 
 from shaobing.config import load_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OFFLINE = ROOT / "deploy" / "offline"
 
 

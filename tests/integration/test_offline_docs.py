@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.docs import STATIC_URL, asset_bytes, static_dir
+from shaobing.bootstrap import Hub
 from shaobing.config import load_config
-from shaobing.hub import Hub
 
 
 class _Refs(HTMLParser):
@@ -43,7 +43,7 @@ def client(tmp_path: Path, models_dir: Path) -> Iterator[TestClient]:
     path.write_text(f"data_dir: {tmp_path}\ndetector: {{model: {model}}}\n")
     hub = Hub(load_config(str(path)))
     try:
-        yield TestClient(create_app(hub, hub.sessions))
+        yield TestClient(create_app(hub.services, hub.sessions))
     finally:
         hub.engine.dispose()
 
