@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from accounts.throttle import LoginThrottle
 from api.auth import install_host_check, require
 from api.console import CONSOLE_ROUTES, mount_console
+from api.docs import install_offline_docs
 from api.limits import DEFAULT_BODY, BodyLimit, PasswordSlots
 from api.openapi_errors import document_errors
 from api.ports import HubServices
@@ -62,7 +63,10 @@ def create_app(
         version=VERSION,
         description="Video-surveillance integration and analytics hub: cameras, live status, "
         "alerts with evidence and their handling (受理 → 分流 → 处置 → 反馈 → 归档).",
+        docs_url=None,  # /docs and /redoc from files the hub ships (api/docs.py: no CDN)
+        redoc_url=None,
     )
+    install_offline_docs(app)
     app.state.services = services
     app.state.sessions = sessions
     app.state.token_ttl_s = token_ttl_s

@@ -403,9 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
     config_opt.add_argument("--config", "-c", help="YAML config (its database)")
     users = users_cli.add_parser(sub, parents=[config_opt])
     users.set_defaults(func=cmd_users)
-    from shaobing import models_cli  # `shaobing models quantize` (issue 26)
+    from shaobing import doctor, models_cli
 
-    models_cli.add_parser(sub, parents=[config_opt])
+    models_cli.add_parser(sub, parents=[config_opt])  # shaobing models quantize
+    doctor.add_parsers(sub)  # shaobing doctor, support-bundle
     return p
 
 

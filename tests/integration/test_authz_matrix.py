@@ -323,7 +323,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterato
 
 # -- 1. authentication everywhere ------------------------------------------------------
 
-DOCS_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+DOCS_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc",
+               "/docs/static/{name}"}  # api/docs.py: Swagger UI and ReDoc files (public)
 PATH_VALUES = {"camera_id": "cg-cam-1", "alert_id": "00000000-0000-0000-0000-000000000001",
                "username": "viewer", "name": "cg-loitering", "key_id": "1",
                "delivery_id": "1", "path:path": "no-such-asset.js",
