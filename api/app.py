@@ -25,6 +25,7 @@ from api.routers import (
     deliveries,
     exports,
     feedback,
+    linkage,  # issue 27: PTZ, linkage, voice
     live,
     routing,
     stats,
@@ -76,6 +77,7 @@ def create_app(
         exports,
         tracks,
         stats,
+        linkage,
     ):
         app.include_router(module.router)
 

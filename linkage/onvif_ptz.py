@@ -93,8 +93,8 @@ def parse_answer(content: bytes) -> etree._Element:
         raise ActionFailed("the camera's answer has no SOAP body")
     first = body[0]
     if _local(first.tag) == "Fault":
-        reason = " ".join(t.strip() for e in first.iter() if _local(e.tag) in ("Text", "faultstring")
-                          for t in [e.text or ""] if t.strip())  # fmt: skip
+        texts = (e.text or "" for e in first.iter() if _local(e.tag) in ("Text", "faultstring"))
+        reason = " ".join(t.strip() for t in texts if t.strip())
         code = " ".join((e.text or "").strip() for e in first.iter() if _local(e.tag) == "Value")
         raise ActionFailed(f"the camera refused: {reason or 'SOAP fault'} ({code})".strip())
     return first
@@ -246,8 +246,8 @@ class OnvifPtzCamera:
 
     async def move(self, pan: float, tilt: float, zoom: float) -> None:
         clamp = lambda v: max(-1.0, min(1.0, float(v)))  # noqa: E731
-        await self.call("ContinuousMove", Velocity={
-            "PanTilt": {"x": clamp(pan), "y": clamp(tilt)}, "Zoom": {"x": clamp(zoom)}})  # fmt: skip
+        velocity = {"PanTilt": {"x": clamp(pan), "y": clamp(tilt)}, "Zoom": {"x": clamp(zoom)}}
+        await self.call("ContinuousMove", Velocity=velocity)
 
     async def stop(self) -> None:
         await self.call("Stop", PanTilt=True, Zoom=True)
@@ -314,7 +314,7 @@ class OnvifPtz:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="onvif-ptz",
                                         daemon=True)  # fmt: skip
-        self._thread.start()
+        self._start_lock = threading.Lock()  # the loop's thread starts on first use
         self._cameras: dict[str, OnvifPtzCamera] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._stops: dict[str, asyncio.TimerHandle] = {}
@@ -324,9 +324,10 @@ class OnvifPtz:
             for cam in list(self._cameras.values()):
                 await cam.close()
 
-        if self._loop.is_running():
-            asyncio.run_coroutine_threadsafe(close_all(), self._loop).result(self.timeout_s)
-            self._loop.call_soon_threadsafe(self._loop.stop)
+        if not self._thread.is_alive():
+            return
+        asyncio.run_coroutine_threadsafe(close_all(), self._loop).result(self.timeout_s)
+        self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(self.timeout_s)
 
     def _run(self, camera_id: str, work: Callable[[OnvifPtzCamera], Coroutine[Any, Any, T]]) -> T:
@@ -341,6 +342,9 @@ class OnvifPtz:
                     raise ActionFailed(f"camera {camera_id}: no answer within "
                                        f"{self.timeout_s * 2:.0f} s") from exc  # fmt: skip
 
+        with self._start_lock:
+            if not self._thread.is_alive():
+                self._thread.start()
         future = asyncio.run_coroutine_threadsafe(serialised(), self._loop)
         return future.result(self.timeout_s * 3)
 

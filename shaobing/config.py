@@ -43,6 +43,7 @@ from camera_registry.config import IngestConfig
 from core.model import StrictModel
 from core.storage import DirectoryStorageConfig, EvidenceStorageConfig
 from core.storage import config_problems as storage_problems
+from linkage.config import LinkageConfig  # issue 27: linkage rules, speakers, PTZ
 from tracks.config import TracksConfig
 
 DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "default.yaml"
@@ -180,6 +181,9 @@ class HubConfig(StrictModel):
         default_factory=list, description="platforms allowed to call the signed feedback endpoint"
     )
     cameras: list[CameraConfig] = Field(default_factory=list)
+    linkage: LinkageConfig = Field(  # issue 27
+        default_factory=LinkageConfig, description="linkage: PTZ presets, voice warnings, pop-ups"
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -61,6 +61,7 @@ from core.secrets import SecretCipher, load_or_create_cipher, make_private_dir
 from core.storage import EvidenceStorage, open_evidence_storage
 from ingest.live import LiveFeed, TeeSink
 from ingest.reader import SampledFrame, StreamReader
+from linkage.wiring import Linkage
 from shaobing.config import LoadedConfig
 from shaobing.db import open_database
 from tracks.service import CameraPlace, TrackIndex
@@ -273,6 +274,7 @@ class Hub:
         self.alert_workers = AlertWorkers(
             self.alerts, self.bus, escalation_interval_s=cfg.escalation.check_interval_s
         )
+        self.linkage = Linkage.for_hub(self)  # issue 27: acts on new alerts (the feed)
         # The investigator search index: confirmed tracks, their clips cut from the ring.
         self.tracks = TrackIndex(cfg.tracks, self.sessions, self.evidence,
                                  self.detector.class_names, self._camera_place,
@@ -402,6 +404,7 @@ class Hub:
     def start(self) -> None:
         self.dispatcher.start()
         self.alert_workers.start()
+        self.linkage.start()
         recover = getattr(self.bus, "recover", None)  # the spools: what a crash left
         if recover is not None:
             recover()
@@ -460,6 +463,7 @@ class Hub:
         self.tracks.stop()  # index the open tracks; their clips are cut next
         self.producer.stop()  # render and publish what is queued
         self.alert_workers.stop()  # store what was published
+        self.linkage.stop()
         self.dispatcher.stop()
         self.dispatcher.join(timeout=10)
         self.engine.dispose()
@@ -582,7 +586,8 @@ class Hub:
     def service_threads(self) -> list[threading.Thread]:
         """The hub's long-lived threads (camera readers report through camera status)."""
         return [*self.pool.threads, *self.producer.threads, *self.alert_workers.threads,
-                *self.tracks.threads, self.dispatcher, self._watchdog]  # fmt: skip
+                *self.tracks.threads, *self.linkage.threads, self.dispatcher,
+                self._watchdog]  # fmt: skip
 
     @property
     def snapshot_dir(self) -> Path:

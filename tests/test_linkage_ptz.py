@@ -38,7 +38,8 @@ class PtzCamera:
         line = self.proc.stdout.readline().strip()
         if line != "READY":
             self.stop()
-            pytest.fail(f"ipycam_ptz did not start: {line} {self.proc.stderr.read() if self.proc.stderr else ''}")
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            pytest.fail(f"ipycam_ptz did not start: {line} {err}")
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -97,7 +98,8 @@ def test_move_stops_by_itself(ptz: OnvifPtz) -> None:
 
 
 def test_bad_inputs_fail_clearly(ptz: OnvifPtz) -> None:
-    with pytest.raises(ActionFailed, match=r"no preset '不存在' on camera 127.0.0.1:\d+ \(it has: Home\)"):
+    missing = r"no preset '不存在' on camera 127.0.0.1:\d+ \(it has: Home\)"
+    with pytest.raises(ActionFailed, match=missing):
         ptz.goto_preset("dam", "不存在")
     with pytest.raises(ActionFailed, match="not authorised") as refused:
         ptz.presets("wrong-pw")
