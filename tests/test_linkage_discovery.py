@@ -162,16 +162,16 @@ def test_parse_probe_matches() -> None:
     probe = probe_message("urn:uuid:1")
     assert b"NetworkVideoTransmitter" in probe and b"urn:uuid:1" in probe
     answer = (
-        '<?xml version="1.0"?><e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope" '
-        'xmlns:w="http://schemas.xmlsoap.org/ws/2004/08/addressing" '
-        'xmlns:d="http://schemas.xmlsoap.org/ws/2005/04/discovery"><e:Header>'
-        "<w:RelatesTo>urn:uuid:1</w:RelatesTo></e:Header><e:Body><d:ProbeMatches><d:ProbeMatch>"
-        "<w:EndpointReference><w:Address>urn:uuid:cam</w:Address></w:EndpointReference>"
-        "<d:Types>dn:NetworkVideoTransmitter</d:Types><d:Scopes>"
-        "onvif://www.onvif.org/hardware/DS-2DE4225IW onvif://www.onvif.org/name/%E5%A4%A7%E5%9D%9D"
-        "</d:Scopes><d:XAddrs>http://10.0.0.9/onvif/device_service http://[fe80::1]/onvif"
-        "</d:XAddrs></d:ProbeMatch></d:ProbeMatches></e:Body></e:Envelope>"
-    ).encode()
+        b'<?xml version="1.0"?><e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope" '
+        b'xmlns:w="http://schemas.xmlsoap.org/ws/2004/08/addressing" '
+        b'xmlns:d="http://schemas.xmlsoap.org/ws/2005/04/discovery"><e:Header>'
+        b"<w:RelatesTo>urn:uuid:1</w:RelatesTo></e:Header><e:Body><d:ProbeMatches><d:ProbeMatch>"
+        b"<w:EndpointReference><w:Address>urn:uuid:cam</w:Address></w:EndpointReference>"
+        b"<d:Types>dn:NetworkVideoTransmitter</d:Types><d:Scopes>"
+        b"onvif://www.onvif.org/hardware/DS-2DE4225IW onvif://www.onvif.org/name/%E5%A4%A7%E5%9D%9D"
+        b"</d:Scopes><d:XAddrs>http://10.0.0.9/onvif/device_service http://[fe80::1]/onvif"
+        b"</d:XAddrs></d:ProbeMatch></d:ProbeMatches></e:Body></e:Envelope>"
+    )
     [device] = parse_probe_match(answer, "10.0.0.9", relates_to="urn:uuid:1")
     assert (device.model, device.name, device.endpoint) == ("DS-2DE4225IW", "大坝", "urn:uuid:cam")
     assert device.onvif_host_port == ("10.0.0.9", 80)
