@@ -66,7 +66,7 @@ class Linkage:
             on_committed=hub.dispatcher.notify,
         )  # fmt: skip
         ptz = OnvifPtz(endpoint, timeout_s=5.0)
-        voice = voice_for(config, hub.loaded)
+        voice = voice_for(config, hub.loaded, cfg.timezone)
         return cls(config, recorder=recorder, feed=hub.feed, ptz=ptz, voice=voice,
                    timezone=cfg.timezone, closers=(ptz.close,))  # fmt: skip
 
@@ -94,10 +94,10 @@ class Linkage:
         return self.engine.threads
 
 
-def voice_for(config: LinkageConfig, loaded: Any) -> Voice | None:
+def voice_for(config: LinkageConfig, loaded: Any, timezone: str) -> Voice | None:
     """The voice service when speakers are configured (TTS loads on first use)."""
     if not config.speakers:
         return None
     from linkage.voice import VoiceService
 
-    return VoiceService(config, base_dir=getattr(loaded, "base_dir", None))
+    return VoiceService(config, base_dir=getattr(loaded, "base_dir", None), timezone=timezone)
