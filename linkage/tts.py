@@ -36,26 +36,28 @@ class Speech:
         return len(self.samples) / self.rate
 
 
-class MandarinTts:
-    """``speak(text) -> Speech``; loads the library on first use."""
+class _Espeak:
+    """The one libespeak-ng of the process (it keeps global state: one callback, one
+    voice), initialised once; every use holds ``lock``."""
 
-    def __init__(self, voice: str = "cmn", rate_wpm: int = 150) -> None:
-        self.voice = voice
-        self.rate_wpm = rate_wpm
-        self._lock = threading.Lock()
-        self._lib: ctypes.CDLL | None = None
-        self._rate = 0
-        self._chunks: list[np.ndarray] = []
-        self._callback = _CALLBACK(self._collect)  # kept alive as long as self
+    lock = threading.Lock()
+    lib: ctypes.CDLL | None = None
+    rate = 0
+    chunks: list[np.ndarray] = []
 
-    def _collect(self, wav: ctypes._Pointer[ctypes.c_short], count: int, _events: int) -> int:
+    @staticmethod
+    def _collect(wav: ctypes._Pointer[ctypes.c_short], count: int, _events: int) -> int:
         if count > 0 and wav:
-            self._chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
+            _Espeak.chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
         return 0
 
-    def _load(self) -> ctypes.CDLL:
-        if self._lib is not None:
-            return self._lib
+    callback = _CALLBACK(_collect)
+
+    @classmethod
+    def load(cls) -> ctypes.CDLL:
+        """The library (call with ``lock`` held)."""
+        if cls.lib is not None:
+            return cls.lib
         try:
             import espeakng_loader
         except ImportError as exc:
@@ -66,14 +68,26 @@ class MandarinTts:
         rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, data, 0)
         if rate <= 0:
             raise TtsError(f"espeak-ng failed to initialise with data at {data.decode()}")
-        lib.espeak_SetSynthCallback(self._callback)
-        if lib.espeak_SetVoiceByName(self.voice.encode()) != 0:
-            raise TtsError(f"espeak-ng has no voice {self.voice!r}")
-        lib.espeak_SetParameter(1, self.rate_wpm, 0)  # espeakRATE
+        lib.espeak_SetSynthCallback(cls.callback)
         lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int,
                                               ctypes.c_int]  # fmt: skip
-        self._lib, self._rate = lib, rate
+        cls.lib, cls.rate = lib, rate
+        return lib
+
+
+class MandarinTts:
+    """``speak(text) -> Speech``; the library loads on first use."""
+
+    def __init__(self, voice: str = "cmn", rate_wpm: int = 150) -> None:
+        self.voice = voice
+        self.rate_wpm = rate_wpm
+
+    def _prepare(self) -> ctypes.CDLL:
+        lib = _Espeak.load()
+        if lib.espeak_SetVoiceByName(self.voice.encode()) != 0:
+            raise TtsError(f"espeak-ng has no voice {self.voice!r}")
+        lib.espeak_SetParameter(1, self.rate_wpm, 0)  # espeakRATE
         return lib
 
     def speak(self, text: str) -> Speech:
@@ -81,20 +95,21 @@ class MandarinTts:
         if not text.strip():
             raise TtsError("nothing to say: empty text")
         data = text.encode("utf-8")
-        with self._lock:
-            lib = self._load()
-            self._chunks = []
+        with _Espeak.lock:
+            lib = self._prepare()
+            _Espeak.chunks = []
             status = lib.espeak_Synth(data, len(data) + 1, 0, 0, 0, ESPEAK_CHARS_UTF8, None, None)
             lib.espeak_Synchronize()
-            chunks, self._chunks = self._chunks, []
+            chunks, _Espeak.chunks = _Espeak.chunks, []
+            rate = _Espeak.rate
         if status != 0 or not chunks:
             raise TtsError(f"espeak-ng could not speak {text!r} (status {status})")
-        return Speech(np.concatenate(chunks).astype(np.int16), self._rate)
+        return Speech(np.concatenate(chunks).astype(np.int16), rate)
 
     def phonemes(self, text: str) -> str:
         """IPA of ``text`` with espeak's tone marks (for checking pronunciation)."""
-        with self._lock:
-            lib = self._load()
+        with _Espeak.lock:
+            lib = self._prepare()
             pointer = ctypes.c_char_p(text.encode("utf-8"))
             out = []
             while pointer.value:
