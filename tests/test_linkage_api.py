@@ -24,6 +24,7 @@ from linkage.onvif_ptz import OnvifEndpoint, OnvifPtzCamera
 from shaobing.config import parse_config
 from shaobing.hub import Hub
 from tests.factories import make_alert, store
+from tests.peers.receiver import Receiver
 from tests.test_linkage_ptz import PASSWORD, USER, PtzCamera
 
 PW = "linkage-pass-0123"
@@ -34,6 +35,7 @@ CG = {"county": "示例县", "township": "城关镇"}
 def world(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[Any]:
     tmp = tmp_path_factory.mktemp("linkage-api")
     camera = PtzCamera(tmp / "ipycam")
+    speaker = Receiver().start()
     cameras = [
         {"id": "dam-ptz", "name": "水库大坝球机", "area": CG,
          "source": {"onvif": {"host": "127.0.0.1", "port": camera.port, "username": USER,
@@ -44,7 +46,10 @@ def world(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterato
     config = {
         "data_dir": str(tmp / "data"), "detector": {"model": str(models_dir / "yolox_nano.onnx")},
         "cameras": cameras,
-        "linkage": {"return_home_s": 30, "rules": [{
+        "linkage": {"return_home_s": 30,
+                    "speakers": [{"id": "dam-speaker", "name": "大坝音柱", "kind": "http",
+                                  "url": speaker.url}],
+                    "rules": [{
             "name": "水库防溺水", "types": ["intrusion"], "min_severity": "medium",
             "actions": [{"kind": "ptz_preset", "camera": "dam-ptz", "preset": "水库大坝"},
                         {"kind": "popup", "camera": "dam-ptz"}]}]},
@@ -62,8 +67,9 @@ def world(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterato
             create_user(session, "viewer1", "viewer", password=PW, area=Area(**CG))
         hub.linkage.start()
         client = TestClient(create_app(hub, hub.sessions, allowed_hosts=["testserver"]))
-        yield hub, client, camera
+        yield hub, client, camera, speaker
         hub.linkage.stop()
+        speaker.stop()
         hub.engine.dispose()
         camera.stop()
 
@@ -87,7 +93,7 @@ def position(camera: PtzCamera) -> tuple[float, float, float] | None:
 
 
 def test_ptz_lock_presets_audit_and_scope(world: Any) -> None:
-    hub, client, camera = world
+    hub, client, camera, _ = world
     alice, bob = auth(client, "alice"), auth(client, "bob")
     base = "/api/cameras/dam-ptz/ptz"
     r = client.post(f"{base}/move", json={"pan": 0.7, "tilt": 0.2}, headers=alice)
@@ -131,7 +137,7 @@ def test_ptz_lock_presets_audit_and_scope(world: Any) -> None:
 
 
 def test_alert_turns_the_camera_to_its_preset(world: Any) -> None:
-    hub, client, camera = world
+    hub, client, camera, _ = world
     admin = auth(client, "admin1")
     presets = client.get("/api/cameras/dam-ptz/ptz/presets", headers=admin).json()
     if "水库大坝" not in [p["name"] for p in presets]:
@@ -160,3 +166,38 @@ def test_alert_turns_the_camera_to_its_preset(world: Any) -> None:
     rules = client.get("/api/linkage/rules", headers=admin).json()
     assert rules[0]["name"] == "水库防溺水"
     assert hub.health()["threads"]["linkage"] is True
+
+
+def test_speak_from_the_console(world: Any) -> None:
+    hub, client, _, speaker = world
+    alice = auth(client, "alice")
+    alert = store(hub.sessions, make_alert(2, type="intrusion", camera_id="dam-ptz",
+                                           area=Area(**CG)))  # fmt: skip
+    speakers = client.get("/api/linkage/speakers", headers=alice).json()
+    assert speakers == [{"id": "dam-speaker", "name": "大坝音柱", "kind": "http"}]
+    warnings = client.get("/api/linkage/warnings", headers=alice).json()
+    assert warnings["reservoir"] == "水库危险，请勿靠近。"
+    r = client.post("/api/linkage/speak", headers=alice, json={
+        "speaker": "dam-speaker", "warning": "reservoir", "alert_id": alert.id})  # fmt: skip
+    assert r.status_code == 200 and r.json()["outcome"] == "sent", r.text
+    assert speaker.requests[-1][1].decode().count("水库危险") == 1
+    speaker.status = 503
+    r = client.post("/api/linkage/speak", headers=alice, json={
+        "speaker": "dam-speaker", "text": "请立即离开", "alert_id": alert.id})  # fmt: skip
+    assert r.status_code == 200 and r.json()["outcome"] == "failed"
+    assert "HTTP 503" in r.json()["note"]
+    speaker.status = 200
+    with hub.sessions() as session:
+        entries = [h for h in queries.history(session, alert.id) if h.action == "linkage"]
+        audited = session.execute(select(AuditRecord.actor).where(
+            AuditRecord.action == "voice_warning")).scalars().all()  # fmt: skip
+    assert [(h.actor, h.detail["outcome"]) for h in entries] == [("alice", "sent"),
+                                                                ("alice", "failed")]
+    assert audited.count("alice") == 2
+    assert client.post("/api/linkage/speak", headers=alice, json={
+        "speaker": "nope", "warning": "reservoir"}).status_code == 404  # fmt: skip
+    assert client.post("/api/linkage/speak", headers=alice, json={
+        "speaker": "dam-speaker"}).status_code == 422  # fmt: skip
+    viewer = auth(client, "viewer1")
+    assert client.post("/api/linkage/speak", headers=viewer, json={
+        "speaker": "dam-speaker", "warning": "reservoir"}).status_code == 403  # fmt: skip

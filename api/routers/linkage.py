@@ -13,14 +13,14 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from accounts.domain import Principal
+from accounts.domain import Principal, sees_alert
 from api.auth import audit_request, require
 from api.deps import get_services, get_session
 from api.ports import HubServices
 from api.routers.cameras import visible_camera
 from linkage.arbiter import PtzBusy
 from linkage.engine import ConfirmationNotFound
-from linkage.ports import ActionFailed
+from linkage.ports import ActionFailed, Result
 
 router = APIRouter(tags=["linkage"])
 
@@ -280,13 +280,18 @@ def post_speak(body: Speak, request: Request, hub: HubDep, session: SessionDep,
         raise HTTPException(503, "no speaker is configured (linkage.speakers)")
     if bool(body.warning) == bool(body.text):
         raise HTTPException(422, "give either warning or text")
-    if body.alert_id is not None and hub.alerts.get(body.alert_id) is None:
-        raise HTTPException(404, f"no alert {body.alert_id!r}")
+    if body.alert_id is not None:
+        alert = hub.alerts.get(body.alert_id)
+        if alert is None or not sees_alert(principal, alert.area, alert.departments,
+                                           alert.assignee):  # fmt: skip
+            raise HTTPException(404, f"no alert {body.alert_id!r}")
     try:
         result = component.voice.play(body.speaker, warning=body.warning, text=body.text,
                                       repeat=body.repeat, manual=True)  # fmt: skip
     except KeyError as exc:
         raise HTTPException(404, str(exc.args[0]) if exc.args else "unknown") from None
+    except ActionFailed as exc:  # the speaker did not take it: say why, and record it
+        result = Result("failed", str(exc), {"speaker": body.speaker})
     audit_request(request, session, principal, "voice_warning", body.speaker,
                   f"{result.outcome}: {body.warning or body.text}")  # fmt: skip
     session.commit()
