@@ -26,6 +26,7 @@ const router = createRouter({
     { path: '/search', component: () => import('./views/SearchView.vue') },
     { path: '/analysis', component: () => import('./views/AnalysisView.vue') },
     { path: '/system', component: () => import('./views/SystemView.vue') },
+    { path: '/linkage', component: () => import('./views/LinkageView.vue') }, // issue 27
     { path: '/:rest(.*)*', redirect: '/wall' },
   ],
 })

@@ -327,6 +327,109 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/cameras/{camera_id}/ptz/goto": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Go to a preset (token or name) */
+        post: operations["post_goto_api_cameras__camera_id__ptz_goto_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/cameras/{camera_id}/ptz/home": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Go to the home position */
+        post: operations["post_home_api_cameras__camera_id__ptz_home_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/cameras/{camera_id}/ptz/move": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Move at a speed (stops by itself after a second; send again to go on) */
+        post: operations["post_move_api_cameras__camera_id__ptz_move_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/cameras/{camera_id}/ptz/presets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The camera's PTZ presets (names as the camera has them) */
+        get: operations["get_presets_api_cameras__camera_id__ptz_presets_get"];
+        put?: never;
+        /** Save the current position as a preset */
+        post: operations["post_preset_api_cameras__camera_id__ptz_presets_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/cameras/{camera_id}/ptz/release": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Let go of the camera (another operator may take it) */
+        post: operations["post_release_api_cameras__camera_id__ptz_release_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/cameras/{camera_id}/ptz/stop": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Stop moving */
+        post: operations["post_stop_api_cameras__camera_id__ptz_stop_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/cameras/{camera_id}/snapshot.jpg": {
         parameters: {
             query?: never;
@@ -481,6 +584,125 @@ export interface paths {
          *     ``X-Shaobing-Signature: sha256=<hex HMAC-SHA256 of the raw body with its secret>``.
          */
         post: operations["feedback_api_feedback_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/linkage/pending": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Actions awaiting an operator's confirmation */
+        get: operations["get_pending_api_linkage_pending_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/linkage/pending/{key}/{decision}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Confirm (run now) or decline an action awaiting confirmation */
+        post: operations["post_decision_api_linkage_pending__key___decision__post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/linkage/popups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Cameras linkage rules popped up on the wall, newest last */
+        get: operations["get_popups_api_linkage_popups_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/linkage/rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Linkage rules (from the config) */
+        get: operations["get_rules_api_linkage_rules_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/linkage/speak": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** 喊话: play a warning (or text) through a speaker now */
+        post: operations["post_speak_api_linkage_speak_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/linkage/speakers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Speakers */
+        get: operations["get_speakers_api_linkage_speakers_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/linkage/warnings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The library of warnings: key → text */
+        get: operations["get_warnings_api_linkage_warnings_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -732,6 +954,20 @@ export interface components {
              * @description false_alarm: why (used to tune the rule)
              */
             reason?: string | null;
+        };
+        /** ActionResultOut */
+        ActionResultOut: {
+            /** Detail */
+            detail?: {
+                [key: string]: unknown;
+            };
+            /** Note */
+            note: string;
+            /**
+             * Outcome
+             * @enum {string}
+             */
+            outcome: "sent" | "answered" | "failed" | "skipped" | "awaiting_confirmation" | "cancelled";
         };
         /** AlertCamera */
         AlertCamera: {
@@ -2214,6 +2450,23 @@ export interface components {
              */
             zone?: string | null;
         };
+        /** PendingOut */
+        PendingOut: {
+            /** Action */
+            action: {
+                [key: string]: unknown;
+            };
+            /** Alert Id */
+            alert_id: string;
+            /** Expires At */
+            expires_at: number;
+            /** Key */
+            key: string;
+            /** Kind */
+            kind: string;
+            /** Rule */
+            rule: string;
+        };
         /**
          * PersonDownRule
          * @description A person whose box turns wider than tall and stays put for ``min_duration_s``.
@@ -2288,6 +2541,37 @@ export interface components {
              */
             zone?: string | null;
         };
+        /** PopupOut */
+        PopupOut: {
+            /** Alert Id */
+            alert_id: string;
+            /** At */
+            at: number;
+            /** Camera Id */
+            camera_id: string;
+            /** Rule */
+            rule: string;
+        };
+        /** PresetGo */
+        PresetGo: {
+            /**
+             * Preset
+             * @description token or name
+             */
+            preset: string;
+        };
+        /** PresetOut */
+        PresetOut: {
+            /** Name */
+            name: string;
+            /** Token */
+            token: string;
+        };
+        /** PresetSave */
+        PresetSave: {
+            /** Name */
+            name: string;
+        };
         /** ProgrammeAvailability */
         ProgrammeAvailability: {
             /** Online */
@@ -2298,6 +2582,40 @@ export interface components {
             rate: number;
             /** Total */
             total: number;
+        };
+        /** PtzMove */
+        PtzMove: {
+            /**
+             * Pan
+             * @description speed, -1 (left) to 1 (right)
+             * @default 0
+             */
+            pan: number;
+            /**
+             * Tilt
+             * @description speed, -1 (down) to 1 (up)
+             * @default 0
+             */
+            tilt: number;
+            /**
+             * Zoom
+             * @description speed, -1 (out) to 1 (in)
+             * @default 0
+             */
+            zoom: number;
+        };
+        /** PtzState */
+        PtzState: {
+            /** Camera Id */
+            camera_id: string;
+            /** Held Until */
+            held_until?: number | null;
+            /**
+             * Holder
+             * @description the operator controlling the camera
+             */
+            holder?: string | null;
+            preset?: components["schemas"]["PresetOut"] | null;
         };
         /** ReasonCount */
         ReasonCount: {
@@ -2418,6 +2736,37 @@ export interface components {
             count: number;
             /** Severity */
             severity: string;
+        };
+        /** Speak */
+        Speak: {
+            /**
+             * Alert Id
+             * @description record the result in this alert
+             */
+            alert_id?: string | null;
+            /** Repeat */
+            repeat?: number | null;
+            /** Speaker */
+            speaker: string;
+            /**
+             * Text
+             * @description free text, spoken by TTS
+             */
+            text?: string | null;
+            /**
+             * Warning
+             * @description a warning of the library (its key)
+             */
+            warning?: string | null;
+        };
+        /** SpeakerOut */
+        SpeakerOut: {
+            /** Id */
+            id: string;
+            /** Kind */
+            kind: string;
+            /** Name */
+            name: string;
         };
         /** StatusCount */
         StatusCount: {
@@ -3536,6 +3885,235 @@ export interface operations {
             };
         };
     };
+    post_goto_api_cameras__camera_id__ptz_goto_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                camera_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PresetGo"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PtzState"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    post_home_api_cameras__camera_id__ptz_home_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                camera_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PtzState"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    post_move_api_cameras__camera_id__ptz_move_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                camera_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PtzMove"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PtzState"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_presets_api_cameras__camera_id__ptz_presets_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                camera_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PresetOut"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    post_preset_api_cameras__camera_id__ptz_presets_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                camera_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PresetSave"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PresetOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    post_release_api_cameras__camera_id__ptz_release_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                camera_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PtzState"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    post_stop_api_cameras__camera_id__ptz_stop_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                camera_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PtzState"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     get_camera_snapshot_api_cameras__camera_id__snapshot_jpg_get: {
         parameters: {
             query?: never;
@@ -3877,6 +4455,173 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    get_pending_api_linkage_pending_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PendingOut"][];
+                };
+            };
+        };
+    };
+    post_decision_api_linkage_pending__key___decision__post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                key: string;
+                decision: "confirm" | "decline";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_popups_api_linkage_popups_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PopupOut"][];
+                };
+            };
+        };
+    };
+    get_rules_api_linkage_rules_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    }[];
+                };
+            };
+        };
+    };
+    post_speak_api_linkage_speak_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Speak"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ActionResultOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_speakers_api_linkage_speakers_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SpeakerOut"][];
+                };
+            };
+        };
+    };
+    get_warnings_api_linkage_warnings_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: string;
+                    };
+                };
             };
         };
     };
