@@ -80,6 +80,8 @@ class SpeakerConfig(StrictModel):
     url: str | None = Field(None, description="http: the speaker API's URL (POST)")
     codec: Literal["pcmu", "pcma"] = Field("pcma", description="G.711 μ-law or A-law")
     local_ip: str = Field("127.0.0.1", description="sip: the address RTP is sent from")
+    username: str | None = Field(None, description="sip: digest user, when the speaker asks")
+    password: str | None = Field(None, repr=False, description="sip: digest password")
     repeat: int = Field(2, ge=1, le=10, description="how many times a warning is played")
     gap_s: float = Field(1.0, ge=0, le=30, description="silence between repetitions")
     volume: int | None = Field(None, ge=0, le=100, description="http: passed to the speaker")

@@ -224,7 +224,8 @@ class SipSpeakerClient:
                 continue
             if response.status >= 300:
                 self._ack_failure(response, branch)
-                why = "authentication failed" if response.status in (401, 407) else "refused"
+                rejected = response.status in (401, 407) or (auth and response.status == 403)
+                why = "authentication failed" if rejected else "refused"
                 raise ActionFailed(f"speaker {self.host}:{self.port} {why}: "
                                    f"{response.status} {response.reason}")  # fmt: skip
             contact = re.search(r"<([^>]+)>", response.header("contact"))

@@ -118,7 +118,8 @@ class VoiceService:
              detail: dict[str, object]) -> Result:  # fmt: skip
         assert speaker.uri is not None
         client = SipSpeakerClient(speaker.uri, local_ip=speaker.local_ip, codec=speaker.codec,
-                                  timeout_s=speaker.timeout_s)  # fmt: skip
+                                  timeout_s=speaker.timeout_s, username=speaker.username,
+                                  password=speaker.password)  # fmt: skip
         report = client.play(pcm, repeat=times, gap_s=speaker.gap_s)
         detail.update(codec=report.codec, packets=report.packets,
                       seconds=round(report.seconds, 2))  # fmt: skip

@@ -325,3 +325,94 @@ def test_http_speaker_and_quiet_hours() -> None:
         rx.status = 503
         with pytest.raises(ActionFailed, match="refused: HTTP 503"):
             voice.play("web", text="请注意")
+
+
+AUTH = """<?xml version="1.0" encoding="UTF-8" ?>
+<scenario name="IP speaker asking for digest authentication">
+  <recv request="INVITE"/>
+  <send><![CDATA[
+SIP/2.0 401 Unauthorized
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]auth[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+WWW-Authenticate: Digest realm="speaker", nonce="47ebe028cda119c35d4877b383027d28da013815"
+Content-Length: 0
+
+]]></send>
+  <recv request="ACK"/>
+  <recv request="INVITE">
+    <action>
+      <verifyauth assign_to="authvalid" username="spk-user" password="Spk-pw-2026"/>
+    </action>
+  </recv>
+  <nop hide="true" test="authvalid" next="good"/>
+  <send next="end"><![CDATA[
+SIP/2.0 403 Forbidden
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]auth[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <label id="good"/>
+  <send retrans="500"><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]auth[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:speaker@[local_ip]:[local_port]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=speaker 1 1 IN IP4 [local_ip]
+s=speaker
+c=IN IP4 [local_ip]
+t=0 0
+m=audio RTP_PORT RTP/AVP 8
+a=rtpmap:8 PCMA/8000
+
+]]></send>
+  <recv request="ACK"/>
+  <recv request="BYE"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <label id="end"/>
+</scenario>
+"""
+
+
+@pytest.mark.parametrize("password", ["Spk-pw-2026", "wrong-password"])
+def test_sip_speaker_with_digest_authentication(tmp_path: Path, recorder: RtpRecorder,
+                                                password: str) -> None:  # fmt: skip
+    sipp = Sipp(tmp_path, AUTH, RTP_PORT=str(recorder.port))
+    try:
+        voice = service([{"id": "spk", "kind": "sip", "uri": f"sip:spk@127.0.0.1:{sipp.port}",
+                          "username": "spk-user", "password": password, "repeat": 1,
+                          "timeout_s": 3}])  # fmt: skip
+        if password == "wrong-password":
+            with pytest.raises(ActionFailed, match="authentication failed: 403") as failed:
+                voice.play("spk", text="请离开")
+            assert password not in str(failed.value)
+        else:
+            result = voice.play("spk", text="请离开")
+            assert result.outcome == "answered" and result.detail["codec"] == "pcma"
+            time.sleep(0.3)
+            assert len(recorder.packets) == result.detail["packets"] > 10
+        assert "Spk-pw-2026" not in repr(voice.speakers["spk"])
+    finally:
+        sipp.stop()
