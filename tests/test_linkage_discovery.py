@@ -136,6 +136,24 @@ def test_discover_on_the_named_interface_only(nets: Namespaces, tmp_path: Path) 
     time.sleep(0.5)
     assert not heard.exists() or heard.read_text() == ""  # nothing on the other interface
 
+    # Found, probed and registered in one step; the registry holds it, password encrypted.
+    config = tmp_path / "hub.yaml"
+    config.write_text(f"data_dir: {tmp_path / 'data'}\n")
+    r = nets.run(nets.client, sys.executable, "-m", "shaobing.cli", "cameras", "discover",
+                 "--interface", nets.cam_if, "--timeout", "2", "--add", "--config", str(config),
+                 "--area", "示例县/城关镇", "--user", USER, "--password-env", "CAM_PW",
+                 env={"CAM_PW": PASSWORD})  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    [added] = json.loads(r.stdout)
+    assert added["added"] is True and added["camera_id"].startswith("onvif-")
+    r = subprocess.run([sys.executable, "-m", "shaobing.cli", "cameras", "list", "--config",
+                        str(config)], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert f"{added['camera_id']}\t水库球机\t" in r.stdout and "示例县/城关镇" in r.stdout
+    assert f"onvif://10.231.1.2:{ONVIF_PORT}" in r.stdout and PASSWORD not in r.stdout
+    assert PASSWORD.encode() not in (tmp_path / "data" / "shaobing.db").read_bytes()
+
     # Positive control: a Probe on the listener's interface does reach it.
     r = nets.run(nets.client, sys.executable, "-m", "shaobing.cli", "cameras", "discover",
                  "--interface", nets.other_if, "--timeout", "1")  # fmt: skip
