@@ -19,6 +19,7 @@ from api.deps import get_services, get_session
 from api.ports import HubServices
 from api.routers.cameras import visible_camera
 from linkage.arbiter import PtzBusy
+from linkage.config import LinkageRule
 from linkage.engine import ConfirmationNotFound
 from linkage.ports import ActionFailed, Result
 
@@ -225,9 +226,10 @@ def post_release(camera_id: str, hub: HubDep, session: SessionDep,
     return _state(component, camera_id)
 
 
-@router.get("/api/linkage/rules", summary="Linkage rules (from the config)")
-def get_rules(hub: HubDep, principal: RulesReader) -> list[dict[str, Any]]:
-    return [r.model_dump(mode="json") for r in linkage_of(hub).config.rules]
+@router.get("/api/linkage/rules", response_model=list[LinkageRule],
+            summary="Linkage rules (from the config)")  # fmt: skip
+def get_rules(hub: HubDep, principal: RulesReader) -> list[LinkageRule]:
+    return list(linkage_of(hub).config.rules)
 
 
 @router.get("/api/linkage/pending", response_model=list[PendingOut],

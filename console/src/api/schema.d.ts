@@ -1870,6 +1870,19 @@ export interface components {
                 number
             ] | null;
         };
+        /**
+         * DispatchAction
+         * @description Send the alert to one more dispatch target (one of ``dispatch:``).
+         */
+        DispatchAction: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "dispatch";
+            /** Target */
+            target: string;
+        };
         /** DurationStats */
         DurationStats: {
             /** Count */
@@ -2185,6 +2198,56 @@ export interface components {
              * @description zone name; default: the whole frame
              */
             zone?: string | null;
+        };
+        /**
+         * LinkageRule
+         * @description alert type × camera/area × severity × schedule → actions.
+         */
+        LinkageRule: {
+            /** Actions */
+            actions: (components["schemas"]["PtzPresetAction"] | components["schemas"]["VoiceAction"] | components["schemas"]["PopupAction"] | components["schemas"]["DispatchAction"])[];
+            /** @description default: everywhere */
+            area?: components["schemas"]["Area"];
+            /**
+             * Cameras
+             * @description camera ids; default: any camera
+             */
+            cameras?: string[] | null;
+            /**
+             * Confirm
+             * @description an operator confirms before the actions run
+             * @default false
+             */
+            confirm: boolean;
+            /**
+             * Delay S
+             * @description wait before acting
+             * @default 0
+             */
+            delay_s: number;
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled: boolean;
+            /**
+             * Min Severity
+             * @default info
+             * @enum {string}
+             */
+            min_severity: "info" | "low" | "medium" | "high" | "critical";
+            /** Name */
+            name: string;
+            /**
+             * Schedule
+             * @description default: always
+             */
+            schedule?: components["schemas"]["ScheduleWindow"][] | null;
+            /**
+             * Types
+             * @description alert types; default: all
+             */
+            types?: string[] | null;
         };
         /** LoginIn */
         LoginIn: {
@@ -2541,6 +2604,19 @@ export interface components {
              */
             zone?: string | null;
         };
+        /**
+         * PopupAction
+         * @description Pop up another camera's live view on the wall next to the alert.
+         */
+        PopupAction: {
+            /** Camera */
+            camera: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "popup";
+        };
         /** PopupOut */
         PopupOut: {
             /** Alert Id */
@@ -2603,6 +2679,27 @@ export interface components {
              * @default 0
              */
             zoom: number;
+        };
+        /**
+         * PtzPresetAction
+         * @description Turn a PTZ camera to a preset (by token or by its name, Chinese names included).
+         */
+        PtzPresetAction: {
+            /**
+             * Camera
+             * @description default: the alert's camera
+             */
+            camera?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "ptz_preset";
+            /**
+             * Preset
+             * @description preset token or name
+             */
+            preset: string;
         };
         /** PtzState */
         PtzState: {
@@ -3033,6 +3130,29 @@ export interface components {
             msg: string;
             /** Error Type */
             type: string;
+        };
+        /**
+         * VoiceAction
+         * @description Speak a warning of the library through a speaker.
+         */
+        VoiceAction: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "voice";
+            /**
+             * Repeat
+             * @description default: the speaker's
+             */
+            repeat?: number | null;
+            /** Speaker */
+            speaker: string;
+            /**
+             * Warning
+             * @description a key of warnings
+             */
+            warning: string;
         };
         /**
          * WanderingRule
@@ -4543,9 +4663,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["LinkageRule"][];
                 };
             };
         };
