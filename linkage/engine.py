@@ -272,7 +272,8 @@ class LinkageEngine:
                        "return_home_at": round(home_at, 3)})  # fmt: skip
 
     def _return_home(self, camera_id: str) -> None:
-        alert_id = self._moved_by.pop(camera_id, None)
+        with self._lock:
+            alert_id = self._moved_by.pop(camera_id, None)
         described = {"kind": "ptz_home", "camera": camera_id}
         try:
             assert self.ptz is not None
@@ -293,7 +294,8 @@ class LinkageEngine:
         counter = result.outcome if result.outcome in ("sent", "answered", "failed", "skipped",
                                                         "cancelled") else None  # fmt: skip
         if counter is not None:
-            setattr(self.counters, counter, getattr(self.counters, counter) + 1)
+            with self._lock:
+                setattr(self.counters, counter, getattr(self.counters, counter) + 1)
         try:
             self.recorder.record(alert_id, actor, result)
         except Exception:  # noqa: BLE001 - the action happened; say so in the log
