@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,6 +13,7 @@ from core.area import Area
 from linkage.arbiter import PtzArbiter, PtzBusy
 from linkage.config import LinkageConfig, LinkageRule
 from linkage.rules import AlertFacts, plan
+from shaobing.config import ConfigError, load_config
 
 TZ = ZoneInfo("Asia/Shanghai")
 MONDAY_NOON = dt.datetime(2026, 12, 7, 12, 0, tzinfo=TZ)
@@ -115,3 +117,14 @@ def test_arbiter_returns_home_unless_an_operator_took_it() -> None:
     arb.take("c", "alice", now=210)  # the operator took it: it stays
     assert arb.due_home(now=400) == []
     assert arb.linkage_may_move("c", now=220) == "alice"
+
+
+def test_config_file_errors_name_file_and_field(tmp_path: Path) -> None:
+    bad = tmp_path / "hub.yaml"
+    bad.write_text("linkage:\n  speakers:\n    - {id: s, kind: sip, uri: 'http://x'}\n"
+                   "  rules:\n    - {name: r, actions: [{kind: ptz, preset: '1'}]}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(bad)
+    text = "\n".join(str(p) for p in err.value.problems)
+    assert f"{bad}: linkage.speakers[0](id=s): a sip speaker needs uri" in text
+    assert f"{bad}: linkage.rules[0](name=r).actions[0]:" in text and "ptz_preset" in text
