@@ -73,11 +73,13 @@ def test_ptz_arrows_presets_and_speak_on_a_tile(site: tuple[Room, PtzCamera, Rec
         page.click("[data-camera='dam-ptz'] [data-test=ptz-toggle]")
         right = page.wait_for_selector("[data-camera='dam-ptz'] [data-test=ptz-right]")
         right.hover()
-        page.mouse.down()
-        time.sleep(1.5)  # held: the console repeats the move so the hub does not stop it
+        page.mouse.down()  # held: the console repeats the move so the hub does not stop it
+        room.wait("camera moving right", lambda: (p := position(camera)) and p[0] > 0.01, 20)
         page.mouse.up()
-        moved = room.wait("camera moved", lambda: (p := position(camera)) and p[0] > 0.02, 10)
-        assert moved
+        time.sleep(0.5)
+        stopped = position(camera)
+        time.sleep(1.0)
+        assert position(camera) == stopped  # released: it stopped
         # save a preset with a Chinese name through the API, then go home and back
         r = room.hub.post("/api/cameras/dam-ptz/ptz/presets", {"name": "水库大坝"})
         assert r.status_code == 201, r.text
@@ -88,7 +90,7 @@ def test_ptz_arrows_presets_and_speak_on_a_tile(site: tuple[Room, PtzCamera, Rec
         page.click("[data-camera='dam-ptz'] [data-test=ptz-presets]")
         page.click(".el-select-dropdown__item:has-text('水库大坝')")
         page.click("[data-camera='dam-ptz'] [data-test=ptz-goto]")
-        room.wait("camera at preset", lambda: (p := position(camera)) and p[0] > 0.02, 10)
+        room.wait("camera at preset", lambda: position(camera) == stopped, 10)
         # 喊话
         page.click("[data-camera='dam-ptz'] [data-test=speak]")
         page.click("[data-test=speak-warning]")
