@@ -15,6 +15,7 @@ import re
 import secrets
 import socket
 import struct
+import threading
 import time
 from dataclasses import dataclass
 
@@ -36,6 +37,7 @@ class CallReport:
     seconds: float  # audio sent
     remote_rtp: tuple[str, int]
     hung_up_by_speaker: bool = False
+    cancelled: bool = False  # cut short: the hub was stopping
 
 
 @dataclass
@@ -125,6 +127,7 @@ class SipSpeakerClient:
         self.codec = codec
         self.timeout_s = timeout_s
         self.username, self.password = username, password
+        self.cancel = threading.Event()  # set: a call in progress stops sending and hangs up
 
     # -- the call -------------------------------------------------------------------
 
@@ -150,7 +153,8 @@ class SipSpeakerClient:
                                                   to_header, target)  # fmt: skip
             if not hung_up:
                 self._bye(to_header, target)
-            return CallReport(answer.status, codec, sent, seconds, (address, port), hung_up)
+            return CallReport(answer.status, codec, sent, seconds, (address, port), hung_up,
+                              self.cancel.is_set())  # fmt: skip
         except OSError as exc:
             raise ActionFailed(f"speaker {self.host}:{self.port}: {exc}") from exc
         finally:
@@ -311,6 +315,8 @@ class SipSpeakerClient:
             sent += 1
             if self._hung_up():
                 return sent, sent * FRAME / RATE, True
+            if self.cancel.is_set():
+                break  # the hub is stopping: hang up now
             wait = start + sent * FRAME / RATE - time.monotonic()
             if wait > 0:
                 time.sleep(wait)

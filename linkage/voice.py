@@ -50,6 +50,15 @@ class VoiceService:
         self.clock = clock
         self._cache: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
+        self._calls: set[SipSpeakerClient] = set()  # in progress (close() hangs them up)
+        self._closed = threading.Event()
+
+    def close(self) -> None:
+        """Hang up the calls in progress (the hub is stopping); no new ones start."""
+        self._closed.set()
+        with self._lock:
+            for call in self._calls:
+                call.cancel.set()
 
     # -- audio --------------------------------------------------------------------
 
@@ -120,13 +129,24 @@ class VoiceService:
         client = SipSpeakerClient(speaker.uri, local_ip=speaker.local_ip, codec=speaker.codec,
                                   timeout_s=speaker.timeout_s, username=speaker.username,
                                   password=speaker.password)  # fmt: skip
-        report = client.play(pcm, repeat=times, gap_s=speaker.gap_s)
+        if self._closed.is_set():
+            raise ActionFailed("the voice service is stopping")
+        with self._lock:
+            self._calls.add(client)
+        try:
+            report = client.play(pcm, repeat=times, gap_s=speaker.gap_s)
+        finally:
+            with self._lock:
+                self._calls.discard(client)
         detail.update(codec=report.codec, packets=report.packets,
                       seconds=round(report.seconds, 2))  # fmt: skip
         note = (f"speaker {speaker.id} answered; warning played {times}× "
                 f"({report.seconds:.1f} s, {report.codec.upper()})")  # fmt: skip
         if report.hung_up_by_speaker:
             note = f"speaker {speaker.id} answered, then hung up after {report.seconds:.1f} s"
+        elif report.cancelled:
+            note = f"speaker {speaker.id} answered; cut short after {report.seconds:.1f} s " \
+                   "(the hub was stopping)"
         return Result("answered", note, detail)
 
     def _http(self, speaker: SpeakerConfig, pcm: np.ndarray, said: str, times: int,

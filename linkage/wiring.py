@@ -20,6 +20,7 @@ from linkage.engine import LinkageEngine
 from linkage.onvif_ptz import OnvifEndpoint, OnvifPtz
 from linkage.ports import PtzControl, Voice
 from linkage.recorder import SqlResultRecorder
+from linkage.voice import VoiceService
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,9 @@ class Linkage:
     def stop(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
+        close_voice = getattr(self.voice, "close", None)
+        if close_voice is not None:
+            close_voice()  # hang up calls in progress first: the engine waits for them
         self.engine.stop()
         for close in self._closers:
             try:
@@ -94,10 +98,8 @@ class Linkage:
         return self.engine.threads
 
 
-def voice_for(config: LinkageConfig, loaded: Any, timezone: str) -> Voice | None:
+def voice_for(config: LinkageConfig, loaded: Any, timezone: str) -> VoiceService | None:
     """The voice service when speakers are configured (TTS loads on first use)."""
     if not config.speakers:
         return None
-    from linkage.voice import VoiceService
-
     return VoiceService(config, base_dir=getattr(loaded, "base_dir", None), timezone=timezone)

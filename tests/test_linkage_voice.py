@@ -416,3 +416,26 @@ def test_sip_speaker_with_digest_authentication(tmp_path: Path, recorder: RtpRec
         assert "Spk-pw-2026" not in repr(voice.speakers["spk"])
     finally:
         sipp.stop()
+
+
+def test_stopping_hangs_up_a_call_in_progress(tmp_path: Path, recorder: RtpRecorder) -> None:
+    sipp = Sipp(tmp_path, SCENARIO, RTP_PORT=str(recorder.port), PAYLOAD="8", CODEC="PCMA")
+    try:
+        voice = service([{"id": "dam", "kind": "sip", "uri": f"sip:speaker@127.0.0.1:{sipp.port}",
+                          "repeat": 5}])  # fmt: skip
+        results: list[object] = []
+        call = threading.Thread(target=lambda: results.append(voice.play("dam", warning="crowd")))
+        call.start()
+        deadline = time.monotonic() + 10
+        while len(recorder.packets) < 25 and time.monotonic() < deadline:
+            time.sleep(0.02)  # half a second of audio has arrived
+        voice.close()
+        call.join(3)
+        assert not call.is_alive()
+        assert sipp.wait() == 0  # the speaker got its BYE
+    finally:
+        sipp.stop()
+    [result] = results
+    assert "cut short" in result.note and result.detail["seconds"] < 3  # type: ignore[attr-defined]
+    with pytest.raises(ActionFailed, match="stopping"):
+        voice.play("dam", warning="crowd")
