@@ -27,6 +27,7 @@ from api.routers import (
     feedback,
     linkage,  # issue 27: PTZ, linkage, voice
     live,
+    patrol,
     routing,
     stats,
     tracks,
@@ -77,6 +78,7 @@ def create_app(
         exports,
         tracks,
         stats,
+        patrol,
         linkage,
     ):
         app.include_router(module.router)

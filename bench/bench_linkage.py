@@ -43,8 +43,8 @@ from linkage.tts import MandarinTts  # noqa: E402
 from linkage.voice import VoiceService  # noqa: E402
 from shaobing.db import open_database  # noqa: E402
 from tests.factories import make_alert, store  # noqa: E402
+from tests.integration.test_linkage_voice import SCENARIO  # noqa: E402
 from tests.peers.procs import free_port  # noqa: E402
-from tests.test_linkage_voice import SCENARIO  # noqa: E402
 
 WARNING_20 = "水库危险请勿靠近注意安全立即离开水边区域"  # 20 characters
 

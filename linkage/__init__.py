@@ -9,7 +9,7 @@ Layers, imports pointing one way:
   (who holds a PTZ camera, when it returns home), :mod:`linkage.g711`.
 * ports: :mod:`linkage.ports` (PTZ, speaker, recorder of results).
 * adapters: :mod:`linkage.onvif_ptz`, :mod:`linkage.discovery`, :mod:`linkage.tts`,
-  :mod:`linkage.sip`, :mod:`linkage.speakers`, :mod:`linkage.recorder` (alert history
+  :mod:`linkage.sip`, :mod:`linkage.voice`, :mod:`linkage.recorder` (alert history
   and audit in SQL).
 * the component: :mod:`linkage.engine` (``start``/``stop``/``health``), wired by
   :mod:`linkage.wiring`.

@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 
 
 class Linkage:
+    """A role of the composition root (``name``, ``start``, ``stop``, ``threads``, ``health``)."""
+
+    name = "linkage"
+
     def __init__(
         self,
         config: LinkageConfig,

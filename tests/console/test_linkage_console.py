@@ -16,8 +16,8 @@ import pytest
 from linkage.onvif_ptz import OnvifEndpoint, OnvifPtz
 from tests.console.room import Room
 from tests.hubproc import HubProcess
+from tests.integration.test_linkage_ptz import PASSWORD, USER, PtzCamera
 from tests.peers.receiver import Receiver
-from tests.test_linkage_ptz import PASSWORD, USER, PtzCamera
 
 pytestmark = pytest.mark.slow
 TOWNSHIP = {"county": "示例县", "township": "城关镇"}
