@@ -29,6 +29,7 @@ from api.routers import (
     deliveries,
     exports,
     feedback,
+    linkage,  # issue 27: PTZ, linkage, voice
     live,
     patrol,
     recordings,  # recording/ (issue 24)
@@ -92,6 +93,7 @@ def create_app(
         stats,
         patrol,
         recordings,  # recording/ (issue 24)
+        linkage,
     ):
         app.include_router(module.router)
 

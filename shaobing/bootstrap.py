@@ -41,6 +41,7 @@ from analytics.config import CameraConfig
 from analytics.detectors import Detector, create_detector
 from camera_registry.status import StatusBoard
 from core.diskwatch import DiskWatcher, with_reasons
+from linkage.wiring import Linkage
 from recording.service import RecordingService
 from shaobing import metrics
 from shaobing.adapters.leases import Fences, WorkerLeases
@@ -286,12 +287,15 @@ class Hub:
                                       extras=(self.recording,))  # fmt: skip
         # The free space of data_dir and the evidence folder, in /healthz.
         self.disks = DiskWatcher({"data_dir": loaded.data_dir, "evidence": loaded.snapshot_dir})
-        self.roles: list[Role] = [self.disks, self.dispatch, self.alerts_role, self.worker_role]
+        self.linkage = Linkage.for_hub(self)  # acts on new alerts (the feed)
+        self.roles: list[Role] = [self.disks, self.dispatch, self.linkage, self.alerts_role,
+                                  self.worker_role]
         self.services = ApiServices(
             loaded, self.store, status=self.status, alerts=self.alerts, links=self.links,
             feed=self.feed, evidence=self.evidence, routing=self.routing, live=self.worker,
             camera_changed=self.worker_role.apply_change, health=self.health,
         )  # fmt: skip
+        self.services.linkage = self.linkage
         self._started = False
 
     # the parts tests and benchmarks reach for

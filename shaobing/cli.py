@@ -389,6 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--password-env", help="name of the environment variable with the password")
     probe.add_argument("--timeout", type=float, default=10.0)
     probe.set_defaults(func=cmd_cameras_probe)
+    from linkage import discovery_cli  # issue 27: cameras discover --interface X
+
+    discovery_cli.add_parser(csub)
 
     evidence = sub.add_parser("evidence", help="evidence: verify a case export")
     esub = evidence.add_subparsers(dest="evidence_command", required=True)

@@ -45,6 +45,7 @@ from core.limits import limit_problems
 from core.model import StrictModel
 from core.storage import DirectoryStorageConfig, EvidenceStorageConfig
 from core.storage import config_problems as storage_problems
+from linkage.config import LinkageConfig  # issue 27: linkage rules, speakers, PTZ
 from recording.config import RecordingConfig  # recording/ (issue 24)
 from tracks.config import TracksConfig
 
@@ -195,6 +196,9 @@ class HubConfig(StrictModel):
     recording: RecordingConfig = Field(  # recording/ (issue 24)
         default_factory=RecordingConfig,
         description="where camera recordings (录像) are written and how long they are kept",
+    )
+    linkage: LinkageConfig = Field(  # issue 27
+        default_factory=LinkageConfig, description="linkage: PTZ presets, voice warnings, pop-ups"
     )
 
     @field_validator("timezone")

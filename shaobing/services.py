@@ -92,6 +92,7 @@ class ApiServices:
         self.live = live
         self._camera_changed = camera_changed
         self._health = health
+        self.linkage: Any = None  # issue 27: the process's linkage.wiring.Linkage, if it runs one
 
     @property
     def sessions(self) -> Any:

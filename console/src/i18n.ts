@@ -2,7 +2,8 @@ import { createI18n } from 'vue-i18n'
 
 const zh = {
   nav: { wall: '视频墙', alerts: '告警处置', map: '地图', health: '设备健康', zones: '区域与规则',
-         search: '研判检索', analysis: '研判分析', system: '系统管理', playback: '录像回放' },
+         search: '研判检索', analysis: '研判分析', system: '系统管理', playback: '录像回放',
+         linkage: '联动' },
   common: { logout: '退出', save: '保存', refresh: '刷新', all: '全部', none: '无', unavailable: '暂不可用',
             camera: '摄像机', area: '区域', type: '类型', severity: '等级', state: '状态', time: '时间',
             liveFeed: '实时推送', connected: '实时推送已连接', disconnected: '实时推送已断开', range: '时间范围',
@@ -23,7 +24,7 @@ const zh = {
   actions: { acknowledge: '受理', dispatch: '分派', start: '开始处置', resolve: '办结',
              false_alarm: '标记误报', reopen: '重新打开' },
   history: { created: '生成', acknowledge: '受理', dispatch: '分派', start: '开始处置', resolve: '办结',
-             false_alarm: '误报', reopen: '重新打开', feedback: '反馈', note: '备注' },
+             false_alarm: '误报', reopen: '重新打开', feedback: '反馈', note: '备注', linkage: '联动' },
   status: { new: '待受理', acknowledged: '已受理', dispatched: '已分派', in_progress: '处置中',
             resolved: '已办结', false_alarm: '误报' },
   severity: { info: '提示', low: '低', medium: '中', high: '高', critical: '紧急' },
@@ -71,13 +72,21 @@ const zh = {
   playback: { pick: '请选择摄像机', none: '当天没有录像', nothing: '该时刻没有录像', clickToPlay: '点击时间轴播放',
               snapshot: '截图', export: '导出录像', keep: '保全（不被自动清理）', exported: '录像已导出',
               open: '查看录像', sync: '同步回放的摄像机', addCamera: '添加同步画面' },
+  // issue 27: PTZ, 喊话, linkage rules
+  linkage: { ptz: '云台控制', home: '回到原位', zoomIn: '放大', zoomOut: '缩小', preset: '预置位', goto: '转到',
+             heldBy: '{user} 正在控制', speak: '喊话', speaker: '音柱', warning: '警示语', text: '自定义文字',
+             send: '播放', spoken: '已播放', speakFailed: '喊话失败', pending: '待确认的联动', popups: '联动弹出画面',
+             rules: '联动规则', rule: '规则', action: '动作', actions: '联动动作', alert: '告警', confirm: '确认执行',
+             decline: '不执行', when: '执行方式', needsConfirm: '需人工确认', delay: '延时 {s} 秒', now: '立即',
+             kinds: { ptz_preset: '转预置位', voice: '语音警示', popup: '弹出画面', dispatch: '推送' } },
 }
 
 type Messages = typeof zh
 
 const en: Messages = {
   nav: { wall: 'Video wall', alerts: 'Alerts', map: 'Map', health: 'Camera health', zones: 'Zones & rules',
-         search: 'Search', analysis: 'Analysis', system: 'System', playback: 'Playback' },
+         search: 'Search', analysis: 'Analysis', system: 'System', playback: 'Playback',
+         linkage: 'Linkage' },
   common: { logout: 'Log out', save: 'Save', refresh: 'Refresh', all: 'All', none: 'None',
             unavailable: 'Not available', camera: 'Camera', area: 'Area', type: 'Type', severity: 'Severity',
             state: 'State', time: 'Time', liveFeed: 'Live feed', connected: 'Live feed connected',
@@ -100,7 +109,8 @@ const en: Messages = {
   actions: { acknowledge: 'Acknowledge', dispatch: 'Dispatch', start: 'Start', resolve: 'Resolve',
              false_alarm: 'False alarm', reopen: 'Reopen' },
   history: { created: 'Created', acknowledge: 'Acknowledged', dispatch: 'Dispatched', start: 'Started',
-             resolve: 'Resolved', false_alarm: 'False alarm', reopen: 'Reopened', feedback: 'Feedback', note: 'Note' },
+             resolve: 'Resolved', false_alarm: 'False alarm', reopen: 'Reopened', feedback: 'Feedback', note: 'Note',
+             linkage: 'Linkage' },
   status: { new: 'New', acknowledged: 'Acknowledged', dispatched: 'Dispatched', in_progress: 'In progress',
             resolved: 'Resolved', false_alarm: 'False alarm' },
   severity: { info: 'Info', low: 'Low', medium: 'Medium', high: 'High', critical: 'Critical' },
@@ -152,6 +162,14 @@ const en: Messages = {
               clickToPlay: 'Click the timeline to play', snapshot: 'Snapshot', export: 'Export recording',
               keep: 'Keep for the case (never deleted by retention)', exported: 'Recording exported',
               open: 'Recording', sync: 'Camera played in sync', addCamera: 'Add a camera in sync' },
+  // issue 27: PTZ, voice, linkage rules
+  linkage: { ptz: 'PTZ', home: 'Home', zoomIn: 'Zoom in', zoomOut: 'Zoom out', preset: 'Preset', goto: 'Go',
+             heldBy: '{user} is in control', speak: 'Speak', speaker: 'Speaker', warning: 'Warning', text: 'Text',
+             send: 'Play', spoken: 'Played', speakFailed: 'Speaker failed', pending: 'Awaiting confirmation',
+             popups: 'Cameras popped up', rules: 'Linkage rules', rule: 'Rule', action: 'Action', actions: 'Actions',
+             alert: 'Alert', confirm: 'Confirm', decline: 'Decline', when: 'When', needsConfirm: 'After confirmation',
+             delay: 'After {s} s', now: 'At once',
+             kinds: { ptz_preset: 'PTZ preset', voice: 'Voice warning', popup: 'Pop-up', dispatch: 'Dispatch' } },
 }
 
 export const i18n = createI18n({

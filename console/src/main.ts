@@ -27,6 +27,7 @@ const router = createRouter({
     { path: '/analysis', component: () => import('./views/AnalysisView.vue') },
     { path: '/system', component: () => import('./views/SystemView.vue') },
     { path: '/playback', component: () => import('./views/PlaybackView.vue') }, // 录像回放 (issue 24)
+    { path: '/linkage', component: () => import('./views/LinkageView.vue') }, // issue 27
     { path: '/:rest(.*)*', redirect: '/wall' },
   ],
 })

@@ -328,7 +328,8 @@ DOCS_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc",
 PATH_VALUES = {"camera_id": "cg-cam-1", "alert_id": "00000000-0000-0000-0000-000000000001",
                "username": "viewer", "name": "cg-loitering", "key_id": "1",
                "delivery_id": "1", "path:path": "no-such-asset.js",
-               "track_id": "no-such-track"}  # fmt: skip
+               "track_id": "no-such-track", "key": "none:r:0",
+               "decision": "confirm"}  # fmt: skip
 
 
 def flat_routes(app: FastAPI) -> list[tuple[BaseRoute, str | None, set[str] | None]]:
@@ -564,6 +565,36 @@ CASES = [
     Case("POST", "/api/recordings/{camera_id}/export", "evidence:export", 404,
          lambda w, who: (f"/api/recordings/{w.home_camera(who)}/export",
                          {"start": 0, "end": 9, "case_number": "案-1", "reason": "matrix"})),
+    # Linkage (issue 27). No ONVIF camera in this hub: granted, PTZ says the device
+    # cannot be reached (502); no speaker: 喊话 says so (503).
+    Case("GET", "/api/cameras/{camera_id}/ptz/presets", "cameras:read", 502,
+         lambda w, who: (f"/api/cameras/{w.home_camera(who)}/ptz/presets", None)),
+    Case("POST", "/api/cameras/{camera_id}/ptz/move", "alerts:handle", 502,
+         lambda w, who: (f"/api/cameras/{w.home_camera(who)}/ptz/move", {"pan": 0.5})),
+    Case("POST", "/api/cameras/{camera_id}/ptz/stop", "alerts:handle", 502,
+         lambda w, who: (f"/api/cameras/{w.home_camera(who)}/ptz/stop", None)),
+    Case("POST", "/api/cameras/{camera_id}/ptz/home", "alerts:handle", 502,
+         lambda w, who: (f"/api/cameras/{w.home_camera(who)}/ptz/home", None)),
+    Case("POST", "/api/cameras/{camera_id}/ptz/goto", "alerts:handle", 502,
+         lambda w, who: (f"/api/cameras/{w.home_camera(who)}/ptz/goto", {"preset": "1"})),
+    Case("POST", "/api/cameras/{camera_id}/ptz/presets", "cameras:configure", 502,
+         lambda w, who: (f"/api/cameras/{w.home_camera(who)}/ptz/presets", {"name": "坝"})),
+    Case("POST", "/api/cameras/{camera_id}/ptz/release", "alerts:handle", 200,
+         lambda w, who: (f"/api/cameras/{w.home_camera(who)}/ptz/release", None)),
+    Case("GET", "/api/linkage/rules", "routing:read", 200,
+         lambda w, who: ("/api/linkage/rules", None)),
+    Case("GET", "/api/linkage/pending", "alerts:read", 200,
+         lambda w, who: ("/api/linkage/pending", None)),
+    Case("POST", "/api/linkage/pending/{key}/{decision}", "alerts:handle", 404,
+         lambda w, who: ("/api/linkage/pending/none:r:0/confirm", None)),
+    Case("GET", "/api/linkage/popups", "alerts:read", 200,
+         lambda w, who: ("/api/linkage/popups", None)),
+    Case("GET", "/api/linkage/speakers", "alerts:read", 200,
+         lambda w, who: ("/api/linkage/speakers", None)),
+    Case("GET", "/api/linkage/warnings", "alerts:read", 200,
+         lambda w, who: ("/api/linkage/warnings", None)),
+    Case("POST", "/api/linkage/speak", "alerts:handle", 503,
+         lambda w, who: ("/api/linkage/speak", {"speaker": "s", "warning": "reservoir"})),
 ]
 # fmt: on
 

@@ -327,6 +327,109 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/cameras/{camera_id}/ptz/goto": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Go to a preset (token or name) */
+        post: operations["post_goto_api_cameras__camera_id__ptz_goto_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/cameras/{camera_id}/ptz/home": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Go to the home position */
+        post: operations["post_home_api_cameras__camera_id__ptz_home_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/cameras/{camera_id}/ptz/move": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Move at a speed (stops by itself after a second; send again to go on) */
+        post: operations["post_move_api_cameras__camera_id__ptz_move_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/cameras/{camera_id}/ptz/presets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The camera's PTZ presets (names as the camera has them) */
+        get: operations["get_presets_api_cameras__camera_id__ptz_presets_get"];
+        put?: never;
+        /** Save the current position as a preset */
+        post: operations["post_preset_api_cameras__camera_id__ptz_presets_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/cameras/{camera_id}/ptz/release": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Let go of the camera (another operator may take it) */
+        post: operations["post_release_api_cameras__camera_id__ptz_release_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/cameras/{camera_id}/ptz/stop": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Stop moving */
+        post: operations["post_stop_api_cameras__camera_id__ptz_stop_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/cameras/{camera_id}/snapshot.jpg": {
         parameters: {
             query?: never;
@@ -481,6 +584,176 @@ export interface paths {
          *     ``X-Shaobing-Signature: sha256=<hex HMAC-SHA256 of the raw body with its secret>``.
          */
         post: operations["feedback_api_feedback_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/linkage/pending": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Actions awaiting an operator's confirmation */
+        get: operations["get_pending_api_linkage_pending_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/linkage/pending/{key}/{decision}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Confirm (run now) or decline an action awaiting confirmation */
+        post: operations["post_decision_api_linkage_pending__key___decision__post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/linkage/popups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Cameras linkage rules popped up on the wall, newest last */
+        get: operations["get_popups_api_linkage_popups_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/linkage/rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Linkage rules (from the config) */
+        get: operations["get_rules_api_linkage_rules_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/linkage/speak": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** 喊话: play a warning (or text) through a speaker now */
+        post: operations["post_speak_api_linkage_speak_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/linkage/speakers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Speakers */
+        get: operations["get_speakers_api_linkage_speakers_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/linkage/warnings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The library of warnings: key → text */
+        get: operations["get_warnings_api_linkage_warnings_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/patrol/abnormal": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Patrolled cameras found offline or faulty at their last visit */
+        get: operations["list_abnormal_api_patrol_abnormal_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/patrol/abnormal.xlsx": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The maintenance list (维护清单) as an .xlsx */
+        get: operations["abnormal_xlsx_api_patrol_abnormal_xlsx_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/patrol/summary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** 在线率 and 完好率 of the patrolled cameras by area or programme */
+        get: operations["patrol_summary_api_patrol_summary_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -701,6 +974,27 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** AbnormalCamera */
+        AbnormalCamera: {
+            /** Area */
+            area: string;
+            /** Faults */
+            faults: string[];
+            /** Id */
+            id: string;
+            /** Last Error */
+            last_error: string | null;
+            /** Last Visit At */
+            last_visit_at: number | null;
+            /** Name */
+            name: string;
+            /** Next Visit At */
+            next_visit_at: number | null;
+            /** Programme */
+            programme: string;
+            /** State */
+            state: string;
+        };
         /**
          * ActionIn
          * @description A lifecycle action on an alert (受理 acknowledge, 分流 dispatch, 处置 start,
@@ -732,6 +1026,20 @@ export interface components {
              * @description false_alarm: why (used to tune the rule)
              */
             reason?: string | null;
+        };
+        /** ActionResultOut */
+        ActionResultOut: {
+            /** Detail */
+            detail?: {
+                [key: string]: unknown;
+            };
+            /** Note */
+            note: string;
+            /**
+             * Outcome
+             * @enum {string}
+             */
+            outcome: "sent" | "answered" | "failed" | "skipped" | "awaiting_confirmation" | "cancelled";
         };
         /** AlertCamera */
         AlertCamera: {
@@ -790,8 +1098,11 @@ export interface components {
             trace: components["schemas"]["Trace"];
             /** Track Ids */
             track_ids: number[];
-            /** Type */
-            type: string;
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "intrusion" | "pedestrian_on_road" | "loitering" | "wandering" | "line_crossing" | "wrong_way" | "stopped_vehicle" | "crowd" | "person_down" | "congestion" | "camera_fault";
             /** Updated At */
             updated_at: number;
             /** Zone */
@@ -1295,11 +1606,27 @@ export interface components {
             /** Last Frame At */
             last_frame_at?: number | null;
             /**
+             * Last Visit At
+             * @description end of the last patrol visit
+             */
+            last_visit_at?: number | null;
+            /**
              * Live Viewers
              * @description live-view streams open on this camera
              * @default 0
              */
             live_viewers: number;
+            /**
+             * Next Visit At
+             * @description when the next patrol visit is due
+             */
+            next_visit_at?: number | null;
+            /**
+             * Patrol
+             * @description visited in turn (轮巡): the state is the last visit's
+             * @default false
+             */
+            patrol: boolean;
             /**
              * Reconnects
              * @default 0
@@ -1324,8 +1651,17 @@ export interface components {
             ring_seconds: number;
             /** Since */
             since: number;
-            /** State */
-            state: string;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "starting" | "online" | "offline" | "auth_failed" | "invalid_config" | "finished" | "stopped" | "disabled";
+            /**
+             * Visits
+             * @description patrol visits since the hub started
+             * @default 0
+             */
+            visits: number;
         };
         /**
          * CongestionRule
@@ -1633,6 +1969,19 @@ export interface components {
                 number,
                 number
             ] | null;
+        };
+        /**
+         * DispatchAction
+         * @description Send the alert to one more dispatch target (one of ``dispatch:``).
+         */
+        DispatchAction: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "dispatch";
+            /** Target */
+            target: string;
         };
         /** DurationStats */
         DurationStats: {
@@ -1950,6 +2299,56 @@ export interface components {
              */
             zone?: string | null;
         };
+        /**
+         * LinkageRule
+         * @description alert type × camera/area × severity × schedule → actions.
+         */
+        LinkageRule: {
+            /** Actions */
+            actions: (components["schemas"]["PtzPresetAction"] | components["schemas"]["VoiceAction"] | components["schemas"]["PopupAction"] | components["schemas"]["DispatchAction"])[];
+            /** @description default: everywhere */
+            area?: components["schemas"]["Area"];
+            /**
+             * Cameras
+             * @description camera ids; default: any camera
+             */
+            cameras?: string[] | null;
+            /**
+             * Confirm
+             * @description an operator confirms before the actions run
+             * @default false
+             */
+            confirm: boolean;
+            /**
+             * Delay S
+             * @description wait before acting
+             * @default 0
+             */
+            delay_s: number;
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled: boolean;
+            /**
+             * Min Severity
+             * @default info
+             * @enum {string}
+             */
+            min_severity: "info" | "low" | "medium" | "high" | "critical";
+            /** Name */
+            name: string;
+            /**
+             * Schedule
+             * @description default: always
+             */
+            schedule?: components["schemas"]["ScheduleWindow"][] | null;
+            /**
+             * Types
+             * @description alert types; default: all
+             */
+            types?: string[] | null;
+        };
         /** LoginIn */
         LoginIn: {
             /** Password */
@@ -2151,6 +2550,58 @@ export interface components {
                 number
             ][];
         };
+        /** PatrolGroupOut */
+        PatrolGroupOut: {
+            /** Cameras */
+            cameras: number;
+            /**
+             * Faults
+             * @description cameras by fault at the last visit
+             */
+            faults: {
+                [key: string]: number;
+            };
+            /**
+             * Intact
+             * @description online without a picture fault at the last visit
+             */
+            intact: number;
+            /**
+             * Intact Rate
+             * @description 完好率: intact / visited
+             */
+            intact_rate: number | null;
+            /**
+             * Key
+             * @description the area path or the programme
+             */
+            key: string;
+            /** Last Visit At */
+            last_visit_at: number | null;
+            /** Online */
+            online: number;
+            /**
+             * Online Rate
+             * @description 在线率: online / visited
+             */
+            online_rate: number | null;
+            /**
+             * Patrolled
+             * @description cameras in analysis: patrol
+             */
+            patrolled: number;
+            /**
+             * Visited
+             * @description patrolled cameras visited at least once
+             */
+            visited: number;
+        };
+        /** PatrolSummary */
+        PatrolSummary: {
+            /** Groups */
+            groups: components["schemas"]["PatrolGroupOut"][];
+            total: components["schemas"]["PatrolGroupOut"];
+        };
         /**
          * PedestrianOnRoadRule
          * @description A person inside a road zone (expressway, tunnel) for at least ``min_duration_s``.
@@ -2213,6 +2664,23 @@ export interface components {
              * @description zone name; default: the whole frame
              */
             zone?: string | null;
+        };
+        /** PendingOut */
+        PendingOut: {
+            /** Action */
+            action: {
+                [key: string]: unknown;
+            };
+            /** Alert Id */
+            alert_id: string;
+            /** Expires At */
+            expires_at: number;
+            /** Key */
+            key: string;
+            /** Kind */
+            kind: string;
+            /** Rule */
+            rule: string;
         };
         /**
          * PersonDownRule
@@ -2288,6 +2756,50 @@ export interface components {
              */
             zone?: string | null;
         };
+        /**
+         * PopupAction
+         * @description Pop up another camera's live view on the wall next to the alert.
+         */
+        PopupAction: {
+            /** Camera */
+            camera: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "popup";
+        };
+        /** PopupOut */
+        PopupOut: {
+            /** Alert Id */
+            alert_id: string;
+            /** At */
+            at: number;
+            /** Camera Id */
+            camera_id: string;
+            /** Rule */
+            rule: string;
+        };
+        /** PresetGo */
+        PresetGo: {
+            /**
+             * Preset
+             * @description token or name
+             */
+            preset: string;
+        };
+        /** PresetOut */
+        PresetOut: {
+            /** Name */
+            name: string;
+            /** Token */
+            token: string;
+        };
+        /** PresetSave */
+        PresetSave: {
+            /** Name */
+            name: string;
+        };
         /** ProgrammeAvailability */
         ProgrammeAvailability: {
             /** Online */
@@ -2298,6 +2810,61 @@ export interface components {
             rate: number;
             /** Total */
             total: number;
+        };
+        /** PtzMove */
+        PtzMove: {
+            /**
+             * Pan
+             * @description speed, -1 (left) to 1 (right)
+             * @default 0
+             */
+            pan: number;
+            /**
+             * Tilt
+             * @description speed, -1 (down) to 1 (up)
+             * @default 0
+             */
+            tilt: number;
+            /**
+             * Zoom
+             * @description speed, -1 (out) to 1 (in)
+             * @default 0
+             */
+            zoom: number;
+        };
+        /**
+         * PtzPresetAction
+         * @description Turn a PTZ camera to a preset (by token or by its name, Chinese names included).
+         */
+        PtzPresetAction: {
+            /**
+             * Camera
+             * @description default: the alert's camera
+             */
+            camera?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "ptz_preset";
+            /**
+             * Preset
+             * @description preset token or name
+             */
+            preset: string;
+        };
+        /** PtzState */
+        PtzState: {
+            /** Camera Id */
+            camera_id: string;
+            /** Held Until */
+            held_until?: number | null;
+            /**
+             * Holder
+             * @description the operator controlling the camera
+             */
+            holder?: string | null;
+            preset?: components["schemas"]["PresetOut"] | null;
         };
         /** ReasonCount */
         ReasonCount: {
@@ -2418,6 +2985,37 @@ export interface components {
             count: number;
             /** Severity */
             severity: string;
+        };
+        /** Speak */
+        Speak: {
+            /**
+             * Alert Id
+             * @description record the result in this alert
+             */
+            alert_id?: string | null;
+            /** Repeat */
+            repeat?: number | null;
+            /** Speaker */
+            speaker: string;
+            /**
+             * Text
+             * @description free text, spoken by TTS
+             */
+            text?: string | null;
+            /**
+             * Warning
+             * @description a warning of the library (its key)
+             */
+            warning?: string | null;
+        };
+        /** SpeakerOut */
+        SpeakerOut: {
+            /** Id */
+            id: string;
+            /** Kind */
+            kind: string;
+            /** Name */
+            name: string;
         };
         /** StatusCount */
         StatusCount: {
@@ -2686,6 +3284,29 @@ export interface components {
             type: string;
         };
         /**
+         * VoiceAction
+         * @description Speak a warning of the library through a speaker.
+         */
+        VoiceAction: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "voice";
+            /**
+             * Repeat
+             * @description default: the speaker's
+             */
+            repeat?: number | null;
+            /** Speaker */
+            speaker: string;
+            /**
+             * Warning
+             * @description a key of warnings
+             */
+            warning: string;
+        };
+        /**
          * WanderingRule
          * @description A person pacing back and forth: path length / net displacement ≥ ``min_path_ratio``
          *     over the last ``window_s``, having walked at least ``min_path_heights`` body heights.
@@ -2859,7 +3480,7 @@ export interface operations {
         parameters: {
             query?: {
                 camera_id?: string | null;
-                type?: string | null;
+                type?: ("intrusion" | "pedestrian_on_road" | "loitering" | "wandering" | "line_crossing" | "wrong_way" | "stopped_vehicle" | "crowd" | "person_down" | "congestion" | "camera_fault") | null;
                 status?: ("new" | "acknowledged" | "dispatched" | "in_progress" | "resolved" | "false_alarm") | null;
                 severity?: ("info" | "low" | "medium" | "high" | "critical") | null;
                 department_id?: string | null;
@@ -3536,6 +4157,235 @@ export interface operations {
             };
         };
     };
+    post_goto_api_cameras__camera_id__ptz_goto_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                camera_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PresetGo"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PtzState"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    post_home_api_cameras__camera_id__ptz_home_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                camera_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PtzState"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    post_move_api_cameras__camera_id__ptz_move_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                camera_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PtzMove"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PtzState"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_presets_api_cameras__camera_id__ptz_presets_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                camera_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PresetOut"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    post_preset_api_cameras__camera_id__ptz_presets_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                camera_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PresetSave"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PresetOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    post_release_api_cameras__camera_id__ptz_release_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                camera_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PtzState"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    post_stop_api_cameras__camera_id__ptz_stop_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                camera_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PtzState"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     get_camera_snapshot_api_cameras__camera_id__snapshot_jpg_get: {
         parameters: {
             query?: never;
@@ -3877,6 +4727,244 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    get_pending_api_linkage_pending_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PendingOut"][];
+                };
+            };
+        };
+    };
+    post_decision_api_linkage_pending__key___decision__post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                key: string;
+                decision: "confirm" | "decline";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_popups_api_linkage_popups_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PopupOut"][];
+                };
+            };
+        };
+    };
+    get_rules_api_linkage_rules_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LinkageRule"][];
+                };
+            };
+        };
+    };
+    post_speak_api_linkage_speak_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Speak"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ActionResultOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_speakers_api_linkage_speakers_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SpeakerOut"][];
+                };
+            };
+        };
+    };
+    get_warnings_api_linkage_warnings_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: string;
+                    };
+                };
+            };
+        };
+    };
+    list_abnormal_api_patrol_abnormal_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AbnormalCamera"][];
+                };
+            };
+        };
+    };
+    abnormal_xlsx_api_patrol_abnormal_xlsx_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": unknown;
+                };
+            };
+        };
+    };
+    patrol_summary_api_patrol_summary_get: {
+        parameters: {
+            query?: {
+                by?: "area" | "programme";
+                /** @description the area level to group by */
+                level?: "county" | "township" | "village" | "grid";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PatrolSummary"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
             };
         };
     };

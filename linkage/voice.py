@@ -1,0 +1,167 @@
+"""Voice warnings: the library (recorded WAV files or text for the offline TTS),
+rendered once to 8 kHz PCM, played on a speaker by SIP call or sent to an HTTP
+speaker API; repeat count, quiet hours.
+
+Quiet hours hold back *automatic* warnings (a linkage rule at night near houses);
+an operator's 喊话 (``manual=True``) is their decision and always goes out.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import numpy as np
+
+from core.schedule import in_schedule
+from linkage.config import LinkageConfig, SpeakerConfig
+from linkage.g711 import RATE, read_wav, resample, wav_bytes
+from linkage.ports import ActionFailed, Result
+from linkage.sip import SipSpeakerClient
+from linkage.tts import MandarinTts
+
+log = logging.getLogger(__name__)
+
+CACHE_MAX = 64  # rendered warnings kept (free text included)
+
+
+class VoiceService:
+    def __init__(
+        self,
+        config: LinkageConfig,
+        *,
+        base_dir: Path | None = None,
+        timezone: str = "Asia/Shanghai",
+        tts: MandarinTts | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.speakers = {s.id: s for s in config.speakers}
+        self.base_dir = base_dir or Path.cwd()
+        self.tz = ZoneInfo(timezone)
+        self.tts = tts or MandarinTts()
+        self.clock = clock
+        self._cache: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+        self._calls: set[SipSpeakerClient] = set()  # in progress (close() hangs them up)
+        self._closed = threading.Event()
+
+    def close(self) -> None:
+        """Hang up the calls in progress (the hub is stopping); no new ones start."""
+        self._closed.set()
+        with self._lock:
+            for call in self._calls:
+                call.cancel.set()
+
+    # -- audio --------------------------------------------------------------------
+
+    def audio(
+        self, *, warning: str | None = None, text: str | None = None
+    ) -> tuple[np.ndarray, str]:
+        """8 kHz int16 PCM of a library warning or of free text, and the text it says."""
+        if warning is not None:
+            entry = self.config.warnings.get(warning)
+            if entry is None:
+                raise KeyError(f"no warning {warning!r} (one of {', '.join(self.config.warnings)})")
+            key, said = f"w:{warning}", entry.text or (entry.file or "")
+        elif text and text.strip():
+            entry, key, said = None, f"t:{text.strip()}", text.strip()
+        else:
+            raise ActionFailed("nothing to say: give a warning or text")
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is not None:
+            return cached, said
+        if entry is not None and entry.file:
+            path = Path(entry.file)
+            path = path if path.is_absolute() else self.base_dir / path
+            try:
+                samples, rate = read_wav(path)
+            except (OSError, ValueError, EOFError) as exc:
+                raise ActionFailed(f"warning {warning}: cannot read {path}: {exc}") from exc
+        else:
+            speech = self.tts.speak(said)
+            samples, rate = speech.samples, speech.rate
+        pcm = resample(samples, rate, RATE)
+        with self._lock:
+            if len(self._cache) >= CACHE_MAX:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = pcm
+        return pcm, said
+
+    # -- playing ------------------------------------------------------------------
+
+    def quiet_now(self, speaker: SpeakerConfig) -> bool:
+        when = dt.datetime.fromtimestamp(self.clock(), self.tz)
+        return bool(speaker.quiet_hours) and in_schedule(speaker.quiet_hours, when)
+
+    def play(
+        self, speaker_id: str, *, warning: str | None = None, text: str | None = None,
+        repeat: int | None = None, manual: bool = False,
+    ) -> Result:  # fmt: skip
+        """Play now. Raises KeyError for an unknown speaker or warning and
+        :class:`ActionFailed` when the speaker does not take it."""
+        speaker = self.speakers.get(speaker_id)
+        if speaker is None:
+            raise KeyError(f"no speaker {speaker_id!r}")
+        times = repeat or speaker.repeat
+        detail: dict[str, object] = {"speaker": speaker_id, "repeat": times}
+        if warning:
+            detail["warning"] = warning
+        if not manual and self.quiet_now(speaker):
+            return Result("skipped", f"speaker {speaker_id}: quiet hours", detail)
+        pcm, said = self.audio(warning=warning, text=text)
+        detail["text"] = said
+        if speaker.kind == "sip":
+            return self._sip(speaker, pcm, times, detail)
+        return self._http(speaker, pcm, said, times, detail)
+
+    def _sip(self, speaker: SpeakerConfig, pcm: np.ndarray, times: int,
+             detail: dict[str, object]) -> Result:  # fmt: skip
+        assert speaker.uri is not None
+        client = SipSpeakerClient(speaker.uri, local_ip=speaker.local_ip, codec=speaker.codec,
+                                  timeout_s=speaker.timeout_s, username=speaker.username,
+                                  password=speaker.password)  # fmt: skip
+        if self._closed.is_set():
+            raise ActionFailed("the voice service is stopping")
+        with self._lock:
+            self._calls.add(client)
+        try:
+            report = client.play(pcm, repeat=times, gap_s=speaker.gap_s)
+        finally:
+            with self._lock:
+                self._calls.discard(client)
+        detail.update(codec=report.codec, packets=report.packets,
+                      seconds=round(report.seconds, 2))  # fmt: skip
+        note = (f"speaker {speaker.id} answered; warning played {times}× "
+                f"({report.seconds:.1f} s, {report.codec.upper()})")  # fmt: skip
+        if report.hung_up_by_speaker:
+            note = f"speaker {speaker.id} answered, then hung up after {report.seconds:.1f} s"
+        elif report.cancelled:
+            note = f"speaker {speaker.id} answered; cut short after {report.seconds:.1f} s " \
+                   "(the hub was stopping)"
+        return Result("answered", note, detail)
+
+    def _http(self, speaker: SpeakerConfig, pcm: np.ndarray, said: str, times: int,
+              detail: dict[str, object]) -> Result:  # fmt: skip
+        assert speaker.url is not None
+        body = {"speaker": speaker.id, "text": said, "repeat": times, "volume": speaker.volume,
+                "warning": detail.get("warning"), "audio_format": "wav/pcm16/8000",
+                "audio": base64.b64encode(wav_bytes(pcm)).decode()}  # fmt: skip
+        try:
+            answer = httpx.post(speaker.url, json=body, timeout=speaker.timeout_s)
+        except httpx.HTTPError as exc:
+            raise ActionFailed(f"speaker {speaker.id} does not answer: "
+                               f"{type(exc).__name__}") from exc  # fmt: skip
+        if answer.status_code >= 300:
+            raise ActionFailed(f"speaker {speaker.id} refused: HTTP {answer.status_code}")
+        detail["http_status"] = answer.status_code
+        return Result("sent", f"speaker {speaker.id} accepted the warning (HTTP "
+                              f"{answer.status_code})", detail)  # fmt: skip
