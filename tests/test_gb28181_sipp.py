@@ -129,3 +129,77 @@ class _NoDev:
 
 
 _ = Path
+
+
+# -- streams on demand -------------------------------------------------------------------
+
+CHANNEL = "34150201001310000001"
+
+
+def _clip(videos: Path) -> Path:
+    return videos / "crosswalk_people.mp4"
+
+
+def _first_frame(path: Path):  # type: ignore[no-untyped-def]
+    import av
+
+    with av.open(str(path)) as c:
+        for frame in c.decode(video=0):
+            return frame.to_ndarray(format="bgr24")
+    raise AssertionError("no frame")
+
+
+@pytest.mark.parametrize("rtp_transport", ["udp", "tcp_passive"])
+def test_invite_yields_the_clips_frames_through_the_reader(videos_dir: Path,
+                                                           rtp_transport: str) -> None:
+    import numpy as np
+
+    from camera_registry.config import IngestConfig, SourceConfig
+    from camera_registry.status import StatusBoard
+    from gb28181.component import GbPlatform
+    from ingest.reader import SampledFrame, StreamReader
+
+    clip = _clip(videos_dir)
+    platform = GbPlatform(sip_config(rtp_transport=rtp_transport), sink=Recorder())
+    platform.start()
+    server = platform.server
+    extra = ("--tcp",) if rtp_transport == "tcp_passive" else ()
+    dev = peers.start_device(server.udp_port, device_id=DEVICE, password=PASSWORD,
+                             platform_id=PLATFORM, domain=DOMAIN,
+                             sender=peers.media_sender_command(clip, *extra))  # fmt: skip
+    frames: list[SampledFrame] = []
+    packets: list[object] = []
+
+    class Sink:
+        def stream_opened(self, stream: object) -> None:
+            packets.append("opened")
+
+        def packet(self, packet: object) -> None:
+            packets.append(packet)
+
+    status = StatusBoard()
+    reader = StreamReader(
+        "gb-cam", lambda: f"gb28181://{DEVICE}/{CHANNEL}",
+        SourceConfig(url=f"gb28181://{DEVICE}/{CHANNEL}"), IngestConfig(),
+        detect_fps=5, box=(640, 640), on_frame=frames.append, status=status, packet_sink=Sink(),
+    )  # fmt: skip
+    try:
+        wait_for(lambda: len(server.registry.devices.get(DEVICE, _NoDev).channels) == 3, 10,
+                 "registration")  # fmt: skip
+        reader.start()
+        wait_for(lambda: len(frames) >= 10, 20, "10 sampled frames from the GB stream")
+        assert status.get("gb-cam").state == "online"
+        assert server.health()["streams"] == 1
+        first = frames[0].source_bgr()
+        expected = _first_frame(clip)
+        assert first.shape == expected.shape == (360, 640, 3)
+        # The device's own H.264, not re-encoded: the first frame is the clip's first frame.
+        assert float(np.abs(first.astype(int) - expected.astype(int)).mean()) < 1.0
+        assert packets[0] == "opened" and len(packets) > 10
+    finally:
+        reader.stop()
+        reader.join(10)
+        dev.stop()
+    wait_for(lambda: server.health()["streams"] == 0, 5, "BYE and the port released")
+    assert server.health()["rtp_ports_in_use"] == 0
+    platform.stop()

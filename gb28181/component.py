@@ -1,0 +1,39 @@
+"""The GB/T 28181 platform as one hub component: the SIP server, the camera-registry
+sync and the ``gb28181://`` camera source, with ``start()``, ``stop()``, ``health()``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from camera_registry.status import StatusBoard
+from core.secrets import SecretCipher
+from gb28181.channels import SCHEME
+from gb28181.config import SipConfig
+from gb28181.server import ChangeSink, SipServer
+from gb28181.source import GbSourceOpener
+from gb28181.sync import CameraSync
+from ingest import reader
+
+
+class GbPlatform:
+    def __init__(self, cfg: SipConfig, sessions: sessionmaker[Session] | None = None,
+                 cipher: SecretCipher | None = None, status: StatusBoard | None = None,
+                 sink: ChangeSink | None = None) -> None:  # fmt: skip
+        if sink is None and sessions is not None and cipher is not None:
+            sink = CameraSync(cfg, sessions, cipher, status)
+        self.server = SipServer(cfg, sink)
+        self.opener = GbSourceOpener(self.server)
+
+    def start(self) -> None:
+        self.server.start()
+        reader.SOURCE_OPENERS[SCHEME] = self.opener
+
+    def stop(self) -> None:
+        if reader.SOURCE_OPENERS.get(SCHEME) is self.opener:
+            del reader.SOURCE_OPENERS[SCHEME]
+        self.server.stop()
+
+    def health(self) -> dict[str, Any]:
+        return self.server.health()
