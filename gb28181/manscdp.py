@@ -1,8 +1,8 @@
 """MANSCDP XML (GB/T 28181 §A): the bodies of MESSAGE requests, read and written.
 
 Devices send GB2312 (the standard), GBK, GB18030 or UTF-8, declared or not, and
-sometimes declare one and send another: bytes are decoded by the declaration when it
-decodes, else as UTF-8, else as GB18030 (a superset of GB2312 and GBK). Pure.
+sometimes declare one and send another: bytes are decoded as UTF-8 when they are valid
+UTF-8, else by the declaration, else as GB18030 (a superset of GB2312 and GBK). Pure.
 """
 
 from __future__ import annotations
@@ -26,10 +26,13 @@ def decode_xml(data: bytes) -> str:
     """The XML text of a body in any of the encodings devices use."""
     m = _DECL_RE.match(data)
     declared = m.group(1).decode("ascii").lower() if m else None
-    tries: list[str] = []
+    # Strict UTF-8 first: Chinese text in GB2312/GBK is almost never valid UTF-8, while
+    # UTF-8 bytes often decode as (wrong) GB18030, and devices that declare GB2312 and
+    # send UTF-8 are common.
+    tries = ["utf-8"]
     if declared:
         tries.append("gb18030" if declared in _GB else declared)
-    tries += ["utf-8", "gb18030"]
+    tries.append("gb18030")
     for enc in tries:
         try:
             return data.decode(enc)
