@@ -25,6 +25,7 @@ from api.routers import (
     deliveries,
     exports,
     feedback,
+    gb28181,
     live,
     routing,
     stats,
@@ -76,6 +77,7 @@ def create_app(
         exports,
         tracks,
         stats,
+        gb28181,
     ):
         app.include_router(module.router)
 

@@ -253,4 +253,7 @@ class Health(BaseModel):
     threads: dict[str, bool] = Field(
         default_factory=dict, description="the hub's service threads: alive or not"
     )
+    sip: dict[str, Any] | None = Field(
+        None, description="the GB/T 28181 SIP server (sip.enabled): ports, devices, streams"
+    )
     version: str

@@ -26,6 +26,16 @@ class GbPlatform:
         self.server = SipServer(cfg, sink)
         self.opener = GbSourceOpener(self.server)
 
+    @classmethod
+    def for_config(cls, cfg: SipConfig, sessions: sessionmaker[Session], cipher: SecretCipher,
+                   status: StatusBoard) -> GbPlatform | None:  # fmt: skip
+        """The started platform when ``sip.enabled``, else None."""
+        if not cfg.enabled:
+            return None
+        platform = cls(cfg, sessions, cipher, status)
+        platform.start()
+        return platform
+
     def start(self) -> None:
         self.server.start()
         reader.SOURCE_OPENERS[SCHEME] = self.opener

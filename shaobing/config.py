@@ -43,6 +43,7 @@ from camera_registry.config import IngestConfig
 from core.model import StrictModel
 from core.storage import DirectoryStorageConfig, EvidenceStorageConfig
 from core.storage import config_problems as storage_problems
+from gb28181.config import SipConfig
 from tracks.config import TracksConfig
 
 DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "default.yaml"
@@ -180,6 +181,10 @@ class HubConfig(StrictModel):
         default_factory=list, description="platforms allowed to call the signed feedback endpoint"
     )
     cameras: list[CameraConfig] = Field(default_factory=list)
+    sip: SipConfig = Field(
+        default_factory=SipConfig,
+        description="GB/T 28181: the hub as a platform devices register to (docs/integrators.md)",
+    )
 
     @field_validator("timezone")
     @classmethod

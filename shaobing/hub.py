@@ -59,6 +59,7 @@ from camera_registry.store import (
 from camera_registry.urls import mask_url, with_credentials
 from core.secrets import SecretCipher, load_or_create_cipher, make_private_dir
 from core.storage import EvidenceStorage, open_evidence_storage
+from gb28181.component import GbPlatform
 from ingest.live import LiveFeed, TeeSink
 from ingest.reader import SampledFrame, StreamReader
 from shaobing.config import LoadedConfig
@@ -292,6 +293,7 @@ class Hub:
         self._offline_alerted: set[str] = set()
         self._published_states: dict[str, str] = {}
         self._started = False
+        self.sip: GbPlatform | None = None
         self._watchdog = threading.Thread(target=self._watch_cameras, name="watchdog", daemon=True)
 
     def _audit_config(self) -> None:
@@ -400,6 +402,10 @@ class Hub:
             return ensure_initial_admin(session, password)
 
     def start(self) -> None:
+        # GB/T 28181 platform (sip.enabled): devices register, catalogs become cameras,
+        # gb28181:// sources play by INVITE. The one place it is wired (gb28181/component.py).
+        self.sip = GbPlatform.for_config(self.loaded.config.sip, self.sessions, self.cipher,
+                                         self.status)  # fmt: skip
         self.dispatcher.start()
         self.alert_workers.start()
         recover = getattr(self.bus, "recover", None)  # the spools: what a crash left
@@ -458,6 +464,8 @@ class Hub:
             reader.join(timeout=5)
         self.pool.stop()
         self.tracks.stop()  # index the open tracks; their clips are cut next
+        if self.sip is not None:
+            self.sip.stop()  # after the readers: their BYEs go out first
         self.producer.stop()  # render and publish what is queued
         self.alert_workers.stop()  # store what was published
         self.dispatcher.stop()
@@ -577,12 +585,14 @@ class Hub:
             "dispatch_dead": int(by_state.get("dead", 0)),
             "events_pending": self.alert_workers.pending() + self.producer.backlog(),
             "threads": threads,
+            **({"sip": self.sip.health()} if self.sip is not None else {}),
         }
 
     def service_threads(self) -> list[threading.Thread]:
         """The hub's long-lived threads (camera readers report through camera status)."""
         return [*self.pool.threads, *self.producer.threads, *self.alert_workers.threads,
-                *self.tracks.threads, self.dispatcher, self._watchdog]  # fmt: skip
+                *self.tracks.threads, self.dispatcher, self._watchdog,
+                *(self.sip.server.threads() if self.sip is not None else [])]  # fmt: skip
 
     @property
     def snapshot_dir(self) -> Path:

@@ -1,0 +1,82 @@
+"""GB/T 28181 end to end in a real hub process: a SIPp device registers with digest,
+its catalog becomes cameras in the right area (API), the channel the config analyses is
+played by INVITE (PS over RTP of a real clip) into decoded frames, and a device that
+goes silent takes its channels offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.hubproc import HubProcess
+from tests.peers import sipp as peers
+from tests.peers.procs import free_port
+
+DEVICE = "34020000001180000001"
+PLATFORM = "34020000002000000001"
+DOMAIN = "3402000000"
+PASSWORD = "Gb-Secr3t-e2e"
+CH1, CH2 = "34150201001310000001", "34150200001320000002"
+
+
+def hub_config(models_dir: Path, sip_port: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "detector": {"model": str(models_dir / "yolox_nano.onnx"), "workers": 1},
+        "sip": {
+            "enabled": True, "id": PLATFORM, "domain": DOMAIN, "host": "127.0.0.1",
+            "port": sip_port, "password": PASSWORD, "keepalive_interval_s": 1,
+            "rtp_port_min": 42000, "rtp_port_max": 42100,
+            "area_names": {"341502": "金安区", "34150201": "东市街道"},
+        },
+        "ingest": {"reconnect_max_s": 1.0},
+        # The analysed channel is declared like any camera; the others are imported.
+        "cameras": [{"id": "east-gate", "name": "东门 (国标)", "detect_fps": 5,
+                     "area": {"county": "金安区", "township": "东市街道"},
+                     "source": {"url": f"gb28181://{DEVICE}/{CH1}"}}],
+        **extra,
+    }  # fmt: skip
+
+
+def test_sipp_device_catalog_becomes_cameras_and_its_stream_decodes(
+    tmp_path: Path, models_dir: Path, videos_dir: Path
+) -> None:
+    sip_port = free_port()
+    hub = HubProcess(tmp_path, hub_config(models_dir, sip_port))
+    hub.start()
+    clip = videos_dir / "crosswalk_people.mp4"
+    dev = peers.start_device(sip_port, device_id=DEVICE, password=PASSWORD,
+                             platform_id=PLATFORM, domain=DOMAIN, keepalive_ms=1000,
+                             sender=peers.media_sender_command(clip, "--seconds", "60"))  # fmt: skip
+    try:
+        devices = hub.wait("the device registered with its catalog", lambda: [
+            d for d in hub.get("/api/gb28181/devices") if d["channels"] == 3], 20)  # fmt: skip
+        assert devices[0]["id"] == DEVICE and devices[0]["state"] == "online"
+        assert devices[0]["manufacturer"] == "Hikvision" or devices[0]["name"] is None
+        channels = {c["id"]: c for c in hub.get(f"/api/gb28181/devices/{DEVICE}/channels")}
+        assert channels[CH1]["name"] == "东门路口" and channels[CH2]["online"] is False
+        # The imported channel: a camera in its civil code's area, without credentials.
+        cam2 = hub.wait("the imported camera", lambda: hub.camera(f"gb-{CH2}"), 10)
+        assert cam2["name"] == "金安广场" and cam2["gb28181_id"] == CH2
+        assert cam2["area"]["county"] == "金安区" and not cam2["area"].get("township")
+        assert cam2["enabled"] is False
+        assert hub.wait("channel 2 offline (its Status OFF)",
+                        lambda: hub.camera(f"gb-{CH2}")["status"]["state"] == "offline", 10)
+        # The analysed channel: INVITE → PS over RTP → decoded frames.
+        cam1 = hub.wait("frames from the GB channel", lambda: (
+            c if (c := hub.camera("east-gate"))["status"]["frames_decoded"] > 20 else None), 40)
+        assert cam1["status"]["state"] == "online"
+        assert cam1["status"]["resolution"] == [640, 360]
+        assert cam1["status"]["codec"] == "h264"
+        health = hub.get("/healthz")
+        assert health["sip"]["streams"] == 1 and health["status"] == "ok"
+        text = (hub.log() + str(hub.get("/api/gb28181/devices"))).lower()
+        assert PASSWORD.lower() not in text  # never in logs or API
+    finally:
+        dev.stop()
+    # Silent: 3 missed keepalives (1 s) → the device and its channels go offline.
+    hub.wait("the device offline", lambda: hub.get("/api/gb28181/devices")[0]["state"]
+             == "offline", 15)  # fmt: skip
+    hub.wait("the channel camera offline", lambda: hub.camera("east-gate")["status"]["state"]
+             == "offline", 15)  # fmt: skip
+    hub.stop()
+    assert PASSWORD not in hub.log()
