@@ -50,6 +50,11 @@ class Sipp:
                 out.append(path.read_text(errors="replace")[-3000:])
         return "\n".join(out)
 
+    def messages(self) -> str:
+        """What -trace_msg recorded (sent and received), as text."""
+        return "\n".join(p.read_bytes().decode("gb18030", errors="replace")
+                         for p in sorted(self.workdir.glob("*_messages.log")))
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             try:
@@ -88,11 +93,13 @@ def start_device(server_port: int, *, device_id: str, password: str, platform_id
     ])  # fmt: skip
 
 
-def start_superior(port: int, *, password: str, username: str) -> Sipp:
-    """A superior platform (UAS): challenges REGISTER, checks it, takes MESSAGEs."""
+def start_superior(port: int, *, password: str) -> Sipp:
+    """A superior platform (UAS): challenges REGISTER, checks it, answers MESSAGEs; every
+    message it saw is in :meth:`Sipp.messages`."""
     return Sipp([
-        "-i", "127.0.0.1", "-p", str(port), "-t", "u1",
-        "-sf", str(SCENARIOS / "superior.xml"), "-au", username, "-ap", password,
+        "-i", "127.0.0.1", "-p", str(port), "-t", "u1", "-trace_msg",
+        "-sf", str(SCENARIOS / "superior.xml"),
+        "-set", "password", password,
     ])  # fmt: skip
 
 
