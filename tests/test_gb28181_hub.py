@@ -1,7 +1,9 @@
 """GB/T 28181 end to end in a real hub process: a SIPp device registers with digest,
 its catalog becomes cameras in the right area (API), the channel the config analyses is
-played by INVITE (PS over RTP of a real clip) into decoded frames, and a device that
-goes silent takes its channels offline."""
+played by INVITE (PS over RTP of a real clip) into decoded frames, a rule on it raises
+an alert that goes up to a SIPp superior as a GB/T 28181 alarm (retried through the
+outbox while the superior is down), and a device that goes silent takes its channels
+offline."""
 
 from __future__ import annotations
 
@@ -19,6 +21,19 @@ PASSWORD = "Gb-Secr3t-e2e"
 CH1, CH2 = "34150201001310000001", "34150200001320000002"
 
 
+WHOLE = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+SUPERIOR = "34010000002000000001"
+UP_PASSWORD = "Up-Secr3t-e2e"
+
+
+def superior_target(port: int) -> dict[str, Any]:
+    return {"name": "city-platform", "kind": "gb28181", "timeout_s": 2,
+            "backoff_initial_s": 1, "backoff_max_s": 2,
+            "gb28181": {"server_id": SUPERIOR, "server_domain": "3401000000",
+                        "host": "127.0.0.1", "port": port, "local_id": PLATFORM,
+                        "password": UP_PASSWORD, "keepalive_s": 5}}  # fmt: skip
+
+
 def hub_config(models_dir: Path, sip_port: int, **extra: Any) -> dict[str, Any]:
     return {
         "detector": {"model": str(models_dir / "yolox_nano.onnx"), "workers": 1},
@@ -31,8 +46,11 @@ def hub_config(models_dir: Path, sip_port: int, **extra: Any) -> dict[str, Any]:
         "ingest": {"reconnect_max_s": 1.0},
         # The analysed channel is declared like any camera; the others are imported.
         "cameras": [{"id": "east-gate", "name": "东门 (国标)", "detect_fps": 5,
-                     "area": {"county": "金安区", "township": "东市街道"},
-                     "source": {"url": f"gb28181://{DEVICE}/{CH1}"}}],
+                     "gb28181_id": CH1, "area": {"county": "金安区", "township": "东市街道"},
+                     "source": {"url": f"gb28181://{DEVICE}/{CH1}"},
+                     "zones": [{"name": "crossing", "points": WHOLE}],
+                     "rules": [{"name": "crossing-loitering", "type": "loitering",
+                                "zone": "crossing", "min_duration_s": 3}]}],
         **extra,
     }  # fmt: skip
 
@@ -40,8 +58,9 @@ def hub_config(models_dir: Path, sip_port: int, **extra: Any) -> dict[str, Any]:
 def test_sipp_device_catalog_becomes_cameras_and_its_stream_decodes(
     tmp_path: Path, models_dir: Path, videos_dir: Path
 ) -> None:
-    sip_port = free_port()
-    hub = HubProcess(tmp_path, hub_config(models_dir, sip_port))
+    sip_port, up_port = free_port(), free_port()
+    hub = HubProcess(tmp_path, hub_config(models_dir, sip_port,
+                                          dispatch=[superior_target(up_port)]))
     hub.start()
     clip = videos_dir / "crosswalk_people.mp4"
     dev = peers.start_device(sip_port, device_id=DEVICE, password=PASSWORD,
@@ -69,8 +88,23 @@ def test_sipp_device_catalog_becomes_cameras_and_its_stream_decodes(
         assert cam1["status"]["codec"] == "h264"
         health = hub.get("/healthz")
         assert health["sip"]["streams"] == 1 and health["status"] == "ok"
+        # A rule on the GB channel raises an alert on the clip's people; the superior is
+        # down at first: the outbox retries until it is up, then the alarm goes up.
+        alert = hub.wait("a loitering alert on the GB channel", lambda: [
+            a for a in hub.get("/api/alerts")["items"] if a["camera"]["id"] == "east-gate"], 60)
+        hub.wait("a failed delivery to the superior", lambda: hub.get(
+            f"/api/alerts/{alert[0]['id']}")["deliveries"][0]["attempts"] >= 1, 20)
+        superior = peers.start_superior(up_port, password=UP_PASSWORD)
+        try:
+            hub.wait("the alarm delivered", lambda: hub.get(
+                f"/api/alerts/{alert[0]['id']}")["deliveries"][0]["state"] == "delivered", 30)
+            sent = superior.messages()
+            assert "<CmdType>Alarm</CmdType>" in sent and f"<DeviceID>{CH1}</DeviceID>" in sent
+            assert "<AlarmType>8</AlarmType>" in sent  # loitering
+        finally:
+            superior.stop()
         text = (hub.log() + str(hub.get("/api/gb28181/devices"))).lower()
-        assert PASSWORD.lower() not in text  # never in logs or API
+        assert PASSWORD.lower() not in text and UP_PASSWORD.lower() not in text
     finally:
         dev.stop()
     # Silent: 3 missed keepalives (1 s) → the device and its channels go offline.
