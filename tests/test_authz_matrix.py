@@ -320,7 +320,7 @@ DOCS_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 PATH_VALUES = {"camera_id": "cg-cam-1", "alert_id": "00000000-0000-0000-0000-000000000001",
                "username": "viewer", "name": "cg-loitering", "key_id": "1",
                "delivery_id": "1", "path:path": "no-such-asset.js",
-               "track_id": "no-such-track"}  # fmt: skip
+               "track_id": "no-such-track", "device_id": "34020000001320000001"}  # fmt: skip
 
 
 def flat_routes(app: FastAPI) -> list[tuple[BaseRoute, str | None, set[str] | None]]:
@@ -539,6 +539,15 @@ CASES = [
          lambda w, who: ("/api/stats/alerts.xlsx?start=0&end=2000000", None)),
     Case("GET", "/api/stats/cameras", "cameras:read", 200,
          lambda w, who: ("/api/stats/cameras", None)),
+    # GB/T 28181 devices (sip.enabled is off in this hub: granted, the routes say so, 503).
+    Case("GET", "/api/gb28181/devices", "cameras:configure", 503,
+         lambda w, who: ("/api/gb28181/devices", None)),
+    Case("GET", "/api/gb28181/devices/{device_id}/channels", "cameras:configure", 503,
+         lambda w, who: ("/api/gb28181/devices/34020000001320000001/channels", None)),
+    Case("POST", "/api/gb28181/devices/{device_id}/catalog", "cameras:configure", 503,
+         lambda w, who: ("/api/gb28181/devices/34020000001320000001/catalog", None)),
+    Case("DELETE", "/api/gb28181/devices/{device_id}", "cameras:configure", 503,
+         lambda w, who: ("/api/gb28181/devices/34020000001320000001", None)),
 ]
 # fmt: on
 

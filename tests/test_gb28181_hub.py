@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from tests.hubproc import HubProcess
 from tests.peers import sipp as peers
 from tests.peers.procs import free_port
@@ -73,6 +75,9 @@ def test_sipp_device_catalog_becomes_cameras_and_its_stream_decodes(
         assert devices[0]["manufacturer"] == "Hikvision" or devices[0]["name"] is None
         channels = {c["id"]: c for c in hub.get(f"/api/gb28181/devices/{DEVICE}/channels")}
         assert channels[CH1]["name"] == "东门路口" and channels[CH2]["online"] is False
+        assert channels[CH1]["manufacturer"] == "Hikvision" and channels[CH1]["ptz_type"] == 1
+        again = hub.post(f"/api/gb28181/devices/{DEVICE}/catalog", None)
+        assert again.status_code == 202 and again.json()["sn"] > 0
         # The imported channel: a camera in its civil code's area, without credentials.
         cam2 = hub.wait("the imported camera", lambda: hub.camera(f"gb-{CH2}"), 10)
         assert cam2["name"] == "金安广场" and cam2["gb28181_id"] == CH2
@@ -112,5 +117,10 @@ def test_sipp_device_catalog_becomes_cameras_and_its_stream_decodes(
              == "offline", 15)  # fmt: skip
     hub.wait("the channel camera offline", lambda: hub.camera("east-gate")["status"]["state"]
              == "offline", 15)  # fmt: skip
+    gone = httpx.delete(f"{hub.base}/api/gb28181/devices/{DEVICE}", headers=hub.auth(), timeout=5)
+    assert gone.status_code == 204
+    assert hub.get("/api/gb28181/devices") == []
+    assert hub.raw(f"/api/cameras/gb-{CH2}").status_code == 404  # its imported channels left
+    assert hub.camera("east-gate")["id"] == "east-gate"  # the configured one stays
     hub.stop()
     assert PASSWORD not in hub.log()
