@@ -67,7 +67,8 @@ def camera_for(device_id: str, item: CatalogItem, *, names: dict[str, str], enab
         "programme": programme,
         "gb28181_id": item.id,
     }
-    if item.latitude is not None and item.longitude is not None and (item.latitude or item.longitude):
-        if -90 <= item.latitude <= 90 and -180 <= item.longitude <= 180:
+    lat, lon = item.latitude, item.longitude
+    if lat is not None and lon is not None and (lat or lon):  # 0,0: "not set" on many devices
+        if -90 <= lat <= 90 and -180 <= lon <= 180:
             data["lat"], data["lon"] = item.latitude, item.longitude
     return CameraBase.model_validate(data)

@@ -7,9 +7,12 @@ from typing import Literal
 
 from pydantic import Field, StrictBool, field_validator, model_validator
 
+from camera_registry.config import Programme
 from core.model import StrictModel
 
 GB_ID_RE = re.compile(r"^\d{20}$")
+Transport = Literal["udp", "tcp"]
+TRANSPORTS: tuple[Transport, ...] = ("udp", "tcp")
 
 
 def _gb_id(value: str) -> str:
@@ -41,9 +44,7 @@ class SipConfig(StrictModel):
                         description="the SIP domain (realm): the first 10 digits of the ids")
     host: str = Field("127.0.0.1", description="address the SIP server listens on")
     port: int = Field(5060, ge=0, lt=65536, description="SIP port (UDP and TCP); 0: any")
-    transports: list[Literal["udp", "tcp"]] = Field(
-        default_factory=lambda: ["udp", "tcp"], min_length=1
-    )
+    transports: list[Transport] = Field(default_factory=lambda: list(TRANSPORTS), min_length=1)
     advertise_host: str | None = Field(
         None, description="the address devices reach the hub at (SDP c=, Via, Contact); "
         "default: host (set it when listening on 0.0.0.0)",
@@ -84,8 +85,7 @@ class SipConfig(StrictModel):
         False, description="imported channels are enabled cameras (each then holds a stream "
         "for analysis); false: imported disabled, enable the ones to analyse",
     )  # fmt: skip
-    programme: Literal["xueliang", "tianwang", "huiyan", "traffic", "city", "village",
-                       "other"] = Field("other", description="programme of imported cameras")  # fmt: skip
+    programme: Programme = Field("other", description="programme of imported cameras")
 
     _id = field_validator("id")(lambda v: _gb_id(v))
 

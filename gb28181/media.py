@@ -160,10 +160,28 @@ async def open_udp(host: str, port: int, sink: RtpSink) -> asyncio.BaseTransport
     return transport
 
 
-async def open_tcp_passive(host: str, port: int, sink: RtpSink) -> asyncio.Server:
+class TcpPassive:
+    """The listening socket and the device's connections of one TCP-passive stream."""
+
+    def __init__(self) -> None:
+        self.server: asyncio.Server | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for task in self.tasks:
+            task.cancel()
+
+
+async def open_tcp_passive(host: str, port: int, sink: RtpSink) -> TcpPassive:
     """Listen for the device's TCP connection; RFC 4571 frames into the sink."""
+    media = TcpPassive()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            media.tasks.add(task)
         buffer = b""
         try:
             while True:
@@ -173,8 +191,13 @@ async def open_tcp_passive(host: str, port: int, sink: RtpSink) -> asyncio.Serve
                 frames, buffer = split_4571(buffer + data)
                 for frame in frames:
                     sink.datagram(frame)
+        except (ConnectionError, OSError):
+            pass
         finally:
             writer.close()
             sink.pipe.finish("the device closed the TCP media connection")
+            if task is not None:
+                media.tasks.discard(task)
 
-    return await asyncio.start_server(handle, host, port)
+    media.server = await asyncio.start_server(handle, host, port)
+    return media

@@ -145,12 +145,13 @@ class Registry:
         go offline; catalog queries that never complete are closed with what came."""
         changes = Changes()
         limit = self.keepalive_interval_s * self.keepalive_misses
+        limit_catalog = self.catalog_timeout_s
         for dev in self.devices.values():
-            if dev.catalog is not None and now - max(dev.catalog.started_at,
-                                                     dev.catalog.updated_at) > self.catalog_timeout_s:  # fmt: skip
-                got, total = len(dev.catalog.items), dev.catalog.total
+            col = dev.catalog
+            if col is not None and now - max(col.started_at, col.updated_at) > limit_catalog:
+                got, total = len(col.items), col.total
                 dev.last_error = f"catalog incomplete: {got} of {total} item(s) arrived"
-                self._apply_catalog(dev, dev.catalog, changes)
+                self._apply_catalog(dev, col, changes)
                 dev.catalog = None
             if dev.state != "online":
                 continue

@@ -44,8 +44,10 @@ def parse_rtp(data: bytes) -> RtpPacket:
 
 def build_rtp(seq: int, timestamp: int, ssrc: int, payload: bytes, *, marker: bool = False,
               payload_type: int = 96) -> bytes:  # fmt: skip
-    return struct.pack("!BBHII", 0x80, (0x80 if marker else 0) | payload_type,
-                       seq & 0xFFFF, timestamp & 0xFFFFFFFF, ssrc & 0xFFFFFFFF) + payload  # fmt: skip
+    second = (0x80 if marker else 0) | payload_type
+    header = struct.pack("!BBHII", 0x80, second, seq & 0xFFFF, timestamp & 0xFFFFFFFF,
+                         ssrc & 0xFFFFFFFF)  # fmt: skip
+    return header + payload
 
 
 def frame_4571(packet: bytes) -> bytes:

@@ -38,7 +38,8 @@ def message(alert_type: str = "intrusion", camera: dict[str, Any] | None = None,
         "trace": {"explanation": "人员进入围栏 4.2 s"},
     }}  # fmt: skip
     return Message(row_id=7, alert_id="a1", target="city", event=event, seq=1,
-                   idempotency_key="a1:alert.created:1", body=json.dumps(body).encode())  # fmt: skip
+                   idempotency_key="a1:alert.created:1",
+                   body=json.dumps(body).encode())  # fmt: skip
 
 
 def alarms(text: str) -> list[manscdp.Body]:

@@ -67,7 +67,8 @@ def test_sipp_device_catalog_becomes_cameras_and_its_stream_decodes(
     clip = videos_dir / "crosswalk_people.mp4"
     dev = peers.start_device(sip_port, device_id=DEVICE, password=PASSWORD,
                              platform_id=PLATFORM, domain=DOMAIN, keepalive_ms=1000,
-                             sender=peers.media_sender_command(clip, "--seconds", "60"))  # fmt: skip
+                             sender=peers.media_sender_command(clip, "--seconds",
+                                                               "60"))  # fmt: skip
     try:
         devices = hub.wait("the device registered with its catalog", lambda: [
             d for d in hub.get("/api/gb28181/devices") if d["channels"] == 3], 20)  # fmt: skip

@@ -14,14 +14,14 @@ from gb28181.registry import Registry
 from gb28181.rtp import Reorderer, build_rtp, frame_4571, parse_rtp, split_4571
 
 REGISTER = (
-    "REGISTER sip:34020000002000000001@3402000000 SIP/2.0\r\n"
-    "Via: SIP/2.0/UDP 10.0.0.5:5060;rport;branch=z9hG4bK1\r\n"
-    "From: <sip:34020000001320000001@3402000000>;tag=abc\r\n"
-    "To: <sip:34020000001320000001@3402000000>\r\n"
-    "Call-ID: call-1\r\nCSeq: 1 REGISTER\r\n"
-    "Contact: <sip:34020000001320000001@10.0.0.5:5060>\r\nExpires: 3600\r\n"
-    "Content-Length: 0\r\n\r\n"
-).encode()
+    b"REGISTER sip:34020000002000000001@3402000000 SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP 10.0.0.5:5060;rport;branch=z9hG4bK1\r\n"
+    b"From: <sip:34020000001320000001@3402000000>;tag=abc\r\n"
+    b"To: <sip:34020000001320000001@3402000000>\r\n"
+    b"Call-ID: call-1\r\nCSeq: 1 REGISTER\r\n"
+    b"Contact: <sip:34020000001320000001@10.0.0.5:5060>\r\nExpires: 3600\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
 
 
 # -- SIP -------------------------------------------------------------------------------
@@ -131,7 +131,8 @@ def test_built_bodies_parse_back() -> None:
     alarm = manscdp.parse_body(manscdp.alarm_notify(
         9, "34150201001310000001", priority=1, method=5, time_iso="2026-12-07T10:00:00",
         description="入侵: 人员进入围栏", alarm_type=6))  # fmt: skip
-    assert alarm.text("AlarmMethod") == "5" and alarm.text("AlarmDescription") == "入侵: 人员进入围栏"
+    assert alarm.text("AlarmMethod") == "5"
+    assert alarm.text("AlarmDescription") == "入侵: 人员进入围栏"
     info = alarm.element.find("Info")
     assert info is not None and info.findtext("AlarmType") == "6"
 
@@ -287,8 +288,8 @@ def test_rtp_reordering_ssrc_filter_and_loss() -> None:
     assert list(r.push(build_rtp(6, 0, 99, b"x"))) == [] and r.stats.wrong_ssrc == 1
     assert list(r.push(b"\x00" * 5)) == [] and r.stats.malformed == 1
     # A lost packet is given up on once the window fills.
-    got = [p.payload[0] for i in (7, 8, 9, 10, 11) for p in r.push(build_rtp(65534 + i + 1, 0,
-                                                                               7, bytes([i])))]  # fmt: skip
+    more = [build_rtp(65535 + i, 0, 7, bytes([i])) for i in (7, 8, 9, 10, 11)]
+    got = [p.payload[0] for pkt in more for p in r.push(pkt)]
     assert r.stats.lost == 0 and got == [7, 8, 9, 10, 11]
     r2 = Reorderer(window=2)
     list(r2.push(build_rtp(10, 0, 1, b"a")))

@@ -201,9 +201,10 @@ class GbAlarmConnector:
             with self.lock:
                 self._ensure_registered()
                 self.sn += 1
-                body = manscdp.alarm_notify(self.sn, channel, priority=priority,
-                                            method=VIDEO_ALARM, time_iso=when,
-                                            description=description, alarm_type=alarm_type)  # fmt: skip
+                body = manscdp.alarm_notify(
+                    self.sn, channel, priority=priority, method=VIDEO_ALARM, time_iso=when,
+                    description=description, alarm_type=alarm_type,
+                )  # fmt: skip
                 answer = self._message(body)
                 if answer.status in (401, 403, 404):  # it forgot us (restarted): again
                     self._register()
@@ -212,8 +213,8 @@ class GbAlarmConnector:
             self.registered_until = 0.0
             return Result(ok=False, error=f"GB/T 28181: {type(exc).__name__}: {exc}")
         if answer.status != 200:
-            return Result(ok=False, status=answer.status,
-                          error=f"GB/T 28181: alarm answered {answer.status} {answer.reason}")  # fmt: skip
+            error = f"GB/T 28181: alarm answered {answer.status} {answer.reason}"
+            return Result(ok=False, status=answer.status, error=error)
         return Result(ok=True, status=200)
 
     def close(self) -> None:

@@ -58,10 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.tcp:
         sock = socket.create_connection((args.host, args.port), timeout=5)
-        send = lambda data: sock.sendall(frame_4571(data))  # noqa: E731
     else:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        send = lambda data: sock.sendto(data, (args.host, args.port))  # noqa: E731
+
+    def send(data: bytes) -> None:
+        if args.tcp:
+            sock.sendall(frame_4571(data))
+        else:
+            sock.sendto(data, (args.host, args.port))
     seq = random.randint(0, 65535)
     start = time.monotonic()
     first_pts: int | None = None
