@@ -67,6 +67,11 @@ const zh = {
             newUser: '新建用户', username: '用户名', password: '初始密码', role: '角色', displayName: '姓名',
             target: '推送目标', lastError: '失败原因', actor: '操作人', action: '操作', targetObj: '对象',
             detail: '详情', disabled: '停用', created: '已创建', lastLogin: '最近登录' },
+  gb: { devices: '国标设备', refresh: '刷新', deviceId: '设备编码', channelId: '通道编码', name: '名称',
+        manufacturer: '厂商', state: '状态', online: '在线', offline: '离线', address: '信令地址',
+        lastKeepalive: '最近心跳', channels: '通道', queryCatalog: '查询目录', remove: '删除',
+        removeConfirm: '删除该设备及其导入的摄像机？（设备可再次注册）', catalogQueried: '已发送目录查询',
+        channelsOf: '{id} 的通道', civilCode: '行政区划', camera: '摄像机' },
 }
 
 type Messages = typeof zh
@@ -143,6 +148,11 @@ const en: Messages = {
             newUser: 'New user', username: 'Username', password: 'Initial password', role: 'Role',
             displayName: 'Name', target: 'Target', lastError: 'Error', actor: 'Actor', action: 'Action',
             targetObj: 'Object', detail: 'Detail', disabled: 'Disabled', created: 'Created', lastLogin: 'Last login' },
+  gb: { devices: 'GB/T 28181 devices', refresh: 'Refresh', deviceId: 'Device id', channelId: 'Channel id', name: 'Name',
+        manufacturer: 'Make', state: 'State', online: 'Online', offline: 'Offline', address: 'SIP address',
+        lastKeepalive: 'Last keepalive', channels: 'Channels', queryCatalog: 'Query catalog', remove: 'Remove',
+        removeConfirm: 'Remove this device and its imported cameras? (It may register again.)',
+        catalogQueried: 'Catalog query sent', channelsOf: 'Channels of {id}', civilCode: 'Civil code', camera: 'Camera' },
 }
 
 export const i18n = createI18n({

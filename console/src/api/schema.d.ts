@@ -487,6 +487,74 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/gb28181/devices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Registered GB/T 28181 devices */
+        get: operations["list_devices_api_gb28181_devices_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/gb28181/devices/{device_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove a device and its channels (it may register again) */
+        delete: operations["remove_device_api_gb28181_devices__device_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/gb28181/devices/{device_id}/catalog": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Query the device's catalog again */
+        post: operations["query_catalog_api_gb28181_devices__device_id__catalog_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/gb28181/devices/{device_id}/channels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A device's catalog */
+        get: operations["list_channels_api_gb28181_devices__device_id__channels_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/routing": {
         parameters: {
             query?: never;
@@ -1327,6 +1395,18 @@ export interface components {
             /** State */
             state: string;
         };
+        /** CatalogProgress */
+        CatalogProgress: {
+            /** Received */
+            received: number;
+            /** Total */
+            total: number | null;
+        };
+        /** CatalogQueued */
+        CatalogQueued: {
+            /** Sn */
+            sn: number;
+        };
         /**
          * CongestionRule
          * @description At least ``min_vehicles`` in the zone whose median speed stays below
@@ -1714,6 +1794,71 @@ export interface components {
             /** Status */
             status: string;
         };
+        /** GbChannelOut */
+        GbChannelOut: {
+            /** Camera Id */
+            camera_id: string | null;
+            /** Civil Code */
+            civil_code: string | null;
+            /** Id */
+            id: string;
+            /** Latitude */
+            latitude: number | null;
+            /** Longitude */
+            longitude: number | null;
+            /** Manufacturer */
+            manufacturer: string | null;
+            /** Model */
+            model: string | null;
+            /** Name */
+            name: string;
+            /** Online */
+            online: boolean;
+            /** Parent Id */
+            parent_id: string | null;
+            /** Ptz Type */
+            ptz_type: number | null;
+            /** Status */
+            status: string | null;
+        };
+        /** GbDeviceOut */
+        GbDeviceOut: {
+            /** Catalog At */
+            catalog_at: number | null;
+            catalog_pending: components["schemas"]["CatalogProgress"] | null;
+            /** Channels */
+            channels: number;
+            /** Expires At */
+            expires_at: number;
+            /** Firmware */
+            firmware: string | null;
+            /** Host */
+            host: string;
+            /** Id */
+            id: string;
+            /** Last Error */
+            last_error: string | null;
+            /** Last Keepalive */
+            last_keepalive: number | null;
+            /** Manufacturer */
+            manufacturer: string | null;
+            /** Model */
+            model: string | null;
+            /** Name */
+            name: string | null;
+            /** Port */
+            port: number;
+            /** Registered At */
+            registered_at: number;
+            /** Since */
+            since: number;
+            /** State */
+            state: string;
+            /** Transport */
+            transport: string;
+            /** Video Channels */
+            video_channels: number;
+        };
         /** HTTPValidationError */
         HTTPValidationError: {
             /** Detail */
@@ -1778,6 +1923,13 @@ export interface components {
              * @default 0
              */
             events_pending: number;
+            /**
+             * Sip
+             * @description the GB/T 28181 SIP server (sip.enabled): ports, devices, streams
+             */
+            sip?: {
+                [key: string]: unknown;
+            } | null;
             /**
              * Status
              * @description degraded: not started, or a service thread has died
@@ -3877,6 +4029,117 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    list_devices_api_gb28181_devices_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GbDeviceOut"][];
+                };
+            };
+        };
+    };
+    remove_device_api_gb28181_devices__device_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                device_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    query_catalog_api_gb28181_devices__device_id__catalog_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                device_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CatalogQueued"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_channels_api_gb28181_devices__device_id__channels_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                device_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GbChannelOut"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
             };
         };
     };
