@@ -234,3 +234,23 @@ class Registry:
                 changes.upsert.append((dev.id, item))
                 changes.online[item.id] = dev.state == "online" and item.online
         return changes
+
+
+class FloodGuard:
+    """At most ``limit`` requests per key (a device id) within ``window_s``: a device
+    that floods REGISTER (a broken firmware loop) is dropped, the others are served."""
+
+    def __init__(self, limit: int = 20, window_s: float = 10.0) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._seen: dict[str, tuple[float, int]] = {}
+
+    def allow(self, key: str, now: float) -> bool:
+        start, count = self._seen.get(key, (now, 0))
+        if now - start >= self.window_s:
+            start, count = now, 0
+        count += 1
+        self._seen[key] = (start, count)
+        if len(self._seen) > 100_000:  # ids sprayed at us: forget the old windows
+            self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.window_s}
+        return count <= self.limit

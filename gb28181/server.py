@@ -30,7 +30,7 @@ from gb28181 import manscdp, metrics, sdp
 from gb28181 import sip as sipmsg
 from gb28181.config import SipConfig
 from gb28181.media import PortPool, PsPipe, RtpSink, open_tcp_passive, open_udp
-from gb28181.registry import Changes, Registry
+from gb28181.registry import Changes, FloodGuard, Registry
 from gb28181.sip import SipMessage, SipParseError
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,7 @@ class SipServer:
             catalog_timeout_s=cfg.catalog_timeout_s, max_channels=cfg.max_channels,
         )  # fmt: skip
         self.nonces = sipmsg.NonceSource()
+        self.flood = FloodGuard()
         self.ports = PortPool(cfg.rtp_port_min, cfg.rtp_port_max)
         self.loop = asyncio.new_event_loop()
         self.udp: asyncio.DatagramTransport | None = None
@@ -187,6 +188,10 @@ class SipServer:
         try:
             self.loop.run_forever()
         finally:
+            pending = asyncio.all_tasks(self.loop)
+            for task in pending:
+                task.cancel()
+            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             self.loop.close()
 
     async def _bind(self) -> None:
@@ -347,6 +352,9 @@ class SipServer:
             self._refuse("bad_id", f"REGISTER from {peer.addr[0]} with id {device_id!r}")
             self._reply(peer, msg, 400, "Bad Request: device id must be 20 digits")
             return
+        if not self.flood.allow(device_id, self.clock()):
+            self._refuse("flood", f"REGISTER of {device_id} from {peer.addr[0]}: too many")
+            return  # dropped unanswered: answering a flood only feeds it
         password = self.cfg.password_for(device_id)
         if password is None:
             self._refuse("unknown_device", f"REGISTER of {device_id} from {peer.addr[0]}")

@@ -203,3 +203,43 @@ def test_invite_yields_the_clips_frames_through_the_reader(videos_dir: Path,
     wait_for(lambda: server.health()["streams"] == 0, 5, "BYE and the port released")
     assert server.health()["rtp_ports_in_use"] == 0
     platform.stop()
+
+
+def test_bad_input_is_refused_counted_and_nothing_stops(server: SipServer) -> None:
+    import socket
+
+    from prometheus_client import REGISTRY
+
+    def refused(reason: str) -> float:
+        return REGISTRY.get_sample_value("shaobing_sip_refused_total", {"reason": reason}) or 0.0
+
+    before = {r: refused(r) for r in ("malformed", "not_registered", "bad_body", "flood")}
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    addr = ("127.0.0.1", server.udp_port)
+    sock.sendto(b"\x16\x03\x01 not SIP at all\r\n\r\n", addr)
+    msg = ("MESSAGE sip:%s@%s SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKq\r\n"
+           "From: <sip:34020000001320000077@3402000000>;tag=x\r\nTo: <sip:%s@%s>\r\n"
+           "Call-ID: bad-1\r\nCSeq: 1 MESSAGE\r\nContent-Length: %d\r\n\r\n%s")  # fmt: skip
+    body = "<Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>34020000001320000077" \
+           "</DeviceID></Notify>"  # fmt: skip
+    sock.sendto((msg % (PLATFORM, DOMAIN, PLATFORM, DOMAIN, len(body), body)).encode(), addr)
+    sock.sendto((msg % (PLATFORM, DOMAIN, PLATFORM, DOMAIN, 9, "<Notify>x")).encode(), addr)
+    register = ("REGISTER sip:%s@%s SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK%d\r\n"
+                "From: <sip:34020000001320000078@3402000000>;tag=x\r\n"
+                "To: <sip:34020000001320000078@3402000000>\r\nCall-ID: flood\r\n"
+                "CSeq: %d REGISTER\r\nContent-Length: 0\r\n\r\n")  # fmt: skip
+    for i in range(25):
+        sock.sendto((register % (PLATFORM, DOMAIN, i, i + 1)).encode(), addr)
+    sock.close()
+    wait_for(lambda: refused("flood") - before["flood"] >= 5, 5, "the flood dropped")
+    assert refused("malformed") - before["malformed"] >= 1
+    assert refused("not_registered") - before["not_registered"] >= 1
+    assert refused("bad_body") - before["bad_body"] >= 1
+    # The server still serves a real device.
+    dev = peers.start_device(server.udp_port, device_id=DEVICE, password=PASSWORD,
+                             platform_id=PLATFORM, domain=DOMAIN)  # fmt: skip
+    try:
+        wait_for(lambda: DEVICE in server.registry.devices, 10, "a registration after it all")
+        assert server.health()["status"] == "ok"
+    finally:
+        dev.stop()

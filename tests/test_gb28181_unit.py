@@ -304,3 +304,12 @@ def test_rfc4571_framing_and_rtp_parse() -> None:
     pkt = parse_rtp(a)
     assert (pkt.seq, pkt.timestamp, pkt.ssrc, pkt.marker, pkt.payload) == (1, 90, 5, True,
                                                                           b"abc")  # fmt: skip
+
+
+def test_flood_guard() -> None:
+    from gb28181.registry import FloodGuard
+
+    guard = FloodGuard(limit=3, window_s=10)
+    assert [guard.allow("a", 0) for _ in range(4)] == [True, True, True, False]
+    assert guard.allow("b", 1)  # another device is not affected
+    assert guard.allow("a", 10.5)  # a new window
