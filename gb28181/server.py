@@ -20,6 +20,7 @@ import asyncio
 import concurrent.futures
 import logging
 import queue
+import random
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -401,7 +402,9 @@ class SipServer:
             self.loop.create_task(self._after_register(device_id))
 
     async def _after_register(self, device_id: str) -> None:
-        await asyncio.sleep(0.2)  # let the device process our 200 first
+        # Let the device process our 200 first; spread the queries when a whole network
+        # registers at once (a thousand devices coming back after an outage).
+        await asyncio.sleep(0.2 + random.random() * min(5.0, len(self.registry.devices) / 200))
         try:
             await self.query_catalog(device_id)
             await self._query(device_id, manscdp.device_info_query)

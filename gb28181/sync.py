@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from camera_registry.status import StatusBoard
@@ -35,17 +36,24 @@ class CameraSync:
 
     def apply(self, changes: Changes) -> None:
         with self.sessions.begin() as session:
-            for device_id, item in changes.upsert:
-                if item.type_code not in VIDEO_TYPES:
-                    continue  # civil-code, business-group, organisation nodes
-                cid = camera_id(item.id)
-                record = session.get(CameraRecord, cid)
-                if record is not None and record.origin != ORIGIN:
-                    continue
-                enabled = record.enabled if record is not None else self.cfg.channels_enabled
-                cam = camera_for(device_id, item, names=self.cfg.area_names, enabled=enabled,
-                                 programme=self.cfg.programme)  # fmt: skip
-                upsert_camera(session, cam, origin=ORIGIN, cipher=self.cipher)
+            # One query per 500 channels loads the known ones into the session's identity
+            # map, so upsert_camera's get() costs nothing (a 20,000-channel catalog).
+            ids = [camera_id(i.id) for _, i in changes.upsert if i.type_code in VIDEO_TYPES]
+            known: dict[str, CameraRecord] = {}
+            for start in range(0, len(ids), 500):
+                known.update((r.id, r) for r in session.execute(select(CameraRecord).where(
+                    CameraRecord.id.in_(ids[start : start + 500]))).scalars())  # fmt: skip
+            with session.no_autoflush:  # one flush at the end, not one per channel
+                for device_id, item in changes.upsert:
+                    if item.type_code not in VIDEO_TYPES:
+                        continue  # civil-code, business-group, organisation nodes
+                    record = known.get(camera_id(item.id))
+                    if record is not None and record.origin != ORIGIN:
+                        continue
+                    enabled = record.enabled if record is not None else self.cfg.channels_enabled
+                    cam = camera_for(device_id, item, names=self.cfg.area_names,
+                                     enabled=enabled, programme=self.cfg.programme)  # fmt: skip
+                    upsert_camera(session, cam, origin=ORIGIN, cipher=self.cipher)
             for channel_id in changes.removed:
                 record = session.get(CameraRecord, camera_id(channel_id))
                 if record is not None and record.origin == ORIGIN:
