@@ -164,7 +164,8 @@ def main() -> int:
     logging.basicConfig(level=logging.ERROR)  # per-device warnings would drown the figures
     print(machine_line())
     bench_register(args.devices, args.keepalive_s, args.measure_s)
-    bench_catalog(args.channels)
+    if args.channels:
+        bench_catalog(args.channels)
     return 0
 
 

@@ -21,6 +21,7 @@ import concurrent.futures
 import logging
 import queue
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -202,6 +203,9 @@ class SipServer:
                 lambda: _UdpProtocol(self), local_addr=(cfg.host, cfg.port)
             )
             self.udp = cast(asyncio.DatagramTransport, transport)
+            sock = transport.get_extra_info("socket")
+            if sock is not None:  # a network coming back sends thousands of REGISTERs at once
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
             self.udp_port = transport.get_extra_info("sockname")[1]
         if "tcp" in cfg.transports:
             port = self.udp_port or cfg.port  # the same number for both when port is 0
