@@ -3,10 +3,12 @@ sync and the ``gb28181://`` camera source, with ``start()``, ``stop()``, ``healt
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.producer import CameraInfo
 from camera_registry.status import StatusBoard
 from core.secrets import SecretCipher
 from gb28181.channels import SCHEME
@@ -20,19 +22,22 @@ from ingest import reader
 class GbPlatform:
     def __init__(self, cfg: SipConfig, sessions: sessionmaker[Session] | None = None,
                  cipher: SecretCipher | None = None, status: StatusBoard | None = None,
-                 sink: ChangeSink | None = None) -> None:  # fmt: skip
+                 sink: ChangeSink | None = None,
+                 alert_cameras: MutableMapping[str, CameraInfo] | None = None) -> None:  # fmt: skip
         if sink is None and sessions is not None and cipher is not None:
-            sink = CameraSync(cfg, sessions, cipher, status)
+            sink = CameraSync(cfg, sessions, cipher, status, alert_cameras)
         self.server = SipServer(cfg, sink)
         self.opener = GbSourceOpener(self.server)
 
     @classmethod
     def for_config(cls, cfg: SipConfig, sessions: sessionmaker[Session], cipher: SecretCipher,
-                   status: StatusBoard) -> GbPlatform | None:  # fmt: skip
+                   status: StatusBoard,
+                   alert_cameras: MutableMapping[str, CameraInfo] | None = None,
+                   ) -> GbPlatform | None:  # fmt: skip
         """The started platform when ``sip.enabled``, else None."""
         if not cfg.enabled:
             return None
-        platform = cls(cfg, sessions, cipher, status)
+        platform = cls(cfg, sessions, cipher, status, alert_cameras=alert_cameras)
         platform.start()
         return platform
 

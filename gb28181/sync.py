@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import MutableMapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.producer import CameraInfo
 from camera_registry.status import StatusBoard
 from camera_registry.store import CameraRecord, clear_analytics_override, upsert_camera
 from core.secrets import SecretCipher
@@ -28,11 +30,15 @@ GB_PREFIX = "GB/T 28181"
 
 class CameraSync:
     def __init__(self, cfg: SipConfig, sessions: sessionmaker[Session], cipher: SecretCipher,
-                 status: StatusBoard | None = None) -> None:  # fmt: skip
+                 status: StatusBoard | None = None,
+                 alert_cameras: MutableMapping[str, CameraInfo] | None = None) -> None:  # fmt: skip
+        """``alert_cameras``: the alert producer's camera names and areas, so an alert of
+        an imported channel (its offline alert) carries its name and area."""
         self.cfg = cfg
         self.sessions = sessions
         self.cipher = cipher
         self.status = status
+        self.alert_cameras = alert_cameras
 
     def apply(self, changes: Changes) -> None:
         with self.sessions.begin() as session:
@@ -54,6 +60,8 @@ class CameraSync:
                     cam = camera_for(device_id, item, names=self.cfg.area_names,
                                      enabled=enabled, programme=self.cfg.programme)  # fmt: skip
                     upsert_camera(session, cam, origin=ORIGIN, cipher=self.cipher)
+                    if self.alert_cameras is not None:
+                        self.alert_cameras[cam.id] = CameraInfo(cam.name, cam.area, cam.gb28181_id)
             for channel_id in changes.removed:
                 record = session.get(CameraRecord, camera_id(channel_id))
                 if record is not None and record.origin == ORIGIN:

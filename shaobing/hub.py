@@ -405,7 +405,7 @@ class Hub:
         # GB/T 28181 platform (sip.enabled): devices register, catalogs become cameras,
         # gb28181:// sources play by INVITE. The one place it is wired (gb28181/component.py).
         self.sip = GbPlatform.for_config(self.loaded.config.sip, self.sessions, self.cipher,
-                                         self.status)  # fmt: skip
+                                         self.status, self.producer.cameras)  # fmt: skip
         self.dispatcher.start()
         self.alert_workers.start()
         recover = getattr(self.bus, "recover", None)  # the spools: what a crash left

@@ -29,7 +29,7 @@ UP_PASSWORD = "Up-Secr3t-e2e"
 
 
 def superior_target(port: int) -> dict[str, Any]:
-    return {"name": "city-platform", "kind": "gb28181", "timeout_s": 2,
+    return {"name": "city-platform", "kind": "gb28181", "timeout_s": 2, "types": ["loitering"],
             "backoff_initial_s": 1, "backoff_max_s": 2,
             "gb28181": {"server_id": SUPERIOR, "server_domain": "3401000000",
                         "host": "127.0.0.1", "port": port, "local_id": PLATFORM,
@@ -46,6 +46,7 @@ def hub_config(models_dir: Path, sip_port: int, **extra: Any) -> dict[str, Any]:
             "area_names": {"341502": "金安区", "34150201": "东市街道"},
         },
         "ingest": {"reconnect_max_s": 1.0},
+        "alerts": {"camera_offline_s": 3},
         # The analysed channel is declared like any camera; the others are imported.
         "cameras": [{"id": "east-gate", "name": "东门 (国标)", "detect_fps": 5,
                      "gb28181_id": CH1, "area": {"county": "金安区", "township": "东市街道"},
@@ -86,6 +87,11 @@ def test_sipp_device_catalog_becomes_cameras_and_its_stream_decodes(
         assert cam2["enabled"] is False
         assert hub.wait("channel 2 offline (its Status OFF)",
                         lambda: hub.camera(f"gb-{CH2}")["status"]["state"] == "offline", 10)
+        # The OFF channel's camera raises the usual offline alert, with its name and area.
+        fault = hub.wait("the offline alert of the OFF channel", lambda: [
+            a for a in hub.get("/api/alerts", type="camera_fault")["items"]
+            if a["camera"]["id"] == f"gb-{CH2}"], 20)  # fmt: skip
+        assert fault[0]["camera"]["name"] == "金安广场" and fault[0]["area"]["county"] == "金安区"
         # The analysed channel: INVITE → PS over RTP → decoded frames.
         cam1 = hub.wait("frames from the GB channel", lambda: (
             c if (c := hub.camera("east-gate"))["status"]["frames_decoded"] > 20 else None), 40)
@@ -97,7 +103,8 @@ def test_sipp_device_catalog_becomes_cameras_and_its_stream_decodes(
         # A rule on the GB channel raises an alert on the clip's people; the superior is
         # down at first: the outbox retries until it is up, then the alarm goes up.
         alert = hub.wait("a loitering alert on the GB channel", lambda: [
-            a for a in hub.get("/api/alerts")["items"] if a["camera"]["id"] == "east-gate"], 60)
+            a for a in hub.get("/api/alerts")["items"]
+            if a["camera"]["id"] == "east-gate" and a["type"] == "loitering"], 60)  # fmt: skip
         hub.wait("a failed delivery to the superior", lambda: hub.get(
             f"/api/alerts/{alert[0]['id']}")["deliveries"][0]["attempts"] >= 1, 20)
         superior = peers.start_superior(up_port, password=UP_PASSWORD)
