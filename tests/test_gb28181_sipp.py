@@ -243,3 +243,53 @@ def test_bad_input_is_refused_counted_and_nothing_stops(server: SipServer) -> No
         assert server.health()["status"] == "ok"
     finally:
         dev.stop()
+
+
+def test_invite_without_media_is_reported_and_the_port_released() -> None:
+    from camera_registry.config import IngestConfig, SourceConfig
+    from camera_registry.status import StatusBoard
+    from gb28181.component import GbPlatform
+    from ingest.reader import StreamReader
+
+    platform = GbPlatform(sip_config(media_timeout_s=1.0), sink=Recorder())
+    platform.start()
+    server = platform.server
+    dev = peers.start_device(server.udp_port, device_id=DEVICE, password=PASSWORD,
+                             platform_id=PLATFORM, domain=DOMAIN, sender="true")  # fmt: skip
+    status = StatusBoard()
+    url = f"gb28181://{DEVICE}/{CHANNEL}"
+    reader = StreamReader("gb-silent", lambda: url, SourceConfig(url=url),
+                          IngestConfig(reconnect_max_s=30, reconnect_initial_s=20),
+                          detect_fps=5, box=(640, 640), on_frame=lambda f: None,
+                          status=status)  # fmt: skip
+    try:
+        wait_for(lambda: DEVICE in server.registry.devices, 10, "registration")
+        reader.start()
+        wait_for(lambda: status.get("gb-silent").state == "offline", 15, "the reader offline")
+        error = status.get("gb-silent").last_error or ""
+        assert "no_media" in error or "no media" in error, error
+        wait_for(lambda: server.health()["streams"] == 0, 5, "BYE sent, session closed")
+        assert server.health()["rtp_ports_in_use"] == 0
+    finally:
+        reader.stop()
+        reader.join(10)
+        dev.stop()
+        platform.stop()
+    # A channel of a device that is not registered: a clear error, no INVITE.
+    assert "not registered" in _open_error(f"gb28181://34020000001180000099/{CHANNEL}")
+
+
+def _open_error(url: str) -> str:
+    from camera_registry.config import IngestConfig, SourceConfig
+    from gb28181.component import GbPlatform
+    from ingest.reader import open_source
+
+    platform = GbPlatform(sip_config(), sink=Recorder())
+    platform.start()
+    try:
+        with open_source(url, SourceConfig(url=url), IngestConfig()):
+            return ""
+    except Exception as exc:  # noqa: BLE001 - the message is what is checked
+        return str(exc)
+    finally:
+        platform.stop()
