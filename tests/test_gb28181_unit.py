@@ -259,7 +259,7 @@ def test_sip_config_passwords() -> None:
     closed = SipConfig.model_validate({"admit_unknown": False, "devices": [{"id": DEV}],
                                        "password": "p"})  # fmt: skip
     assert closed.password_for("34020000001320000002") is None
-    assert "password" not in repr(cfg.devices[0]) or "own" not in repr(cfg)
+    assert "'own'" not in repr(cfg) and "'shared'" not in repr(cfg)
     with pytest.raises(ValueError, match="shared password"):
         SipConfig.model_validate({"enabled": True})
 
@@ -313,3 +313,28 @@ def test_flood_guard() -> None:
     assert [guard.allow("a", 0) for _ in range(4)] == [True, True, True, False]
     assert guard.allow("b", 1)  # another device is not affected
     assert guard.allow("a", 10.5)  # a new window
+
+
+def test_config_errors_name_file_and_field(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from shaobing.config import ConfigError, parse_config
+
+    def problems(data: dict[str, object]) -> str:
+        with pytest.raises(ConfigError) as err:
+            parse_config(data, "hub.yaml", Path("."))
+        return str(err.value)
+
+    assert "hub.yaml: sip: " in problems({"sip": {"enabled": True}})
+    assert "shared password" in problems({"sip": {"enabled": True}})
+    assert "hub.yaml: sip.id: " in problems({"sip": {"id": "123", "password": "p"}})
+    assert "hub.yaml: sip.prot: unknown key" in problems({"sip": {"prot": 5060}})
+    text = problems({"dispatch": [{"name": "up", "kind": "gb28181"}]})
+    assert "kind gb28181 needs gb28181 settings" in text
+    bad_pw = {"server_id": "3" * 20, "server_domain": "3" * 10, "host": "127.0.0.1",
+              "local_id": "4" * 20, "password": "s3cret-up", "alarm_types": {"nope": 3}}
+    text = problems({"dispatch": [{"name": "up", "kind": "gb28181", "gb28181": bad_pw}]})
+    assert "unknown alert type" in text and "s3cret-up" not in text
+    ok = parse_config({"sip": {"enabled": True, "password": "p", "port": 0}}, "hub.yaml",
+                      Path("."))  # fmt: skip
+    assert ok.config.sip.enabled and "password=" not in repr(ok.config.sip)  # repr=False
