@@ -124,8 +124,24 @@ class RtpSink:
         self.reorder = Reorderer(ssrc)
         self.peer: tuple[str, int] | None = None
         self.last_packet_at: float | None = None
+        self.wrong_source = 0
 
-    def datagram(self, data: bytes) -> None:
+    def stats(self) -> dict[str, int]:
+        st = self.reorder.stats
+        return {"received": st.received, "delivered": st.delivered, "lost": st.lost,
+                "late": st.late, "wrong_ssrc": st.wrong_ssrc, "malformed": st.malformed,
+                "wrong_source": self.wrong_source, "bytes": self.pipe.bytes_in}  # fmt: skip
+
+    def datagram(self, data: bytes, addr: tuple[str, int] | None = None) -> None:
+        """One RTP packet; over UDP ``addr`` is its source: the first one is the device,
+        packets from anywhere else are dropped (a stale stream, a stray sender)."""
+        if addr is not None:
+            if self.peer is None:
+                self.peer = addr
+            elif addr != self.peer:
+                self.wrong_source += 1
+                metrics.RTP_PACKETS.labels("wrong_source").inc()
+                return
         self.last_packet_at = time.monotonic()
         before = (self.reorder.stats.wrong_ssrc, self.reorder.stats.malformed)
         for pkt in self.reorder.push(data):
@@ -145,7 +161,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self.sink = sink
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.sink.datagram(data)
+        self.sink.datagram(data, (addr[0], addr[1]))
 
 
 async def open_udp(host: str, port: int, sink: RtpSink) -> asyncio.BaseTransport:

@@ -84,6 +84,9 @@ class Reorderer:
     ``window`` later packets have arrived, then counted lost.
     """
 
+    #: Packets held at the start before the first one to deliver is chosen.
+    START = 4
+
     def __init__(self, expected_ssrc: int | None = None, window: int = 64) -> None:
         self.ssrc = expected_ssrc
         self.window = window
@@ -104,8 +107,14 @@ class Reorderer:
         if pkt.ssrc != self.ssrc:
             self.stats.wrong_ssrc += 1
             return
-        if self.next_seq is None:
-            self.next_seq = pkt.seq
+        if self.next_seq is None:  # the start: wait for a few so a swapped first pair is kept
+            self.pending[pkt.seq] = pkt
+            if len(self.pending) < self.START:
+                return
+            first = next(iter(self.pending))
+            self.next_seq = min(self.pending, key=lambda q: ((q - first + 0x8000) & 0xFFFF))
+            yield from self._drain()
+            return
         behind = (self.next_seq - pkt.seq) & 0xFFFF
         if 0 < behind < 0x8000:  # already passed
             self.stats.late += 1

@@ -173,6 +173,8 @@ class SipServer:
             "devices_online": sum(d.state == "online" for d in devices),
             "devices_offline": sum(d.state == "offline" for d in devices),
             "streams": len(self._sessions),
+            "stream_stats": [{"channel": m.channel_id, "port": m.port, **m.sink.stats()}
+                             for m in list(self._sessions.values())],  # fmt: skip
             "rtp_ports_in_use": len(self.ports.used),
             "last_error": self.last_error,
         }

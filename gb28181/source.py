@@ -40,6 +40,11 @@ class GbSourceOpener:
             except av.error.FFmpegError as exc:
                 state = "no_media" if session.pipe.bytes_in == 0 else "bad_media"
                 raise InviteFailed(state, f"channel {channel_id}: {state}: {exc}") from None
+            video = container.streams.video
+            if not video or video[0].codec_context is None:
+                container.close()
+                raise InviteFailed("bad_media", f"channel {channel_id}: bad_media: the PS "
+                                   "carries no video stream this hub can decode")  # fmt: skip
             try:
                 yield container
             finally:

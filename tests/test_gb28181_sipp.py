@@ -163,7 +163,10 @@ def test_invite_yields_the_clips_frames_through_the_reader(videos_dir: Path,
     platform = GbPlatform(sip_config(rtp_transport=rtp_transport), sink=Recorder())
     platform.start()
     server = platform.server
-    extra = ("--tcp",) if rtp_transport == "tcp_passive" else ()
+    # UDP: the sender also swaps neighbouring packets and repeats every 7th under another
+    # SSRC; the reorderer and the SSRC filter must give the clip's frames all the same.
+    extra = ("--tcp",) if rtp_transport == "tcp_passive" else ("--reorder",
+                                                                "--wrong-ssrc-every", "7")
     dev = peers.start_device(server.udp_port, device_id=DEVICE, password=PASSWORD,
                              platform_id=PLATFORM, domain=DOMAIN,
                              sender=peers.media_sender_command(clip, *extra))  # fmt: skip
@@ -196,6 +199,9 @@ def test_invite_yields_the_clips_frames_through_the_reader(videos_dir: Path,
         # The device's own H.264, not re-encoded: the first frame is the clip's first frame.
         assert float(np.abs(first.astype(int) - expected.astype(int)).mean()) < 1.0
         assert packets[0] == "opened" and len(packets) > 10
+        if rtp_transport == "udp":
+            stats = server.health()["stream_stats"][0]
+            assert stats["wrong_ssrc"] > 0 and stats["lost"] == 0 and stats["late"] == 0
     finally:
         reader.stop()
         reader.join(10)

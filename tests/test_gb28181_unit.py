@@ -292,9 +292,13 @@ def test_rtp_reordering_ssrc_filter_and_loss() -> None:
     got = [p.payload[0] for pkt in more for p in r.push(pkt)]
     assert r.stats.lost == 0 and got == [7, 8, 9, 10, 11]
     r2 = Reorderer(window=2)
-    list(r2.push(build_rtp(10, 0, 1, b"a")))
-    got2 = [p.payload for n in (12, 13, 14) for p in r2.push(build_rtp(n, 0, 1, b"b"))]
-    assert r2.stats.lost == 1 and len(got2) == 3
+    got2 = [p.payload for n in (10, 11, 12, 13, 15, 16, 17)
+            for p in r2.push(build_rtp(n, 0, 1, bytes([n])))]  # fmt: skip
+    assert r2.stats.lost == 1 and got2 == [bytes([n]) for n in (10, 11, 12, 13, 15, 16, 17)]
+    # The start: a swapped first pair is kept (the first packet to deliver is the lowest).
+    r3 = Reorderer()
+    got3 = [p.seq for n in (101, 100, 102, 103, 104) for p in r3.push(build_rtp(n, 0, 1, b"x"))]
+    assert got3 == [100, 101, 102, 103, 104] and r3.stats.late == 0
 
 
 def test_rfc4571_framing_and_rtp_parse() -> None:
@@ -338,3 +342,26 @@ def test_config_errors_name_file_and_field(tmp_path: object) -> None:
     ok = parse_config({"sip": {"enabled": True, "password": "p", "port": 0}}, "hub.yaml",
                       Path("."))  # fmt: skip
     assert ok.config.sip.enabled and "password=" not in repr(ok.config.sip)  # repr=False
+
+
+def test_rtp_sink_keeps_to_the_first_source_and_counts() -> None:
+    from gb28181.media import PsPipe, RtpSink
+
+    pipe = PsPipe(timeout_s=0.1)
+    sink = RtpSink(pipe, 5)
+    sink.datagram(build_rtp(1, 0, 5, b"ab"), ("10.0.0.1", 4000))
+    sink.datagram(build_rtp(2, 0, 5, b"XX"), ("10.0.0.9", 4000))  # another sender
+    sink.datagram(build_rtp(2, 0, 6, b"YY"), ("10.0.0.1", 4000))  # another SSRC
+    for seq, payload in ((2, b"cd"), (3, b"ef"), (4, b"gh")):
+        sink.datagram(build_rtp(seq, 0, 5, payload), ("10.0.0.1", 4000))
+    buf = bytearray(10)
+    n = pipe.readinto(memoryview(buf))
+    assert bytes(buf[:n]) == b"abcdefgh"
+    stats = sink.stats()
+    assert (stats["wrong_source"], stats["wrong_ssrc"], stats["delivered"]) == (1, 1, 4)
+    pipe.finish("done")
+    assert pipe.readinto(memoryview(buf)) == 0
+    from gb28181.media import MediaTimeout
+
+    with pytest.raises(MediaTimeout, match="no media"):
+        PsPipe(timeout_s=0.05).readinto(memoryview(buf))
