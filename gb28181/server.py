@@ -499,7 +499,8 @@ class SipServer:
         self._pending[key] = fut
         try:
             deadline = self.loop.time() + timeout
-            interval = T1
+            # UDP: retransmit after T1, 2·T1, 4·T1 ... (at most 4 s apart); TCP: send once.
+            interval = T1 if peer.transport == "udp" else timeout
             while True:
                 self._send(peer, msg)
                 wait = min(interval, deadline - self.loop.time())
@@ -508,10 +509,9 @@ class SipServer:
                 try:
                     return await asyncio.wait_for(asyncio.shield(fut), wait)
                 except TimeoutError:
-                    if peer.transport == "tcp":
-                        interval = deadline - self.loop.time()
-                    else:
-                        interval = min(interval * 2, 4.0)
+                    if self.loop.time() >= deadline:
+                        raise TimeoutError(f"no answer to {method} within {timeout:g} s") from None
+                    interval = min(interval * 2, 4.0)
         finally:
             self._pending.pop(key, None)
 
