@@ -164,6 +164,22 @@ def build(root: str, cmd: str, sn: int, device_id: str, fields: list[tuple[str, 
     return f'<?xml version="1.0" encoding="{encoding}"?>\r\n{text}\r\n'.encode(codec)
 
 
+def catalog_response(sn: int, device_id: str, total: int,
+                     items: list[dict[str, str]]) -> bytes:  # fmt: skip
+    """One page of a Catalog answer: ``total`` is SumNum, ``items`` this page's."""
+    el = ET.Element("Response")
+    for name, value in (("CmdType", "Catalog"), ("SN", str(sn)), ("DeviceID", device_id),
+                        ("SumNum", str(total))):  # fmt: skip
+        ET.SubElement(el, name).text = value
+    dl = ET.SubElement(el, "DeviceList", Num=str(len(items)))
+    for fields in items:
+        item = ET.SubElement(dl, "Item")
+        for name, value in fields.items():
+            ET.SubElement(item, name).text = value
+    text = ET.tostring(el, encoding="unicode")
+    return f'<?xml version="1.0" encoding="GB2312"?>\r\n{text}\r\n'.encode("gb18030")
+
+
 def catalog_query(sn: int, device_id: str) -> bytes:
     return build("Query", "Catalog", sn, device_id)
 

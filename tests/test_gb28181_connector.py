@@ -19,6 +19,7 @@ from tests.peers.procs import free_port
 SUPERIOR = "34010000002000000001"
 LOCAL = "34020000002000000001"
 CHANNEL = "34150201001310000001"
+ALARM_CHANNEL = "34020000001340000001"
 
 
 def target(port: int, password: str, **extra: Any) -> DispatchTarget:
@@ -42,13 +43,13 @@ def message(alert_type: str = "intrusion", camera: dict[str, Any] | None = None,
                    body=json.dumps(body).encode())  # fmt: skip
 
 
+def bodies(text: str, root: str) -> list[manscdp.Body]:
+    return [manscdp.parse_body(m.group(0).encode("utf-8"))
+            for m in re.finditer(rf"<\?xml[^>]*>\s*<{root}>.*?</{root}>", text, re.S)]  # fmt: skip
+
+
 def alarms(text: str) -> list[manscdp.Body]:
-    out = []
-    for m in re.finditer(r"<\?xml.*?</Notify>", text, re.S):
-        body = manscdp.parse_body(m.group(0).encode("utf-8"))
-        if body.cmd == "Alarm":
-            out.append(body)
-    return out
+    return [b for b in bodies(text, "Notify") if b.cmd == "Alarm"]
 
 
 def wait_for(check: Any, timeout: float) -> Any:
@@ -63,7 +64,8 @@ def wait_for(check: Any, timeout: float) -> Any:
 def test_alarm_goes_up_to_a_sipp_superior() -> None:
     port = free_port()
     sup = peers.start_superior(port, password="Up-Secr3t")
-    conn = make_connector(target(port, "Up-Secr3t"), None)  # type: ignore[arg-type]
+    conn = make_connector(target(port, "Up-Secr3t", channel_ids={"east-gate": CHANNEL},
+                                 default_channel_id=ALARM_CHANNEL), None)  # type: ignore[arg-type]
     try:
         time.sleep(0.3)
         result = conn.send(message())
@@ -82,6 +84,12 @@ def test_alarm_goes_up_to_a_sipp_superior() -> None:
         assert wait_for(lambda: sup.messages().count("<CmdType>Keepalive</CmdType>") >= 2, 5)
         assert "Authorization: Digest" in sup.messages()
         assert "Up-Secr3t" not in sup.messages()
+        # The superior's Catalog query is answered with Shaobing's alarm channels.
+        catalog = wait_for(lambda: [b for b in bodies(sup.messages(), "Response")
+                                    if b.cmd == "Catalog"], 5)  # fmt: skip
+        assert catalog and catalog[0].sn == 77 and catalog[0].device_id == LOCAL
+        total, items = manscdp.catalog_items(catalog[0])
+        assert total == 2 and {i.id for i in items} == {CHANNEL, ALARM_CHANNEL}
     finally:
         conn.close()
         sup.stop()

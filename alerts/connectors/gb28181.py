@@ -7,8 +7,9 @@ failed send (no answer, 4xx/5xx, a registration refused) is a retryable result: 
 outbox tries again with its backoff. Only ``alert.created`` goes up — a GB alarm is an
 event; later status changes have no GB counterpart and are recorded as delivered.
 
-Requests the superior sends to us (its Catalog query, INVITE) are answered 501 for now:
-sharing channels upward is not implemented.
+A receiver thread answers the superior's requests: its Catalog query gets Shaobing's
+alarm channels (``channel_ids``, ``default_channel_id``); anything else (INVITE for a
+channel's video: not shared yet) is answered 501.
 """
 
 from __future__ import annotations
@@ -72,6 +73,13 @@ class GbAlarmConnector:
         self._stop = threading.Event()
         self._heart: threading.Thread | None = None
         self.last_error: str | None = None
+        # Responses by (Call-ID, CSeq), handed from the receiver thread to the waiting sender.
+        self._waiting: dict[tuple[str, tuple[int, str]], list[s.SipMessage]] = {}
+        self._answered = threading.Condition()
+        self.sock.settimeout(0.2)
+        self._rx = threading.Thread(target=self._receive, daemon=True,
+                                    name=f"gb28181-{target.name}-rx")  # fmt: skip
+        self._rx.start()
 
     # -- SIP plumbing ---------------------------------------------------------------
 
@@ -93,39 +101,88 @@ class GbAlarmConnector:
         data = msg.encode()
         deadline = time.monotonic() + self.timeout_s
         interval = 0.5
-        next_send = 0.0
-        while True:
-            now = time.monotonic()
-            if now >= deadline:
-                raise TimeoutError(f"no answer to {msg.method} within {self.timeout_s:g} s")
-            if now >= next_send:
+        with self._answered:
+            self._waiting[key] = []
+        try:
+            while True:
+                now = time.monotonic()
+                if now >= deadline:
+                    raise TimeoutError(f"no answer to {msg.method} within {self.timeout_s:g} s")
                 self.sock.sendto(data, (self.cfg.host, self.cfg.port))
-                next_send = now + interval
+                until = min(now + interval, deadline)
                 interval = min(interval * 2, 4.0)
-            self.sock.settimeout(max(0.01, min(next_send, deadline) - now))
+                with self._answered:
+                    while not self._waiting[key] and time.monotonic() < until:
+                        self._answered.wait(until - time.monotonic())
+                    if self._waiting[key]:
+                        return self._waiting[key][0]
+        finally:
+            with self._answered:
+                self._waiting.pop(key, None)
+
+    def _receive(self) -> None:
+        """The receiver thread: final responses to the waiting sender, requests answered."""
+        while not self._stop.is_set():
             try:
                 raw, addr = self.sock.recvfrom(65535)
-            except TimeoutError:
-                continue
-            except ConnectionRefusedError:
-                continue  # ICMP port unreachable from an earlier send: keep trying
+            except (TimeoutError, ConnectionRefusedError):
+                continue  # ICMP port unreachable of an earlier send: the sender retries
+            except OSError:
+                return  # closed
             try:
-                answer = s.parse_message(raw)
-            except s.SipParseError as exc:
-                log.info("gb28181 %s: unreadable message from %s: %s", self.name, addr[0], exc)
-                continue
-            if answer.is_request:
-                self._answer_request(answer, addr)
-                continue
-            if (answer.call_id, answer.cseq) == key and (answer.status or 0) >= 200:
-                return answer
+                msg = s.parse_message(raw)
+                if msg.is_request:
+                    self._answer_request(msg, (addr[0], addr[1]))
+                elif (msg.status or 0) >= 200:
+                    with self._answered:
+                        slot = self._waiting.get((msg.call_id, msg.cseq))
+                        if slot is not None:
+                            slot.append(msg)
+                            self._answered.notify_all()
+            except Exception as exc:  # noqa: BLE001 - the receiver never dies
+                log.info("gb28181 %s: message from %s not handled: %s", self.name, addr[0], exc)
 
     def _answer_request(self, req: s.SipMessage, addr: tuple[str, int]) -> None:
         if req.method == "ACK":
             return
-        status, reason = (200, "OK") if req.method in ("OPTIONS",) else (501, "Not Implemented")
-        resp = s.response(req, status, reason, to_tag=s.new_tag())
-        self.sock.sendto(resp.encode(), addr)
+        if req.method == "MESSAGE":
+            try:
+                body = manscdp.parse_body(req.body)
+            except manscdp.ManscdpError:
+                body = None
+            if body is not None and (body.root, body.cmd) == ("Query", "Catalog"):
+                self.sock.sendto(s.response(req, 200, "OK", to_tag=s.new_tag()).encode(), addr)
+                threading.Thread(target=self._send_catalog, args=(body.sn,), daemon=True,
+                                 name=f"gb28181-{self.name}-catalog").start()  # fmt: skip
+                return
+        status, reason = (200, "OK") if req.method == "OPTIONS" else (501, "Not Implemented")
+        self.sock.sendto(s.response(req, status, reason, to_tag=s.new_tag()).encode(), addr)
+
+    def shared_channels(self) -> list[tuple[str, str]]:
+        """(channel id, name) of what Shaobing shares upward: the alarm channels of its
+        cameras (``channel_ids``) and ``default_channel_id``."""
+        out = {gb: f"哨兵 {camera}" for camera, gb in self.cfg.channel_ids.items()}
+        if self.cfg.default_channel_id:
+            out.setdefault(self.cfg.default_channel_id, "哨兵 报警通道")
+        return sorted(out.items())
+
+    def _send_catalog(self, sn: int, page: int = 20) -> None:
+        """The Catalog answer, in pages of ``page`` items (SumNum: all of them)."""
+        channels = self.shared_channels()
+        try:
+            for start in range(0, max(1, len(channels)), page):
+                items = channels[start : start + page]
+                body = manscdp.catalog_response(sn, self.cfg.local_id, len(channels), [
+                    {"DeviceID": gb, "Name": name, "Manufacturer": "Shaobing",
+                     "Model": "video analytics", "ParentID": self.cfg.local_id,
+                     "CivilCode": gb[:6], "Parental": "0", "Status": "ON"}
+                    for gb, name in items])  # fmt: skip
+                with self.lock:
+                    answer = self._message(body)
+                if answer.status != 200:
+                    raise ConnectionError(f"catalog page answered {answer.status}")
+        except Exception as exc:  # noqa: BLE001 - logged; the superior may ask again
+            log.warning("gb28181 %s: catalog answer failed: %s", self.name, exc)
 
     def _authorised(self, msg: s.SipMessage) -> s.SipMessage:
         """Send; answer a 401/407 challenge once with the digest."""
@@ -221,4 +278,5 @@ class GbAlarmConnector:
         self._stop.set()
         if self._heart is not None:
             self._heart.join(2)
+        self._rx.join(2)
         self.sock.close()
