@@ -365,3 +365,50 @@ def test_rtp_sink_keeps_to_the_first_source_and_counts() -> None:
 
     with pytest.raises(MediaTimeout, match="no media"):
         PsPipe(timeout_s=0.05).readinto(memoryview(buf))
+
+
+def test_h265_ps_over_rtp_demuxes_and_decodes(tmp_path: object) -> None:
+    """A device's H.265 (PSM stream type 0x24) through the same path as H.264: PS packs
+    over RTP, reordered, into PyAV's PS demuxer, decoded."""
+    import threading
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    from gb28181.media import PsPipe, RtpSink
+    from gb28181.ps import mux_access_unit
+    from gb28181.rtp import packetize
+
+    enc = av.CodecContext.create("libx265", "w")
+    enc.width, enc.height, enc.pix_fmt = 320, 240, "yuv420p"
+    enc.time_base = Fraction(1, 25)
+    enc.options = {"x265-params": "log-level=none:repeat-headers=1", "preset": "ultrafast"}
+    units: list[tuple[bytes, int, bool]] = []
+    for i in range(30):
+        img = np.full((240, 320, 3), (i * 8) % 255, dtype=np.uint8)
+        frame = av.VideoFrame.from_ndarray(img, format="bgr24").reformat(format="yuv420p")
+        frame.pts = i
+        units += [(bytes(p), i * 3600, bool(p.is_keyframe)) for p in enc.encode(frame)]
+    units += [(bytes(p), (len(units) + 1) * 3600, bool(p.is_keyframe)) for p in enc.encode(None)]
+    pipe = PsPipe(timeout_s=2)
+    sink = RtpSink(pipe, 9)
+
+    def feed() -> None:
+        seq = 0
+        for au, pts, key in units:
+            pkts = packetize(mux_access_unit(au, pts, keyframe=key, codec="hevc"), seq=seq,
+                             timestamp=pts, ssrc=9, mtu_payload=300)  # fmt: skip
+            seq += len(pkts)
+            if len(pkts) > 2:
+                pkts[1], pkts[2] = pkts[2], pkts[1]
+            for pkt in pkts:
+                sink.datagram(pkt)
+        pipe.finish("done")
+
+    threading.Thread(target=feed, daemon=True).start()
+    with av.open(pipe, format="mpeg") as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "hevc"
+        decoded = [f for p in container.demux(stream) for f in p.decode()]
+    assert len(decoded) >= 28 and (decoded[0].width, decoded[0].height) == (320, 240)
