@@ -122,7 +122,7 @@ def bench_catalog(channels: int, page: int = 100) -> None:
     device = "34020000001180000001"
     pages = []
     for start in range(0, channels, page):
-        items = "".join(
+        xml_items = "".join(
             f"<Item><DeviceID>341502{(i // 1000) % 100:02d}00131{i:07d}</DeviceID>"
             f"<Name>路口 {i}</Name><Manufacturer>Hikvision</Manufacturer>"
             f"<CivilCode>341502{(i // 1000) % 100:02d}</CivilCode><Status>ON</Status>"
@@ -130,7 +130,7 @@ def bench_catalog(channels: int, page: int = 100) -> None:
             for i in range(start, min(channels, start + page)))  # fmt: skip
         xml = (f'<?xml version="1.0" encoding="GB2312"?><Response><CmdType>Catalog</CmdType>'
                f"<SN>1</SN><DeviceID>{device}</DeviceID><SumNum>{channels}</SumNum>"
-               f"<DeviceList>{items}</DeviceList></Response>")  # fmt: skip
+               f"<DeviceList>{xml_items}</DeviceList></Response>")  # fmt: skip
         pages.append(xml.encode("gb18030"))
     work = Path(tempfile.mkdtemp(prefix="gb-bench-db-"))
     _, sessions = open_database(f"sqlite:///{work / 'db.sqlite'}")

@@ -407,7 +407,7 @@ def test_h265_ps_over_rtp_demuxes_and_decodes(tmp_path: object) -> None:
         pipe.finish("done")
 
     threading.Thread(target=feed, daemon=True).start()
-    with av.open(pipe, format="mpeg") as container:
+    with av.open(pipe, mode="r", format="mpeg") as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "hevc"
         decoded = [f for p in container.demux(stream) for f in p.decode()]
