@@ -14,6 +14,7 @@ import av
 
 from camera_registry.config import IngestConfig
 from gb28181.channels import parse_source_url
+from gb28181.media import MediaTimeout
 from gb28181.server import InviteFailed, SipServer
 
 log = logging.getLogger(__name__)
@@ -37,9 +38,11 @@ class GbSourceOpener:
                 container = av.open(session.pipe, mode="r", format="mpeg",
                                     options={"probesize": "262144",
                                              "analyzeduration": "1000000"})  # fmt: skip
-            except av.error.FFmpegError as exc:
+            except (av.error.FFmpegError, MediaTimeout) as exc:
+                # Bytes came but no stream was found in them: bad media, not a silent device.
                 state = "no_media" if session.pipe.bytes_in == 0 else "bad_media"
-                raise InviteFailed(state, f"channel {channel_id}: {state}: {exc}") from None
+                raise InviteFailed(state, f"channel {channel_id}: {state} "
+                                   f"({session.pipe.bytes_in} bytes received): {exc}") from None
             video = container.streams.video
             if not video or video[0].codec_context is None:
                 container.close()

@@ -1,7 +1,7 @@
 """A GB/T 28181 device's media: a real clip as MPEG-PS over RTP (PT 96, 90 kHz).
 
     python -m tests.peers.gb_media_sender CLIP HOST PORT SSRC [--tcp] [--seconds N]
-        [--reorder] [--wrong-ssrc-every N]
+        [--reorder] [--wrong-ssrc-every N] [--garbage]
 
 The H.264 of the clip is taken without re-encoding (mp4 → Annex B), muxed into PS
 packs as devices write them (gb28181/ps.py), cut into RTP packets and sent at the
@@ -12,6 +12,7 @@ SIPp device scenarios start it from their INVITE answer (``exec``).
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import socket
 import sys
@@ -53,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tcp", action="store_true")
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--reorder", action="store_true", help="swap neighbouring packets")
+    p.add_argument("--garbage", action="store_true",
+                   help="send random bytes as the RTP payload instead of PS (bad media)")
     p.add_argument("--wrong-ssrc-every", type=int, default=0,
                    help="also send every Nth packet again under another SSRC")
     args = p.parse_args(argv)
@@ -80,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            packets = packetize(mux_access_unit(au, pts, keyframe=key), seq=seq,
-                                timestamp=pts, ssrc=args.ssrc)  # fmt: skip
+            ps = os.urandom(len(au)) if args.garbage else mux_access_unit(au, pts, keyframe=key)
+            packets = packetize(ps, seq=seq, timestamp=pts, ssrc=args.ssrc)
             seq = (seq + len(packets)) & 0xFFFF
             if args.reorder:
                 for i in range(0, len(packets) - 1, 2):
