@@ -3,6 +3,7 @@ sync and the ``gb28181://`` camera source, with ``start()``, ``stop()``, ``healt
 
 from __future__ import annotations
 
+import threading
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -20,6 +21,10 @@ from ingest import reader
 
 
 class GbPlatform:
+    """A role of the program (``name``, ``start``, ``stop``, ``threads``, ``health``)."""
+
+    name = "sip"
+
     def __init__(self, cfg: SipConfig, sessions: sessionmaker[Session] | None = None,
                  cipher: SecretCipher | None = None, status: StatusBoard | None = None,
                  sink: ChangeSink | None = None,
@@ -49,6 +54,10 @@ class GbPlatform:
         if reader.SOURCE_OPENERS.get(SCHEME) is self.opener:
             del reader.SOURCE_OPENERS[SCHEME]
         self.server.stop()
+
+    @property
+    def threads(self) -> list[threading.Thread]:
+        return self.server.threads()
 
     def health(self) -> dict[str, Any]:
         return self.server.health()
