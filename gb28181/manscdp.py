@@ -188,6 +188,10 @@ def device_info_query(sn: int, device_id: str) -> bytes:
     return build("Query", "DeviceInfo", sn, device_id)
 
 
+def device_status_query(sn: int, device_id: str) -> bytes:
+    return build("Query", "DeviceStatus", sn, device_id)
+
+
 def keepalive(sn: int, device_id: str) -> bytes:
     return build("Notify", "Keepalive", sn, device_id, [("Status", "OK")])
 

@@ -51,6 +51,7 @@ class Device:
     catalog: CatalogCollector | None = None
     catalog_at: float | None = None
     info: dict[str, str] = field(default_factory=dict)  # DeviceInfo answer
+    status: dict[str, str] = field(default_factory=dict)  # DeviceStatus answer
     last_error: str | None = None
 
     def video_channels(self) -> list[CatalogItem]:

@@ -414,6 +414,7 @@ class SipServer:
         try:
             await self.query_catalog(device_id)
             await self._query(device_id, manscdp.device_info_query)
+            await self._query(device_id, manscdp.device_status_query)
         except Exception as exc:  # noqa: BLE001 - reported on the device
             dev = self.registry.devices.get(device_id)
             if dev is not None:
@@ -458,6 +459,9 @@ class SipServer:
         elif key == ("Response", "DeviceInfo"):
             dev.info = {k: v for k in ("DeviceName", "Manufacturer", "Model", "Firmware",
                                        "Channel") if (v := body.text(k) or "")}  # fmt: skip
+        elif key == ("Response", "DeviceStatus"):
+            dev.status = {k: v for k in ("Online", "Status", "Encode", "Record", "DeviceTime",
+                                         "Reason") if (v := body.text(k) or "")}  # fmt: skip
         elif key == ("Notify", "Alarm"):
             log.info("GB device %s alarm: %s", device_id, body.text("AlarmDescription"))
 
@@ -652,6 +656,7 @@ class SipServer:
                     "received": len(dev.catalog.items), "total": dev.catalog.total},
                 "name": dev.info.get("DeviceName"), "manufacturer": dev.info.get("Manufacturer"),
                 "model": dev.info.get("Model"), "firmware": dev.info.get("Firmware"),
+                "device_status": dict(dev.status),
                 "last_error": dev.last_error,
             })  # fmt: skip
         return sorted(out, key=lambda d: d["id"])

@@ -74,7 +74,10 @@ def test_sipp_device_catalog_becomes_cameras_and_its_stream_decodes(
         devices = hub.wait("the device registered with its catalog", lambda: [
             d for d in hub.get("/api/gb28181/devices") if d["channels"] == 3], 20)  # fmt: skip
         assert devices[0]["id"] == DEVICE and devices[0]["state"] == "online"
-        assert devices[0]["manufacturer"] == "Hikvision" or devices[0]["name"] is None
+        dev_info = hub.wait("DeviceInfo and DeviceStatus", lambda: [
+            d for d in hub.get("/api/gb28181/devices") if d["device_status"]], 10)[0]  # fmt: skip
+        assert dev_info["manufacturer"] == "Hikvision" and dev_info["name"] == "东门硬盘录像机"
+        assert dev_info["device_status"]["Online"] == "ONLINE"
         channels = {c["id"]: c for c in hub.get(f"/api/gb28181/devices/{DEVICE}/channels")}
         assert channels[CH1]["name"] == "东门路口" and channels[CH2]["online"] is False
         assert channels[CH1]["manufacturer"] == "Hikvision" and channels[CH1]["ptz_type"] == 1

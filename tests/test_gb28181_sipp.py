@@ -75,6 +75,8 @@ def test_device_registers_keeps_alive_and_catalog_is_collected(server: SipServer
             "34150201001310000001", "34150200001320000002"}
         wait_for(lambda: device.info.get("Manufacturer") == "Hikvision", 5, "DeviceInfo")
         assert device.info["DeviceName"] == "东门硬盘录像机"
+        wait_for(lambda: device.status.get("Online") == "ONLINE", 5, "DeviceStatus")
+        assert device.status["Record"] == "OFF" and device.status["Encode"] == "ON"
         assert dev.alive(), dev.logs()
     finally:
         dev.stop()

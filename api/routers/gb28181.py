@@ -46,6 +46,7 @@ class GbDeviceOut(BaseModel):
     manufacturer: str | None
     model: str | None
     firmware: str | None
+    device_status: dict[str, str]  # its DeviceStatus answer: Online, Status, Encode, Record...
     last_error: str | None
 
 

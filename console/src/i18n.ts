@@ -71,7 +71,7 @@ const zh = {
         manufacturer: '厂商', state: '状态', online: '在线', offline: '离线', address: '信令地址',
         lastKeepalive: '最近心跳', channels: '通道', queryCatalog: '查询目录', remove: '删除',
         removeConfirm: '删除该设备及其导入的摄像机？（设备可再次注册）', catalogQueried: '已发送目录查询',
-        channelsOf: '{id} 的通道', civilCode: '行政区划', camera: '摄像机' },
+        channelsOf: '{id} 的通道', civilCode: '行政区划', camera: '摄像机', deviceStatus: '设备状态' },
 }
 
 type Messages = typeof zh
@@ -152,7 +152,8 @@ const en: Messages = {
         manufacturer: 'Make', state: 'State', online: 'Online', offline: 'Offline', address: 'SIP address',
         lastKeepalive: 'Last keepalive', channels: 'Channels', queryCatalog: 'Query catalog', remove: 'Remove',
         removeConfirm: 'Remove this device and its imported cameras? (It may register again.)',
-        catalogQueried: 'Catalog query sent', channelsOf: 'Channels of {id}', civilCode: 'Civil code', camera: 'Camera' },
+        catalogQueried: 'Catalog query sent', channelsOf: 'Channels of {id}', civilCode: 'Civil code', camera: 'Camera',
+        deviceStatus: 'Device status' },
 }
 
 export const i18n = createI18n({

@@ -1828,6 +1828,10 @@ export interface components {
             catalog_pending: components["schemas"]["CatalogProgress"] | null;
             /** Channels */
             channels: number;
+            /** Device Status */
+            device_status: {
+                [key: string]: string;
+            };
             /** Expires At */
             expires_at: number;
             /** Firmware */
