@@ -391,8 +391,8 @@ class SipServer:
             headers.append(("Contact", msg.header("Contact") or ""))
         if expires == 0:
             metrics.SIP_MESSAGES.labels("REGISTER", "unregistered").inc()
+            self._emit(self.registry.unregister(device_id, now))  # before the device hears
             self._reply(peer, msg, 200, "OK", headers=headers)
-            self._emit(self.registry.unregister(device_id, now))
             log.info("GB device %s unregistered", device_id)
             return
         result = self.registry.register(device_id, host=peer.addr[0], port=peer.addr[1],

@@ -4,6 +4,7 @@ clip); the catalog becomes cameras with their area; the stream decodes."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -335,3 +336,48 @@ def _open_error(url: str) -> str:
         return str(exc)
     finally:
         platform.stop()
+
+
+def test_register_refresh_and_unregister_over_udp(server: SipServer) -> None:
+    """A device's REGISTER by hand: 401, 200 with Date, a refresh by the same Call-ID,
+    then Expires 0: it is offline at once."""
+    import socket
+
+    from gb28181 import sip as s
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(3)
+    dev = "34020000001320000055"
+    port = sock.getsockname()[1]
+
+    def register(expires: int, cseq: int, auth: str | None = None) -> s.SipMessage:
+        msg = s.request("REGISTER", f"sip:{PLATFORM}@{DOMAIN}", via_host="127.0.0.1",
+                        via_port=port, transport="udp", from_uri=f"sip:{dev}@{DOMAIN}",
+                        from_tag="t1", to_uri=f"sip:{dev}@{DOMAIN}", call_id="reg-55",
+                        cseq=cseq, contact=f"sip:{dev}@127.0.0.1:{port}",
+                        headers=[("Expires", str(expires))] + (
+                            [("Authorization", auth)] if auth else []))  # fmt: skip
+        sock.sendto(msg.encode(), ("127.0.0.1", server.udp_port))
+        return s.parse_message(sock.recv(65535))
+
+    def authed(expires: int, cseq: int) -> s.SipMessage:
+        challenge = register(expires, cseq)
+        assert challenge.status == 401
+        auth = s.authorization(challenge.header("WWW-Authenticate") or "", username=dev,
+                               password=PASSWORD, method="REGISTER",
+                               uri=f"sip:{PLATFORM}@{DOMAIN}")  # fmt: skip
+        return register(expires, cseq + 1, auth)
+
+    try:
+        ok = authed(600, 1)
+        assert ok.status == 200 and ok.header("Expires") == "600"
+        assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}$", ok.header("Date") or "")
+        registered_at = server.registry.devices[dev].registered_at
+        assert authed(600, 3).status == 200  # refresh: the same session
+        assert server.registry.devices[dev].registered_at == registered_at
+        assert authed(0, 5).status == 200
+        assert server.registry.devices[dev].state == "offline"
+        assert authed(99999, 7).header("Expires") == "3600"  # capped at register_expires_s
+    finally:
+        sock.close()
