@@ -34,10 +34,13 @@ class GbSourceOpener:
         session = self.server.call(self.server.invite(device_id, channel_id), timeout=timeout)
         try:
             try:
-                # Small probe: PS from a GB device carries its PSM and a keyframe early.
+                # Small probe: PS from a GB device carries its PSM (the codec) and the
+                # parameter sets with its keyframe; FFmpeg's default (5 s of analysis) would
+                # hold the first frame back. 1 s analysis measured 2.0 s INVITE → frame,
+                # 0.2 s: 0.9 s (bench/bench_gb28181.py).
                 container = av.open(session.pipe, mode="r", format="mpeg",
-                                    options={"probesize": "262144",
-                                             "analyzeduration": "1000000"})  # fmt: skip
+                                    options={"probesize": "65536",
+                                             "analyzeduration": "200000"})  # fmt: skip
             except (av.error.FFmpegError, MediaTimeout) as exc:
                 # Bytes came but no stream was found in them: bad media, not a silent device.
                 state = "no_media" if session.pipe.bytes_in == 0 else "bad_media"
