@@ -27,6 +27,7 @@ from api.routers import (
     feedback,
     gb28181,
     live,
+    patrol,
     routing,
     stats,
     tracks,
@@ -77,6 +78,7 @@ def create_app(
         exports,
         tracks,
         stats,
+        patrol,
         gb28181,
     ):
         app.include_router(module.router)

@@ -209,9 +209,9 @@ def main() -> int:
     print(machine_line())
     bench_register(args.devices, args.keepalive_s, args.measure_s)
     if args.invites:
-        assets = Path(os.environ.get("SHAOBING_ASSETS")
-                      or Path(__file__).resolve().parents[2] / "shared" / "assets")  # fmt: skip
-        bench_first_frame(assets / "videos" / "crosswalk_people.mp4", args.invites)
+        from core.assets import assets_dir
+
+        bench_first_frame(assets_dir() / "videos" / "crosswalk_people.mp4", args.invites)
     if args.channels:
         bench_catalog(args.channels)
     return 0

@@ -35,16 +35,14 @@ class GbPlatform:
         self.opener = GbSourceOpener(self.server)
 
     @classmethod
-    def for_config(cls, cfg: SipConfig, sessions: sessionmaker[Session], cipher: SecretCipher,
-                   status: StatusBoard,
-                   alert_cameras: MutableMapping[str, CameraInfo] | None = None,
-                   ) -> GbPlatform | None:  # fmt: skip
-        """The started platform when ``sip.enabled``, else None."""
+    def build(cls, cfg: SipConfig, sessions: sessionmaker[Session], cipher: SecretCipher,
+              status: StatusBoard,
+              alert_cameras: MutableMapping[str, CameraInfo] | None = None,
+              ) -> GbPlatform | None:  # fmt: skip
+        """The platform (not started: it is a role) when ``sip.enabled``, else None."""
         if not cfg.enabled:
             return None
-        platform = cls(cfg, sessions, cipher, status, alert_cameras=alert_cameras)
-        platform.start()
-        return platform
+        return cls(cfg, sessions, cipher, status, alert_cameras=alert_cameras)
 
     def start(self) -> None:
         self.server.start()

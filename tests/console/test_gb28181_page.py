@@ -6,10 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.console.room import Room
 from tests.hubproc import HubProcess
 from tests.peers import sipp as peers
 from tests.peers.procs import free_port
+
+pytestmark = pytest.mark.slow  # real SIPp peers
 
 DEVICE = "34020000001180000001"
 PLATFORM = "34020000002000000001"

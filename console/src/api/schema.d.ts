@@ -555,6 +555,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/patrol/abnormal": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Patrolled cameras found offline or faulty at their last visit */
+        get: operations["list_abnormal_api_patrol_abnormal_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/patrol/abnormal.xlsx": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The maintenance list (维护清单) as an .xlsx */
+        get: operations["abnormal_xlsx_api_patrol_abnormal_xlsx_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/patrol/summary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** 在线率 and 完好率 of the patrolled cameras by area or programme */
+        get: operations["patrol_summary_api_patrol_summary_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/routing": {
         parameters: {
             query?: never;
@@ -769,6 +820,27 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** AbnormalCamera */
+        AbnormalCamera: {
+            /** Area */
+            area: string;
+            /** Faults */
+            faults: string[];
+            /** Id */
+            id: string;
+            /** Last Error */
+            last_error: string | null;
+            /** Last Visit At */
+            last_visit_at: number | null;
+            /** Name */
+            name: string;
+            /** Next Visit At */
+            next_visit_at: number | null;
+            /** Programme */
+            programme: string;
+            /** State */
+            state: string;
+        };
         /**
          * ActionIn
          * @description A lifecycle action on an alert (受理 acknowledge, 分流 dispatch, 处置 start,
@@ -858,8 +930,11 @@ export interface components {
             trace: components["schemas"]["Trace"];
             /** Track Ids */
             track_ids: number[];
-            /** Type */
-            type: string;
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "intrusion" | "pedestrian_on_road" | "loitering" | "wandering" | "line_crossing" | "wrong_way" | "stopped_vehicle" | "crowd" | "person_down" | "congestion" | "camera_fault";
             /** Updated At */
             updated_at: number;
             /** Zone */
@@ -1363,11 +1438,27 @@ export interface components {
             /** Last Frame At */
             last_frame_at?: number | null;
             /**
+             * Last Visit At
+             * @description end of the last patrol visit
+             */
+            last_visit_at?: number | null;
+            /**
              * Live Viewers
              * @description live-view streams open on this camera
              * @default 0
              */
             live_viewers: number;
+            /**
+             * Next Visit At
+             * @description when the next patrol visit is due
+             */
+            next_visit_at?: number | null;
+            /**
+             * Patrol
+             * @description visited in turn (轮巡): the state is the last visit's
+             * @default false
+             */
+            patrol: boolean;
             /**
              * Reconnects
              * @default 0
@@ -1392,8 +1483,17 @@ export interface components {
             ring_seconds: number;
             /** Since */
             since: number;
-            /** State */
-            state: string;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "starting" | "online" | "offline" | "auth_failed" | "invalid_config" | "finished" | "stopped" | "disabled";
+            /**
+             * Visits
+             * @description patrol visits since the hub started
+             * @default 0
+             */
+            visits: number;
         };
         /** CatalogProgress */
         CatalogProgress: {
@@ -2307,6 +2407,58 @@ export interface components {
                 number
             ][];
         };
+        /** PatrolGroupOut */
+        PatrolGroupOut: {
+            /** Cameras */
+            cameras: number;
+            /**
+             * Faults
+             * @description cameras by fault at the last visit
+             */
+            faults: {
+                [key: string]: number;
+            };
+            /**
+             * Intact
+             * @description online without a picture fault at the last visit
+             */
+            intact: number;
+            /**
+             * Intact Rate
+             * @description 完好率: intact / visited
+             */
+            intact_rate: number | null;
+            /**
+             * Key
+             * @description the area path or the programme
+             */
+            key: string;
+            /** Last Visit At */
+            last_visit_at: number | null;
+            /** Online */
+            online: number;
+            /**
+             * Online Rate
+             * @description 在线率: online / visited
+             */
+            online_rate: number | null;
+            /**
+             * Patrolled
+             * @description cameras in analysis: patrol
+             */
+            patrolled: number;
+            /**
+             * Visited
+             * @description patrolled cameras visited at least once
+             */
+            visited: number;
+        };
+        /** PatrolSummary */
+        PatrolSummary: {
+            /** Groups */
+            groups: components["schemas"]["PatrolGroupOut"][];
+            total: components["schemas"]["PatrolGroupOut"];
+        };
         /**
          * PedestrianOnRoadRule
          * @description A person inside a road zone (expressway, tunnel) for at least ``min_duration_s``.
@@ -3015,7 +3167,7 @@ export interface operations {
         parameters: {
             query?: {
                 camera_id?: string | null;
-                type?: string | null;
+                type?: ("intrusion" | "pedestrian_on_road" | "loitering" | "wandering" | "line_crossing" | "wrong_way" | "stopped_vehicle" | "crowd" | "person_down" | "congestion" | "camera_fault") | null;
                 status?: ("new" | "acknowledged" | "dispatched" | "in_progress" | "resolved" | "false_alarm") | null;
                 severity?: ("info" | "low" | "medium" | "high" | "critical") | null;
                 department_id?: string | null;
@@ -4134,6 +4286,79 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["GbChannelOut"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_abnormal_api_patrol_abnormal_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AbnormalCamera"][];
+                };
+            };
+        };
+    };
+    abnormal_xlsx_api_patrol_abnormal_xlsx_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": unknown;
+                };
+            };
+        };
+    };
+    patrol_summary_api_patrol_summary_get: {
+        parameters: {
+            query?: {
+                by?: "area" | "programme";
+                /** @description the area level to group by */
+                level?: "county" | "township" | "village" | "grid";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PatrolSummary"];
                 };
             };
             /** @description Validation Error */
