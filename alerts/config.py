@@ -96,7 +96,53 @@ class WvpRedisSettings(StrictModel):
         return v
 
 
-ConnectorKind = Literal["webhook", "mqtt", "wvp_redis"]
+class Gb28181UpSettings(StrictModel):
+    """A superior GB/T 28181 platform (kind ``gb28181``): Shaobing registers to it as a
+    lower platform (MD5 digest), keeps alive, and sends each new alert as MESSAGE Notify
+    Alarm (AlarmMethod 5, video alarm; AlarmType from the alert type)."""
+
+    server_id: str = Field(pattern=r"^\d{20}$", description="the superior's 20-digit SIP id")
+    server_domain: str = Field(pattern=r"^\d{10}$", description="the superior's SIP domain")
+    host: str = Field(description="the superior's SIP address")
+    port: int = Field(5060, ge=1, le=65535)
+    local_id: str = Field(pattern=r"^\d{20}$",
+                          description="Shaobing's 20-digit id as the superior knows it")
+    local_host: str = Field("127.0.0.1", description="address to send from (and advertise)")
+    local_port: int = Field(0, ge=0, le=65535, description="0: any free port")
+    username: str | None = Field(None, description="digest user; default: local_id")
+    password: str = Field(repr=False, description="the REGISTER password the superior set")
+    expires_s: int = Field(3600, ge=60, le=86400)
+    keepalive_s: float = Field(60.0, gt=0, description="heartbeat period the superior expects")
+    timezone: str = Field("Asia/Shanghai", description="of AlarmTime (local time, no zone)")
+    channel_ids: dict[str, str] = Field(
+        default_factory=dict, description="camera id → 20-digit channel id (default: the "
+        "camera's gb28181_id, else default_channel_id)",
+    )  # fmt: skip
+    default_channel_id: str | None = Field(
+        None, pattern=r"^\d{20}$", description="alarm channel for cameras without a GB id "
+        "(none: such alerts are not sent up, a dead letter says why)",
+    )  # fmt: skip
+    alarm_types: dict[str, int] = Field(
+        default_factory=dict, description="alert type → AlarmType, over the built-in map "
+        "(line_crossing 5, intrusion 6, wrong_way 7, loitering/wandering 8, crowd 10, "
+        "camera_fault 11)",
+    )  # fmt: skip
+    default_alarm_type: int = Field(
+        2, ge=1, le=99, description="for alert types without a mapping (2: motion detection)"
+    )
+    priorities: dict[str, int] = Field(
+        default_factory=lambda: {"critical": 1, "high": 2, "medium": 3, "low": 4},
+        description="severity → AlarmPriority (1 is the most urgent)",
+    )
+
+    @field_validator("alarm_types")
+    @classmethod
+    def _known_types(cls, v: dict[str, int]) -> dict[str, int]:
+        check_types(list(v))
+        return v
+
+
+ConnectorKind = Literal["webhook", "mqtt", "wvp_redis", "gb28181"]
 
 
 class DispatchTarget(StrictModel):
@@ -115,6 +161,7 @@ class DispatchTarget(StrictModel):
     )
     mqtt: MqttSettings | None = None
     wvp: WvpRedisSettings | None = None
+    gb28181: Gb28181UpSettings | None = None
     enabled: bool = True
     timeout_s: float = Field(5.0, gt=0, le=120)
     backoff_initial_s: float = Field(1.0, gt=0)
@@ -159,6 +206,9 @@ class DispatchTarget(StrictModel):
             self.mqtt = MqttSettings()
         elif self.kind == "wvp_redis" and self.wvp is None:
             self.wvp = WvpRedisSettings()
+        elif self.kind == "gb28181" and self.gb28181 is None:
+            raise ValueError(f"dispatch target {self.name!r}: kind gb28181 needs gb28181 "
+                             "settings (server_id, server_domain, host, local_id, password)")
         if self.secret and self.unsigned:
             raise ValueError(f"dispatch target {self.name!r}: both secret and unsigned set")
         return self

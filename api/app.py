@@ -29,6 +29,7 @@ from api.routers import (
     deliveries,
     exports,
     feedback,
+    gb28181,
     linkage,  # issue 27: PTZ, linkage, voice
     live,
     patrol,
@@ -94,6 +95,7 @@ def create_app(
         patrol,
         recordings,  # recording/ (issue 24)
         linkage,
+        gb28181,
     ):
         app.include_router(module.router)
 

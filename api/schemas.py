@@ -275,6 +275,9 @@ class Health(BaseModel):
     disks: dict[str, DiskOut] = Field(
         default_factory=dict, description="free space of the watched paths (data_dir, evidence)"
     )
+    sip: dict[str, Any] | None = Field(
+        None, description="the GB/T 28181 SIP server (sip.enabled): ports, devices, streams"
+    )
     version: str
     recording: dict[str, Any] | None = Field(  # recording/ (issue 24)
         None, description="the recorder: storage writable or not, segments per camera"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-SUPPORTED_SCHEMES = ("rtsp", "rtsps", "http", "https", "file", "rtmp")
+SUPPORTED_SCHEMES = ("rtsp", "rtsps", "http", "https", "file", "rtmp", "gb28181")
 
 _USERINFO_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
 

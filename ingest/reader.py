@@ -13,6 +13,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -123,6 +124,25 @@ def open_container(
     return av.open(
         url, mode="r", options=options, timeout=(ingest.open_timeout_s, ingest.read_timeout_s)
     )
+
+
+#: Sources FFmpeg does not open by URL, by scheme (``gb28181``: an INVITE, PS over RTP;
+#: see gb28181/source.py). An opener is a context manager yielding the open container.
+SOURCE_OPENERS: dict[
+    str, Callable[[str, IngestConfig], AbstractContextManager[av.container.InputContainer]]
+] = {}
+
+
+@contextmanager
+def open_source(
+    url: str, source: SourceConfig, ingest: IngestConfig
+) -> Iterator[av.container.InputContainer]:
+    """The open container of a camera's source, closed on exit."""
+    opener = SOURCE_OPENERS.get(urlsplit(url).scheme.lower())
+    if opener is None and urlsplit(url).scheme.lower() == "gb28181":
+        raise StreamError("GB/T 28181 channel, but the SIP server is not running (sip.enabled)")
+    with (opener(url, ingest) if opener else open_container(url, source, ingest)) as container:
+        yield container
 
 
 class Sampler:
@@ -377,7 +397,7 @@ class StreamReader(threading.Thread):
     def _session(self) -> bool:
         """One connection. Returns True at the end of a non-looping file."""
         url = self.resolve_url()
-        with open_container(url, self.source, self.ingest) as container:
+        with open_source(url, self.source, self.ingest) as container:
             if not container.streams.video:
                 raise StreamError("the source has no video stream")
             stream = container.streams.video[0]

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 need_pkgs=()
 for pkg in ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugins-base \
            gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
-           gstreamer1.0-libav chromium fonts-wqy-microhei; do
+           gstreamer1.0-libav chromium fonts-wqy-microhei sip-tester; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then

@@ -41,6 +41,7 @@ from analytics.config import CameraConfig
 from analytics.detectors import Detector, create_detector
 from camera_registry.status import StatusBoard
 from core.diskwatch import DiskWatcher, with_reasons
+from gb28181.component import GbPlatform
 from linkage.wiring import Linkage
 from recording.service import RecordingService
 from shaobing import metrics
@@ -288,14 +289,19 @@ class Hub:
         # The free space of data_dir and the evidence folder, in /healthz.
         self.disks = DiskWatcher({"data_dir": loaded.data_dir, "evidence": loaded.snapshot_dir})
         self.linkage = Linkage.for_hub(self)  # acts on new alerts (the feed)
+        # GB/T 28181 platform (sip.enabled; gb28181/component.py): started before the worker,
+        # whose gb28181:// cameras it plays; the channels it imports named for the alerts.
+        self.sip = GbPlatform.build(cfg.sip, self.store.sessions, self.store.cipher,
+                                    self.status, self.worker.producer.cameras)  # fmt: skip
         self.roles: list[Role] = [self.disks, self.dispatch, self.linkage, self.alerts_role,
-                                  self.worker_role]
+                                  *([self.sip] if self.sip else []), self.worker_role]
         self.services = ApiServices(
             loaded, self.store, status=self.status, alerts=self.alerts, links=self.links,
             feed=self.feed, evidence=self.evidence, routing=self.routing, live=self.worker,
             camera_changed=self.worker_role.apply_change, health=self.health,
         )  # fmt: skip
         self.services.linkage = self.linkage
+        self.services.sip = self.sip  # /api/gb28181
         self._started = False
 
     # the parts tests and benchmarks reach for
@@ -368,6 +374,8 @@ class Hub:
             outbox=self.store.outbox_counts(),
         ), self.disks.health(), self.bus.health())  # fmt: skip
         report["recording"] = self.recording.health()
+        if self.sip is not None:
+            report["sip"] = self.sip.health()
         return report
 
     def collector(self) -> metrics.HubCollector:

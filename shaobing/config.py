@@ -45,6 +45,7 @@ from core.limits import limit_problems
 from core.model import StrictModel
 from core.storage import DirectoryStorageConfig, EvidenceStorageConfig
 from core.storage import config_problems as storage_problems
+from gb28181.config import SipConfig
 from linkage.config import LinkageConfig  # issue 27: linkage rules, speakers, PTZ
 from recording.config import RecordingConfig  # recording/ (issue 24)
 from tracks.config import TracksConfig
@@ -199,6 +200,10 @@ class HubConfig(StrictModel):
     )
     linkage: LinkageConfig = Field(  # issue 27
         default_factory=LinkageConfig, description="linkage: PTZ presets, voice warnings, pop-ups"
+    )
+    sip: SipConfig = Field(
+        default_factory=SipConfig,
+        description="GB/T 28181: the hub as a platform devices register to (docs/integrators.md)",
     )
 
     @field_validator("timezone")

@@ -93,6 +93,7 @@ class ApiServices:
         self._camera_changed = camera_changed
         self._health = health
         self.linkage: Any = None  # issue 27: the process's linkage.wiring.Linkage, if it runs one
+        self.sip: Any = None  # the GB/T 28181 platform where sip.enabled (api/routers/gb28181.py)
 
     @property
     def sessions(self) -> Any:

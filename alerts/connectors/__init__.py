@@ -19,4 +19,8 @@ def make_connector(target: DispatchTarget, client: httpx.Client) -> Connector:
         return MqttConnector(target)
     if target.kind == "wvp_redis":
         return WvpRedisConnector(target)
+    if target.kind == "gb28181":
+        from alerts.connectors.gb28181 import GbAlarmConnector
+
+        return GbAlarmConnector(target)
     return WebhookConnector(target, client)

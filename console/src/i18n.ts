@@ -79,6 +79,11 @@ const zh = {
              rules: '联动规则', rule: '规则', action: '动作', actions: '联动动作', alert: '告警', confirm: '确认执行',
              decline: '不执行', when: '执行方式', needsConfirm: '需人工确认', delay: '延时 {s} 秒', now: '立即',
              kinds: { ptz_preset: '转预置位', voice: '语音警示', popup: '弹出画面', dispatch: '推送' } },
+  gb: { devices: '国标设备', refresh: '刷新', deviceId: '设备编码', channelId: '通道编码', name: '名称',
+        manufacturer: '厂商', state: '状态', online: '在线', offline: '离线', address: '信令地址',
+        lastKeepalive: '最近心跳', channels: '通道', queryCatalog: '查询目录', remove: '删除',
+        removeConfirm: '删除该设备及其导入的摄像机？（设备可再次注册）', catalogQueried: '已发送目录查询',
+        channelsOf: '{id} 的通道', civilCode: '行政区划', camera: '摄像机', deviceStatus: '设备状态' },
 }
 
 type Messages = typeof zh
@@ -170,6 +175,12 @@ const en: Messages = {
              alert: 'Alert', confirm: 'Confirm', decline: 'Decline', when: 'When', needsConfirm: 'After confirmation',
              delay: 'After {s} s', now: 'At once',
              kinds: { ptz_preset: 'PTZ preset', voice: 'Voice warning', popup: 'Pop-up', dispatch: 'Dispatch' } },
+  gb: { devices: 'GB/T 28181 devices', refresh: 'Refresh', deviceId: 'Device id', channelId: 'Channel id', name: 'Name',
+        manufacturer: 'Make', state: 'State', online: 'Online', offline: 'Offline', address: 'SIP address',
+        lastKeepalive: 'Last keepalive', channels: 'Channels', queryCatalog: 'Query catalog', remove: 'Remove',
+        removeConfirm: 'Remove this device and its imported cameras? (It may register again.)',
+        catalogQueried: 'Catalog query sent', channelsOf: 'Channels of {id}', civilCode: 'Civil code', camera: 'Camera',
+        deviceStatus: 'Device status' },
 }
 
 export const i18n = createI18n({

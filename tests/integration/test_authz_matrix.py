@@ -329,7 +329,7 @@ PATH_VALUES = {"camera_id": "cg-cam-1", "alert_id": "00000000-0000-0000-0000-000
                "username": "viewer", "name": "cg-loitering", "key_id": "1",
                "delivery_id": "1", "path:path": "no-such-asset.js",
                "track_id": "no-such-track", "key": "none:r:0",
-               "decision": "confirm"}  # fmt: skip
+               "decision": "confirm", "device_id": "34020000001320000001"}  # fmt: skip
 
 
 def flat_routes(app: FastAPI) -> list[tuple[BaseRoute, str | None, set[str] | None]]:
@@ -595,6 +595,15 @@ CASES = [
          lambda w, who: ("/api/linkage/warnings", None)),
     Case("POST", "/api/linkage/speak", "alerts:handle", 503,
          lambda w, who: ("/api/linkage/speak", {"speaker": "s", "warning": "reservoir"})),
+    # GB/T 28181 devices (sip.enabled is off in this hub: granted, the routes say so, 503).
+    Case("GET", "/api/gb28181/devices", "cameras:configure", 503,
+         lambda w, who: ("/api/gb28181/devices", None)),
+    Case("GET", "/api/gb28181/devices/{device_id}/channels", "cameras:configure", 503,
+         lambda w, who: ("/api/gb28181/devices/34020000001320000001/channels", None)),
+    Case("POST", "/api/gb28181/devices/{device_id}/catalog", "cameras:configure", 503,
+         lambda w, who: ("/api/gb28181/devices/34020000001320000001/catalog", None)),
+    Case("DELETE", "/api/gb28181/devices/{device_id}", "cameras:configure", 503,
+         lambda w, who: ("/api/gb28181/devices/34020000001320000001", None)),
 ]
 # fmt: on
 

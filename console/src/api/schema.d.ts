@@ -327,109 +327,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/cameras/{camera_id}/ptz/goto": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Go to a preset (token or name) */
-        post: operations["post_goto_api_cameras__camera_id__ptz_goto_post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/cameras/{camera_id}/ptz/home": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Go to the home position */
-        post: operations["post_home_api_cameras__camera_id__ptz_home_post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/cameras/{camera_id}/ptz/move": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Move at a speed (stops by itself after a second; send again to go on) */
-        post: operations["post_move_api_cameras__camera_id__ptz_move_post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/cameras/{camera_id}/ptz/presets": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The camera's PTZ presets (names as the camera has them) */
-        get: operations["get_presets_api_cameras__camera_id__ptz_presets_get"];
-        put?: never;
-        /** Save the current position as a preset */
-        post: operations["post_preset_api_cameras__camera_id__ptz_presets_post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/cameras/{camera_id}/ptz/release": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Let go of the camera (another operator may take it) */
-        post: operations["post_release_api_cameras__camera_id__ptz_release_post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/cameras/{camera_id}/ptz/stop": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Stop moving */
-        post: operations["post_stop_api_cameras__camera_id__ptz_stop_post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/cameras/{camera_id}/snapshot.jpg": {
         parameters: {
             query?: never;
@@ -590,15 +487,15 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/linkage/pending": {
+    "/api/gb28181/devices": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** Actions awaiting an operator's confirmation */
-        get: operations["get_pending_api_linkage_pending_get"];
+        /** Registered GB/T 28181 devices */
+        get: operations["list_devices_api_gb28181_devices_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -607,7 +504,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/linkage/pending/{key}/{decision}": {
+    "/api/gb28181/devices/{device_id}": {
         parameters: {
             query?: never;
             header?: never;
@@ -616,49 +513,15 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Confirm (run now) or decline an action awaiting confirmation */
-        post: operations["post_decision_api_linkage_pending__key___decision__post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/linkage/popups": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Cameras linkage rules popped up on the wall, newest last */
-        get: operations["get_popups_api_linkage_popups_get"];
-        put?: never;
         post?: never;
-        delete?: never;
+        /** Remove a device and its channels (it may register again) */
+        delete: operations["remove_device_api_gb28181_devices__device_id__delete"];
         options?: never;
         head?: never;
         patch?: never;
         trace?: never;
     };
-    "/api/linkage/rules": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Linkage rules (from the config) */
-        get: operations["get_rules_api_linkage_rules_get"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/linkage/speak": {
+    "/api/gb28181/devices/{device_id}/catalog": {
         parameters: {
             query?: never;
             header?: never;
@@ -667,40 +530,23 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** 喊话: play a warning (or text) through a speaker now */
-        post: operations["post_speak_api_linkage_speak_post"];
+        /** Query the device's catalog again */
+        post: operations["query_catalog_api_gb28181_devices__device_id__catalog_post"];
         delete?: never;
         options?: never;
         head?: never;
         patch?: never;
         trace?: never;
     };
-    "/api/linkage/speakers": {
+    "/api/gb28181/devices/{device_id}/channels": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** Speakers */
-        get: operations["get_speakers_api_linkage_speakers_get"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/linkage/warnings": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The library of warnings: key → text */
-        get: operations["get_warnings_api_linkage_warnings_get"];
+        /** A device's catalog */
+        get: operations["list_channels_api_gb28181_devices__device_id__channels_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1026,20 +872,6 @@ export interface components {
              * @description false_alarm: why (used to tune the rule)
              */
             reason?: string | null;
-        };
-        /** ActionResultOut */
-        ActionResultOut: {
-            /** Detail */
-            detail?: {
-                [key: string]: unknown;
-            };
-            /** Note */
-            note: string;
-            /**
-             * Outcome
-             * @enum {string}
-             */
-            outcome: "sent" | "answered" | "failed" | "skipped" | "awaiting_confirmation" | "cancelled";
         };
         /** AlertCamera */
         AlertCamera: {
@@ -1663,6 +1495,18 @@ export interface components {
              */
             visits: number;
         };
+        /** CatalogProgress */
+        CatalogProgress: {
+            /** Received */
+            received: number;
+            /** Total */
+            total: number | null;
+        };
+        /** CatalogQueued */
+        CatalogQueued: {
+            /** Sn */
+            sn: number;
+        };
         /**
          * CongestionRule
          * @description At least ``min_vehicles`` in the zone whose median speed stays below
@@ -1970,19 +1814,6 @@ export interface components {
                 number
             ] | null;
         };
-        /**
-         * DispatchAction
-         * @description Send the alert to one more dispatch target (one of ``dispatch:``).
-         */
-        DispatchAction: {
-            /**
-             * @description discriminator enum property added by openapi-typescript
-             * @enum {string}
-             */
-            kind: "dispatch";
-            /** Target */
-            target: string;
-        };
         /** DurationStats */
         DurationStats: {
             /** Count */
@@ -2063,6 +1894,75 @@ export interface components {
             /** Status */
             status: string;
         };
+        /** GbChannelOut */
+        GbChannelOut: {
+            /** Camera Id */
+            camera_id: string | null;
+            /** Civil Code */
+            civil_code: string | null;
+            /** Id */
+            id: string;
+            /** Latitude */
+            latitude: number | null;
+            /** Longitude */
+            longitude: number | null;
+            /** Manufacturer */
+            manufacturer: string | null;
+            /** Model */
+            model: string | null;
+            /** Name */
+            name: string;
+            /** Online */
+            online: boolean;
+            /** Parent Id */
+            parent_id: string | null;
+            /** Ptz Type */
+            ptz_type: number | null;
+            /** Status */
+            status: string | null;
+        };
+        /** GbDeviceOut */
+        GbDeviceOut: {
+            /** Catalog At */
+            catalog_at: number | null;
+            catalog_pending: components["schemas"]["CatalogProgress"] | null;
+            /** Channels */
+            channels: number;
+            /** Device Status */
+            device_status: {
+                [key: string]: string;
+            };
+            /** Expires At */
+            expires_at: number;
+            /** Firmware */
+            firmware: string | null;
+            /** Host */
+            host: string;
+            /** Id */
+            id: string;
+            /** Last Error */
+            last_error: string | null;
+            /** Last Keepalive */
+            last_keepalive: number | null;
+            /** Manufacturer */
+            manufacturer: string | null;
+            /** Model */
+            model: string | null;
+            /** Name */
+            name: string | null;
+            /** Port */
+            port: number;
+            /** Registered At */
+            registered_at: number;
+            /** Since */
+            since: number;
+            /** State */
+            state: string;
+            /** Transport */
+            transport: string;
+            /** Video Channels */
+            video_channels: number;
+        };
         /** HTTPValidationError */
         HTTPValidationError: {
             /** Detail */
@@ -2127,6 +2027,13 @@ export interface components {
              * @default 0
              */
             events_pending: number;
+            /**
+             * Sip
+             * @description the GB/T 28181 SIP server (sip.enabled): ports, devices, streams
+             */
+            sip?: {
+                [key: string]: unknown;
+            } | null;
             /**
              * Status
              * @description degraded: not started, or a service thread has died
@@ -2298,56 +2205,6 @@ export interface components {
              * @description zone name; default: the whole frame
              */
             zone?: string | null;
-        };
-        /**
-         * LinkageRule
-         * @description alert type × camera/area × severity × schedule → actions.
-         */
-        LinkageRule: {
-            /** Actions */
-            actions: (components["schemas"]["PtzPresetAction"] | components["schemas"]["VoiceAction"] | components["schemas"]["PopupAction"] | components["schemas"]["DispatchAction"])[];
-            /** @description default: everywhere */
-            area?: components["schemas"]["Area"];
-            /**
-             * Cameras
-             * @description camera ids; default: any camera
-             */
-            cameras?: string[] | null;
-            /**
-             * Confirm
-             * @description an operator confirms before the actions run
-             * @default false
-             */
-            confirm: boolean;
-            /**
-             * Delay S
-             * @description wait before acting
-             * @default 0
-             */
-            delay_s: number;
-            /**
-             * Enabled
-             * @default true
-             */
-            enabled: boolean;
-            /**
-             * Min Severity
-             * @default info
-             * @enum {string}
-             */
-            min_severity: "info" | "low" | "medium" | "high" | "critical";
-            /** Name */
-            name: string;
-            /**
-             * Schedule
-             * @description default: always
-             */
-            schedule?: components["schemas"]["ScheduleWindow"][] | null;
-            /**
-             * Types
-             * @description alert types; default: all
-             */
-            types?: string[] | null;
         };
         /** LoginIn */
         LoginIn: {
@@ -2665,23 +2522,6 @@ export interface components {
              */
             zone?: string | null;
         };
-        /** PendingOut */
-        PendingOut: {
-            /** Action */
-            action: {
-                [key: string]: unknown;
-            };
-            /** Alert Id */
-            alert_id: string;
-            /** Expires At */
-            expires_at: number;
-            /** Key */
-            key: string;
-            /** Kind */
-            kind: string;
-            /** Rule */
-            rule: string;
-        };
         /**
          * PersonDownRule
          * @description A person whose box turns wider than tall and stays put for ``min_duration_s``.
@@ -2756,50 +2596,6 @@ export interface components {
              */
             zone?: string | null;
         };
-        /**
-         * PopupAction
-         * @description Pop up another camera's live view on the wall next to the alert.
-         */
-        PopupAction: {
-            /** Camera */
-            camera: string;
-            /**
-             * @description discriminator enum property added by openapi-typescript
-             * @enum {string}
-             */
-            kind: "popup";
-        };
-        /** PopupOut */
-        PopupOut: {
-            /** Alert Id */
-            alert_id: string;
-            /** At */
-            at: number;
-            /** Camera Id */
-            camera_id: string;
-            /** Rule */
-            rule: string;
-        };
-        /** PresetGo */
-        PresetGo: {
-            /**
-             * Preset
-             * @description token or name
-             */
-            preset: string;
-        };
-        /** PresetOut */
-        PresetOut: {
-            /** Name */
-            name: string;
-            /** Token */
-            token: string;
-        };
-        /** PresetSave */
-        PresetSave: {
-            /** Name */
-            name: string;
-        };
         /** ProgrammeAvailability */
         ProgrammeAvailability: {
             /** Online */
@@ -2810,61 +2606,6 @@ export interface components {
             rate: number;
             /** Total */
             total: number;
-        };
-        /** PtzMove */
-        PtzMove: {
-            /**
-             * Pan
-             * @description speed, -1 (left) to 1 (right)
-             * @default 0
-             */
-            pan: number;
-            /**
-             * Tilt
-             * @description speed, -1 (down) to 1 (up)
-             * @default 0
-             */
-            tilt: number;
-            /**
-             * Zoom
-             * @description speed, -1 (out) to 1 (in)
-             * @default 0
-             */
-            zoom: number;
-        };
-        /**
-         * PtzPresetAction
-         * @description Turn a PTZ camera to a preset (by token or by its name, Chinese names included).
-         */
-        PtzPresetAction: {
-            /**
-             * Camera
-             * @description default: the alert's camera
-             */
-            camera?: string | null;
-            /**
-             * @description discriminator enum property added by openapi-typescript
-             * @enum {string}
-             */
-            kind: "ptz_preset";
-            /**
-             * Preset
-             * @description preset token or name
-             */
-            preset: string;
-        };
-        /** PtzState */
-        PtzState: {
-            /** Camera Id */
-            camera_id: string;
-            /** Held Until */
-            held_until?: number | null;
-            /**
-             * Holder
-             * @description the operator controlling the camera
-             */
-            holder?: string | null;
-            preset?: components["schemas"]["PresetOut"] | null;
         };
         /** ReasonCount */
         ReasonCount: {
@@ -2985,37 +2726,6 @@ export interface components {
             count: number;
             /** Severity */
             severity: string;
-        };
-        /** Speak */
-        Speak: {
-            /**
-             * Alert Id
-             * @description record the result in this alert
-             */
-            alert_id?: string | null;
-            /** Repeat */
-            repeat?: number | null;
-            /** Speaker */
-            speaker: string;
-            /**
-             * Text
-             * @description free text, spoken by TTS
-             */
-            text?: string | null;
-            /**
-             * Warning
-             * @description a warning of the library (its key)
-             */
-            warning?: string | null;
-        };
-        /** SpeakerOut */
-        SpeakerOut: {
-            /** Id */
-            id: string;
-            /** Kind */
-            kind: string;
-            /** Name */
-            name: string;
         };
         /** StatusCount */
         StatusCount: {
@@ -3282,29 +2992,6 @@ export interface components {
             msg: string;
             /** Error Type */
             type: string;
-        };
-        /**
-         * VoiceAction
-         * @description Speak a warning of the library through a speaker.
-         */
-        VoiceAction: {
-            /**
-             * @description discriminator enum property added by openapi-typescript
-             * @enum {string}
-             */
-            kind: "voice";
-            /**
-             * Repeat
-             * @description default: the speaker's
-             */
-            repeat?: number | null;
-            /** Speaker */
-            speaker: string;
-            /**
-             * Warning
-             * @description a key of warnings
-             */
-            warning: string;
         };
         /**
          * WanderingRule
@@ -4157,235 +3844,6 @@ export interface operations {
             };
         };
     };
-    post_goto_api_cameras__camera_id__ptz_goto_post: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                camera_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["PresetGo"];
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PtzState"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
-    post_home_api_cameras__camera_id__ptz_home_post: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                camera_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PtzState"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
-    post_move_api_cameras__camera_id__ptz_move_post: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                camera_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["PtzMove"];
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PtzState"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
-    get_presets_api_cameras__camera_id__ptz_presets_get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                camera_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PresetOut"][];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
-    post_preset_api_cameras__camera_id__ptz_presets_post: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                camera_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["PresetSave"];
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PresetOut"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
-    post_release_api_cameras__camera_id__ptz_release_post: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                camera_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PtzState"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
-    post_stop_api_cameras__camera_id__ptz_stop_post: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                camera_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PtzState"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
     get_camera_snapshot_api_cameras__camera_id__snapshot_jpg_get: {
         parameters: {
             query?: never;
@@ -4730,7 +4188,7 @@ export interface operations {
             };
         };
     };
-    get_pending_api_linkage_pending_get: {
+    list_devices_api_gb28181_devices_get: {
         parameters: {
             query?: never;
             header?: never;
@@ -4745,18 +4203,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["PendingOut"][];
+                    "application/json": components["schemas"]["GbDeviceOut"][];
                 };
             };
         };
     };
-    post_decision_api_linkage_pending__key___decision__post: {
+    remove_device_api_gb28181_devices__device_id__delete: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                key: string;
-                decision: "confirm" | "decline";
+                device_id: string;
             };
             cookie?: never;
         };
@@ -4780,66 +4237,24 @@ export interface operations {
             };
         };
     };
-    get_popups_api_linkage_popups_get: {
+    query_catalog_api_gb28181_devices__device_id__catalog_post: {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                device_id: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
             /** @description Successful Response */
-            200: {
+            202: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["PopupOut"][];
-                };
-            };
-        };
-    };
-    get_rules_api_linkage_rules_get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["LinkageRule"][];
-                };
-            };
-        };
-    };
-    post_speak_api_linkage_speak_post: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["Speak"];
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ActionResultOut"];
+                    "application/json": components["schemas"]["CatalogQueued"];
                 };
             };
             /** @description Validation Error */
@@ -4853,11 +4268,13 @@ export interface operations {
             };
         };
     };
-    get_speakers_api_linkage_speakers_get: {
+    list_channels_api_gb28181_devices__device_id__channels_get: {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                device_id: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -4868,29 +4285,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SpeakerOut"][];
+                    "application/json": components["schemas"]["GbChannelOut"][];
                 };
             };
-        };
-    };
-    get_warnings_api_linkage_warnings_get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: string;
-                    };
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
