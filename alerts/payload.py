@@ -65,6 +65,13 @@ def alert_payload(
         "confidence": round(alert.confidence, 3),
         "box": alert.box,
         "evidence": evidence,
+        "incident": {
+            "count": alert.count,
+            "first_at": alert.created_at,
+            "last_at": alert.last_at,
+            "last_alert_id": alert.last_alert_id,
+            "suppressed": alert.suppressed,
+        },
         "handling": {
             "department_id": alert.department_id,
             "assignee": alert.assignee,

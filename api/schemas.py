@@ -141,6 +141,34 @@ class Trace(BaseModel):
     )
 
 
+class IncidentInfo(BaseModel):
+    """The incident this alert opened: repeated alerts of its camera × rule × zone."""
+
+    count: int = Field(description="alerts gathered (1: this one only)")
+    first_at: float
+    last_at: float
+    last_alert_id: str | None = None
+    suppressed: bool = Field(
+        description="the rule passed its hourly cap on this camera: later alerts are "
+        "counted here without notifications"
+    )
+
+
+class OccurrenceOut(BaseModel):
+    """One alert inside an incident (the first is the incident's own alert)."""
+
+    alert_id: str
+    at: float
+    track_ids: list[int]
+    measured: float
+    explanation: str
+    confidence: float
+    suppressed: bool
+    snapshot_url: str | None = None
+    annotated_url: str | None = None
+    clip_url: str | None = None
+
+
 class AlertOut(BaseModel):
     id: str
     type: str
@@ -159,7 +187,11 @@ class AlertOut(BaseModel):
     confidence: float
     box: list[float] | None = None
     evidence: dict[str, Evidence]
+    incident: IncidentInfo
     handling: Handling
+    occurrences: list[OccurrenceOut] | None = Field(
+        None, description="detail only: the alerts of the incident, oldest first"
+    )
     allowed_actions: list[Action] = Field(
         default_factory=list, description="lifecycle actions valid in this state"
     )

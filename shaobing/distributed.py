@@ -534,7 +534,8 @@ class ApiServices:
         self.feed = RedisAlertFeed(r, prefix)
         self.routing = RoutingCache(loaded, sessions)
         self.alerts = AlertService(lambda: SqlUnitOfWork(sessions, links=links), self.routing,
-                                   timezone=loaded.config.timezone, feed=self.feed)  # fmt: skip
+                                   timezone=loaded.config.timezone, feed=self.feed,
+                                   incidents=loaded.config.alerts.incidents.policy())  # fmt: skip
         self._live_feeds: dict[str, LiveFeed] = {}
         self._live_key = live_key(cipher)
         self._prefix = prefix

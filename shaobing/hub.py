@@ -267,6 +267,7 @@ class Hub:
             lambda: SqlUnitOfWork(self.sessions, links=self.links),
             self.router,
             timezone=cfg.timezone,
+            incidents=cfg.alerts.incidents.policy(),
             on_committed=self.dispatcher.notify,
             feed=self.feed,
         )

@@ -127,7 +127,7 @@ def start_alerts(loaded: LoadedConfig) -> Role:
     feed = RedisAlertFeed(r, cfg.bus.prefix)
     service = AlertService(lambda: SqlUnitOfWork(sessions, links=links),
                            RoutingCache(loaded, sessions), timezone=cfg.timezone,
-                           feed=feed)  # fmt: skip
+                           feed=feed, incidents=cfg.alerts.incidents.policy())  # fmt: skip
     bus = RedisEventBus(r, prefix=cfg.bus.prefix, maxlen=cfg.bus.maxlen,
                         claim_idle_s=cfg.bus.claim_idle_s)  # fmt: skip
     fenced = FenceCheckingBus(bus, Fences(r, cfg.bus.prefix))
