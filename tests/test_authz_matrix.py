@@ -320,7 +320,8 @@ DOCS_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 PATH_VALUES = {"camera_id": "cg-cam-1", "alert_id": "00000000-0000-0000-0000-000000000001",
                "username": "viewer", "name": "cg-loitering", "key_id": "1",
                "delivery_id": "1", "path:path": "no-such-asset.js",
-               "track_id": "no-such-track"}  # fmt: skip
+               "track_id": "no-such-track", "occurrence_id": "no-such-alert",
+               "filename": "snapshot.jpg"}  # fmt: skip
 
 
 def flat_routes(app: FastAPI) -> list[tuple[BaseRoute, str | None, set[str] | None]]:
@@ -499,6 +500,9 @@ CASES = [
     Case("GET", "/api/alerts/{alert_id}/snapshot.jpg", "evidence:read", 200,
          lambda w, who: (f"/api/alerts/{w.home_alert(who)}/snapshot.jpg", None)),
     Case("GET", "/api/alerts/{alert_id}/clip.mp4", "evidence:read", 200, with_clip),
+    Case("GET", "/api/alerts/{alert_id}/occurrences/{occurrence_id}/{filename}", "evidence:read",
+         200, lambda w, who: (f"/api/alerts/{w.home_alert(who)}/occurrences/"
+                              f"{w.home_alert(who)}/snapshot.jpg", None)),
     Case("POST", "/api/exports", "evidence:export", 200, export_body),
     Case("POST", "/api/alerts/{alert_id}/actions", "alerts:handle", 200,
          lambda w, who: (f"/api/alerts/{w.alert_for(who)}/actions", {"action": "acknowledge"}),

@@ -124,7 +124,7 @@ def get_alert(alert_id: str, session: SessionDep, principal: Reader) -> AlertOut
 
 
 @router.get(
-    "/{alert_id}/occurrences/{occurrence_id}/{name}",
+    "/{alert_id}/occurrences/{occurrence_id}/{filename}",
     response_class=FileResponse,
     responses={200: {"content": {"image/jpeg": {}, "video/mp4": {}}}, 403: {}, 404: {}},
     summary="Evidence of one alert inside an incident: snapshot.jpg (annotated=true) or "
@@ -133,7 +133,7 @@ def get_alert(alert_id: str, session: SessionDep, principal: Reader) -> AlertOut
 def get_occurrence_evidence(
     alert_id: str,
     occurrence_id: str,
-    name: Literal["snapshot.jpg", "clip.mp4"],
+    filename: Literal["snapshot.jpg", "clip.mp4"],
     request: Request,
     session: SessionDep,
     services: ServicesDep,
@@ -144,7 +144,7 @@ def get_occurrence_evidence(
     found = queries.occurrence(session, alert_id, occurrence_id)
     if found is None:
         raise HTTPException(404, f"no alert {occurrence_id!r} in incident {alert_id!r}")
-    kind = "clip" if name == "clip.mp4" else "annotated_snapshot" if annotated else "snapshot"
+    kind = "clip" if filename == "clip.mp4" else "annotated_snapshot" if annotated else "snapshot"
     ref = found.evidence.get(kind)
     stored = locate(services.evidence, ref.path if ref else None,
                     f"alert {occurrence_id!r} has no {kind} on disk")  # fmt: skip
