@@ -176,7 +176,7 @@ class IncidentsConfig(StrictModel):
     )  # fmt: skip
     hourly_cap: int | None = Field(
         DEFAULT_HOURLY_CAP, ge=1,
-        description="alerts per camera × rule per hour shown as they come; beyond it they "
+        description="incidents a rule may open on a camera per hour; beyond it its alerts "
         "are counted in the latest incident, which is marked suppressed (null: no cap)",
     )  # fmt: skip
     hourly_caps: dict[str, int | None] = Field(

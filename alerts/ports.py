@@ -63,7 +63,7 @@ class AlertRepository(Protocol):
         """The newest incident of a camera × rule × zone."""
 
     def count_since(self, camera_id: str, rule: str, since: float) -> int:
-        """A camera × rule's alerts (incidents' occurrences) from ``since`` on."""
+        """A camera × rule's incidents opened from ``since`` on (the items shown)."""
 
     def incident_of(self, alert_id: str) -> str | None:
         """The incident an alert was stored in (None: not stored)."""

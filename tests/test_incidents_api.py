@@ -30,7 +30,7 @@ def hub(tmp_path: Path, models_dir: Path) -> Iterator[Hub]:
         {
             "data_dir": str(tmp_path / "data"),
             "detector": {"model": str(models_dir / "yolox_nano.onnx")},
-            "alerts": {"incidents": {"hourly_cap": 4}},
+            "alerts": {"incidents": {"hourly_cap": 3}},
             "cameras": [{"id": "cam-a", "name": "A", "source": {"url": "rtsp://127.0.0.1:9/x"}}],
         },
         "test.yaml", tmp_path,
@@ -90,8 +90,8 @@ def test_resolving_the_incident_then_the_cap(hub: Hub, client: TestClient) -> No
     done = client.post("/api/alerts/alert-1/actions", json={"action": "resolve"})
     assert done.status_code == 200 and done.json()["status"] == "resolved"
     publish(hub, 3, 1020.0, 2)  # the incident was closed: a new one
-    publish(hub, 4, 1100.0, 3)  # past the gap: a new one; 4 alerts this hour
-    publish(hub, 5, 1200.0, 4)  # beyond the cap of 4: counted in the latest, suppressed
+    publish(hub, 4, 1100.0, 3)  # past the gap: a new one, the third this hour
+    publish(hub, 5, 1200.0, 4)  # beyond the cap of 3: counted in the latest, suppressed
     page = client.get("/api/alerts").json()
     assert [(a["id"], a["incident"]["count"], a["incident"]["suppressed"])
             for a in page["items"]] == [("alert-4", 2, True), ("alert-3", 1, False),

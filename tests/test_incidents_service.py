@@ -135,7 +135,7 @@ def test_clip_of_a_gathered_alert_lands_on_its_occurrence(sessions: sessionmaker
 
 def test_the_hourly_cap_suppresses_instead_of_opening(sessions: sessionmaker[Session]) -> None:
     svc = service(sessions, hourly_cap=3)
-    for i in range(1, 4):  # three incidents, each closed: three alerts this hour
+    for i in range(1, 4):  # three incidents this hour, each closed
         svc.create(message(f"a-{i}", 1000.0 + 100 * i))
         svc.transition(f"a-{i}", "resolve", actor="op")
     capped = svc.create(message("a-4", 1400.0))
@@ -148,3 +148,14 @@ def test_the_hourly_cap_suppresses_instead_of_opening(sessions: sessionmaker[Ses
     assert svc.counters.suppressed == 2
     after_an_hour = svc.create(message("a-6", 1300.0 + 3601.0 + 200))
     assert after_an_hour is not None and after_an_hour.id == "a-6"
+
+
+def test_alerts_gathered_in_an_incident_do_not_use_up_the_cap(
+    sessions: sessionmaker[Session],
+) -> None:
+    svc = service(sessions, hourly_cap=2)
+    for i in range(10):  # one incident of ten alerts
+        svc.create(message(f"a-{i}", 1000.0 + 10 * i))
+    svc.transition("a-0", "resolve", actor="op")
+    second = svc.create(message("b-1", 1200.0))
+    assert second is not None and second.id == "b-1" and not second.suppressed

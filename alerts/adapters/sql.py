@@ -101,10 +101,6 @@ class OccurrenceRecord(Base):
     """Every alert, each in its incident (the first one is the incident's own alert)."""
 
     __tablename__ = "alert_occurrences"
-    __table_args__ = (
-        # the hourly cap: a camera × rule's alerts in the last hour
-        Index("ix_alert_occurrences_camera_rule_at", "camera_id", "rule", "at"),
-    )
 
     alert_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     incident_id: Mapped[str] = mapped_column(ForeignKey("alerts.id"), index=True)
@@ -329,11 +325,11 @@ class SqlAlertRepository:
         return None if found is None else self.get(found)
 
     def count_since(self, camera_id: str, rule: str, since: float) -> int:
-        """A camera × rule's alerts (occurrences) from ``since`` on."""
+        """A camera × rule's incidents opened from ``since`` on (items shown)."""
         return int(self.session.execute(
-            select(func.count()).select_from(OccurrenceRecord)
-            .where(OccurrenceRecord.camera_id == camera_id, OccurrenceRecord.rule == rule,
-                   OccurrenceRecord.at >= since)
+            select(func.count()).select_from(AlertRecord)
+            .where(AlertRecord.camera_id == camera_id, AlertRecord.rule == rule,
+                   AlertRecord.created_at >= since)
         ).scalar_one())  # fmt: skip
 
     def incident_of(self, alert_id: str) -> str | None:

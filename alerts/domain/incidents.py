@@ -8,8 +8,9 @@ latest evidence grow, no new row reaches the operator. Handling (受理/分派/�
 applies to the incident. A new incident starts once the previous one is closed or
 the gap has passed.
 
-An hourly cap per camera × rule bounds what the operator is shown: beyond it an
-alert joins the camera's latest incident of the rule and zone (open or not) and
+An hourly cap per camera × rule bounds what the operator is shown: once the rule
+has opened that many incidents on the camera in the last hour, a further alert
+joins the latest incident of its zone (open or closed, gap passed or not) and
 marks it *suppressed*; it is still counted and stored, never dropped silently.
 
 Plain Python, no I/O: the service reads the latest incident and the recent count
@@ -42,7 +43,7 @@ DEFAULT_GAPS_S: dict[str, float] = {
     "camera_fault": 1800.0,
 }
 DEFAULT_GAP_S = 60.0
-DEFAULT_HOURLY_CAP = 60
+DEFAULT_HOURLY_CAP = 30
 CAP_WINDOW_S = 3600.0
 MAX_TRACK_IDS = 200  # an incident lists this many distinct tracks at most
 
@@ -53,7 +54,7 @@ class IncidentPolicy:
 
     enabled: bool = True
     gaps_s: Mapping[str, float] = field(default_factory=dict)  # overrides per rule type
-    hourly_cap: int | None = DEFAULT_HOURLY_CAP  # alerts per camera × rule per hour
+    hourly_cap: int | None = DEFAULT_HOURLY_CAP  # incidents per camera × rule per hour
     hourly_caps: Mapping[str, int | None] = field(default_factory=dict)  # per rule type
     update_interval_s: float = 60.0  # at most one "repeated" message per incident per interval
 
@@ -93,7 +94,7 @@ class Placement:
 
 
 def over_cap(policy: IncidentPolicy, rule_type: str, recent: int) -> bool:
-    """Whether ``recent`` alerts of a camera × rule in the last hour reach its cap."""
+    """Whether ``recent`` incidents of a camera × rule in the last hour reach its cap."""
     cap = policy.cap_for(rule_type)
     return cap is not None and recent >= cap
 
@@ -104,7 +105,7 @@ def place(
     """Where an alert of ``rule_type`` at ``at`` goes.
 
     ``latest``: the newest incident of the same camera × rule × zone (None: none);
-    ``recent``: the camera × rule's alerts in the hour before ``at``.
+    ``recent``: the incidents the camera × rule opened in the hour before ``at``.
     """
     if not policy.enabled or latest is None:
         return Placement("open")
@@ -116,7 +117,7 @@ def place(
     if capped and at - latest.last_at <= CAP_WINDOW_S:
         cap = policy.cap_for(rule_type)
         return Placement("join", latest, suppressed=True,
-                         reason=f"hourly cap of {cap} alerts reached")  # fmt: skip
+                         reason=f"hourly cap of {cap} incidents reached")  # fmt: skip
     return Placement("open")
 
 

@@ -44,8 +44,6 @@ def upgrade() -> None:
         sa.Column("suppressed", sa.Boolean, nullable=False, server_default="0"),
     )
     op.create_index("ix_alert_occurrences_incident_id", "alert_occurrences", ["incident_id"])
-    op.create_index("ix_alert_occurrences_camera_rule_at", "alert_occurrences",
-                    ["camera_id", "rule", "at"])  # fmt: skip
     # Each alert so far is its own incident: its only occurrence is itself. The
     # evidence is copied as the repository writes it ({kind: [path, sha256, start, end]}).
     evidence = _evidence_sql(op.get_bind().dialect.name)
@@ -86,7 +84,6 @@ def _evidence_sql(dialect: str) -> str:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_alert_occurrences_camera_rule_at", "alert_occurrences")
     op.drop_index("ix_alert_occurrences_incident_id", "alert_occurrences")
     op.drop_table("alert_occurrences")
     op.drop_index("ix_alerts_incident_key", "alerts")
