@@ -32,6 +32,7 @@ from api.routers import (
     users,
 )
 from api.schemas import Health
+from api.streams import OpenStreams
 
 VERSION = "0.3.0"
 
@@ -59,6 +60,7 @@ def create_app(
     )
     app.state.services = services
     app.state.sessions = sessions
+    app.state.streams = OpenStreams()  # ended when the server stops (api/streams.py)
     app.state.token_ttl_s = token_ttl_s
     if allowed_hosts is not None and "*" not in allowed_hosts:
         install_host_check(app, allowed_hosts)

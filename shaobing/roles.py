@@ -201,8 +201,10 @@ def serve_api(loaded: LoadedConfig, services: Any, sessions: Any) -> None:
         metrics_public=api.metrics_public,
         console=api.console.enabled,
     )
-    server = uvicorn.Server(uvicorn.Config(app, host=api.host, port=api.port,
-                                           log_level="warning", access_log=False))  # fmt: skip
+    from api.streams import ApiServer  # ends open feeds and live streams on a signal
+
+    server = ApiServer(uvicorn.Config(app, host=api.host, port=api.port, log_level="warning",
+                                      access_log=False), app.state.streams)  # fmt: skip
     log.info("API on http://%s:%d (OpenAPI at /docs)", api.host, api.port)
     for sig in (signal.SIGTERM, signal.SIGINT):  # uvicorn re-raises to these: no-ops
         signal.signal(sig, lambda *_: None)

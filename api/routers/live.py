@@ -26,6 +26,7 @@ from api.ports import HubServices
 from api.routers.alerts import alert_out
 from api.routers.cameras import record_area, visible_camera
 from api.schemas import CameraStatusOut
+from api.streams import OpenStreams
 from camera_registry.store import list_cameras
 from ingest.live import FLV_CODECS, MAX_BACKLOG, FlvRemuxer
 from ingest.ring import BufferedPacket
@@ -64,7 +65,7 @@ async def live_flv(
     await run_in_threadpool(check)
     remote = hub.remote_live_url(camera_id)
     if remote is not None:
-        return await relay_live(camera_id, remote)
+        return await relay_live(camera_id, remote, request.app.state.streams)
     feed = hub.live_feed(camera_id)
     loop = asyncio.get_running_loop()
     packets: asyncio.Queue[BufferedPacket | None] = asyncio.Queue()
@@ -72,7 +73,14 @@ async def live_flv(
     def viewer(packet: BufferedPacket | None) -> None:  # called by the reader thread
         loop.call_soon_threadsafe(packets.put_nowait, packet)
 
-    start, unsubscribe = feed.subscribe(viewer)
+    start, unsubscribe_feed = feed.subscribe(viewer)
+    # the server stopping ends the stream as a camera reconnect does
+    unregister = request.app.state.streams.register(lambda: packets.put_nowait(None))
+
+    def unsubscribe() -> None:
+        unsubscribe_feed()
+        unregister()
+
     if start is None or not start.packets:
         unsubscribe()
         raise HTTPException(503, f"camera {camera_id!r} is not streaming (no keyframe yet)")
@@ -116,7 +124,7 @@ async def live_flv(
     )
 
 
-async def relay_live(camera_id: str, url: str) -> StreamingResponse:
+async def relay_live(camera_id: str, url: str, streams: OpenStreams) -> StreamingResponse:
     """Relay the FLV stream of the worker holding the camera (distributed mode; the URL
     is signed, shaobing/media.py). Its refusals (404 moved away, 503 not streaming, 415
     codec) are answered as they are; a worker that does not answer is a 503."""
@@ -136,13 +144,19 @@ async def relay_live(camera_id: str, url: str) -> StreamingResponse:
             status, detail = 503, f"camera {camera_id!r} is moving to another worker"
         raise HTTPException(status, detail)
 
+    stopping = asyncio.Event()
+
     async def body() -> AsyncIterator[bytes]:
+        unregister = streams.register(stopping.set)
         try:
             async for chunk in upstream.aiter_raw():
+                if stopping.is_set():
+                    return  # the server stops
                 yield chunk
         except httpx.HTTPError:
             return  # the worker stopped (lease moved, worker died): the player reconnects
         finally:
+            unregister()
             await upstream.aclose()
             await client.aclose()
 
@@ -230,7 +244,7 @@ async def events(
         loop.call_soon_threadsafe(put)
 
     sessions = request.app.state.sessions
-    unsubscribe = hub.feed.subscribe(listener)
+    stopping = asyncio.Event()  # set when the server stops: the stream ends
 
     def load_alert(alert_id: str) -> dict[str, Any] | None:
         with sessions() as session:
@@ -245,13 +259,15 @@ async def events(
             return {r.id for r in list_cameras(session) if sees_area(principal, record_area(r))}
 
     async def body() -> AsyncIterator[bytes]:
+        unsubscribe = hub.feed.subscribe(listener)
+        unregister = request.app.state.streams.register(stopping.set)
         try:
             yield b"retry: 3000\n\n"
             cameras = await run_in_threadpool(visible_cameras)
             states: dict[str, str] = {}
             refreshed = last_beat = time.monotonic()
             end = None if duration_s is None else refreshed + duration_s
-            while not await request.is_disconnected():
+            while not stopping.is_set() and not await request.is_disconnected():
                 if end is not None and time.monotonic() >= end:
                     return
                 try:
@@ -273,6 +289,7 @@ async def events(
                     last_beat = now
                     yield b": keep-alive\n\n"
         finally:
+            unregister()
             unsubscribe()
 
     return StreamingResponse(
