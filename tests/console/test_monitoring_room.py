@@ -319,6 +319,34 @@ VIEWS = {
 }
 
 
+def test_repeated_alerts_are_one_incident_with_its_alerts_inside(pages: Room) -> None:
+    """The crosswalk's intrusion rule fires for each passer-by: one row that counts them,
+    its detail with the alerts inside on a timeline (alerts.incidents)."""
+    hub = pages.hub
+
+    def gathered() -> Any:
+        items = hub.get("/api/alerts", camera_id="cg-cross", type="intrusion")["items"]
+        return [a for a in items if a["rule"] == "square-intrusion" and a["incident"]["count"] >= 3]
+
+    incident = pages.wait("an incident of 3 alerts", gathered, 90)[0]
+    page = pages.page()
+    page.click("[data-nav=alerts]")
+    row = page.locator(".alert-row:has([data-count]) >> nth=0")
+    row.wait_for(timeout=10000)
+    counts = page.eval_on_selector_all("[data-count]", "es => es.map(e => +e.dataset.count)")
+    assert max(counts) >= 3, counts
+    page.goto(f"{hub.base}/#/alerts?id={incident['id']}")
+    page.wait_for_selector(f"[data-alert='{incident['id']}']", timeout=10000)
+    page.wait_for_selector(".occurrence >> nth=2", timeout=10000)
+    shown = page.locator(".occurrence").count()
+    detail = hub.get(f"/api/alerts/{incident['id']}")
+    assert shown == len(detail["occurrences"]) >= 3
+    assert int(page.inner_text("[data-test=incident-count]")) >= 3
+    assert "合并的告警" in page.inner_text("[data-alert]")
+    dismiss_popups(page)
+    shot(page, "incident-detail")
+
+
 @pytest.mark.parametrize("viewport", [DESKTOP, LAPTOP], ids=["1920", "1366"])
 def test_every_view_renders_on_a_big_screen_and_a_laptop(
     pages: Room, viewport: dict[str, int]
