@@ -57,9 +57,9 @@ from sqlalchemy import func, select  # noqa: E402
 from alerts.adapters.memory_bus import MemoryEventBus  # noqa: E402
 from alerts.adapters.spool import SpoolingEventBus  # noqa: E402
 from alerts.adapters.sql import AlertRecord, OutboxRecord, SqlUnitOfWork  # noqa: E402
-from alerts.domain.incidents import IncidentPolicy  # noqa: E402
 from alerts.config import AlertsConfig  # noqa: E402
 from alerts.domain.cooldown import CooldownGate  # noqa: E402
+from alerts.domain.incidents import IncidentPolicy  # noqa: E402
 from alerts.domain.routing import Router, Target  # noqa: E402
 from alerts.evidence import render_snapshots  # noqa: E402
 from alerts.messages import EventMessage  # noqa: E402
