@@ -135,7 +135,8 @@ class Trace(BaseModel):
     measured: float
     threshold: float
     unit: str
-    explanation: str
+    explanation: str = Field(description="the rule's own text (English)")
+    explanation_zh: str = Field("", description="the same in Chinese, from measured and threshold")
     details: dict[str, Any] = Field(
         default_factory=dict, description="rule-specific (e.g. fault kind, crossing direction)"
     )
@@ -162,6 +163,7 @@ class OccurrenceOut(BaseModel):
     track_ids: list[int]
     measured: float
     explanation: str
+    explanation_zh: str = ""
     confidence: float
     suppressed: bool
     snapshot_url: str | None = None
@@ -181,6 +183,7 @@ class AlertOut(BaseModel):
     started_at: float
     updated_at: float
     object_class: str
+    object_label: str = Field("", description="the class in Chinese (行人, 轿车…)")
     track_ids: list[int]
     zone: str
     trace: Trace

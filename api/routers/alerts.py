@@ -14,6 +14,7 @@ from starlette.responses import Response
 from accounts.domain import Principal, can, may_handle, permission_for_action, sees_alert
 from alerts import queries
 from alerts.domain.model import Alert, Severity, Status, TransitionError
+from alerts.labels import explain_zh
 from alerts.payload import alert_payload
 from alerts.service import AlertNotFound
 from api.auth import audit_request, current_principal, require
@@ -89,7 +90,8 @@ def list_alerts(
 
 @router.get("/{alert_id}", response_model=AlertOut, summary="One alert, history, deliveries")
 def get_alert(alert_id: str, session: SessionDep, principal: Reader) -> AlertOut:
-    out = alert_out(visible_alert(session, alert_id, principal))
+    alert = visible_alert(session, alert_id, principal)
+    out = alert_out(alert)
     out.history = [HistoryOut.model_validate(h, from_attributes=True)
                    for h in queries.history(session, alert_id)]  # fmt: skip
     out.deliveries = [
@@ -111,6 +113,8 @@ def get_alert(alert_id: str, session: SessionDep, principal: Reader) -> AlertOut
         OccurrenceOut(
             alert_id=o.alert_id, at=o.at, track_ids=list(o.track_ids), measured=o.measured,
             explanation=o.explanation, confidence=round(o.confidence, 3),
+            explanation_zh=explain_zh(alert.type, alert.object_class, o.track_ids, alert.zone,
+                                      o.measured, alert.threshold, alert.unit, alert.details),
             suppressed=o.suppressed,
             snapshot_url=f"{base}/{o.alert_id}/snapshot.jpg" if "snapshot" in o.evidence
             else None,
