@@ -39,7 +39,21 @@ const zh = {
                 village: '乡村', other: '其他' },
   roles: { admin: '管理员', supervisor: '值班长', operator: '值班员', department: '部门用户', investigator: '研判员',
            viewer: '只读用户' },
-  classes: { person: '行人', car: '汽车', motorcycle: '摩托车', bicycle: '自行车', truck: '货车', bus: '客车' },
+  // every COCO class (the detector's), never shown raw (alerts/labels.py has the same)
+  classes: {
+    person: '行人', bicycle: '自行车', car: '轿车', motorcycle: '摩托车', airplane: '飞机', bus: '客车', train: '火车', truck: '货车',
+    boat: '船', 'traffic light': '红绿灯', 'fire hydrant': '消防栓', 'stop sign': '停车标志', 'parking meter': '停车计时器',
+    bench: '长椅', bird: '鸟', cat: '猫', dog: '狗', horse: '马', sheep: '羊', cow: '牛', elephant: '大象', bear: '熊',
+    zebra: '斑马', giraffe: '长颈鹿', backpack: '背包', umbrella: '雨伞', handbag: '手提包', tie: '领带', suitcase: '行李箱',
+    frisbee: '飞盘', skis: '滑雪板', snowboard: '单板滑雪板', 'sports ball': '球', kite: '风筝', 'baseball bat': '球棒',
+    'baseball glove': '棒球手套', skateboard: '滑板', surfboard: '冲浪板', 'tennis racket': '网球拍', bottle: '瓶子',
+    'wine glass': '酒杯', cup: '杯子', fork: '叉子', knife: '刀', spoon: '勺子', bowl: '碗', banana: '香蕉', apple: '苹果',
+    sandwich: '三明治', orange: '橙子', broccoli: '西兰花', carrot: '胡萝卜', 'hot dog': '热狗', pizza: '披萨', donut: '甜甜圈',
+    cake: '蛋糕', chair: '椅子', couch: '沙发', 'potted plant': '盆栽', bed: '床', 'dining table': '餐桌', toilet: '马桶',
+    tv: '电视', laptop: '笔记本电脑', mouse: '鼠标', remote: '遥控器', keyboard: '键盘', 'cell phone': '手机', microwave: '微波炉',
+    oven: '烤箱', toaster: '烤面包机', sink: '水槽', refrigerator: '冰箱', book: '书', clock: '钟表', vase: '花瓶', scissors: '剪刀',
+    'teddy bear': '玩具熊', 'hair drier': '吹风机', toothbrush: '牙刷'
+  },
   colours: { red: '红', orange: '橙', yellow: '黄', green: '绿', cyan: '青', blue: '蓝', purple: '紫',
              white: '白', grey: '灰', black: '黑' },
   params: { min_confidence: '最低置信度', cooldown_s: '冷却时间（秒）', min_duration_s: '持续时间（秒）',
@@ -117,7 +131,23 @@ const en: Messages = {
                 village: 'Village', other: 'Other' },
   roles: { admin: 'Admin', supervisor: 'Supervisor', operator: 'Operator', department: 'Department',
            investigator: 'Investigator', viewer: 'Viewer' },
-  classes: { person: 'Person', car: 'Car', motorcycle: 'Motorcycle', bicycle: 'Bicycle', truck: 'Truck', bus: 'Bus' },
+  classes: {
+    person: 'Person', bicycle: 'Bicycle', car: 'Car', motorcycle: 'Motorcycle', airplane: 'Airplane', bus: 'Bus',
+    train: 'Train', truck: 'Truck', boat: 'Boat', 'traffic light': 'Traffic light', 'fire hydrant': 'Fire hydrant',
+    'stop sign': 'Stop sign', 'parking meter': 'Parking meter', bench: 'Bench', bird: 'Bird', cat: 'Cat', dog: 'Dog',
+    horse: 'Horse', sheep: 'Sheep', cow: 'Cow', elephant: 'Elephant', bear: 'Bear', zebra: 'Zebra',
+    giraffe: 'Giraffe', backpack: 'Backpack', umbrella: 'Umbrella', handbag: 'Handbag', tie: 'Tie',
+    suitcase: 'Suitcase', frisbee: 'Frisbee', skis: 'Skis', snowboard: 'Snowboard', 'sports ball': 'Sports ball',
+    kite: 'Kite', 'baseball bat': 'Baseball bat', 'baseball glove': 'Baseball glove', skateboard: 'Skateboard',
+    surfboard: 'Surfboard', 'tennis racket': 'Tennis racket', bottle: 'Bottle', 'wine glass': 'Wine glass',
+    cup: 'Cup', fork: 'Fork', knife: 'Knife', spoon: 'Spoon', bowl: 'Bowl', banana: 'Banana', apple: 'Apple',
+    sandwich: 'Sandwich', orange: 'Orange', broccoli: 'Broccoli', carrot: 'Carrot', 'hot dog': 'Hot dog',
+    pizza: 'Pizza', donut: 'Donut', cake: 'Cake', chair: 'Chair', couch: 'Couch', 'potted plant': 'Potted plant',
+    bed: 'Bed', 'dining table': 'Dining table', toilet: 'Toilet', tv: 'Tv', laptop: 'Laptop', mouse: 'Mouse',
+    remote: 'Remote', keyboard: 'Keyboard', 'cell phone': 'Cell phone', microwave: 'Microwave', oven: 'Oven',
+    toaster: 'Toaster', sink: 'Sink', refrigerator: 'Refrigerator', book: 'Book', clock: 'Clock', vase: 'Vase',
+    scissors: 'Scissors', 'teddy bear': 'Teddy bear', 'hair drier': 'Hair drier', toothbrush: 'Toothbrush'
+  },
   colours: { red: 'Red', orange: 'Orange', yellow: 'Yellow', green: 'Green', cyan: 'Cyan', blue: 'Blue',
              purple: 'Purple', white: 'White', grey: 'Grey', black: 'Black' },
   params: { min_confidence: 'Min confidence', cooldown_s: 'Cooldown (s)', min_duration_s: 'Duration (s)',
@@ -160,6 +190,11 @@ export const i18n = createI18n({
   fallbackWarn: false,
   messages: { 'zh-CN': zh, en },
 })
+
+/** Why an alert fired, in the console's language (Chinese from measured vs threshold). */
+export function explanation(trace: { explanation: string, explanation_zh?: string }): string {
+  return i18n.global.locale.value === 'zh-CN' && trace.explanation_zh ? trace.explanation_zh : trace.explanation
+}
 
 /** A translation when there is one, else the raw value (an unknown type or state). */
 export function label(group: string, value: string | null | undefined): string {

@@ -128,7 +128,7 @@ def test_a_high_alert_pops_up_and_is_handled_to_resolved(pages: Room) -> None:
     alert_id = page.get_attribute("[data-alert]", "data-alert")
     alert = hub.get(f"/api/alerts/{alert_id}")
     assert alert["rule"] == "square-watch" and alert["severity"] == "high"
-    assert page.inner_text("[data-test=trace]") == alert["trace"]["explanation"]
+    assert page.inner_text("[data-test=trace]") == alert["trace"]["explanation_zh"]
     page.wait_for_function(
         "() => [...document.querySelectorAll('[data-alert] img')]"
         ".every(i => i.complete && i.naturalWidth)",

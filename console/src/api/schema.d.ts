@@ -792,6 +792,12 @@ export interface components {
             /** Object Class */
             object_class: string;
             /**
+             * Object Label
+             * @description the class in Chinese (行人, 轿车…)
+             * @default
+             */
+            object_label: string;
+            /**
              * Occurrences
              * @description detail only: the alerts of the incident, oldest first
              */
@@ -2171,6 +2177,11 @@ export interface components {
             confidence: number;
             /** Explanation */
             explanation: string;
+            /**
+             * Explanation Zh
+             * @default
+             */
+            explanation_zh: string;
             /** Measured */
             measured: number;
             /** Snapshot Url */
@@ -2573,8 +2584,17 @@ export interface components {
             details?: {
                 [key: string]: unknown;
             };
-            /** Explanation */
+            /**
+             * Explanation
+             * @description the rule's own text (English)
+             */
             explanation: string;
+            /**
+             * Explanation Zh
+             * @description the same in Chinese, from measured and threshold
+             * @default
+             */
+            explanation_zh: string;
             /** Measured */
             measured: number;
             /** Threshold */
