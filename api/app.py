@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import install_host_check, require
 from api.console import CONSOLE_ROUTES, mount_console
+from api.errors_zh import install_error_language
 from api.ports import HubServices
 from api.routers import (
     alerts,
@@ -61,6 +62,7 @@ def create_app(
     app.state.services = services
     app.state.sessions = sessions
     app.state.streams = OpenStreams()  # ended when the server stops (api/streams.py)
+    install_error_language(app)  # errors in Chinese for Accept-Language: zh (api/errors_zh.py)
     app.state.token_ttl_s = token_ttl_s
     if allowed_hosts is not None and "*" not in allowed_hosts:
         install_host_check(app, allowed_hosts)
