@@ -4,23 +4,33 @@ zones for an overlay, and the server-sent-events feed of alerts and camera state
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import httpx
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import (
+    APIRouter,
+    Depends,
+    HTTPException,
+    Query,
+    Request,
+    WebSocket,
+    WebSocketDisconnect,
+)
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from accounts.domain import Principal, sees_alert, sees_area
+from accounts.domain import Principal, can, sees_alert, sees_area
 from alerts import queries
 from alerts.feed import FeedKind
-from api.auth import require
+from api.auth import current_principal, require
 from api.deps import get_services, get_session
 from api.ports import HubServices
 from api.routers.alerts import alert_out
@@ -63,9 +73,90 @@ async def live_flv(
             visible_camera(session, camera_id, principal)
 
     await run_in_threadpool(check)
+    chunks = await flv_stream(camera_id, hub, request.app.state.streams, request.is_disconnected)
+    return StreamingResponse(
+        chunks,
+        media_type="video/x-flv",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.websocket("/api/cameras/{camera_id}/live.ws")
+async def live_ws(websocket: WebSocket, camera_id: str) -> None:
+    """Live video as FLV over a WebSocket (mpegts.js ``ws://`` URLs), the same stream and
+    the same checks as ``live.flv`` (login cookie, token or API key; cameras:read; the
+    camera in the caller's area). A browser keeps at most six HTTP/1.1 connections per
+    host and each HTTP-FLV tile holds one, so a wall of 9 or 16 tiles stalled; WebSockets
+    do not count against that limit. A refusal closes the socket before accepting it
+    (HTTP 403); a cross-origin page is refused (the cookie is SameSite=Strict too)."""
+    app = websocket.app
+    origin = websocket.headers.get("origin")
+    if origin and urlsplit(origin).netloc != websocket.headers.get("host"):
+        await websocket.close(code=1008, reason="cross-origin")
+        return
+
+    def check() -> None:
+        with app.state.sessions() as session:
+            principal = current_principal(websocket, session)  # type: ignore[arg-type]
+            if not can(principal, "cameras:read"):
+                raise HTTPException(403, "permission 'cameras:read' required")
+            visible_camera(session, camera_id, principal)
+
+    try:
+        await run_in_threadpool(check)
+        gone = asyncio.Event()
+        chunks = await flv_stream(camera_id, app.state.services, app.state.streams,
+                                  _is_set(gone))  # fmt: skip
+    except HTTPException as exc:
+        await websocket.close(code=4000 + exc.status_code, reason=str(exc.detail)[:120])
+        return
+    await websocket.accept()
+    watcher = asyncio.create_task(_until_closed(websocket, gone))
+    try:
+        async for chunk in chunks:
+            if gone.is_set():
+                break
+            await websocket.send_bytes(chunk)
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass  # the viewer left
+    finally:
+        watcher.cancel()
+        await chunks.aclose()
+    if not gone.is_set():
+        with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+            await websocket.close(code=1001)  # the stream ended: the player reconnects
+
+
+def _is_set(event: asyncio.Event) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return event.is_set()
+
+    return check
+
+
+async def _until_closed(websocket: WebSocket, gone: asyncio.Event) -> None:
+    """Read (and drop) what the viewer sends until it closes the socket."""
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    gone.set()
+
+
+async def flv_stream(
+    camera_id: str,
+    hub: HubServices,
+    streams: OpenStreams,
+    disconnected: Callable[[], Awaitable[bool]],
+) -> AsyncGenerator[bytes, None]:
+    """The camera's live FLV bytes (an HTTPException when it cannot be streamed): here from
+    its reader, or relayed from the worker holding it (distributed mode)."""
     remote = hub.remote_live_url(camera_id)
     if remote is not None:
-        return await relay_live(camera_id, remote, request.app.state.streams)
+        return await relay_chunks(camera_id, remote, streams)
     feed = hub.live_feed(camera_id)
     loop = asyncio.get_running_loop()
     packets: asyncio.Queue[BufferedPacket | None] = asyncio.Queue()
@@ -75,7 +166,7 @@ async def live_flv(
 
     start, unsubscribe_feed = feed.subscribe(viewer)
     # the server stopping ends the stream as a camera reconnect does
-    unregister = request.app.state.streams.register(lambda: packets.put_nowait(None))
+    unregister = streams.register(lambda: packets.put_nowait(None))
 
     def unsubscribe() -> None:
         unsubscribe_feed()
@@ -91,7 +182,7 @@ async def live_flv(
             "use the JPEG snapshots"
         )  # fmt: skip
 
-    async def body() -> AsyncIterator[bytes]:
+    async def body() -> AsyncGenerator[bytes, None]:
         remuxer = FlvRemuxer(start.template)
         try:
             for packet in start.packets:
@@ -105,10 +196,10 @@ async def live_flv(
                 try:
                     item = await asyncio.wait_for(packets.get(), timeout=HEARTBEAT_S)
                 except TimeoutError:
-                    if await request.is_disconnected():
+                    if await disconnected():
                         return
                     continue
-                if item is None:  # the camera reconnected
+                if item is None:  # the camera reconnected, or the server stops
                     return
                 chunk = remuxer.feed(item)
                 if chunk:
@@ -117,17 +208,15 @@ async def live_flv(
             unsubscribe()
             remuxer.close()
 
-    return StreamingResponse(
-        body(),
-        media_type="video/x-flv",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    return body()
 
 
-async def relay_live(camera_id: str, url: str, streams: OpenStreams) -> StreamingResponse:
+async def relay_chunks(
+    camera_id: str, url: str, streams: OpenStreams
+) -> AsyncGenerator[bytes, None]:
     """Relay the FLV stream of the worker holding the camera (distributed mode; the URL
     is signed, shaobing/media.py). Its refusals (404 moved away, 503 not streaming, 415
-    codec) are answered as they are; a worker that does not answer is a 503."""
+    codec) are raised as they are; a worker that does not answer is a 503."""
     client = httpx.AsyncClient(timeout=httpx.Timeout(5.0, read=60.0))
     try:
         upstream = await client.send(client.build_request("GET", url), stream=True)
@@ -146,7 +235,7 @@ async def relay_live(camera_id: str, url: str, streams: OpenStreams) -> Streamin
 
     stopping = asyncio.Event()
 
-    async def body() -> AsyncIterator[bytes]:
+    async def body() -> AsyncGenerator[bytes, None]:
         unregister = streams.register(stopping.set)
         try:
             async for chunk in upstream.aiter_raw():
@@ -160,11 +249,7 @@ async def relay_live(camera_id: str, url: str, streams: OpenStreams) -> Streamin
             await upstream.aclose()
             await client.aclose()
 
-    return StreamingResponse(
-        body(),
-        media_type="video/x-flv",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    return body()
 
 
 class OverlayBox(BaseModel):

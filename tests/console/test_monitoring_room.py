@@ -340,7 +340,7 @@ def test_repeated_alerts_are_one_incident_with_its_alerts_inside(pages: Room) ->
     page.wait_for_selector(".occurrence >> nth=2", timeout=10000)
     shown = page.locator(".occurrence").count()
     detail = hub.get(f"/api/alerts/{incident['id']}")
-    assert shown == len(detail["occurrences"]) >= 3
+    assert 3 <= shown <= len(detail["occurrences"])  # (it may have grown since)
     assert int(page.inner_text("[data-test=incident-count]")) >= 3
     assert "合并的告警" in page.inner_text("[data-alert]")
     dismiss_popups(page)
