@@ -85,7 +85,9 @@ const zh = {
   system: { users: '用户', deadLetters: '推送失败（死信）', audit: '审计日志', retry: '重发', discard: '放弃',
             newUser: '新建用户', username: '用户名', password: '初始密码', role: '角色', displayName: '姓名',
             target: '推送目标', lastError: '失败原因', actor: '操作人', action: '操作', targetObj: '对象',
-            detail: '详情', disabled: '停用', created: '已创建', lastLogin: '最近登录' },
+            detail: '详情', disabled: '停用', created: '已创建', lastLogin: '最近登录', edit: '编辑',
+            saved: '已保存', resetPassword: '重置密码', keepPassword: '留空则不修改',
+            wholeCounty: '未选择区域：该用户将可查看全县的摄像机和告警。确定吗？' },
 }
 
 type Messages = typeof zh
@@ -183,7 +185,9 @@ const en: Messages = {
   system: { users: 'Users', deadLetters: 'Dead letters', audit: 'Audit log', retry: 'Retry', discard: 'Discard',
             newUser: 'New user', username: 'Username', password: 'Initial password', role: 'Role',
             displayName: 'Name', target: 'Target', lastError: 'Error', actor: 'Actor', action: 'Action',
-            targetObj: 'Object', detail: 'Detail', disabled: 'Disabled', created: 'Created', lastLogin: 'Last login' },
+            targetObj: 'Object', detail: 'Detail', disabled: 'Disabled', created: 'Created', lastLogin: 'Last login',
+            edit: 'Edit', saved: 'Saved', resetPassword: 'New password', keepPassword: 'Leave empty to keep it',
+            wholeCounty: 'No area chosen: this user will see the whole county. Continue?' },
 }
 
 export const i18n = createI18n({

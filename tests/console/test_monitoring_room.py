@@ -319,6 +319,46 @@ VIEWS = {
 }
 
 
+def test_a_user_is_edited_and_a_county_wide_user_is_confirmed(pages: Room) -> None:
+    hub = pages.hub
+    r = hub.post("/api/users", {"username": "edit-me", "password": "edit-me-pass-123",
+                                "role": "viewer", "area": OTHER})  # fmt: skip
+    assert r.status_code == 201, r.text
+    page = pages.page()
+    page.click("[data-nav=system]")
+    page.click("[data-edit-user='edit-me']")
+    page.wait_for_selector("[data-test=edit-user]", state="visible", timeout=5000)
+    pick(page, "[data-test=edit-role]", "值班员")
+    pick(page, "[data-test=edit-department]", "城关派出所")
+    page.fill("input[data-test=edit-password]", "a-new-pass-456")
+    page.click("[data-test=save-user]")
+    page.wait_for_selector("text=已保存", timeout=5000)
+    user = next(u for u in hub.get("/api/users") if u["username"] == "edit-me")
+    assert (user["role"], user["department_id"], user["area"]["township"]) == (
+        "operator", "cg-pcs", "河西镇"
+    )  # fmt: skip
+    assert httpx_login("edit-me", "a-new-pass-456", hub) == 200  # the password was reset
+    # A new user without an area would see the whole county: the console asks first.
+    page.click("[data-test=new-user]")
+    dialog = page.locator(".el-dialog:visible")
+    dialog.locator("input").nth(0).fill("county-wide")
+    dialog.locator("input[type=password]").fill("county-wide-pass-1")
+    dialog.locator("button[type=submit]").click()
+    box = page.wait_for_selector(".el-message-box", timeout=5000)
+    assert "全县" in box.inner_text()
+    page.click(".el-message-box .el-button:not(.el-button--primary)")  # 取消
+    time.sleep(0.5)
+    assert all(u["username"] != "county-wide" for u in hub.get("/api/users"))
+
+
+def httpx_login(username: str, password: str, hub: Any) -> int:
+    import httpx
+
+    r = httpx.post(f"{hub.base}/api/auth/login", json={"username": username,
+                   "password": password}, timeout=5)  # fmt: skip
+    return r.status_code
+
+
 def test_repeated_alerts_are_one_incident_with_its_alerts_inside(pages: Room) -> None:
     """The crosswalk's intrusion rule fires for each passer-by: one row that counts them,
     its detail with the alerts inside on a timeline (alerts.incidents)."""
