@@ -307,6 +307,20 @@ def test_a_township_user_sees_only_its_township(pages: Room) -> None:
     assert "城关" not in page.inner_text(".el-main")
 
 
+#: Latin-letter words (3 letters or more) in the visible text of the page
+LATIN_WORDS = """() => {
+  const out = []; const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT)
+  while (walk.nextNode()) {
+    const n = walk.currentNode; const e = n.parentElement
+    if (!e || !e.offsetParent && getComputedStyle(e).position !== 'fixed') continue
+    for (const w of (n.textContent || '').match(/[A-Za-z][A-Za-z_'-]{2,}/g) || []) out.push(w)
+  }
+  return out }"""
+
+#: Latin words the zh-CN console may show: the admin's display name, zone names of the
+#: room's config, the language switch, product names and codes
+NAMES = {"Administrator", "square", "English", "Excel", "JPEG", "IP", "ID", "H264", "FLV"}
+
 VIEWS = {
     "wall": "[data-tree-camera]",
     "alerts": ".alert-row",
@@ -404,6 +418,11 @@ def test_every_view_renders_on_a_big_screen_and_a_laptop(
             view,
             page.evaluate(unknown + ".map(e => e.tagName)"),
         )
+        # Chinese wherever a person reads: a Latin word is a name, an id, a unit or a code
+        users = pages.hub.get("/api/users")
+        names = NAMES | {u["username"] for u in users} | {u["display_name"] for u in users}
+        latin = set(page.evaluate(LATIN_WORDS)) - names
+        assert not latin, (view, sorted(latin))
         # Nothing wider than the screen (no sideways scrolling at 1366).
         assert page.evaluate("() => document.documentElement.scrollWidth <= innerWidth + 1"), view
         if big and view in ("map", "health", "analysis", "system"):
