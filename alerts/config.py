@@ -15,6 +15,7 @@ from analytics.config import ALERT_TYPES
 from core.area import Area, AreaLevel
 from core.model import NAME_MAX, StrictModel
 from core.schedule import ScheduleWindow
+from core.vocabulary import Severity
 
 
 def check_types(types: list[str] | None) -> list[str] | None:
@@ -292,7 +293,7 @@ class RoutingRuleConfig(StrictModel):
     types: list[str] | None = Field(None, description="alert types; default: all")
     _types = field_validator("types")(lambda v: check_types(v))
     area: Area = Field(default_factory=Area, description="default: everywhere")
-    min_severity: Literal["info", "low", "medium", "high", "critical"] = "info"
+    min_severity: Severity = "info"
     schedule: list[ScheduleWindow] | None = Field(None, description="default: always")
     departments: list[str] = Field(default_factory=list)
     targets: list[str] = Field(default_factory=list)

@@ -42,7 +42,7 @@ from alerts.config import DispatchTarget
 from alerts.connectors import Connector, Message, Result, make_connector
 from alerts.links import EvidenceLinks
 from alerts.payload import alert_payload
-from shaobing import metrics
+from core import metrics
 
 log = logging.getLogger(__name__)
 

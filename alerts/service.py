@@ -32,7 +32,7 @@ from alerts.domain.routing import Router
 from alerts.feed import AlertFeed, FeedKind
 from alerts.messages import CLIP_KIND, EVENTS_TOPIC, ClipMessage, EventMessage
 from alerts.ports import ConcurrentUpdate, EventBus, UnitOfWork
-from shaobing import metrics
+from core import metrics
 
 log = logging.getLogger(__name__)
 

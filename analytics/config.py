@@ -10,6 +10,7 @@ from analytics.types import COCO_CLASSES
 from camera_registry.config import CameraBase
 from core.model import NAME_MAX, StrictModel
 from core.schedule import WEEKDAYS, ScheduleWindow, Weekday
+from core.vocabulary import Severity
 
 __all__ = ["WEEKDAYS", "ScheduleWindow", "Weekday"]
 
@@ -79,7 +80,6 @@ class ZoneConfig(StrictModel):
         return "normalized" if all(x <= 1.0 and y <= 1.0 for x, y in self.points) else "pixels"
 
 
-Severity = Literal["info", "low", "medium", "high", "critical"]
 
 VEHICLES = ["car", "motorcycle", "bus", "truck"]
 

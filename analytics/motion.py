@@ -40,6 +40,7 @@ class MotionGate:
         self.frames = 0
         self.gated = 0
         self.want_blobs = False  # region detection wants the changed areas' boxes
+        self.detector_needed = True  # False: no rule needs objects (video quality only)
         self.quality: QualityMeasures | None = None  # the last video quality measures
         self.quality_t: float | None = None
 
@@ -70,7 +71,7 @@ class MotionGate:
             self.prev = grey
             self.last_detect_t = t
             self.quality, self.quality_t = measure(small, grey, 255.0, image), t
-            return GateResult(True, True, 1.0, luma, 255.0, self.quality)
+            return GateResult(self.detector_needed, True, 1.0, luma, 255.0, self.quality)
         diff = cv2.absdiff(grey, self.prev)
         self.prev = grey
         change = float(diff.mean())
@@ -85,7 +86,7 @@ class MotionGate:
         changed = float(moving.sum()) / self.mask_area
         motion = changed >= self.cfg.min_changed
         due = self.last_detect_t is None or t - self.last_detect_t >= self.cfg.keepalive_s
-        detect = motion or due or not self.cfg.enabled
+        detect = (motion or due or not self.cfg.enabled) and self.detector_needed
         if detect:
             self.last_detect_t = t
         else:

@@ -80,8 +80,12 @@ class CameraAnalytics:
         *,
         timezone: str = "Asia/Shanghai",
         use_schedules: bool = True,
+        detect_objects: bool = True,
     ) -> None:
+        """``detect_objects=False``: run the detector only for rules that need objects (a
+        patrol visit of a camera with video-quality rules only detects nothing)."""
         self.cfg = cfg
+        self.detect_objects = detect_objects
         self.class_names = class_names
         self.tracker = Tracker(cfg.detect_fps, lost_s=max(2.0, 2 * cfg.motion.keepalive_s))
         self.history = TrackHistory(self._horizon())
@@ -122,6 +126,7 @@ class CameraAnalytics:
         ]
         # Watch the zones that matter; the whole frame if a rule looks at all of it.
         needs_detection = [r for r in active if r.type != "camera_fault"]
+        self.gate.detector_needed = self.detect_objects or bool(needs_detection)
         if any(r.zone is None or isinstance(r, LineCrossingRule) for r in needs_detection):
             self.gate.set_watched(None, frame_size)
         else:
@@ -235,11 +240,11 @@ class CameraAnalytics:
             held = _outside(self._held, ran, scale)
             if len(found) and zoomed.any():
                 from_zoomed = _inside(found, ran, scale) & ~cut
-                held = _concat(held, self._small_ones(found[from_zoomed]))
+                held = Detections.merge([held, self._small_ones(found[from_zoomed])])
             all_blobs = gate.blobs if gate is not None and gate.blobs is not None else none
             self._held = held = _still(held, all_blobs)
             if len(held):
-                found = _concat(found, held)
+                found = Detections.merge([found, held])
                 cut = np.concatenate([cut, np.zeros(len(held), dtype=bool)])
         merged = merge(whole, found, nms_iou, cut) if len(found) else whole
         if tiles is not None and self.has_crowd:
@@ -366,14 +371,6 @@ class CameraAnalytics:
             elif r.zone is not None:
                 out[r.cfg.name] = r.zone.polygon
         return out
-
-
-def _concat(a: Detections, b: Detections) -> Detections:
-    return Detections(
-        np.concatenate([a.xyxy, b.xyxy]),
-        np.concatenate([a.confidence, b.confidence]),
-        np.concatenate([a.class_id, b.class_id]),
-    )
 
 
 def _inside(det: Detections, rects: list[Rect], scale: float) -> np.ndarray:

@@ -244,12 +244,7 @@ def detect_crops(
         parts.append(Detections(boxes * to_frame, det.confidence, det.class_id))
     if not parts:
         return Detections.empty(), np.zeros(0, dtype=bool)
-    merged = Detections(
-        np.concatenate([p.xyxy for p in parts]),
-        np.concatenate([p.confidence for p in parts]),
-        np.concatenate([p.class_id for p in parts]),
-    )
-    return merged, np.concatenate(cuts)
+    return Detections.merge(parts), np.concatenate(cuts)
 
 
 def _group(class_id: np.ndarray) -> np.ndarray:
@@ -285,11 +280,7 @@ def merge(
     suppress each other)."""
     if not len(regions):
         return whole
-    both = Detections(
-        np.concatenate([whole.xyxy, regions.xyxy]),
-        np.concatenate([whole.confidence, regions.confidence]),
-        np.concatenate([whole.class_id, regions.class_id]),
-    )
+    both = Detections.merge([whole, regions])
     if cut is not None:
         both = drop_cut(both, np.concatenate([np.zeros(len(whole), dtype=bool), cut]))
     keep = nms_per_class(both.xyxy, both.confidence, both.class_id, iou)

@@ -21,8 +21,8 @@ from analytics.motion import GateResult
 from analytics.pipeline import CameraAnalytics
 from analytics.types import Detections, Event
 from camera_registry.status import RateMeter, StatusBoard
+from core import metrics
 from ingest.reader import SampledFrame
-from shaobing import metrics
 
 log = logging.getLogger(__name__)
 

@@ -6,10 +6,13 @@ edge; the tracker fills ``tracker_id``; zones and rules only ever see this type.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from core.vocabulary import ALERT_TYPES, SEVERITIES, AlertType, Severity
 
 COCO_CLASSES: tuple[str, ...] = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
@@ -61,6 +64,18 @@ class Detections:
             self.xyxy[index], self.confidence[index], self.class_id[index], self.tracker_id[index]
         )
 
+    @classmethod
+    def merge(cls, parts: list[Detections]) -> Detections:
+        """The boxes of several sets as one (tracker ids kept)."""
+        if not parts:
+            return cls.empty()
+        return cls(
+            np.concatenate([p.xyxy for p in parts]),
+            np.concatenate([p.confidence for p in parts]),
+            np.concatenate([p.class_id for p in parts]),
+            np.concatenate([p.tracker_id for p in parts]),
+        )
+
     def anchors(self) -> np.ndarray:
         """Bottom-centre point of each box (where a person stands, a car touches the road)."""
         return np.stack([(self.xyxy[:, 0] + self.xyxy[:, 2]) / 2, self.xyxy[:, 3]], axis=1)
@@ -85,13 +100,13 @@ class Event:
 
     camera_id: str
     rule: str  # the rule's configured name
-    type: str  # loitering, intrusion, ...
+    type: AlertType  # loitering, intrusion, ...
     ts: float  # wall-clock epoch seconds of the frame that triggered it
     pts: float  # stream time of that frame, seconds
     track_ids: list[int]
     object_class: str
     zone: str
-    severity: str
+    severity: Severity
     measured: float
     threshold: float
     unit: str
@@ -102,3 +117,14 @@ class Event:
     cooldown_s: float | None = None  # the rule's own cooldown, if set
     key: str | None = None  # cooldown key when not per track (crowd, camera fault)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Validated on construction: a rule cannot emit a word the rest does not know."""
+        if self.type not in ALERT_TYPES:
+            raise ValueError(f"event of rule {self.rule!r}: unknown alert type {self.type!r}")
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"event of rule {self.rule!r}: unknown severity {self.severity!r}")
+        if not self.camera_id:
+            raise ValueError(f"event of rule {self.rule!r}: no camera")
+        if not math.isfinite(self.ts):
+            raise ValueError(f"event of rule {self.rule!r}: time {self.ts!r} is not a number")

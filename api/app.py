@@ -27,6 +27,7 @@ from api.routers import (
     exports,
     feedback,
     live,
+    patrol,
     routing,
     stats,
     tracks,
@@ -80,6 +81,7 @@ def create_app(
         exports,
         tracks,
         stats,
+        patrol,
     ):
         app.include_router(module.router)
 

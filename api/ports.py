@@ -1,5 +1,5 @@
 """What the API needs from the rest of the hub (the composition layer provides it;
-``shaobing.hub.Hub`` is one). The API imports this protocol, never the hub."""
+``shaobing.bootstrap.Hub`` is one). The API imports this protocol, never the hub."""
 
 from __future__ import annotations
 
@@ -37,6 +37,11 @@ class HubServices(Protocol):
 
     @property
     def console_settings(self) -> dict[str, Any]: ...
+
+    @property
+    def timezone(self) -> str:
+        """The hub's time zone (exports and lists show times in it)."""
+        ...
 
     def counters(self, camera_id: str) -> dict[str, dict[str, int]]: ...
 

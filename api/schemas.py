@@ -10,12 +10,13 @@ from alerts.domain.model import Action, Severity, Status
 from analytics.config import RuleConfig
 from core.area import Area
 from core.schedule import ScheduleWindow
+from core.vocabulary import AlertType, CameraState
 
 __all__ = ["Area"]
 
 
 class CameraStatusOut(BaseModel):
-    state: str
+    state: CameraState
     since: float
     last_frame_at: float | None = None
     input_fps: float = 0.0
@@ -38,6 +39,10 @@ class CameraStatusOut(BaseModel):
     ring_bytes: int = Field(0, description="encoded video held for evidence clips (bytes)")
     ring_seconds: float = Field(0.0, description="seconds of video held for evidence clips")
     live_viewers: int = Field(0, description="live-view streams open on this camera")
+    patrol: bool = Field(False, description="visited in turn (轮巡): the state is the last visit's")
+    visits: int = Field(0, description="patrol visits since the hub started")
+    last_visit_at: float | None = Field(None, description="end of the last patrol visit")
+    next_visit_at: float | None = Field(None, description="when the next patrol visit is due")
 
 
 class CameraOut(BaseModel):
@@ -173,7 +178,7 @@ class OccurrenceOut(BaseModel):
 
 class AlertOut(BaseModel):
     id: str
-    type: str
+    type: AlertType
     rule: str
     severity: Severity
     status: Status

@@ -70,11 +70,12 @@ from analytics.detectors import Detector, create_detector  # noqa: E402
 from analytics.pipeline import CameraAnalytics, CameraRulesConfig  # noqa: E402
 from analytics.types import Event  # noqa: E402
 from core.area import Area  # noqa: E402
+from core.assets import assets_dir  # noqa: E402
 from ingest.reader import SampledFrame, iter_sampled_frames  # noqa: E402
 from shaobing.db import open_database  # noqa: E402
 
-DEFAULT_CLIP = Path("/work/shared/assets/videos/crosswalk_people.mp4")
-DEFAULT_MODEL = Path("/work/shared/assets/models/yolox_nano.onnx")
+DEFAULT_CLIP = assets_dir() / "videos" / "crosswalk_people.mp4"
+DEFAULT_MODEL = assets_dir() / "models" / "yolox_nano.onnx"
 CAMERA = "bench-burst"
 RULE = "frame-loitering"  # the camera's one rule; the synthetic events name it (zone drawn)
 MODES = ("inline", "producer")

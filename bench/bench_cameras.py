@@ -45,11 +45,12 @@ if str(REPO) not in sys.path:
 
 import httpx  # noqa: E402
 
+from core.assets import assets_dir  # noqa: E402
 from tests.hubproc import HubProcess  # noqa: E402
 from tests.peers.procs import PeerError, RtspServer, check_gst_python  # noqa: E402
 
-DEFAULT_CLIP = Path("/work/shared/assets/videos/crosswalk_people.mp4")
-DEFAULT_MODEL = Path("/work/shared/assets/models/yolox_nano.onnx")
+DEFAULT_CLIP = assets_dir() / "videos" / "crosswalk_people.mp4"
+DEFAULT_MODEL = assets_dir() / "models" / "yolox_nano.onnx"
 
 # PERFORMANCE.md, CPU ms per frame on one core (640x360 H.264, yolox_nano batch 1).
 FLOOR_DECODE_MS = 0.725  # H.264 decode, every frame of the stream

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
-import os
 import shutil
 import statistics
 import subprocess
@@ -36,11 +35,10 @@ import httpx
 
 from api.console import console_dir
 from bench.machine import machine_line
+from core.assets import assets_dir
 from tests.hubproc import ADMIN_PASSWORD, HubProcess
 
-ASSETS = Path(
-    os.environ.get("SHAOBING_ASSETS", Path(__file__).resolve().parents[2] / "shared" / "assets")
-)
+ASSETS = assets_dir()
 REPO = Path(__file__).resolve().parents[1]
 PROGRAMMES = ["xueliang", "tianwang", "huiyan", "traffic", "village"]
 

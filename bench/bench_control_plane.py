@@ -138,8 +138,8 @@ def time_api(cfg_path: Path, args: argparse.Namespace) -> dict[str, Any]:
     import uvicorn
 
     from api.app import create_app
+    from shaobing.bootstrap import Hub
     from shaobing.config import load_config
-    from shaobing.hub import Hub
     from tests.peers.procs import free_port
 
     loaded = load_config(cfg_path)
@@ -152,7 +152,7 @@ def time_api(cfg_path: Path, args: argparse.Namespace) -> dict[str, Any]:
 
         create_user(session, "bench", "admin", password=password)
     port = free_port()
-    app = create_app(hub, hub.sessions, allowed_hosts=["127.0.0.1"])
+    app = create_app(hub.services, hub.sessions, allowed_hosts=["127.0.0.1"])
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -55,9 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
 
+    from shaobing.bootstrap import Hub
     from shaobing.cli import setup_logging
     from shaobing.config import parse_config
-    from shaobing.hub import Hub
     from tests.peers.procs import RtspServer
     from tests.peers.receiver import Receiver
 

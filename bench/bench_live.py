@@ -28,12 +28,11 @@ import av
 import httpx
 import numpy as np
 
+from core.assets import assets_dir
 from tests.hubproc import HubProcess
 from tests.peers.procs import RtspServer
 
-ASSETS = Path(
-    os.environ.get("SHAOBING_ASSETS", Path(__file__).resolve().parents[2] / "shared" / "assets")
-)
+ASSETS = assets_dir()
 STAMP_BITS, STAMP_BLOCK = 32, 16
 
 

@@ -98,6 +98,13 @@ class CameraBase(StrictModel):
     programme: Programme = "other"
     gb28181_id: str | None = None
     detect_fps: float = Field(5.0, gt=0, le=30)
+    analysis: Literal["continuous", "patrol"] = Field(
+        "continuous",
+        title="analysis mode",
+        description="continuous: read and analysed all the time; patrol (轮巡): visited in "
+        "turn by the patrol scheduler (patrol:), a few seconds a visit: video quality "
+        "diagnosis and the rules that can fire within the visit",
+    )
 
     @field_validator("id")
     @classmethod

@@ -5,19 +5,12 @@ from __future__ import annotations
 import copy
 import threading
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-State = Literal[
-    "starting",
-    "online",
-    "offline",
-    "auth_failed",
-    "invalid_config",
-    "finished",
-    "stopped",
-    "disabled",
-]
+from core.vocabulary import CameraState as State
+
 #: States in which a camera sends no picture: the watchdog raises camera_fault for them.
 DOWN_STATES: frozenset[str] = frozenset({"offline", "auth_failed"})
 
@@ -43,6 +36,11 @@ class CameraStatus:
     codec: str | None = None
     faults: list[str] = field(default_factory=list)  # picture faults holding now (vqd)
     stream_url: str | None = None  # always masked
+    # Patrol (轮巡) cameras: read only during visits; the state is the last visit's.
+    patrol: bool = False
+    visits: int = 0
+    last_visit_at: float | None = None
+    next_visit_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,25 +66,55 @@ class RateMeter:
 
 
 class StatusBoard:
-    """Thread-safe map of camera id to :class:`CameraStatus`."""
+    """Thread-safe map of camera id to :class:`CameraStatus`, with a log of state changes
+    (:meth:`changes`) so that a console's feed looks at the cameras that changed, not at
+    every camera every second."""
+
+    #: State changes remembered; a reader further behind reads every state again.
+    LOG = 10_000
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._status: dict[str, CameraStatus] = {}
+        self._seq = 0
+        self._log: deque[tuple[int, str]] = deque(maxlen=self.LOG)
+
+    def _changed(self, camera_id: str) -> None:  # under the lock
+        self._seq += 1
+        self._log.append((self._seq, camera_id))
 
     def get(self, camera_id: str) -> CameraStatus:
         with self._lock:
             if camera_id not in self._status:
                 self._status[camera_id] = CameraStatus(camera_id)
+                self._changed(camera_id)
             return self._status[camera_id]
 
     def update(self, camera_id: str, **changes: Any) -> None:
         with self._lock:
-            status = self._status.setdefault(camera_id, CameraStatus(camera_id))
+            status = self._status.get(camera_id)
+            if status is None:
+                status = self._status[camera_id] = CameraStatus(camera_id)
+                self._changed(camera_id)
             if "state" in changes and changes["state"] != status.state:
                 status.since = time.time()
+                self._changed(camera_id)
             for key, value in changes.items():
                 setattr(status, key, value)
+
+    def changes(self, since: str) -> tuple[str, list[str] | None]:
+        """``(cursor, cameras)``: the cameras whose state changed after ``since`` (a cursor
+        this method returned; ``""`` at first), oldest first, and the cursor to ask with
+        next. ``None`` instead of the list: the log does not reach back that far (or this
+        is the first call) — read every state again."""
+        with self._lock:
+            cursor = str(self._seq)
+            if not since or not since.isdigit():
+                return cursor, None
+            after = int(since)
+            if after > self._seq or (self._log and self._log[0][0] > after + 1):
+                return cursor, None
+            return cursor, [cid for seq, cid in self._log if seq > after]
 
     def snapshot(self, camera_id: str) -> CameraStatus | None:
         with self._lock:

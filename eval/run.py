@@ -37,6 +37,8 @@ from typing import Any
 
 import yaml
 
+from core.assets import assets_dir
+from core.vocabulary import ALERT_TYPES
 from eval import footage, transforms
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,19 +48,7 @@ DEFAULT_SCENARIOS = EVAL_DIR / "scenarios.yaml"
 PUBLIC_SCENARIOS = EVAL_DIR / "public.yaml"
 NOT_AVAILABLE = "NOT AVAILABLE"
 
-RULE_TYPES = (
-    "intrusion",
-    "pedestrian_on_road",
-    "loitering",
-    "wandering",
-    "line_crossing",
-    "wrong_way",
-    "stopped_vehicle",
-    "crowd",
-    "person_down",
-    "congestion",
-    "camera_fault",
-)
+RULE_TYPES = ALERT_TYPES
 SCENARIO_KEYS = {
     "name",
     "clip",
@@ -75,11 +65,6 @@ EXPECT_KEYS = {"type", "rule", "t_from", "t_to", "min_count", "max_count", "why"
 
 class ScenarioFileError(ValueError):
     pass
-
-
-def assets_dir() -> Path:
-    env = os.environ.get("SHAOBING_ASSETS")
-    return Path(env).expanduser().resolve() if env else (ROOT.parent / "shared" / "assets")
 
 
 def resolve_clip(clip: str) -> Path:

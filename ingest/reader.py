@@ -23,7 +23,7 @@ import numpy as np
 from camera_registry.config import IngestConfig, SourceConfig
 from camera_registry.status import RateMeter, StatusBoard
 from camera_registry.urls import mask_secrets
-from shaobing import metrics
+from core import metrics
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,8 @@
 # Run the whole test suite on a fresh machine: installs the system packages the
 # tests' real peers need (GStreamer RTSP server, ffmpeg, Chromium for the console's
 # browser tests), the Python environment with the test and Ultralytics extras, builds
-# and type-checks the web console, then pytest. Extra arguments go to pytest.
+# and type-checks the web console, then pytest: tests/unit first (fails fast), then
+# tests/integration and tests/console. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,12 +51,29 @@ scripts/setup.sh "test,ultralytics"
 scripts/build_console.sh --check  # the console's type check and build (tests use the build)
 
 export YOLO_OFFLINE=1
-set +e
-.venv/bin/python -m pytest "$@"
-rc=$?
-set -e
-if [ "$rc" -eq 5 ]; then
-  echo "pytest collected no tests (exit code 5): the suite is missing or filtered out" >&2
-  exit 1
-fi
-exit "$rc"
+
+run_pytest() {
+  set +e
+  .venv/bin/python -m pytest "$@"
+  local rc=$?
+  set -e
+  if [ "$rc" -eq 5 ]; then
+    echo "pytest collected no tests (exit code 5): the suite is missing or filtered out" >&2
+    return 1
+  fi
+  return "$rc"
+}
+
+# Paths given: run just those. Otherwise the two speeds: the unit layer first (domain,
+# rules, services with fake ports: seconds), failing fast, then the integration layer
+# (real peers: RTSP, ONVIF, HTTP, Redis, PostgreSQL, MQTT, S3) and the browser tests.
+for arg in "$@"; do
+  case "$arg" in
+    -*) ;;
+    *) run_pytest "$@"; exit $? ;;
+  esac
+done
+echo "== unit tests (tests/unit) =="
+run_pytest tests/unit -x "$@"
+echo "== integration and browser tests (tests/integration, tests/console) =="
+run_pytest tests/integration tests/console "$@"

@@ -6,9 +6,7 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -85,8 +83,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from analytics.detectors import DetectorError
+    from shaobing.bootstrap import Hub
     from shaobing.db import SchemaError
-    from shaobing.hub import Hub
 
     where = args.config or "default config"
     if args.workers:  # the distributed mechanism on one machine: N worker processes
@@ -106,65 +104,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"database error ({where}: storage.database_url {mask_url(loaded.database_url)}): "
               f"{mask_url(str(exc))}", file=sys.stderr)  # fmt: skip
         return EXIT_CONFIG
-    _announce_admin(hub.ensure_admin(os.environ.get("SHAOBING_ADMIN_PASSWORD")))
-    hub.start()
-    from shaobing import metrics
-    from shaobing.roles import hub_collector
+    from shaobing.roles import run_embedded
 
-    metrics.register(hub_collector(hub))
-    api = loaded.config.api
-    try:
-        if api.enabled:
-            import uvicorn
-
-            from api.app import create_app
-            from api.streams import ApiServer
-
-            app = create_app(
-                hub,
-                hub.sessions,
-                allowed_hosts=api.hosts(),
-                token_ttl_s=api.token_ttl_s,
-                metrics_public=api.metrics_public,
-                console=api.console.enabled,
-            )
-            server = ApiServer(  # ends open feeds and live streams on SIGINT/SIGTERM
-                uvicorn.Config(
-                    app,
-                    host=api.host,
-                    port=api.port,
-                    log_level="warning",
-                    access_log=False,
-                ),  # fmt: skip
-                app.state.streams,
-            )
-            log.info("API on http://%s:%d (OpenAPI at /docs)", api.host, api.port)
-            # uvicorn stops on SIGTERM/SIGINT, then re-raises the signal to the handler that
-            # was there before it: make that one a no-op, so the hub stops cleanly (readers,
-            # queued events, deliveries) and the process exits 0.
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_: None)
-            server.run()
-            log.info("stop requested: stopping the hub")
-        else:
-            stop = threading.Event()
-            signal.signal(signal.SIGTERM, lambda *_: stop.set())
-            signal.signal(signal.SIGINT, lambda *_: stop.set())
-            stop.wait()
-    finally:
-        hub.stop()
-    _exit_stopped()
+    code = run_embedded(hub)  # returns once the hub has stopped
+    _exit_stopped(code)
 
 
-def _exit_stopped() -> NoReturn:
+def _exit_stopped(code: int) -> NoReturn:
     """Exit now that the hub has stopped (threads joined, alerts stored, deliveries and
     the database closed). Python's own teardown of the native libraries (ONNX Runtime,
     OpenCV, FFmpeg, BLAS) and of every module takes seconds on a busy machine and does
-    nothing the hub needs: a stop must take under 5 s (tests/test_shutdown.py)."""
+    nothing the hub needs: a stop must take under 5 s (tests/integration/test_shutdown.py)."""
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(code)
 
 
 def _run_role(start: Callable[[ModuleType], int]) -> int:
@@ -214,19 +168,6 @@ def cmd_users(args: argparse.Namespace) -> int:
         return users_cli.run(args, sessions)
     finally:
         engine.dispose()
-
-
-def _announce_admin(password: str | None) -> None:
-    """Print the first admin's password once (never logged: logs are kept and shipped)."""
-    if password is None:
-        return
-    if os.environ.get("SHAOBING_ADMIN_PASSWORD"):
-        print("created user 'admin' with the password from SHAOBING_ADMIN_PASSWORD", flush=True)
-        return
-    bar = "*" * 64
-    print(f"{bar}\nFirst start: created user 'admin' with password\n\n    {password}\n\n"
-          f"Log in and change it (shaobing users passwd admin). It is not shown again.\n{bar}",
-          flush=True)  # fmt: skip
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -349,7 +290,6 @@ def _record_problem(rec: CameraRecord, cipher: SecretCipher) -> str:
 
 
 def cmd_cameras_probe(args: argparse.Namespace) -> int:
-    import os
 
     from camera_registry.onvif_probe import OnvifProbeError, probe_onvif_sync
 

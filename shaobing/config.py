@@ -40,6 +40,7 @@ from alerts.config import (
 )
 from analytics.config import CameraConfig, DetectorConfig
 from camera_registry.config import IngestConfig
+from camera_registry.patrol import PatrolConfig
 from core.model import StrictModel
 from core.storage import DirectoryStorageConfig, EvidenceStorageConfig
 from core.storage import config_problems as storage_problems
@@ -175,6 +176,10 @@ class HubConfig(StrictModel):
     escalation: EscalationConfig = Field(default_factory=EscalationConfig)
     tracks: TracksConfig = Field(
         default_factory=TracksConfig, description="the investigator search index of tracks"
+    )
+    patrol: PatrolConfig = Field(
+        default_factory=PatrolConfig,
+        description="the patrol (轮巡) schedule of the cameras in analysis: patrol",
     )
     feedback: list[FeedbackSource] = Field(
         default_factory=list, description="platforms allowed to call the signed feedback endpoint"

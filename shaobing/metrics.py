@@ -2,9 +2,9 @@
 
 Two kinds:
 
-* instruments updated where the work happens (small calls in ingest, analytics and
-  alerts): decode and inference time, alert latency, delivery results, rejected
-  stale events — module-level objects on the default registry;
+* instruments updated where the work happens (``core/metrics.py``, imported by ingest,
+  analytics and alerts): decode and inference time, alert latency, delivery results,
+  rejected stale events — module-level objects on the default registry;
 * values read when Prometheus scrapes (:class:`HubCollector`): per-camera input and
   analysed fps, frame counters (decoded, analysed, gated, dropped), gated share, queue
   depths, pending outbox rows, lease holders — nothing to keep in step, and a camera
@@ -26,56 +26,24 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
-    Counter,
-    Histogram,
     generate_latest,
     start_http_server,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from core.metrics import (  # noqa: F401 - the instruments, re-exported for the roles
+    ALERT_LATENCY,
+    ALERTS_STORED,
+    DECODE_SECONDS,
+    DELIVERIES,
+    INFERENCE_BATCH,
+    INFERENCE_SECONDS,
+    STALE_EVENTS,
+    observe_latency,
+)
+
 log = logging.getLogger(__name__)
-
-_FAST = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.0)
-_LATENCY = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0)
-
-DECODE_SECONDS = Histogram(
-    "shaobing_decode_seconds", "Time to decode one video packet (all cameras)", buckets=_FAST
-)
-INFERENCE_SECONDS = Histogram(
-    "shaobing_inference_seconds",
-    "Time of one detector call, per frame in it (batched calls divided by their size)",
-    buckets=_FAST,
-)
-INFERENCE_BATCH = Histogram(
-    "shaobing_inference_batch_frames", "Frames per detector call", buckets=(1, 2, 4, 8, 16, 32)
-)
-ALERT_LATENCY = Histogram(
-    "shaobing_alert_latency_seconds",
-    "From the frame on which a rule fired to the alert stored (stage=stored) or "
-    "delivered to a target (stage=delivered)",
-    ["stage"],
-    buckets=_LATENCY,
-)
-DELIVERIES = Counter(
-    "shaobing_deliveries_total", "Delivery attempts by target and outcome", ["target", "outcome"]
-)
-ALERTS_STORED = Counter("shaobing_alerts_stored_total", "Alerts stored by the alert service")
-STALE_EVENTS = Counter(
-    "shaobing_stale_events_total",
-    "Events rejected by the alert consumer: written by a worker after its camera lease "
-    "passed to another (fencing token older than the camera's current one)",
-)
-
-
-def observe_latency(stage: str, since_epoch: float | None, now: float | None = None) -> None:
-    """Record ``now - since_epoch`` (wall clock) unless it is not a live time."""
-    if since_epoch is None:
-        return
-    elapsed = (time.time() if now is None else now) - since_epoch
-    if 0 <= elapsed < 86_400:  # a replayed clip's times are stream seconds, not epochs
-        ALERT_LATENCY.labels(stage).observe(elapsed)
-
 
 class HubCollector(Collector):
     """Values read at scrape time from a role's parts; every source is optional."""
@@ -254,20 +222,3 @@ def serve(port: int, host: str = "127.0.0.1") -> None:
     """``/metrics`` on ``host:port`` for a role without the API (its own thread)."""
     start_http_server(port, addr=host)
     log.info("metrics on http://%s:%d/metrics", host, port)
-
-
-def outbox_counts(sessions: Any) -> dict[str, int]:
-    """Pending and dead outbox rows (one grouped query)."""
-    from sqlalchemy import func, select
-
-    from alerts.adapters.sql import OutboxRecord
-
-    with sessions() as session:
-        rows = session.execute(
-            select(OutboxRecord.state, func.count())
-            .where(OutboxRecord.state.in_(("pending", "dead")))
-            .group_by(OutboxRecord.state)
-        ).all()
-    counts = {"pending": 0, "dead": 0}
-    counts.update({state: int(n) for state, n in rows})
-    return counts

@@ -1,12 +1,13 @@
-"""The roles of one program (distributed mode) and how each is composed.
+"""Running the program: ``shaobing run`` (every role, embedded), ``shaobing <role>`` (one
+role of the distributed mode) and ``shaobing run --workers N`` (alerts, dispatcher and the
+API here, N worker processes beside, through Redis). The roles themselves are built in
+``shaobing/bootstrap.py``; this module starts them, serves the API, waits for a signal
+and stops them in order.
 
 ``worker`` (ingest + analytics + evidence for the cameras it holds a lease on),
 ``alerts`` (event consumer: alerts stored and routed, escalation), ``dispatcher``
 (outbox → targets), ``api`` (REST API and console). Any number of each on any host,
 sharing Redis (``bus.kind: redis``) and the database (PostgreSQL across hosts).
-``shaobing run`` stays the all-in-one embedded hub; ``shaobing run --workers N`` runs
-the alerts, dispatcher and API roles in its own process and N worker processes,
-through the same Redis mechanism, to use every core of one machine.
 """
 
 from __future__ import annotations
@@ -22,171 +23,29 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from alerts.adapters.redis_bus import RedisEventBus
-from alerts.adapters.sql import SqlUnitOfWork
-from alerts.dispatcher import Dispatcher
-from alerts.messages import EVENTS_TOPIC
-from alerts.service import CONSUMER_GROUP, AlertService, AlertWorkers
-from camera_registry.leases import Fences
-from core.storage import EvidenceStorage
 from shaobing import metrics
-from shaobing.config import LoadedConfig
-from shaobing.distributed import (
-    ApiServices,
-    FenceCheckingBus,
-    RedisAlertFeed,
-    RoutingCache,
-    WorkerHub,
-    redis_connection,
+from shaobing.bootstrap import (
+    DispatcherRole,
+    Hub,
+    Role,
+    RoleError,
+    build_alerts,
+    build_api,
+    build_worker,
+    require_redis,
 )
-from shaobing.hub import Hub, evidence_links, evidence_storage, open_store
+from shaobing.config import LoadedConfig
+from shaobing.services import ApiServices
+from shaobing.store import Store, evidence_links, open_store
 
 log = logging.getLogger(__name__)
 
 ROLES = ("worker", "alerts", "dispatcher", "api")
 
-
-class RoleError(RuntimeError):
-    """A role cannot run with this configuration (exit code 2)."""
+__all__ = ["ROLES", "RoleError", "run_all", "run_embedded", "run_role", "serve_api"]
 
 
-def require_redis(loaded: LoadedConfig, what: str) -> None:
-    if loaded.config.bus.kind != "redis":
-        raise RoleError(f"{what} needs the distributed mode: set bus.kind: redis (and bus.url)")
-
-
-def check_evidence(storage: EvidenceStorage, loaded: LoadedConfig) -> None:
-    """Warn when the evidence storage (the process's one, core/storage.py) is not writable
-    or cannot serve several hosts (a directory under data_dir)."""
-    log.info("evidence storage: %s", storage.describe())
-    for problem in storage.check(shared_required=True, data_dir=loaded.data_dir):
-        log.warning("%s (fine when every role runs on this one host)", problem)
-
-
-# -- metrics ------------------------------------------------------------------------------
-
-
-def hub_collector(hub: Hub) -> metrics.HubCollector:
-    """Scrape-time values of an embedded hub (or a worker)."""
-
-    def queues() -> dict[str, int]:
-        return {
-            "analysis": sum(len(s.pending) for s in list(hub.pool.slots.values())),
-            "evidence": hub.producer.backlog(),
-            "events": int(hub.health().get("events_pending", 0) or 0),  # type: ignore[call-overload]
-        }
-
-    leases = None
-    if isinstance(hub, WorkerHub):
-        worker = hub
-
-        def leases() -> dict[str, str]:
-            return {c: worker.worker_id for c in worker.leases.held}
-
-    outbox = None if isinstance(hub, WorkerHub) else (lambda: metrics.outbox_counts(hub.sessions))
-    return metrics.HubCollector(
-        role="worker" if isinstance(hub, WorkerHub) else "hub",
-        statuses=lambda: [s for s in hub.status.all() if s.camera_id in hub.readers],
-        queues=queues,
-        outbox=outbox,
-        leases=leases,
-    )
-
-
-# -- the roles ----------------------------------------------------------------------------
-
-
-class Role:
-    """A started role: ``stop()`` ends it; ``threads`` tell whether it is alive."""
-
-    def __init__(self, name: str, stop: Callable[[], None], threads: list[threading.Thread]):
-        self.name = name
-        self._stop = stop
-        self.threads = threads
-
-    def stop(self) -> None:
-        self._stop()
-
-
-def start_worker(loaded: LoadedConfig, *, name: str = "worker") -> tuple[Role, WorkerHub]:
-    require_redis(loaded, "the worker role")
-    hub = WorkerHub(loaded, name=name)
-    check_evidence(hub.evidence, loaded)
-    hub.start()
-    metrics.register(hub_collector(hub))
-    return Role("worker", hub.stop, hub.service_threads()), hub
-
-
-def start_alerts(loaded: LoadedConfig) -> Role:
-    """The event consumer and the escalation clock, on the Redis stream."""
-    require_redis(loaded, "the alerts role")
-    cfg = loaded.config
-    engine, sessions, _ = open_store(loaded)
-    r = redis_connection(loaded)
-    links = evidence_links(loaded)
-    feed = RedisAlertFeed(r, cfg.bus.prefix)
-    service = AlertService(lambda: SqlUnitOfWork(sessions, links=links),
-                           RoutingCache(loaded, sessions), timezone=cfg.timezone,
-                           feed=feed, incidents=cfg.alerts.incidents.policy())  # fmt: skip
-    bus = RedisEventBus(r, prefix=cfg.bus.prefix, maxlen=cfg.bus.maxlen,
-                        claim_idle_s=cfg.bus.claim_idle_s)  # fmt: skip
-    fenced = FenceCheckingBus(bus, Fences(r, cfg.bus.prefix))
-    workers = AlertWorkers(service, fenced, escalation_interval_s=cfg.escalation.check_interval_s)
-    workers.start()
-    metrics.register(metrics.HubCollector(
-        role="alerts", queues=lambda: {"events": bus.pending(EVENTS_TOPIC, CONSUMER_GROUP)},
-    ))  # fmt: skip
-
-    def stop() -> None:
-        workers.stop()
-        feed.stop()
-        engine.dispose()
-
-    log.info("alerts role started (consumer %s)", bus.consumer)
-    return Role("alerts", stop, workers.threads)
-
-
-def start_dispatcher(loaded: LoadedConfig) -> Role:
-    """Outbox delivery; any number of dispatchers share the rows through leases."""
-    engine, sessions, _ = open_store(loaded)
-    dispatcher = Dispatcher(sessions, loaded.config.dispatch, links=evidence_links(loaded))
-    dispatcher.start()
-    metrics.register(metrics.HubCollector(
-        role="dispatcher", outbox=lambda: metrics.outbox_counts(sessions)
-    ))  # fmt: skip
-
-    def stop() -> None:
-        dispatcher.stop()
-        dispatcher.join(timeout=10)
-        engine.dispose()
-
-    log.info("dispatcher role started (%s)", dispatcher.id)
-    return Role("dispatcher", stop, [dispatcher])
-
-
-def api_services(loaded: LoadedConfig) -> tuple[ApiServices, Callable[[], None]]:
-    require_redis(loaded, "the api role")
-    cfg = loaded.config
-    engine, sessions, cipher = open_store(loaded)
-    r = redis_connection(loaded)
-    bus = RedisEventBus(r, prefix=cfg.bus.prefix)
-    services = ApiServices(loaded, sessions, cipher, r, evidence_links(loaded), bus,
-                           evidence_storage(loaded))  # fmt: skip
-    check_evidence(services.evidence, loaded)
-    services.feed.start()
-    metrics.register(metrics.HubCollector(
-        role="api", outbox=lambda: metrics.outbox_counts(sessions),
-        queues=lambda: {"events": bus.pending(EVENTS_TOPIC, CONSUMER_GROUP)},
-    ))  # fmt: skip
-
-    def stop() -> None:
-        services.feed.stop()
-        engine.dispose()
-
-    return services, stop
-
-
-def serve_api(loaded: LoadedConfig, services: Any, sessions: Any) -> None:
+def serve_api(loaded: LoadedConfig, services: Any) -> None:
     """Serve the API until SIGTERM/SIGINT (uvicorn handles them), then return."""
     import uvicorn
 
@@ -195,7 +54,7 @@ def serve_api(loaded: LoadedConfig, services: Any, sessions: Any) -> None:
     api = loaded.config.api
     app = create_app(
         services,
-        sessions,
+        services.sessions,
         allowed_hosts=api.hosts(),
         token_ttl_s=api.token_ttl_s,
         metrics_public=api.metrics_public,
@@ -206,7 +65,10 @@ def serve_api(loaded: LoadedConfig, services: Any, sessions: Any) -> None:
     server = ApiServer(uvicorn.Config(app, host=api.host, port=api.port, log_level="warning",
                                       access_log=False), app.state.streams)  # fmt: skip
     log.info("API on http://%s:%d (OpenAPI at /docs)", api.host, api.port)
-    for sig in (signal.SIGTERM, signal.SIGINT):  # uvicorn re-raises to these: no-ops
+    # uvicorn stops on SIGTERM/SIGINT, then re-raises the signal to the handler that was
+    # there before it: make that one a no-op, so the roles stop cleanly (readers, queued
+    # events, deliveries) and the process exits 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
     server.run()
 
@@ -218,30 +80,117 @@ def wait_for_signal() -> None:
     stop.wait()
 
 
-# -- shaobing <role> and shaobing run --workers N ------------------------------------------
+def announce_admin(store: Store) -> None:
+    """On a first start with no user: create ``admin`` (``SHAOBING_ADMIN_PASSWORD`` or a
+    random password, printed once — never logged: logs are kept and shipped)."""
+    given = os.environ.get("SHAOBING_ADMIN_PASSWORD")
+    created = store.ensure_admin(given)
+    if created is None:
+        return
+    if given:
+        print("created user 'admin' with the password from SHAOBING_ADMIN_PASSWORD", flush=True)
+        return
+    bar = "*" * 64
+    print(f"{bar}\nFirst start: created user 'admin' with password\n\n    {created}\n\n"
+          f"Log in and change it (shaobing users passwd admin). It is not shown again.\n{bar}",
+          flush=True)  # fmt: skip
+
+
+def serve_or_wait(loaded: LoadedConfig, services: ApiServices | None) -> None:
+    """The API when it is enabled (until a signal), else just wait for one."""
+    if services is not None and loaded.config.api.enabled:
+        serve_api(loaded, services)
+        log.info("stop requested")
+    else:
+        wait_for_signal()
+
+
+# -- shaobing run -----------------------------------------------------------------------------
+
+
+def run_embedded(hub: Hub) -> int:
+    """``shaobing run``: every role in this process until SIGTERM/SIGINT."""
+    announce_admin(hub.store)
+    hub.start()
+    metrics.register(hub.collector())
+    try:
+        serve_or_wait(hub.loaded, hub.services)
+    finally:
+        hub.stop()
+    return 0
+
+
+# -- shaobing <role> and shaobing run --workers N ---------------------------------------------
+
+
+class StartedRole:
+    """A started role and what was opened for it: ``stop()`` stops the role, then closes
+    the rest (the database last)."""
+
+    def __init__(self, role: Role, store: Store, *closers: Callable[[], None]) -> None:
+        self.role = role
+        self.name = role.name
+        self.store = store
+        self.closers = closers
+        role.start()
+
+    @property
+    def threads(self) -> list[threading.Thread]:
+        return self.role.threads
+
+    def stop(self) -> None:
+        self.role.stop()
+        for close in self.closers:
+            close()
+        self.store.dispose()
+
+
+def start_role(role: str, loaded: LoadedConfig, *, name: str = "worker") -> StartedRole:
+    """Build and start one role other than the API, and register its /metrics values."""
+    if role == "worker":
+        worker, store = build_worker(loaded, name=name)
+        started = StartedRole(worker, store)
+        metrics.register(worker.collector())
+    elif role == "alerts":
+        alerts, store, feed = build_alerts(loaded)
+        started = StartedRole(alerts, store, feed.stop)
+        metrics.register(metrics.HubCollector(
+            role="alerts", queues=lambda: {"events": alerts.pending()}))  # fmt: skip
+    elif role == "dispatcher":
+        store = open_store(loaded)
+        dispatcher = DispatcherRole(loaded, store, evidence_links(loaded))
+        started = StartedRole(dispatcher, store)
+        metrics.register(metrics.HubCollector(role="dispatcher", outbox=store.outbox_counts))
+        log.info("dispatcher role started (%s)", dispatcher.dispatcher.id)
+    else:
+        raise RoleError(f"unknown role {role!r} (one of {', '.join(ROLES)})")
+    return started
+
+
+def api_role(loaded: LoadedConfig) -> ApiServices:
+    services, collector = build_api(loaded)
+    services.feed.start()  # type: ignore[attr-defined]
+    metrics.register(collector)
+    return services
 
 
 def run_role(role: str, loaded: LoadedConfig, *, name: str = "worker",
              metrics_port: int | None = None, metrics_host: str = "127.0.0.1") -> int:  # fmt: skip
     """Run one role in this process until SIGTERM/SIGINT."""
-    if role != "api" and metrics_port:
-        metrics.serve(metrics_port, metrics_host)
-    if role == "worker":
-        started, _ = start_worker(loaded, name=name)
-    elif role == "alerts":
-        started = start_alerts(loaded)
-    elif role == "dispatcher":
-        started = start_dispatcher(loaded)
-    elif role == "api":
-        services, stop = api_services(loaded)
-        try:
-            _ensure_admin(services, os.environ.get("SHAOBING_ADMIN_PASSWORD"))
-            serve_api(loaded, services, services.sessions)
-        finally:
-            stop()
-        return 0
-    else:
+    if role not in ROLES:
         raise RoleError(f"unknown role {role!r} (one of {', '.join(ROLES)})")
+    if role == "api":
+        services = api_role(loaded)
+        try:
+            announce_admin(services.store)
+            serve_api(loaded, services)
+        finally:
+            services.feed.stop()  # type: ignore[attr-defined]
+            services.store.dispose()
+        return 0
+    if metrics_port:
+        metrics.serve(metrics_port, metrics_host)
+    started = start_role(role, loaded, name=name)
     try:
         wait_for_signal()
     finally:
@@ -304,31 +253,19 @@ def run_all(loaded: LoadedConfig, workers: int, *, metrics_port: int | None = No
     if loaded.path is None:
         raise RoleError("run --workers needs --config (the workers read the same file)")
     procs = WorkerProcesses(Path(loaded.path).resolve(), workers, metrics_port)
-    alerts = start_alerts(loaded)
-    dispatcher = start_dispatcher(loaded)
+    alerts = start_role("alerts", loaded)
+    dispatcher = start_role("dispatcher", loaded)
     procs.start()
+    services = api_role(loaded) if loaded.config.api.enabled else None
+    if services is not None:
+        announce_admin(services.store)
     try:
-        if loaded.config.api.enabled:
-            services, stop_api = api_services(loaded)
-            try:
-                admin = os.environ.get("SHAOBING_ADMIN_PASSWORD")
-                _ensure_admin(services, admin)
-                serve_api(loaded, services, services.sessions)
-            finally:
-                stop_api()
-        else:
-            wait_for_signal()
+        serve_or_wait(loaded, services)
     finally:
         procs.stop()
+        if services is not None:
+            services.feed.stop()  # type: ignore[attr-defined]
+            services.store.dispose()
         alerts.stop()
         dispatcher.stop()
     return 0
-
-
-def _ensure_admin(services: ApiServices, password: str | None) -> None:
-    from accounts.service import ensure_initial_admin
-
-    with services.sessions.begin() as session:
-        created = ensure_initial_admin(session, password)
-    if created is not None and not password:
-        print(f"First start: created user 'admin' with password\n\n    {created}\n", flush=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from core.assets import assets_dir
 from tests.peers.procs import (
     IpyCamProcess,
     PeerError,
@@ -36,11 +37,8 @@ RTSP_MOUNTS = {
 
 
 def _assets_root() -> Path:
-    """``$SHAOBING_ASSETS`` or ``<workspace>/shared/assets``."""
-    env = os.environ.get("SHAOBING_ASSETS")
-    if env:
-        return Path(env).expanduser().resolve()
-    return Path(__file__).resolve().parents[2] / "shared" / "assets"
+    """``$SHAOBING_ASSETS`` or ``<checkout>/../shared/assets``."""
+    return assets_dir()
 
 
 def _require_dir(path: Path, what: str) -> Path:

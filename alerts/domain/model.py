@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from alerts.domain.incidents import MAX_TRACK_IDS, Occurrence
 from core.area import LEVELS, Area, AreaLevel
+from core.vocabulary import SEVERITIES, Severity
 
 Status = Literal["new", "acknowledged", "dispatched", "in_progress", "resolved", "false_alarm"]
 STATUSES: tuple[Status, ...] = (
@@ -44,8 +45,6 @@ TRANSITIONS: dict[Action, tuple[frozenset[Status], Status]] = {
     "reopen": (CLOSED_STATUSES, "acknowledged"),
 }
 
-Severity = Literal["info", "low", "medium", "high", "critical"]
-SEVERITIES: tuple[Severity, ...] = ("info", "low", "medium", "high", "critical")
 
 #: The dispatch tiers an alert escalates through: village and grid are one tier.
 TIERS: tuple[AreaLevel, ...] = ("grid", "township", "county")

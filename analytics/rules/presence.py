@@ -97,11 +97,7 @@ class PresenceRule(ObjectRule):
         for i, tid in enumerate(det.tracker_id.tolist()):
             # The upright people in view beside it (its own tracked box is no peer).
             others = tracked[tracked.tracker_id != tid]
-            sub = Detections(
-                np.concatenate([det.xyxy[i : i + 1], others.xyxy]),
-                np.concatenate([det.confidence[i : i + 1], others.confidence]),
-                np.concatenate([det.class_id[i : i + 1], others.class_id]),
-            )
+            sub = Detections.merge([det[i : i + 1], others])
             ref = float(peer_heights(sub, ctx.class_names)[0])
             own = own_upright_height(ctx.history, tid)
             out[i] = ref if not np.isnan(ref) else (own if own is not None else np.nan)

@@ -22,6 +22,7 @@ from api.deps import get_services, get_session
 from api.evidence import evidence_response, locate
 from api.ports import HubServices
 from api.schemas import ActionIn, AlertOut, AlertPage, Delivery, HistoryOut, OccurrenceOut
+from core.vocabulary import AlertType
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def list_alerts(
     session: SessionDep,
     principal: Reader,
     camera_id: str | None = None,
-    type: str | None = None,  # noqa: A002 - the users' word for it
+    type: AlertType | None = None,  # noqa: A002 - the users' word for it
     status: Status | None = None,
     severity: Severity | None = None,
     department_id: str | None = None,

@@ -9,6 +9,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -349,7 +350,7 @@ async def events(
         try:
             yield b"retry: 3000\n\n"
             cameras = await run_in_threadpool(visible_cameras)
-            states: dict[str, str] = {}
+            watch = CameraWatch()
             refreshed = last_beat = time.monotonic()
             end = None if duration_s is None else refreshed + duration_s
             while not stopping.is_set() and not await request.is_disconnected():
@@ -368,7 +369,7 @@ async def events(
                 now = time.monotonic()
                 if now - refreshed > 30:
                     cameras, refreshed = await run_in_threadpool(visible_cameras), now
-                for chunk in _camera_changes(hub, cameras, states):
+                for chunk in await run_in_threadpool(camera_changes, hub, cameras, watch):
                     yield chunk
                 if now - last_beat >= HEARTBEAT_S:
                     last_beat = now
@@ -384,18 +385,39 @@ async def events(
     )
 
 
-def _camera_changes(hub: HubServices, cameras: set[str], states: dict[str, str]) -> list[bytes]:
+@dataclass
+class CameraWatch:
+    """What one feed has seen of the cameras: the state-change cursor and the states."""
+
+    cursor: str = ""
+    states: dict[str, str] = field(default_factory=dict)
+
+
+def camera_changes(hub: HubServices, cameras: set[str], watch: CameraWatch) -> list[bytes]:
     """`camera` events for the visible cameras whose state changed since the last look
-    (the first look reports none: the console has just read the list)."""
-    first = not states
+    (the first look reports none: the console has just read the list). Only the cameras
+    the status board's change log names are looked at — O(changes), not O(cameras) — and
+    every state is read in one go when the log does not reach back (a feed far behind)."""
+    first = not watch.cursor
+    watch.cursor, changed = hub.status.changes(watch.cursor)
+    if changed is None:  # the first look, or too far behind: every state at once
+        states = hub.status.states()
+        out = []
+        for camera_id in sorted(cameras & states.keys()):
+            if watch.states.get(camera_id) != states[camera_id] and not first:
+                out += camera_changes_of(hub, [camera_id], watch)
+            watch.states[camera_id] = states[camera_id]
+        return out
+    return camera_changes_of(hub, [c for c in dict.fromkeys(changed) if c in cameras], watch)
+
+
+def camera_changes_of(hub: HubServices, ids: list[str], watch: CameraWatch) -> list[bytes]:
     out = []
-    for camera_id in sorted(cameras):
+    for camera_id in ids:
         st = hub.status.snapshot(camera_id)
-        if st is None:
+        if st is None or watch.states.get(camera_id) == st.state:
             continue
-        if states.get(camera_id) != st.state:
-            states[camera_id] = st.state
-            if not first:
-                status = CameraStatusOut.model_validate(st.to_dict()).model_dump(mode="json")
-                out.append(_sse("camera", {"id": camera_id, "status": status}))
+        watch.states[camera_id] = st.state
+        status = CameraStatusOut.model_validate(st.to_dict()).model_dump(mode="json")
+        out.append(_sse("camera", {"id": camera_id, "status": status}))
     return out

@@ -5,7 +5,6 @@ workbook for the weekly meeting; camera health (online rate, faulty cameras)."""
 from __future__ import annotations
 
 import datetime as dt
-import io
 import time
 from datetime import datetime
 from typing import Annotated
@@ -23,6 +22,7 @@ from api.ports import HubServices
 from api.routers.alerts import alert_scope
 from api.routers.cameras import record_area
 from camera_registry.store import list_cameras
+from core import xlsx
 from core.area import LEVELS, Area
 
 router = APIRouter(prefix="/api/stats", tags=["stats"])
@@ -284,15 +284,11 @@ STATUS_ZH = {"new": "待受理", "acknowledged": "已受理", "dispatched": "已
 
 def workbook(s: stats.AlertStats, scope_label: str) -> bytes:
     """The figures as an .xlsx: one sheet per table, Chinese titles."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
     tz = s.timezone
     fmt = "%Y-%m-%d %H:%M"
     span = (f"{datetime.fromtimestamp(s.start, stats.ZoneInfo(tz)).strftime(fmt)} 至 "
             f"{datetime.fromtimestamp(s.end, stats.ZoneInfo(tz)).strftime(fmt)}")  # fmt: skip
-    book = Workbook()
-    sheets: list[tuple[str, list[str], list[list[object]]]] = [
+    sheets: list[xlsx.Sheet] = [
         ("概况", ["项目", "数值"], [
             ["范围", scope_label], ["时段", span], ["时区", tz], ["告警总数", s.total],
             ["受理时长中位数（秒）", s.ack_time.p50], ["受理时长P90（秒）", s.ack_time.p90],
@@ -316,20 +312,4 @@ def workbook(s: stats.AlertStats, scope_label: str) -> bytes:
           for r, t in s.false_alarm_rules]),
         ("误报原因", ["原因", "次数"], [[r, c] for r, c in s.false_alarm_reasons]),
     ]  # fmt: skip
-    first = True
-    for title, header, rows in sheets:
-        sheet = book.active if first else book.create_sheet()
-        assert sheet is not None
-        first = False
-        sheet.title = title
-        sheet.append(header)
-        for cell in sheet[1]:
-            cell.font = Font(bold=True)
-        for row in rows:
-            sheet.append(row)
-        for column, name in zip(sheet.columns, header, strict=False):
-            width = max([len(str(name)) * 2, *(len(str(c.value or "")) + 2 for c in column)])
-            sheet.column_dimensions[column[0].column_letter].width = min(40, width)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return xlsx.workbook(sheets)

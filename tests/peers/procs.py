@@ -65,7 +65,7 @@ def check_gst_python() -> None:
     if not Path(GST_PYTHON).exists():
         raise PeerError(
             f"{GST_PYTHON} not found: the RTSP test server needs Debian's python3 with "
-            "python3-gi and gir1.2-gst-rtsp-server-1.0 (see /work/shared/TOOLCHAIN.md)"
+            "python3-gi and gir1.2-gst-rtsp-server-1.0 (see ../shared/TOOLCHAIN.md)"
         )
     probe = (
         "import gi; gi.require_version('Gst', '1.0'); "

@@ -372,6 +372,11 @@ def warm_up_bindings() -> None:
     if ok:
         buffer.unmap(info)
     sample.get_caps().get_structure(0).get_fraction("framerate")
+    # Enum and flag values too: under load two threads resolving Gst.State at once saw
+    # "type object 'State' has no attribute 'NULL'" (and MessageType.ERROR, the same way).
+    _ = (Gst.State.NULL, Gst.State.PLAYING, Gst.MessageType.ERROR, Gst.MessageType.EOS,
+         Gst.CLOCK_TIME_NONE, Gst.SECOND, Gst.MSECOND, Gst.Pipeline, GstApp.AppSink,
+         GstApp.AppSrc)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

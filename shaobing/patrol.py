@@ -1,0 +1,157 @@
+"""The patrol runner (轮巡): visits the cameras in ``analysis: patrol`` on the schedule of
+:class:`camera_registry.patrol.PatrolPlan`, at most ``patrol.streams`` at once.
+
+A visit opens the camera through the worker like any other (the same reader, video
+quality diagnosis and rules; the detector only if a rule needs objects), watches it for
+``look_s`` seconds once the picture arrives, and closes it. A camera that sends no
+picture within ``open_timeout_s`` is recorded offline and frees its slot (a hung
+handshake holds none). Between visits the camera keeps the state its last visit found
+(online, offline, auth_failed, with its faults), so the offline watchdog, the health
+view and /metrics treat a patrolled camera like any other.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from analytics.config import CameraConfig
+from camera_registry.patrol import PatrolConfig, PatrolPlan, VisitResult
+from camera_registry.status import DOWN_STATES
+from shaobing.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Visit:
+    started: float
+    events_before: int
+    online_at: float | None = None
+
+
+class Patroller:
+    """Visits a worker's patrolled cameras in turn (one thread; the visits' reading and
+    analysis run in the worker's own threads)."""
+
+    def __init__(
+        self, worker: Worker, cfg: PatrolConfig, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.worker = worker
+        self.cfg = cfg
+        self.clock = clock
+        self.plan = PatrolPlan(cfg)
+        self.cameras: dict[str, CameraConfig] = {}
+        self.visiting: dict[str, _Visit] = {}
+        self.visits = 0
+        self._kept: dict[str, tuple[str, float]] = {}  # camera -> (state, since) across visits
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="patrol", daemon=True)
+
+    # -- the cameras ---------------------------------------------------------------------
+
+    def add(self, cam: CameraConfig) -> None:
+        with self._lock:
+            self.cameras[cam.id] = cam
+            entry = self.plan.add(cam.id, cam.programme, "/".join(cam.area.path()),
+                                  self.clock())
+        self.worker.cameras[cam.id] = cam
+        self.worker.status.update(cam.id, patrol=True, next_visit_at=entry.due)
+
+    def update(self, cam: CameraConfig) -> None:
+        """New zones and rules of a patrolled camera: used from its next visit on."""
+        with self._lock:
+            if cam.id in self.cameras:
+                self.cameras[cam.id] = cam
+
+    def remove(self, camera_id: str) -> None:
+        with self._lock:
+            self.cameras.pop(camera_id, None)
+            self.plan.remove(camera_id)
+            visiting = self.visiting.pop(camera_id, None)
+        if visiting is not None:
+            self.worker.stop_camera(camera_id)
+
+    def __contains__(self, camera_id: object) -> bool:
+        return camera_id in self.cameras
+
+    # -- the thread ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(10)
+        for camera_id in list(self.visiting):
+            self.worker.stop_camera(camera_id)
+        self.visiting.clear()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.5):
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - the patrol must outlive any error
+                log.exception("patrol pass failed; retrying")
+
+    def tick(self) -> None:
+        """End the visits that are over, then begin the ones due, within the budget."""
+        now = self.clock()
+        for camera_id, visit in list(self.visiting.items()):
+            if self._over(camera_id, visit, now):
+                self._end(camera_id, visit, now)
+        free = self.cfg.streams - len(self.visiting)
+        if free <= 0:
+            return
+        with self._lock:
+            due = self.plan.due(now, free)
+        for camera_id in due:
+            cam = self.cameras.get(camera_id)
+            if cam is None:
+                continue
+            self.visiting[camera_id] = _Visit(now, self.worker.events.get(camera_id, 0))
+            self.worker.start_camera(cam, detect_objects=False)
+
+    def _over(self, camera_id: str, visit: _Visit, now: float) -> bool:
+        st = self.worker.status.snapshot(camera_id)
+        state = st.state if st is not None else "starting"
+        if state == "online" and visit.online_at is None:
+            visit.online_at = now
+        if visit.online_at is not None:
+            return now - visit.online_at >= self.cfg.look_s
+        if state in ("auth_failed", "invalid_config", "finished"):
+            return True  # nothing more to see this visit
+        return now - visit.started >= self.cfg.open_timeout_s
+
+    def _end(self, camera_id: str, visit: _Visit, now: float) -> None:
+        self.visiting.pop(camera_id, None)
+        st = self.worker.status.snapshot(camera_id)
+        state = st.state if st is not None else "offline"
+        since = st.since if st is not None else now
+        error: dict[str, object] = {}
+        if visit.online_at is None and state not in DOWN_STATES and state != "invalid_config":
+            state = "offline"  # no picture within open_timeout_s (a hung handshake)
+            error = {"last_error": f"no picture within {self.cfg.open_timeout_s:g} s of a "
+                                   "patrol visit", "last_error_at": now}  # fmt: skip
+        faults = list(st.faults) if st is not None else []
+        events = self.worker.events.get(camera_id, 0) - visit.events_before
+        result = VisitResult(state, faults, events)
+        self.worker.stop_camera(camera_id, state=None)
+        kept = self._kept.get(camera_id)
+        if kept is not None and kept[0] == state:
+            since = kept[1]  # the same state as the last visit: since then (no flapping)
+        self._kept[camera_id] = (state, since)
+        with self._lock:
+            due = self.plan.done(camera_id, now, result)
+        self.visits += 1
+        entry = self.plan.cameras.get(camera_id)
+        self.worker.status.update(
+            camera_id, state=state, since=since, last_visit_at=now, next_visit_at=due,
+            visits=entry.visits if entry is not None else 0, patrol=True, **error,
+        )  # fmt: skip
+        log.debug("patrol visit of %s: %s%s", camera_id, state,
+                  f" faults {', '.join(faults)}" if faults else "")  # fmt: skip

@@ -1,0 +1,163 @@
+"""What the API serves from (``api.ports.HubServices``), one class for every composition.
+
+The embedded hub and an API node of the distributed mode differ only in the adapters
+they hand in: the status board (the worker's own, or the workers' entries in Redis),
+:class:`CameraLive` (the worker in this process, or Redis and the worker's signed live
+URLs), and what happens when a camera's zones and rules change (the worker here applies
+them, or the worker holding the camera is told through Redis).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from alerts.adapters.sql import SqlUnitOfWork
+from alerts.config import AreaNode
+from alerts.domain.routing import Router
+from alerts.feed import AlertFeed
+from alerts.links import EvidenceLinks
+from alerts.service import AlertService
+from analytics.config import CameraConfig
+from api.ports import LatestFrame
+from camera_registry.status import StatusBoard
+from core.storage import EvidenceStorage
+from ingest.live import LiveFeed
+from shaobing.config import LoadedConfig
+from shaobing.store import RoutingCache, Store
+
+log = logging.getLogger(__name__)
+
+
+class CameraLive(Protocol):
+    """What the API reads of a camera while it is analysed somewhere."""
+
+    def counters(self, camera_id: str) -> dict[str, dict[str, int]]: ...
+
+    def latest_frame(self, camera_id: str) -> LatestFrame | None: ...
+
+    def live_feed(self, camera_id: str) -> LiveFeed: ...
+
+    def remote_live_url(self, camera_id: str) -> str | None: ...
+
+    def media_stats(self, camera_id: str) -> dict[str, Any]: ...
+
+    def overlay(self, camera_id: str) -> dict[str, Any] | None: ...
+
+
+def alert_service(
+    loaded: LoadedConfig,
+    store: Store,
+    links: EvidenceLinks,
+    routing: Callable[[], Router],
+    feed: AlertFeed,
+    on_committed: Callable[..., None] | None = None,
+) -> AlertService:
+    """The alert service of a process (the alerts role consumes events with it; the API
+    handles operators' actions with it)."""
+    return AlertService(lambda: SqlUnitOfWork(store.sessions, links=links), routing,
+                        timezone=loaded.config.timezone, on_committed=on_committed,
+                        feed=feed, incidents=loaded.config.alerts.incidents.policy())  # fmt: skip
+
+
+class ApiServices:
+    """``api.ports.HubServices``: the database, the alert service, evidence and links,
+    camera state and live video through the adapters handed in."""
+
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        store: Store,
+        *,
+        status: StatusBoard,
+        alerts: AlertService,
+        links: EvidenceLinks,
+        feed: AlertFeed,
+        evidence: EvidenceStorage,
+        routing: RoutingCache,
+        live: CameraLive,
+        camera_changed: Callable[[CameraConfig], None],
+        health: Callable[[], dict[str, Any]],
+    ) -> None:
+        self.loaded = loaded
+        self.store = store
+        self.status = status
+        self.alerts = alerts
+        self.links = links
+        self.feed = feed
+        self.evidence = evidence
+        self.routing = routing
+        self.live = live
+        self._camera_changed = camera_changed
+        self._health = health
+
+    @property
+    def sessions(self) -> Any:
+        return self.store.sessions
+
+    @property
+    def snapshot_dir(self) -> Path:
+        """``alerts.snapshot_dir`` resolved (the evidence root of ``kind: directory``)."""
+        return self.loaded.snapshot_dir
+
+    @property
+    def areas(self) -> list[AreaNode]:
+        return self.loaded.config.areas
+
+    @property
+    def feedback_secrets(self) -> dict[str, str]:
+        return {f.name: f.secret for f in self.loaded.config.feedback}
+
+    @property
+    def timezone(self) -> str:
+        return self.loaded.config.timezone
+
+    @property
+    def console_settings(self) -> dict[str, Any]:
+        return self.loaded.config.api.console.model_dump(exclude={"enabled"})
+
+    # -- cameras ---------------------------------------------------------------------
+
+    def counters(self, camera_id: str) -> dict[str, dict[str, int]]:
+        return self.live.counters(camera_id)
+
+    def latest_frame(self, camera_id: str) -> LatestFrame | None:
+        return self.live.latest_frame(camera_id)
+
+    def live_feed(self, camera_id: str) -> LiveFeed:
+        return self.live.live_feed(camera_id)
+
+    def remote_live_url(self, camera_id: str) -> str | None:
+        """Where another process serves the camera's live video (None: ``live_feed``)."""
+        return self.live.remote_live_url(camera_id)
+
+    def media_stats(self, camera_id: str) -> dict[str, Any]:
+        return self.live.media_stats(camera_id)
+
+    def overlay(self, camera_id: str) -> dict[str, Any] | None:
+        return self.live.overlay(camera_id)
+
+    def update_camera_analytics(
+        self, camera_id: str, analytics: dict[str, Any], actor: str
+    ) -> CameraConfig:
+        """Save a camera's zones, rules and motion gate (validated with the camera) and
+        have them applied at once by whoever analyses it: its analysis restarts with
+        them, the stream does not. KeyError: unknown camera; ValueError: invalid."""
+        cam = self.store.save_camera_analytics(camera_id, analytics, actor)
+        self._camera_changed(cam)
+        log.info("camera %s: zones and rules changed by %s", camera_id, actor)
+        return cam
+
+    # -- routing and health ----------------------------------------------------------
+
+    def router(self) -> Router:
+        return self.routing()
+
+    def reload_routing(self) -> None:
+        """Re-read the routing rules (after the API changed them)."""
+        self.routing.reload()
+
+    def health(self) -> dict[str, Any]:
+        return self._health()

@@ -1,0 +1,87 @@
+"""Patrol analysis (轮巡): real visits of real RTSP cameras and a dead one through the hub,
+within the budget of visits at once (the schedule itself: tests/unit/test_patrol_plan.py)."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+from openpyxl import load_workbook
+
+from api.app import create_app
+from shaobing.bootstrap import Hub
+from shaobing.config import parse_config
+from tests.hubproc import ADMIN_PASSWORD
+from tests.peers.procs import RtspServer, free_port
+
+# -- real visits ---------------------------------------------------------------------------
+
+
+def test_the_hub_visits_patrolled_cameras_in_turn_and_records_what_each_visit_saw(
+    tmp_path: Path, models_dir: Path, videos_dir: Path, _gst_ok: None
+) -> None:
+    server = RtspServer({"a": videos_dir / "crosswalk_people.mp4",
+                         "b": videos_dir / "street_parked_cars.mp4"}).start()  # fmt: skip
+    dead = f"rtsp://127.0.0.1:{free_port()}/none"  # a closed port on this host
+    cameras: list[dict[str, Any]] = [
+        {"id": "p-a", "analysis": "patrol", "source": {"url": server.url("a")}},
+        {"id": "p-b", "analysis": "patrol", "source": {"url": server.url("b")}},
+        {"id": "p-dead", "analysis": "patrol", "source": {"url": dead}},
+        {"id": "p-a2", "analysis": "patrol", "source": {"url": server.url("a")}},
+    ]
+    loaded = parse_config({
+        "data_dir": str(tmp_path / "data"),
+        "detector": {"model": str(models_dir / "yolox_nano.onnx"), "workers": 1},
+        "ingest": {"reconnect_initial_s": 0.2, "reconnect_max_s": 0.5, "open_timeout_s": 3},
+        "patrol": {"streams": 2, "look_s": 2, "interval_s": 3600, "open_timeout_s": 6,
+                   "abnormal_factor": 0.01},
+        "cameras": cameras,
+    }, "patrol.yaml", tmp_path)  # fmt: skip
+    hub = Hub(loaded)
+    most_at_once = 0
+    try:
+        hub.start()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            most_at_once = max(most_at_once, len(hub.worker.readers))
+            st = {c["id"]: hub.status.snapshot(c["id"]) for c in cameras}
+            if all(s is not None and s.visits >= 1 for s in st.values()):
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"not every camera visited: {hub.status.all()}")
+        assert most_at_once <= 2  # the budget: two visits at once
+        for cid in ("p-a", "p-b", "p-a2"):
+            s = st[cid]
+            assert s is not None and s.state == "online" and s.patrol
+            assert s.frames_analysed > 0 and s.next_visit_at is not None
+            assert s.next_visit_at - (s.last_visit_at or 0) > 3000  # a normal interval
+        dead_st = st["p-dead"]
+        assert dead_st is not None and dead_st.state == "offline"
+        assert dead_st.next_visit_at is not None and dead_st.last_visit_at is not None
+        assert dead_st.next_visit_at - dead_st.last_visit_at < 60  # abnormal: sooner
+        time.sleep(1.0)
+        assert not hub.worker.readers or len(hub.worker.readers) <= 2
+
+        # What the centre and the maintenance company read (area-scoped API).
+        hub.ensure_admin(ADMIN_PASSWORD)
+        client = TestClient(create_app(hub.services, hub.sessions, allowed_hosts=["testserver"]))
+        token = client.post("/api/auth/login", json={
+            "username": "admin", "password": ADMIN_PASSWORD}).json()["token"]  # fmt: skip
+        auth = {"Authorization": f"Bearer {token}"}
+        summary = client.get("/api/patrol/summary?by=programme", headers=auth).json()
+        total = summary["total"]
+        assert (total["patrolled"], total["visited"], total["online"]) == (4, 4, 3)
+        assert total["online_rate"] == 0.75 and total["faults"].get("offline") == 1
+        listed = client.get("/api/patrol/abnormal", headers=auth).json()
+        assert [c["id"] for c in listed] == ["p-dead"] and listed[0]["state"] == "offline"
+        book = client.get("/api/patrol/abnormal.xlsx", headers=auth)
+        assert book.status_code == 200 and book.content[:2] == b"PK"
+        sheet = load_workbook(io.BytesIO(book.content)).active
+        assert sheet is not None and sheet["A2"].value == "p-dead" and sheet["E2"].value == "离线"
+    finally:
+        hub.stop()
+        server.stop()
