@@ -18,8 +18,8 @@ from alerts.messages import EventMessage
 from analytics.types import Event
 from api.app import create_app
 from core.area import Area
-from shaobing.config import parse_config
 from shaobing.bootstrap import Hub
+from shaobing.config import parse_config
 
 ADMIN_PASSWORD = "admin-pass-0123"
 

@@ -13,8 +13,8 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from tests.hubproc import HubProcess
-from tests.peers.procs import RtspServer
 from tests.integration.test_live import decode_flv, live_config
+from tests.peers.procs import RtspServer
 
 
 def ws_url(hub: HubProcess, camera: str = "cg-live") -> str:

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from tests.hubproc import HubProcess
-from tests.peers.procs import RtspServer
 from tests.integration.test_live import live_config
+from tests.peers.procs import RtspServer
 
 
 class Stream:
