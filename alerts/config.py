@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import Field, HttpUrl, field_validator, model_validator
 
+from alerts.domain.incidents import DEFAULT_HOURLY_CAP, IncidentPolicy
 from analytics.config import ALERT_TYPES
 from core.area import Area, AreaLevel
 from core.model import NAME_MAX, StrictModel
@@ -214,7 +215,54 @@ class DispatchTarget(StrictModel):
         return self
 
 
+class IncidentsConfig(StrictModel):
+    """Repeated alerts of one camera × rule × zone gathered into one incident (合并告警)."""
+
+    enabled: bool = Field(True, description="gather repeated alerts into incidents")
+    gap_s: dict[str, float] = Field(
+        default_factory=dict,
+        description="per rule type: a pause longer than this (seconds) ends the incident; "
+        "defaults: intrusion, pedestrian_on_road, line_crossing, wrong_way 60; loitering, "
+        "wandering, person_down 120; stopped_vehicle, crowd 300; congestion 600; "
+        "camera_fault 1800; any other type 60",
+    )  # fmt: skip
+    hourly_cap: int | None = Field(
+        DEFAULT_HOURLY_CAP, ge=1,
+        description="incidents a rule may open on a camera per hour; beyond it its alerts "
+        "are counted in the latest incident, which is marked suppressed (null: no cap)",
+    )  # fmt: skip
+    hourly_caps: dict[str, int | None] = Field(
+        default_factory=dict, description="per rule type, overriding hourly_cap"
+    )
+    update_interval_s: float = Field(
+        60.0, ge=0, description="at most one 'repeated' message per incident in this time"
+    )
+
+    @field_validator("gap_s")
+    @classmethod
+    def _positive_gaps(cls, value: dict[str, float]) -> dict[str, float]:
+        check_types(list(value))
+        for rule_type, gap in value.items():
+            if gap <= 0:
+                raise ValueError(f"{rule_type}: must be > 0 seconds (got {gap:g})")
+        return value
+
+    @field_validator("hourly_caps")
+    @classmethod
+    def _known_types(cls, value: dict[str, int | None]) -> dict[str, int | None]:
+        check_types(list(value))
+        for rule_type, cap in value.items():
+            if cap is not None and cap < 1:
+                raise ValueError(f"{rule_type}: must be ≥ 1 or null (got {cap})")
+        return value
+
+    def policy(self) -> IncidentPolicy:
+        return IncidentPolicy(self.enabled, dict(self.gap_s), self.hourly_cap,
+                              dict(self.hourly_caps), self.update_interval_s)  # fmt: skip
+
+
 class AlertsConfig(StrictModel):
+    incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
     cooldown_s: float = Field(
         60.0, ge=0, description="per (camera, rule, track): no second alert within this time"
     )

@@ -8,6 +8,7 @@ written through the evidence storage port (:mod:`core.storage`) under the key
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from dataclasses import dataclass
@@ -16,8 +17,11 @@ from typing import Protocol
 
 import cv2
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from alerts.domain.model import EvidenceRef
+from alerts.fonts import cjk_font_path
+from alerts.labels import TYPE_ZH, UNIT_ZH, class_zh
 from analytics.types import Event
 from core.storage import EvidenceStorage, as_storage
 
@@ -78,6 +82,8 @@ def annotate(
         p1 = (int(x1 * sx), int(y1 * sy))
         p2 = (int(x2 * sx), int(y2 * sy))
         cv2.rectangle(out, p1, p2, BOX_COLOUR, thickness)
+        if draw_label_zh(out, event, p1):
+            return out
         label = f"{event.type} {event.object_class} {event.measured:g}{event.unit}"
         scale = max(0.5, min(w, h) / 720)
         (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
@@ -94,6 +100,44 @@ def annotate(
             cv2.LINE_AA,
         )
     return out
+
+
+def label_zh(event: Event) -> str:
+    """The label of an annotated snapshot: type, class and measured value, in Chinese."""
+    unit = UNIT_ZH.get(event.unit, event.unit)
+    what = TYPE_ZH.get(event.type, event.type)
+    cls = class_zh(event.object_class) if event.object_class else ""
+    value = f"{event.measured:.1f}".rstrip("0").rstrip(".")
+    return " ".join(p for p in (what, cls, f"{value}{unit}") if p)
+
+
+def draw_label_zh(image: np.ndarray, event: Event, corner: tuple[int, int]) -> bool:
+    """Draw the Chinese label above the box at ``corner``, kept inside the picture;
+    False when no CJK font is installed (the caller draws a Latin one)."""
+    font_path = cjk_font_path()
+    if font_path is None:
+        return False
+    h, w = image.shape[:2]
+    size = max(14, int(min(w, h) / 30))
+    font = _font(str(font_path), size)
+    text = label_zh(event)
+    left, top, right, bottom = (int(v) for v in font.getbbox(text))
+    tw, th = right - left + 8, bottom - top + 6
+    x = min(max(0, corner[0]), max(0, w - tw))  # inside the picture, left and right
+    y = corner[1] - th - 2 if corner[1] - th - 2 >= 0 else min(corner[1] + 2, max(0, h - th))
+    cv2.rectangle(image, (x, y), (min(w - 1, x + tw), min(h - 1, y + th)), BOX_COLOUR, -1)
+    region = image[y : min(h, y + th), x : min(w, x + tw)]
+    pil = Image.fromarray(cv2.cvtColor(region, cv2.COLOR_BGR2RGB))
+    ImageDraw.Draw(pil).text((4 - left, 3 - top), text, font=font, fill=(255, 255, 255))
+    image[y : y + region.shape[0], x : x + region.shape[1]] = cv2.cvtColor(
+        np.asarray(pil), cv2.COLOR_RGB2BGR
+    )
+    return True
+
+
+@functools.cache
+def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(path, size)
 
 
 def write_evidence(storage: EvidenceStorage | Path, key: str, data: bytes) -> Snapshot:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from alerts.domain.model import Alert
+from alerts.labels import class_zh, explain_zh
 from alerts.links import EvidenceLinks
 
 
@@ -53,6 +54,7 @@ def alert_payload(
         "started_at": alert.started_at,
         "updated_at": alert.updated_at,
         "object_class": alert.object_class,
+        "object_label": class_zh(alert.object_class),
         "track_ids": list(alert.track_ids),
         "zone": alert.zone,
         "trace": {
@@ -60,11 +62,21 @@ def alert_payload(
             "threshold": alert.threshold,
             "unit": alert.unit,
             "explanation": alert.explanation,
+            "explanation_zh": explain_zh(alert.type, alert.object_class, alert.track_ids,
+                                         alert.zone, alert.measured, alert.threshold, alert.unit,
+                                         alert.details),  # fmt: skip
             "details": alert.details,
         },
         "confidence": round(alert.confidence, 3),
         "box": alert.box,
         "evidence": evidence,
+        "incident": {
+            "count": alert.count,
+            "first_at": alert.created_at,
+            "last_at": alert.last_at,
+            "last_alert_id": alert.last_alert_id,
+            "suppressed": alert.suppressed,
+        },
         "handling": {
             "department_id": alert.department_id,
             "assignee": alert.assignee,

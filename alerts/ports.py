@@ -10,7 +10,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any, Protocol
 
-from alerts.domain.model import Alert
+from alerts.domain.model import Alert, EvidenceRef
 from alerts.domain.routing import RoutingRule
 
 
@@ -58,6 +58,18 @@ class AlertRepository(Protocol):
     def add(self, alert: Alert) -> None: ...
 
     def due_for_escalation(self, now: float, limit: int = 100) -> list[Alert]: ...
+
+    def latest_incident(self, camera_id: str, rule: str, zone: str) -> Alert | None:
+        """The newest incident of a camera × rule × zone."""
+
+    def count_since(self, camera_id: str, rule: str, since: float) -> int:
+        """A camera × rule's incidents opened from ``since`` on (the items shown)."""
+
+    def incident_of(self, alert_id: str) -> str | None:
+        """The incident an alert was stored in (None: not stored)."""
+
+    def attach_to_occurrence(self, alert_id: str, kind: str, ref: EvidenceRef) -> bool:
+        """Add evidence to an alert stored inside an incident; False if it had it."""
 
 
 class FeedbackLog(Protocol):

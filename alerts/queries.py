@@ -13,10 +13,13 @@ from alerts.adapters.sql import (
     AlertDepartmentRecord,
     AlertHistoryRecord,
     AlertRecord,
+    OccurrenceRecord,
     OutboxRecord,
     history_entry,
+    occurrence_of,
     to_domain,
 )
+from alerts.domain.incidents import Occurrence
 from alerts.domain.model import Alert, HistoryEntry
 from core.area import LEVELS, Area
 
@@ -133,3 +136,18 @@ def pending_deliveries(session: Session) -> int:
     return int(
         session.execute(select(func.count()).where(OutboxRecord.state == "pending")).scalar_one()
     )
+
+
+def occurrences(session: Session, incident_id: str, limit: int = 500) -> list[Occurrence]:
+    """The alerts of an incident, oldest first (the first ``limit``)."""
+    rows = session.execute(
+        select(OccurrenceRecord).where(OccurrenceRecord.incident_id == incident_id)
+        .order_by(OccurrenceRecord.at, OccurrenceRecord.alert_id).limit(limit)
+    ).scalars()  # fmt: skip
+    return [occurrence_of(r) for r in rows]
+
+
+def occurrence(session: Session, incident_id: str, alert_id: str) -> Occurrence | None:
+    """One alert of an incident (None: not in this incident)."""
+    r = session.get(OccurrenceRecord, alert_id)
+    return None if r is None or r.incident_id != incident_id else occurrence_of(r)

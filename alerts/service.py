@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from alerts.domain.escalation import escalate_if_due
+from alerts.domain.incidents import CAP_WINDOW_S, IncidentPolicy, Occurrence, place
 from alerts.domain.model import (
     Action,
     Alert,
@@ -76,6 +77,8 @@ def build_alert(message: EventMessage) -> Alert:
 @dataclass
 class Counters:
     created: int = 0
+    joined: int = 0  # alerts added to an open incident instead of opening one
+    suppressed: int = 0  # of those, beyond the hourly cap
     duplicates: int = 0
     failed: int = 0
     escalated: int = 0
@@ -91,8 +94,10 @@ class AlertService:
         on_committed: Callable[[], None] | None = None,
         feed: AlertFeed | None = None,
         clock: Callable[[], float] = time.time,
+        incidents: IncidentPolicy | None = None,
     ) -> None:
         self.uow_factory = uow_factory
+        self.incidents = incidents or IncidentPolicy()
         self.router = router
         self.tz = ZoneInfo(timezone)
         self.on_committed = on_committed
@@ -103,31 +108,79 @@ class AlertService:
     # -- new alerts ---------------------------------------------------------------
 
     def create(self, message: EventMessage) -> Alert | None:
-        """Store the alert for ``message``, routed; None if it was stored before."""
-        with self.uow_factory() as uow:
-            if uow.alerts.get(message.alert_id) is not None:
-                self.counters.duplicates += 1
-                return None  # a redelivered message: stored already
-            alert = build_alert(message)
-            when = dt.datetime.fromtimestamp(alert.created_at, self.tz)
-            route = self.router().route(alert.type, alert.area, alert.severity, when)
-            alert.departments = set(route.departments)
-            alert.department_id = route.departments[0] if len(route.departments) == 1 else None
-            alert.targets = set(route.targets)
-            alert.tier = route.tier
-            alert.deadlines = Deadlines(route.ack_deadline_s, route.resolve_deadline_s)
-            if message.evidence_error:
-                alert.details = {**alert.details, "evidence_error": message.evidence_error}
-            alert.opened()
-            uow.alerts.add(alert)
-            uow.commit()
-        self.counters.created += 1
+        """Store the alert for ``message``: it opens an incident (routed), or joins the
+        open incident of its camera × rule × zone. The incident, or None if the message
+        was stored before."""
+        joined: list[bool] = []
+
+        def work() -> Alert | None:
+            joined.clear()
+            with self.uow_factory() as uow:
+                if uow.alerts.incident_of(message.alert_id) is not None or \
+                        uow.alerts.get(message.alert_id) is not None:
+                    return None  # a redelivered message: stored already
+                incident = self._join(uow, message)
+                if incident is not None:
+                    joined.append(incident.suppressed)
+                    uow.commit()
+                    return incident
+                alert = self._open(message)
+                uow.alerts.add(alert)
+                uow.commit()
+                return alert
+
+        alert = self._retrying(work)
+        if alert is None:
+            self.counters.duplicates += 1
+            return None
         metrics.ALERTS_STORED.inc()
         metrics.observe_latency("stored", message.event.ts)
+        if joined:
+            self.counters.joined += 1
+            self.counters.suppressed += int(joined[0])
+            log.debug("alert %s joined incident %s (%d alerts)", message.alert_id, alert.id,
+                      alert.count)  # fmt: skip
+            self._committed("alert_changed", alert.id)
+            return alert
+        self.counters.created += 1
         log.info("alert %s %s camera=%s rule=%s → %s: %s", alert.id, alert.type,
                  alert.camera_id, alert.rule, ", ".join(sorted(alert.departments)) or "centre",
                  alert.explanation)  # fmt: skip
         self._committed("alert", alert.id)
+        return alert
+
+    def _join(self, uow: UnitOfWork, message: EventMessage) -> Alert | None:
+        """The incident the message's alert joined (changed, not committed), or None."""
+        if not self.incidents.enabled:
+            return None
+        e = message.event
+        at = message.created_at
+        latest = uow.alerts.latest_incident(e.camera_id, e.rule, e.zone)
+        if latest is None:
+            return None
+        recent = uow.alerts.count_since(e.camera_id, e.rule, at - CAP_WINDOW_S)
+        placement = place(self.incidents, e.type, at, latest, recent)
+        if placement.kind != "join":
+            return None
+        occurrence = Occurrence(message.alert_id, at, tuple(e.track_ids), e.measured,
+                                e.explanation, e.confidence, dict(message.evidence))  # fmt: skip
+        latest.absorb(occurrence, suppressed=placement.suppressed,
+                      update_interval_s=self.incidents.update_interval_s,
+                      reason=placement.reason)  # fmt: skip
+        return latest
+
+    def _open(self, message: EventMessage) -> Alert:
+        alert = build_alert(message)
+        when = dt.datetime.fromtimestamp(alert.created_at, self.tz)
+        route = self.router().route(alert.type, alert.area, alert.severity, when)
+        alert.departments = set(route.departments)
+        alert.department_id = route.departments[0] if len(route.departments) == 1 else None
+        alert.targets = set(route.targets)
+        alert.tier = route.tier
+        alert.deadlines = Deadlines(route.ack_deadline_s, route.resolve_deadline_s)
+        if message.evidence_error:
+            alert.details = {**alert.details, "evidence_error": message.evidence_error}
+        alert.opened()
         return alert
 
     # -- commands -----------------------------------------------------------------
@@ -210,19 +263,29 @@ class AlertService:
         hands the message back to the bus and it is tried again later.
         """
 
+        incident_ids: list[str] = []
+
         def work() -> bool:
+            incident_ids.clear()
             with self.uow_factory() as uow:
-                alert = uow.alerts.get(message.alert_id)
+                ref = message.ref()
+                incident_id = uow.alerts.incident_of(message.alert_id)
+                alert = uow.alerts.get(incident_id or message.alert_id)
                 if alert is None:
                     raise AlertNotFound(message.alert_id)
-                changed = alert.attach_evidence("clip", message.ref(), self.clock())
+                incident_ids.append(alert.id)
+                # an alert inside an incident keeps its own clip; its opening alert's clip
+                # is also the incident's
+                changed = uow.alerts.attach_to_occurrence(message.alert_id, "clip", ref)
+                if alert.id == message.alert_id:
+                    changed = alert.attach_evidence("clip", ref, self.clock()) or changed
                 if changed:
                     uow.commit()
                 return changed
 
         changed = self._retrying(work)
         if changed:
-            self._committed("alert_changed", message.alert_id, deliver=False)
+            self._committed("alert_changed", incident_ids[0], deliver=False)
             log.info("alert %s: clip attached (%.1f s, sha256 %s)", message.alert_id,
                      message.end - message.start, message.sha256[:16])  # fmt: skip
         return changed

@@ -17,6 +17,7 @@ from accounts.throttle import LoginThrottle
 from api.auth import install_host_check, require
 from api.console import CONSOLE_ROUTES, mount_console
 from api.docs import install_offline_docs
+from api.errors_zh import install_error_language
 from api.limits import DEFAULT_BODY, BodyLimit, PasswordSlots
 from api.openapi_errors import document_errors
 from api.ports import HubServices
@@ -40,6 +41,7 @@ from api.routers import (
     users,
 )
 from api.schemas import Health
+from api.streams import OpenStreams
 
 VERSION = "0.3.0"
 
@@ -71,6 +73,8 @@ def create_app(
     install_offline_docs(app)
     app.state.services = services
     app.state.sessions = sessions
+    app.state.streams = OpenStreams()  # ended when the server stops (api/streams.py)
+    install_error_language(app)  # errors in Chinese for Accept-Language: zh (api/errors_zh.py)
     app.state.token_ttl_s = token_ttl_s
     # issue 21: no unauthenticated caller exhausts the hub (api/limits.py).
     app.state.login_throttle = LoginThrottle()

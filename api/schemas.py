@@ -140,10 +140,40 @@ class Trace(BaseModel):
     measured: float
     threshold: float
     unit: str
-    explanation: str
+    explanation: str = Field(description="the rule's own text (English)")
+    explanation_zh: str = Field("", description="the same in Chinese, from measured and threshold")
     details: dict[str, Any] = Field(
         default_factory=dict, description="rule-specific (e.g. fault kind, crossing direction)"
     )
+
+
+class IncidentInfo(BaseModel):
+    """The incident this alert opened: repeated alerts of its camera × rule × zone."""
+
+    count: int = Field(description="alerts gathered (1: this one only)")
+    first_at: float
+    last_at: float
+    last_alert_id: str | None = None
+    suppressed: bool = Field(
+        description="the rule passed its hourly cap on this camera: later alerts are "
+        "counted here without notifications"
+    )
+
+
+class OccurrenceOut(BaseModel):
+    """One alert inside an incident (the first is the incident's own alert)."""
+
+    alert_id: str
+    at: float
+    track_ids: list[int]
+    measured: float
+    explanation: str
+    explanation_zh: str = ""
+    confidence: float
+    suppressed: bool
+    snapshot_url: str | None = None
+    annotated_url: str | None = None
+    clip_url: str | None = None
 
 
 class AlertOut(BaseModel):
@@ -158,13 +188,18 @@ class AlertOut(BaseModel):
     started_at: float
     updated_at: float
     object_class: str
+    object_label: str = Field("", description="the class in Chinese (行人, 轿车…)")
     track_ids: list[int]
     zone: str
     trace: Trace
     confidence: float
     box: list[float] | None = None
     evidence: dict[str, Evidence]
+    incident: IncidentInfo
     handling: Handling
+    occurrences: list[OccurrenceOut] | None = Field(
+        None, description="detail only: the alerts of the incident, oldest first"
+    )
     allowed_actions: list[Action] = Field(
         default_factory=list, description="lifecycle actions valid in this state"
     )

@@ -59,6 +59,7 @@ from alerts.adapters.spool import SpoolingEventBus  # noqa: E402
 from alerts.adapters.sql import AlertRecord, OutboxRecord, SqlUnitOfWork  # noqa: E402
 from alerts.config import AlertsConfig  # noqa: E402
 from alerts.domain.cooldown import CooldownGate  # noqa: E402
+from alerts.domain.incidents import IncidentPolicy  # noqa: E402
 from alerts.domain.routing import Router, Target  # noqa: E402
 from alerts.evidence import render_snapshots  # noqa: E402
 from alerts.messages import EventMessage  # noqa: E402
@@ -248,7 +249,9 @@ def run_once(
     engine, sessions = open_database(f"sqlite:///{workdir / 'alerts.db'}")
     alerts_cfg = AlertsConfig(cooldown_s=600, jpeg_quality=args.jpeg_quality)
     router = Router(rules=[], departments={}, targets={"centre": Target("centre")})
-    service = AlertService(lambda: SqlUnitOfWork(sessions), lambda: router)
+    # every synthetic event its own row: the store path is measured, not incident grouping
+    service = AlertService(lambda: SqlUnitOfWork(sessions), lambda: router,
+                           incidents=IncidentPolicy(enabled=False))  # fmt: skip
     info = CameraInfo("bench camera", Area())
     analytics = make_analytics(detector, args.detect_fps, args.motion == "on")
 

@@ -55,7 +55,7 @@ class CameraRecord(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), default="")
-    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
     programme: Mapped[str] = mapped_column(String(32), default="other")
     county: Mapped[str | None] = mapped_column(String(64), index=True)
     township: Mapped[str | None] = mapped_column(String(64), index=True)
@@ -73,7 +73,7 @@ class CameraRecord(Base):
     # by the API. Records of older versions may hold them in plain text.
     config_json: Mapped[str] = mapped_column(Text)
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
-    updated_at: Mapped[float] = mapped_column(Float, default=time.time)
+    updated_at: Mapped[float] = mapped_column(Float, default=time.time, index=True)
 
     def raw_config(self) -> dict[str, Any]:
         """The stored config as stored (secrets encrypted); raises ValueError if damaged."""

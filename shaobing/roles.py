@@ -61,8 +61,10 @@ def serve_api(loaded: LoadedConfig, services: Any) -> None:
         console=api.console.enabled,
         max_body_bytes=api.max_body_kb * 1024,
     )
-    server = uvicorn.Server(uvicorn.Config(app, host=api.host, port=api.port,
-                                           log_level="warning", access_log=False))  # fmt: skip
+    from api.streams import ApiServer  # ends open feeds and live streams on a signal
+
+    server = ApiServer(uvicorn.Config(app, host=api.host, port=api.port, log_level="warning",
+                                      access_log=False), app.state.streams)  # fmt: skip
     log.info("API on http://%s:%d (OpenAPI at /docs)", api.host, api.port)
     # uvicorn stops on SIGTERM/SIGINT, then re-raises the signal to the handler that was
     # there before it: make that one a no-op, so the roles stop cleanly (readers, queued

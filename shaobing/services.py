@@ -59,7 +59,7 @@ def alert_service(
     handles operators' actions with it)."""
     return AlertService(lambda: SqlUnitOfWork(store.sessions, links=links), routing,
                         timezone=loaded.config.timezone, on_committed=on_committed,
-                        feed=feed)  # fmt: skip
+                        feed=feed, incidents=loaded.config.alerts.incidents.policy())  # fmt: skip
 
 
 class ApiServices:

@@ -15,10 +15,11 @@ import time
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, select
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+from alerts.domain.incidents import Occurrence
 from alerts.domain.model import Alert, Deadlines, EvidenceRef, HistoryEntry, Outgoing
 from alerts.links import EvidenceLinks
 from alerts.payload import alert_payload
@@ -79,11 +80,39 @@ class AlertRecord(Base):
     clip_sha256: Mapped[str | None] = mapped_column(String(64))
     clip_start: Mapped[float | None] = mapped_column(Float)
     clip_end: Mapped[float | None] = mapped_column(Float)
+    # the incident this alert opened (schema revision 0009)
+    alert_count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    last_at: Mapped[float | None] = mapped_column(Float)
+    last_alert_id: Mapped[str | None] = mapped_column(String(36))
+    suppressed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    notified_at: Mapped[float | None] = mapped_column(Float)
     # Optimistic locking: two writers of one alert (an operator and the escalation clock)
     # must not both queue message N; the second commit fails and is retried on fresh data.
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        # the newest incident of a camera × rule × zone (is a new alert a repeat?)
+        Index("ix_alerts_incident_key", "camera_id", "rule", "zone", "last_at"),
+    )
+
+
+class OccurrenceRecord(Base):
+    """Every alert, each in its incident (the first one is the incident's own alert)."""
+
+    __tablename__ = "alert_occurrences"
+
+    alert_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    incident_id: Mapped[str] = mapped_column(ForeignKey("alerts.id"), index=True)
+    camera_id: Mapped[str] = mapped_column(String(64))
+    rule: Mapped[str] = mapped_column(String(100))
+    at: Mapped[float] = mapped_column(Float)
+    track_ids_json: Mapped[str] = mapped_column(Text, default="[]")
+    measured: Mapped[float] = mapped_column(Float)
+    explanation: Mapped[str] = mapped_column(Text, default="")
+    confidence: Mapped[float] = mapped_column(Float, default=0.0)
+    evidence_json: Mapped[str | None] = mapped_column(Text)
+    suppressed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class AlertDepartmentRecord(Base):
@@ -197,7 +226,23 @@ def to_domain(r: AlertRecord, departments: set[str]) -> Alert:
         acknowledged_at=r.acknowledged_at, resolved_at=r.resolved_at,
         false_alarm_reason=r.false_alarm_reason, last_escalated_at=r.last_escalated_at,
         updated_at=r.updated_at or r.created_at, seq=r.seq or 0,
+        count=r.alert_count or 1, last_at=r.last_at or r.created_at,
+        last_alert_id=r.last_alert_id or r.id, suppressed=bool(r.suppressed),
+        notified_at=r.notified_at,
     )  # fmt: skip
+
+
+def _evidence_json(evidence: dict[str, EvidenceRef]) -> str | None:
+    if not evidence:
+        return None
+    return json.dumps({k: [v.path, v.sha256, v.start, v.end] for k, v in evidence.items()})
+
+
+def occurrence_of(r: OccurrenceRecord) -> Occurrence:
+    evidence = {k: EvidenceRef(*v) for k, v in _loads(r.evidence_json, {}).items()}
+    return Occurrence(r.alert_id, r.at, tuple(_loads(r.track_ids_json, [])), r.measured,
+                      r.explanation or "", r.confidence or 0.0, evidence,
+                      bool(r.suppressed))  # fmt: skip
 
 
 def _write(r: AlertRecord, a: Alert) -> None:
@@ -224,7 +269,8 @@ def _write(r: AlertRecord, a: Alert) -> None:
         resolve_deadline_s=a.deadlines.resolve_s, due_at=a.due_at(),
         acknowledged_at=a.acknowledged_at, resolved_at=a.resolved_at,
         last_escalated_at=a.last_escalated_at, false_alarm_reason=a.false_alarm_reason,
-        updated_at=a.updated_at, seq=a.seq,
+        updated_at=a.updated_at, seq=a.seq, alert_count=a.count, last_at=a.last_at,
+        last_alert_id=a.last_alert_id, suppressed=a.suppressed, notified_at=a.notified_at,
     )  # fmt: skip
     for key, value in values.items():
         setattr(r, key, value)
@@ -267,6 +313,43 @@ class SqlAlertRepository:
         ).scalars()
         return [a for a in (self.get(i) for i in list(ids)) if a is not None]
 
+    def latest_incident(self, camera_id: str, rule: str, zone: str) -> Alert | None:
+        """The newest incident of a camera × rule × zone (None: there is none)."""
+        found = self.session.execute(
+            select(AlertRecord.id)
+            .where(AlertRecord.camera_id == camera_id, AlertRecord.rule == rule,
+                   AlertRecord.zone == zone)
+            .order_by(AlertRecord.last_at.desc(), AlertRecord.created_at.desc())
+            .limit(1)
+        ).scalar()  # fmt: skip
+        return None if found is None else self.get(found)
+
+    def count_since(self, camera_id: str, rule: str, since: float) -> int:
+        """A camera × rule's incidents opened from ``since`` on (items shown)."""
+        return int(self.session.execute(
+            select(func.count()).select_from(AlertRecord)
+            .where(AlertRecord.camera_id == camera_id, AlertRecord.rule == rule,
+                   AlertRecord.created_at >= since)
+        ).scalar_one())  # fmt: skip
+
+    def incident_of(self, alert_id: str) -> str | None:
+        """The incident an alert (occurrence) belongs to (None: unknown alert)."""
+        record = self.session.get(OccurrenceRecord, alert_id)
+        return None if record is None else record.incident_id
+
+    def attach_to_occurrence(self, alert_id: str, kind: str, ref: EvidenceRef) -> bool:
+        """Add evidence (a clip) to an occurrence; False if it had it already."""
+        record = self.session.get(OccurrenceRecord, alert_id)
+        if record is None:
+            return False
+        evidence = _loads(record.evidence_json, {})
+        value = [ref.path, ref.sha256, ref.start, ref.end]
+        if evidence.get(kind) == value:
+            return False
+        evidence[kind] = value
+        record.evidence_json = json.dumps(evidence)
+        return True
+
     def _departments(self, alert_id: str) -> set[str]:
         stmt = select(AlertDepartmentRecord.department_id).where(
             AlertDepartmentRecord.alert_id == alert_id
@@ -286,6 +369,13 @@ class SqlAlertRepository:
             known = self._departments(alert_id)
             for dep in sorted(alert.departments - known):
                 self.session.add(AlertDepartmentRecord(alert_id=alert_id, department_id=dep))
+            for o in alert.drain_occurrences():
+                self.session.add(OccurrenceRecord(
+                    alert_id=o.alert_id, incident_id=alert_id, camera_id=alert.camera_id,
+                    rule=alert.rule, at=o.at, track_ids_json=json.dumps(list(o.track_ids)),
+                    measured=o.measured, explanation=o.explanation, confidence=o.confidence,
+                    evidence_json=_evidence_json(dict(o.evidence)), suppressed=o.suppressed,
+                ))  # fmt: skip
             history, outgoing = alert.drain()
             for h in history:
                 self.session.add(AlertHistoryRecord(

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from alerts.domain.incidents import MAX_TRACK_IDS, Occurrence
 from core.area import LEVELS, Area, AreaLevel
 from core.vocabulary import SEVERITIES, Severity
 
@@ -147,9 +148,24 @@ class Alert:
     last_escalated_at: float | None = None
     updated_at: float = 0.0
     seq: int = 0
+    # The incident this alert opened (alerts.domain.incidents): how many alerts it
+    # gathers, the last one's time and id, whether the hourly cap was passed, and when
+    # the last "repeated" message was queued.
+    count: int = 1
+    last_at: float = 0.0
+    last_alert_id: str | None = None
+    suppressed: bool = False
+    notified_at: float | None = None
     # Changes not yet persisted, drained by the unit of work.
     new_history: list[HistoryEntry] = field(default_factory=list)
     outgoing: list[Outgoing] = field(default_factory=list)
+    new_occurrences: list[Occurrence] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.last_at:
+            self.last_at = self.created_at
+        if self.last_alert_id is None:
+            self.last_alert_id = self.id
 
     # -- creation -------------------------------------------------------------
 
@@ -168,6 +184,56 @@ class Alert:
             )  # fmt: skip
         )
         self._queue("alert.created", {})
+        self.new_occurrences.append(self.occurrence())
+
+    def occurrence(self) -> Occurrence:
+        """This alert as the first occurrence of its incident."""
+        return Occurrence(self.id, self.created_at, tuple(self.track_ids), self.measured,
+                          self.explanation, self.confidence, dict(self.evidence))  # fmt: skip
+
+    # -- incident -------------------------------------------------------------------
+
+    def absorb(
+        self, occurrence: Occurrence, *, suppressed: bool, update_interval_s: float, reason: str
+    ) -> None:
+        """Add a later alert of the same situation to this incident.
+
+        The count, tracks and last time grow; no history entry per alert. Targets hear
+        of it at most once per ``update_interval_s`` (``alert.updated``, action
+        ``repeated``, with the count); the first alert beyond the hourly cap marks the
+        incident suppressed (one history entry and one message), after which it keeps
+        counting silently until it is closed.
+        """
+        at = occurrence.at
+        self.count += 1
+        if at >= self.last_at:
+            self.last_at, self.last_alert_id = at, occurrence.alert_id
+        for track in occurrence.track_ids:
+            if track not in self.track_ids and len(self.track_ids) < MAX_TRACK_IDS:
+                self.track_ids.append(track)
+        self.new_occurrences.append(
+            Occurrence(occurrence.alert_id, at, occurrence.track_ids, occurrence.measured,
+                       occurrence.explanation, occurrence.confidence, occurrence.evidence,
+                       suppressed)  # fmt: skip
+        )
+        self.updated_at = max(self.updated_at, at)
+        change = {"action": "repeated", "count": self.count, "last_at": self.last_at,
+                  "alert_id": occurrence.alert_id}  # fmt: skip
+        if suppressed and not self.suppressed:
+            self.suppressed = True
+            note = f"{reason}: further alerts are counted, not notified"
+            self.new_history.append(HistoryEntry(
+                at, "system", "suppressed", self.status, self.status, note,
+                {"count": self.count, "reason": reason},
+            ))  # fmt: skip
+            self._queue("alert.updated", {**change, "action": "suppressed", "suppressed": True})
+            self.notified_at = at
+            return
+        if self.suppressed:
+            return
+        if self.notified_at is None or at - self.notified_at >= update_interval_s:
+            self._queue("alert.updated", change)
+            self.notified_at = at
 
     def attach_evidence(self, kind: str, ref: EvidenceRef, at: float) -> bool:
         """Add evidence made after the alert (its clip); False if it was attached before.
@@ -234,7 +300,8 @@ class Alert:
         self.updated_at = at
         self.new_history.append(entry)
         change = {"action": action, "actor": actor, "at": at, "note": note,
-                  "from": entry.from_status, "to": target, **detail}  # fmt: skip
+                  "from": entry.from_status, "to": target, "count": self.count,
+                  **detail}  # fmt: skip
         self._queue("alert.updated", change)
         return entry
 
@@ -295,10 +362,14 @@ class Alert:
         self.outgoing.append(Outgoing(event, self.seq, tuple(sorted(self.targets)), change))
 
     def drain(self) -> tuple[list[HistoryEntry], list[Outgoing]]:
-        """The changes to persist (and forget them)."""
+        """The changes to persist (and forget them); see also :meth:`drain_occurrences`."""
         history, outgoing = self.new_history, self.outgoing
         self.new_history, self.outgoing = [], []
         return history, outgoing
+
+    def drain_occurrences(self) -> list[Occurrence]:
+        occurrences, self.new_occurrences = self.new_occurrences, []
+        return occurrences
 
 
 def area_tier(area: Area) -> AreaLevel:

@@ -251,6 +251,11 @@ class CameraFault:
         value, limit = found[kind]
         state = self.states[kind]
         held = state.held(ctx.t)
+        if kind == "scene_change":
+            # Judged on the average picture of the last 2 × RECENT_S: those seconds are part
+            # of how long the view has been turned (its hold is shorter by as much), so the
+            # explanation states a duration that meets the threshold ("for 2 s ≥ 8 s" did not).
+            held += 2 * RECENT_S
         extra: dict[str, object] = {"fault": kind}
         if len(fired) > 1:
             extra["faults"] = sorted(fired, key=FAULT_PRIORITY.index)

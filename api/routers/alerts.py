@@ -4,7 +4,7 @@ evidence, lifecycle actions."""
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse
@@ -14,13 +14,14 @@ from starlette.responses import Response
 from accounts.domain import Principal, can, may_handle, permission_for_action, sees_alert
 from alerts import queries
 from alerts.domain.model import Alert, Severity, Status, TransitionError
+from alerts.labels import explain_zh
 from alerts.payload import alert_payload
 from alerts.service import AlertNotFound
 from api.auth import audit_request, current_principal, require
 from api.deps import get_services, get_session
 from api.evidence import evidence_response, locate
 from api.ports import HubServices
-from api.schemas import ActionIn, AlertOut, AlertPage, Delivery, HistoryOut
+from api.schemas import ActionIn, AlertOut, AlertPage, Delivery, HistoryOut, OccurrenceOut
 from core.vocabulary import AlertType
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,8 @@ def list_alerts(
 
 @router.get("/{alert_id}", response_model=AlertOut, summary="One alert, history, deliveries")
 def get_alert(alert_id: str, session: SessionDep, principal: Reader) -> AlertOut:
-    out = alert_out(visible_alert(session, alert_id, principal))
+    alert = visible_alert(session, alert_id, principal)
+    out = alert_out(alert)
     out.history = [HistoryOut.model_validate(h, from_attributes=True)
                    for h in queries.history(session, alert_id)]  # fmt: skip
     out.deliveries = [
@@ -107,7 +109,58 @@ def get_alert(alert_id: str, session: SessionDep, principal: Reader) -> AlertOut
         )  # fmt: skip
         for d in queries.deliveries(session, alert_id)
     ]
+    base = f"/api/alerts/{alert_id}/occurrences"
+    out.occurrences = [
+        OccurrenceOut(
+            alert_id=o.alert_id, at=o.at, track_ids=list(o.track_ids), measured=o.measured,
+            explanation=o.explanation, confidence=round(o.confidence, 3),
+            explanation_zh=explain_zh(alert.type, alert.object_class, o.track_ids, alert.zone,
+                                      o.measured, alert.threshold, alert.unit, alert.details),
+            suppressed=o.suppressed,
+            snapshot_url=f"{base}/{o.alert_id}/snapshot.jpg" if "snapshot" in o.evidence
+            else None,
+            annotated_url=f"{base}/{o.alert_id}/snapshot.jpg?annotated=true"
+            if "annotated_snapshot" in o.evidence else None,
+            clip_url=f"{base}/{o.alert_id}/clip.mp4" if "clip" in o.evidence else None,
+        )  # fmt: skip
+        for o in queries.occurrences(session, alert_id)
+    ]
     return out
+
+
+@router.get(
+    "/{alert_id}/occurrences/{occurrence_id}/{filename}",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/jpeg": {}, "video/mp4": {}}}, 403: {}, 404: {}},
+    summary="Evidence of one alert inside an incident: snapshot.jpg (annotated=true) or "
+    "clip.mp4",
+)
+def get_occurrence_evidence(
+    alert_id: str,
+    occurrence_id: str,
+    filename: Literal["snapshot.jpg", "clip.mp4"],
+    request: Request,
+    session: SessionDep,
+    services: ServicesDep,
+    principal: EvidenceReader,
+    annotated: bool = False,
+) -> Response:
+    visible_alert(session, alert_id, principal)
+    found = queries.occurrence(session, alert_id, occurrence_id)
+    if found is None:
+        raise HTTPException(404, f"no alert {occurrence_id!r} in incident {alert_id!r}")
+    kind = "clip" if filename == "clip.mp4" else "annotated_snapshot" if annotated else "snapshot"
+    ref = found.evidence.get(kind)
+    stored = locate(services.evidence, ref.path if ref else None,
+                    f"alert {occurrence_id!r} has no {kind} on disk")  # fmt: skip
+    assert ref is not None
+    if request.headers.get("range", "bytes=0-").startswith("bytes=0-"):
+        audit_request(request, session, principal, "evidence_view",
+                      f"alert:{alert_id}/{occurrence_id}", kind)  # fmt: skip
+        session.commit()
+    media = "video/mp4" if kind == "clip" else "image/jpeg"
+    return evidence_response(stored, media, {"X-Content-SHA256": ref.sha256},
+                             request.headers.get("range"))  # fmt: skip
 
 
 @router.get(

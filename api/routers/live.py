@@ -4,29 +4,40 @@ zones for an overlay, and the server-sent-events feed of alerts and camera state
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import httpx
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import (
+    APIRouter,
+    Depends,
+    HTTPException,
+    Query,
+    Request,
+    WebSocket,
+    WebSocketDisconnect,
+)
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from accounts.domain import Principal, sees_alert, sees_area
+from accounts.domain import Principal, can, sees_alert, sees_area
 from alerts import queries
 from alerts.feed import FeedKind
-from api.auth import StreamAuthority, require
+from api.auth import StreamAuthority, current_principal, require
 from api.deps import get_services, get_session
 from api.ports import HubServices
 from api.routers.alerts import alert_out
 from api.routers.cameras import record_area, visible_camera
 from api.schemas import CameraStatusOut
+from api.streams import OpenStreams
 from camera_registry.store import list_cameras
 from ingest.live import FLV_CODECS, MAX_BACKLOG, FlvRemuxer
 from ingest.ring import BufferedPacket
@@ -64,9 +75,96 @@ async def live_flv(
 
     await run_in_threadpool(check)
     authority = StreamAuthority(request, principal, "cameras:read")
+    chunks = await flv_stream(camera_id, hub, request.app.state.streams, request.is_disconnected,
+                              authority)  # fmt: skip
+    return StreamingResponse(
+        chunks,
+        media_type="video/x-flv",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.websocket("/api/cameras/{camera_id}/live.ws")
+async def live_ws(websocket: WebSocket, camera_id: str) -> None:
+    """Live video as FLV over a WebSocket (mpegts.js ``ws://`` URLs), the same stream and
+    the same checks as ``live.flv`` (login cookie, token or API key; cameras:read; the
+    camera in the caller's area). A browser keeps at most six HTTP/1.1 connections per
+    host and each HTTP-FLV tile holds one, so a wall of 9 or 16 tiles stalled; WebSockets
+    do not count against that limit. A refusal closes the socket before accepting it
+    (HTTP 403); a cross-origin page is refused (the cookie is SameSite=Strict too)."""
+    app = websocket.app
+    origin = websocket.headers.get("origin")
+    if origin and urlsplit(origin).netloc != websocket.headers.get("host"):
+        await websocket.close(code=1008, reason="cross-origin")
+        return
+
+    def check() -> Principal:
+        with app.state.sessions() as session:
+            principal = current_principal(websocket, session)  # type: ignore[arg-type]
+            if not can(principal, "cameras:read"):
+                raise HTTPException(403, "permission 'cameras:read' required")
+            visible_camera(session, camera_id, principal)
+            return principal
+
+    try:
+        principal = await run_in_threadpool(check)
+        authority = StreamAuthority(websocket, principal, "cameras:read")  # type: ignore[arg-type]
+        gone = asyncio.Event()
+        chunks = await flv_stream(camera_id, app.state.services, app.state.streams,
+                                  _is_set(gone), authority)  # fmt: skip
+    except HTTPException as exc:
+        await websocket.close(code=4000 + exc.status_code, reason=str(exc.detail)[:120])
+        return
+    await websocket.accept()
+    watcher = asyncio.create_task(_until_closed(websocket, gone))
+    try:
+        async for chunk in chunks:
+            if gone.is_set():
+                break
+            await websocket.send_bytes(chunk)
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass  # the viewer left
+    finally:
+        watcher.cancel()
+        await chunks.aclose()
+    if not gone.is_set():
+        with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+            await websocket.close(code=1001)  # the stream ended: the player reconnects
+
+
+def _is_set(event: asyncio.Event) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return event.is_set()
+
+    return check
+
+
+async def _until_closed(websocket: WebSocket, gone: asyncio.Event) -> None:
+    """Read (and drop) what the viewer sends until it closes the socket."""
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    gone.set()
+
+
+async def flv_stream(
+    camera_id: str,
+    hub: HubServices,
+    streams: OpenStreams,
+    disconnected: Callable[[], Awaitable[bool]],
+    authority: StreamAuthority,
+) -> AsyncGenerator[bytes, None]:
+    """The camera's live FLV bytes (an HTTPException when it cannot be streamed): here from
+    its reader, or relayed from the worker holding it (distributed mode). The stream ends
+    when the server stops, the camera reconnects, or the credential that opened it no
+    longer holds (re-checked every few seconds)."""
     remote = hub.remote_live_url(camera_id)
     if remote is not None:
-        return await relay_live(camera_id, remote, authority)
+        return await relay_chunks(camera_id, remote, streams, authority)
     feed = hub.live_feed(camera_id)
     loop = asyncio.get_running_loop()
     packets: asyncio.Queue[BufferedPacket | None] = asyncio.Queue()
@@ -74,7 +172,14 @@ async def live_flv(
     def viewer(packet: BufferedPacket | None) -> None:  # called by the reader thread
         loop.call_soon_threadsafe(packets.put_nowait, packet)
 
-    start, unsubscribe = feed.subscribe(viewer)
+    start, unsubscribe_feed = feed.subscribe(viewer)
+    # the server stopping ends the stream as a camera reconnect does
+    unregister = streams.register(lambda: packets.put_nowait(None))
+
+    def unsubscribe() -> None:
+        unsubscribe_feed()
+        unregister()
+
     if start is None or not start.packets:
         unsubscribe()
         raise HTTPException(503, f"camera {camera_id!r} is not streaming (no keyframe yet)")
@@ -85,7 +190,7 @@ async def live_flv(
             "use the JPEG snapshots"
         )  # fmt: skip
 
-    async def body() -> AsyncIterator[bytes]:
+    async def body() -> AsyncGenerator[bytes, None]:
         remuxer = FlvRemuxer(start.template)
         try:
             for packet in start.packets:
@@ -99,12 +204,13 @@ async def live_flv(
                 if authority.due() and await stream_ends(authority, f"live video {camera_id}"):
                     return
                 try:
-                    item = await asyncio.wait_for(packets.get(), timeout=authority.interval_s)
+                    wait = min(HEARTBEAT_S, authority.interval_s)
+                    item = await asyncio.wait_for(packets.get(), timeout=wait)
                 except TimeoutError:
-                    if await request.is_disconnected():
+                    if await disconnected():
                         return
                     continue
-                if item is None:  # the camera reconnected
+                if item is None:  # the camera reconnected, or the server stops
                     return
                 chunk = remuxer.feed(item)
                 if chunk:
@@ -113,11 +219,7 @@ async def live_flv(
             unsubscribe()
             remuxer.close()
 
-    return StreamingResponse(
-        body(),
-        media_type="video/x-flv",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    return body()
 
 
 async def stream_ends(authority: StreamAuthority, what: str) -> str | None:
@@ -129,10 +231,12 @@ async def stream_ends(authority: StreamAuthority, what: str) -> str | None:
     return reason
 
 
-async def relay_live(camera_id: str, url: str, authority: StreamAuthority) -> StreamingResponse:
+async def relay_chunks(
+    camera_id: str, url: str, streams: OpenStreams, authority: StreamAuthority
+) -> AsyncGenerator[bytes, None]:
     """Relay the FLV stream of the worker holding the camera (distributed mode; the URL
     is signed, shaobing/media.py). Its refusals (404 moved away, 503 not streaming, 415
-    codec) are answered as they are; a worker that does not answer is a 503."""
+    codec) are raised as they are; a worker that does not answer is a 503."""
     client = httpx.AsyncClient(timeout=httpx.Timeout(5.0, read=60.0))
     try:
         upstream = await client.send(client.build_request("GET", url), stream=True)
@@ -149,23 +253,25 @@ async def relay_live(camera_id: str, url: str, authority: StreamAuthority) -> St
             status, detail = 503, f"camera {camera_id!r} is moving to another worker"
         raise HTTPException(status, detail)
 
-    async def body() -> AsyncIterator[bytes]:
+    stopping = asyncio.Event()
+
+    async def body() -> AsyncGenerator[bytes, None]:
+        unregister = streams.register(stopping.set)
         try:
             async for chunk in upstream.aiter_raw():
+                if stopping.is_set():
+                    return  # the server stops
                 if authority.due() and await stream_ends(authority, f"live video {camera_id}"):
                     return
                 yield chunk
         except httpx.HTTPError:
             return  # the worker stopped (lease moved, worker died): the player reconnects
         finally:
+            unregister()
             await upstream.aclose()
             await client.aclose()
 
-    return StreamingResponse(
-        body(),
-        media_type="video/x-flv",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    return body()
 
 
 class OverlayBox(BaseModel):
@@ -247,8 +353,8 @@ async def events(
         loop.call_soon_threadsafe(put)
 
     sessions = request.app.state.sessions
+    stopping = asyncio.Event()  # set when the server stops: the stream ends
     authority = StreamAuthority(request, principal, "alerts:read")
-    unsubscribe = hub.feed.subscribe(listener)
 
     def load_alert(alert_id: str) -> dict[str, Any] | None:
         with sessions() as session:
@@ -263,13 +369,15 @@ async def events(
             return {r.id for r in list_cameras(session) if sees_area(principal, record_area(r))}
 
     async def body() -> AsyncIterator[bytes]:
+        unsubscribe = hub.feed.subscribe(listener)
+        unregister = request.app.state.streams.register(stopping.set)
         try:
             yield b"retry: 3000\n\n"
             cameras = await run_in_threadpool(visible_cameras)
             watch = CameraWatch()
             refreshed = last_beat = time.monotonic()
             end = None if duration_s is None else refreshed + duration_s
-            while not await request.is_disconnected():
+            while not stopping.is_set() and not await request.is_disconnected():
                 if end is not None and time.monotonic() >= end:
                     return
                 if authority.due():
@@ -296,6 +404,7 @@ async def events(
                     last_beat = now
                     yield b": keep-alive\n\n"
         finally:
+            unregister()
             unsubscribe()
 
     return StreamingResponse(

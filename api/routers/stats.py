@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from accounts.domain import Principal, sees_area
 from alerts import stats
+from alerts.labels import TYPE_ZH
 from api.auth import require
 from api.deps import get_services, get_session
 from api.ports import HubServices
@@ -302,7 +303,7 @@ def workbook(s: stats.AlertStats, scope_label: str) -> bytes:
             ["已办结告警数", s.resolve_time.count],
         ]),
         ("按区域", ["区域", "告警数"], [[a, c] for a, c in s.by_area]),
-        ("按类型", ["告警类型", "告警数"], [[t, c] for t, c in s.by_type]),
+        ("按类型", ["告警类型", "告警数"], [[TYPE_ZH.get(t, t), c] for t, c in s.by_type]),
         ("按级别", ["级别", "告警数"], [[SEVERITY_ZH.get(v, v), c] for v, c in s.by_severity]),
         ("按状态", ["状态", "告警数"], [[STATUS_ZH.get(v, v), c] for v, c in s.by_status]),
         ("按小时", ["小时", "告警数"],
@@ -313,7 +314,8 @@ def workbook(s: stats.AlertStats, scope_label: str) -> bytes:
         ("误报摄像机", ["摄像机编号", "名称", "误报数", "告警数", "误报率"],
          [[r.key, r.name, r.false_alarms, r.total, r.rate] for r in s.false_alarm_cameras]),
         ("误报规则", ["规则", "告警类型", "误报数", "告警数", "误报率"],
-         [[r.key, t, r.false_alarms, r.total, r.rate] for r, t in s.false_alarm_rules]),
+         [[r.key, TYPE_ZH.get(t, t), r.false_alarms, r.total, r.rate]
+          for r, t in s.false_alarm_rules]),
         ("误报原因", ["原因", "次数"], [[r, c] for r, c in s.false_alarm_reasons]),
     ]  # fmt: skip
     return xlsx.workbook(sheets)

@@ -3,7 +3,7 @@
 import { ref } from 'vue'
 import { ElNotification } from 'element-plus'
 import type { Alert, Schemas } from './api/client'
-import { i18n, label } from './i18n'
+import { explanation, i18n, label } from './i18n'
 import { session } from './store'
 
 type Listener = (kind: 'alert' | 'alert_changed' | 'reconnected', alert: Alert | null) => void
@@ -45,7 +45,7 @@ function popup(alert: Alert, openAlert: (id: string) => void): void {
   if (popups.length >= MAX_POPUPS) popups.shift()?.close()
   popups.push(ElNotification({
     title: `${t('alerts.newAlert')} · ${t('severity.' + alert.severity)} · ${label('types', alert.type)}`,
-    message: `${alert.camera.name} — ${alert.trace.explanation}`,
+    message: `${alert.camera.name} — ${explanation(alert.trace)}`,
     type: 'error',
     duration: 0,
     offset: 48, // below the header and its buttons

@@ -30,6 +30,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from httpx import Response
 from starlette.routing import BaseRoute
+from starlette.websockets import WebSocketDisconnect
 
 from accounts import passwords
 from accounts.domain import PERMISSIONS, ROLE_PERMISSIONS, ROLES
@@ -329,7 +330,8 @@ PATH_VALUES = {"camera_id": "cg-cam-1", "alert_id": "00000000-0000-0000-0000-000
                "username": "viewer", "name": "cg-loitering", "key_id": "1",
                "delivery_id": "1", "path:path": "no-such-asset.js",
                "track_id": "no-such-track", "key": "none:r:0",
-               "decision": "confirm", "device_id": "34020000001320000001"}  # fmt: skip
+               "decision": "confirm", "device_id": "34020000001320000001",
+               "occurrence_id": "no-such-alert", "filename": "snapshot.jpg"}  # fmt: skip
 
 
 def flat_routes(app: FastAPI) -> list[tuple[BaseRoute, str | None, set[str] | None]]:
@@ -348,10 +350,16 @@ def api_routes(app: FastAPI) -> set[tuple[str, str]]:
         if isinstance(route, APIRoute):
             assert path is not None and methods, route
             out |= {(method, path) for method in methods}
+        elif path in WEBSOCKET_ROUTES:
+            continue  # checked by test_websocket_routes_need_authentication
         else:
             assert path in DOCS_ROUTES, f"route {route!r} is no APIRoute: check its authentication"
     assert len(out) > len(PUBLIC_ROUTES), "no routes found: has FastAPI changed app.routes?"
     return out
+
+
+#: WebSocket routes: they authenticate inside (a browser cannot send headers to one)
+WEBSOCKET_ROUTES = {"/api/cameras/{camera_id}/live.ws"}
 
 
 def fill(path: str) -> str:
@@ -396,6 +404,23 @@ def test_every_route_but_the_public_ones_needs_authentication(world: World) -> N
                 assert r.headers["www-authenticate"] == "Bearer", path
     assert not wrong, "\n".join(wrong)
     assert not anonymous.cookies  # nothing was logged in on the way
+
+
+def test_websocket_routes_need_authentication(world: World) -> None:
+    assert {p for _, p, _ in flat_routes(world.app) if p and p.endswith(".ws")} == WEBSOCKET_ROUTES
+    anonymous = TestClient(world.app)
+    for path in sorted(WEBSOCKET_ROUTES):
+        for headers in NO_VALID_CREDENTIALS:
+            with pytest.raises(WebSocketDisconnect) as refused:
+                with anonymous.websocket_connect(fill(path), headers=headers):
+                    pass
+            assert refused.value.code == 4401, (path, headers, refused.value)
+    # logged in, but the camera is outside the user's township: as if it did not exist
+    with pytest.raises(WebSocketDisconnect) as hidden:
+        with anonymous.websocket_connect(f"/api/cameras/{CAMERA_OF['城关镇']}/live.ws",
+                                         headers=world.credentials("op-hx")):  # fmt: skip
+            pass
+    assert hidden.value.code == 4404
 
 
 # -- 2. the role matrix ------------------------------------------------------------------
@@ -508,6 +533,9 @@ CASES = [
     Case("GET", "/api/alerts/{alert_id}/snapshot.jpg", "evidence:read", 200,
          lambda w, who: (f"/api/alerts/{w.home_alert(who)}/snapshot.jpg", None)),
     Case("GET", "/api/alerts/{alert_id}/clip.mp4", "evidence:read", 200, with_clip),
+    Case("GET", "/api/alerts/{alert_id}/occurrences/{occurrence_id}/{filename}", "evidence:read",
+         200, lambda w, who: (f"/api/alerts/{w.home_alert(who)}/occurrences/"
+                              f"{w.home_alert(who)}/snapshot.jpg", None)),
     Case("POST", "/api/exports", "evidence:export", 200, export_body),
     Case("POST", "/api/alerts/{alert_id}/actions", "alerts:handle", 200,
          lambda w, who: (f"/api/alerts/{w.alert_for(who)}/actions", {"action": "acknowledge"}),

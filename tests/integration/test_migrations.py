@@ -48,7 +48,7 @@ SECRET = "k-legacy-0123"
 NEW_TABLES = {
     "alembic_version", "alert_history", "alert_departments", "feedback_messages",
     "routing_rules", "users", "api_keys", "auth_tokens", "audit_log", "camera_analytics",
-    "tracks", "recording_segments", "recording_holds",  # recording/ (issue 24)
+    "tracks", "recording_segments", "recording_holds", "alert_occurrences",  # recording/ (issue 24)
 }  # fmt: skip
 
 
@@ -210,6 +210,26 @@ def test_legacy_database_is_upgraded_with_its_data(db: Database) -> None:
         )
         assert after["schema_version"]["rows"] == [{"id": 1, "version": 3, "component": "shaobing"}]
         assert after["alembic_version"]["rows"] == [{"version_num": head_revision()}]
+
+        # 0009 (incidents): each old alert is its own incident of one, its only occurrence
+        # itself, with its evidence.
+        for row in after["alerts"]["rows"]:
+            assert (row["alert_count"], row["last_at"], row["last_alert_id"]) == (
+                1, row["created_at"], row["id"]
+            )  # fmt: skip
+            assert not row["suppressed"]
+        occurrences = {o["alert_id"]: o for o in after["alert_occurrences"]["rows"]}
+        assert set(occurrences) == {a["id"] for a in before["alerts"]["rows"]}
+        for a in before["alerts"]["rows"]:
+            o = occurrences[a["id"]]
+            assert (o["incident_id"], o["at"], o["camera_id"], o["rule"]) == (
+                a["id"], a["created_at"], a["camera_id"], a["rule"]
+            )  # fmt: skip
+            evidence = json.loads(o["evidence_json"]) if o["evidence_json"] else {}
+            if a.get("snapshot_path"):
+                assert evidence["snapshot"][:2] == [a["snapshot_path"], a["snapshot_sha256"]]
+            else:
+                assert "snapshot" not in evidence
 
         # The repository reads the old alerts as domain alerts.
         with SqlUnitOfWork(sessions) as uow:

@@ -231,6 +231,10 @@ def test_the_workbook_has_the_same_figures(world: World) -> None:
         ("星期", "告警数"), ("周一", 1), ("周二", 2)]  # fmt: skip
     cams = list(book["误报摄像机"].iter_rows(min_row=2, values_only=True))
     assert cams == [("cg-1", "cg-1 名称", 1, 2, 0.5)]
+    types = list(book["按类型"].iter_rows(min_row=2, values_only=True))
+    assert types == [("人员逗留", 2), ("区域入侵", 1)]  # values in Chinese too
+    rules = list(book["误报规则"].iter_rows(min_row=2, values_only=True))
+    assert rules and all(r[1] == "人员逗留" for r in rules)
 
 
 def test_camera_health_from_the_live_status(world: World) -> None:

@@ -50,6 +50,10 @@ def run(seq: list[Frame]) -> list[tuple[float, str]]:
         ctx = FrameContext("cam", t, t, t, ("person",), luma=result.luma, change=result.change,
                            quality=result.quality)  # fmt: skip
         for ev in rule.update(Detections.empty(), ctx):
+            # the explanation is true: the duration it states meets the threshold
+            assert ev.measured >= ev.threshold, ev.explanation
+            held = float(ev.explanation.split(" for ")[1].split(" s ≥")[0])
+            assert held >= ev.threshold, ev.explanation
             events.append((t, ev.extra["fault"]))
     return events
 

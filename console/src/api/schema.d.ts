@@ -89,6 +89,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/alerts/{alert_id}/occurrences/{occurrence_id}/{filename}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Evidence of one alert inside an incident: snapshot.jpg (annotated=true) or clip.mp4 */
+        get: operations["get_occurrence_evidence_api_alerts__alert_id__occurrences__occurrence_id___filename__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/alerts/{alert_id}/snapshot.jpg": {
         parameters: {
             query?: never;
@@ -911,8 +928,20 @@ export interface components {
             history?: components["schemas"]["HistoryOut"][] | null;
             /** Id */
             id: string;
+            incident: components["schemas"]["IncidentInfo"];
             /** Object Class */
             object_class: string;
+            /**
+             * Object Label
+             * @description the class in Chinese (行人, 轿车…)
+             * @default
+             */
+            object_label: string;
+            /**
+             * Occurrences
+             * @description detail only: the alerts of the incident, oldest first
+             */
+            occurrences?: components["schemas"]["OccurrenceOut"][] | null;
             /** Rule */
             rule: string;
             /**
@@ -2073,6 +2102,28 @@ export interface components {
             to_status: string;
         };
         /**
+         * IncidentInfo
+         * @description The incident this alert opened: repeated alerts of its camera × rule × zone.
+         */
+        IncidentInfo: {
+            /**
+             * Count
+             * @description alerts gathered (1: this one only)
+             */
+            count: number;
+            /** First At */
+            first_at: number;
+            /** Last Alert Id */
+            last_alert_id?: string | null;
+            /** Last At */
+            last_at: number;
+            /**
+             * Suppressed
+             * @description the rule passed its hourly cap on this camera: later alerts are counted here without notifications
+             */
+            suppressed: boolean;
+        };
+        /**
          * IntrusionRule
          * @description Objects of the classes inside the zone for at least ``min_duration_s``.
          */
@@ -2364,6 +2415,37 @@ export interface components {
              * @default 160
              */
             width: number;
+        };
+        /**
+         * OccurrenceOut
+         * @description One alert inside an incident (the first is the incident's own alert).
+         */
+        OccurrenceOut: {
+            /** Alert Id */
+            alert_id: string;
+            /** Annotated Url */
+            annotated_url?: string | null;
+            /** At */
+            at: number;
+            /** Clip Url */
+            clip_url?: string | null;
+            /** Confidence */
+            confidence: number;
+            /** Explanation */
+            explanation: string;
+            /**
+             * Explanation Zh
+             * @default
+             */
+            explanation_zh: string;
+            /** Measured */
+            measured: number;
+            /** Snapshot Url */
+            snapshot_url?: string | null;
+            /** Suppressed */
+            suppressed: boolean;
+            /** Track Ids */
+            track_ids: number[];
         };
         /** Overlay */
         Overlay: {
@@ -2810,8 +2892,17 @@ export interface components {
             details?: {
                 [key: string]: unknown;
             };
-            /** Explanation */
+            /**
+             * Explanation
+             * @description the rule's own text (English)
+             */
             explanation: string;
+            /**
+             * Explanation Zh
+             * @description the same in Chinese, from measured and threshold
+             * @default
+             */
+            explanation_zh: string;
             /** Measured */
             measured: number;
             /** Threshold */
@@ -3371,6 +3462,56 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["HistoryOut"][];
                 };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_occurrence_evidence_api_alerts__alert_id__occurrences__occurrence_id___filename__get: {
+        parameters: {
+            query?: {
+                annotated?: boolean;
+            };
+            header?: never;
+            path: {
+                alert_id: string;
+                occurrence_id: string;
+                filename: "snapshot.jpg" | "clip.mp4";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/jpeg": unknown;
+                    "video/mp4": unknown;
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Validation Error */
             422: {
