@@ -69,4 +69,7 @@ def _with_errors(spec: dict[str, Any], public: Collection[tuple[str, str]]) -> d
                     code, {"description": _DESCRIPTIONS.get(code, "error")}
                 )
                 entry.setdefault("content", {"application/json": {"schema": _ERROR_REF}})
+            for code, entry in operation["responses"].items():  # the route's own errors
+                if code[:1] in "45" and isinstance(entry, dict):
+                    entry.setdefault("content", {"application/json": {"schema": _ERROR_REF}})
     return spec

@@ -72,7 +72,7 @@ class CatalogQueued(BaseModel):
 def _server(services: HubServices) -> Any:
     platform = getattr(services, "sip", None)
     if platform is None:
-        raise HTTPException(503, "GB/T 28181 is not enabled in this process (sip.enabled)")
+        raise HTTPException(404, "GB/T 28181 is not enabled in this process (sip.enabled)")
     return platform.server
 
 

@@ -1,7 +1,7 @@
 """PTZ on a camera (arrows, zoom, presets, home; one operator at a time), linkage
 rules and their actions awaiting confirmation, pop-ups, and 喊话 (voice warnings).
 
-The linkage component is ``services.linkage`` (503 when this process has none).
+The linkage component is ``services.linkage`` (404 when this process has none).
 Device failures answer 502 with the reason; a camera another operator holds, 409.
 """
 
@@ -100,14 +100,14 @@ class SpeakerOut(BaseModel):
 def linkage_of(hub: HubServices) -> Any:
     component = getattr(hub, "linkage", None)
     if component is None:
-        raise HTTPException(503, "linkage is not running in this process")
+        raise HTTPException(404, "linkage is not running in this process")
     return component
 
 
 def _ptz(hub: HubServices) -> Any:
     component = linkage_of(hub)
     if component.ptz is None:
-        raise HTTPException(503, "no PTZ control in this process")
+        raise HTTPException(404, "no PTZ control in this process")
     return component
 
 
@@ -274,12 +274,13 @@ def get_warnings(hub: HubDep, principal: AlertReader) -> dict[str, str]:
 
 
 @router.post("/api/linkage/speak", response_model=ActionResultOut,
+             responses={409: {"description": "no speaker is configured (linkage.speakers)"}},
              summary="喊话: play a warning (or text) through a speaker now")  # fmt: skip
 def post_speak(body: Speak, request: Request, hub: HubDep, session: SessionDep,
                principal: Operator) -> ActionResultOut:  # fmt: skip
     component = linkage_of(hub)
     if component.voice is None:
-        raise HTTPException(503, "no speaker is configured (linkage.speakers)")
+        raise HTTPException(409, "no speaker is configured (linkage.speakers)")
     if bool(body.warning) == bool(body.text):
         raise HTTPException(422, "give either warning or text")
     if body.alert_id is not None:

@@ -594,7 +594,7 @@ CASES = [
          lambda w, who: (f"/api/recordings/{w.home_camera(who)}/export",
                          {"start": 0, "end": 9, "case_number": "案-1", "reason": "matrix"})),
     # Linkage (issue 27). No ONVIF camera in this hub: granted, PTZ says the device
-    # cannot be reached (502); no speaker: 喊话 says so (503).
+    # cannot be reached (502); no speaker: 喊话 says so (409).
     Case("GET", "/api/cameras/{camera_id}/ptz/presets", "cameras:read", 502,
          lambda w, who: (f"/api/cameras/{w.home_camera(who)}/ptz/presets", None)),
     Case("POST", "/api/cameras/{camera_id}/ptz/move", "alerts:handle", 502,
@@ -621,7 +621,7 @@ CASES = [
          lambda w, who: ("/api/linkage/speakers", None)),
     Case("GET", "/api/linkage/warnings", "alerts:read", 200,
          lambda w, who: ("/api/linkage/warnings", None)),
-    Case("POST", "/api/linkage/speak", "alerts:handle", 503,
+    Case("POST", "/api/linkage/speak", "alerts:handle", 409,
          lambda w, who: ("/api/linkage/speak", {"speaker": "s", "warning": "reservoir"})),
     # GB/T 28181 devices (sip.enabled is off in this hub: granted, the routes say so, 503).
     Case("GET", "/api/gb28181/devices", "cameras:configure", 503,
