@@ -623,14 +623,14 @@ CASES = [
          lambda w, who: ("/api/linkage/warnings", None)),
     Case("POST", "/api/linkage/speak", "alerts:handle", 409,
          lambda w, who: ("/api/linkage/speak", {"speaker": "s", "warning": "reservoir"})),
-    # GB/T 28181 devices (sip.enabled is off in this hub: granted, the routes say so, 503).
-    Case("GET", "/api/gb28181/devices", "cameras:configure", 503,
+    # GB/T 28181 devices (sip.enabled is off in this hub: granted, the routes say so, 404).
+    Case("GET", "/api/gb28181/devices", "cameras:configure", 404,
          lambda w, who: ("/api/gb28181/devices", None)),
-    Case("GET", "/api/gb28181/devices/{device_id}/channels", "cameras:configure", 503,
+    Case("GET", "/api/gb28181/devices/{device_id}/channels", "cameras:configure", 404,
          lambda w, who: ("/api/gb28181/devices/34020000001320000001/channels", None)),
-    Case("POST", "/api/gb28181/devices/{device_id}/catalog", "cameras:configure", 503,
+    Case("POST", "/api/gb28181/devices/{device_id}/catalog", "cameras:configure", 404,
          lambda w, who: ("/api/gb28181/devices/34020000001320000001/catalog", None)),
-    Case("DELETE", "/api/gb28181/devices/{device_id}", "cameras:configure", 503,
+    Case("DELETE", "/api/gb28181/devices/{device_id}", "cameras:configure", 404,
          lambda w, who: ("/api/gb28181/devices/34020000001320000001", None)),
 ]
 # fmt: on
