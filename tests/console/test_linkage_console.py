@@ -63,7 +63,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, browser: An
         camera.stop()
 
 
-@pytest.mark.xfail(strict=False, reason="known defect after the merge of the wall (WebSocket tiles) "
+@pytest.mark.xfail(strict=False, reason="known defect after merging the wall (WebSocket tiles) "
                    "and linkage: run with the other tests of this file, the tile's held arrow "
                    "does not move the ipycam PTZ (alone it passes); PTZ itself is covered by "
                    "tests/integration/test_linkage_ptz.py and test_linkage_api.py")
