@@ -78,7 +78,8 @@ class SmallDisk:
 def small_disk(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[SmallDisk]:
     """2 MiB; 16 MiB for a test marked ``disk_size`` (a database's WAL grows meanwhile)."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
+        pytest.fail("mounting the test's small tmpfs needs root (CI and scripts/test.sh run "
+                    "as root)", pytrace=False)
     marker = request.node.get_closest_marker("disk_size")
     disk = SmallDisk(tmp_path / "disk", marker.args[0] if marker else "2m")
     yield disk

@@ -46,7 +46,10 @@ class MemoryPtz:
         raise ActionFailed(f"no preset {preset!r} on camera {camera_id}")
 
     def set_preset(self, camera_id: str, name: str) -> Preset:
-        raise NotImplementedError
+        self.calls.append(("set", camera_id, name))
+        token = str(len(self.known) + 1)
+        self.known[token] = name
+        return Preset(token, name)
 
     def move(self, camera_id: str, pan: float, tilt: float, zoom: float) -> None:
         self.calls.append(("move", camera_id))
