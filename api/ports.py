@@ -13,6 +13,7 @@ from alerts.feed import AlertFeed
 from alerts.links import EvidenceLinks
 from alerts.service import AlertService
 from camera_registry.status import StatusBoard
+from core.secrets import SecretCipher
 from core.storage import EvidenceStorage
 from ingest.live import LiveFeed
 
@@ -60,6 +61,20 @@ class HubServices(Protocol):
         ...
 
     def media_stats(self, camera_id: str) -> dict[str, Any]: ...
+
+    @property
+    def cipher(self) -> SecretCipher:
+        """The key camera passwords are stored encrypted with."""
+        ...
+
+    @property
+    def config_path(self) -> str:
+        """The config file of the hub (named where its cameras cannot be edited here)."""
+        ...
+
+    def camera_registry_changed(self, camera_id: str) -> None:
+        """Apply a registry change (added, edited, disabled, deleted) without a restart."""
+        ...
 
     def update_camera_analytics(
         self, camera_id: str, analytics: dict[str, Any], actor: str

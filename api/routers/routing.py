@@ -14,6 +14,7 @@ from api.auth import audit_request, require
 from api.deps import get_services, get_session
 from api.ports import HubServices
 from api.schemas import AreaOut, DepartmentOut, RoutingRuleOut
+from camera_registry.areas import list_area_records
 from core.area import Area
 
 router = APIRouter(prefix="/api", tags=["routing"])
@@ -25,8 +26,13 @@ Writer = Annotated[Principal, Depends(require("routing:write"))]
 
 
 @router.get("/areas", response_model=list[AreaOut], summary="The area tree")
-def get_areas(services: ServicesDep, _: Reader) -> list[AreaOut]:
-    return [
+def get_areas(services: ServicesDep, session: SessionDep, _: Reader) -> list[AreaOut]:
+    """The config file's areas, then those added in the console (``/api/areas`` writes)."""
+    return area_tree(services, session)
+
+
+def area_tree(services: HubServices, session: Session) -> list[AreaOut]:
+    out = [
         AreaOut(
             **node.area().model_dump(),
             level=node.level,
@@ -35,6 +41,13 @@ def get_areas(services: ServicesDep, _: Reader) -> list[AreaOut]:
         )  # fmt: skip
         for node in services.areas
     ]
+    configured = {a.area().path() for a in services.areas}
+    for record in list_area_records(session):
+        area = record.area()
+        if area.path() not in configured:
+            out.append(AreaOut(**area.model_dump(), level=area.level, code=record.code,
+                               name=record.name, origin="api"))  # fmt: skip
+    return out
 
 
 @router.get("/departments", response_model=list[DepartmentOut], summary="Departments")
