@@ -22,7 +22,6 @@ from accounts.service import (
     create_api_key,
     create_user,
     find_api_key,
-    get_user,
     list_api_keys,
     list_audit,
     list_users,
@@ -199,20 +198,16 @@ def patch_user(
     username: str, body: UserPatch, principal: Manager, request: Request, session: SessionDep
 ) -> UserOut:
     given = body.model_fields_set
-    if "area" in given or "role" in given:  # the scope changes: confirmed as on creation
-        with _http_errors():
-            current = get_user(session, username)
-        role = body.role or current.role
-        area = body.area if body.area is not None else current.area()
-        problem = county_wide_problem(role, area, body.county_wide)
-        if problem:
-            raise HTTPException(422, problem)
     with _http_errors():
         user = update_user(
             session, username, role=body.role, area=body.area,
             department_id=body.department_id if "department_id" in given else UNSET,
             display_name=body.display_name, disabled=body.disabled, password=body.password,
         )  # fmt: skip
+    if "area" in given or "role" in given:  # the scope changes: confirmed as on creation
+        problem = county_wide_problem(user.role, user.area(), body.county_wide)
+        if problem:  # after the service's own checks; nothing is committed
+            raise HTTPException(422, problem)
     audit_request(request, session, principal, "user_update", username, _change_detail(body))
     out = user_out(user)
     session.commit()
