@@ -112,7 +112,8 @@ def test_an_onvif_camera_is_probed_and_its_profile_picked(
     choose(page, "[data-test=camera-area]", "示例县/河西镇")
     page.click("[data-test=kind-onvif]")
     page.fill("input[data-test=onvif-host]", "127.0.0.1")
-    page.fill(":is(input[data-test=onvif-port], [data-test=onvif-port] input)", str(ipycam_camera.onvif_port))
+    port = ":is(input[data-test=onvif-port], [data-test=onvif-port] input)"
+    page.fill(port, str(ipycam_camera.onvif_port))
     page.fill("input[data-test=camera-username]", IPYCAM_USER)
     page.fill("input[data-test=camera-password]", IPYCAM_PASSWORD)
     page.click("[data-test=probe]")
@@ -161,7 +162,8 @@ def test_the_area_tree_gets_a_village_renamed_and_deleted(pages: Room) -> None:
     assert page.query_selector("[data-delete-area='示例县/城关镇']") is None
     page.click("[data-delete-area='示例县/城关镇/新华村']")
     confirm(page)
-    page.wait_for_selector("[data-area-node='示例县/城关镇/新华村']", state="detached", timeout=5000)
+    page.wait_for_selector("[data-area-node='示例县/城关镇/新华村']", state="detached",
+                           timeout=5000)  # fmt: skip
     assert all(a.get("village") != "新华村" for a in pages.hub.get("/api/areas"))
 
 
