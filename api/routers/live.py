@@ -35,7 +35,7 @@ from api.ports import CameraLivePort
 from api.schemas import CameraStatusOut, Overlay, alert_out
 from api.streams import OpenStreams
 from camera_registry.store import list_cameras
-from ingest.live import FLV_CODECS, MAX_BACKLOG, FlvRemuxer
+from ingest.live import FlvViewer, LiveRefused
 from ingest.ring import BufferedPacket
 
 log = logging.getLogger(__name__)
@@ -161,38 +161,21 @@ async def flv_stream(
     loop = asyncio.get_running_loop()
     packets: asyncio.Queue[BufferedPacket | None] = asyncio.Queue()
 
-    def viewer(packet: BufferedPacket | None) -> None:  # called by the reader thread
+    def deliver(packet: BufferedPacket | None) -> None:  # called by the reader thread
         loop.call_soon_threadsafe(packets.put_nowait, packet)
 
-    start, unsubscribe_feed = feed.subscribe(viewer)
+    try:
+        viewer = FlvViewer(camera_id, feed, deliver)
+    except LiveRefused as refused:
+        raise HTTPException(refused.status, refused.message) from None
     # the server stopping ends the stream as a camera reconnect does
     unregister = streams.register(lambda: packets.put_nowait(None))
 
-    def unsubscribe() -> None:
-        unsubscribe_feed()
-        unregister()
-
-    if start is None or not start.packets:
-        unsubscribe()
-        raise HTTPException(503, f"camera {camera_id!r} is not streaming (no keyframe yet)")
-    if start.codec not in FLV_CODECS:
-        unsubscribe()
-        raise HTTPException(
-            415, f"camera {camera_id!r} sends {start.codec}: live view needs H.264; "
-            "use the JPEG snapshots"
-        )  # fmt: skip
-
     async def body() -> AsyncGenerator[bytes, None]:
-        remuxer = FlvRemuxer(start.template)
         try:
-            for packet in start.packets:
-                chunk = remuxer.feed(packet)
-                if chunk:
-                    yield chunk
-            while True:
-                if packets.qsize() > MAX_BACKLOG:
-                    log.info("camera %s: live viewer too slow, stream cut", camera_id)
-                    return
+            for chunk in viewer.opening():
+                yield chunk
+            while not viewer.behind(packets.qsize()):
                 if authority.due() and await stream_ends(authority, f"live video {camera_id}"):
                     return
                 try:
@@ -204,12 +187,12 @@ async def flv_stream(
                     continue
                 if item is None:  # the camera reconnected, or the server stops
                     return
-                chunk = remuxer.feed(item)
+                chunk = viewer.chunk(item)
                 if chunk:
                     yield chunk
         finally:
-            unsubscribe()
-            remuxer.close()
+            unregister()
+            viewer.close()
 
     return body()
 
