@@ -10,9 +10,9 @@ nodes, cameras or users in it or below it is not deleted (409, saying what is th
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import Field
 from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
@@ -21,16 +21,16 @@ from sqlalchemy.orm import Session
 from accounts.domain import Principal, sees_area
 from accounts.store import UserRecord
 from alerts.config import NAME_MAX
-from api.auth import audit_request, require
-from api.deps import get_services, get_session
-from api.ports import HubServices
-from api.routers.routing import area_tree
+from api.auth import audit_request
+from api.deps import AreaManager, RoutingReader, ServicesDep, SessionDep, SiteDep
+from api.ports import SitePort
 from api.schemas import AreaOut
 from camera_registry.areas import (
     AreaRecord,
     add_area,
     children,
     code_problem,
+    list_area_records,
     parent_of,
     path_key,
 )
@@ -39,10 +39,6 @@ from core.area import LEVELS, Area
 from core.model import AREA_PART_MAX, StrictModel
 
 router = APIRouter(prefix="/api/areas", tags=["routing"])
-
-SessionDep = Annotated[Session, Depends(get_session)]
-ServicesDep = Annotated[HubServices, Depends(get_services)]
-Manager = Annotated[Principal, Depends(require("areas:manage"))]
 
 CODE_PATTERN = r"^[0-9]{6,20}$"
 
@@ -75,7 +71,32 @@ def _parse_path(text: str) -> Area:
     return Area(**dict(zip(LEVELS, parts, strict=False)))
 
 
-def _nodes(services: HubServices, session: Session) -> dict[tuple[str, ...], AreaOut]:
+@router.get("", response_model=list[AreaOut], summary="The area tree")
+def get_areas(services: SiteDep, session: SessionDep, _: RoutingReader) -> list[AreaOut]:
+    """The config file's areas, then those added in the console (the writes below)."""
+    return area_tree(services, session)
+
+
+def area_tree(services: SitePort, session: Session) -> list[AreaOut]:
+    out = [
+        AreaOut(
+            **node.area().model_dump(),
+            level=node.level,
+            code=node.code,
+            name=node.name or (node.path()[-1] if node.path() else ""),
+        )  # fmt: skip
+        for node in services.areas
+    ]
+    configured = {a.area().path() for a in services.areas}
+    for record in list_area_records(session):
+        area = record.area()
+        if area.path() not in configured:
+            out.append(AreaOut(**area.model_dump(), level=area.level, code=record.code,
+                               name=record.name, origin="api"))  # fmt: skip
+    return out
+
+
+def _nodes(services: SitePort, session: Session) -> dict[tuple[str, ...], AreaOut]:
     return {Area(county=n.county, township=n.township, village=n.village, grid=n.grid)
             .path(): n for n in area_tree(services, session)}  # fmt: skip
 
@@ -116,8 +137,8 @@ def _editable(session: Session, area: Area, principal: Principal, text: str) -> 
     summary="Add a township, village or grid (or a county) to the area tree",
 )
 def post_area(
-    body: AreaIn, request: Request, services: ServicesDep, session: SessionDep,
-    principal: Manager,
+    body: AreaIn, request: Request, services: SiteDep, session: SessionDep,
+    principal: AreaManager,
 ) -> AreaOut:  # fmt: skip
     area = Area(county=body.county, township=body.township, village=body.village,
                 grid=body.grid)  # fmt: skip
@@ -156,7 +177,7 @@ def post_area(
 )
 def patch_area(
     area_path: str, body: AreaPatch, request: Request, services: ServicesDep,
-    session: SessionDep, principal: Manager,
+    session: SessionDep, principal: AreaManager,
 ) -> AreaOut:  # fmt: skip
     area = _parse_path(area_path)
     record = _editable(session, area, principal, area_path)
@@ -191,7 +212,7 @@ def patch_area(
 )
 def delete_area(
     area_path: str, request: Request, services: ServicesDep, session: SessionDep,
-    principal: Manager,
+    principal: AreaManager,
 ) -> Response:  # fmt: skip
     area = _parse_path(area_path)
     record = _editable(session, area, principal, area_path)

@@ -16,18 +16,17 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, StrictBool, ValidationError
 from sqlalchemy.orm import Session
 
 from accounts.domain import Principal, sees_area
 from analytics.config import CameraConfig
-from api.auth import audit_request, require
-from api.deps import get_services, get_session
-from api.ports import HubServices
-from api.routers.cameras import camera_out, record_area, visible_camera
-from api.schemas import CameraOut
+from api.access import record_area, visible_camera
+from api.auth import audit_request
+from api.deps import CameraManager, RegistryDep, SessionDep
+from api.ports import RegistryPort
 from camera_registry.config import Programme, RecordConfig, SourceConfig
 from camera_registry.edit import merge_edit
 from camera_registry.importer import ImportError_, load_camera_bytes
@@ -46,9 +45,6 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/cameras", tags=["camera registry"])
 
-HubDep = Annotated[HubServices, Depends(get_services)]
-SessionDep = Annotated[Session, Depends(get_session)]
-Manager = Annotated[Principal, Depends(require("cameras:manage"))]
 
 #: Import file suffixes and what they are read as.
 IMPORT_FORMATS = (".csv", ".yaml", ".yml")
@@ -156,7 +152,7 @@ class ProbeOut(BaseModel):
 # -- helpers ---------------------------------------------------------------------------
 
 
-def _refuse_config(record: CameraRecord, hub: HubServices) -> None:
+def _refuse_config(record: CameraRecord, hub: RegistryPort) -> None:
     if record.origin == "config":
         raise HTTPException(
             409, f"camera {record.id!r} comes from the config file {hub.config_path}: "
@@ -186,7 +182,7 @@ def _validated(data: dict[str, Any]) -> CameraConfig:
         raise HTTPException(422, invalid_config_error(exc).split(": ", 1)[1]) from None
 
 
-def _stored(record: CameraRecord, hub: HubServices) -> dict[str, Any]:
+def _stored(record: CameraRecord, hub: RegistryPort) -> dict[str, Any]:
     try:
         return record.config_data(hub.cipher)
     except ValueError as exc:
@@ -194,7 +190,7 @@ def _stored(record: CameraRecord, hub: HubServices) -> dict[str, Any]:
                                  "import it again") from None  # fmt: skip
 
 
-def _apply(hub: HubServices, camera_id: str) -> None:
+def _apply(hub: RegistryPort, camera_id: str) -> None:
     """Have the change applied now; a failure is logged (the change is stored and the
     next start or lease round applies it)."""
     try:
@@ -210,7 +206,7 @@ def _describe(cam: CameraConfig) -> str:
                         f"enabled={cam.enabled}")  # fmt: skip
 
 
-def registry_out(record: CameraRecord, hub: HubServices) -> CameraRegistryOut:
+def registry_out(record: CameraRecord) -> CameraRegistryOut:
     data = record.public_config_data()
     src = data.get("source") or {}
     raw_src = record.raw_config().get("source") or {}
@@ -240,14 +236,18 @@ def registry_out(record: CameraRecord, hub: HubServices) -> CameraRegistryOut:
 
 @router.post(
     "",
-    response_model=CameraOut,
+    response_model=CameraRegistryOut,
     status_code=201,
     responses={409: {"description": "a camera with this id exists"}},
     summary="Add a camera (started at once when enabled)",
 )
 def post_camera(
-    cam: CameraConfig, request: Request, hub: HubDep, session: SessionDep, principal: Manager
-) -> CameraOut:
+    cam: CameraConfig,
+    request: Request,
+    hub: RegistryDep,
+    session: SessionDep,
+    principal: CameraManager,
+) -> CameraRegistryOut:
     """The body is a camera as in the config file or an import (zones and rules may
     come later from the analytics editor); its password is stored encrypted."""
     _check_place(principal, cam.area)
@@ -259,7 +259,7 @@ def post_camera(
                   _describe(cam))  # fmt: skip
     session.commit()
     _apply(hub, cam.id)
-    return camera_out(record, hub)
+    return registry_out(record)
 
 
 @router.get(
@@ -268,21 +268,21 @@ def post_camera(
     summary="A camera as the add/edit dialog shows it (no password)",
 )
 def get_camera_registry(
-    camera_id: str, hub: HubDep, session: SessionDep, principal: Manager
+    camera_id: str, hub: RegistryDep, session: SessionDep, principal: CameraManager
 ) -> CameraRegistryOut:
-    return registry_out(visible_camera(session, camera_id, principal), hub)
+    return registry_out(visible_camera(session, camera_id, principal))
 
 
 @router.patch(
     "/{camera_id}",
-    response_model=CameraOut,
+    response_model=CameraRegistryOut,
     responses={409: {"description": "the camera comes from the config file"}},
     summary="Edit, disable / enable or move a camera (applied at once)",
 )
 def patch_camera(
-    camera_id: str, body: CameraPatch, request: Request, hub: HubDep, session: SessionDep,
-    principal: Manager,
-) -> CameraOut:  # fmt: skip
+    camera_id: str, body: CameraPatch, request: Request, hub: RegistryDep, session: SessionDep,
+    principal: CameraManager,
+) -> CameraRegistryOut:  # fmt: skip
     record = visible_camera(session, camera_id, principal)
     _refuse_config(record, hub)
     changes = body.model_dump(mode="json", exclude_unset=True, exclude={"clear_password"})
@@ -303,7 +303,7 @@ def patch_camera(
     audit_request(request, session, principal, action, f"camera:{camera_id}", detail)
     session.commit()
     _apply(hub, camera_id)
-    return camera_out(record, hub)
+    return registry_out(record)
 
 
 @router.delete(
@@ -313,7 +313,11 @@ def patch_camera(
     summary="Delete a camera (stopped at once; its alerts and evidence stay)",
 )
 def delete_camera(
-    camera_id: str, request: Request, hub: HubDep, session: SessionDep, principal: Manager
+    camera_id: str,
+    request: Request,
+    hub: RegistryDep,
+    session: SessionDep,
+    principal: CameraManager,
 ) -> Response:
     record = visible_camera(session, camera_id, principal)
     _refuse_config(record, hub)
@@ -341,8 +345,8 @@ def delete_camera(
 )  # fmt: skip
 async def post_import(
     request: Request,
-    hub: HubDep,
-    principal: Manager,
+    hub: RegistryDep,
+    principal: CameraManager,
     filename: Annotated[
         str, Query(min_length=1, max_length=200, description="the file's name: .csv, .yaml, .yml")
     ],
@@ -360,7 +364,7 @@ async def post_import(
 
 
 def _import(
-    data: bytes, filename: str, request: Request, hub: HubServices, principal: Principal
+    data: bytes, filename: str, request: Request, hub: RegistryPort, principal: Principal
 ) -> ImportOut:
     with request.app.state.sessions() as session:
         result = _store_import(data, filename, request, hub, session, principal)
@@ -370,7 +374,7 @@ def _import(
 
 
 def _store_import(
-    data: bytes, filename: str, request: Request, hub: HubServices, session: Session,
+    data: bytes, filename: str, request: Request, hub: RegistryPort, session: Session,
     principal: Principal,
 ) -> ImportOut:  # fmt: skip
     try:
@@ -413,7 +417,7 @@ def _store_import(
     summary="Probe an ONVIF camera: device, profiles and their streams (credentials masked)",
 )
 def post_probe(
-    body: ProbeIn, request: Request, hub: HubDep, session: SessionDep, principal: Manager
+    body: ProbeIn, request: Request, hub: RegistryDep, session: SessionDep, principal: CameraManager
 ) -> ProbeOut:
     """What the add dialog shows to pick a profile. ``camera_id`` instead of a password:
     the stored password of that camera (of the same host), for the edit dialog."""

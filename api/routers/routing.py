@@ -1,57 +1,25 @@
-"""Areas, departments and routing rules (rules: from the file, or added here)."""
+"""Departments and routing rules (rules: from the file, or added here); the area tree is
+``api/routers/areas.py``."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from sqlalchemy.orm import Session
 
 from accounts.domain import Principal, sees_area
 from alerts.adapters.sql import delete_routing_rule, routing_rule_configs, save_routing_rule
 from alerts.config import RoutingRuleConfig
-from api.auth import audit_request, require
-from api.deps import get_services, get_session
-from api.ports import HubServices
-from api.schemas import AreaOut, DepartmentOut, RoutingRuleOut
-from camera_registry.areas import list_area_records
+from api.auth import audit_request
+from api.deps import AlertsDep, RoutingReader, RoutingWriter, SessionDep
+from api.schemas import DepartmentOut, RoutingRuleOut
 from core.area import Area
 
 router = APIRouter(prefix="/api", tags=["routing"])
 
-SessionDep = Annotated[Session, Depends(get_session)]
-ServicesDep = Annotated[HubServices, Depends(get_services)]
-Reader = Annotated[Principal, Depends(require("routing:read"))]
-Writer = Annotated[Principal, Depends(require("routing:write"))]
-
-
-@router.get("/areas", response_model=list[AreaOut], summary="The area tree")
-def get_areas(services: ServicesDep, session: SessionDep, _: Reader) -> list[AreaOut]:
-    """The config file's areas, then those added in the console (``/api/areas`` writes)."""
-    return area_tree(services, session)
-
-
-def area_tree(services: HubServices, session: Session) -> list[AreaOut]:
-    out = [
-        AreaOut(
-            **node.area().model_dump(),
-            level=node.level,
-            code=node.code,
-            name=node.name or (node.path()[-1] if node.path() else ""),
-        )  # fmt: skip
-        for node in services.areas
-    ]
-    configured = {a.area().path() for a in services.areas}
-    for record in list_area_records(session):
-        area = record.area()
-        if area.path() not in configured:
-            out.append(AreaOut(**area.model_dump(), level=area.level, code=record.code,
-                               name=record.name, origin="api"))  # fmt: skip
-    return out
 
 
 @router.get("/departments", response_model=list[DepartmentOut], summary="Departments")
-def get_departments(services: ServicesDep, _: Reader) -> list[DepartmentOut]:
+def get_departments(services: AlertsDep, _: RoutingReader) -> list[DepartmentOut]:
     return [
         DepartmentOut(
             id=d.id,
@@ -71,7 +39,7 @@ def rule_out(origin: str, data: dict[str, object]) -> RoutingRuleOut:
 
 
 @router.get("/routing", response_model=list[RoutingRuleOut], summary="Routing rules")
-def get_routing(session: SessionDep, _: Reader) -> list[RoutingRuleOut]:
+def get_routing(session: SessionDep, _: RoutingReader) -> list[RoutingRuleOut]:
     return [rule_out(origin, data) for origin, data in routing_rule_configs(session)]
 
 
@@ -102,8 +70,8 @@ def put_routing(
     rule: RoutingRuleConfig,
     request: Request,
     session: SessionDep,
-    services: ServicesDep,
-    principal: Writer,
+    services: AlertsDep,
+    principal: RoutingWriter,
 ) -> RoutingRuleOut:
     if rule.name != name:
         raise HTTPException(422, f"body name {rule.name!r} differs from the path's {name!r}")
@@ -127,7 +95,11 @@ def put_routing(
                responses={403: {"description": "the rule's area is outside yours"},
                           404: {"description": "no such rule"}})
 def delete_routing(
-    name: str, request: Request, session: SessionDep, services: ServicesDep, principal: Writer
+    name: str,
+    request: Request,
+    session: SessionDep,
+    services: AlertsDep,
+    principal: RoutingWriter,
 ) -> None:
     check_rule_scope(session, principal, name)
     if not delete_routing_rule(session, name):
