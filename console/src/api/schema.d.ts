@@ -152,7 +152,7 @@ export interface paths {
         };
         /**
          * The area tree
-         * @description The config file's areas, then those added in the console (``/api/areas`` writes).
+         * @description The config file's areas, then those added in the console (the writes below).
          */
         get: operations["get_areas_api_areas_get"];
         put?: never;
@@ -5803,7 +5803,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["CameraOut"];
+                    "application/json": components["schemas"]["CameraRegistryOut"];
                 };
             };
             /** @description bad request (a Host header not allowed, an invalid Content-Length) */
@@ -6304,7 +6304,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["CameraOut"];
+                    "application/json": components["schemas"]["CameraRegistryOut"];
                 };
             };
             /** @description bad request (a Host header not allowed, an invalid Content-Length) */
