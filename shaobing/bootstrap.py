@@ -229,7 +229,11 @@ class WorkerRole:
 
     def apply_registry(self, camera_id: str) -> None:
         """A camera added, edited, disabled or deleted in the registry (the console, the
-        API; embedded mode): started, restarted, stopped or forgotten now, no restart."""
+        API; embedded mode): started, restarted, stopped or forgotten now, no restart.
+        Before the worker runs (or after it stopped) nothing is read: its start loads the
+        registry as it is then."""
+        if not self.worker.running:
+            return
         try:
             cam = self.worker.store.load_camera(camera_id)
         except ValueError as exc:  # written by another version, or another key

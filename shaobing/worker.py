@@ -205,6 +205,11 @@ class Worker:
         self.producer.stop()  # render and publish what is queued
 
     @property
+    def running(self) -> bool:
+        """Started and not stopping: cameras may be started."""
+        return self.started and not self._stop.is_set()
+
+    @property
     def threads(self) -> list[threading.Thread]:
         """The long-lived threads (camera readers report through camera status)."""
         return [*self.pool.threads, *self.producer.threads, *self.tracks.threads,
