@@ -61,6 +61,11 @@ class HubServices(Protocol):
 
     def media_stats(self, camera_id: str) -> dict[str, Any]: ...
 
+    def live_on_demand(self, camera_id: str) -> None:
+        """Before a live view: open the stream of a camera nobody reads when its source
+        opens on demand (a GB/T 28181 channel); ``ingest.live.LiveUnavailable`` if not."""
+        ...
+
     def update_camera_analytics(
         self, camera_id: str, analytics: dict[str, Any], actor: str
     ) -> Any: ...

@@ -76,6 +76,14 @@ class SipConfig(StrictModel):
     invite_timeout_s: float = Field(5.0, gt=0, description="wait for the INVITE's answer")
     media_timeout_s: float = Field(5.0, gt=0,
                                    description="no RTP for this long: the stream is dead")
+    live_linger_s: float = Field(
+        10.0, ge=0, le=600, description="a live view of a channel nobody analyses opens a "
+        "stream on demand; BYE this long after the last viewer left",
+    )  # fmt: skip
+    live_backoff_max_s: float = Field(
+        10.0, gt=0, le=300,
+        description="an on-demand stream that dies is invited again with backoff up to this",
+    )  # fmt: skip
     area_names: dict[str, str] = Field(
         default_factory=dict,
         description="civil code (6 digits: county, 8: township, 10-12: village) → the area "

@@ -43,10 +43,11 @@ T1 = 0.5
 
 
 class InviteFailed(RuntimeError):
-    """The device refused the INVITE or never answered (``state`` says which)."""
+    """The device refused the INVITE or never answered (``state`` says which; the message
+    names it too, so the camera's last error shows it)."""
 
     def __init__(self, state: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(message if state in message else f"{state}: {message}")
         self.state = state
 
 

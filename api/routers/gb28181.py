@@ -8,13 +8,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from accounts.domain import Principal
 from api.auth import audit_request, require
 from api.deps import get_services, get_session
 from api.ports import HubServices
+from api.routers.cameras import visible_camera
+from gb28181.channels import camera_id as channel_camera_id
+from gb28181.sync import set_channel_enabled
 
 router = APIRouter(prefix="/api/gb28181", tags=["gb28181"])
 
@@ -69,6 +72,27 @@ class CatalogQueued(BaseModel):
     sn: int
 
 
+class ChannelEnable(BaseModel):
+    enabled: bool = Field(description="true: the channel is analysed (holds a stream); "
+                          "false: streamed only while someone watches it live")  # fmt: skip
+
+
+class ChannelEnabled(BaseModel):
+    camera_id: str
+    enabled: bool
+
+
+class LiveOnDemandOut(BaseModel):
+    camera_id: str
+    state: str = Field(description="inviting, streaming, invite_failed, no_media, "
+                       "bad_media, device_offline")  # fmt: skip
+    error: str | None
+    since: float
+    viewers: int
+    invites: int
+    failures: int
+
+
 def _server(services: HubServices) -> Any:
     platform = getattr(services, "sip", None)
     if platform is None:
@@ -116,3 +140,30 @@ def remove_device(device_id: str, request: Request, session: SessionDep, service
     audit_request(request, session, who, "gb28181_device_removed", device_id)
     session.commit()
     return Response(status_code=204)
+
+
+@router.put("/channels/{channel_id}/enabled", response_model=ChannelEnabled,
+            summary="Analyse an imported channel (or stop): applied without a restart")  # fmt: skip
+def enable_channel(channel_id: str, body: ChannelEnable, request: Request, session: SessionDep,
+                   services: ServicesDep, who: Manager) -> ChannelEnabled:  # fmt: skip
+    _server(services)
+    cam_id = channel_camera_id(channel_id)
+    visible_camera(session, cam_id, who)  # 404 outside the caller's area
+    record = set_channel_enabled(session, cam_id, body.enabled)
+    if record is None:
+        raise HTTPException(409, f"camera {cam_id!r} was not imported from a GB/T 28181 "
+                            "catalog: enable it in its own configuration")  # fmt: skip
+    audit_request(request, session, who, "gb28181_channel_enabled" if body.enabled
+                  else "gb28181_channel_disabled", cam_id)  # fmt: skip
+    session.commit()
+    return ChannelEnabled(camera_id=cam_id, enabled=body.enabled)
+
+
+@router.get("/live", response_model=list[LiveOnDemandOut],
+            summary="Streams open on demand for live views (channels nobody analyses)")  # fmt: skip
+def live_on_demand(services: ServicesDep, _: Manager) -> list[LiveOnDemandOut]:
+    platform = getattr(services, "sip", None)
+    if platform is None:
+        raise HTTPException(404, "GB/T 28181 is not enabled in this process (sip.enabled)")
+    live = getattr(platform, "live", None)
+    return [LiveOnDemandOut.model_validate(v) for v in (live.states() if live else [])]

@@ -1,0 +1,145 @@
+"""Live view on demand of a GB/T 28181 channel nobody analyses, against a real SIPp device
+sending PS over RTP of a real clip: the first viewer's request INVITEs the channel, the
+device's own H.264 reaches the live feed (remuxed to FLV, decodable, not re-encoded), and
+BYE goes out once the last viewer has left for the linger time; a device that sends no
+media is reported ``no_media`` and re-invited with backoff while someone still asks."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import av
+import pytest
+
+from camera_registry.config import IngestConfig
+from gb28181.component import GbPlatform
+from gb28181.config import SipConfig
+from gb28181.registry import Changes
+from ingest.live import FlvRemuxer, LiveFeed, LiveUnavailable
+from tests.peers import sipp as peers
+
+pytestmark = pytest.mark.slow  # real SIPp peers
+
+DEVICE = "34020000001180000001"
+PLATFORM = "34020000002000000001"
+DOMAIN = "3402000000"
+PASSWORD = "Gb-Secr3t-live"
+CHANNEL = "34150201001310000001"
+URL = f"gb28181://{DEVICE}/{CHANNEL}"
+CAMERA = f"gb-{CHANNEL}"
+
+
+class _Sink:
+    def apply(self, changes: Changes) -> None:
+        pass
+
+
+def wait_for(check: Callable[[], object], timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def platform_with(**over: object) -> GbPlatform:
+    data: dict[str, object] = dict(
+        enabled=True, id=PLATFORM, domain=DOMAIN, host="127.0.0.1", port=0,
+        transports=["udp"], password=PASSWORD, keepalive_interval_s=1,
+        rtp_port_min=43000, rtp_port_max=43100, live_linger_s=0.5, live_backoff_max_s=1,
+    )  # fmt: skip
+    data.update(over)
+    return GbPlatform(SipConfig.model_validate(data), sink=_Sink())
+
+
+@pytest.fixture()
+def feeds() -> Iterator[dict[str, LiveFeed]]:
+    yield {}
+
+
+def test_live_view_opens_the_channel_on_demand_and_byes_after_the_last_viewer(
+    videos_dir: Path, feeds: dict[str, LiveFeed]
+) -> None:
+    platform = platform_with()
+    platform.start()
+    held: set[str] = set()
+    live = platform.attach_live(lambda c: feeds.setdefault(c, LiveFeed()), held.__contains__,
+                                IngestConfig())  # fmt: skip
+    server = platform.server
+    clip = videos_dir / "crosswalk_people.mp4"
+    dev = peers.start_device(server.udp_port, device_id=DEVICE, password=PASSWORD,
+                             platform_id=PLATFORM, domain=DOMAIN,
+                             sender=peers.media_sender_command(clip, "--seconds", "30"))  # fmt: skip
+    try:
+        wait_for(lambda: len(getattr(server.registry.devices.get(DEVICE), "channels", {})) == 3,
+                 10, "registration and catalog")  # fmt: skip
+        assert server.health()["streams"] == 0  # nobody watches: no stream
+        platform.live_on_demand(CAMERA, URL)  # the first viewer: INVITE, first keyframe
+        assert server.health()["streams"] == 1
+        feed = feeds[CAMERA]
+        got: list[object] = []
+        start, unsubscribe = feed.subscribe(got.append)
+        assert start is not None and start.codec == "h264" and start.packets[0].keyframe
+        # A second viewer shares the stream: no second INVITE.
+        platform.live_on_demand(CAMERA, URL)
+        assert server.health()["streams"] == 1 and live.states()[0]["invites"] == 1
+        wait_for(lambda: len(got) >= 30, 10, "30 live packets")
+        # The live path remuxes them to FLV as for an RTSP camera: the bytes decode.
+        remuxer = FlvRemuxer(start.template)
+        flv = b"".join(remuxer.feed(p) for p in [*start.packets, *got])  # type: ignore[list-item]
+        remuxer.close()
+        with av.open(io.BytesIO(flv), format="flv") as container:
+            frames = [f for f in container.decode(video=0)]
+        assert len(frames) >= 20 and (frames[0].width, frames[0].height) == (640, 360)
+        assert live.states()[0]["state"] == "streaming"
+        unsubscribe()  # the last viewer leaves: BYE after the linger, the port given back
+        wait_for(lambda: server.health()["streams"] == 0, 10, "BYE after the linger")
+        wait_for(lambda: live.states() == [], 5, "the on-demand stream gone")
+        assert server.health()["rtp_ports_in_use"] == 0
+        # A camera a reader holds (analysed) is not opened again for its viewers.
+        held.add(CAMERA)
+        platform.live_on_demand(CAMERA, URL)
+        assert server.health()["streams"] == 0
+        # Not a GB camera: nothing to open.
+        platform.live_on_demand("rtsp-cam", "rtsp://127.0.0.1:1/x")
+        assert live.states() == []
+    finally:
+        dev.stop()
+        platform.stop()
+    assert server.health()["rtp_ports_in_use"] == 0
+
+
+def test_no_media_is_reported_and_reinvited_while_wanted(feeds: dict[str, LiveFeed]) -> None:
+    platform = platform_with(media_timeout_s=1.0, invite_timeout_s=2.0, live_linger_s=3)
+    platform.start()
+    live = platform.attach_live(lambda c: feeds.setdefault(c, LiveFeed()), lambda c: False,
+                                IngestConfig())  # fmt: skip
+    server = platform.server
+    dev = peers.start_device(server.udp_port, device_id=DEVICE, password=PASSWORD,
+                             platform_id=PLATFORM, domain=DOMAIN, sender="true")  # fmt: skip
+    try:
+        wait_for(lambda: DEVICE in server.registry.devices, 10, "registration")
+        with pytest.raises(LiveUnavailable) as failed:
+            platform.live_on_demand(CAMERA, URL)
+        assert failed.value.state == "no_media" and "0 bytes received" in str(failed.value)
+        # Still wanted (within the linger): invited again with backoff, each time no_media.
+        wait_for(lambda: live.states() and live.states()[0]["invites"] >= 2, 10, "a re-invite")
+        assert live.states()[0]["state"] in ("no_media", "inviting")
+        # Nobody asks any more: the retries stop, the ports are free.
+        wait_for(lambda: live.states() == [], 15, "the retries to stop")
+        wait_for(lambda: server.health()["streams"] == 0, 5, "no stream left")
+        assert server.health()["rtp_ports_in_use"] == 0
+        # A channel of a device that never registered: device_offline, no INVITE.
+        with pytest.raises(LiveUnavailable) as offline:
+            platform.live_on_demand("gb-x", f"gb28181://34020000001180000099/{CHANNEL}")
+        assert offline.value.state == "device_offline"
+        assert server.health()["status"] == "ok"
+    finally:
+        dev.stop()
+        platform.stop()
+    assert PASSWORD not in str(live.states())
