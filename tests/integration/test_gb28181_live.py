@@ -72,9 +72,9 @@ def test_live_view_opens_the_channel_on_demand_and_byes_after_the_last_viewer(
                                 IngestConfig())  # fmt: skip
     server = platform.server
     clip = videos_dir / "crosswalk_people.mp4"
+    sender = peers.media_sender_command(clip, "--seconds", "30")
     dev = peers.start_device(server.udp_port, device_id=DEVICE, password=PASSWORD,
-                             platform_id=PLATFORM, domain=DOMAIN,
-                             sender=peers.media_sender_command(clip, "--seconds", "30"))  # fmt: skip
+                             platform_id=PLATFORM, domain=DOMAIN, sender=sender)  # fmt: skip
     try:
         wait_for(lambda: len(getattr(server.registry.devices.get(DEVICE), "channels", {})) == 3,
                  10, "registration and catalog")  # fmt: skip
