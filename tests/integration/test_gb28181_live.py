@@ -143,3 +143,67 @@ def test_no_media_is_reported_and_reinvited_while_wanted(feeds: dict[str, LiveFe
         dev.stop()
         platform.stop()
     assert PASSWORD not in str(live.states())
+
+
+def test_hub_live_view_on_demand_and_enabling_an_imported_channel_without_restart(
+    tmp_path: Path, models_dir: Path, videos_dir: Path
+) -> None:
+    """In a real hub process: the imported (disabled) channel's live.flv opens the stream
+    on demand and plays (FLV decodes); BYE after the linger; enabling the channel through
+    the API starts its analysis without a restart, disabling stops it."""
+    import httpx
+
+    from tests.hubproc import HubProcess
+    from tests.peers.procs import free_port
+
+    sip_port = free_port()
+    hub = HubProcess(tmp_path, {
+        "detector": {"model": str(models_dir / "yolox_nano.onnx"), "workers": 1},
+        "sip": {"enabled": True, "id": PLATFORM, "domain": DOMAIN, "host": "127.0.0.1",
+                "port": sip_port, "password": PASSWORD, "keepalive_interval_s": 1,
+                "rtp_port_min": 43200, "rtp_port_max": 43300, "live_linger_s": 1},
+        "ingest": {"reconnect_max_s": 1.0},
+    })  # fmt: skip
+    hub.start()
+    clip = videos_dir / "crosswalk_people.mp4"
+    dev = peers.start_device(sip_port, device_id=DEVICE, password=PASSWORD,
+                             platform_id=PLATFORM, domain=DOMAIN, keepalive_ms=1000,
+                             sender=peers.media_sender_command(clip, "--seconds", "40"))  # fmt: skip
+    try:
+        cam = hub.wait("the imported camera", lambda: hub.camera(CAMERA), 20)
+        assert cam["enabled"] is False and hub.get("/healthz")["sip"]["streams"] == 0
+        flv = b""
+        with httpx.stream("GET", f"{hub.base}/api/cameras/{CAMERA}/live.flv",
+                          headers=hub.auth(), timeout=20) as resp:  # fmt: skip
+            assert resp.status_code == 200, resp.read()
+            assert hub.get("/healthz")["sip"]["streams"] == 1
+            for chunk in resp.iter_bytes():
+                flv += chunk
+                if len(flv) > 150_000:
+                    break
+        with av.open(io.BytesIO(flv), format="flv") as container:
+            frames = [f for f in container.decode(video=0)]
+        assert len(frames) >= 10 and (frames[0].width, frames[0].height) == (640, 360)
+        hub.wait("BYE after the last viewer left", lambda: hub.get("/healthz")["sip"]["streams"]
+                 == 0, 15)  # fmt: skip
+        # Enabled through the API: analysed at once, no restart (the registry is followed).
+        url = f"{hub.base}/api/gb28181/channels/{CHANNEL}/enabled"
+        on = httpx.put(url, json={"enabled": True}, headers=hub.auth(), timeout=5)
+        assert on.status_code == 200 and on.json() == {"camera_id": CAMERA, "enabled": True}
+        assert hub.camera(CAMERA)["enabled"] is True
+        hub.wait("frames analysed from the enabled channel", lambda: hub.camera(CAMERA)[
+            "status"]["frames_analysed"] > 5, 40)  # fmt: skip
+        assert hub.get("/healthz")["sip"]["streams"] == 1
+        off = httpx.put(url, json={"enabled": False}, headers=hub.auth(), timeout=5)
+        assert off.status_code == 200
+        hub.wait("the channel stopped", lambda: hub.camera(CAMERA)["status"]["state"]
+                 == "disabled", 15)  # fmt: skip
+        hub.wait("its stream closed", lambda: hub.get("/healthz")["sip"]["streams"] == 0, 10)
+        # Not an imported channel: refused, nothing changed.
+        missing = httpx.put(f"{hub.base}/api/gb28181/channels/34150201001310009999/enabled",
+                            json={"enabled": True}, headers=hub.auth(), timeout=5)  # fmt: skip
+        assert missing.status_code == 404
+    finally:
+        dev.stop()
+        hub.stop()
+    assert PASSWORD not in hub.log()
