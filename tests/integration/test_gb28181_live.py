@@ -166,9 +166,10 @@ def test_hub_live_view_on_demand_and_enabling_an_imported_channel_without_restar
     })  # fmt: skip
     hub.start()
     clip = videos_dir / "crosswalk_people.mp4"
+    sender = peers.media_sender_command(clip, "--seconds", "40")
     dev = peers.start_device(sip_port, device_id=DEVICE, password=PASSWORD,
                              platform_id=PLATFORM, domain=DOMAIN, keepalive_ms=1000,
-                             sender=peers.media_sender_command(clip, "--seconds", "40"))  # fmt: skip
+                             sender=sender)  # fmt: skip
     try:
         cam = hub.wait("the imported camera", lambda: hub.camera(CAMERA), 20)
         assert cam["enabled"] is False and hub.get("/healthz")["sip"]["streams"] == 0
