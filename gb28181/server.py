@@ -85,6 +85,16 @@ class MediaSession:
     closed: bool = False
 
 
+@dataclass
+class _RecordQuery:
+    """A RecordInfo query: its pages collected until SumNum items came."""
+
+    channel_id: str
+    done: asyncio.Future[None]
+    total: int | None = None
+    items: list[manscdp.RecordItem] = field(default_factory=list)
+
+
 class _UdpProtocol(asyncio.DatagramProtocol):
     def __init__(self, server: SipServer) -> None:
         self.server = server
@@ -123,6 +133,7 @@ class SipServer:
         self._peers: dict[str, _Peer] = {}
         self._pending: dict[tuple[str, int, str], asyncio.Future[SipMessage]] = {}
         self._sessions: dict[str, MediaSession] = {}  # by Call-ID
+        self._records: dict[int, _RecordQuery] = {}  # RecordInfo queries by SN
         self._sn = int(time.time()) % 100_000
         self._seq = 0
         self._changes: queue.Queue[Changes | None] = queue.Queue()
@@ -463,6 +474,14 @@ class SipServer:
         elif key == ("Response", "DeviceStatus"):
             dev.status = {k: v for k in ("Online", "Status", "Encode", "Record", "DeviceTime",
                                          "Reason") if (v := body.text(k) or "")}  # fmt: skip
+        elif key == ("Response", "RecordInfo"):
+            self._record_page(body)
+        elif key == ("Notify", "MediaStatus"):  # 121: a playback reached its end
+            log.info("GB device %s: media status %s", device_id, body.text("NotifyType"))
+            if body.text("NotifyType") == "121":
+                for session in list(self._sessions.values()):
+                    if session.device_id == device_id and session.ssrc.startswith("1"):
+                        session.pipe.finish("the device sent the end of the recording")
         elif key == ("Notify", "Alarm"):
             log.info("GB device %s alarm: %s", device_id, body.text("AlarmDescription"))
 
@@ -541,6 +560,42 @@ class SipServer:
             raise RuntimeError(f"the device answered {answer.status} {answer.reason}")
         return sn
 
+    def _record_page(self, body: manscdp.Body) -> None:
+        query = self._records.get(body.sn)
+        if query is None or query.done.done():
+            return  # late or unknown: the query was answered or gave up
+        total, items = manscdp.record_items(body)
+        query.total = total
+        query.items.extend(items[: max(0, total - len(query.items))])
+        if len(query.items) >= total:
+            query.done.set_result(None)
+
+    async def query_records(self, device_id: str, channel_id: str, start_time: str,
+                            end_time: str, timeout: float = 20.0
+                            ) -> tuple[list[manscdp.RecordItem], bool]:  # fmt: skip
+        """RecordInfo of a channel between two local times: its pages collected until
+        SumNum; (items, complete) — incomplete when pages stopped coming in time."""
+        peer = self._peer(device_id)
+        sn = self._next_sn()
+        query = _RecordQuery(channel_id, self.loop.create_future())
+        self._records[sn] = query
+        try:
+            msg = self._new_request("MESSAGE", device_id, device_id, peer,
+                                    body=manscdp.record_info_query(sn, channel_id, start_time,
+                                                                   end_time))  # fmt: skip
+            answer = await self._transact(peer, msg, 8.0)
+            if answer.status != 200:
+                raise RuntimeError(f"the device answered {answer.status} {answer.reason}")
+            try:
+                await asyncio.wait_for(asyncio.shield(query.done), timeout)
+            except TimeoutError:
+                if query.total is None:
+                    raise TimeoutError(f"no RecordInfo answer within {timeout:g} s") from None
+                return query.items, False
+            return query.items, True
+        finally:
+            self._records.pop(sn, None)
+
     async def remove_device(self, device_id: str) -> bool:
         if device_id not in self.registry.devices:
             return False
@@ -552,11 +607,13 @@ class SipServer:
 
     # -- INVITE / BYE ---------------------------------------------------------------
 
-    async def invite(self, device_id: str, channel_id: str) -> MediaSession:
-        """Ask a channel for its live stream; the RTP port is open before the INVITE."""
+    async def invite(self, device_id: str, channel_id: str,
+                     playback: tuple[int, int] | None = None) -> MediaSession:  # fmt: skip
+        """Ask a channel for its live stream (or, ``playback=(start, end)`` in epoch
+        seconds, for its recording); the RTP port is open before the INVITE."""
         peer = self._peer(device_id)
         self._seq += 1
-        ssrc = sdp.ssrc_for(self.cfg.domain, self._seq)
+        ssrc = sdp.ssrc_for(self.cfg.domain, self._seq, live=playback is None)
         port = self.ports.take()
         pipe = PsPipe(timeout_s=self.cfg.media_timeout_s)
         sink = RtpSink(pipe, int(ssrc))
@@ -569,11 +626,12 @@ class SipServer:
             else:
                 session.closers.append(await open_udp(host, port, sink))
             body = sdp.offer(session_id=session.call_id, channel_id=channel_id, host=host,
-                             port=port, ssrc=ssrc, transport=self.cfg.rtp_transport)  # fmt: skip
+                             port=port, ssrc=ssrc, transport=self.cfg.rtp_transport,
+                             playback=playback)  # fmt: skip
             msg = self._new_request(
                 "INVITE", device_id, channel_id, peer, call_id=session.call_id,
                 from_tag=session.from_tag, body=body, content_type="APPLICATION/SDP",
-                headers=[("Subject", f"{channel_id}:{ssrc},{self.cfg.id}:0")],
+                headers=[("Subject", f"{channel_id}:{ssrc},{self.cfg.id}:{int(bool(playback))}")],
             )  # fmt: skip
             self._sessions[session.call_id] = session
             try:

@@ -632,6 +632,11 @@ CASES = [
          lambda w, who: ("/api/gb28181/devices/34020000001320000001/catalog", None)),
     Case("DELETE", "/api/gb28181/devices/{device_id}", "cameras:configure", 404,
          lambda w, who: ("/api/gb28181/devices/34020000001320000001", None)),
+    Case("PUT", "/api/gb28181/channels/{channel_id}/enabled", "cameras:configure", 404,
+         lambda w, who: ("/api/gb28181/channels/34020000001320000001/enabled",
+                         {"enabled": True})),
+    Case("GET", "/api/gb28181/live", "cameras:configure", 404,
+         lambda w, who: ("/api/gb28181/live", None)),
 ]
 # fmt: on
 

@@ -412,3 +412,42 @@ def test_h265_ps_over_rtp_demuxes_and_decodes(tmp_path: object) -> None:
         assert stream.codec_context.name == "hevc"
         decoded = [f for p in container.demux(stream) for f in p.decode()]
     assert len(decoded) >= 28 and (decoded[0].width, decoded[0].height) == (320, 240)
+
+
+def test_playback_offer_and_ssrc() -> None:
+    body = sdp.offer(session_id="x", channel_id="34150201001310000001", host="10.0.0.1",
+                     port=30000, ssrc=sdp.ssrc_for("3402000000", 7, live=False),
+                     playback=(1_800_000_000, 1_800_000_060)).decode()  # fmt: skip
+    lines = body.split("\r\n")
+    assert "s=Playback" in lines and "u=34150201001310000001:0" in lines
+    assert "t=1800000000 1800000060" in lines and "y=1200000007" in lines
+    live = sdp.offer(session_id="x", channel_id="34150201001310000001", host="10.0.0.1",
+                     port=30000, ssrc="0200000001").decode()  # fmt: skip
+    assert "s=Play" in live.split("\r\n") and "t=0 0" in live and "u=" not in live
+
+
+def test_record_info_query_and_answer_pages() -> None:
+    query = manscdp.parse_body(manscdp.record_info_query(5, "34150201001310000001",
+                                                         "2026-12-07T08:00:00",
+                                                         "2026-12-07T10:00:00"))  # fmt: skip
+    assert (query.root, query.cmd, query.sn) == ("Query", "RecordInfo", 5)
+    assert query.text("StartTime") == "2026-12-07T08:00:00" and query.text("Type") == "all"
+    page = ('<?xml version="1.0" encoding="GB2312"?><Response><CmdType>RecordInfo</CmdType>'
+            "<SN>5</SN><DeviceID>34150201001310000001</DeviceID><SumNum>3</SumNum>"
+            '<RecordList Num="1"><Item><DeviceID>34150201001310000001</DeviceID>'
+            "<Name>东门</Name><StartTime>2026-12-07T08:00:00</StartTime>"
+            "<EndTime>2026-12-07T08:10:00</EndTime><Type>time</Type><FileSize>12</FileSize>"
+            "</Item></RecordList></Response>").encode("gb18030")  # fmt: skip
+    total, items = manscdp.record_items(manscdp.parse_body(page))
+    assert total == 3 and items[0].name == "东门" and items[0].file_size == 12
+    with pytest.raises(manscdp.ManscdpError, match="SumNum"):
+        manscdp.record_items(manscdp.parse_body(page.replace(b"<SumNum>3", b"<SumNum>x")))
+
+
+def test_device_local_times() -> None:
+    from gb28181.playback import epoch_of, local_time
+
+    assert local_time(0, "Asia/Shanghai") == "1970-01-01T08:00:00"
+    assert epoch_of("1970-01-01T08:00:00", "Asia/Shanghai") == 0
+    assert epoch_of("1970-01-01 08:00:10", "Asia/Shanghai") == 10
+    assert epoch_of("not a time", "Asia/Shanghai") is None and epoch_of(None, "UTC") is None
