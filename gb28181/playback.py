@@ -23,8 +23,9 @@ from gb28181.server import InviteFailed, SipServer
 
 log = logging.getLogger(__name__)
 
-#: The longest range one playback fetches (a clip, not a day of video).
-MAX_RANGE_S = 3600
+#: The longest range one playback fetches: devices play back in real time, so a clip,
+#: not a day of video.
+MAX_RANGE_S = 600
 
 
 def local_time(epoch: float, tz: str) -> str:
@@ -68,12 +69,19 @@ def fetch_clip(server: SipServer, device_id: str, channel_id: str, start: int, e
     want = end - start
     try:
         try:
-            container = av.open(session.pipe, mode="r", format="mpeg",
-                                options={"probesize": "65536", "analyzeduration": "200000"})
+            container = av.open(
+                session.pipe,
+                mode="r",
+                format="mpeg",
+                options={"probesize": "65536", "analyzeduration": "200000"},
+            )
         except (av.error.FFmpegError, MediaTimeout) as exc:
             state = "no_media" if session.pipe.bytes_in == 0 else "bad_media"
-            raise InviteFailed(state, f"playback of {channel_id}: {state} "
-                               f"({session.pipe.bytes_in} bytes received): {exc}") from None
+            raise InviteFailed(
+                state,
+                f"playback of {channel_id}: {state} "
+                f"({session.pipe.bytes_in} bytes received): {exc}",
+            ) from None
         with container:
             if not container.streams.video:
                 raise InviteFailed("bad_media", f"playback of {channel_id}: no video stream")

@@ -5,18 +5,29 @@ No password or digest ever appears here: a device's credentials live in the conf
 
 from __future__ import annotations
 
+import logging
+import os
+import tempfile
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
+from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.background import BackgroundTask
 
 from accounts.domain import Principal
 from api.auth import audit_request, require
 from api.deps import get_services, get_session
 from api.ports import HubServices
 from api.routers.cameras import visible_camera
+from camera_registry.store import CameraRecord
+from gb28181.channels import SCHEME, parse_source_url
 from gb28181.channels import camera_id as channel_camera_id
+from gb28181.playback import MAX_RANGE_S, epoch_of, fetch_clip, local_time
+from gb28181.server import InviteFailed
 from gb28181.sync import set_channel_enabled
 
 router = APIRouter(prefix="/api/gb28181", tags=["gb28181"])
@@ -24,6 +35,9 @@ router = APIRouter(prefix="/api/gb28181", tags=["gb28181"])
 SessionDep = Annotated[Session, Depends(get_session)]
 ServicesDep = Annotated[HubServices, Depends(get_services)]
 Manager = Annotated[Principal, Depends(require("cameras:configure"))]
+EvidenceReader = Annotated[Principal, Depends(require("evidence:read"))]
+
+log = logging.getLogger(__name__)
 
 
 class CatalogProgress(BaseModel):
@@ -167,3 +181,114 @@ def live_on_demand(services: ServicesDep, _: Manager) -> list[LiveOnDemandOut]:
         raise HTTPException(404, "GB/T 28181 is not enabled in this process (sip.enabled)")
     live = getattr(platform, "live", None)
     return [LiveOnDemandOut.model_validate(v) for v in (live.states() if live else [])]
+
+
+# -- recordings on the device (RecordInfo, playback) -------------------------------------
+
+
+class DeviceRecordOut(BaseModel):
+    start: float | None = Field(description="epoch seconds (the device's local time read "
+                                "in the hub's time zone)")  # fmt: skip
+    end: float | None
+    start_time: str | None = Field(description="as the device sent it (local time)")
+    end_time: str | None
+    name: str
+    type: str | None = Field(description="time, alarm, manual")
+    file_path: str | None
+    file_size: int | None
+    secrecy: str | None
+
+
+class DeviceRecordsOut(BaseModel):
+    channel_id: str
+    camera_id: str
+    complete: bool = Field(description="false: the device stopped sending pages before SumNum")
+    items: list[DeviceRecordOut]
+
+
+class PlaybackIn(BaseModel):
+    start: float = Field(description="epoch seconds")
+    end: float = Field(description=f"epoch seconds; at most {MAX_RANGE_S} s after start")
+
+
+def _gb_channel(session: Session, channel_id: str, who: Principal) -> tuple[CameraRecord, str]:
+    """The camera of a GB channel the caller may see, and its device id (404 otherwise)."""
+    records = session.execute(select(CameraRecord).where(
+        CameraRecord.gb28181_id == channel_id)).scalars().all()  # fmt: skip
+    for record in records:
+        if record.source_display.startswith(f"{SCHEME}://"):
+            visible_camera(session, record.id, who)  # 404 outside the caller's area
+            return record, parse_source_url(record.source_display)[0]
+    raise HTTPException(404, f"no GB/T 28181 channel {channel_id!r}")
+
+
+def _range(start: float, end: float) -> tuple[int, int]:
+    if not 0 < end - start <= MAX_RANGE_S:
+        raise HTTPException(422, f"end must be after start, at most {MAX_RANGE_S} s")
+    return int(start), int(end + 0.999)
+
+
+@router.get(
+    "/channels/{channel_id}/records",
+    response_model=DeviceRecordsOut,
+    summary="Recordings on the device (RecordInfo) of a channel in a time range",
+)
+def device_records(
+    channel_id: str, request: Request, session: SessionDep, services: ServicesDep,
+    who: EvidenceReader,
+    start: Annotated[float, Query(description="epoch seconds")],
+    end: Annotated[float, Query(description="epoch seconds")],
+) -> DeviceRecordsOut:  # fmt: skip
+    server = _server(services)
+    if not 0 < end - start <= 31 * 86400:
+        raise HTTPException(422, "end must be after start, at most 31 days")
+    record, device_id = _gb_channel(session, channel_id, who)
+    tz = services.timezone
+    try:
+        items, complete = server.call(
+            server.query_records(device_id, channel_id, local_time(start, tz), local_time(end, tz)),
+            timeout=30,
+        )
+    except InviteFailed as exc:
+        raise HTTPException(409, f"{exc.state}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - the device's answer, said plainly
+        raise HTTPException(502, f"RecordInfo query to {device_id} failed: {exc}") from None
+    audit_request(request, session, who, "gb28181_record_query", f"camera:{record.id}",
+                  f"{start:.0f}-{end:.0f}: {len(items)} recording(s)")  # fmt: skip
+    session.commit()
+    return DeviceRecordsOut(channel_id=channel_id, camera_id=record.id, complete=complete, items=[
+        DeviceRecordOut(start=epoch_of(i.start_time, tz), end=epoch_of(i.end_time, tz),
+                        start_time=i.start_time, end_time=i.end_time, name=i.name, type=i.type,
+                        file_path=i.file_path, file_size=i.file_size, secrecy=i.secrecy)
+        for i in items])  # fmt: skip
+
+
+@router.post("/channels/{channel_id}/playback", response_class=FileResponse,
+             responses={200: {"content": {"video/mp4": {}}}, 404: {}, 409: {}, 422: {}},
+             summary="Fetch a range of the device's recording as an MP4 (playback INVITE; "
+             "remuxed, no re-encoding; takes about as long as the range)")  # fmt: skip
+def device_playback(channel_id: str, body: PlaybackIn, request: Request, session: SessionDep,
+                    services: ServicesDep, who: EvidenceReader) -> FileResponse:  # fmt: skip
+    server = _server(services)
+    start, end = _range(body.start, body.end)
+    record, device_id = _gb_channel(session, channel_id, who)
+    fd, name = tempfile.mkstemp(prefix="shaobing-gb-playback-", suffix=".mp4")
+    os.close(fd)
+    path = Path(name)
+    try:
+        clip = fetch_clip(server, device_id, channel_id, start, end, path)
+    except InviteFailed as exc:
+        path.unlink(missing_ok=True)
+        raise HTTPException(409, f"{exc.state}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - the device's failure, said plainly
+        path.unlink(missing_ok=True)
+        log.warning("GB playback of %s failed: %s", channel_id, exc)
+        raise HTTPException(502, f"playback of {channel_id} failed: {exc}") from None
+    audit_request(request, session, who, "gb28181_playback", f"camera:{record.id}",
+                  f"{start}-{end}: {clip.duration_s:.1f} s ({clip.ended_by})")  # fmt: skip
+    session.commit()
+    headers = {"X-Playback-Start": str(start), "X-Playback-Duration": f"{clip.duration_s:.3f}",
+               "Cache-Control": "no-store"}  # fmt: skip
+    return FileResponse(path, media_type="video/mp4", headers=headers,
+                        filename=f"{record.id}-{start}.mp4",
+                        background=BackgroundTask(path.unlink, missing_ok=True))  # fmt: skip

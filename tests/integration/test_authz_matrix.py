@@ -637,6 +637,12 @@ CASES = [
                          {"enabled": True})),
     Case("GET", "/api/gb28181/live", "cameras:configure", 404,
          lambda w, who: ("/api/gb28181/live", None)),
+    Case("GET", "/api/gb28181/channels/{channel_id}/records", "evidence:read", 404,
+         lambda w, who: ("/api/gb28181/channels/34020000001320000001/records?start=1&end=2",
+                         None)),
+    Case("POST", "/api/gb28181/channels/{channel_id}/playback", "evidence:read", 404,
+         lambda w, who: ("/api/gb28181/channels/34020000001320000001/playback",
+                         {"start": 1, "end": 2})),
 ]
 # fmt: on
 

@@ -200,6 +200,24 @@ def test_hub_live_view_on_demand_and_enabling_an_imported_channel_without_restar
         hub.wait("the channel stopped", lambda: hub.camera(CAMERA)["status"]["state"]
                  == "disabled", 15)  # fmt: skip
         hub.wait("its stream closed", lambda: hub.get("/healthz")["sip"]["streams"] == 0, 10)
+        # The device's recordings: RecordInfo (two pages), then 3 s played back as an MP4.
+        t0 = 1796601600.0  # 2026-12-07T08:00:00 in Asia/Shanghai (the hub's time zone)
+        recs = hub.get(f"/api/gb28181/channels/{CHANNEL}/records", start=t0, end=t0 + 7200)
+        assert recs["complete"] and recs["camera_id"] == CAMERA and len(recs["items"]) == 3
+        assert recs["items"][0]["start"] == t0 and recs["items"][0]["end"] == t0 + 600
+        played = httpx.post(f"{hub.base}/api/gb28181/channels/{CHANNEL}/playback",
+                            json={"start": t0, "end": t0 + 3}, headers=hub.auth(),
+                            timeout=30)  # fmt: skip
+        assert played.status_code == 200, played.text
+        assert played.headers["content-type"] == "video/mp4"
+        with av.open(io.BytesIO(played.content)) as container:
+            assert len(list(container.decode(video=0))) >= 60
+        too_long = httpx.post(f"{hub.base}/api/gb28181/channels/{CHANNEL}/playback",
+                              json={"start": t0, "end": t0 + 7200}, headers=hub.auth(),
+                              timeout=5)  # fmt: skip
+        assert too_long.status_code == 422
+        hub.wait("the playback's stream closed", lambda: hub.get("/healthz")["sip"]["streams"]
+                 == 0, 10)  # fmt: skip
         # Not an imported channel: refused, nothing changed.
         missing = httpx.put(f"{hub.base}/api/gb28181/channels/34150201001310009999/enabled",
                             json={"enabled": True}, headers=hub.auth(), timeout=5)  # fmt: skip

@@ -67,8 +67,12 @@ def test_record_info_is_collected_and_playback_becomes_an_mp4(videos_dir: Path,
                  10, "registration and catalog")  # fmt: skip
         start = epoch_of("2026-12-07T08:00:00", TZ)
         assert start is not None
-        items, complete = server.call(server.query_records(
-            DEVICE, CHANNEL, local_time(start, TZ), local_time(start + 7200, TZ)), 30)
+        items, complete = server.call(
+            server.query_records(
+                DEVICE, CHANNEL, local_time(start, TZ), local_time(start + 7200, TZ)
+            ),
+            30,
+        )
         assert complete and len(items) == 3  # two pages, SumNum 3
         assert [i.start_time for i in items] == ["2026-12-07T08:00:00", "2026-12-07T08:10:00",
                                                  "2026-12-07T09:00:00"]  # fmt: skip
