@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.producer import CameraInfo
 from camera_registry.config import IngestConfig
 from camera_registry.status import StatusBoard
+from camera_registry.store import CameraRecord
 from core.secrets import SecretCipher
-from gb28181.channels import SCHEME
+from gb28181.channels import SCHEME, parse_source_url
 from gb28181.config import SipConfig
 from gb28181.ondemand import OnDemandLive
 from gb28181.server import ChangeSink, SipServer
@@ -35,6 +36,7 @@ class GbPlatform:
         if sink is None and sessions is not None and cipher is not None:
             sink = CameraSync(cfg, sessions, cipher, status, alert_cameras)
         self.cfg = cfg
+        self.sessions = sessions
         self.server = SipServer(cfg, sink)
         self.opener = GbSourceOpener(self.server)
         self.live: OnDemandLive | None = None
@@ -49,6 +51,16 @@ class GbPlatform:
             ready_timeout_s=self.cfg.invite_timeout_s + self.cfg.media_timeout_s + 3,
         )  # fmt: skip
         return self.live
+
+    def locate(self, camera_id: str) -> tuple[str, str] | None:
+        """(device id, channel id) of a camera whose source is a GB/T 28181 channel (read
+        from the camera registry), else None."""
+        if self.sessions is None:
+            return None
+        with self.sessions() as session:
+            record = session.get(CameraRecord, camera_id)
+            url = record.source_display if record is not None else ""
+        return parse_source_url(url) if url.startswith(f"{SCHEME}://") else None
 
     def live_on_demand(self, camera_id: str, url: str | None) -> None:
         """Before a live view of a camera: open its GB stream when nobody reads it (a

@@ -258,3 +258,15 @@ def record_items(body: Body) -> tuple[int, list[RecordItem]]:
             file_size=int(size) if size and size.isdigit() else None,
         ))  # fmt: skip
     return total, out
+
+
+def ptz_control(sn: int, channel_id: str, ptz_cmd: str, priority: int = 5) -> bytes:
+    """Control DeviceControl with a PTZCmd (§A.2.3.1) for a channel."""
+    el = ET.Element("Control")
+    for name, value in (("CmdType", "DeviceControl"), ("SN", str(sn)),
+                        ("DeviceID", channel_id), ("PTZCmd", ptz_cmd)):  # fmt: skip
+        ET.SubElement(el, name).text = value
+    info = ET.SubElement(el, "Info")
+    ET.SubElement(info, "ControlPriority").text = str(priority)
+    text = ET.tostring(el, encoding="unicode")
+    return f'<?xml version="1.0" encoding="GB2312"?>\r\n{text}\r\n'.encode("gb18030")

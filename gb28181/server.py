@@ -596,6 +596,16 @@ class SipServer:
         finally:
             self._records.pop(sn, None)
 
+    async def ptz(self, device_id: str, channel_id: str, ptz_cmd: str) -> None:
+        """Send a PTZCmd (DeviceControl) to a channel; raises when the device refuses."""
+        peer = self._peer(device_id)
+        msg = self._new_request("MESSAGE", device_id, channel_id, peer,
+                                body=manscdp.ptz_control(self._next_sn(), channel_id,
+                                                         ptz_cmd))  # fmt: skip
+        answer = await self._transact(peer, msg, 5.0)
+        if answer.status != 200:
+            raise RuntimeError(f"the device answered {answer.status} {answer.reason}")
+
     async def remove_device(self, device_id: str) -> bool:
         if device_id not in self.registry.devices:
             return False

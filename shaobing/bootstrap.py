@@ -42,6 +42,7 @@ from analytics.detectors import Detector, create_detector
 from camera_registry.status import StatusBoard
 from core.diskwatch import DiskWatcher, with_reasons
 from gb28181.component import GbPlatform
+from linkage.gb_ptz import route_gb_ptz
 from linkage.wiring import Linkage
 from recording.service import RecordingService
 from shaobing import metrics
@@ -306,6 +307,7 @@ class Hub:
         if self.sip is not None:  # live view of channels nobody analyses: INVITE on demand
             self.sip.attach_live(self.worker.live_feed, self.worker.readers.__contains__,
                                  cfg.ingest)  # fmt: skip
+            route_gb_ptz(self.linkage, self.sip.server, self.sip.locate)  # PTZ of GB channels
         self.roles: list[Role] = [self.disks, self.dispatch, self.linkage, self.alerts_role,
                                   *([self.sip] if self.sip else []), self.worker_role]
         self.services = ApiServices(

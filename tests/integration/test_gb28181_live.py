@@ -218,6 +218,23 @@ def test_hub_live_view_on_demand_and_enabling_an_imported_channel_without_restar
         assert too_long.status_code == 422
         hub.wait("the playback's stream closed", lambda: hub.get("/healthz")["sip"]["streams"]
                  == 0, 10)  # fmt: skip
+        # PTZ of the GB channel through the same API as ONVIF cameras: DeviceControl PTZCmd.
+        def ptz(action: str, body: object = None) -> httpx.Response:
+            return httpx.post(f"{hub.base}/api/cameras/{CAMERA}/ptz/{action}", json=body,
+                              headers=hub.auth(), timeout=10)  # fmt: skip
+
+        assert hub.get(f"/api/cameras/{CAMERA}/ptz/presets") == []  # 2016: no preset list
+        goto = ptz("goto", {"preset": "3"})
+        assert goto.status_code == 200 and goto.json()["preset"]["token"] == "3"
+        assert ptz("move", {"pan": 1.0}).status_code == 200  # stops by itself after 1 s
+        assert ptz("home").status_code == 200  # preset 1 (the move's auto-stop cancelled)
+        assert ptz("stop").status_code == 200
+        bad = ptz("goto", {"preset": "门口"})
+        assert bad.status_code == 502 and "1-255" in bad.json()["detail"]
+        device_log = dev.workdir / "logs.log"  # what the SIPp device logged (its <log>)
+        sent = ("A50F01820003003A", "A50F0101FF0000B5", "A50F018200010038", "A50F0100000000B5")
+        hub.wait("the device got goto 3, right, goto 1 and stop", lambda: all(
+            f"ptz {c}" in device_log.read_text(errors="replace") for c in sent), 10)
         # Not an imported channel: refused, nothing changed.
         missing = httpx.put(f"{hub.base}/api/gb28181/channels/34150201001310009999/enabled",
                             json={"enabled": True}, headers=hub.auth(), timeout=5)  # fmt: skip
@@ -226,3 +243,32 @@ def test_hub_live_view_on_demand_and_enabling_an_imported_channel_without_restar
         dev.stop()
         hub.stop()
     assert PASSWORD not in hub.log()
+
+
+def test_gb_ptz_move_stops_by_itself_and_other_cameras_go_to_onvif() -> None:
+    from linkage.gb_ptz import GbPtz, RoutedPtz
+    from linkage.ports import ActionFailed
+
+    platform = platform_with()
+    platform.start()
+    server = platform.server
+    dev = peers.start_device(server.udp_port, device_id=DEVICE, password=PASSWORD,
+                             platform_id=PLATFORM, domain=DOMAIN)  # fmt: skip
+    gb = GbPtz(server, lambda c: (DEVICE, CHANNEL) if c == CAMERA else None, move_stop_s=0.5)
+    routed = RoutedPtz(gb, None)
+    device_log = dev.workdir / "logs.log"
+    try:
+        wait_for(lambda: DEVICE in server.registry.devices, 10, "registration")
+        routed.move(CAMERA, -0.5, 0.5, 0)  # left and up at half speed
+        wait_for(lambda: "ptz A50F010A808000BF" in device_log.read_text(), 5, "the move")
+        wait_for(lambda: "ptz A50F0100000000B5" in device_log.read_text(), 5, "the auto-stop")
+        assert routed.set_preset(CAMERA, "7").token == "7"
+        wait_for(lambda: "ptz A50F01810007003D" in device_log.read_text(), 5, "set preset 7")
+        with pytest.raises(ActionFailed, match="no PTZ control"):
+            routed.stop("rtsp-cam")  # not GB, and no ONVIF adapter here
+        with pytest.raises(ActionFailed, match="not registered"):
+            GbPtz(server, lambda c: ("34020000001180000099", CHANNEL)).stop(CAMERA)
+    finally:
+        gb.close()
+        dev.stop()
+        platform.stop()

@@ -451,3 +451,24 @@ def test_device_local_times() -> None:
     assert epoch_of("1970-01-01T08:00:00", "Asia/Shanghai") == 0
     assert epoch_of("1970-01-01 08:00:10", "Asia/Shanghai") == 10
     assert epoch_of("not a time", "Asia/Shanghai") is None and epoch_of(None, "UTC") is None
+
+
+def test_ptz_commands_and_checksums() -> None:
+    from gb28181 import ptz
+
+    assert ptz.stop() == "A50F0100000000B5"  # the stop every GB/T 28181 device knows
+    assert ptz.preset(ptz.CALL_PRESET, 1) == "A50F018200010038"
+    assert ptz.preset(ptz.SET_PRESET, 3) == "A50F018100030039"
+    assert ptz.move(1.0, 0, 0) == "A50F0101FF0000B5"  # right, full pan speed
+    assert ptz.move(0, -0.5, 0)[6:12] == "040080"  # down, tilt speed 128 in byte 6
+    assert ptz.move(0, 0, -1.0)[6:8] == "20" and ptz.move(0, 0, -1.0)[12:14] == "F0"
+    for hexcmd in (ptz.move(0.3, 0.7, 0.2), ptz.preset(ptz.DELETE_PRESET, 255)):
+        raw = bytes.fromhex(hexcmd)
+        assert len(raw) == 8 and raw[0] == 0xA5 and sum(raw[:7]) % 256 == raw[7]
+    with pytest.raises(ValueError, match="1-255"):
+        ptz.preset(ptz.CALL_PRESET, 0)
+    with pytest.raises(ValueError, match="pan"):
+        ptz.move(1.5, 0, 0)
+    body = manscdp.parse_body(manscdp.ptz_control(9, "34150201001310000001", ptz.stop()))
+    assert (body.root, body.cmd, body.text("PTZCmd")) == ("Control", "DeviceControl",
+                                                           "A50F0100000000B5")  # fmt: skip
