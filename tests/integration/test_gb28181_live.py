@@ -218,6 +218,7 @@ def test_hub_live_view_on_demand_and_enabling_an_imported_channel_without_restar
         assert too_long.status_code == 422
         hub.wait("the playback's stream closed", lambda: hub.get("/healthz")["sip"]["streams"]
                  == 0, 10)  # fmt: skip
+
         # PTZ of the GB channel through the same API as ONVIF cameras: DeviceControl PTZCmd.
         def ptz(action: str, body: object = None) -> httpx.Response:
             return httpx.post(f"{hub.base}/api/cameras/{CAMERA}/ptz/{action}", json=body,
@@ -233,8 +234,11 @@ def test_hub_live_view_on_demand_and_enabling_an_imported_channel_without_restar
         assert bad.status_code == 502 and "1-255" in bad.json()["detail"]
         device_log = dev.workdir / "logs.log"  # what the SIPp device logged (its <log>)
         sent = ("A50F01820003003A", "A50F0101FF0000B5", "A50F018200010038", "A50F0100000000B5")
-        hub.wait("the device got goto 3, right, goto 1 and stop", lambda: all(
-            f"ptz {c}" in device_log.read_text(errors="replace") for c in sent), 10)
+        hub.wait(
+            "the device got goto 3, right, goto 1 and stop",
+            lambda: all(f"ptz {c}" in device_log.read_text(errors="replace") for c in sent),
+            10,
+        )
         # Not an imported channel: refused, nothing changed.
         missing = httpx.put(f"{hub.base}/api/gb28181/channels/34150201001310009999/enabled",
                             json={"enabled": True}, headers=hub.auth(), timeout=5)  # fmt: skip
