@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,7 +27,8 @@ from api.routers.cameras import visible_camera
 from camera_registry.store import CameraRecord
 from gb28181.channels import SCHEME, parse_source_url
 from gb28181.channels import camera_id as channel_camera_id
-from gb28181.playback import MAX_RANGE_S, epoch_of, fetch_clip, local_time
+from gb28181.export import write_device_export
+from gb28181.playback import MAX_RANGE_S, Clip, epoch_of, fetch_clip, local_time
 from gb28181.server import InviteFailed
 from gb28181.sync import set_channel_enabled
 
@@ -36,6 +38,7 @@ SessionDep = Annotated[Session, Depends(get_session)]
 ServicesDep = Annotated[HubServices, Depends(get_services)]
 Manager = Annotated[Principal, Depends(require("cameras:configure"))]
 EvidenceReader = Annotated[Principal, Depends(require("evidence:read"))]
+Exporter = Annotated[Principal, Depends(require("evidence:export"))]
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +214,11 @@ class PlaybackIn(BaseModel):
     end: float = Field(description=f"epoch seconds; at most {MAX_RANGE_S} s after start")
 
 
+class PlaybackExportIn(PlaybackIn):
+    case_number: str = Field(min_length=1, max_length=64, description="案件编号")
+    reason: str = Field(min_length=1, max_length=500, description="why the evidence is exported")
+
+
 def _gb_channel(session: Session, channel_id: str, who: Principal) -> tuple[CameraRecord, str]:
     """The camera of a GB channel the caller may see, and its device id (404 otherwise)."""
     records = session.execute(select(CameraRecord).where(
@@ -220,6 +228,23 @@ def _gb_channel(session: Session, channel_id: str, who: Principal) -> tuple[Came
             visible_camera(session, record.id, who)  # 404 outside the caller's area
             return record, parse_source_url(record.source_display)[0]
     raise HTTPException(404, f"no GB/T 28181 channel {channel_id!r}")
+
+
+def _fetch(server: Any, device_id: str, channel_id: str, start: int, end: int
+           ) -> tuple[Path, Clip]:  # fmt: skip
+    """The device's recording of the range in a temporary MP4 (the caller deletes it)."""
+    fd, name = tempfile.mkstemp(prefix="shaobing-gb-playback-", suffix=".mp4")
+    os.close(fd)
+    path = Path(name)
+    try:
+        return path, fetch_clip(server, device_id, channel_id, start, end, path)
+    except InviteFailed as exc:
+        path.unlink(missing_ok=True)
+        raise HTTPException(409, f"{exc.state}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - the device's failure, said plainly
+        path.unlink(missing_ok=True)
+        log.warning("GB playback of %s failed: %s", channel_id, exc)
+        raise HTTPException(502, f"playback of {channel_id} failed: {exc}") from None
 
 
 def _range(start: float, end: float) -> tuple[int, int]:
@@ -272,18 +297,7 @@ def device_playback(channel_id: str, body: PlaybackIn, request: Request, session
     server = _server(services)
     start, end = _range(body.start, body.end)
     record, device_id = _gb_channel(session, channel_id, who)
-    fd, name = tempfile.mkstemp(prefix="shaobing-gb-playback-", suffix=".mp4")
-    os.close(fd)
-    path = Path(name)
-    try:
-        clip = fetch_clip(server, device_id, channel_id, start, end, path)
-    except InviteFailed as exc:
-        path.unlink(missing_ok=True)
-        raise HTTPException(409, f"{exc.state}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - the device's failure, said plainly
-        path.unlink(missing_ok=True)
-        log.warning("GB playback of %s failed: %s", channel_id, exc)
-        raise HTTPException(502, f"playback of {channel_id} failed: {exc}") from None
+    path, clip = _fetch(server, device_id, channel_id, start, end)
     audit_request(request, session, who, "gb28181_playback", f"camera:{record.id}",
                   f"{start}-{end}: {clip.duration_s:.1f} s ({clip.ended_by})")  # fmt: skip
     session.commit()
@@ -291,4 +305,38 @@ def device_playback(channel_id: str, body: PlaybackIn, request: Request, session
                "Cache-Control": "no-store"}  # fmt: skip
     return FileResponse(path, media_type="video/mp4", headers=headers,
                         filename=f"{record.id}-{start}.mp4",
+                        background=BackgroundTask(path.unlink, missing_ok=True))  # fmt: skip
+
+
+@router.post("/channels/{channel_id}/playback/export", response_class=FileResponse,
+             responses={200: {"content": {"application/zip": {}}}, 404: {}, 409: {}, 422: {}},
+             summary="A range of the device's recording as a signed case export (zip)")  # fmt: skip
+def device_playback_export(channel_id: str, body: PlaybackExportIn, request: Request,
+                           session: SessionDep, services: ServicesDep,
+                           who: Exporter) -> FileResponse:  # fmt: skip
+    server = _server(services)
+    start, end = _range(body.start, body.end)
+    record, device_id = _gb_channel(session, channel_id, who)
+    mp4, clip = _fetch(server, device_id, channel_id, start, end)
+    fd, name = tempfile.mkstemp(prefix="shaobing-export-", suffix=".zip")
+    os.close(fd)
+    path = Path(name)
+    camera = {"id": record.id, "name": record.name, "gb28181_id": record.gb28181_id}
+    try:
+        write_device_export(path, camera, device_id, clip, start, end, services.links.key,
+                            user=who.username, case_number=body.case_number,
+                            reason=body.reason)  # fmt: skip
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        log.error("device recording export of %s failed: %s", channel_id, exc)
+        raise HTTPException(503, "could not write the export") from None
+    finally:
+        mp4.unlink(missing_ok=True)
+    audit_request(request, session, who, "gb28181_playback_export", f"case:{body.case_number}",
+                  f"camera {record.id} {start}-{end} ({clip.duration_s:.1f} s from the device); "
+                  f"reason: {body.reason}"[:250])  # fmt: skip
+    session.commit()
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", body.case_number)
+    return FileResponse(path, media_type="application/zip",
+                        filename=f"{safe}-{record.id}-{start}.zip",
                         background=BackgroundTask(path.unlink, missing_ok=True))  # fmt: skip

@@ -643,6 +643,9 @@ CASES = [
     Case("POST", "/api/gb28181/channels/{channel_id}/playback", "evidence:read", 404,
          lambda w, who: ("/api/gb28181/channels/34020000001320000001/playback",
                          {"start": 1, "end": 2})),
+    Case("POST", "/api/gb28181/channels/{channel_id}/playback/export", "evidence:export", 404,
+         lambda w, who: ("/api/gb28181/channels/34020000001320000001/playback/export",
+                         {"start": 1, "end": 2, "case_number": "A1", "reason": "r"})),
 ]
 # fmt: on
 

@@ -7,13 +7,16 @@ media is reported ``no_media`` and re-invited with backoff while someone still a
 from __future__ import annotations
 
 import io
+import json
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import av
 import pytest
 
+from alerts.export import verify_export
 from camera_registry.config import IngestConfig
 from gb28181.component import GbPlatform
 from gb28181.config import SipConfig
@@ -30,6 +33,7 @@ PASSWORD = "Gb-Secr3t-live"
 CHANNEL = "34150201001310000001"
 URL = f"gb28181://{DEVICE}/{CHANNEL}"
 CAMERA = f"gb-{CHANNEL}"
+LINK_SECRET = "gb-link-secret-0123456789"
 
 
 class _Sink:
@@ -163,6 +167,7 @@ def test_hub_live_view_on_demand_and_enabling_an_imported_channel_without_restar
                 "port": sip_port, "password": PASSWORD, "keepalive_interval_s": 1,
                 "rtp_port_min": 43200, "rtp_port_max": 43300, "live_linger_s": 1},
         "ingest": {"reconnect_max_s": 1.0},
+        "api": {"link_secret": LINK_SECRET},
     })  # fmt: skip
     hub.start()
     clip = videos_dir / "crosswalk_people.mp4"
@@ -212,6 +217,21 @@ def test_hub_live_view_on_demand_and_enabling_an_imported_channel_without_restar
         assert played.headers["content-type"] == "video/mp4"
         with av.open(io.BytesIO(played.content)) as container:
             assert len(list(container.decode(video=0))) >= 60
+        # The same range into a signed case export (verified like any other).
+        exported = httpx.post(f"{hub.base}/api/gb28181/channels/{CHANNEL}/playback/export",
+                              json={"start": t0, "end": t0 + 2, "case_number": "案-2026-7",
+                                    "reason": "调查"}, headers=hub.auth(), timeout=30)  # fmt: skip
+        assert exported.status_code == 200, exported.text
+        archive = tmp_path / "export.zip"
+        archive.write_bytes(exported.content)
+        verified = verify_export(archive, LINK_SECRET.encode())
+        assert verified.ok and verified.files == 1, verified.problems
+        with zipfile.ZipFile(archive) as zf:
+            manifest = json.loads(zf.read("manifest.json"))
+            entry = manifest["device_recordings"][0]
+            assert entry["device_id"] == DEVICE and entry["channel_id"] == CHANNEL
+            with av.open(io.BytesIO(zf.read(manifest["files"][0]["name"]))) as container:
+                assert len(list(container.decode(video=0))) >= 40
         too_long = httpx.post(f"{hub.base}/api/gb28181/channels/{CHANNEL}/playback",
                               json={"start": t0, "end": t0 + 7200}, headers=hub.auth(),
                               timeout=5)  # fmt: skip
