@@ -270,3 +270,14 @@ def ptz_control(sn: int, channel_id: str, ptz_cmd: str, priority: int = 5) -> by
     ET.SubElement(info, "ControlPriority").text = str(priority)
     text = ET.tostring(el, encoding="unicode")
     return f'<?xml version="1.0" encoding="GB2312"?>\r\n{text}\r\n'.encode("gb18030")
+
+
+def broadcast_notify(sn: int, source_id: str, target_id: str) -> bytes:
+    """Notify Broadcast (§A.2.5.8): the platform ``source_id`` will speak to the audio
+    output ``target_id``; the device answers by INVITEing the platform for audio."""
+    el = ET.Element("Notify")
+    for name, value in (("CmdType", "Broadcast"), ("SN", str(sn)), ("SourceID", source_id),
+                        ("TargetID", target_id)):  # fmt: skip
+        ET.SubElement(el, name).text = value
+    text = ET.tostring(el, encoding="unicode")
+    return f'<?xml version="1.0" encoding="GB2312"?>\r\n{text}\r\n'.encode("gb18030")

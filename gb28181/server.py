@@ -33,6 +33,7 @@ from gb28181 import sip as sipmsg
 from gb28181.config import SipConfig
 from gb28181.media import PortPool, PsPipe, RtpSink, open_tcp_passive, open_udp
 from gb28181.registry import Changes, FloodGuard, Registry
+from gb28181.rtp import build_rtp
 from gb28181.sip import SipMessage, SipParseError
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,32 @@ class _RecordQuery:
     items: list[manscdp.RecordItem] = field(default_factory=list)
 
 
+@dataclass
+class _AudioOffer:
+    host: str | None
+    port: int | None
+    pts: list[int]
+    ssrc: int | None
+
+
+def _audio_offer(body: bytes) -> _AudioOffer:
+    """The audio a device's broadcast INVITE offers to receive (c=, m=audio, y=)."""
+    host = port = ssrc = None
+    pts: list[int] = []
+    for line in body.decode("utf-8", errors="replace").splitlines():
+        line = line.strip()
+        if line.startswith("c="):
+            host = line.split()[-1]
+        elif line.startswith("m=audio"):
+            parts = line.split()
+            if len(parts) >= 3 and parts[1].isdigit():
+                port = int(parts[1])
+                pts = [int(p) for p in parts[3:] if p.isdigit()]
+        elif line.startswith("y=") and line[2:].strip().isdigit():
+            ssrc = int(line[2:].strip())
+    return _AudioOffer(host, port, pts, ssrc)
+
+
 class _UdpProtocol(asyncio.DatagramProtocol):
     def __init__(self, server: SipServer) -> None:
         self.server = server
@@ -134,6 +161,7 @@ class SipServer:
         self._pending: dict[tuple[str, int, str], asyncio.Future[SipMessage]] = {}
         self._sessions: dict[str, MediaSession] = {}  # by Call-ID
         self._records: dict[int, _RecordQuery] = {}  # RecordInfo queries by SN
+        self._broadcasts: dict[str, asyncio.Future[tuple[SipMessage, _Peer]]] = {}  # by id
         self._sn = int(time.time()) % 100_000
         self._seq = 0
         self._changes: queue.Queue[Changes | None] = queue.Queue()
@@ -349,7 +377,7 @@ class SipServer:
         method = msg.method or ""
         handler = {
             "REGISTER": self._on_register, "MESSAGE": self._on_message, "BYE": self._on_bye,
-            "ACK": lambda m, p: None, "OPTIONS": self._on_options,
+            "ACK": lambda m, p: None, "OPTIONS": self._on_options, "INVITE": self._on_invite,
             "NOTIFY": self._on_message,
         }.get(method)  # fmt: skip
         if handler is None:
@@ -360,6 +388,16 @@ class SipServer:
 
     def _on_options(self, msg: SipMessage, peer: _Peer) -> None:
         self._reply(peer, msg, 200, "OK")
+
+    def _on_invite(self, msg: SipMessage, peer: _Peer) -> None:
+        """A device's INVITE: only the audio call of a voice broadcast we asked for."""
+        caller = sipmsg.user_of(msg.header("From") or "") or ""
+        fut = self._broadcasts.get(caller)
+        if fut is None or fut.done():
+            self._refuse("unexpected_invite", f"INVITE from {caller} at {peer.addr[0]}")
+            self._reply(peer, msg, 488, "Not Acceptable Here: no broadcast pending")
+            return
+        fut.set_result((msg, peer))
 
     # -- REGISTER -------------------------------------------------------------------
 
@@ -605,6 +643,87 @@ class SipServer:
         answer = await self._transact(peer, msg, 5.0)
         if answer.status != 200:
             raise RuntimeError(f"the device answered {answer.status} {answer.reason}")
+
+    async def broadcast(self, device_id: str, target_id: str, audio: dict[str, bytes],
+                        timeout: float = 10.0) -> dict[str, Any]:  # fmt: skip
+        """Voice broadcast (§9.12): Notify Broadcast to the device for its audio output
+        ``target_id``; the device INVITEs us for audio and we send ``audio`` (G.711 by
+        codec name, ``PCMA``/``PCMU``, 8 kHz) over RTP in 20 ms packets, then BYE."""
+        peer = self._peer(device_id)
+        fut: asyncio.Future[tuple[SipMessage, _Peer]] = self.loop.create_future()
+        self._broadcasts[target_id] = self._broadcasts[device_id] = fut
+        port: int | None = None
+        transport: asyncio.DatagramTransport | None = None
+        try:
+            body = manscdp.broadcast_notify(self._next_sn(), self.cfg.id, target_id)
+            msg = self._new_request("MESSAGE", device_id, device_id, peer, body=body)
+            answer = await self._transact(peer, msg, 5.0)
+            if answer.status != 200:
+                raise InviteFailed("invite_failed", f"broadcast to {target_id}: the device "
+                                   f"answered {answer.status} {answer.reason}")  # fmt: skip
+            try:
+                invite, inv_peer = await asyncio.wait_for(asyncio.shield(fut), timeout)
+            except TimeoutError:
+                raise InviteFailed("invite_failed", f"broadcast to {target_id}: the device "
+                                   f"did not INVITE for audio within {timeout:g} s") from None
+            offered = _audio_offer(invite.body)
+            codec = next((c for pt, c in ((8, "PCMA"), (0, "PCMU")) if pt in offered.pts
+                          and c in audio), None)  # fmt: skip
+            if offered.port is None or offered.host is None or codec is None:
+                self._send(inv_peer, sipmsg.response(invite, 488, "Not Acceptable Here",
+                                                     to_tag=sipmsg.new_tag()))  # fmt: skip
+                raise InviteFailed("invite_failed", f"broadcast to {target_id}: the device "
+                                   "offered no G.711 audio we have")  # fmt: skip
+            port = self.ports.take()
+            host = self.cfg.media_host
+            dt, _ = await self.loop.create_datagram_endpoint(
+                asyncio.DatagramProtocol, local_addr=(host, port))
+            transport = cast(asyncio.DatagramTransport, dt)
+            ssrc = offered.ssrc if offered.ssrc is not None else int(sdp.ssrc_for(
+                self.cfg.domain, self._next_sn()))  # fmt: skip
+            pt = 8 if codec == "PCMA" else 0
+            answer_sdp = "\r\n".join([
+                "v=0", f"o={self.cfg.id} 0 0 IN IP4 {host}", "s=Play", f"c=IN IP4 {host}",
+                "t=0 0", f"m=audio {port} RTP/AVP {pt}", "a=sendonly",
+                f"a=rtpmap:{pt} {codec}/8000", f"y={ssrc:010d}", "f=v/////a/1/8/1", "",
+            ])  # fmt: skip
+            our_tag = sipmsg.new_tag()
+            self._send(inv_peer, sipmsg.response(
+                invite, 200, "OK", to_tag=our_tag, body=answer_sdp.encode(),
+                content_type="APPLICATION/SDP",
+                headers=[("Contact", f"<sip:{self.cfg.id}@{host}:{self.udp_port}>")]))  # fmt: skip
+            caller = sipmsg.user_of(invite.header("From") or "") or target_id
+            their_tag = sipmsg.tag_of(invite.header("From") or "")
+            await asyncio.sleep(0.1)  # the ACK; the device listens from its INVITE anyway
+            data = audio[codec]
+            seq, ts, sent = random.randint(0, 65535), random.randint(0, 1 << 31), 0
+            started = self.loop.time()
+            for i in range(0, len(data), 160):
+                due = started + (i // 160) * 0.02
+                delay = due - self.loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                packet = build_rtp(seq, ts, ssrc, data[i : i + 160], payload_type=pt,
+                                   marker=i == 0)  # fmt: skip
+                transport.sendto(packet, (offered.host, offered.port))
+                seq, ts, sent = (seq + 1) & 0xFFFF, (ts + 160) & 0xFFFFFFFF, sent + 1
+            bye = self._new_request("BYE", device_id, caller, inv_peer, call_id=invite.call_id,
+                                    from_tag=our_tag, to_tag=their_tag,
+                                    cseq=invite.cseq[0] + 1)  # fmt: skip
+            try:
+                await self._transact(inv_peer, bye, 2.0)
+            except (TimeoutError, ConnectionError, OSError) as exc:
+                log.info("broadcast BYE to %s: %s", target_id, exc)
+            metrics.INVITES.labels("broadcast").inc()
+            return {"codec": codec, "packets": sent, "seconds": round(sent * 0.02, 2)}
+        finally:
+            for key in (target_id, device_id):
+                if self._broadcasts.get(key) is fut:
+                    del self._broadcasts[key]
+            if transport is not None:
+                transport.close()
+            if port is not None:
+                self.ports.give_back(port)
 
     async def remove_device(self, device_id: str) -> bool:
         if device_id not in self.registry.devices:

@@ -43,6 +43,7 @@ from camera_registry.status import StatusBoard
 from core.diskwatch import DiskWatcher, with_reasons
 from gb28181.component import GbPlatform
 from linkage.gb_ptz import route_gb_ptz
+from linkage.gb_voice import route_gb_voice
 from linkage.wiring import Linkage
 from recording.service import RecordingService
 from shaobing import metrics
@@ -308,6 +309,7 @@ class Hub:
             self.sip.attach_live(self.worker.live_feed, self.worker.readers.__contains__,
                                  cfg.ingest)  # fmt: skip
             route_gb_ptz(self.linkage, self.sip.server, self.sip.locate)  # PTZ of GB channels
+            route_gb_voice(self.linkage, self.sip.server)  # speakers of kind gb28181
         self.roles: list[Role] = [self.disks, self.dispatch, self.linkage, self.alerts_role,
                                   *([self.sip] if self.sip else []), self.worker_role]
         self.services = ApiServices(

@@ -34,6 +34,22 @@ CHANNEL = "34150201001310000001"
 URL = f"gb28181://{DEVICE}/{CHANNEL}"
 CAMERA = f"gb-{CHANNEL}"
 LINK_SECRET = "gb-link-secret-0123456789"
+AUDIO_OUT = "34150201001370000001"  # the device's audio output (type code 137)
+
+
+def write_tone(path: Path, seconds: float) -> None:
+    """A WAV (8 kHz, 16-bit) of a 440 Hz tone: the warning of the broadcast test."""
+    import wave
+
+    import numpy as np
+
+    t = np.arange(int(8000 * seconds)) / 8000
+    samples = (np.sin(2 * np.pi * 440 * t) * 8000).astype("<i2")
+    with wave.open(str(path), "wb") as wf:
+        wf.setnchannels(1)
+        wf.setsampwidth(2)
+        wf.setframerate(8000)
+        wf.writeframes(samples.tobytes())
 
 
 class _Sink:
@@ -160,7 +176,10 @@ def test_hub_live_view_on_demand_and_enabling_an_imported_channel_without_restar
     from tests.hubproc import HubProcess
     from tests.peers.procs import free_port
 
-    sip_port = free_port()
+    sip_port, audio_port = free_port(), free_port()
+    wav = tmp_path / "warning.wav"
+    write_tone(wav, seconds=1.0)
+    received = tmp_path / "broadcast.json"
     hub = HubProcess(tmp_path, {
         "detector": {"model": str(models_dir / "yolox_nano.onnx"), "workers": 1},
         "sip": {"enabled": True, "id": PLATFORM, "domain": DOMAIN, "host": "127.0.0.1",
@@ -168,13 +187,17 @@ def test_hub_live_view_on_demand_and_enabling_an_imported_channel_without_restar
                 "rtp_port_min": 43200, "rtp_port_max": 43300, "live_linger_s": 1},
         "ingest": {"reconnect_max_s": 1.0},
         "api": {"link_secret": LINK_SECRET},
+        "linkage": {"speakers": [{"id": "gb-speaker", "name": "东门广播", "kind": "gb28181",
+                                  "uri": f"gb28181://{DEVICE}/{AUDIO_OUT}", "gap_s": 0.5}],
+                    "warnings": {"tone": {"file": str(wav)}}},
     })  # fmt: skip
     hub.start()
     clip = videos_dir / "crosswalk_people.mp4"
     sender = peers.media_sender_command(clip, "--seconds", "40")
     dev = peers.start_device(sip_port, device_id=DEVICE, password=PASSWORD,
                              platform_id=PLATFORM, domain=DOMAIN, keepalive_ms=1000,
-                             sender=sender)  # fmt: skip
+                             sender=sender, audio_port=audio_port,
+                             audio_rx=peers.rtp_sink_command(received))  # fmt: skip
     try:
         cam = hub.wait("the imported camera", lambda: hub.camera(CAMERA), 20)
         assert cam["enabled"] is False and hub.get("/healthz")["sip"]["streams"] == 0
@@ -259,6 +282,19 @@ def test_hub_live_view_on_demand_and_enabling_an_imported_channel_without_restar
             lambda: all(f"ptz {c}" in device_log.read_text(errors="replace") for c in sent),
             10,
         )
+        # 喊话 through the device's audio output: Notify Broadcast, the device INVITEs the
+        # hub, the warning goes to it as G.711 A-law over RTP (twice, 0.5 s apart), BYE.
+        spoke = httpx.post(
+            f"{hub.base}/api/linkage/speak",
+            headers=hub.auth(),
+            timeout=30,
+            json={"speaker": "gb-speaker", "warning": "tone", "repeat": 2},
+        )
+        assert spoke.status_code == 200 and spoke.json()["outcome"] == "answered", spoke.text
+        got = hub.wait("the device received the audio", lambda: received.exists()
+                       and json.loads(received.read_text()), 15)  # fmt: skip
+        assert got["packets"] == 125 and got["payload_types"] == [8] and got["in_order"]
+        assert got["bytes"] == 125 * 160  # 2.5 s of 8 kHz A-law
         # Not an imported channel: refused, nothing changed.
         missing = httpx.put(f"{hub.base}/api/gb28181/channels/34150201001310009999/enabled",
                             json={"enabled": True}, headers=hub.auth(), timeout=5)  # fmt: skip

@@ -79,17 +79,29 @@ def media_sender_command(clip: Path, *extra: str) -> str:
             f"{shlex.quote(str(clip))} {args}").strip()  # fmt: skip
 
 
+def rtp_sink_command(out: Path) -> str:
+    """The shell command a device's broadcast runs to receive the audio: ``<cmd> PORT``;
+    what came is written to ``out`` as JSON (tests/peers/rtp_sink.py)."""
+    env = f"PYTHONPATH={shlex.quote(str(REPO))}"
+    return (f"env {env} {shlex.quote(sys.executable)} -m tests.peers.rtp_sink "
+            f"{shlex.quote(str(out))}")  # fmt: skip
+
+
 def start_device(server_port: int, *, device_id: str, password: str, platform_id: str,
                  domain: str, keepalive_ms: int = 500, transport: str = "u1",
-                 sender: str = "true", expires: int = 3600) -> Sipp:  # fmt: skip
-    """A device that registers (digest), keeps alive, answers queries and INVITEs."""
+                 sender: str = "true", expires: int = 3600, audio_port: int = 0,
+                 audio_rx: str = "true") -> Sipp:  # fmt: skip
+    """A device that registers (digest), keeps alive, answers queries and INVITEs; on a
+    voice broadcast it INVITEs the platform to receive audio on ``audio_port``, where
+    ``audio_rx`` (a shell command given the port) listens."""
     return Sipp([
         f"127.0.0.1:{server_port}", "-i", "127.0.0.1", "-p", "0", "-t", transport,
         "-sf", str(SCENARIOS / "device.xml"), "-oocsf", str(SCENARIOS / "device_ooc.xml"),
         "-au", device_id, "-ap", password,
         "-set", "device_id", device_id, "-set", "platform_id", platform_id,
         "-set", "domain", domain, "-d", str(keepalive_ms),
-        "-set", "expires", str(expires), "-set", "sender", sender, "-m", "1",
+        "-set", "expires", str(expires), "-set", "sender", sender,
+        "-set", "audio_port", str(audio_port), "-set", "audio_rx", audio_rx, "-m", "1",
     ])  # fmt: skip
 
 
@@ -103,5 +115,6 @@ def start_superior(port: int, *, password: str) -> Sipp:
     ])  # fmt: skip
 
 
-__all__ = ["PeerError", "Sipp", "media_sender_command", "start_device", "start_superior"]
+__all__ = ["PeerError", "Sipp", "media_sender_command", "rtp_sink_command", "start_device",
+           "start_superior"]
 _ = sys

@@ -472,3 +472,21 @@ def test_ptz_commands_and_checksums() -> None:
     body = manscdp.parse_body(manscdp.ptz_control(9, "34150201001310000001", ptz.stop()))
     assert (body.root, body.cmd, body.text("PTZCmd")) == ("Control", "DeviceControl",
                                                            "A50F0100000000B5")  # fmt: skip
+
+
+def test_broadcast_notify_and_gb_speaker_config() -> None:
+    from pydantic import ValidationError
+
+    from linkage.config import SpeakerConfig
+
+    body = manscdp.parse_xml(manscdp.broadcast_notify(4, "34020000002000000001",
+                                                      "34150201001370000001"))  # fmt: skip
+    assert body.tag == "Notify" and body.findtext("CmdType") == "Broadcast"
+    assert body.findtext("SourceID") == "34020000002000000001"
+    assert body.findtext("TargetID") == "34150201001370000001"
+    ok = SpeakerConfig.model_validate({"id": "s", "kind": "gb28181",
+                                       "uri": "gb28181://34020000001180000001/"
+                                              "34150201001370000001"})  # fmt: skip
+    assert ok.kind == "gb28181"
+    with pytest.raises(ValidationError, match="gb28181://<20-digit device id>"):
+        SpeakerConfig.model_validate({"id": "s", "kind": "gb28181", "uri": "sip:x@y"})
