@@ -646,6 +646,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/gb28181/channels/{channel_id}/playback/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A range of the device's recording as a signed case export (zip) */
+        post: operations["device_playback_export_api_gb28181_channels__channel_id__playback_export_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/gb28181/channels/{channel_id}/records": {
         parameters: {
             query?: never;
@@ -3278,6 +3295,29 @@ export interface components {
              * @description zone name; default: the whole frame
              */
             zone?: string | null;
+        };
+        /** PlaybackExportIn */
+        PlaybackExportIn: {
+            /**
+             * Case Number
+             * @description 案件编号
+             */
+            case_number: string;
+            /**
+             * End
+             * @description epoch seconds; at most 600 s after start
+             */
+            end: number;
+            /**
+             * Reason
+             * @description why the evidence is exported
+             */
+            reason: string;
+            /**
+             * Start
+             * @description epoch seconds
+             */
+            start: number;
         };
         /** PlaybackIn */
         PlaybackIn: {
@@ -7091,6 +7131,95 @@ export interface operations {
                 };
                 content: {
                     "video/mp4": unknown;
+                };
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the role lacks the permission, or the object lies outside the caller's area */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request body over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    device_playback_export_api_gb28181_channels__channel_id__playback_export_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                channel_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PlaybackExportIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/zip": unknown;
                 };
             };
             /** @description bad request (a Host header not allowed, an invalid Content-Length) */
