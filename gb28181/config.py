@@ -69,9 +69,10 @@ class SipConfig(StrictModel):
     max_channels: int = Field(50_000, ge=1, description="channels kept per device")
     rtp_port_min: int = Field(30000, ge=1024, lt=65536)
     rtp_port_max: int = Field(30999, ge=1024, lt=65536)
-    rtp_transport: Literal["udp", "tcp_passive"] = Field(
-        "udp", description="how devices send media: UDP, or TCP to a port the hub opens "
-        "(RFC 4571 framing)",
+    rtp_transport: Literal["udp", "tcp_passive", "tcp_active"] = Field(
+        "udp", description="how devices send media: UDP; TCP to a port the hub opens "
+        "(tcp_passive); or TCP from the hub to the port the device answers with (tcp_active, "
+        "through NAT or firewalls that only let the hub connect out); RFC 4571 framing",
     )  # fmt: skip
     invite_timeout_s: float = Field(5.0, gt=0, description="wait for the INVITE's answer")
     media_timeout_s: float = Field(5.0, gt=0,

@@ -13,7 +13,8 @@ def ssrc_for(domain: str, seq: int, *, live: bool = True) -> str:
 
 def offer(*, session_id: str, channel_id: str, host: str, port: int, ssrc: str,
           transport: str = "udp", playback: tuple[int, int] | None = None) -> bytes:  # fmt: skip
-    """INVITE body: receive PS/90000 on ``host:port`` (UDP, or TCP passive: we listen).
+    """INVITE body: receive PS/90000 on ``host:port`` (UDP, or TCP passive: we listen; TCP
+    active: we connect to the device's answered port).
     ``playback``: (start, end) in epoch seconds of the device's recording (§9.8:
     ``s=Playback``, ``u=<channel>:0``, ``t=start end``); None: live (``s=Play``)."""
     proto = "TCP/RTP/AVP" if transport.startswith("tcp") else "RTP/AVP"
@@ -32,6 +33,8 @@ def offer(*, session_id: str, channel_id: str, host: str, port: int, ssrc: str,
     ]
     if transport == "tcp_passive":
         lines += ["a=setup:passive", "a=connection:new"]
+    elif transport == "tcp_active":  # the hub connects to the port the device answers with
+        lines += ["a=setup:active", "a=connection:new"]
     lines.append(f"y={ssrc}")
     _ = session_id
     return ("\r\n".join(lines) + "\r\n").encode("ascii")

@@ -31,7 +31,14 @@ from typing import Any, Protocol, TypeVar, cast
 from gb28181 import manscdp, metrics, sdp
 from gb28181 import sip as sipmsg
 from gb28181.config import SipConfig
-from gb28181.media import PortPool, PsPipe, RtpSink, open_tcp_passive, open_udp
+from gb28181.media import (
+    PortPool,
+    PsPipe,
+    RtpSink,
+    open_tcp_active,
+    open_tcp_passive,
+    open_udp,
+)
 from gb28181.registry import Changes, FloodGuard, Registry
 from gb28181.rtp import build_rtp
 from gb28181.sip import SipMessage, SipParseError
@@ -752,8 +759,9 @@ class SipServer:
         try:
             if self.cfg.rtp_transport == "tcp_passive":
                 session.closers.append(await open_tcp_passive(host, port, sink))
-            else:
+            elif self.cfg.rtp_transport == "udp":
                 session.closers.append(await open_udp(host, port, sink))
+            # tcp_active: the hub connects once the device has answered with its port
             body = sdp.offer(session_id=session.call_id, channel_id=channel_id, host=host,
                              port=port, ssrc=ssrc, transport=self.cfg.rtp_transport,
                              playback=playback)  # fmt: skip
@@ -776,6 +784,16 @@ class SipServer:
             offered = sdp.parse_answer(answer.body)
             if offered.ssrc is not None and offered.ssrc != int(ssrc):
                 sink.reorder.ssrc = offered.ssrc  # the device chose its own (allowed)
+            if self.cfg.rtp_transport == "tcp_active":
+                if offered.port is None or not offered.host:
+                    raise InviteFailed("invite_failed", f"channel {channel_id}: the answer "
+                                       "has no media address to connect to (TCP active)")
+                try:
+                    session.closers.append(await open_tcp_active(
+                        offered.host, offered.port, sink, self.cfg.media_timeout_s))  # fmt: skip
+                except ConnectionError as exc:
+                    await self._bye(session)  # the dialog exists: end it
+                    raise InviteFailed("no_media", f"{channel_id}: no_media: {exc}") from None
             metrics.INVITES.labels("ok").inc()
             return session
         except BaseException:

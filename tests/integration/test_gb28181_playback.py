@@ -1,7 +1,8 @@
 """A device's recordings (GB/T 28181 §9.7, §9.8) against a real SIPp device: RecordInfo
 answered in two pages is collected until SumNum, and a playback INVITE (``s=Playback``,
 ``t=`` range) brings the recording (PS over RTP of a real clip) into an MP4 that decodes
-(remuxed, not re-encoded); BYE ends it and gives the port back."""
+(remuxed, not re-encoded); BYE ends it and gives the port back. And TCP active media: the
+hub connects to the port the device answers with."""
 
 from __future__ import annotations
 
@@ -109,6 +110,57 @@ def test_playback_without_media_is_reported(tmp_path: Path) -> None:
         assert failed.value.state == "no_media"
         assert not (tmp_path / "none.mp4").exists()
         wait_for(lambda: server.health()["rtp_ports_in_use"] == 0, 5, "the port released")
+    finally:
+        dev.stop()
+        platform.stop()
+
+
+def test_tcp_active_media_the_hub_connects_to_the_device(videos_dir: Path) -> None:
+    """TCP active (RFC 4571): the offer says ``a=setup:active``; the device answers with the
+    port its sender listens on and the hub connects there; the stream decodes."""
+    from camera_registry.config import IngestConfig, SourceConfig
+    from ingest.reader import open_source
+    from tests.peers.procs import free_port
+
+    platform = platform_with(rtp_transport="tcp_active")
+    platform.start()
+    server = platform.server
+    port = free_port()
+    sender = peers.media_sender_command(videos_dir / "crosswalk_people.mp4", "--listen-port",
+                                        str(port), "--seconds", "10")  # fmt: skip
+    dev = peers.start_device(server.udp_port, device_id=DEVICE, password=PASSWORD,
+                             platform_id=PLATFORM, domain=DOMAIN, sender=sender,
+                             media_port=port, media_proto="TCP/RTP/AVP")  # fmt: skip
+    url = f"gb28181://{DEVICE}/{CHANNEL}"
+    try:
+        wait_for(lambda: DEVICE in server.registry.devices, 10, "registration")
+        with open_source(url, SourceConfig(url=url), IngestConfig()) as container:
+            frames = 0
+            for _ in container.decode(video=0):
+                frames += 1
+                if frames >= 30:
+                    break
+            assert frames == 30 and container.streams.video[0].codec_context.width == 640
+            assert server.health()["stream_stats"][0]["received"] > 30
+        wait_for(lambda: server.health()["streams"] == 0, 5, "BYE")
+        assert server.health()["rtp_ports_in_use"] == 0
+    finally:
+        dev.stop()
+        platform.stop()
+    # A device whose answered port nobody listens on: no_media, the dialog ended.
+    platform = platform_with(rtp_transport="tcp_active", media_timeout_s=1.0)
+    platform.start()
+    server = platform.server
+    dev = peers.start_device(server.udp_port, device_id=DEVICE, password=PASSWORD,
+                             platform_id=PLATFORM, domain=DOMAIN, media_port=free_port(),
+                             media_proto="TCP/RTP/AVP")  # fmt: skip
+    try:
+        wait_for(lambda: DEVICE in server.registry.devices, 10, "registration")
+        with pytest.raises(InviteFailed) as failed:
+            with open_source(url, SourceConfig(url=url), IngestConfig()):
+                pass
+        assert failed.value.state == "no_media" and "cannot connect" in str(failed.value)
+        assert server.health()["streams"] == 0 and server.health()["rtp_ports_in_use"] == 0
     finally:
         dev.stop()
         platform.stop()

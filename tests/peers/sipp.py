@@ -90,10 +90,12 @@ def rtp_sink_command(out: Path) -> str:
 def start_device(server_port: int, *, device_id: str, password: str, platform_id: str,
                  domain: str, keepalive_ms: int = 500, transport: str = "u1",
                  sender: str = "true", expires: int = 3600, audio_port: int = 0,
-                 audio_rx: str = "true") -> Sipp:  # fmt: skip
+                 audio_rx: str = "true", media_port: int = 15060,
+                 media_proto: str = "RTP/AVP") -> Sipp:  # fmt: skip
     """A device that registers (digest), keeps alive, answers queries and INVITEs; on a
     voice broadcast it INVITEs the platform to receive audio on ``audio_port``, where
-    ``audio_rx`` (a shell command given the port) listens."""
+    ``audio_rx`` (a shell command given the port) listens. Its INVITE answers name
+    ``media_port`` and ``media_proto`` (TCP active: the port its sender listens on)."""
     return Sipp([
         f"127.0.0.1:{server_port}", "-i", "127.0.0.1", "-p", "0", "-t", transport,
         "-sf", str(SCENARIOS / "device.xml"), "-oocsf", str(SCENARIOS / "device_ooc.xml"),
@@ -101,7 +103,8 @@ def start_device(server_port: int, *, device_id: str, password: str, platform_id
         "-set", "device_id", device_id, "-set", "platform_id", platform_id,
         "-set", "domain", domain, "-d", str(keepalive_ms),
         "-set", "expires", str(expires), "-set", "sender", sender,
-        "-set", "audio_port", str(audio_port), "-set", "audio_rx", audio_rx, "-m", "1",
+        "-set", "audio_port", str(audio_port), "-set", "audio_rx", audio_rx,
+        "-set", "media_port", str(media_port), "-set", "media_proto", media_proto, "-m", "1",
     ])  # fmt: skip
 
 
@@ -116,5 +119,5 @@ def start_superior(port: int, *, password: str) -> Sipp:
 
 
 __all__ = ["PeerError", "Sipp", "media_sender_command", "rtp_sink_command", "start_device",
-           "start_superior"]
+           "start_superior"]  # fmt: skip
 _ = sys

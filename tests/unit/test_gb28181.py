@@ -490,3 +490,11 @@ def test_broadcast_notify_and_gb_speaker_config() -> None:
     assert ok.kind == "gb28181"
     with pytest.raises(ValidationError, match="gb28181://<20-digit device id>"):
         SpeakerConfig.model_validate({"id": "s", "kind": "gb28181", "uri": "sip:x@y"})
+
+
+def test_tcp_active_offer() -> None:
+    body = sdp.offer(session_id="x", channel_id="34150201001310000001", host="10.0.0.1",
+                     port=30000, ssrc="0200000001", transport="tcp_active").decode()  # fmt: skip
+    lines = body.split("\r\n")
+    assert "m=video 30000 TCP/RTP/AVP 96 97 98" in lines
+    assert "a=setup:active" in lines and "a=connection:new" in lines
