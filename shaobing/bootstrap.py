@@ -41,6 +41,7 @@ from analytics.config import CameraConfig
 from analytics.detectors import Detector, create_detector
 from camera_registry.status import StatusBoard
 from core.diskwatch import DiskWatcher, with_reasons
+from gb28181 import forward as gb_forward
 from gb28181.component import GbPlatform
 from linkage.gb_ptz import route_gb_ptz
 from linkage.gb_voice import route_gb_voice
@@ -305,6 +306,7 @@ class Hub:
         # whose gb28181:// cameras it plays; the channels it imports named for the alerts.
         self.sip = GbPlatform.build(cfg.sip, self.store.sessions, self.store.cipher,
                                     self.status, self.worker.producer.cameras)  # fmt: skip
+        gb_forward.FEEDS = self.worker.held_feed  # a superior's INVITE for a shared channel
         if self.sip is not None:  # live view of channels nobody analyses: INVITE on demand
             self.sip.attach_live(self.worker.live_feed, self.worker.readers.__contains__,
                                  cfg.ingest)  # fmt: skip

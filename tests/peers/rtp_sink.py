@@ -1,7 +1,9 @@
 """A device's audio output for a GB/T 28181 voice broadcast: receives RTP on a UDP port
 and writes what came as JSON once the sender has been quiet for a moment.
 
-    python -m tests.peers.rtp_sink OUT.json PORT
+    python -m tests.peers.rtp_sink OUT.json [--save PAYLOADS] PORT
+
+``--save``: the payloads (a forwarded channel's PS) written to PAYLOADS in arrival order.
 """
 
 from __future__ import annotations
@@ -15,8 +17,15 @@ import time
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = argv if argv is not None else sys.argv[1:]
-    out, port = args[0], int(args[1])
+    import argparse
+
+    p = argparse.ArgumentParser()
+    p.add_argument("out")
+    p.add_argument("port", type=int)
+    p.add_argument("--save")
+    args = p.parse_args(argv)
+    out, port = args.out, args.port
+    saved = open(args.save, "wb") if args.save else None  # noqa: SIM115 - closed below
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", port))
     packets, size, pts, ssrcs, seqs = 0, 0, set(), set(), []
@@ -30,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
             if len(data) < 12:
                 continue
             _, second, seq, _, ssrc = struct.unpack("!BBHII", data[:12])
+            if saved is not None:
+                saved.write(data[12:])
             packets, size = packets + 1, size + len(data) - 12
             pts.add(second & 0x7F)
             ssrcs.add(ssrc)
@@ -37,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
             sock.settimeout(1.5)  # then: the end of the broadcast
     finally:
         sock.close()
+        if saved is not None:
+            saved.close()
     in_order = all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:], strict=False))
     tmp = f"{out}.tmp"
     with open(tmp, "w") as fh:

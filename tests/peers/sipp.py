@@ -79,12 +79,13 @@ def media_sender_command(clip: Path, *extra: str) -> str:
             f"{shlex.quote(str(clip))} {args}").strip()  # fmt: skip
 
 
-def rtp_sink_command(out: Path) -> str:
-    """The shell command a device's broadcast runs to receive the audio: ``<cmd> PORT``;
-    what came is written to ``out`` as JSON (tests/peers/rtp_sink.py)."""
+def rtp_sink_command(out: Path, save: Path | None = None) -> str:
+    """The shell command a peer runs to receive RTP: ``<cmd> PORT``; what came is written
+    to ``out`` as JSON, the payloads to ``save`` (tests/peers/rtp_sink.py)."""
     env = f"PYTHONPATH={shlex.quote(str(REPO))}"
+    extra = f" --save {shlex.quote(str(save))}" if save is not None else ""
     return (f"env {env} {shlex.quote(sys.executable)} -m tests.peers.rtp_sink "
-            f"{shlex.quote(str(out))}")  # fmt: skip
+            f"{shlex.quote(str(out))}{extra}")  # fmt: skip
 
 
 def start_device(server_port: int, *, device_id: str, password: str, platform_id: str,
@@ -118,6 +119,17 @@ def start_superior(port: int, *, password: str) -> Sipp:
     ])  # fmt: skip
 
 
+def start_superior_invite(port: int, *, channel: str, rtp_port: int, rx: str) -> Sipp:
+    """A superior that INVITEs ``channel`` of the lower platform listening on ``port``
+    (Shaobing's connector), receives 4 s of its video on ``rtp_port`` (``rx`` listens),
+    then BYE; it exits 0 when every step was answered."""
+    return Sipp([
+        f"127.0.0.1:{port}", "-i", "127.0.0.1", "-p", "0", "-t", "u1", "-m", "1",
+        "-sf", str(SCENARIOS / "superior_invite.xml"), "-set", "channel", channel,
+        "-set", "rtp_port", str(rtp_port), "-set", "rx", rx,
+    ])  # fmt: skip
+
+
 __all__ = ["PeerError", "Sipp", "media_sender_command", "rtp_sink_command", "start_device",
-           "start_superior"]  # fmt: skip
+           "start_superior", "start_superior_invite"]  # fmt: skip
 _ = sys
