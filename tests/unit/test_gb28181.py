@@ -498,3 +498,18 @@ def test_tcp_active_offer() -> None:
     lines = body.split("\r\n")
     assert "m=video 30000 TCP/RTP/AVP 96 97 98" in lines
     assert "a=setup:active" in lines and "a=connection:new" in lines
+
+
+def test_forward_annex_b_and_parameter_sets() -> None:
+    from gb28181.forward import annex_b, parameter_sets
+
+    sps, pps, idr = b"\x67\x42\x00\x1f", b"\x68\xce\x3c\x80", b"\x65\x88\x84"
+    avcc = len(idr).to_bytes(4, "big") + idr + (2).to_bytes(4, "big") + b"\x41\x9a"
+    assert annex_b(avcc) == b"\x00\x00\x00\x01" + idr + b"\x00\x00\x00\x01\x41\x9a"
+    already = b"\x00\x00\x00\x01" + idr
+    assert annex_b(already) == already
+    assert annex_b(b"\x00\x00\x00\x09abc") == b"\x00\x00\x00\x09abc"  # not length-prefixed
+    avcc_extradata = (b"\x01\x42\x00\x1f\xff\xe1" + len(sps).to_bytes(2, "big") + sps
+                      + b"\x01" + len(pps).to_bytes(2, "big") + pps)  # fmt: skip
+    assert parameter_sets(avcc_extradata) == b"\x00\x00\x00\x01" + sps + b"\x00\x00\x00\x01" + pps
+    assert parameter_sets(None) == b"" and parameter_sets(already) == already
