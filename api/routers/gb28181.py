@@ -86,6 +86,9 @@ class GbChannelOut(BaseModel):
     longitude: float | None
     latitude: float | None
     camera_id: str | None  # the camera it became (video channels only)
+    camera_enabled: bool | None = Field(
+        None, description="whether that camera is analysed (PUT /channels/{id}/enabled)"
+    )
 
 
 class CatalogQueued(BaseModel):
@@ -127,11 +130,18 @@ def list_devices(services: ServicesDep, _: CameraConfigurer) -> list[GbDeviceOut
 
 @router.get("/devices/{device_id}/channels", response_model=list[GbChannelOut],
             summary="A device's catalog")  # fmt: skip
-def list_channels(device_id: str, services: ServicesDep, _: CameraConfigurer) -> list[GbChannelOut]:
+def list_channels(device_id: str, session: SessionDep, services: ServicesDep,
+                  _: CameraConfigurer) -> list[GbChannelOut]:  # fmt: skip
     channels = _server(services).channels(device_id)
     if channels is None:
         raise HTTPException(404, f"no GB/T 28181 device {device_id}")
-    return [GbChannelOut.model_validate(c) for c in channels]
+    ids = [c["camera_id"] for c in channels if c.get("camera_id")]
+    enabled: dict[str, bool] = {}
+    for start in range(0, len(ids), 500):
+        enabled.update(session.execute(select(CameraRecord.id, CameraRecord.enabled).where(
+            CameraRecord.id.in_(ids[start : start + 500]))).tuples().all())  # fmt: skip
+    return [GbChannelOut.model_validate({**c, "camera_enabled": enabled.get(c["camera_id"])})
+            for c in channels]  # fmt: skip
 
 
 @router.post("/devices/{device_id}/catalog", response_model=CatalogQueued, status_code=202,

@@ -2424,6 +2424,11 @@ export interface components {
         };
         /** GbChannelOut */
         GbChannelOut: {
+            /**
+             * Camera Enabled
+             * @description whether that camera is analysed (PUT /channels/{id}/enabled)
+             */
+            camera_enabled?: boolean | null;
             /** Camera Id */
             camera_id: string | null;
             /** Civil Code */
