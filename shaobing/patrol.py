@@ -57,8 +57,7 @@ class Patroller:
     def add(self, cam: CameraConfig) -> None:
         with self._lock:
             self.cameras[cam.id] = cam
-            entry = self.plan.add(cam.id, cam.programme, "/".join(cam.area.path()),
-                                  self.clock())
+            entry = self.plan.add(cam.id, cam.programme, "/".join(cam.area.path()), self.clock())
         self.worker.cameras[cam.id] = cam
         self.worker.status.update(cam.id, patrol=True, next_visit_at=entry.due)
 
@@ -140,7 +139,7 @@ class Patroller:
         faults = list(st.faults) if st is not None else []
         events = self.worker.events.get(camera_id, 0) - visit.events_before
         result = VisitResult(state, faults, events)
-        self.worker.stop_camera(camera_id, state=None)
+        self.worker.stop_camera(camera_id, state=None, wait=False)  # a hung reader ends alone
         kept = self._kept.get(camera_id)
         if kept is not None and kept[0] == state:
             since = kept[1]  # the same state as the last visit: since then (no flapping)

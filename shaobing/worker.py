@@ -110,7 +110,9 @@ def offline_event(st: CameraStatus, now: float, limit: float) -> Event:
 
 
 def camera_analytics(
-    loaded: LoadedConfig, cam: CameraConfig, class_names: tuple[str, ...],
+    loaded: LoadedConfig,
+    cam: CameraConfig,
+    class_names: tuple[str, ...],
     detect_objects: bool = True,
 ) -> CameraAnalytics:
     """A camera's zones and rules as the analysis runs them: with the implicit
@@ -189,6 +191,7 @@ class Worker:
             reader.stop()
         for reader in self.readers.values():
             reader.join(timeout=5)
+            self.status.update(reader.camera_id, state="stopped")
         self.pool.stop()
         self.tracks.stop()  # index the open tracks; their clips are cut next
         self.producer.stop()  # render and publish what is queued
@@ -243,13 +246,19 @@ class Worker:
         self.readers[cam.id] = reader
         reader.start()
 
-    def stop_camera(self, camera_id: str, *, state: str | None = "stopped") -> None:
+    def stop_camera(
+        self, camera_id: str, *, state: str | None = "stopped", wait: bool = True
+    ) -> None:
         """Stop reading and analysing a camera (its lease is gone or given up); its state
-        becomes ``state`` (None: the caller sets it)."""
+        becomes ``state`` (None: the caller sets it). ``wait=False`` does not wait for the
+        reader thread to end: one stuck in a hung handshake ends when FFmpeg's open
+        timeout returns, and writes nothing after being stopped (a patrol visit's slot
+        is free at once)."""
         reader = self.readers.pop(camera_id, None)
         if reader is not None:
             reader.stop()
-            reader.join(timeout=5)
+            if wait:
+                reader.join(timeout=5)
         slot = self.pool.slots.pop(camera_id, None)
         if slot is not None:
             with slot.lock:
