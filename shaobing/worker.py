@@ -24,6 +24,7 @@ from analytics.detectors import Detector
 from analytics.pipeline import CameraAnalytics, CameraRulesConfig
 from analytics.scheduler import AnalysisPool
 from analytics.types import Event
+from analytics.vqd import QualityBaseline
 from camera_registry.status import DOWN_STATES, CameraStatus, StatusBoard
 from camera_registry.store import set_resolved_url
 from camera_registry.urls import mask_url, with_credentials
@@ -110,11 +111,9 @@ def offline_event(st: CameraStatus, now: float, limit: float) -> Event:
 
 
 def camera_analytics(
-    loaded: LoadedConfig,
-    cam: CameraConfig,
-    class_names: tuple[str, ...],
-    detect_objects: bool = True,
-) -> CameraAnalytics:
+    loaded: LoadedConfig, cam: CameraConfig, class_names: tuple[str, ...],
+    detect_objects: bool = True, quality_baseline: QualityBaseline | None = None,
+) -> CameraAnalytics:  # fmt: skip
     """A camera's zones and rules as the analysis runs them: with the implicit
     video-quality rule (``alerts.video_quality``) when the camera has no camera_fault rule."""
     rules = list(cam.rules)
@@ -125,6 +124,7 @@ def camera_analytics(
         class_names,
         timezone=loaded.config.timezone,
         detect_objects=detect_objects,
+        quality_baseline=quality_baseline,
     )
 
 
@@ -221,13 +221,17 @@ class Worker:
             return
         self.start_camera(cam)
 
-    def start_camera(self, cam: CameraConfig, *, detect_objects: bool = True) -> None:
+    def start_camera(
+        self, cam: CameraConfig, *, detect_objects: bool = True,
+        quality_baseline: QualityBaseline | None = None,
+    ) -> None:  # fmt: skip
         """Read and analyse a camera. ``detect_objects=False`` (a patrol visit): the
-        detector runs only if a rule needs objects (no track index)."""
+        detector runs only if a rule needs objects (no track index). ``quality_baseline``:
+        the picture learned on the previous visit (a view turned since is found)."""
         self.cameras[cam.id] = cam
         self.producer.cameras[cam.id] = CameraInfo(cam.name or cam.id, cam.area, cam.gb28181_id)
         self.pool.add_camera(camera_analytics(self.loaded, cam, self.detector.class_names,
-                                              detect_objects))  # fmt: skip
+                                              detect_objects, quality_baseline))  # fmt: skip
         self.status.get(cam.id)
         reader = StreamReader(
             cam.id,

@@ -136,3 +136,44 @@ def test_a_camera_that_hangs_its_handshake_frees_its_patrol_slot_at_the_timeout(
         hub.stop()
         server.stop()
         silent.close()
+
+
+def test_a_view_turned_between_two_visits_is_found_on_the_second(
+    tmp_path: Path, models_dir: Path, videos_dir: Path, _gst_ok: None
+) -> None:
+    """The picture a visit learned is what the next visit compares with: a camera that
+    shows another scene on its second visit (here: its stream now another street) is
+    reported turned away from its view (scene_change), which a visit judging on its own
+    few seconds cannot see."""
+    server = RtspServer({"a": videos_dir / "crosswalk_people.mp4",
+                         "b": videos_dir / "highway_divided.mp4"}).start()  # fmt: skip
+    loaded = parse_config({
+        "data_dir": str(tmp_path / "data"),
+        "detector": {"model": str(models_dir / "yolox_nano.onnx"), "workers": 1},
+        "patrol": {"streams": 1, "look_s": 8, "interval_s": 2, "open_timeout_s": 15},
+        "cameras": [{"id": "p-turn", "analysis": "patrol", "source": {"url": server.url("a")}}],
+    }, "patrol.yaml", tmp_path)  # fmt: skip
+    hub = Hub(loaded)
+    try:
+        hub.start()
+
+        def visits(n: int) -> Any:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                st = hub.status.snapshot("p-turn")
+                if st is not None and st.visits >= n:
+                    return st
+                time.sleep(0.05)
+            raise AssertionError(f"visit {n} not done: {hub.status.snapshot('p-turn')}")
+
+        first = visits(1)
+        assert first.state == "online" and first.faults == []
+        cam = hub.patrol.cameras["p-turn"]
+        turned = cam.model_copy(update={"source": cam.source.model_copy(
+            update={"url": server.url("b")})})  # fmt: skip
+        hub.patrol.update(turned)  # from the next visit on, the camera shows another scene
+        second = visits(2)
+        assert second.state == "online" and "scene_change" in second.faults, second
+    finally:
+        hub.stop()
+        server.stop()
