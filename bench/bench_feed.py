@@ -33,7 +33,7 @@ import redis
 from sqlalchemy import Integer, String, cast, func, update
 
 from accounts.domain import Principal, sees_area
-from api.routers.cameras import record_area
+from api.access import record_area
 from api.routers.live import CameraWatch, camera_changes, feed_cameras
 from bench.bench_leases import import_registry
 from bench.machine import machine_line
