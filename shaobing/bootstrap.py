@@ -186,7 +186,15 @@ class WorkerRole:
         self.leased = leased
         self.extras = extras  # components with start()/stop()/thread
         # embedded: cameras enabled or disabled in the registry later start or stop
-        self.follower = RegistryFollower(worker, patrol, worker.store) if leased is None else None
+        self.follower = (
+            RegistryFollower(self.apply_registry, self._runs,
+                             lambda: [*worker.readers, *patrol.cameras], worker.store)  # fmt: skip
+            if leased is None
+            else None
+        )
+
+    def _runs(self, camera_id: str) -> bool:
+        return camera_id in self.worker.readers or camera_id in self.patrol
 
     def start(self) -> None:
         recover = getattr(self.spool, "recover", None)  # what a crash left in the spool
