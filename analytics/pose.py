@@ -229,23 +229,29 @@ class PoseCheck:
 
     Candidates only: a person at least ``MIN_PX`` long (smaller ones are upscaled more than
     ~3x into the model's input, and its answers are noise: a top-down plaza's walkers), whose
-    box is wider than ``WIDE`` x its height, or shorter than ``SHRUNK`` x its own upright
-    height before (it went down, or is going), or who already has a pose. Each candidate is
-    estimated again at most every ``interval_s``; at most ``max_per_frame`` crops a frame
-    (the least recently estimated first): the cost per camera is bounded by
-    ``max_per_frame`` x the detection rate, and is nil while nobody is a candidate.
+    box is at least ``WIDE`` x as wide as tall, or shorter than ``SHRUNK`` x its own upright
+    height before (it went down, or is going). Each is estimated again at most every
+    ``interval_s``, the least recently estimated first, within a budget of ``per_s``
+    estimates per camera-second on average (at most ``burst`` at once): the cost per camera
+    is bounded by ``per_s`` x the cost of one estimate, and is nil while nobody is a
+    candidate. A pose is held while its person is tracked (and 10 s after).
     """
 
     MIN_PX = 48.0  # the box's longer side, pixels of the image handed in
-    WIDE = 0.6
-    SHRUNK = 0.8
+    WIDE = 0.8
+    SHRUNK = 0.75
 
-    def __init__(self, model: PoseModel, interval_s: float = 1.0, max_per_frame: int = 2) -> None:
+    def __init__(
+        self, model: PoseModel, interval_s: float = 1.0, per_s: float = 1.0, burst: int = 2
+    ) -> None:
         self.model = model
         self.interval_s = interval_s
-        self.max_per_frame = max_per_frame
+        self.per_s = per_s
+        self.burst = burst
         self.poses: dict[int, tuple[float, BodyPose]] = {}  # track id -> (when, pose)
         self.runs = 0
+        self._tokens = float(burst)
+        self._t: float | None = None
 
     def update(
         self,
@@ -263,14 +269,18 @@ class PoseCheck:
             w, h = float(wh[i, 0]), float(wh[i, 1])
             own = own_heights[i]
             candidate = max(w, h) >= self.MIN_PX and (
-                w >= self.WIDE * h
-                or (own is not None and h <= self.SHRUNK * own)
-                or tid in self.poses
+                w >= self.WIDE * h or (own is not None and h <= self.SHRUNK * own)
             )
             last = self.poses.get(tid)
             if candidate and (last is None or t - last[0] >= self.interval_s - 1e-6):
                 due.append((last[0] if last else -1e9, i))
-        for _, i in sorted(due)[: self.max_per_frame]:
+        if self._t is not None:
+            self._tokens = min(float(self.burst), self._tokens + (t - self._t) * self.per_s)
+        self._t = t
+        for _, i in sorted(due):
+            if self._tokens < 1.0:
+                break
+            self._tokens -= 1.0
             tid = int(people.tracker_id[i])
             self.poses[tid] = (t, self.model.estimate(image, people.xyxy[i]))
             self.runs += 1
