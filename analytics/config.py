@@ -251,6 +251,12 @@ class StoppedVehicleRule(RuleBase):
     grace_s: float = Field(
         10.0, ge=0, description="a parked car hidden by a passing bus keeps its clock"
     )
+    ignore_attended_two_wheelers: StrictBool = Field(
+        True,
+        description="a bicycle or motorcycle with a person on or at it (a rider waiting, a "
+        "pushchair, wheelchair or pushed bike the detector calls a two-wheeler) is no "
+        "stopped vehicle; one standing alone still is",
+    )
     severity: Severity = "high"
 
     _classes = field_validator("classes")(_check_classes)

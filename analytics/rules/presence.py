@@ -38,7 +38,13 @@ from analytics.config import (
 from analytics.history import TrackHistory
 from analytics.pose import BodyPose
 from analytics.rules.base import FrameContext, ObjectRule, box_diagonal, make_event
-from analytics.sanity import StandingHeights, own_upright_height, peer_heights, riders
+from analytics.sanity import (
+    StandingHeights,
+    attended_two_wheelers,
+    own_upright_height,
+    peer_heights,
+    riders,
+)
 from analytics.types import Detections, Event, class_name
 from analytics.zones import Zone
 
@@ -129,9 +135,12 @@ class PresenceRule(ObjectRule):
 
     def _exclude(self, tracked: Detections, ctx: FrameContext) -> np.ndarray:
         """Which of all tracked objects this rule must not count: the riders of bicycles and
-        motorcycles are no pedestrians on the road."""
+        motorcycles are no pedestrians on the road; a two-wheeler someone is on or at is no
+        stopped vehicle (class sanity, analytics/sanity.py)."""
         if isinstance(self.cfg, PedestrianOnRoadRule) and self.cfg.ignore_riders:
             return riders(tracked, ctx.class_names)
+        if isinstance(self.cfg, StoppedVehicleRule) and self.cfg.ignore_attended_two_wheelers:
+            return attended_two_wheelers(tracked, ctx.class_names)
         return np.zeros(len(tracked), dtype=bool)
 
     def _max_move(self) -> float | None:

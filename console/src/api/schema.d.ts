@@ -3471,6 +3471,12 @@ export interface components {
              */
             grace_s: number;
             /**
+             * Ignore Attended Two Wheelers
+             * @description a bicycle or motorcycle with a person on or at it (a rider waiting, a pushchair, wheelchair or pushed bike the detector calls a two-wheeler) is no stopped vehicle; one standing alone still is
+             * @default true
+             */
+            ignore_attended_two_wheelers: boolean;
+            /**
              * Max Displacement
              * @description fraction of the box's diagonal
              * @default 0.25
