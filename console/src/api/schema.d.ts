@@ -3580,6 +3580,24 @@ export interface components {
             /** Name */
             name: string;
             /**
+             * Pose Lying Angle
+             * @description hips->head axis this many degrees from the vertical or more: lying, whatever the box
+             * @default 60
+             */
+            pose_lying_angle: number;
+            /**
+             * Pose Min Score
+             * @description with the pose model (optional extra 'pose'): its person score from which the body's orientation overrules the box
+             * @default 0.5
+             */
+            pose_min_score: number;
+            /**
+             * Pose Upright Angle
+             * @description this many degrees or fewer: upright (sitting, crouching), whatever the box
+             * @default 20
+             */
+            pose_upright_angle: number;
+            /**
              * Schedule
              * @description active only inside these weekly windows (hub time zone); default: always
              */
@@ -4108,6 +4126,12 @@ export interface components {
              * @default 10
              */
             grace_s: number;
+            /**
+             * Ignore Attended Two Wheelers
+             * @description a bicycle or motorcycle with a person on or at it (a rider waiting, a pushchair, wheelchair or pushed bike the detector calls a two-wheeler) is no stopped vehicle; one standing alone still is
+             * @default true
+             */
+            ignore_attended_two_wheelers: boolean;
             /**
              * Max Displacement
              * @description fraction of the box's diagonal
