@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from accounts import passwords
 from accounts.service import create_user, list_audit
+from alerts.adapters.sql import AlertRecord
 from alerts.export import verify_export
 from api.app import create_app
 from camera_registry.config import RecordConfig
@@ -261,3 +262,20 @@ def test_hls_scope_permissions_and_bad_input(world: World) -> None:
     assert world.get("op-cg", too_long).status_code == 422
     empty = "/api/recordings/cg-cam/playlist.m3u8?start=1&end=9"
     assert world.get("op-cg", empty).status_code == 404
+
+
+def test_a_case_export_of_alerts_with_keep_holds_their_recordings(world: World) -> None:
+    """保全 for a case of alerts: each alert's recording is held from retention."""
+    with world.hub.sessions() as session:
+        alert_id = session.scalars(select(AlertRecord.id).where(
+            AlertRecord.camera_id == "cg-cam")).one()  # fmt: skip
+    body = {"alert_ids": [alert_id], "case_number": "案-2026-08", "reason": "协查", "keep": True}
+    r = world.client.post("/api/exports", json=body, headers=world.headers("investigator"))
+    assert r.status_code == 200, r.text
+    with world.hub.sessions() as session:
+        holds = list(session.scalars(select(RecordingHold).where(
+            RecordingHold.case_number == "案-2026-08")))  # fmt: skip
+        actions, _ = list_audit(session, limit=50, action="evidence_export")
+    assert [(h.camera_id, h.created_by) for h in holds] == [("cg-cam", "investigator")]
+    assert holds[0].start <= ORIGIN + 5 - 300 and holds[0].end >= ORIGIN + 5 + 300
+    assert "kept" in (actions[0].detail or "")
