@@ -43,7 +43,6 @@ def situation_start(created_at: float, started_at: float | None) -> float:
     return max(min(created_at, started_at or created_at), created_at - SITUATION_MAX_S)
 
 
-
 @dataclass(frozen=True)
 class Seg:
     id: str

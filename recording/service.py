@@ -57,7 +57,7 @@ class RecordingService:
         record = self.records.get(camera_id)
         if record is not None and record.retain_days is not None:
             return record.retain_days
-        return self.cfg.events_days if mode == "events" else self.cfg.continuous_days
+        return self.cfg.events_days if mode == "events" else self.cfg.continuous_days  # motion too
 
     def follow(
         self, cameras: Callable[[], Iterable[CameraBase]], live_feed: Callable[[str], LiveFeed]
@@ -83,6 +83,9 @@ class RecordingService:
                 self.recorder.remove_camera(camera_id)
             self.recorder.add_camera(camera_id, cam.record, self._live_feed(camera_id))
             log.info("camera %s: recording (%s)", camera_id, cam.record.mode)
+            if cam.record.stream == "sub" and getattr(cam.source, "substream", None) is None:
+                log.warning("camera %s: record.stream is sub but the camera has no sub-stream "
+                            "URL: its source stream is recorded", camera_id)  # fmt: skip
         for camera_id in [c for c in followed if c not in wanted]:
             log.info("camera %s: no longer recorded here", camera_id)
             self.recorder.remove_camera(camera_id)

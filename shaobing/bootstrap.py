@@ -249,6 +249,7 @@ def recording_for(
     service = RecordingService(loaded.config.recording, loaded.recording_dir,
                                loaded.data_dir / "recording-spool" / name, store.sessions)
     service.follow(lambda: [worker.cameras[c] for c in list(worker.readers)], worker.live_feed)
+    worker.pool.on_motion = service.recorder.motion  # motion mode: the analysis motion gate
     return service
 
 

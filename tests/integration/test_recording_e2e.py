@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -71,3 +73,44 @@ def test_a_hub_records_its_camera_and_repairs_after_a_crash(
         assert last["end"] > first["start"]
     finally:
         hub.stop()
+
+
+@pytest.mark.slow
+def test_motion_mode_records_a_moving_scene_and_not_a_still_one(
+    tmp_path: Path, models_dir: Path, videos_dir: Path
+) -> None:
+    """Two real RTSP cameras in motion mode in a hub process: people crossing (motion all
+    the time, seen by the analysis motion gate) are recorded segment after segment; a
+    still picture (nothing moves) is not recorded at all."""
+    still = tmp_path / "still.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc2=size=640x360:rate=25,trim=duration=0.04,loop=250:1",
+                    "-t", "10", "-c:v", "libx264", "-g", "25", "-pix_fmt", "yuv420p",
+                    str(still)], check=True, timeout=60)  # fmt: skip
+    rtsp = RtspServer({"crosswalk": videos_dir / "crosswalk_people.mp4", "still": still})
+    record = {"mode": "motion", "pre_s": 1, "post_s": 2, "segment_s": 4}
+    cfg = {
+        "detector": {"model": str(models_dir / "yolox_nano.onnx"), "workers": 1},
+        "cameras": [{"id": cid, "source": {"url": rtsp.url(mount)}, "detect_fps": 2,
+                     "record": record}
+                    for cid, mount in (("moving", "crosswalk"), ("still", "still"))],
+    }  # fmt: skip
+    (tmp_path / "hub").mkdir()
+    hub = HubProcess(tmp_path / "hub", cfg)
+    try:
+        rtsp.start()
+        hub.start()
+
+        def segments(cid: str) -> list[dict[str, Any]]:
+            return hub.get(f"/api/recordings/{cid}/segments", start=0, end=4e9)  # type: ignore[no-any-return]
+
+        hub.wait("three motion segments", lambda: len(segments("moving")) >= 3, 90)
+        health = httpx.get(f"{hub.base}/healthz", timeout=5).json()
+        assert health["recording"]["cameras"]["still"]["mode"] == "motion"
+        moving = segments("moving")
+        assert {s["mode"] for s in moving} == {"motion"}
+        assert sum(s["end"] - s["start"] for s in moving) >= 10
+        assert segments("still") == []  # read and analysed the whole time, never recorded
+    finally:
+        hub.stop()
+        rtsp.stop()
