@@ -71,9 +71,9 @@ MOTION_MARK_S = 1.0
 MAX_QUEUE = 20000
 
 
-def segment_key(camera_id: str, start: float) -> str:
+def segment_key(camera_id: str, start: float, prefix: str = "") -> str:
     day = datetime.fromtimestamp(start, UTC).strftime("%Y%m%d")
-    return f"{camera_id}/{day}/{int(start * 1000)}.mp4"
+    return f"{prefix}{camera_id}/{day}/{int(start * 1000)}.mp4"
 
 
 @dataclass
@@ -105,10 +105,12 @@ class Recorder:
         spool: Path,
         *,
         clock: Callable[[], float] = time.time,
+        prefix: str = "",
     ) -> None:
-        """``storage``: where segments are stored (keys ``<camera>/<day>/<ms>.mp4``);
+        """``storage``: where segments are stored (keys ``<prefix><camera>/<day>/<ms>.mp4``);
         ``spool``: this host's folder for the open segments (never shared)."""
         self.storage = storage
+        self.prefix = prefix
         self.sessions = sessions
         self.spool = spool
         self.clock = clock
@@ -402,7 +404,7 @@ class Recorder:
     # -- storing ------------------------------------------------------------------------
 
     def _store(self, camera_id: str, seg: FinishedSegment, mode: str, *, repaired: bool) -> bool:
-        key = segment_key(camera_id, seg.start)
+        key = segment_key(camera_id, seg.start, self.prefix)
         try:
             self.storage.put(key, seg.data)
         except (OSError, StorageError) as exc:

@@ -18,13 +18,17 @@ from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
 
 from camera_registry.config import CameraBase, RecordConfig
-from core.storage import SharedDirectory
+from core.storage import EvidenceStorage, SharedDirectory
 from ingest.live import LiveFeed
 from recording.config import RecordingConfig
 from recording.recorder import Recorder
 from recording.retention import RecordingRetention
 
 log = logging.getLogger(__name__)
+
+
+#: Segment keys in the evidence storage (``recording.storage: evidence``) start with it.
+EVIDENCE_PREFIX = "recordings/"
 
 
 def recording_storage(directory: Path) -> SharedDirectory:
@@ -42,13 +46,25 @@ class RecordingService:
         directory: Path,
         spool: Path,
         sessions: sessionmaker[Session],
+        evidence: EvidenceStorage | None = None,
     ) -> None:
+        """``evidence``: the evidence storage (``recording.storage: evidence``: segments
+        there, keys under ``recordings/``; the free-space floor applies where it is a
+        directory of this host, a bucket has the quota only)."""
         self.cfg = cfg
-        self.storage = recording_storage(directory)
+        self.storage: EvidenceStorage
+        if cfg.storage == "evidence":
+            if evidence is None:
+                raise ValueError("recording.storage is evidence but no evidence storage given")
+            self.storage, prefix = evidence, EVIDENCE_PREFIX
+            local = evidence.local_path(EVIDENCE_PREFIX + "x")
+            disk = local.parent if local is not None else None
+        else:
+            self.storage, prefix, disk = recording_storage(directory), "", directory
         self.records: dict[str, RecordConfig] = {}
-        self.recorder = Recorder(self.storage, sessions, spool)
+        self.recorder = Recorder(self.storage, sessions, spool, prefix=prefix)
         self.retention = RecordingRetention(cfg, self.storage, sessions, self.keep_days,
-                                            disk=directory)  # fmt: skip
+                                            disk=disk)  # fmt: skip
         self._collector: Collector | None = None
         self._cameras: Callable[[], Iterable[CameraBase]] | None = None
         self._live_feed: Callable[[str], LiveFeed] | None = None

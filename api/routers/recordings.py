@@ -116,8 +116,9 @@ def check_range(start: float, end: float) -> None:
 
 
 def recording_storage(services: HubServices) -> EvidenceStorage:
-    """The recorder's storage in this process, else the configured recording folder (an
-    API node in distributed mode: the folder the workers write, mounted here too)."""
+    """The recorder's storage in this process, else the configured recording storage (an
+    API node in distributed mode: the folder the workers write, mounted here too, or the
+    evidence storage with ``recording.storage: evidence``)."""
     service = getattr(services, "recording", None)
     if service is not None:
         storage: EvidenceStorage = service.storage
@@ -125,6 +126,9 @@ def recording_storage(services: HubServices) -> EvidenceStorage:
     loaded = getattr(services, "loaded", None)
     if loaded is None:
         raise HTTPException(503, "recording is not available in this process")
+    if loaded.config.recording.storage == "evidence":  # segments in the evidence storage
+        evidence: EvidenceStorage = services.evidence
+        return evidence
     return folder_storage(loaded.recording_dir)
 
 
