@@ -21,19 +21,18 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import av
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
-from accounts.domain import Principal
 from alerts.adapters.sql import AlertRecord
-from api.auth import audit_request, require
-from api.deps import get_services, get_session
+from api.access import visible_camera
+from api.auth import audit_request
+from api.deps import EvidenceExporter, EvidenceReader, ServicesDep, SessionDep
 from api.ports import HubServices
-from api.routers.cameras import visible_camera
 from core.storage import EvidenceStorage, StorageError
 from recording import hls
 from recording.export import write_recording_export
@@ -45,10 +44,6 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/recordings", tags=["recordings"])
 
-SessionDep = Annotated[Session, Depends(get_session)]
-ServicesDep = Annotated[HubServices, Depends(get_services)]
-Reader = Annotated[Principal, Depends(require("evidence:read"))]
-Exporter = Annotated[Principal, Depends(require("evidence:export"))]
 
 #: The longest range played or exported as one MP4.
 MAX_RANGE_S = 3 * 3600.0
@@ -135,7 +130,7 @@ def recording_storage(services: HubServices) -> EvidenceStorage:
 @router.get("/{camera_id}/segments", response_model=list[SegmentOut],
             summary="A camera's recorded segments overlapping [start, end)")  # fmt: skip
 def list_segments(
-    camera_id: str, session: SessionDep, principal: Reader,
+    camera_id: str, session: SessionDep, principal: EvidenceReader,
     start: Annotated[float, Query(description="epoch seconds")],
     end: Annotated[float, Query(description="epoch seconds")],
 ) -> list[SegmentOut]:  # fmt: skip
@@ -149,7 +144,7 @@ def list_segments(
 @router.get("/{camera_id}/timeline", response_model=TimelineOut,
             summary="Recorded spans, hourly summary and alert marks of a camera")  # fmt: skip
 def timeline(
-    camera_id: str, session: SessionDep, principal: Reader,
+    camera_id: str, session: SessionDep, principal: EvidenceReader,
     start: Annotated[float, Query(description="epoch seconds (e.g. local midnight)")],
     hours: Annotated[int, Query(ge=1, le=168)] = 24,
 ) -> TimelineOut:  # fmt: skip
@@ -239,7 +234,7 @@ def _temp_mp4() -> Path:
             summary="A recorded range as one MP4 (remuxed, no re-encoding)")  # fmt: skip
 def play(
     camera_id: str, request: Request, session: SessionDep, services: ServicesDep,
-    principal: Reader,
+    principal: EvidenceReader,
     start: Annotated[float, Query(description="epoch seconds (from the keyframe before)")],
     end: Annotated[float, Query(description="epoch seconds")],
 ) -> FileResponse:  # fmt: skip
@@ -281,7 +276,7 @@ def play(
              summary="Export a recorded range into a signed case export (zip)")  # fmt: skip
 def export(
     camera_id: str, body: ExportIn, request: Request, session: SessionDep,
-    services: ServicesDep, principal: Exporter,
+    services: ServicesDep, principal: EvidenceExporter,
 ) -> FileResponse:  # fmt: skip
     record = visible_camera(session, camera_id, principal)
     segments = segments_in(session, camera_id, body.start, body.end)
@@ -359,7 +354,7 @@ HLS_TYPE = "application/vnd.apple.mpegurl"
             responses={200: {"content": {HLS_TYPE: {}}}, 404: {}},
             summary="A recorded range as an HLS playlist (fragmented MP4)")  # fmt: skip
 def hls_playlist(
-    camera_id: str, request: Request, session: SessionDep, principal: Reader,
+    camera_id: str, request: Request, session: SessionDep, principal: EvidenceReader,
     start: Annotated[float, Query(description="epoch seconds: where the player starts "
                                               "(EXT-X-START)")],
     end: Annotated[float, Query(description="epoch seconds (at most 24 h after start)")],
@@ -419,7 +414,7 @@ def _hls_parts(
             summary="HLS: a segment's init part (EXT-X-MAP)")  # fmt: skip
 def hls_init(
     camera_id: str, segment_id: str, session: SessionDep, services: ServicesDep,
-    principal: Reader,
+    principal: EvidenceReader,
 ) -> Response:  # fmt: skip
     visible_camera(session, camera_id, principal)
     init, _ = _hls_parts(camera_id, segment_id, None, session, services)
@@ -433,7 +428,7 @@ def hls_init(
             summary="HLS: a segment's media part (times from its offset)")  # fmt: skip
 def hls_media(
     camera_id: str, segment_id: str, session: SessionDep, services: ServicesDep,
-    principal: Reader,
+    principal: EvidenceReader,
     o: Annotated[float, Query(ge=0, le=MAX_PLAYLIST_S * 2,
                               description="its offset on the playlist's timeline (s)")] = 0.0,
 ) -> Response:  # fmt: skip

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.adapters.sql import AlertRecord
-from core.storage import SharedDirectory
+from core.storage_directory import SharedDirectory
 from recording.config import RecordingConfig
 from recording.retention import RecordingRetention
 from recording.store import RecordingHold, SegmentRecord, new_id

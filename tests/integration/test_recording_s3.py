@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.export import verify_export
 from camera_registry.config import IngestConfig, RecordConfig, SourceConfig
 from camera_registry.status import StatusBoard
-from core.storage import S3Bucket
+from core.storage_s3 import S3Bucket
 from ingest.live import LiveFeed
 from ingest.reader import StreamReader
 from recording import hls
