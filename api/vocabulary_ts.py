@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from alerts.domain.model import STATUSES
-from analytics.config import RULE_TYPES
+from analytics.config import RULE_TYPES, RuleConfig
 from core.vocabulary import ALERT_TYPES, CAMERA_STATES, SEVERITIES
 
 HEADER = (
@@ -30,6 +30,34 @@ def _const(name: str, values: tuple[str, ...] | list[str], schema_type: str) -> 
     return f"export const {name}: readonly {schema_type}[] = [{items}] as const\n"
 
 
+def rule_params() -> dict[str, dict[str, dict[str, object]]]:
+    """Per rule type, its numeric fields' bounds and description (the config model's own),
+    for the console's rule form: what it allows is what the hub accepts."""
+    from typing import get_args
+
+    out: dict[str, dict[str, dict[str, object]]] = {}
+    for cls in get_args(get_args(RuleConfig)[0]):
+        schema = cls.model_json_schema()
+        rule_type = schema["properties"]["type"]["const"]
+        params: dict[str, dict[str, object]] = {}
+        for name, prop in schema["properties"].items():
+            kinds = {prop.get("type")} | {p.get("type") for p in prop.get("anyOf", [])}
+            if not kinds & {"number", "integer"}:
+                continue
+            facts: dict[str, object] = {}
+            for key, short in (("minimum", "min"), ("exclusiveMinimum", "min"),
+                               ("maximum", "max"), ("exclusiveMaximum", "max")):  # fmt: skip
+                if key in prop:
+                    facts[short] = prop[key]
+            if prop.get("type") == "integer":
+                facts["integer"] = True
+            if "description" in prop:
+                facts["description"] = prop["description"]
+            params[name] = facts
+        out[rule_type] = params
+    return out
+
+
 def render() -> str:
     return (
         HEADER
@@ -40,6 +68,11 @@ def render() -> str:
         + _const("SEVERITIES", SEVERITIES, "S['AlertOut']['severity']")
         + _const("ALERT_STATUSES", STATUSES, "S['AlertOut']['status']")
         + _const("CAMERA_STATES", CAMERA_STATES, "S['CameraStatusOut']['state']")
+        + "\n/** Per rule type, its numeric fields: bounds (min/max) and the config's description. */\n"
+        + "export interface ParamFacts { min?: number; max?: number; integer?: boolean; description?: string }\n"
+        + "export const RULE_PARAMS: Record<string, Record<string, ParamFacts>> = "
+        + json.dumps(rule_params(), ensure_ascii=False, indent=2)
+        + "\n"
     )
 
 

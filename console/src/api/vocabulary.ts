@@ -8,3 +8,267 @@ export const RULE_TYPES: readonly S['AlertOut']['type'][] = ["intrusion", "pedes
 export const SEVERITIES: readonly S['AlertOut']['severity'][] = ["info", "low", "medium", "high", "critical"] as const
 export const ALERT_STATUSES: readonly S['AlertOut']['status'][] = ["new", "acknowledged", "dispatched", "in_progress", "resolved", "false_alarm"] as const
 export const CAMERA_STATES: readonly S['CameraStatusOut']['state'][] = ["starting", "online", "offline", "auth_failed", "invalid_config", "finished", "stopped", "disabled"] as const
+
+/** Per rule type, its numeric fields: bounds (min/max) and the config's description. */
+export interface ParamFacts { min?: number; max?: number; integer?: boolean; description?: string }
+export const RULE_PARAMS: Record<string, Record<string, ParamFacts>> = {
+  "intrusion": {
+    "min_confidence": {
+      "min": 0.0,
+      "max": 1.0
+    },
+    "cooldown_s": {
+      "description": "default: alerts.cooldown_s"
+    },
+    "grace_s": {
+      "min": 0,
+      "description": "a short occlusion or a new track id near the old one within this time keeps the clock running"
+    },
+    "min_duration_s": {
+      "min": 0,
+      "description": "seconds inside before it fires"
+    }
+  },
+  "pedestrian_on_road": {
+    "min_confidence": {
+      "min": 0.0,
+      "max": 1.0
+    },
+    "cooldown_s": {
+      "description": "default: alerts.cooldown_s"
+    },
+    "grace_s": {
+      "min": 0,
+      "description": "a short occlusion or a new track id near the old one within this time keeps the clock running"
+    },
+    "min_duration_s": {
+      "min": 0
+    }
+  },
+  "loitering": {
+    "min_confidence": {
+      "min": 0.0,
+      "max": 1.0
+    },
+    "cooldown_s": {
+      "description": "default: alerts.cooldown_s"
+    },
+    "grace_s": {
+      "min": 0
+    },
+    "min_duration_s": {
+      "min": 0,
+      "description": "dwell time that makes loitering"
+    },
+    "reentry_window_s": {
+      "min": 0,
+      "description": "leaving and coming back within this time keeps adding up dwell"
+    }
+  },
+  "wandering": {
+    "min_confidence": {
+      "min": 0.0,
+      "max": 1.0
+    },
+    "cooldown_s": {
+      "description": "default: alerts.cooldown_s"
+    },
+    "grace_s": {
+      "min": 0
+    },
+    "window_s": {
+      "min": 0
+    },
+    "min_path_ratio": {
+      "min": 1.0
+    },
+    "min_path_heights": {
+      "min": 0,
+      "description": "minimum path length in body heights (ignores a person standing)"
+    },
+    "min_turns": {
+      "min": 0,
+      "max": 100,
+      "integer": true,
+      "description": "the path must turn back (a heading change over 120°) at least this often"
+    }
+  },
+  "line_crossing": {
+    "min_confidence": {
+      "min": 0.0,
+      "max": 1.0
+    },
+    "cooldown_s": {
+      "description": "default: alerts.cooldown_s"
+    },
+    "min_crossing_frames": {
+      "min": 1,
+      "integer": true,
+      "description": "consecutive frames an object must be seen on the new side before its crossing counts: a box jittering across the line and back counts nothing"
+    }
+  },
+  "wrong_way": {
+    "min_confidence": {
+      "min": 0.0,
+      "max": 1.0
+    },
+    "cooldown_s": {
+      "description": "default: alerts.cooldown_s"
+    },
+    "min_angle_deg": {
+      "min": 0,
+      "max": 180
+    },
+    "min_distance_boxes": {
+      "min": 0,
+      "description": "distance moved against the flow, in box diagonals"
+    },
+    "min_duration_s": {
+      "min": 0
+    },
+    "walking_pace": {
+      "min": 0,
+      "description": "a bicycle or motorcycle at or below this speed (box heights per second) with people beside it is a pushchair, cart or pushed bike among pedestrians: ignored; 0 turns this off"
+    }
+  },
+  "stopped_vehicle": {
+    "min_confidence": {
+      "min": 0.0,
+      "max": 1.0
+    },
+    "cooldown_s": {
+      "description": "default: alerts.cooldown_s"
+    },
+    "max_displacement": {
+      "min": 0,
+      "description": "fraction of the box's diagonal"
+    },
+    "min_duration_s": {
+      "min": 0
+    },
+    "grace_s": {
+      "min": 0,
+      "description": "a parked car hidden by a passing bus keeps its clock"
+    }
+  },
+  "crowd": {
+    "min_confidence": {
+      "min": 0.0,
+      "max": 1.0
+    },
+    "cooldown_s": {
+      "description": "default: alerts.cooldown_s"
+    },
+    "min_count": {
+      "min": 2,
+      "integer": true
+    },
+    "min_duration_s": {
+      "min": 0
+    },
+    "release_count": {
+      "description": "default: 80 % of min_count"
+    },
+    "release_s": {
+      "min": 0
+    }
+  },
+  "person_down": {
+    "min_confidence": {
+      "min": 0.0,
+      "max": 1.0
+    },
+    "cooldown_s": {
+      "description": "default: alerts.cooldown_s"
+    },
+    "min_aspect": {
+      "min": 0,
+      "description": "box width / height at least this"
+    },
+    "max_relative_height": {
+      "min": 0,
+      "max": 1,
+      "description": "…or a box at most this share of the height of a person standing at that image row (learned from the people the camera has seen; before that, judged from the upright people in view at that row, or from the person's own upright boxes before): curled up or foreshortened (a person sitting is about 0.65-0.75); 0 turns this off"
+    },
+    "max_displacement": {
+      "min": 0,
+      "description": "fraction of the box's diagonal"
+    },
+    "min_duration_s": {
+      "min": 0
+    },
+    "grace_s": {
+      "min": 0
+    }
+  },
+  "congestion": {
+    "min_confidence": {
+      "min": 0.0,
+      "max": 1.0
+    },
+    "cooldown_s": {
+      "description": "default: alerts.cooldown_s"
+    },
+    "min_vehicles": {
+      "min": 1,
+      "integer": true
+    },
+    "max_median_speed": {
+      "min": 0
+    },
+    "min_duration_s": {
+      "min": 0
+    },
+    "release_s": {
+      "min": 0
+    }
+  },
+  "camera_fault": {
+    "black_level": {
+      "min": 0,
+      "max": 255,
+      "description": "mean luma at or below is black"
+    },
+    "black_contrast": {
+      "min": 0,
+      "description": "…and a grey standard deviation at or below (a night scene has more)"
+    },
+    "overexposed_share": {
+      "min": 0,
+      "max": 1,
+      "description": "share of saturated pixels"
+    },
+    "blur_ratio": {
+      "min": 0,
+      "max": 1,
+      "description": "sharpness below this share of the learned sharpness"
+    },
+    "occlusion_share": {
+      "min": 0,
+      "max": 1,
+      "description": "rise of the uniform share of the picture over the learned"
+    },
+    "cast_level": {
+      "min": 0,
+      "description": "mean colour's distance from grey (Lab)"
+    },
+    "scene_similarity": {
+      "min": -1,
+      "max": 1,
+      "description": "correlation with the learned view below this: turned"
+    },
+    "noise_ratio": {
+      "min": 1,
+      "description": "noise above this multiple of the learned"
+    },
+    "frozen_level": {
+      "min": 0,
+      "description": "mean absolute grey difference between frames at or below is frozen. A frozen picture re-encoded by the camera measured 0 to 0.0097; a quiet real street dips below 0.01 for at most 1.6 s at a time, far shorter than min_duration_s"
+    },
+    "min_duration_s": {
+      "min": 0,
+      "description": "reported within 10 s by default"
+    },
+    "cooldown_s": {}
+  }
+}
