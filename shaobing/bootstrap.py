@@ -295,9 +295,12 @@ def recording_for(
 ) -> RecordingService:
     """Recording (recording/, issue 24): segments of the cameras ``worker`` reads now, from
     their live feeds; its spool (open segments) is this process's own."""
+    evidence = evidence_storage(loaded) if loaded.config.recording.storage == "evidence" else None
     service = RecordingService(loaded.config.recording, loaded.recording_dir,
-                               loaded.data_dir / "recording-spool" / name, store.sessions)
+                               loaded.data_dir / "recording-spool" / name, store.sessions,
+                               evidence)  # fmt: skip
     service.follow(lambda: [worker.cameras[c] for c in list(worker.readers)], worker.live_feed)
+    worker.pool.on_motion = service.recorder.motion  # motion mode: the analysis motion gate
     return service
 
 

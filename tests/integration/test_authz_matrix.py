@@ -357,7 +357,8 @@ PATH_VALUES = {"camera_id": "cg-cam-1", "alert_id": "00000000-0000-0000-0000-000
                "track_id": "no-such-track", "key": "none:r:0",
                "decision": "confirm", "device_id": "34020000001320000001",
                "occurrence_id": "no-such-alert", "filename": "snapshot.jpg",
-               "area_path:path": "示例县/城关镇", "channel_id": "34020000001320000001"}  # fmt: skip
+               "area_path:path": "示例县/城关镇", "channel_id": "34020000001320000001",
+               "segment_id": "no-such-segment"}  # fmt: skip
 
 
 def flat_routes(app: FastAPI) -> list[tuple[BaseRoute, str | None, set[str] | None]]:
@@ -640,6 +641,13 @@ CASES = [
          lambda w, who: (f"/api/recordings/{w.home_camera(who)}/timeline?start=0", None)),
     Case("GET", "/api/recordings/{camera_id}/video.mp4", "evidence:read", 404,
          lambda w, who: (f"/api/recordings/{w.home_camera(who)}/video.mp4?start=0&end=9", None)),
+    Case("GET", "/api/recordings/{camera_id}/playlist.m3u8", "evidence:read", 404,
+         lambda w, who: (f"/api/recordings/{w.home_camera(who)}/playlist.m3u8?start=0&end=9",
+                         None)),  # fmt: skip
+    Case("GET", "/api/recordings/{camera_id}/hls/{segment_id}/init.mp4", "evidence:read", 404,
+         lambda w, who: (f"/api/recordings/{w.home_camera(who)}/hls/none/init.mp4", None)),
+    Case("GET", "/api/recordings/{camera_id}/hls/{segment_id}.m4s", "evidence:read", 404,
+         lambda w, who: (f"/api/recordings/{w.home_camera(who)}/hls/none.m4s", None)),
     Case("POST", "/api/recordings/{camera_id}/export", "evidence:export", 404,
          lambda w, who: (f"/api/recordings/{w.home_camera(who)}/export",
                          {"start": 0, "end": 9, "case_number": "案-1", "reason": "matrix"})),
