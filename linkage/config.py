@@ -150,10 +150,36 @@ class LinkageConfig(StrictModel):
         if len(set(names)) != len(names):
             raise ValueError("linkage rule names must be unique")
         for rule in self.rules:
-            for action in rule.actions:
-                if isinstance(action, VoiceAction):
-                    if action.speaker not in speakers:
-                        raise ValueError(f"rule {rule.name}: unknown speaker {action.speaker!r}")
-                    if action.warning not in self.warnings:
-                        raise ValueError(f"rule {rule.name}: unknown warning {action.warning!r}")
+            problems = rule_problems(rule, speakers=speakers, warnings=set(self.warnings))
+            if problems:
+                raise ValueError(f"rule {rule.name}: {problems[0]}")
         return self
+
+
+def rule_problems(
+    rule: LinkageRule,
+    *,
+    speakers: set[str],
+    warnings: set[str],
+    cameras: set[str] | None = None,
+    targets: set[str] | None = None,
+) -> list[str]:
+    """What in ``rule`` names something that does not exist (empty: nothing), each
+    with the field it is in; ``cameras``/``targets`` None: not checked."""
+    out: list[str] = []
+    if cameras is not None:
+        out += [f"cameras: unknown camera {c!r}" for c in rule.cameras or [] if c not in cameras]
+    for i, action in enumerate(rule.actions):
+        where = f"actions[{i}]"
+        if isinstance(action, VoiceAction):
+            if action.speaker not in speakers:
+                out.append(f"{where}.speaker: unknown speaker {action.speaker!r}")
+            if action.warning not in warnings:
+                out.append(f"{where}.warning: unknown warning {action.warning!r}")
+        camera = getattr(action, "camera", None)
+        if cameras is not None and camera is not None and camera not in cameras:
+            out.append(f"{where}.camera: unknown camera {camera!r}")
+        if isinstance(action, DispatchAction) and targets is not None:
+            if action.target not in targets:
+                out.append(f"{where}.target: unknown or disabled dispatch target {action.target!r}")
+    return out

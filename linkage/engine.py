@@ -28,7 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from linkage.arbiter import PtzArbiter
-from linkage.config import LinkageConfig, PtzPresetAction, VoiceAction
+from linkage.config import LinkageConfig, LinkageRule, PtzPresetAction, VoiceAction
 from linkage.ports import ActionFailed, AlertReader, PtzControl, Result, ResultRecorder, Voice
 from linkage.rules import PlannedAction, plan
 
@@ -74,8 +74,11 @@ class LinkageEngine:
         clock: Callable[[], float] = time.time,
         workers: int = 4,
         on_popup: Callable[[dict[str, Any]], None] | None = None,
+        rules: Callable[[], list[LinkageRule]] | None = None,
     ) -> None:
         self.config = config
+        #: The rules in force, read for each alert (the database's: changes apply at once)
+        self.rules = rules or (lambda: list(config.rules))
         self.alerts = alerts
         self.recorder = recorder
         self.ptz = ptz
@@ -169,7 +172,7 @@ class LinkageEngine:
             return
         self.counters.alerts += 1
         now = self.clock()
-        planned = plan(self.config.rules, facts, dt.datetime.fromtimestamp(now, self.tz), now)
+        planned = plan(self.rules(), facts, dt.datetime.fromtimestamp(now, self.tz), now)
         self.counters.planned += len(planned)
         for p in planned:
             if p.confirm:

@@ -145,8 +145,10 @@ class VoiceService:
         if report.hung_up_by_speaker:
             note = f"speaker {speaker.id} answered, then hung up after {report.seconds:.1f} s"
         elif report.cancelled:
-            note = f"speaker {speaker.id} answered; cut short after {report.seconds:.1f} s " \
-                   "(the hub was stopping)"
+            note = (
+                f"speaker {speaker.id} answered; cut short after {report.seconds:.1f} s "
+                "(the hub was stopping)"
+            )
         return Result("answered", note, detail)
 
     def _http(self, speaker: SpeakerConfig, pcm: np.ndarray, said: str, times: int,

@@ -20,6 +20,7 @@ from linkage.engine import LinkageEngine
 from linkage.onvif_ptz import OnvifEndpoint, OnvifPtz
 from linkage.ports import PtzControl, Voice
 from linkage.recorder import SqlResultRecorder
+from linkage.store import RuleCache
 from linkage.voice import VoiceService
 
 log = logging.getLogger(__name__)
@@ -39,15 +40,17 @@ class Linkage:
         ptz: PtzControl | None,
         voice: Voice | None,
         timezone: str,
+        rules: RuleCache | None = None,
         closers: tuple[Callable[[], None], ...] = (),
     ) -> None:
         self.config = config
+        self.rules = rules  # the database's rules (None: the config's)
         self.feed = feed
         self.ptz = ptz
         self.voice = voice
         self.recorder = recorder
         self.engine = LinkageEngine(config, alerts=recorder.read, recorder=recorder, ptz=ptz,
-                                    voice=voice, timezone=timezone)  # fmt: skip
+                                    voice=voice, timezone=timezone, rules=rules)  # fmt: skip
         self._closers = closers
         self._unsubscribe: Callable[[], None] | None = None
 
@@ -73,13 +76,19 @@ class Linkage:
         ptz = OnvifPtz(endpoint, timeout_s=5.0)
         voice = voice_for(config, hub.loaded, cfg.timezone)
         return cls(config, recorder=recorder, feed=hub.feed, ptz=ptz, voice=voice,
-                   timezone=cfg.timezone, closers=(ptz.close,))  # fmt: skip
+                   timezone=cfg.timezone, rules=RuleCache(hub.sessions),
+                   closers=(ptz.close,))  # fmt: skip
 
     def start(self) -> None:
         self.engine.start()
         self._unsubscribe = self.feed.subscribe(self.engine.on_feed)
-        log.info("linkage started: %d rule(s), %d speaker(s)", len(self.config.rules),
+        log.info("linkage started: %d rule(s), %d speaker(s)", len(self.engine.rules()),
                  len(self.config.speakers))  # fmt: skip
+
+    def reload_rules(self) -> None:
+        """Read the rules again at the next alert (after the API changed them)."""
+        if self.rules is not None:
+            self.rules.reload()
 
     def stop(self) -> None:
         if self._unsubscribe is not None:
