@@ -192,8 +192,10 @@ def test_speak_from_the_console(world: Any) -> None:
         entries = [h for h in queries.history(session, alert.id) if h.action == "linkage"]
         audited = session.execute(select(AuditRecord.actor).where(
             AuditRecord.action == "voice_warning")).scalars().all()  # fmt: skip
-    assert [(h.actor, h.detail["outcome"]) for h in entries] == [("alice", "sent"),
-                                                                ("alice", "failed")]
+    assert [(h.actor, h.detail["outcome"]) for h in entries] == [
+        ("alice", "sent"),
+        ("alice", "failed"),
+    ]
     assert audited.count("alice") == 2
     assert client.post("/api/linkage/speak", headers=alice, json={
         "speaker": "nope", "warning": "reservoir"}).status_code == 404  # fmt: skip
@@ -219,8 +221,12 @@ def wait_linkage(hub: Any, alert_id: str, count: int, timeout: float = 15) -> li
 def test_rules_edited_through_the_api_apply_at_once(world: Any) -> None:
     hub, client, _, speaker = world
     sup, alice = auth(client, "sup-cg"), auth(client, "alice")
-    rule = {"name": "河堤徘徊", "types": ["loitering"], "area": CG,
-            "actions": [{"kind": "voice", "speaker": "dam-speaker", "warning": "reservoir"}]}
+    rule = {
+        "name": "河堤徘徊",
+        "types": ["loitering"],
+        "area": CG,
+        "actions": [{"kind": "voice", "speaker": "dam-speaker", "warning": "reservoir"}],
+    }
     url = "/api/linkage/rules/河堤徘徊"
     listed = client.get("/api/linkage/rules", headers=alice).json()
     assert [(r["name"], r["origin"]) for r in listed] == [("水库防溺水", "config")]
