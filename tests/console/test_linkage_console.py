@@ -156,3 +156,44 @@ def test_speak_from_an_alert_is_in_its_history(site: tuple[Room, PtzCamera, Rece
     assert json.loads(speaker.requests[-1][1])["text"] == "请立即离开水边"
     history = hub.get(f"/api/alerts/{alert_id}/history")
     assert history[-1]["action"] == "linkage" and history[-1]["actor"] == "admin"
+
+
+def test_linkage_rule_added_changed_and_deleted_in_the_console(
+    site: tuple[Room, PtzCamera, Receiver],
+) -> None:
+    room, _, _ = site
+    hub = room.hub
+
+    def stored() -> dict[str, Any]:
+        return {r["name"]: r for r in hub.get("/api/linkage/rules")}
+
+    page = room.page()
+    try:
+        page.click("[data-nav=linkage]")
+        page.click("[data-test=rule-add]")
+        page.fill("input[data-test=rule-name]", "大坝夜间警示")
+        page.click("[data-test=rule-save]")
+        page.wait_for_selector("[data-test=rules] .el-table__row:has-text('大坝夜间警示')")
+        rule = stored()["大坝夜间警示"]
+        assert rule["origin"] == "api" and rule["updated_by"] == "admin"
+        assert rule["types"] == ["intrusion"] and rule["actions"] == [
+            {"kind": "voice", "speaker": "dam-speaker", "warning": "reservoir", "repeat": None}
+        ]
+        # the file's rule has no edit button; the new one has
+        assert not page.is_visible("[data-test='rule-edit-水库防溺水']")
+        page.click("[data-test='rule-edit-大坝夜间警示']")
+        page.click(".el-dialog [data-test=action-warning]")
+        page.click(".el-select-dropdown__item:has-text('请不要聚集')")
+        page.click("[data-test=add-ptz_preset]")  # the alert's camera to a preset
+        page.fill("input[data-test=action-preset]", "水库大坝")
+        page.click("[data-test=rule-save]")
+        page.wait_for_selector(".el-message--success")
+        room.wait("rule changed", lambda: stored()["大坝夜间警示"]["actions"] == [
+            {"kind": "voice", "speaker": "dam-speaker", "warning": "crowd", "repeat": None},
+            {"kind": "ptz_preset", "camera": None, "preset": "水库大坝"}], 10)  # fmt: skip
+        page.click("[data-test='rule-delete-大坝夜间警示']")
+        page.click(".el-message-box .el-button--primary")
+        room.wait("rule deleted", lambda: "大坝夜间警示" not in stored(), 10)
+        assert "水库防溺水" in stored()
+    finally:
+        room.close()
