@@ -8,17 +8,26 @@ Device failures answer 502 with the reason; a camera another operator holds, 409
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from accounts.domain import Principal, sees_alert, sees_area
-from api.auth import audit_request, require
-from api.deps import get_services, get_session
+from api.access import visible_camera
+from api.auth import audit_request
+from api.deps import (
+    AlertHandler,
+    AlertReader,
+    CameraConfigurer,
+    CameraReader,
+    RoutingReader,
+    RoutingWriter,
+    ServicesDep,
+    SessionDep,
+)
 from api.ports import HubServices
-from api.routers.cameras import visible_camera
 from core.area import Area
 from linkage.arbiter import PtzBusy
 from linkage.config import LinkageConfig, LinkageRule, rule_problems
@@ -34,15 +43,6 @@ from linkage.store import (
 )
 
 router = APIRouter(tags=["linkage"])
-
-HubDep = Annotated[HubServices, Depends(get_services)]
-SessionDep = Annotated[Session, Depends(get_session)]
-Reader = Annotated[Principal, Depends(require("cameras:read"))]
-AlertReader = Annotated[Principal, Depends(require("alerts:read"))]
-Operator = Annotated[Principal, Depends(require("alerts:handle"))]
-Configurer = Annotated[Principal, Depends(require("cameras:configure"))]
-RulesReader = Annotated[Principal, Depends(require("routing:read"))]
-RulesWriter = Annotated[Principal, Depends(require("routing:write"))]
 
 
 class PresetOut(BaseModel):
@@ -160,8 +160,8 @@ def _state(component: Any, camera_id: str, preset: Any = None) -> PtzState:
 
 @router.get("/api/cameras/{camera_id}/ptz/presets", response_model=list[PresetOut],
             summary="The camera's PTZ presets (names as the camera has them)")  # fmt: skip
-def get_presets(camera_id: str, hub: HubDep, session: SessionDep,
-                principal: Reader) -> list[PresetOut]:  # fmt: skip
+def get_presets(camera_id: str, hub: ServicesDep, session: SessionDep,
+                principal: CameraReader) -> list[PresetOut]:  # fmt: skip
     visible_camera(session, camera_id, principal)
     component = _ptz(hub)
     presets = _device(lambda: component.ptz.presets(camera_id))
@@ -173,8 +173,8 @@ def get_presets(camera_id: str, hub: HubDep, session: SessionDep,
     response_model=PtzState,
     summary="Move at a speed (stops by itself after a second; send again to go on)",
 )
-def post_move(camera_id: str, body: PtzMove, hub: HubDep, session: SessionDep,
-              principal: Operator) -> PtzState:  # fmt: skip
+def post_move(camera_id: str, body: PtzMove, hub: ServicesDep, session: SessionDep,
+              principal: AlertHandler) -> PtzState:  # fmt: skip
     visible_camera(session, camera_id, principal)
     component = _ptz(hub)
     _command(
@@ -187,7 +187,9 @@ def post_move(camera_id: str, body: PtzMove, hub: HubDep, session: SessionDep,
 
 
 @router.post("/api/cameras/{camera_id}/ptz/stop", response_model=PtzState, summary="Stop moving")
-def post_stop(camera_id: str, hub: HubDep, session: SessionDep, principal: Operator) -> PtzState:
+def post_stop(
+    camera_id: str, hub: ServicesDep, session: SessionDep, principal: AlertHandler
+) -> PtzState:
     visible_camera(session, camera_id, principal)
     component = _ptz(hub)
     _command(component, camera_id, principal, lambda: component.ptz.stop(camera_id))
@@ -196,8 +198,8 @@ def post_stop(camera_id: str, hub: HubDep, session: SessionDep, principal: Opera
 
 @router.post("/api/cameras/{camera_id}/ptz/home", response_model=PtzState,
              summary="Go to the home position")  # fmt: skip
-def post_home(camera_id: str, request: Request, hub: HubDep, session: SessionDep,
-              principal: Operator) -> PtzState:  # fmt: skip
+def post_home(camera_id: str, request: Request, hub: ServicesDep, session: SessionDep,
+              principal: AlertHandler) -> PtzState:  # fmt: skip
     visible_camera(session, camera_id, principal)
     component = _ptz(hub)
     _command(component, camera_id, principal, lambda: component.ptz.home(camera_id))
@@ -208,8 +210,8 @@ def post_home(camera_id: str, request: Request, hub: HubDep, session: SessionDep
 
 @router.post("/api/cameras/{camera_id}/ptz/goto", response_model=PtzState,
              summary="Go to a preset (token or name)")  # fmt: skip
-def post_goto(camera_id: str, body: PresetGo, request: Request, hub: HubDep,
-              session: SessionDep, principal: Operator) -> PtzState:  # fmt: skip
+def post_goto(camera_id: str, body: PresetGo, request: Request, hub: ServicesDep,
+              session: SessionDep, principal: AlertHandler) -> PtzState:  # fmt: skip
     visible_camera(session, camera_id, principal)
     component = _ptz(hub)
     preset = _command(
@@ -223,8 +225,8 @@ def post_goto(camera_id: str, body: PresetGo, request: Request, hub: HubDep,
 
 @router.post("/api/cameras/{camera_id}/ptz/presets", response_model=PresetOut, status_code=201,
              summary="Save the current position as a preset")  # fmt: skip
-def post_preset(camera_id: str, body: PresetSave, request: Request, hub: HubDep,
-                session: SessionDep, principal: Configurer) -> PresetOut:  # fmt: skip
+def post_preset(camera_id: str, body: PresetSave, request: Request, hub: ServicesDep,
+                session: SessionDep, principal: CameraConfigurer) -> PresetOut:  # fmt: skip
     visible_camera(session, camera_id, principal)
     component = _ptz(hub)
     preset = _command(
@@ -238,8 +240,8 @@ def post_preset(camera_id: str, body: PresetSave, request: Request, hub: HubDep,
 
 @router.post("/api/cameras/{camera_id}/ptz/release", response_model=PtzState,
              summary="Let go of the camera (another operator may take it)")  # fmt: skip
-def post_release(camera_id: str, hub: HubDep, session: SessionDep,
-                 principal: Operator) -> PtzState:  # fmt: skip
+def post_release(camera_id: str, hub: ServicesDep, session: SessionDep,
+                 principal: AlertHandler) -> PtzState:  # fmt: skip
     visible_camera(session, camera_id, principal)
     component = linkage_of(hub)
     component.engine.release_ptz(camera_id, principal.username)
@@ -302,14 +304,14 @@ RuleResponses: dict[int | str, dict[str, Any]] = {
 
 @router.get("/api/linkage/rules", response_model=list[LinkageRuleOut],
             summary="Linkage rules in force, in the order they run")  # fmt: skip
-def get_rules(session: SessionDep, principal: RulesReader) -> list[LinkageRuleOut]:
+def get_rules(session: SessionDep, principal: RoutingReader) -> list[LinkageRuleOut]:
     return [out for r in linkage_rule_rows(session) if (out := _rule_out(r)) is not None]
 
 
 @router.put("/api/linkage/rules/{name}", response_model=LinkageRuleOut, responses=RuleResponses,
             summary="Create or replace a linkage rule (applies to the next alert)")  # fmt: skip
-def put_rule(name: str, rule: LinkageRule, request: Request, hub: HubDep, session: SessionDep,
-             principal: RulesWriter) -> LinkageRuleOut:  # fmt: skip
+def put_rule(name: str, rule: LinkageRule, request: Request, hub: ServicesDep, session: SessionDep,
+             principal: RoutingWriter) -> LinkageRuleOut:  # fmt: skip
     if rule.name != name:
         raise HTTPException(422, f"body name {rule.name!r} differs from the path's {name!r}")
     record = get_linkage_rule(session, name)
@@ -348,8 +350,8 @@ def put_rule(name: str, rule: LinkageRule, request: Request, hub: HubDep, sessio
 
 @router.delete("/api/linkage/rules/{name}", status_code=204, responses=RuleResponses,
                summary="Delete a linkage rule added through the API")  # fmt: skip
-def delete_rule(name: str, request: Request, hub: HubDep, session: SessionDep,
-                principal: RulesWriter) -> None:  # fmt: skip
+def delete_rule(name: str, request: Request, hub: ServicesDep, session: SessionDep,
+                principal: RoutingWriter) -> None:  # fmt: skip
     record = _stored(session, name)
     old = _rule_out(record)
     _check_scope(principal, name, [old.area] if old is not None else [])
@@ -368,7 +370,7 @@ def _reload(hub: HubServices) -> None:
 
 @router.get("/api/linkage/pending", response_model=list[PendingOut],
             summary="Actions awaiting an operator's confirmation")  # fmt: skip
-def get_pending(hub: HubDep, principal: AlertReader) -> list[PendingOut]:
+def get_pending(hub: ServicesDep, principal: AlertReader) -> list[PendingOut]:
     out = []
     for p in linkage_of(hub).engine.pending():
         action = {k: v for k, v in p.items() if k not in ("key", "alert_id", "rule",
@@ -391,8 +393,14 @@ def get_pending(hub: HubDep, principal: AlertReader) -> list[PendingOut]:
     status_code=204,
     summary="Confirm (run now) or decline an action awaiting confirmation",
 )
-def post_decision(key: str, decision: Literal["confirm", "decline"], request: Request,
-                  hub: HubDep, session: SessionDep, principal: Operator) -> None:  # fmt: skip
+def post_decision(
+    key: str,
+    decision: Literal["confirm", "decline"],
+    request: Request,
+    hub: ServicesDep,
+    session: SessionDep,
+    principal: AlertHandler,
+) -> None:
     try:
         linkage_of(hub).engine.confirm(key, principal.username, accept=decision == "confirm")
     except ConfirmationNotFound:
@@ -403,26 +411,26 @@ def post_decision(key: str, decision: Literal["confirm", "decline"], request: Re
 
 @router.get("/api/linkage/popups", response_model=list[PopupOut],
             summary="Cameras linkage rules popped up on the wall, newest last")  # fmt: skip
-def get_popups(hub: HubDep, principal: AlertReader) -> list[PopupOut]:
+def get_popups(hub: ServicesDep, principal: AlertReader) -> list[PopupOut]:
     return [PopupOut(**p) for p in linkage_of(hub).engine.popups]
 
 
 @router.get("/api/linkage/speakers", response_model=list[SpeakerOut], summary="Speakers")
-def get_speakers(hub: HubDep, principal: AlertReader) -> list[SpeakerOut]:
+def get_speakers(hub: ServicesDep, principal: AlertReader) -> list[SpeakerOut]:
     return [SpeakerOut(id=s.id, name=s.name or s.id, kind=s.kind)
             for s in linkage_of(hub).config.speakers]  # fmt: skip
 
 
 @router.get("/api/linkage/warnings", summary="The library of warnings: key → text")
-def get_warnings(hub: HubDep, principal: AlertReader) -> dict[str, str]:
+def get_warnings(hub: ServicesDep, principal: AlertReader) -> dict[str, str]:
     return {k: w.text or (w.file or "") for k, w in linkage_of(hub).config.warnings.items()}
 
 
 @router.post("/api/linkage/speak", response_model=ActionResultOut,
              responses={409: {"description": "no speaker is configured (linkage.speakers)"}},
              summary="喊话: play a warning (or text) through a speaker now")  # fmt: skip
-def post_speak(body: Speak, request: Request, hub: HubDep, session: SessionDep,
-               principal: Operator) -> ActionResultOut:  # fmt: skip
+def post_speak(body: Speak, request: Request, hub: ServicesDep, session: SessionDep,
+               principal: AlertHandler) -> ActionResultOut:  # fmt: skip
     component = linkage_of(hub)
     if component.voice is None:
         raise HTTPException(409, "no speaker is configured (linkage.speakers)")
