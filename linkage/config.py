@@ -71,17 +71,22 @@ class LinkageRule(StrictModel):
 
 class SpeakerConfig(StrictModel):
     """An on-site speaker: an IP speaker/intercom called over SIP (auto-answer, G.711
-    over RTP), or an HTTP speaker API (a webhook that receives the text and audio)."""
+    over RTP), an HTTP speaker API (a webhook that receives the text and audio), or a
+    camera's speaker through the ONVIF audio back channel (RTSP, G.711 over RTP)."""
 
     id: str = Field(min_length=1, max_length=ID_MAX)
     name: str = Field("", max_length=NAME_MAX)
-    kind: Literal["sip", "http"]
+    kind: Literal["sip", "http", "onvif_backchannel"]
     uri: str | None = Field(None, description="sip: sip:user@host:port of the speaker")
-    url: str | None = Field(None, description="http: the speaker API's URL (POST)")
+    url: str | None = Field(
+        None,
+        description="http: the speaker API's URL (POST); onvif_backchannel: the camera's "
+        "RTSP URL (rtsp://host:port/path, its audio back channel)",
+    )
     codec: Literal["pcmu", "pcma"] = Field("pcma", description="G.711 μ-law or A-law")
     local_ip: str = Field("127.0.0.1", description="sip: the address RTP is sent from")
-    username: str | None = Field(None, description="sip: digest user, when the speaker asks")
-    password: str | None = Field(None, repr=False, description="sip: digest password")
+    username: str | None = Field(None, description="sip, onvif_backchannel: digest user")
+    password: str | None = Field(None, repr=False, description="sip, onvif_backchannel: password")
     repeat: int = Field(2, ge=1, le=10, description="how many times a warning is played")
     gap_s: float = Field(1.0, ge=0, le=30, description="silence between repetitions")
     volume: int | None = Field(None, ge=0, le=100, description="http: passed to the speaker")
@@ -96,6 +101,8 @@ class SpeakerConfig(StrictModel):
             raise ValueError("a sip speaker needs uri: sip:user@host[:port]")
         if self.kind == "http" and not (self.url or "").startswith(("http://", "https://")):
             raise ValueError("an http speaker needs url: http(s)://...")
+        if self.kind == "onvif_backchannel" and not (self.url or "").startswith("rtsp://"):
+            raise ValueError("an onvif_backchannel speaker needs url: rtsp://host[:port]/path")
         return self
 
 

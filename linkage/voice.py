@@ -21,6 +21,7 @@ import httpx
 import numpy as np
 
 from core.schedule import in_schedule
+from linkage.backchannel import RtspBackchannelClient
 from linkage.config import LinkageConfig, SpeakerConfig
 from linkage.g711 import RATE, read_wav, resample, wav_bytes
 from linkage.ports import ActionFailed, Result
@@ -50,7 +51,8 @@ class VoiceService:
         self.clock = clock
         self._cache: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
-        self._calls: set[SipSpeakerClient] = set()  # in progress (close() hangs them up)
+        # in progress (close() hangs them up)
+        self._calls: set[SipSpeakerClient | RtspBackchannelClient] = set()
         self._closed = threading.Event()
 
     def close(self) -> None:
@@ -121,7 +123,33 @@ class VoiceService:
         detail["text"] = said
         if speaker.kind == "sip":
             return self._sip(speaker, pcm, times, detail)
+        if speaker.kind == "onvif_backchannel":
+            return self._backchannel(speaker, pcm, times, detail)
         return self._http(speaker, pcm, said, times, detail)
+
+    def _backchannel(self, speaker: SpeakerConfig, pcm: np.ndarray, times: int,
+                     detail: dict[str, object]) -> Result:  # fmt: skip
+        assert speaker.url is not None
+        client = RtspBackchannelClient(speaker.url, username=speaker.username,
+                                       password=speaker.password, codec=speaker.codec,
+                                       timeout_s=speaker.timeout_s)  # fmt: skip
+        if self._closed.is_set():
+            raise ActionFailed("the voice service is stopping")
+        with self._lock:
+            self._calls.add(client)
+        try:
+            report = client.play(pcm, repeat=times, gap_s=speaker.gap_s)
+        finally:
+            with self._lock:
+                self._calls.discard(client)
+        detail.update(codec=report.codec, packets=report.packets,
+                      seconds=round(report.seconds, 2))  # fmt: skip
+        note = (f"camera speaker {speaker.id} (ONVIF back channel): warning played {times}× "
+                f"({report.seconds:.1f} s, {report.codec.upper()})")  # fmt: skip
+        if report.cancelled:
+            note = (f"camera speaker {speaker.id} (ONVIF back channel): cut short after "
+                    f"{report.seconds:.1f} s (the hub was stopping)")  # fmt: skip
+        return Result("answered", note, detail)
 
     def _sip(self, speaker: SpeakerConfig, pcm: np.ndarray, times: int,
              detail: dict[str, object]) -> Result:  # fmt: skip
