@@ -110,7 +110,11 @@ class WarningConfig(StrictModel):
     """A warning of the library: text spoken by the offline TTS, or a recorded file."""
 
     text: str = Field("", max_length=200)
-    file: str | None = Field(None, description="WAV (8/16-bit PCM) played instead of the text")
+    file: str | None = Field(
+        None,
+        description="WAV (8/16-bit PCM or G.711) played instead of the text, relative to the "
+        "config file; builtin:<key> for a recording shipped with Shaobing",
+    )
 
     @model_validator(mode="after")
     def _something(self) -> WarningConfig:
@@ -119,14 +123,20 @@ class WarningConfig(StrictModel):
         return self
 
 
-#: Warnings every deployment has (keys usable in rules and by the 喊话 button).
+#: The texts of the warnings every deployment has (keys usable in rules and by 喊话)
+BUILTIN_TEXTS: dict[str, str] = {
+    "reservoir": "水库危险，请勿靠近。",
+    "leave_water": "您已进入危险水域，请立即离开。",
+    "level_crossing": "火车即将通过，请勿穿越道口。",
+    "crowd": "请不要聚集，有序离开。",
+    "expressway": "高速公路禁止行人和停车，请立即离开。",
+    "no_dumping": "禁止乱倒垃圾，您已被录像。",
+}
+
+#: Played from the recordings shipped in linkage/sounds/ (``python -m linkage.sounds``);
+#: the text is what the console shows, and what the TTS says should a file be missing.
 DEFAULT_WARNINGS: dict[str, WarningConfig] = {
-    "reservoir": WarningConfig(text="水库危险，请勿靠近。"),
-    "leave_water": WarningConfig(text="您已进入危险水域，请立即离开。"),
-    "level_crossing": WarningConfig(text="火车即将通过，请勿穿越道口。"),
-    "crowd": WarningConfig(text="请不要聚集，有序离开。"),
-    "expressway": WarningConfig(text="高速公路禁止行人和停车，请立即离开。"),
-    "no_dumping": WarningConfig(text="禁止乱倒垃圾，您已被录像。"),
+    key: WarningConfig(text=text, file=f"builtin:{key}") for key, text in BUILTIN_TEXTS.items()
 }
 
 

@@ -22,10 +22,11 @@ import numpy as np
 
 from core.schedule import in_schedule
 from linkage.backchannel import RtspBackchannelClient
-from linkage.config import LinkageConfig, SpeakerConfig
+from linkage.config import LinkageConfig, SpeakerConfig, WarningConfig
 from linkage.g711 import RATE, read_wav, resample, wav_bytes
 from linkage.ports import ActionFailed, Result
 from linkage.sip import SipSpeakerClient
+from linkage.sounds import builtin_path
 from linkage.tts import MandarinTts
 
 log = logging.getLogger(__name__)
@@ -81,13 +82,9 @@ class VoiceService:
             cached = self._cache.get(key)
         if cached is not None:
             return cached, said
-        if entry is not None and entry.file:
-            path = Path(entry.file)
-            path = path if path.is_absolute() else self.base_dir / path
-            try:
-                samples, rate = read_wav(path)
-            except (OSError, ValueError, EOFError) as exc:
-                raise ActionFailed(f"warning {warning}: cannot read {path}: {exc}") from exc
+        recorded = self._recorded(warning, entry) if entry is not None and entry.file else None
+        if recorded is not None:
+            samples, rate = recorded
         else:
             speech = self.tts.speak(said)
             samples, rate = speech.samples, speech.rate
@@ -97,6 +94,20 @@ class VoiceService:
                 self._cache.pop(next(iter(self._cache)))
             self._cache[key] = pcm
         return pcm, said
+
+    def _recorded(self, key: str | None, entry: WarningConfig) -> tuple[np.ndarray, int] | None:
+        """The warning's file; when it cannot be read, None if the TTS can say its text
+        instead (logged), else :class:`ActionFailed`."""
+        assert entry.file is not None
+        path = builtin_path(entry.file) or Path(entry.file)
+        path = path if path.is_absolute() else self.base_dir / path
+        try:
+            return read_wav(path)
+        except (OSError, ValueError, EOFError) as exc:
+            if not entry.text.strip():
+                raise ActionFailed(f"warning {key}: cannot read {path}: {exc}") from exc
+            log.warning("warning %s: cannot read %s (%s); the TTS says its text", key, path, exc)
+            return None
 
     # -- playing ------------------------------------------------------------------
 
