@@ -18,6 +18,7 @@ import socket
 import socketserver
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,7 @@ class Session:
     packets: list[tuple[int, int, bytes]] = field(default_factory=list)  # (pt, seq, payload)
     torn_down: bool = False
     transport: str = ""
+    first_at: float | None = None  # time.perf_counter() of the first packet (benches)
 
     def payload(self) -> bytes:
         return b"".join(p for _, _, p in self.packets)
@@ -121,6 +123,8 @@ class BackchannelCamera:
                     rtp = buf[4 : 4 + size]
                     buf = buf[4 + size :]
                     if channel == 0 and len(rtp) >= 12:
+                        if session.first_at is None:
+                            session.first_at = time.perf_counter()
                         pt, seq = rtp[1] & 0x7F, struct.unpack("!H", rtp[2:4])[0]
                         session.packets.append((pt, seq, rtp[12:]))
                     continue
