@@ -7,6 +7,7 @@ with an optional delay or operator confirmation.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
@@ -76,8 +77,10 @@ class SpeakerConfig(StrictModel):
 
     id: str = Field(min_length=1, max_length=ID_MAX)
     name: str = Field("", max_length=NAME_MAX)
-    kind: Literal["sip", "http", "onvif_backchannel"]
-    uri: str | None = Field(None, description="sip: sip:user@host:port of the speaker")
+    kind: Literal["sip", "http", "onvif_backchannel", "gb28181"]
+    uri: str | None = Field(None, description="sip: sip:user@host:port of the speaker; "
+                            "gb28181: gb28181://<device id>/<audio output id> (voice "
+                            "broadcast through the hub's SIP platform)")  # fmt: skip
     url: str | None = Field(
         None,
         description="http: the speaker API's URL (POST); onvif_backchannel: the camera's "
@@ -103,6 +106,9 @@ class SpeakerConfig(StrictModel):
             raise ValueError("an http speaker needs url: http(s)://...")
         if self.kind == "onvif_backchannel" and not (self.url or "").startswith("rtsp://"):
             raise ValueError("an onvif_backchannel speaker needs url: rtsp://host[:port]/path")
+        if self.kind == "gb28181" and not re.fullmatch(r"gb28181://\d{20}/\d{20}", self.uri or ""):
+            raise ValueError("a gb28181 speaker needs uri: gb28181://<20-digit device id>/"
+                             "<20-digit audio output id>")  # fmt: skip
         return self
 
 

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -55,6 +56,8 @@ class VoiceService:
         # in progress (close() hangs them up)
         self._calls: set[SipSpeakerClient | RtspBackchannelClient] = set()
         self._closed = threading.Event()
+        #: GB/T 28181 voice broadcast (linkage/gb_voice.py), set where the SIP platform runs
+        self.gb: Any = None
 
     def close(self) -> None:
         """Hang up the calls in progress (the hub is stopping); no new ones start."""
@@ -136,6 +139,8 @@ class VoiceService:
             return self._sip(speaker, pcm, times, detail)
         if speaker.kind == "onvif_backchannel":
             return self._backchannel(speaker, pcm, times, detail)
+        if speaker.kind == "gb28181":
+            return self._gb(speaker, pcm, times, detail)
         return self._http(speaker, pcm, said, times, detail)
 
     def _backchannel(self, speaker: SpeakerConfig, pcm: np.ndarray, times: int,
@@ -189,6 +194,19 @@ class VoiceService:
                 "(the hub was stopping)"
             )
         return Result("answered", note, detail)
+
+    def _gb(self, speaker: SpeakerConfig, pcm: np.ndarray, times: int,
+            detail: dict[str, object]) -> Result:  # fmt: skip
+        if self.gb is None:
+            raise ActionFailed(f"speaker {speaker.id}: GB/T 28181 broadcast needs the hub's "
+                               "SIP platform (sip.enabled)")  # fmt: skip
+        assert speaker.uri is not None
+        report = self.gb.play(speaker.uri, pcm, repeat=times, gap_s=speaker.gap_s,
+                              timeout_s=speaker.timeout_s)  # fmt: skip
+        detail.update(report)
+        return Result("answered", f"speaker {speaker.id} (GB/T 28181 broadcast) answered; "
+                      f"warning played {times}× ({report['seconds']:.1f} s, "
+                      f"{report['codec']})", detail)  # fmt: skip
 
     def _http(self, speaker: SpeakerConfig, pcm: np.ndarray, said: str, times: int,
               detail: dict[str, object]) -> Result:  # fmt: skip

@@ -35,7 +35,7 @@ from api.ports import CameraLivePort
 from api.schemas import CameraStatusOut, Overlay, alert_out
 from api.streams import OpenStreams
 from camera_registry.store import list_cameras
-from ingest.live import FlvViewer, LiveRefused
+from ingest.live import FlvViewer, LiveRefused, LiveUnavailable
 from ingest.ring import BufferedPacket
 
 log = logging.getLogger(__name__)
@@ -157,6 +157,10 @@ async def flv_stream(
     remote = hub.remote_live_url(camera_id)
     if remote is not None:
         return await relay_chunks(camera_id, remote, streams, authority)
+    try:  # a GB/T 28181 channel nobody analyses: its stream opens now (INVITE)
+        await run_in_threadpool(hub.live_on_demand, camera_id)
+    except LiveUnavailable as exc:
+        raise HTTPException(503, f"camera {camera_id!r}: {exc.state}: {exc}") from None
     feed = hub.live_feed(camera_id)
     loop = asyncio.get_running_loop()
     packets: asyncio.Queue[BufferedPacket | None] = asyncio.Queue()
