@@ -914,11 +914,29 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Linkage rules (from the config) */
+        /** Linkage rules in force, in the order they run */
         get: operations["get_rules_api_linkage_rules_get"];
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/linkage/rules/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Create or replace a linkage rule (applies to the next alert) */
+        put: operations["put_rule_api_linkage_rules__name__put"];
+        post?: never;
+        /** Delete a linkage rule added through the API */
+        delete: operations["delete_rule_api_linkage_rules__name__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -3157,6 +3175,63 @@ export interface components {
              * @description alert types; default: all
              */
             types?: string[] | null;
+        };
+        /** LinkageRuleOut */
+        LinkageRuleOut: {
+            /** Actions */
+            actions: (components["schemas"]["PtzPresetAction"] | components["schemas"]["VoiceAction"] | components["schemas"]["PopupAction"] | components["schemas"]["DispatchAction"])[];
+            /** @description default: everywhere */
+            area?: components["schemas"]["Area"];
+            /**
+             * Cameras
+             * @description camera ids; default: any camera
+             */
+            cameras?: string[] | null;
+            /**
+             * Confirm
+             * @description an operator confirms before the actions run
+             * @default false
+             */
+            confirm: boolean;
+            /**
+             * Delay S
+             * @description wait before acting
+             * @default 0
+             */
+            delay_s: number;
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled: boolean;
+            /**
+             * Min Severity
+             * @default info
+             * @enum {string}
+             */
+            min_severity: "info" | "low" | "medium" | "high" | "critical";
+            /** Name */
+            name: string;
+            /**
+             * Origin
+             * @description config: from the config file (change it there); api: added here
+             * @enum {string}
+             */
+            origin: "config" | "api";
+            /**
+             * Schedule
+             * @description default: always
+             */
+            schedule?: components["schemas"]["ScheduleWindow"][] | null;
+            /**
+             * Types
+             * @description alert types; default: all
+             */
+            types?: string[] | null;
+            /** Updated At */
+            updated_at: number;
+            /** Updated By */
+            updated_by: string;
         };
         /** LiveOnDemandOut */
         LiveOnDemandOut: {
@@ -9307,7 +9382,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["LinkageRule"][];
+                    "application/json": components["schemas"]["LinkageRuleOut"][];
                 };
             };
             /** @description bad request (a Host header not allowed, an invalid Content-Length) */
@@ -9356,6 +9431,178 @@ export interface operations {
                 };
             };
             /** @description invalid parameters or body */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    put_rule_api_linkage_rules__name__put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LinkageRule"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LinkageRuleOut"];
+                };
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the rule's area or a camera is outside yours */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such rule */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the rule comes from the config file */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request body over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description invalid rule, or an unknown speaker, warning, camera or target */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    delete_rule_api_linkage_rules__name__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the rule's area or a camera is outside yours */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such rule */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the rule comes from the config file */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request body over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description invalid rule, or an unknown speaker, warning, camera or target */
             422: {
                 headers: {
                     [name: string]: unknown;
