@@ -3976,20 +3976,20 @@ export interface components {
         RecordConfig: {
             /**
              * Mode
-             * @description off: no recording; continuous: every segment; events: only the seconds around this camera's alerts (pre_s before, post_s after)
+             * @description off: no recording; continuous: every segment; events: only the seconds around this camera's alerts (pre_s before, post_s after); motion: only the seconds around motion anywhere in the picture (the analysis motion gate's frame difference and thresholds, motion:; pre_s before, post_s after)
              * @default off
              * @enum {string}
              */
-            mode: "off" | "continuous" | "events";
+            mode: "off" | "continuous" | "events" | "motion";
             /**
              * Post S
-             * @description events: seconds kept after an alert
+             * @description events/motion: seconds kept after an alert or motion
              * @default 20
              */
             post_s: number;
             /**
              * Pre S
-             * @description events: seconds kept before an alert
+             * @description events/motion: seconds kept before an alert or motion
              * @default 10
              */
             pre_s: number;
@@ -4004,6 +4004,13 @@ export interface components {
              * @default 10
              */
             segment_s: number;
+            /**
+             * Stream
+             * @description which of the camera's streams is recorded: main (its source URL, the one read) or sub (its sub-stream, where the camera has one; until then the source is recorded, with a warning)
+             * @default main
+             * @enum {string}
+             */
+            stream: "main" | "sub";
         };
         /**
          * RoutingRuleConfig
