@@ -15,6 +15,7 @@ from alerts.service import AlertService
 from camera_registry.status import StatusBoard
 from core.storage import EvidenceStorage
 from ingest.live import LiveFeed
+from ingest.substream import SubStream, SubStreams
 
 
 class LatestFrame(Protocol):
@@ -28,6 +29,8 @@ class HubServices(Protocol):
     feed: AlertFeed
     #: Where evidence is read (snapshots, clips, track thumbnails): made once per process.
     evidence: EvidenceStorage
+    #: The sub streams opened in this process for the wall (ingest/substream.py).
+    sub_streams: SubStreams
 
     @property
     def areas(self) -> list[AreaNode]: ...
@@ -42,6 +45,15 @@ class HubServices(Protocol):
 
     @property
     def console_settings(self) -> dict[str, Any]: ...
+
+    def map_tile(self, z: int, x: int, y: int) -> tuple[bytes, str] | None:
+        """A tile of the offline base map (map.tiles) and its media type; None: none."""
+        ...
+
+    @property
+    def map_outlines(self) -> dict[str, Any] | None:
+        """The areas' outlines (map.areas, a GeoJSON FeatureCollection); None: none."""
+        ...
 
     @property
     def timezone(self) -> str:
@@ -60,6 +72,15 @@ class HubServices(Protocol):
         ...
 
     def media_stats(self, camera_id: str) -> dict[str, Any]: ...
+
+    @property
+    def live_max_streams(self) -> int:
+        """Live video streams this API process serves at once (api.live_max_streams)."""
+        ...
+
+    def sub_stream(self, camera_id: str) -> SubStream | None:
+        """The camera's sub stream (子码流) opened for a viewer; None: it has none."""
+        ...
 
     def update_camera_analytics(
         self, camera_id: str, analytics: dict[str, Any], actor: str
