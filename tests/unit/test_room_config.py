@@ -82,8 +82,8 @@ def test_a_sub_url_holding_a_password_is_stored_encrypted() -> None:
     from core.secrets import SecretCipher
 
     cipher = SecretCipher(SecretCipher.new_key())
-    data = {"source": {"url": "rtsp://10.1.2.3/101",
-                       "sub_url": "rtsp://10.1.2.3/cam?channel=1&subtype=1&password=pw1234"}}  # fmt: skip
+    sub = "rtsp://10.1.2.3/cam?channel=1&subtype=1&password=pw1234"
+    data = {"source": {"url": "rtsp://10.1.2.3/101", "sub_url": sub}}
     stored = encrypt_secrets(data, cipher)
     assert "pw1234" not in str(stored)
     assert cipher.decrypt(stored["source"]["sub_url"]) == data["source"]["sub_url"]
@@ -183,14 +183,14 @@ def test_bad_outlines_are_errors_naming_file_and_field(
 
 def test_the_base_map_is_given_once(tmp_path: Path) -> None:
     make_tile_folder(tmp_path / "tiles", LAT, LON)
-    found = problems(write(tmp_path, "map: {tiles: tiles}\n"
-                                     "api: {console: {tile_url: 'http://10.1.2.3/{z}/{x}/{y}.png'}}\n"))  # fmt: skip
+    other = "api: {console: {tile_url: 'http://10.1.2.3/{z}/{x}/{y}.png'}}\n"
+    found = problems(write(tmp_path, "map: {tiles: tiles}\n" + other))
     assert len(found) == 1 and "map.tiles: give the base map once" in found[0]
 
 
 def test_outlines_of_a_multipolygon_with_area_paths(tmp_path: Path) -> None:
     ring = [[104.0, 30.6], [104.1, 30.6], [104.1, 30.7], [104.0, 30.6]]
-    make_outlines(tmp_path / "a.geojson", [{"type": "Feature", "properties": {"area": "示例县/城关镇"},
-                                            "geometry": {"type": "MultiPolygon",
-                                                         "coordinates": [[ring], [ring]]}}])  # fmt: skip
+    geometry = {"type": "MultiPolygon", "coordinates": [[ring], [ring]]}
+    feature = {"type": "Feature", "properties": {"area": "示例县/城关镇"}, "geometry": geometry}
+    make_outlines(tmp_path / "a.geojson", [feature])
     assert len(load_outlines(tmp_path / "a.geojson")["features"]) == 1
