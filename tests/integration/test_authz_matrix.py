@@ -517,6 +517,12 @@ CASES = [
          lambda w, who: (f"/api/cameras/{w.home_camera(who)}/live.flv", None)),
     Case("GET", "/api/cameras/{camera_id}/overlay", "cameras:read", 503,
          lambda w, who: (f"/api/cameras/{w.home_camera(who)}/overlay", None)),
+    Case("GET", "/api/cameras/{camera_id}/live/state", "cameras:read", 200,
+         lambda w, who: (f"/api/cameras/{w.home_camera(who)}/live/state?stream=sub", None)),
+    # No base map configured: granted, the map routes say so (404).
+    Case("GET", "/api/map/tiles/{z}/{x}/{y}", AUTHENTICATED, 404,
+         lambda w, who: ("/api/map/tiles/14/13117/6748", None)),
+    Case("GET", "/api/map/areas", AUTHENTICATED, 404, lambda w, who: ("/api/map/areas", None)),
     Case("GET", "/api/cameras/{camera_id}/analytics", "cameras:read", 200,
          lambda w, who: (f"/api/cameras/{w.home_camera(who)}/analytics", None)),
     Case("PUT", "/api/cameras/{camera_id}/analytics", "cameras:configure", 200,
