@@ -41,7 +41,7 @@ def room2(
 ) -> Iterator[Room]:  # fmt: skip
     assert Path(CHROMIUM).exists()
     work = tmp_path_factory.mktemp("room2")
-    make_mbtiles(work / "county.mbtiles", *CROSS, zooms=range(13, 17))
+    make_mbtiles(work / "county.mbtiles", *CROSS, zooms=range(13, 18))
     make_outlines(work / "areas.geojson", [square("城关镇", *CROSS, 0.0015),
                                            square("河西镇", *PLAZA, 0.0015)])  # fmt: skip
     rtsp = RtspServer({"road720": videos_dir / "highway_receding_720p.mp4",
@@ -97,6 +97,13 @@ def room(room2: Room) -> Iterator[Room]:
     yield room2
     room2.close()
     assert room2.hosts <= {"127.0.0.1"}, f"requests left the hub's host: {room2.hosts}"
+
+
+def dismiss_popups(page: Any) -> None:
+    """Close the alert pop-ups (before a screenshot)."""
+    page.evaluate("() => document.querySelectorAll('.alert-popup .el-notification__closeBtn')"
+                  ".forEach(b => b.click())")  # fmt: skip
+    time.sleep(0.8)
 
 
 def wall(page: Any, layout: int, tiles: list[str | None], **extra: Any) -> None:
@@ -199,6 +206,7 @@ def test_a_tour_shows_a_group_a_page_at_a_time(room: Room) -> None:
     page.wait_for_selector("[data-tile='0'] .tile[data-camera='hx-plaza']", timeout=15000)
     assert "第 2/2 页" in page.inner_text("[data-test=tour-page]")
     playing(page, 0, 0.3)
+    dismiss_popups(page)
     shot(page, "wall-tour")
     # kept for this user: the tour goes on after a reload
     page.reload()
@@ -236,7 +244,7 @@ def test_an_escalation_pops_up_and_sounds_with_live_video(room: Room) -> None:
     live = page.wait_for_selector("[data-test=alert-live] video", timeout=10000)
     page.wait_for_function("v => v.currentTime > 0.5", arg=live, timeout=30000)
     assert page.query_selector("[data-test=snapshot]") is not None
-    time.sleep(0.5)
+    dismiss_popups(page)
     shot(page, "alert-live")
 
 
@@ -247,8 +255,10 @@ def test_the_map_shows_the_hubs_offline_tiles_and_outlines(room: Room) -> None:
         "() => [...document.querySelectorAll('img.leaflet-tile')].filter(i => i.complete"
         " && i.naturalWidth === 256 && i.src.includes('/api/map/tiles/')).length >= 6",
         timeout=20000)  # fmt: skip
-    paths = "() => document.querySelectorAll('.leaflet-overlay-pane path').length"
-    assert page.evaluate(paths) >= 2
+    # the two townships outlined from the GeoJSON (not boxes around the cameras)
+    outlines = ("() => document.querySelectorAll('.leaflet-overlay-pane "
+                "path:not(.leaflet-interactive)').length === 2")  # fmt: skip
+    page.wait_for_function(outlines, timeout=10000)
     labels = page.locator(".area-label")
     assert sorted(labels.all_inner_texts()) == ["城关镇", "河西镇"]
     assert "示例县自然资源局" in page.inner_text(".leaflet-control-attribution")
@@ -272,4 +282,5 @@ def test_the_map_shows_the_hubs_offline_tiles_and_outlines(room: Room) -> None:
     # nothing came from outside: the tiles are the hub's
     assert not page.evaluate("() => [...document.querySelectorAll('img.leaflet-tile')]"
                              ".some(i => !i.src.startsWith(location.origin))")  # fmt: skip
+    dismiss_popups(page)
     shot(page, "map-tiles")

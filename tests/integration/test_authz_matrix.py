@@ -331,7 +331,8 @@ PATH_VALUES = {"camera_id": "cg-cam-1", "alert_id": "00000000-0000-0000-0000-000
                "delivery_id": "1", "path:path": "no-such-asset.js",
                "track_id": "no-such-track", "key": "none:r:0",
                "decision": "confirm", "device_id": "34020000001320000001",
-               "occurrence_id": "no-such-alert", "filename": "snapshot.jpg"}  # fmt: skip
+               "occurrence_id": "no-such-alert", "filename": "snapshot.jpg",
+               "z": "14", "x": "13117", "y": "6748"}  # fmt: skip
 
 
 def flat_routes(app: FastAPI) -> list[tuple[BaseRoute, str | None, set[str] | None]]:
