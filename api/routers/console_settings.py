@@ -5,13 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Response
+from fastapi import APIRouter, HTTPException, Path, Response
 from pydantic import BaseModel, Field
 
-from accounts.domain import Principal
-from api.auth import current_principal
-from api.deps import get_services
-from api.ports import HubServices
+from api.deps import CurrentPrincipal, SiteDep
 
 router = APIRouter(prefix="/api/console", tags=["console"])
 
@@ -34,8 +31,8 @@ class ConsoleSettings(BaseModel):
 
 @router.get("/config", response_model=ConsoleSettings, summary="The console's deployment settings")
 def console_config(
-    services: Annotated[HubServices, Depends(get_services)],
-    _: Annotated[Principal, Depends(current_principal)],
+    services: SiteDep,
+    _: CurrentPrincipal,
 ) -> ConsoleSettings:
     return ConsoleSettings.model_validate(services.console_settings)
 
@@ -50,8 +47,8 @@ map_router = APIRouter(prefix="/api/map", tags=["console"])
     summary="A tile of the offline base map (map.tiles: MBTiles or a tile folder; XYZ rows)",
 )
 def map_tile(
-    services: Annotated[HubServices, Depends(get_services)],
-    _: Annotated[Principal, Depends(current_principal)],
+    services: SiteDep,
+    _: CurrentPrincipal,
     z: Annotated[int, Path(ge=0, le=22)],
     x: Annotated[int, Path(ge=0, lt=2**22)],
     y: Annotated[int, Path(ge=0, lt=2**22)],
@@ -71,8 +68,8 @@ def map_tile(
     responses={200: {"content": {"application/geo+json": {}}}, 404: {}},
 )
 def map_areas(
-    services: Annotated[HubServices, Depends(get_services)],
-    _: Annotated[Principal, Depends(current_principal)],
+    services: SiteDep,
+    _: CurrentPrincipal,
 ) -> dict[str, Any]:
     outlines = services.map_outlines
     if outlines is None:
