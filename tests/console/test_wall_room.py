@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.console.room import CHROMIUM, DESKTOP, Room, shot
+from tests.console.test_monitoring_room import LATIN_WORDS, NAMES
 from tests.hubproc import HubProcess
 from tests.mapdata import make_mbtiles, make_outlines, square
 from tests.peers.procs import RtspServer
@@ -104,6 +105,12 @@ def dismiss_popups(page: Any) -> None:
     page.evaluate("() => document.querySelectorAll('.alert-popup .el-notification__closeBtn')"
                   ".forEach(b => b.click())")  # fmt: skip
     time.sleep(0.8)
+
+
+def latin(page: Any) -> set[str]:
+    """Latin-letter words on the page that are no name, id or code."""
+    words = {w for w in page.evaluate(LATIN_WORDS) if not any(c.isdigit() for c in w)}
+    return words - NAMES - {"admin"}
 
 
 def wall(page: Any, layout: int, tiles: list[str | None], **extra: Any) -> None:
@@ -207,6 +214,7 @@ def test_a_tour_shows_a_group_a_page_at_a_time(room: Room) -> None:
     assert "第 2/2 页" in page.inner_text("[data-test=tour-page]")
     playing(page, 0, 0.3)
     dismiss_popups(page)
+    assert not latin(page), latin(page)  # the tour's controls and the tiles speak Chinese
     shot(page, "wall-tour")
     # kept for this user: the tour goes on after a reload
     page.reload()
@@ -285,4 +293,5 @@ def test_the_map_shows_the_hubs_offline_tiles_and_outlines(room: Room) -> None:
     assert not page.evaluate("() => [...document.querySelectorAll('img.leaflet-tile')]"
                              ".some(i => !i.src.startsWith(location.origin))")  # fmt: skip
     dismiss_popups(page)
+    assert not latin(page), latin(page)
     shot(page, "map-tiles")
