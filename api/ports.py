@@ -52,6 +52,11 @@ class CameraLivePort(Protocol):
 
     def media_stats(self, camera_id: str) -> MediaStats: ...
 
+    def live_on_demand(self, camera_id: str) -> None:
+        """Before a live view: open the stream of a camera nobody reads when its source
+        opens on demand (a GB/T 28181 channel); ``ingest.live.LiveUnavailable`` if not."""
+        ...
+
     def overlay(self, camera_id: str) -> Overlay | None:
         """The latest tracked boxes and zones (None: not analysed yet)."""
         ...

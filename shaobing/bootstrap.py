@@ -41,7 +41,10 @@ from analytics.config import CameraConfig
 from analytics.detectors import Detector, create_detector
 from camera_registry.status import StatusBoard
 from core.diskwatch import DiskWatcher, with_reasons
+from gb28181 import forward as gb_forward
 from gb28181.component import GbPlatform
+from linkage.gb_ptz import route_gb_ptz
+from linkage.gb_voice import route_gb_voice
 from linkage.wiring import Linkage
 from recording.service import RecordingService
 from shaobing import metrics
@@ -62,6 +65,7 @@ from shaobing.distributed import (
     RedisCameraLive,
     announce_change,
 )
+from shaobing.follow import RegistryFollower
 from shaobing.media import MediaServer, live_key
 from shaobing.patrol import Patroller
 from shaobing.services import ApiServices, alert_service
@@ -180,6 +184,8 @@ class WorkerRole:
         self.spool = spool
         self.leased = leased
         self.extras = extras  # components with start()/stop()/thread
+        # embedded: cameras enabled or disabled in the registry later start or stop
+        self.follower = RegistryFollower(worker, patrol, worker.store) if leased is None else None
 
     def start(self) -> None:
         recover = getattr(self.spool, "recover", None)  # what a crash left in the spool
@@ -187,13 +193,16 @@ class WorkerRole:
             recover()
         self.worker.start()
         self.patrol.start()
-        if self.leased is None:
+        if self.follower is not None:
+            self.follower.mark()
             for cam in self.worker.store.load_cameras(self.worker.report_invalid):
                 if cam.enabled and cam.analysis == "patrol":
                     self.patrol.add(cam)
                 else:
                     self.worker.add_camera(cam)
+            self.follower.start()
         else:
+            assert self.leased is not None
             self.leased.start()
         for extra in self.extras:
             extra.start()
@@ -203,6 +212,8 @@ class WorkerRole:
     def stop(self) -> None:
         for extra in self.extras:
             extra.stop()
+        if self.follower is not None:
+            self.follower.stop()
         if self.leased is not None:
             self.leased.stop()
         self.patrol.stop()
@@ -215,6 +226,8 @@ class WorkerRole:
     def threads(self) -> list[threading.Thread]:
         extra = [e.thread for e in self.extras]
         leased = [self.leased.thread] if self.leased is not None else []
+        if self.follower is not None:
+            leased.append(self.follower.thread)
         return [*self.worker.threads, self.patrol.thread, *leased, *extra]
 
     def pending(self) -> int:
@@ -293,6 +306,12 @@ class Hub:
         # whose gb28181:// cameras it plays; the channels it imports named for the alerts.
         self.sip = GbPlatform.build(cfg.sip, self.store.sessions, self.store.cipher,
                                     self.status, self.worker.producer.cameras)  # fmt: skip
+        gb_forward.FEEDS = self.worker.held_feed  # a superior's INVITE for a shared channel
+        if self.sip is not None:  # live view of channels nobody analyses: INVITE on demand
+            self.sip.attach_live(self.worker.live_feed, self.worker.readers.__contains__,
+                                 cfg.ingest)  # fmt: skip
+            route_gb_ptz(self.linkage, self.sip.server, self.sip.locate)  # PTZ of GB channels
+            route_gb_voice(self.linkage, self.sip.server)  # speakers of kind gb28181
         self.roles: list[Role] = [self.disks, self.dispatch, self.linkage, self.alerts_role,
                                   *([self.sip] if self.sip else []), self.worker_role]
         self.services = ApiServices(

@@ -24,6 +24,7 @@ from analytics.config import CameraConfig
 from api.ports import LatestFrame
 from api.schemas import HealthReport, MediaStats, Overlay
 from camera_registry.status import StatusBoard
+from camera_registry.store import CameraRecord
 from core.storage import EvidenceStorage
 from ingest.live import LiveFeed
 from ingest.substream import SubSource, SubStream, SubStreams
@@ -177,6 +178,19 @@ class ApiServices:
         if username is None and src.onvif is not None:
             username, password = src.onvif.username, src.onvif.password
         return self.sub_streams.open(SubSource(cam.id, src.sub_url, username, password, src))
+
+    def live_on_demand(self, camera_id: str) -> None:
+        """Before a live view: a camera nobody reads whose source opens on demand (a GB/T
+        28181 channel) is opened now (blocks until its first keyframe);
+        :class:`~ingest.live.LiveUnavailable` when it cannot be."""
+        if self.sip is None or getattr(self.sip, "live", None) is None:
+            return
+        if self.live.remote_live_url(camera_id) is not None:
+            return
+        with self.store.sessions() as session:
+            record = session.get(CameraRecord, camera_id)
+            url = record.source_display if record is not None else None
+        self.sip.live_on_demand(camera_id, url)
 
     def overlay(self, camera_id: str) -> Overlay | None:
         data = self.live.overlay(camera_id)

@@ -24,6 +24,7 @@ from analytics.detectors import Detector
 from analytics.pipeline import CameraAnalytics, CameraRulesConfig
 from analytics.scheduler import AnalysisPool
 from analytics.types import Event
+from analytics.vqd import QualityBaseline
 from camera_registry.status import DOWN_STATES, CameraStatus, StatusBoard
 from camera_registry.store import set_resolved_url
 from camera_registry.urls import mask_url, with_credentials
@@ -111,8 +112,8 @@ def offline_event(st: CameraStatus, now: float, limit: float) -> Event:
 
 def camera_analytics(
     loaded: LoadedConfig, cam: CameraConfig, class_names: tuple[str, ...],
-    detect_objects: bool = True,
-) -> CameraAnalytics:
+    detect_objects: bool = True, quality_baseline: QualityBaseline | None = None,
+) -> CameraAnalytics:  # fmt: skip
     """A camera's zones and rules as the analysis runs them: with the implicit
     video-quality rule (``alerts.video_quality``) when the camera has no camera_fault rule."""
     rules = list(cam.rules)
@@ -123,6 +124,7 @@ def camera_analytics(
         class_names,
         timezone=loaded.config.timezone,
         detect_objects=detect_objects,
+        quality_baseline=quality_baseline,
     )
 
 
@@ -189,6 +191,7 @@ class Worker:
             reader.stop()
         for reader in self.readers.values():
             reader.join(timeout=5)
+            self.status.update(reader.camera_id, state="stopped")
         self.pool.stop()
         self.tracks.stop()  # index the open tracks; their clips are cut next
         self.producer.stop()  # render and publish what is queued
@@ -218,13 +221,17 @@ class Worker:
             return
         self.start_camera(cam)
 
-    def start_camera(self, cam: CameraConfig, *, detect_objects: bool = True) -> None:
+    def start_camera(
+        self, cam: CameraConfig, *, detect_objects: bool = True,
+        quality_baseline: QualityBaseline | None = None,
+    ) -> None:  # fmt: skip
         """Read and analyse a camera. ``detect_objects=False`` (a patrol visit): the
-        detector runs only if a rule needs objects (no track index)."""
+        detector runs only if a rule needs objects (no track index). ``quality_baseline``:
+        the picture learned on the previous visit (a view turned since is found)."""
         self.cameras[cam.id] = cam
         self.producer.cameras[cam.id] = CameraInfo(cam.name or cam.id, cam.area, cam.gb28181_id)
         self.pool.add_camera(camera_analytics(self.loaded, cam, self.detector.class_names,
-                                              detect_objects))  # fmt: skip
+                                              detect_objects, quality_baseline))  # fmt: skip
         self.status.get(cam.id)
         reader = StreamReader(
             cam.id,
@@ -243,13 +250,19 @@ class Worker:
         self.readers[cam.id] = reader
         reader.start()
 
-    def stop_camera(self, camera_id: str, *, state: str | None = "stopped") -> None:
+    def stop_camera(
+        self, camera_id: str, *, state: str | None = "stopped", wait: bool = True
+    ) -> None:
         """Stop reading and analysing a camera (its lease is gone or given up); its state
-        becomes ``state`` (None: the caller sets it)."""
+        becomes ``state`` (None: the caller sets it). ``wait=False`` does not wait for the
+        reader thread to end: one stuck in a hung handshake ends when FFmpeg's open
+        timeout returns, and writes nothing after being stopped (a patrol visit's slot
+        is free at once)."""
         reader = self.readers.pop(camera_id, None)
         if reader is not None:
             reader.stop()
-            reader.join(timeout=5)
+            if wait:
+                reader.join(timeout=5)
         slot = self.pool.slots.pop(camera_id, None)
         if slot is not None:
             with slot.lock:

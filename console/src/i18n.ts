@@ -116,7 +116,8 @@ const zh = {
         manufacturer: '厂商', state: '状态', online: '在线', offline: '离线', address: '信令地址',
         lastKeepalive: '最近心跳', channels: '通道', queryCatalog: '查询目录', remove: '删除',
         removeConfirm: '删除该设备及其导入的摄像机？（设备可再次注册）', catalogQueried: '已发送目录查询',
-        channelsOf: '{id} 的通道', civilCode: '行政区划', camera: '摄像机', deviceStatus: '设备状态' },
+        channelsOf: '{id} 的通道', civilCode: '行政区划', camera: '摄像机', deviceStatus: '设备状态',
+        analysed: '分析', analysisOn: '已开始分析 {id}', analysisOff: '已停止分析 {id}' },
 }
 
 type Messages = typeof zh
@@ -248,7 +249,8 @@ const en: Messages = {
         lastKeepalive: 'Last keepalive', channels: 'Channels', queryCatalog: 'Query catalog', remove: 'Remove',
         removeConfirm: 'Remove this device and its imported cameras? (It may register again.)',
         catalogQueried: 'Catalog query sent', channelsOf: 'Channels of {id}', civilCode: 'Civil code', camera: 'Camera',
-        deviceStatus: 'Device status' },
+        deviceStatus: 'Device status', analysed: 'Analysed', analysisOn: 'Analysis of {id} started',
+        analysisOff: 'Analysis of {id} stopped' },
 }
 
 export const i18n = createI18n({

@@ -639,6 +639,20 @@ CASES = [
          lambda w, who: ("/api/gb28181/devices/34020000001320000001/catalog", None)),
     Case("DELETE", "/api/gb28181/devices/{device_id}", "cameras:configure", 404,
          lambda w, who: ("/api/gb28181/devices/34020000001320000001", None)),
+    Case("PUT", "/api/gb28181/channels/{channel_id}/enabled", "cameras:configure", 404,
+         lambda w, who: ("/api/gb28181/channels/34020000001320000001/enabled",
+                         {"enabled": True})),
+    Case("GET", "/api/gb28181/live", "cameras:configure", 404,
+         lambda w, who: ("/api/gb28181/live", None)),
+    Case("GET", "/api/gb28181/channels/{channel_id}/records", "evidence:read", 404,
+         lambda w, who: ("/api/gb28181/channels/34020000001320000001/records?start=1&end=2",
+                         None)),
+    Case("POST", "/api/gb28181/channels/{channel_id}/playback", "evidence:read", 404,
+         lambda w, who: ("/api/gb28181/channels/34020000001320000001/playback",
+                         {"start": 1, "end": 2})),
+    Case("POST", "/api/gb28181/channels/{channel_id}/playback/export", "evidence:export", 404,
+         lambda w, who: ("/api/gb28181/channels/34020000001320000001/playback/export",
+                         {"start": 1, "end": 2, "case_number": "A1", "reason": "r"})),
 ]
 # fmt: on
 

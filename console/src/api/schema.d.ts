@@ -629,6 +629,74 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/gb28181/channels/{channel_id}/enabled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Analyse an imported channel (or stop): applied without a restart */
+        put: operations["enable_channel_api_gb28181_channels__channel_id__enabled_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/gb28181/channels/{channel_id}/playback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Fetch a range of the device's recording as an MP4 (playback INVITE; remuxed, no re-encoding; takes about as long as the range) */
+        post: operations["device_playback_api_gb28181_channels__channel_id__playback_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/gb28181/channels/{channel_id}/playback/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A range of the device's recording as a signed case export (zip) */
+        post: operations["device_playback_export_api_gb28181_channels__channel_id__playback_export_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/gb28181/channels/{channel_id}/records": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Recordings on the device (RecordInfo) of a channel in a time range */
+        get: operations["device_records_api_gb28181_channels__channel_id__records_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/gb28181/devices": {
         parameters: {
             query?: never;
@@ -689,6 +757,23 @@ export interface paths {
         };
         /** A device's catalog */
         get: operations["list_channels_api_gb28181_devices__device_id__channels_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/gb28181/live": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Streams open on demand for live views (channels nobody analyses) */
+        get: operations["live_on_demand_api_gb28181_live_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1912,6 +1997,21 @@ export interface components {
             /** Sn */
             sn: number;
         };
+        /** ChannelEnable */
+        ChannelEnable: {
+            /**
+             * Enabled
+             * @description true: the channel is analysed (holds a stream); false: streamed only while someone watches it live
+             */
+            enabled: boolean;
+        };
+        /** ChannelEnabled */
+        ChannelEnabled: {
+            /** Camera Id */
+            camera_id: string;
+            /** Enabled */
+            enabled: boolean;
+        };
         /**
          * CongestionRule
          * @description At least ``min_vehicles`` in the zone whose median speed stays below
@@ -2248,6 +2348,50 @@ export interface components {
                 number
             ] | null;
         };
+        /** DeviceRecordOut */
+        DeviceRecordOut: {
+            /** End */
+            end: number | null;
+            /** End Time */
+            end_time: string | null;
+            /** File Path */
+            file_path: string | null;
+            /** File Size */
+            file_size: number | null;
+            /** Name */
+            name: string;
+            /** Secrecy */
+            secrecy: string | null;
+            /**
+             * Start
+             * @description epoch seconds (the device's local time read in the hub's time zone)
+             */
+            start: number | null;
+            /**
+             * Start Time
+             * @description as the device sent it (local time)
+             */
+            start_time: string | null;
+            /**
+             * Type
+             * @description time, alarm, manual
+             */
+            type: string | null;
+        };
+        /** DeviceRecordsOut */
+        DeviceRecordsOut: {
+            /** Camera Id */
+            camera_id: string;
+            /** Channel Id */
+            channel_id: string;
+            /**
+             * Complete
+             * @description false: the device stopped sending pages before SumNum
+             */
+            complete: boolean;
+            /** Items */
+            items: components["schemas"]["DeviceRecordOut"][];
+        };
         /** DiskOut */
         DiskOut: {
             /**
@@ -2348,6 +2492,11 @@ export interface components {
         };
         /** GbChannelOut */
         GbChannelOut: {
+            /**
+             * Camera Enabled
+             * @description whether that camera is analysed (PUT /channels/{id}/enabled)
+             */
+            camera_enabled?: boolean | null;
             /** Camera Id */
             camera_id: string | null;
             /** Civil Code */
@@ -2761,6 +2910,26 @@ export interface components {
              * @description alert types; default: all
              */
             types?: string[] | null;
+        };
+        /** LiveOnDemandOut */
+        LiveOnDemandOut: {
+            /** Camera Id */
+            camera_id: string;
+            /** Error */
+            error: string | null;
+            /** Failures */
+            failures: number;
+            /** Invites */
+            invites: number;
+            /** Since */
+            since: number;
+            /**
+             * State
+             * @description inviting, streaming, invite_failed, no_media, bad_media, device_offline
+             */
+            state: string;
+            /** Viewers */
+            viewers: number;
         };
         /**
          * LiveState
@@ -3234,6 +3403,42 @@ export interface components {
              * @description zone name; default: the whole frame
              */
             zone?: string | null;
+        };
+        /** PlaybackExportIn */
+        PlaybackExportIn: {
+            /**
+             * Case Number
+             * @description 案件编号
+             */
+            case_number: string;
+            /**
+             * End
+             * @description epoch seconds; at most 600 s after start
+             */
+            end: number;
+            /**
+             * Reason
+             * @description why the evidence is exported
+             */
+            reason: string;
+            /**
+             * Start
+             * @description epoch seconds
+             */
+            start: number;
+        };
+        /** PlaybackIn */
+        PlaybackIn: {
+            /**
+             * End
+             * @description epoch seconds; at most 600 s after start
+             */
+            end: number;
+            /**
+             * Start
+             * @description epoch seconds
+             */
+            start: number;
         };
         /**
          * PopupAction
@@ -7014,6 +7219,345 @@ export interface operations {
             };
         };
     };
+    enable_channel_api_gb28181_channels__channel_id__enabled_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                channel_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChannelEnable"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChannelEnabled"];
+                };
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the role lacks the permission, or the object lies outside the caller's area */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such object, or one outside the caller's scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request body over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    device_playback_api_gb28181_channels__channel_id__playback_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                channel_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PlaybackIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "video/mp4": unknown;
+                };
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the role lacks the permission, or the object lies outside the caller's area */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request body over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    device_playback_export_api_gb28181_channels__channel_id__playback_export_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                channel_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PlaybackExportIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/zip": unknown;
+                };
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the role lacks the permission, or the object lies outside the caller's area */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request body over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    device_records_api_gb28181_channels__channel_id__records_get: {
+        parameters: {
+            query: {
+                /** @description epoch seconds */
+                start: number;
+                /** @description epoch seconds */
+                end: number;
+            };
+            header?: never;
+            path: {
+                channel_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeviceRecordsOut"];
+                };
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the role lacks the permission, or the object lies outside the caller's area */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such object, or one outside the caller's scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request body over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_devices_api_gb28181_devices_get: {
         parameters: {
             query?: never;
@@ -7310,6 +7854,80 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    live_on_demand_api_gb28181_live_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LiveOnDemandOut"][];
+                };
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the role lacks the permission, or the object lies outside the caller's area */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such object, or one outside the caller's scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request body over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description invalid parameters or body */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
