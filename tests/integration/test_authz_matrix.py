@@ -332,6 +332,7 @@ PATH_VALUES = {"camera_id": "cg-cam-1", "alert_id": "00000000-0000-0000-0000-000
                "track_id": "no-such-track", "key": "none:r:0",
                "decision": "confirm", "device_id": "34020000001320000001",
                "occurrence_id": "no-such-alert", "filename": "snapshot.jpg",
+               "area_path:path": "示例县/城关镇", "channel_id": "34020000001320000001",
                "z": "14", "x": "13117", "y": "6748"}  # fmt: skip
 
 
