@@ -40,6 +40,7 @@ from alerts.service import CONSUMER_GROUP, AlertService, AlertWorkers
 from analytics.config import CameraConfig
 from analytics.detectors import Detector, create_detector
 from camera_registry.status import StatusBoard
+from camera_registry.store import invalid_config_error
 from core.diskwatch import DiskWatcher, with_reasons
 from gb28181 import forward as gb_forward
 from gb28181.component import GbPlatform
@@ -239,6 +240,33 @@ class WorkerRole:
         self.patrol.update(cam)
         self.worker.apply_analytics(cam)
 
+    def apply_registry(self, camera_id: str) -> None:
+        """A camera added, edited, disabled or deleted in the registry (the console, the
+        API; embedded mode): started, restarted, stopped or forgotten now, no restart.
+        Before the worker runs (or after it stopped) nothing is read: its start loads the
+        registry as it is then."""
+        if not self.worker.running:
+            return
+        try:
+            cam = self.worker.store.load_camera(camera_id)
+        except ValueError as exc:  # written by another version, or another key
+            self._unschedule(camera_id)
+            self.worker.stop_camera(camera_id, state=None)
+            self.worker.report_invalid(camera_id, invalid_config_error(exc))
+            return
+        self._unschedule(camera_id)
+        if cam is None:
+            self.worker.forget_camera(camera_id)
+        elif cam.enabled and cam.analysis == "patrol":
+            self.worker.stop_camera(camera_id, state=None)
+            self.patrol.add(cam)
+        else:
+            self.worker.reconfigure(cam)
+
+    def _unschedule(self, camera_id: str) -> None:
+        if camera_id in self.patrol:
+            self.patrol.remove(camera_id)
+
     def health(self) -> dict[str, Any]:
         statuses = self.worker.status.all()
         if self.leased is not None:
@@ -318,6 +346,7 @@ class Hub:
             loaded, self.store, status=self.status, alerts=self.alerts, links=self.links,
             feed=self.feed, evidence=self.evidence, routing=self.routing, live=self.worker,
             camera_changed=self.worker_role.apply_change, health=self.health,
+            registry_changed=self.worker_role.apply_registry,
         )  # fmt: skip
         self.services.linkage = self.linkage
         self.services.sip = self.sip  # /api/gb28181
@@ -494,7 +523,8 @@ def build_api(loaded: LoadedConfig) -> tuple[ApiServices, metrics.HubCollector]:
         loaded, store, status=status, feed=feed, links=links, evidence=evidence,
         alerts=alert_service(loaded, store, links, routing, feed), routing=routing,
         live=RedisCameraLive(live_state, live_key(store.cipher)),
-        camera_changed=lambda cam: announce_change(r, prefix, cam), health=health,
+        camera_changed=lambda cam: announce_change(r, prefix, cam.id), health=health,
+        registry_changed=lambda camera_id: announce_change(r, prefix, camera_id),
     )  # fmt: skip
     collector = metrics.HubCollector(
         role="api", outbox=store.outbox_counts,

@@ -25,6 +25,7 @@ from api.ports import LatestFrame
 from api.schemas import HealthReport, MediaStats, Overlay
 from camera_registry.status import StatusBoard
 from camera_registry.store import CameraRecord
+from core.secrets import SecretCipher
 from core.storage import EvidenceStorage
 from ingest.live import LiveFeed
 from ingest.substream import SubSource, SubStream, SubStreams
@@ -84,6 +85,7 @@ class ApiServices:
         live: CameraLive,
         camera_changed: Callable[[CameraConfig], None],
         health: Callable[[], dict[str, Any]],
+        registry_changed: Callable[[str], None] | None = None,
     ) -> None:
         self.loaded = loaded
         self.store = store
@@ -96,6 +98,7 @@ class ApiServices:
         self.live = live
         self._camera_changed = camera_changed
         self._health = health
+        self._registry_changed = registry_changed
         self.linkage: Any = None  # issue 27: the process's linkage.wiring.Linkage, if it runs one
         self.sip: Any = None  # the GB/T 28181 platform where sip.enabled (api/routers/gb28181.py)
         # cameras' sub streams, opened here while someone watches one (ingest/substream.py)
@@ -206,6 +209,22 @@ class ApiServices:
         self._camera_changed(cam)
         log.info("camera %s: zones and rules changed by %s", camera_id, actor)
         return cam
+
+    @property
+    def cipher(self) -> SecretCipher:
+        """The key of the camera passwords at rest (the registry's writes encrypt with it)."""
+        return self.store.cipher
+
+    @property
+    def config_path(self) -> str:
+        """The config file the ``origin: config`` cameras and areas come from."""
+        return str(self.loaded.path or "(defaults)")
+
+    def camera_registry_changed(self, camera_id: str) -> None:
+        """A camera was added, edited, disabled or deleted in the registry: whoever reads
+        it applies that now (this process's worker, or the worker holding its lease)."""
+        if self._registry_changed is not None:
+            self._registry_changed(camera_id)
 
     # -- routing and health ----------------------------------------------------------
 

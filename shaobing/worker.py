@@ -128,6 +128,17 @@ def camera_analytics(
     )
 
 
+#: What a camera's analysis may change without its stream restarting.
+_ANALYSIS_ONLY = set({"name", "area", "lat", "lon", "programme", "gb28181_id", "zones",
+                            "rules", "motion", "detect"})  # fmt: skip
+
+
+def same_stream(old: CameraConfig, new: CameraConfig) -> bool:
+    """Whether two configs of a camera read the same stream the same way (only their
+    analysis or their place differ)."""
+    return old.model_dump(exclude=_ANALYSIS_ONLY) == new.model_dump(exclude=_ANALYSIS_ONLY)
+
+
 class Worker:
     """Ingest, analysis and evidence of the cameras given to :meth:`start_camera`."""
 
@@ -195,6 +206,11 @@ class Worker:
         self.pool.stop()
         self.tracks.stop()  # index the open tracks; their clips are cut next
         self.producer.stop()  # render and publish what is queued
+
+    @property
+    def running(self) -> bool:
+        """Started and not stopping: cameras may be started."""
+        return self.started and not self._stop.is_set()
 
     @property
     def threads(self) -> list[threading.Thread]:
@@ -283,6 +299,31 @@ class Worker:
             self.pool.replace_analytics(camera_analytics(self.loaded, cam,
                                                          self.detector.class_names))  # fmt: skip
             log.info("camera %s: new zones and rules applied", cam.id)
+
+    def reconfigure(self, cam: CameraConfig) -> None:
+        """A camera changed in the registry (console, API): applied now. Only its zones,
+        rules, name or place changed: its analysis takes them, the stream goes on; its
+        source, rate or mode changed: it restarts; disabled: it stops; new: it starts."""
+        previous = self.cameras.get(cam.id)
+        running = cam.id in self.readers
+        if running and previous is not None and cam.enabled and same_stream(previous, cam):
+            self.producer.cameras[cam.id] = CameraInfo(cam.name or cam.id, cam.area,
+                                                       cam.gb28181_id)  # fmt: skip
+            self.apply_analytics(cam)
+            return
+        if running:
+            self.stop_camera(cam.id, state=None)
+        self.add_camera(cam)
+        log.info("camera %s: %s", cam.id, "restarted with its new config" if running and
+                 cam.enabled else "started" if cam.enabled else "disabled")  # fmt: skip
+
+    def forget_camera(self, camera_id: str) -> None:
+        """A camera deleted from the registry: stopped, and its status gone."""
+        self.stop_camera(camera_id, state=None)
+        self.cameras.pop(camera_id, None)
+        self.producer.cameras.pop(camera_id, None)
+        self.status.remove(camera_id)
+        log.info("camera %s: deleted from the registry, stopped", camera_id)
 
     def _display_url(self, cam: CameraConfig) -> str:
         if cam.source.onvif is not None:
