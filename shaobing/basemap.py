@@ -95,10 +95,8 @@ class MBTiles:
                         _int(meta.get("maxzoom"), high), _bounds(meta.get("bounds")))  # fmt: skip
 
     def tile(self, z: int, x: int, y: int) -> bytes | None:
-        row = self._db().execute(
-            "SELECT tile_data FROM tiles WHERE zoom_level=? AND tile_column=? AND tile_row=?",
-            (z, x, (1 << z) - 1 - y),  # MBTiles rows count from the south (TMS)
-        ).fetchone()
+        query = "SELECT tile_data FROM tiles WHERE zoom_level=? AND tile_column=? AND tile_row=?"
+        row = self._db().execute(query, (z, x, (1 << z) - 1 - y)).fetchone()  # rows: TMS, south
         return bytes(row[0]) if row else None
 
 
