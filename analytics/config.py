@@ -251,6 +251,12 @@ class StoppedVehicleRule(RuleBase):
     grace_s: float = Field(
         10.0, ge=0, description="a parked car hidden by a passing bus keeps its clock"
     )
+    ignore_attended_two_wheelers: StrictBool = Field(
+        True,
+        description="a bicycle or motorcycle with a person on or at it (a rider waiting, a "
+        "pushchair, wheelchair or pushed bike the detector calls a two-wheeler) is no "
+        "stopped vehicle; one standing alone still is",
+    )
     severity: Severity = "high"
 
     _classes = field_validator("classes")(_check_classes)
@@ -296,6 +302,21 @@ class PersonDownRule(RuleBase):
     min_duration_s: float = Field(10.0, gt=0)
     grace_s: float = Field(3.0, ge=0)
     min_confidence: float = Field(0.2, ge=0.0, le=1.0)
+    pose_min_score: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="with the pose model (optional extra 'pose'): its person score from "
+        "which the body's orientation overrules the box",
+    )
+    pose_lying_angle: float = Field(
+        60.0, gt=0, le=180, description="hips->head axis this many degrees from the vertical "
+        "or more: lying, whatever the box",
+    )  # fmt: skip
+    pose_upright_angle: float = Field(
+        20.0, ge=0, lt=90, description="this many degrees or fewer: upright (sitting, "
+        "crouching), whatever the box",
+    )  # fmt: skip
     severity: Severity = "high"
 
     _classes = field_validator("classes")(_check_classes)

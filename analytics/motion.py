@@ -28,6 +28,7 @@ class GateResult:
     change: float  # mean absolute grey difference to the previous frame
     quality: QualityMeasures | None = None  # video quality diagnosis (analytics/vqd.py)
     blobs: np.ndarray | None = None  # (N, 4) xyxy of the changed areas, analysed-frame pixels
+    frame_motion: bool = False  # motion anywhere in the frame (recording's motion mode)
 
 
 class MotionGate:
@@ -81,6 +82,7 @@ class MotionGate:
             self.quality, self.quality_t = measure(small, grey, change, image), t
         quality = self.quality
         moving = diff > self.cfg.pixel_threshold
+        frame_motion = float(moving.mean()) >= self.cfg.min_changed
         if self.mask is not None:
             moving &= self.mask
         changed = float(moving.sum()) / self.mask_area
@@ -96,7 +98,7 @@ class MotionGate:
             if (self.want_blobs and motion)
             else None
         )
-        return GateResult(detect, motion, changed, luma, change, quality, blobs)
+        return GateResult(detect, motion, changed, luma, change, quality, blobs, frame_motion)
 
     @property
     def gated_share(self) -> float:

@@ -22,6 +22,7 @@ from analytics.config import (
 from analytics.detectors.base import Detector
 from analytics.history import TrackHistory
 from analytics.motion import GateResult, MotionGate
+from analytics.pose import BodyPose, PoseCheck, PoseModel
 from analytics.regions import (
     Rect,
     auto_tiles,
@@ -32,7 +33,7 @@ from analytics.regions import (
     scan_grid,
 )
 from analytics.rules import FrameContext, Rule, build_rule
-from analytics.sanity import Confirmation, TrackFilter, oversized_persons
+from analytics.sanity import Confirmation, TrackFilter, oversized_persons, own_upright_height
 from analytics.tracking import Tracker
 from analytics.types import Detections, Event
 from analytics.vqd import QualityBaseline
@@ -83,10 +84,13 @@ class CameraAnalytics:
         timezone: str = "Asia/Shanghai",
         use_schedules: bool = True,
         detect_objects: bool = True,
+        pose: PoseModel | None = None,
         quality_baseline: QualityBaseline | None = None,
     ) -> None:
         """``detect_objects=False``: run the detector only for rules that need objects (a
-        patrol visit of a camera with video-quality rules only detects nothing).
+        patrol visit of a camera with video-quality rules only detects nothing). ``pose``:
+        the body-orientation model person_down confirms and finds lying people with
+        (analytics/pose.py); None: by the box alone. Used only with a person_down rule.
         ``quality_baseline``: the camera's learned normal picture from an earlier look (the
         previous patrol visit), so that a view turned between two visits is found."""
         self.cfg = cfg
@@ -119,6 +123,8 @@ class CameraAnalytics:
         self._scan_n = 1 << 30  # windows in one sweep (known on the first scan)
         self.dense: tuple[float, Detections] | None = None  # the last tiled pass (crowd count)
         self.has_crowd = any(isinstance(r, CrowdRule) and r.enabled for r in cfg.rules)
+        wants_pose = any(r.enabled and r.type == "person_down" for r in cfg.rules)
+        self.pose = PoseCheck(pose) if pose is not None and wants_pose else None
         self.gate.want_blobs = self.regions_on
 
     def _horizon(self) -> float:
@@ -344,11 +350,13 @@ class CameraAnalytics:
             ratio = self.cfg.detect.oversized_person_ratio
             keep &= ~oversized_persons(tracked, self.class_names, ratio)
         tracked = self.last_tracked = tracked[keep]
+        poses = self._poses(tracked, image, t)
         ctx = FrameContext(
             self.cfg.camera_id, t, pts, wall_ts, self.class_names, self.history,
             luma=gate.luma if gate else None, change=gate.change if gate else None,
             quality=gate.quality if gate else None, detections=detections,
             dense=self._dense(t), confirmed=self.confirm.confirmed(tracked, self.history),
+            poses=poses,
         )  # fmt: skip
         when = dt.datetime.fromtimestamp(wall_ts, self.tz) if self.use_schedules else None
         events: list[Event] = []
@@ -358,6 +366,20 @@ class CameraAnalytics:
             armed = when is None or in_schedule(rule.cfg.schedule, when)
             events.extend(rule.update(tracked, replace(ctx, armed=armed)))
         return tracked, events
+
+    def _poses(
+        self, tracked: Detections, image: np.ndarray | None, t: float
+    ) -> dict[int, BodyPose] | None:
+        """The body poses of the people person_down should look at (analytics/pose.py);
+        None without a pose model (or a frame to crop from)."""
+        if self.pose is None or image is None:
+            return None
+        people = tracked[np.isin(tracked.class_id, self._person_ids())]
+        own = [own_upright_height(self.history, tid) for tid in people.tracker_id.tolist()]
+        return self.pose.update(image, people, own, t)
+
+    def _person_ids(self) -> list[int]:
+        return [i for i, n in enumerate(self.class_names) if n == "person"]
 
     def _dense(self, t: float) -> Detections | None:
         """The last tiled pass's detections while fresh (the crowd rule counts them)."""

@@ -13,6 +13,7 @@
 * :func:`oversized_persons`: a "person" far taller than the other people at the same
   image row (a bus, a shop sign, a shadow) is not a person.
 * :func:`riders`: a person on a bicycle or motorcycle (for ``pedestrian_on_road``).
+* :func:`attended_two_wheelers`: a two-wheeler a person is on or at (for ``stopped_vehicle``).
 * :func:`people_near`: people beside an object (a two-wheeler at walking pace among
   pedestrians is treated as pedestrian-like by ``wrong_way``).
 """
@@ -192,6 +193,25 @@ def riders(det: Detections, names: tuple[str, ...], min_overlap: float = 0.2) ->
     share = iw * ih / area
     above = p[..., 1] < b[..., 1]  # the person's head is above the two-wheeler's top
     out[person] = ((share >= min_overlap) & above).any(axis=1)
+    return out
+
+
+def attended_two_wheelers(
+    det: Detections, names: tuple[str, ...], min_overlap: float = 0.1
+) -> np.ndarray:
+    """A mask of the bicycles and motorcycles a person's box overlaps by at least
+    ``min_overlap`` of the two-wheeler's box: ridden, pushed or held (and what the detector
+    calls a two-wheeler beside a person: a pushchair, a wheelchair)."""
+    person = np.flatnonzero(np.isin(det.class_id, _ids(names, ("person",))))
+    bikes = np.flatnonzero(np.isin(det.class_id, _ids(names, TWO_WHEELERS)))
+    out = np.zeros(len(det), dtype=bool)
+    if not len(person) or not len(bikes):
+        return out
+    b, p = det.xyxy[bikes][:, None, :], det.xyxy[person][None, :, :]
+    iw = np.clip(np.minimum(p[..., 2], b[..., 2]) - np.maximum(p[..., 0], b[..., 0]), 0, None)
+    ih = np.clip(np.minimum(p[..., 3], b[..., 3]) - np.maximum(p[..., 1], b[..., 1]), 0, None)
+    area = np.maximum((b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]), 1e-6)
+    out[bikes] = (iw * ih / area >= min_overlap).any(axis=1)
     return out
 
 

@@ -60,6 +60,10 @@ class AnalysisPool:
         self.status = status
         self.on_event = on_event
         self.on_tracked = on_tracked
+        #: Called (camera id, wall time) for each analysed frame with motion anywhere in
+        #: the frame (the motion gate's grey difference and thresholds): the recorder's
+        #: motion mode.
+        self.on_motion: Callable[[str, float], None] | None = None
         self.slots: dict[str, CameraSlot] = {}
         self.batch_size = batch_size
         self.batch_timeout_s = batch_timeout_s
@@ -177,6 +181,8 @@ class AnalysisPool:
         self, slot: CameraSlot, frame: SampledFrame, detections: Detections | None, gate: GateResult
     ) -> None:
         try:
+            if gate.frame_motion and self.on_motion is not None:
+                self.on_motion(slot.camera_id, frame.wall_ts)
             if detections is not None and slot.analytics.wants_regions:
                 detections = slot.analytics.detect_regions(
                     self.detector, detections, frame.source_bgr, gate,

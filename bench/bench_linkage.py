@@ -205,6 +205,49 @@ def bench_voice(tmp: Path, calls: int) -> dict[str, Any]:
         sipp.wait(5)
 
 
+def bench_backchannel(calls: int) -> dict[str, Any]:
+    """Alert → the first G.711 packet at a camera's back channel (RTSP DESCRIBE with the
+    ONVIF Require header, Digest, SETUP, PLAY), against tests/peers/rtsp_backchannel.py."""
+    from tests.peers.rtsp_backchannel import BackchannelCamera
+
+    camera = BackchannelCamera("admin", "bench-pw").start()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-backchannel-"))
+    engine_db, sessions = open_database(f"sqlite:///{tmp / 'bc.db'}")
+    try:
+        config = LinkageConfig.model_validate({
+            "speakers": [{"id": "cam", "kind": "onvif_backchannel", "url": camera.url,
+                          "username": "admin", "password": "bench-pw", "repeat": 1}],
+            "rules": [{"name": "voice", "actions": [
+                {"kind": "voice", "speaker": "cam", "warning": "reservoir"}]}],
+        })  # fmt: skip
+        feed = AlertFeed()
+        recorder = SqlResultRecorder(lambda: SqlUnitOfWork(sessions), feed=feed)
+        engine = LinkageEngine(config, alerts=recorder.read, recorder=recorder,
+                               voice=VoiceService(config))  # fmt: skip
+        feed.subscribe(engine.on_feed)
+        engine.start()
+        ms = []
+        for i in range(calls):
+            alert = store(sessions, make_alert(1000 + i))
+            before = len(camera.sessions)
+            t = time.perf_counter()
+            feed.publish("alert", alert.id)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not (
+                len(camera.sessions) > before and camera.sessions[before].first_at
+            ):
+                time.sleep(0.001)
+            ms.append((camera.sessions[before].first_at - t) * 1000)  # type: ignore[operator]
+            while engine.health()["running"] and time.monotonic() < deadline + 10:
+                time.sleep(0.05)  # the warning ends (TEARDOWN) before the next alert
+        engine.stop()
+        print(f"alert → back channel playing, first call (shipped recording read): {ms[0]:.1f} ms")
+        return summary("alert → camera speaker playing (ONVIF back channel, first RTP)", ms)
+    finally:
+        engine_db.dispose()
+        camera.stop()
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--alerts", type=int, default=20)
@@ -216,7 +259,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-linkage-") as tmp:
         out = {"machine": machine_line(), "tts": bench_tts(args.tts_runs),
                "ptz": bench_ptz(Path(tmp), args.alerts),
-               "voice": bench_voice(Path(tmp), args.calls)}  # fmt: skip
+               "voice": bench_voice(Path(tmp), args.calls),
+               "backchannel": bench_backchannel(args.calls)}  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2, ensure_ascii=False))
     return 0

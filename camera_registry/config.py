@@ -106,13 +106,25 @@ class RecordConfig(StrictModel):
     """A camera's recording (the ``recording/`` package): the camera's own packets cut at
     keyframes into MP4 segments, no re-encoding."""
 
-    mode: Literal["off", "continuous", "events"] = Field(
+    mode: Literal["off", "continuous", "events", "motion"] = Field(
         "off",
         description="off: no recording; continuous: every segment; events: only the "
-        "seconds around this camera's alerts (pre_s before, post_s after)",
+        "seconds around this camera's alerts (pre_s before, post_s after); motion: only the "
+        "seconds around motion anywhere in the picture (the analysis motion gate's frame "
+        "difference and thresholds, motion:; pre_s before, post_s after)",
     )
-    pre_s: float = Field(10.0, ge=0, le=120, description="events: seconds kept before an alert")
-    post_s: float = Field(20.0, ge=0, le=600, description="events: seconds kept after an alert")
+    stream: Literal["main", "sub"] = Field(
+        "main",
+        description="which of the camera's streams is recorded: main (its source URL, the one "
+        "read) or sub (its sub-stream, where the camera has one; until then the source is "
+        "recorded, with a warning)",
+    )
+    pre_s: float = Field(
+        10.0, ge=0, le=120, description="events/motion: seconds kept before an alert or motion"
+    )
+    post_s: float = Field(
+        20.0, ge=0, le=600, description="events/motion: seconds kept after an alert or motion"
+    )
     segment_s: float = Field(
         10.0, ge=2, le=300, description="target segment length (cut at the next keyframe after it)"
     )

@@ -37,6 +37,7 @@ from typing import Any
 
 import yaml
 
+from analytics import pose
 from core.assets import assets_dir
 from core.vocabulary import ALERT_TYPES
 from eval import detcache, footage, transforms
@@ -49,6 +50,11 @@ PUBLIC_SCENARIOS = EVAL_DIR / "public.yaml"
 NOT_AVAILABLE = "NOT AVAILABLE"
 DET_CACHE_DIR = CACHE_DIR / "det"
 DET_CACHE = True  # --no-cache: every replay runs the detector on every image
+#: person_down's pose model (analytics/pose.py), put here by
+#: ``python -m shaobing.cli models pose -o eval/.cache/models``; used when present, unless
+#: ``--no-pose`` (the replays see it through $SHAOBING_POSE_MODEL).
+POSE_MODEL_FILE = CACHE_DIR / "models" / "pose_detection.tflite"
+POSE = True
 
 RULE_TYPES = ALERT_TYPES
 SCENARIO_KEYS = {
@@ -258,7 +264,9 @@ def _replay_once(
     cmd += ["--output", str(out_path)]
     if evidence:
         cmd += ["--evidence-dir", str(tmp / "evidence")]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
+    env = dict(os.environ)
+    env[pose.POSE_MODEL_ENV] = str(POSE_MODEL_FILE) if POSE and POSE_MODEL_FILE.is_file() else "off"
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False, env=env)
     stderr = proc.stderr.strip()
     if proc.returncode == 0:
         summary = None
@@ -714,9 +722,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run the detector on every image (default: remember its answers, eval/detcache.py)",
     )
+    p.add_argument(
+        "--no-pose",
+        action="store_true",
+        help="person_down without the pose model (default: with it where "
+        "eval/.cache/models/pose_detection.tflite is)",
+    )
     args = p.parse_args(argv)
-    global DET_CACHE
+    global DET_CACHE, POSE
     DET_CACHE = not args.no_cache
+    POSE = not args.no_pose
     if args.only:
         unknown = [t for t in args.only if t not in RULE_TYPES]
         if unknown:

@@ -71,6 +71,10 @@ class PtzArbiter:
         self._home_at[camera_id] = at
         return at
 
+    def restore(self, camera_id: str, at: float) -> None:
+        """A return home kept from before a restart (due at once when ``at`` passed)."""
+        self._home_at[camera_id] = at
+
     def due_home(self, now: float) -> list[str]:
         """Cameras to send home now (each returned once)."""
         due = [c for c, at in self._home_at.items() if at <= now]

@@ -72,19 +72,24 @@ class LinkageRule(StrictModel):
 
 class SpeakerConfig(StrictModel):
     """An on-site speaker: an IP speaker/intercom called over SIP (auto-answer, G.711
-    over RTP), or an HTTP speaker API (a webhook that receives the text and audio)."""
+    over RTP), an HTTP speaker API (a webhook that receives the text and audio), or a
+    camera's speaker through the ONVIF audio back channel (RTSP, G.711 over RTP)."""
 
     id: str = Field(min_length=1, max_length=ID_MAX)
     name: str = Field("", max_length=NAME_MAX)
-    kind: Literal["sip", "http", "gb28181"]
+    kind: Literal["sip", "http", "onvif_backchannel", "gb28181"]
     uri: str | None = Field(None, description="sip: sip:user@host:port of the speaker; "
                             "gb28181: gb28181://<device id>/<audio output id> (voice "
                             "broadcast through the hub's SIP platform)")  # fmt: skip
-    url: str | None = Field(None, description="http: the speaker API's URL (POST)")
+    url: str | None = Field(
+        None,
+        description="http: the speaker API's URL (POST); onvif_backchannel: the camera's "
+        "RTSP URL (rtsp://host:port/path, its audio back channel)",
+    )
     codec: Literal["pcmu", "pcma"] = Field("pcma", description="G.711 μ-law or A-law")
     local_ip: str = Field("127.0.0.1", description="sip: the address RTP is sent from")
-    username: str | None = Field(None, description="sip: digest user, when the speaker asks")
-    password: str | None = Field(None, repr=False, description="sip: digest password")
+    username: str | None = Field(None, description="sip, onvif_backchannel: digest user")
+    password: str | None = Field(None, repr=False, description="sip, onvif_backchannel: password")
     repeat: int = Field(2, ge=1, le=10, description="how many times a warning is played")
     gap_s: float = Field(1.0, ge=0, le=30, description="silence between repetitions")
     volume: int | None = Field(None, ge=0, le=100, description="http: passed to the speaker")
@@ -99,6 +104,8 @@ class SpeakerConfig(StrictModel):
             raise ValueError("a sip speaker needs uri: sip:user@host[:port]")
         if self.kind == "http" and not (self.url or "").startswith(("http://", "https://")):
             raise ValueError("an http speaker needs url: http(s)://...")
+        if self.kind == "onvif_backchannel" and not (self.url or "").startswith("rtsp://"):
+            raise ValueError("an onvif_backchannel speaker needs url: rtsp://host[:port]/path")
         if self.kind == "gb28181" and not re.fullmatch(r"gb28181://\d{20}/\d{20}", self.uri or ""):
             raise ValueError("a gb28181 speaker needs uri: gb28181://<20-digit device id>/"
                              "<20-digit audio output id>")  # fmt: skip
@@ -109,7 +116,11 @@ class WarningConfig(StrictModel):
     """A warning of the library: text spoken by the offline TTS, or a recorded file."""
 
     text: str = Field("", max_length=200)
-    file: str | None = Field(None, description="WAV (8/16-bit PCM) played instead of the text")
+    file: str | None = Field(
+        None,
+        description="WAV (8/16-bit PCM or G.711) played instead of the text, relative to the "
+        "config file; builtin:<key> for a recording shipped with Shaobing",
+    )
 
     @model_validator(mode="after")
     def _something(self) -> WarningConfig:
@@ -118,14 +129,20 @@ class WarningConfig(StrictModel):
         return self
 
 
-#: Warnings every deployment has (keys usable in rules and by the 喊话 button).
+#: The texts of the warnings every deployment has (keys usable in rules and by 喊话)
+BUILTIN_TEXTS: dict[str, str] = {
+    "reservoir": "水库危险，请勿靠近。",
+    "leave_water": "您已进入危险水域，请立即离开。",
+    "level_crossing": "火车即将通过，请勿穿越道口。",
+    "crowd": "请不要聚集，有序离开。",
+    "expressway": "高速公路禁止行人和停车，请立即离开。",
+    "no_dumping": "禁止乱倒垃圾，您已被录像。",
+}
+
+#: Played from the recordings shipped in linkage/sounds/ (``python -m linkage.sounds``);
+#: the text is what the console shows, and what the TTS says should a file be missing.
 DEFAULT_WARNINGS: dict[str, WarningConfig] = {
-    "reservoir": WarningConfig(text="水库危险，请勿靠近。"),
-    "leave_water": WarningConfig(text="您已进入危险水域，请立即离开。"),
-    "level_crossing": WarningConfig(text="火车即将通过，请勿穿越道口。"),
-    "crowd": WarningConfig(text="请不要聚集，有序离开。"),
-    "expressway": WarningConfig(text="高速公路禁止行人和停车，请立即离开。"),
-    "no_dumping": WarningConfig(text="禁止乱倒垃圾，您已被录像。"),
+    key: WarningConfig(text=text, file=f"builtin:{key}") for key, text in BUILTIN_TEXTS.items()
 }
 
 
@@ -156,10 +173,36 @@ class LinkageConfig(StrictModel):
         if len(set(names)) != len(names):
             raise ValueError("linkage rule names must be unique")
         for rule in self.rules:
-            for action in rule.actions:
-                if isinstance(action, VoiceAction):
-                    if action.speaker not in speakers:
-                        raise ValueError(f"rule {rule.name}: unknown speaker {action.speaker!r}")
-                    if action.warning not in self.warnings:
-                        raise ValueError(f"rule {rule.name}: unknown warning {action.warning!r}")
+            problems = rule_problems(rule, speakers=speakers, warnings=set(self.warnings))
+            if problems:
+                raise ValueError(f"rule {rule.name}: {problems[0]}")
         return self
+
+
+def rule_problems(
+    rule: LinkageRule,
+    *,
+    speakers: set[str],
+    warnings: set[str],
+    cameras: set[str] | None = None,
+    targets: set[str] | None = None,
+) -> list[str]:
+    """What in ``rule`` names something that does not exist (empty: nothing), each
+    with the field it is in; ``cameras``/``targets`` None: not checked."""
+    out: list[str] = []
+    if cameras is not None:
+        out += [f"cameras: unknown camera {c!r}" for c in rule.cameras or [] if c not in cameras]
+    for i, action in enumerate(rule.actions):
+        where = f"actions[{i}]"
+        if isinstance(action, VoiceAction):
+            if action.speaker not in speakers:
+                out.append(f"{where}.speaker: unknown speaker {action.speaker!r}")
+            if action.warning not in warnings:
+                out.append(f"{where}.warning: unknown warning {action.warning!r}")
+        camera = getattr(action, "camera", None)
+        if cameras is not None and camera is not None and camera not in cameras:
+            out.append(f"{where}.camera: unknown camera {camera!r}")
+        if isinstance(action, DispatchAction) and targets is not None:
+            if action.target not in targets:
+                out.append(f"{where}.target: unknown or disabled dispatch target {action.target!r}")
+    return out

@@ -66,12 +66,12 @@ def probe_message(message_id: str) -> bytes:
         'xmlns:d="http://schemas.xmlsoap.org/ws/2005/04/discovery" '
         'xmlns:dn="http://www.onvif.org/ver10/network/wsdl">'
         "<s:Header>"
-        "<a:Action s:mustUnderstand=\"1\">http://schemas.xmlsoap.org/ws/2005/04/discovery/Probe"
+        '<a:Action s:mustUnderstand="1">http://schemas.xmlsoap.org/ws/2005/04/discovery/Probe'
         "</a:Action>"
         f"<a:MessageID>{message_id}</a:MessageID>"
         "<a:ReplyTo><a:Address>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous"
         "</a:Address></a:ReplyTo>"
-        "<a:To s:mustUnderstand=\"1\">urn:schemas-xmlsoap-org:ws:2005:04:discovery</a:To>"
+        '<a:To s:mustUnderstand="1">urn:schemas-xmlsoap-org:ws:2005:04:discovery</a:To>'
         "</s:Header>"
         "<s:Body><d:Probe><d:Types>dn:NetworkVideoTransmitter</d:Types></d:Probe></s:Body>"
         "</s:Envelope>"
@@ -105,14 +105,23 @@ def parse_probe_match(data: bytes, source: str, relates_to: str | None = None
         xaddrs = tuple(" ".join(_texts(match, "XAddrs")).split())
         scopes = tuple(" ".join(_texts(match, "Scopes")).split())
         types = tuple(" ".join(_texts(match, "Types")).split())
-        out.append(DiscoveredDevice(address or f"unknown:{source}", source, xaddrs, scopes, types,
-                                    _scope(scopes, "hardware"), _scope(scopes, "name")))
+        out.append(
+            DiscoveredDevice(
+                address or f"unknown:{source}",
+                source,
+                xaddrs,
+                scopes,
+                types,
+                _scope(scopes, "hardware"),
+                _scope(scopes, "name"),
+            )
+        )
     return out
 
 
 def _scope(scopes: tuple[str, ...], kind: str) -> str | None:
     prefix = f"onvif://www.onvif.org/{kind}/"
-    values = [unquote(s[len(prefix):]) for s in scopes if s.startswith(prefix)]
+    values = [unquote(s[len(prefix) :]) for s in scopes if s.startswith(prefix)]
     return " ".join(values) if values else None
 
 

@@ -12,16 +12,25 @@ from typing import Any
 
 def add_parser(cameras: Any) -> None:
     """Add ``discover`` to the ``cameras`` subcommands."""
-    p = cameras.add_parser("discover", help="find ONVIF devices on one network interface "
-                                            "(WS-Discovery; multicast on that interface only)")
+    p = cameras.add_parser(
+        "discover",
+        help="find ONVIF devices on one network interface "
+        "(WS-Discovery; multicast on that interface only)",
+    )
     p.add_argument("--interface", "-i", required=True, help="e.g. eth1 (never another)")
     p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for answers")
-    p.add_argument("--probe", action="store_true",
-                   help="also probe each device over ONVIF (profiles, stream URIs)")
+    p.add_argument(
+        "--probe",
+        action="store_true",
+        help="also probe each device over ONVIF (profiles, stream URIs)",
+    )
     p.add_argument("--user", help="ONVIF user for --probe")
     p.add_argument("--password-env", help="environment variable holding the --probe password")
-    p.add_argument("--add", action="store_true",
-                   help="register each device that answers the probe as an ONVIF camera")
+    p.add_argument(
+        "--add",
+        action="store_true",
+        help="register each device that answers the probe as an ONVIF camera",
+    )
     p.add_argument("--config", "-c", help="the hub's config (its database) for --add")
     p.add_argument("--area", default="", help="area of the added cameras: 示例县/城关镇[/村]")
     p.add_argument("--id-prefix", default="onvif-", help="camera id = prefix + device uuid tail")
@@ -44,8 +53,11 @@ def run(args: argparse.Namespace) -> int:
         out.append(entry)
     added = _add(devices, out, args) if args.add else []
     print(json.dumps(out, indent=2, ensure_ascii=False))
-    print(f"discover: {len(out)} device(s) on {args.interface}"
-          + (f", added: {', '.join(added) or 'none'}" if args.add else ""), file=sys.stderr)
+    print(
+        f"discover: {len(out)} device(s) on {args.interface}"
+        + (f", added: {', '.join(added) or 'none'}" if args.add else ""),
+        file=sys.stderr,
+    )
     return 0
 
 

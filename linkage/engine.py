@@ -28,8 +28,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from linkage.arbiter import PtzArbiter
-from linkage.config import LinkageConfig, PtzPresetAction, VoiceAction
-from linkage.ports import ActionFailed, AlertReader, PtzControl, Result, ResultRecorder, Voice
+from linkage.config import LinkageConfig, LinkageRule, PtzPresetAction, VoiceAction
+from linkage.ports import (
+    ActionFailed,
+    AlertClaim,
+    AlertReader,
+    HomeTimers,
+    PtzControl,
+    Result,
+    ResultRecorder,
+    Voice,
+)
 from linkage.rules import PlannedAction, plan
 
 log = logging.getLogger(__name__)
@@ -52,6 +61,7 @@ class Counters:
     skipped: int = 0
     cancelled: int = 0
     errors: int = 0  # exceptions caught in the loop or while recording
+    elsewhere: int = 0  # alerts another engine claimed (several alerts roles)
 
 
 @dataclass
@@ -74,8 +84,15 @@ class LinkageEngine:
         clock: Callable[[], float] = time.time,
         workers: int = 4,
         on_popup: Callable[[dict[str, Any]], None] | None = None,
+        rules: Callable[[], list[LinkageRule]] | None = None,
+        homes: HomeTimers | None = None,
+        claim: AlertClaim | None = None,
     ) -> None:
         self.config = config
+        #: The rules in force, read for each alert (the database's: changes apply at once)
+        self.rules = rules or (lambda: list(config.rules))
+        self.homes = homes  # None: pending returns home live in memory only
+        self.claim = claim  # None: this engine is the only one
         self.alerts = alerts
         self.recorder = recorder
         self.ptz = ptz
@@ -101,7 +118,39 @@ class LinkageEngine:
     # -- lifecycle ------------------------------------------------------------------
 
     def start(self) -> None:
+        self._restore_homes()
         self._thread.start()
+
+    def _restore_homes(self) -> None:
+        """Returns home a previous run left pending (it stopped or died meanwhile)."""
+        if self.homes is None:
+            return
+        try:
+            kept = self.homes.load()
+        except Exception:  # noqa: BLE001 - the store away: start without them, say so
+            self.counters.errors += 1
+            log.exception("linkage: pending returns home not read")
+            return
+        with self._lock:
+            for camera_id, (at, alert_id) in kept.items():
+                self.arbiter.restore(camera_id, at)
+                if alert_id:
+                    self._moved_by[camera_id] = alert_id
+        if kept:
+            log.info("linkage: %d pending return(s) home restored", len(kept))
+
+    def _keep_home(self, camera_id: str, at: float | None, alert_id: str | None = None) -> None:
+        """Save (``at``) or drop (None) a pending return home in the store, if any."""
+        if self.homes is None:
+            return
+        try:
+            if at is None:
+                self.homes.drop(camera_id)
+            else:
+                self.homes.save(camera_id, at, alert_id)
+        except Exception:  # noqa: BLE001 - kept in memory all the same
+            self.counters.errors += 1
+            log.exception("linkage: return home of camera %s not stored", camera_id)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop planning; actions already running finish (bounded by their timeouts)."""
@@ -163,13 +212,16 @@ class LinkageEngine:
         self._seen[alert_id] = None
         if len(self._seen) > SEEN_MAX:
             self._seen.pop(next(iter(self._seen)))
+        if self.claim is not None and not self.claim(alert_id):
+            self.counters.elsewhere += 1
+            return  # another engine acts on it
         facts = self.alerts(alert_id)
         if facts is None:
             log.warning("linkage: alert %s not found", alert_id)
             return
         self.counters.alerts += 1
         now = self.clock()
-        planned = plan(self.config.rules, facts, dt.datetime.fromtimestamp(now, self.tz), now)
+        planned = plan(self.rules(), facts, dt.datetime.fromtimestamp(now, self.tz), now)
         self.counters.planned += len(planned)
         for p in planned:
             if p.confirm:
@@ -202,6 +254,7 @@ class LinkageEngine:
             self._record(pending.planned, SYSTEM_ACTOR,
                          Result("cancelled", "confirmation expired"))  # fmt: skip
         for camera_id in homes:
+            self._keep_home(camera_id, None)
             self._pool.submit(self._return_home, camera_id)
 
     # -- running actions ------------------------------------------------------------
@@ -267,6 +320,7 @@ class LinkageEngine:
         with self._lock:
             home_at = self.arbiter.linkage_moved(camera_id, self.clock())
             self._moved_by[camera_id] = p.alert_id
+        self._keep_home(camera_id, home_at, p.alert_id)
         return Result("sent", f"camera {camera_id} → preset {preset.name or preset.token}",
                       {"preset_token": preset.token, "preset_name": preset.name,
                        "return_home_at": round(home_at, 3)})  # fmt: skip
@@ -326,9 +380,12 @@ class LinkageEngine:
     def take_ptz(self, camera_id: str, user: str) -> float:
         """``user`` commands ``camera_id`` (raises PtzBusy); until when they hold it."""
         with self._lock:
+            pending = camera_id in self.arbiter.returns()
             until = self.arbiter.take(camera_id, user, self.clock())
             self._moved_by.pop(camera_id, None)
-            return until
+        if pending:
+            self._keep_home(camera_id, None)  # the operator took it: it stays
+        return until
 
     def release_ptz(self, camera_id: str, user: str) -> bool:
         with self._lock:

@@ -5,6 +5,7 @@ speaker's WAV; the encoders are what goes on the wire."""
 from __future__ import annotations
 
 import io
+import struct
 import wave
 from pathlib import Path
 
@@ -79,20 +80,60 @@ DECODERS = {"pcmu": decode_ulaw, "pcma": decode_alaw}
 PAYLOAD_TYPES = {"pcmu": 0, "pcma": 8}
 
 
+#: WAV format tags of G.711 (the ``fmt `` chunk's first field)
+WAV_G711 = {6: "pcma", 7: "pcmu"}
+WAV_TAG = {codec: tag for tag, codec in WAV_G711.items()}
+
+
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
-    """Mono int16 samples and rate of a PCM WAV (8/16-bit; stereo is mixed down)."""
-    with wave.open(str(path), "rb") as w:
-        width, channels, rate = w.getsampwidth(), w.getnchannels(), w.getframerate()
-        frames = w.readframes(w.getnframes())
-    if width == 2:
-        x = np.frombuffer(frames, dtype="<i2").astype(np.int32)
-    elif width == 1:
+    """Mono int16 samples and rate of a WAV: PCM 8/16-bit or G.711 A-law/μ-law (stereo
+    is mixed down)."""
+    data = path.read_bytes()
+    tag, channels, rate, width, frames = _riff(data, path)
+    if tag in WAV_G711:
+        x = DECODERS[WAV_G711[tag]](frames).astype(np.int32)
+    elif tag == 1 and width == 2:
+        x = np.frombuffer(frames[: len(frames) // 2 * 2], dtype="<i2").astype(np.int32)
+    elif tag == 1 and width == 1:
         x = (np.frombuffer(frames, dtype=np.uint8).astype(np.int32) - 128) << 8
     else:
-        raise ValueError(f"{path}: {8 * width}-bit WAV not supported (8 or 16-bit PCM)")
+        raise ValueError(f"{path}: WAV format {tag}, {8 * width}-bit not supported "
+                         "(8/16-bit PCM, G.711 A-law or μ-law)")  # fmt: skip
     if channels > 1:
-        x = x.reshape(-1, channels).mean(axis=1).astype(np.int32)
+        x = x[: len(x) // channels * channels].reshape(-1, channels).mean(axis=1).astype(np.int32)
     return x.astype(np.int16), rate
+
+
+def _riff(data: bytes, path: Path) -> tuple[int, int, int, int, bytes]:
+    """(format tag, channels, rate, bytes per sample, the data chunk) of a WAV file."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise ValueError(f"{path}: not a WAV file")
+    fmt: tuple[int, int, int, int] | None = None
+    pos = 12
+    while pos + 8 <= len(data):
+        chunk, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
+        body = data[pos + 8 : pos + 8 + size]
+        if chunk == b"fmt " and len(body) >= 16:
+            tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
+            fmt = (tag, channels, rate, max(1, bits // 8))
+        elif chunk == b"data":
+            if fmt is None:
+                raise ValueError(f"{path}: WAV data before its format")
+            return (*fmt, body)
+        pos += 8 + size + (size & 1)
+    raise ValueError(f"{path}: WAV file without data")
+
+
+def g711_wav_bytes(pcm: np.ndarray, codec: str = "pcma", rate: int = RATE) -> bytes:
+    """A mono G.711 WAV file (format 6 A-law or 7 μ-law) of ``pcm`` at 8 kHz."""
+    payload = ENCODERS[codec](pcm.astype(np.int16))
+    fmt = struct.pack("<HHIIHHH", WAV_TAG[codec], 1, rate, rate, 1, 8, 0)
+    fact = struct.pack("<I", len(payload))
+    body = (b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+            + b"fact" + struct.pack("<I", 4) + fact
+            + b"data" + struct.pack("<I", len(payload)) + payload
+            + (b"\0" if len(payload) & 1 else b""))  # fmt: skip
+    return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
 def wav_bytes(pcm: np.ndarray, rate: int = RATE) -> bytes:

@@ -66,3 +66,21 @@ class ResultRecorder(Protocol):
     def dispatch(self, alert_id: str, target: str, actor: str) -> None:
         """Send the alert to one more dispatch target (raise ActionFailed)."""
         ...
+
+
+class HomeTimers(Protocol):
+    """Where the cameras a linkage moved, and when each returns home, are kept so that
+    they survive a restart of the process running the engine (distributed: Redis)."""
+
+    def save(self, camera_id: str, at: float, alert_id: str | None) -> None: ...
+
+    def drop(self, camera_id: str) -> None: ...
+
+    def load(self) -> dict[str, tuple[float, str | None]]: ...
+
+
+class AlertClaim(Protocol):
+    """True for the one engine that acts on an alert when several receive it (several
+    alerts roles on one Redis); the others leave it."""
+
+    def __call__(self, alert_id: str) -> bool: ...

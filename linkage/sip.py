@@ -233,8 +233,11 @@ class SipSpeakerClient:
                 raise ActionFailed(f"speaker {self.host}:{self.port} {why}: "
                                    f"{response.status} {response.reason}")  # fmt: skip
             contact = re.search(r"<([^>]+)>", response.header("contact"))
-            return response, response.header("to"), contact.group(1) if contact else \
-                self._request_uri()
+            return (
+                response,
+                response.header("to"),
+                contact.group(1) if contact else self._request_uri(),
+            )
         raise ActionFailed(f"speaker {self.host}:{self.port}: authentication failed")
 
     def _transact(self, message: str, method: str) -> _Response:
@@ -311,7 +314,7 @@ class SipSpeakerClient:
             marker = 0x80 if sent == 0 else 0
             header = struct.pack("!BBHII", 0x80, marker | pt, (seq + sent) & 0xFFFF,
                                  (ts + sent * FRAME) & 0xFFFFFFFF, ssrc)  # fmt: skip
-            self._rtp.sendto(header + payload[offset:offset + FRAME], to)
+            self._rtp.sendto(header + payload[offset : offset + FRAME], to)
             sent += 1
             if self._hung_up():
                 return sent, sent * FRAME / RATE, True
@@ -335,8 +338,11 @@ class SipSpeakerClient:
         if not text.startswith("BYE "):
             return False
         head = text.split("\r\n\r\n", 1)[0].split("\r\n")
-        keep = [h for h in head[1:] if h.split(":", 1)[0].lower() in ("via", "from", "to",
-                                                                       "call-id", "cseq")]
+        keep = [
+            h
+            for h in head[1:]
+            if h.split(":", 1)[0].lower() in ("via", "from", "to", "call-id", "cseq")
+        ]
         self._sip.sendto(("SIP/2.0 200 OK\r\n" + "\r\n".join(keep)
                           + "\r\nContent-Length: 0\r\n\r\n").encode(), source)  # fmt: skip
         return True

@@ -22,10 +22,12 @@ import httpx
 import numpy as np
 
 from core.schedule import in_schedule
-from linkage.config import LinkageConfig, SpeakerConfig
+from linkage.backchannel import RtspBackchannelClient
+from linkage.config import LinkageConfig, SpeakerConfig, WarningConfig
 from linkage.g711 import RATE, read_wav, resample, wav_bytes
 from linkage.ports import ActionFailed, Result
 from linkage.sip import SipSpeakerClient
+from linkage.sounds import builtin_path
 from linkage.tts import MandarinTts
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,8 @@ class VoiceService:
         self.clock = clock
         self._cache: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
-        self._calls: set[SipSpeakerClient] = set()  # in progress (close() hangs them up)
+        # in progress (close() hangs them up)
+        self._calls: set[SipSpeakerClient | RtspBackchannelClient] = set()
         self._closed = threading.Event()
         #: GB/T 28181 voice broadcast (linkage/gb_voice.py), set where the SIP platform runs
         self.gb: Any = None
@@ -82,13 +85,9 @@ class VoiceService:
             cached = self._cache.get(key)
         if cached is not None:
             return cached, said
-        if entry is not None and entry.file:
-            path = Path(entry.file)
-            path = path if path.is_absolute() else self.base_dir / path
-            try:
-                samples, rate = read_wav(path)
-            except (OSError, ValueError, EOFError) as exc:
-                raise ActionFailed(f"warning {warning}: cannot read {path}: {exc}") from exc
+        recorded = self._recorded(warning, entry) if entry is not None and entry.file else None
+        if recorded is not None:
+            samples, rate = recorded
         else:
             speech = self.tts.speak(said)
             samples, rate = speech.samples, speech.rate
@@ -98,6 +97,20 @@ class VoiceService:
                 self._cache.pop(next(iter(self._cache)))
             self._cache[key] = pcm
         return pcm, said
+
+    def _recorded(self, key: str | None, entry: WarningConfig) -> tuple[np.ndarray, int] | None:
+        """The warning's file; when it cannot be read, None if the TTS can say its text
+        instead (logged), else :class:`ActionFailed`."""
+        assert entry.file is not None
+        path = builtin_path(entry.file) or Path(entry.file)
+        path = path if path.is_absolute() else self.base_dir / path
+        try:
+            return read_wav(path)
+        except (OSError, ValueError, EOFError) as exc:
+            if not entry.text.strip():
+                raise ActionFailed(f"warning {key}: cannot read {path}: {exc}") from exc
+            log.warning("warning %s: cannot read %s (%s); the TTS says its text", key, path, exc)
+            return None
 
     # -- playing ------------------------------------------------------------------
 
@@ -124,9 +137,35 @@ class VoiceService:
         detail["text"] = said
         if speaker.kind == "sip":
             return self._sip(speaker, pcm, times, detail)
+        if speaker.kind == "onvif_backchannel":
+            return self._backchannel(speaker, pcm, times, detail)
         if speaker.kind == "gb28181":
             return self._gb(speaker, pcm, times, detail)
         return self._http(speaker, pcm, said, times, detail)
+
+    def _backchannel(self, speaker: SpeakerConfig, pcm: np.ndarray, times: int,
+                     detail: dict[str, object]) -> Result:  # fmt: skip
+        assert speaker.url is not None
+        client = RtspBackchannelClient(speaker.url, username=speaker.username,
+                                       password=speaker.password, codec=speaker.codec,
+                                       timeout_s=speaker.timeout_s)  # fmt: skip
+        if self._closed.is_set():
+            raise ActionFailed("the voice service is stopping")
+        with self._lock:
+            self._calls.add(client)
+        try:
+            report = client.play(pcm, repeat=times, gap_s=speaker.gap_s)
+        finally:
+            with self._lock:
+                self._calls.discard(client)
+        detail.update(codec=report.codec, packets=report.packets,
+                      seconds=round(report.seconds, 2))  # fmt: skip
+        note = (f"camera speaker {speaker.id} (ONVIF back channel): warning played {times}× "
+                f"({report.seconds:.1f} s, {report.codec.upper()})")  # fmt: skip
+        if report.cancelled:
+            note = (f"camera speaker {speaker.id} (ONVIF back channel): cut short after "
+                    f"{report.seconds:.1f} s (the hub was stopping)")  # fmt: skip
+        return Result("answered", note, detail)
 
     def _sip(self, speaker: SpeakerConfig, pcm: np.ndarray, times: int,
              detail: dict[str, object]) -> Result:  # fmt: skip
@@ -150,8 +189,10 @@ class VoiceService:
         if report.hung_up_by_speaker:
             note = f"speaker {speaker.id} answered, then hung up after {report.seconds:.1f} s"
         elif report.cancelled:
-            note = f"speaker {speaker.id} answered; cut short after {report.seconds:.1f} s " \
-                   "(the hub was stopping)"
+            note = (
+                f"speaker {speaker.id} answered; cut short after {report.seconds:.1f} s "
+                "(the hub was stopping)"
+            )
         return Result("answered", note, detail)
 
     def _gb(self, speaker: SpeakerConfig, pcm: np.ndarray, times: int,

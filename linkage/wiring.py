@@ -18,8 +18,9 @@ from alerts.feed import AlertFeed
 from linkage.config import LinkageConfig
 from linkage.engine import LinkageEngine
 from linkage.onvif_ptz import OnvifEndpoint, OnvifPtz
-from linkage.ports import PtzControl, Voice
+from linkage.ports import AlertClaim, HomeTimers, PtzControl, Voice
 from linkage.recorder import SqlResultRecorder
+from linkage.store import RuleCache
 from linkage.voice import VoiceService
 
 log = logging.getLogger(__name__)
@@ -39,15 +40,20 @@ class Linkage:
         ptz: PtzControl | None,
         voice: Voice | None,
         timezone: str,
+        rules: RuleCache | None = None,
         closers: tuple[Callable[[], None], ...] = (),
+        homes: HomeTimers | None = None,
+        claim: AlertClaim | None = None,
     ) -> None:
         self.config = config
+        self.rules = rules  # the database's rules (None: the config's)
         self.feed = feed
         self.ptz = ptz
         self.voice = voice
         self.recorder = recorder
         self.engine = LinkageEngine(config, alerts=recorder.read, recorder=recorder, ptz=ptz,
-                                    voice=voice, timezone=timezone)  # fmt: skip
+                                    voice=voice, timezone=timezone, rules=rules, homes=homes,
+                                    claim=claim)  # fmt: skip
         self._closers = closers
         self._unsubscribe: Callable[[], None] | None = None
 
@@ -55,31 +61,56 @@ class Linkage:
     def for_hub(cls, hub: Any) -> Linkage:
         """Built from a hub's config, database, alert feed and dispatcher (duck-typed:
         ``loaded``, ``sessions``, ``links``, ``feed``, ``dispatcher``, ``cameras``)."""
-        cfg = hub.loaded.config
+        return cls.build(hub.loaded, hub.sessions, hub.links, hub.feed, hub.cameras.get,
+                         on_committed=hub.dispatcher.notify)  # fmt: skip
+
+    @classmethod
+    def build(
+        cls,
+        loaded: Any,
+        sessions: Any,
+        links: Any,
+        feed: AlertFeed,
+        cameras: Callable[[str], Any],
+        *,
+        on_committed: Callable[[], None] | None = None,
+        homes: HomeTimers | None = None,
+        claim: AlertClaim | None = None,
+    ) -> Linkage:
+        """The component of one process: ``cameras(camera_id)`` gives a camera's config
+        (its ONVIF source, credentials included); ``homes``/``claim`` are the distributed
+        mode's (Redis) adapters."""
+        cfg = loaded.config
         config: LinkageConfig = cfg.linkage
 
         def endpoint(camera_id: str) -> OnvifEndpoint | None:
-            cam = hub.cameras.get(camera_id)
+            cam = cameras(camera_id)
             onvif = None if cam is None else cam.source.onvif
             if onvif is None:
                 return None
             return OnvifEndpoint(onvif.host, onvif.port, onvif.username, onvif.password)
 
         recorder = SqlResultRecorder(
-            lambda: SqlUnitOfWork(hub.sessions, links=hub.links),
-            targets=lambda: {t.name for t in cfg.dispatch}, feed=hub.feed,
-            on_committed=hub.dispatcher.notify,
+            lambda: SqlUnitOfWork(sessions, links=links),
+            targets=lambda: {t.name for t in cfg.dispatch}, feed=feed,
+            on_committed=on_committed,
         )  # fmt: skip
         ptz = OnvifPtz(endpoint, timeout_s=5.0)
-        voice = voice_for(config, hub.loaded, cfg.timezone)
-        return cls(config, recorder=recorder, feed=hub.feed, ptz=ptz, voice=voice,
-                   timezone=cfg.timezone, closers=(ptz.close,))  # fmt: skip
+        voice = voice_for(config, loaded, cfg.timezone)
+        return cls(config, recorder=recorder, feed=feed, ptz=ptz, voice=voice,
+                   timezone=cfg.timezone, rules=RuleCache(sessions), closers=(ptz.close,),
+                   homes=homes, claim=claim)  # fmt: skip
 
     def start(self) -> None:
         self.engine.start()
         self._unsubscribe = self.feed.subscribe(self.engine.on_feed)
-        log.info("linkage started: %d rule(s), %d speaker(s)", len(self.config.rules),
+        log.info("linkage started: %d rule(s), %d speaker(s)", len(self.engine.rules()),
                  len(self.config.speakers))  # fmt: skip
+
+    def reload_rules(self) -> None:
+        """Read the rules again at the next alert (after the API changed them)."""
+        if self.rules is not None:
+            self.rules.reload()
 
     def stop(self) -> None:
         if self._unsubscribe is not None:

@@ -9,6 +9,7 @@ from sqlalchemy import create_engine
 import accounts.store  # noqa: F401 - register the tables on Base.metadata
 import alerts.adapters.sql  # noqa: F401
 import camera_registry.store  # noqa: F401
+import linkage.store  # noqa: F401
 import recording.store  # noqa: F401
 import tracks.store  # noqa: F401
 from core.db import Base

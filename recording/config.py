@@ -3,6 +3,8 @@ padding are ``record:`` in its camera config (:class:`camera_registry.config.Rec
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from core.model import StrictModel
@@ -10,6 +12,12 @@ from core.model import StrictModel
 
 class RecordingConfig(StrictModel):
     """Where segments are written and how long they are kept."""
+
+    storage: Literal["directory", "evidence"] = Field(
+        "directory",
+        description="directory: segments in recording.dir; evidence: in the evidence storage "
+        "(storage.evidence: its directory or its S3 bucket), keys under recordings/",
+    )
 
     dir: str | None = Field(
         None,

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
+import threading
 import time
 import zipfile
 from collections.abc import Sequence
@@ -25,19 +27,54 @@ from recording.store import SegmentRecord
 
 
 class _HashingWriter:
-    """Writes through to ``target`` and hashes what passes (write-only: no seek)."""
+    """Write-only sink for the muxer (no seek): what it writes is gathered into chunks of
+    ``CHUNK`` bytes that a second thread hashes and writes on to ``target`` (a zip entry:
+    its CRC and the file write), so the remux goes on meanwhile (SHA-256, CRC-32 and the
+    write release the GIL). ``close()`` flushes and waits; a failure of the target is
+    raised on the next ``write`` or at ``close``."""
+
+    CHUNK = 1 << 20
 
     def __init__(self, target: IO[bytes]) -> None:
         self.target = target
         self.digest = hashlib.sha256()
         self.size = 0
+        self._buf = bytearray()
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="recording-export-write",
+                                        daemon=True)  # fmt: skip
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # drain: the muxer is told on its next write
+            try:
+                self.digest.update(chunk)
+                self.target.write(chunk)
+            except BaseException as exc:  # noqa: BLE001 - handed to the writing thread
+                self._error = exc
 
     def write(self, data: bytes) -> int:
-        chunk = bytes(data)
-        self.digest.update(chunk)
-        self.target.write(chunk)
-        self.size += len(chunk)
-        return len(chunk)
+        if self._error is not None:
+            raise self._error
+        n = len(data)
+        self._buf += data
+        self.size += n
+        if len(self._buf) >= self.CHUNK:
+            self._queue.put(bytes(self._buf))
+            self._buf.clear()
+        return n
+
+    def close(self) -> None:
+        if self._buf:
+            self._queue.put(bytes(self._buf))
+            self._buf.clear()
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def _stamp(t: float) -> str:
@@ -68,7 +105,10 @@ def write_recording_export(
         # stream cannot be sought back: a fragmented MP4 (players and ffprobe read it).
         with zf.open(name, "w", force_zip64=True) as entry:
             sink = _HashingWriter(entry)
-            made = write_range(storage, segments, start, end, sink, verify=True)  # type: ignore[arg-type]
+            try:
+                made = write_range(storage, segments, start, end, sink, verify=True)  # type: ignore[arg-type]
+            finally:
+                sink.close()
         manifest = {
             "format": FORMAT,
             "case_number": case_number,

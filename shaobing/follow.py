@@ -14,17 +14,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
-from camera_registry.store import invalid_config_error
-from shaobing.patrol import Patroller
 from shaobing.store import Store
-from shaobing.worker import Worker
 
 log = logging.getLogger(__name__)
 
 
 class RegistryFollower:
-    """Start the cameras enabled in the registry and stop the disabled or deleted ones."""
+    """Apply the registry's enable/disable/delete changes that did not come through the
+    API (which applies its own at once): ``apply(camera_id)`` is the worker role's one
+    way of taking a registry row into account (start, stop, patrol, report unusable)."""
 
     #: Seconds between reads of the changed rows.
     INTERVAL_S = 2.0
@@ -33,15 +33,24 @@ class RegistryFollower:
     #: Seconds between full reads of the ids (deletions leave no changed row).
     SWEEP_S = 60.0
 
-    def __init__(self, worker: Worker, patrol: Patroller, store: Store,
-                 interval_s: float | None = None) -> None:  # fmt: skip
-        self.worker = worker
-        self.patrol = patrol
+    def __init__(
+        self,
+        apply: Callable[[str], None],
+        running: Callable[[str], bool],
+        known: Callable[[], list[str]],
+        store: Store,
+        interval_s: float | None = None,
+    ) -> None:
+        self.apply = apply
+        self.running = running
+        self.known = known  # the cameras this worker runs now
         self.store = store
         self.interval_s = self.INTERVAL_S if interval_s is None else interval_s
         self._read_at = time.time()
         self._swept = time.monotonic()
-        self._invalid: dict[str, float] = {}  # camera id -> updated_at of the unusable row
+        # camera id -> (updated_at, enabled) of the row last applied: a row seen again
+        # (the margin) or one that cannot be used is not applied over and over
+        self._applied: dict[str, tuple[float, bool]] = {}
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="registry-follow", daemon=True)
         self.started: list[str] = []  # what it did (logged, and read by tests)
@@ -58,9 +67,6 @@ class RegistryFollower:
         self._stop.set()
         self.thread.join(5)
 
-    def _running(self, camera_id: str) -> bool:
-        return camera_id in self.worker.readers or camera_id in self.patrol
-
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
             try:
@@ -73,40 +79,18 @@ class RegistryFollower:
         rows = self.store.camera_index(since=self._read_at - self.MARGIN_S)
         self._read_at = asked
         for camera_id, enabled, at in rows:
-            if enabled and not self._running(camera_id):
-                self._take(camera_id, at)
-            elif not enabled and self._running(camera_id):
-                self._drop(camera_id, "disabled")
+            if enabled == self.running(camera_id) or self._applied.get(camera_id) == (at, enabled):
+                continue
+            self._applied[camera_id] = (at, enabled)
+            self.apply(camera_id)
+            (self.started if enabled else self.stopped).append(camera_id)
+            log.info("camera %s %s in the registry: applied", camera_id,
+                     "enabled" if enabled else "disabled")  # fmt: skip
         if time.monotonic() - self._swept > self.SWEEP_S:
             self._swept = time.monotonic()
-            known = {cid for cid, _, _ in self.store.camera_index()}
-            for camera_id in [c for c in list(self.worker.readers) if c not in known]:
-                self._drop(camera_id, "deleted")
-
-    def _take(self, camera_id: str, at: float) -> None:
-        if self._invalid.get(camera_id) == at:
-            return
-        try:
-            cam = self.store.load_camera(camera_id)
-        except ValueError as exc:
-            error = invalid_config_error(exc)
-            log.error("camera %s: stored config cannot be used, skipped: %s", camera_id, error)
-            self.worker.report_invalid(camera_id, error)
-            self._invalid[camera_id] = at
-            return
-        self._invalid.pop(camera_id, None)
-        if cam is None or not cam.enabled:
-            return
-        if cam.analysis == "patrol":
-            self.patrol.add(cam)
-        else:
-            self.worker.add_camera(cam)
-        self.started.append(camera_id)
-        log.info("camera %s enabled in the registry: started", camera_id)
-
-    def _drop(self, camera_id: str, why: str) -> None:
-        if camera_id in self.patrol:
-            self.patrol.remove(camera_id)
-        self.worker.stop_camera(camera_id, state="disabled")
-        self.stopped.append(camera_id)
-        log.info("camera %s %s in the registry: stopped", camera_id, why)
+            ids = {cid for cid, _, _ in self.store.camera_index()}
+            for camera_id in [c for c in self.known() if c not in ids]:
+                self._applied.pop(camera_id, None)
+                self.apply(camera_id)  # gone from the registry: forgotten
+                self.stopped.append(camera_id)
+                log.info("camera %s deleted from the registry: stopped", camera_id)

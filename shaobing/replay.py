@@ -27,6 +27,7 @@ from alerts.service import build_alert
 from analytics.config import CameraConfig
 from analytics.detectors import Detector, create_detector
 from analytics.pipeline import CameraAnalytics, CameraRulesConfig
+from analytics.pose import shared_pose_model, wants_pose
 from ingest.reader import DecodeStats, iter_sampled_frames
 from shaobing.config import LoadedConfig
 
@@ -79,6 +80,7 @@ def replay(
         det.class_names,
         timezone=loaded.config.timezone,
         use_schedules=start_ts is not None,
+        pose=shared_pose_model(loaded.models_dir) if wants_pose(cam.rules) else None,
     )
     base_ts = start_ts or 0.0
     gate = CooldownGate()

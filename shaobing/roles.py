@@ -264,6 +264,9 @@ def run_all(loaded: LoadedConfig, workers: int, *, metrics_port: int | None = No
     procs.start()
     services = api_role(loaded) if loaded.config.api.enabled else None
     if services is not None:
+        # the API here steers PTZ and speaks through the alerts role's linkage (one
+        # arbiter: an operator's hold and a linkage's move know of each other)
+        services.linkage = getattr(alerts.role, "linkage", None)
         announce_admin(services.store)
     try:
         serve_or_wait(loaded, services)

@@ -38,6 +38,7 @@ from camera_registry.store import (
 )
 from core.secrets import SecretCipher, load_or_create_cipher, make_private_dir
 from core.storage import EvidenceStorage, open_evidence_storage
+from linkage.store import sync_config_linkage
 from shaobing.config import LoadedConfig
 from shaobing.db import open_database
 
@@ -173,6 +174,7 @@ def open_store(loaded: LoadedConfig) -> Store:
                 sync_config_routing(
                     session, {r.name: r.model_dump(mode="json") for r in cfg.routing}
                 )
+                sync_config_linkage(session, cfg.linkage.rules)  # issue 27
             break
         except (IntegrityError, OperationalError):  # another role inserted first / locked
             if attempt == 4:

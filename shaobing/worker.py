@@ -22,6 +22,7 @@ from alerts.producer import AlertProducer, CameraInfo
 from analytics.config import CameraConfig, CameraFaultRule
 from analytics.detectors import Detector
 from analytics.pipeline import CameraAnalytics, CameraRulesConfig
+from analytics.pose import shared_pose_model, wants_pose
 from analytics.scheduler import AnalysisPool
 from analytics.types import Event
 from analytics.vqd import QualityBaseline
@@ -125,6 +126,8 @@ def camera_analytics(
         timezone=loaded.config.timezone,
         detect_objects=detect_objects,
         quality_baseline=quality_baseline,
+        # person_down's pose model (analytics/pose.py); missing: by the box alone, said once.
+        pose=shared_pose_model(loaded.models_dir) if wants_pose(rules) else None,
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from analytics.history import TrackHistory
+from analytics.pose import BodyPose
 from analytics.types import Detections, Event, class_name
 from analytics.vqd import QualityMeasures
 from analytics.zones import Zone
@@ -38,6 +39,8 @@ class FrameContext:
     dense: Detections | None = None
     # The track ids of confirmed objects (analytics/sanity.Confirmation); None: all are.
     confirmed: np.ndarray | None = None
+    # Body poses of person tracks by track id (analytics/pose.py); None: no pose model.
+    poses: dict[int, BodyPose] | None = None
 
 
 class Rule(Protocol):

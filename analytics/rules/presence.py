@@ -36,8 +36,15 @@ from analytics.config import (
     StoppedVehicleRule,
 )
 from analytics.history import TrackHistory
+from analytics.pose import BodyPose
 from analytics.rules.base import FrameContext, ObjectRule, box_diagonal, make_event
-from analytics.sanity import StandingHeights, own_upright_height, peer_heights, riders
+from analytics.sanity import (
+    StandingHeights,
+    attended_two_wheelers,
+    own_upright_height,
+    peer_heights,
+    riders,
+)
 from analytics.types import Detections, Event, class_name
 from analytics.zones import Zone
 
@@ -83,8 +90,28 @@ class PresenceRule(ObjectRule):
                 # Curled up or foreshortened: far shorter than a person standing there.
                 expected = self._standing_heights(det, tracked, ctx)
                 down |= wh[:, 1] <= self.cfg.max_relative_height * expected  # NaN: False
+            if ctx.poses:
+                down = self._by_pose(det, down, ctx.poses)
             return down
         return np.ones(len(det), dtype=bool)
+
+    def _by_pose(self, det: Detections, down: np.ndarray, poses: dict[int, BodyPose]) -> np.ndarray:
+        """The box's verdict corrected by the body's orientation where the pose model is sure
+        of a person (analytics/pose.py): its hips->head axis at least ``pose_lying_angle``
+        from the vertical is lying, whatever the box (towards the camera, curled at the
+        frame's edge); at most ``pose_upright_angle`` is upright (sitting, crouching, two
+        people side by side), whatever the box."""
+        assert isinstance(self.cfg, PersonDownRule)
+        out = down.copy()
+        for i, tid in enumerate(det.tracker_id.tolist()):
+            pose = poses.get(tid)
+            if pose is None or pose.score < self.cfg.pose_min_score:
+                continue
+            if pose.angle >= self.cfg.pose_lying_angle:
+                out[i] = True
+            elif pose.angle <= self.cfg.pose_upright_angle:
+                out[i] = False
+        return out
 
     def _standing_heights(
         self, det: Detections, tracked: Detections, ctx: FrameContext
@@ -108,9 +135,12 @@ class PresenceRule(ObjectRule):
 
     def _exclude(self, tracked: Detections, ctx: FrameContext) -> np.ndarray:
         """Which of all tracked objects this rule must not count: the riders of bicycles and
-        motorcycles are no pedestrians on the road."""
+        motorcycles are no pedestrians on the road; a two-wheeler someone is on or at is no
+        stopped vehicle (class sanity, analytics/sanity.py)."""
         if isinstance(self.cfg, PedestrianOnRoadRule) and self.cfg.ignore_riders:
             return riders(tracked, ctx.class_names)
+        if isinstance(self.cfg, StoppedVehicleRule) and self.cfg.ignore_attended_two_wheelers:
+            return attended_two_wheelers(tracked, ctx.class_names)
         return np.zeros(len(tracked), dtype=bool)
 
     def _max_move(self) -> float | None:

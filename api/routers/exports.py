@@ -1,9 +1,8 @@
 """Case export: a signed zip of chosen alerts' evidence for an investigation.
 
 The evidence is read from the evidence storage (``services.evidence``); the zip is
-written to a temporary file and deleted once sent. (``api.routers.alerts`` registers the
-same path before this router in ``api.app``, so that copy is the one that answers; both
-read the evidence the same way.)
+written to a temporary file and deleted once sent. ``keep: true`` (保全) also holds
+the alerts' recordings from retention for the case.
 """
 
 from __future__ import annotations
@@ -18,13 +17,17 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
+from alerts.domain.model import Alert
 from alerts.export import ExportError, write_export
 from api.access import visible_alert
 from api.auth import audit_request
 from api.deps import AlertsDep, EvidenceExporter, SessionDep
 from core.storage import StorageError
+from recording.retention import ALERT_PAD_S, situation_start
+from recording.store import RecordingHold, new_id
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,23 @@ class ExportIn(BaseModel):
     alert_ids: list[str] = Field(min_length=1, max_length=200)
     case_number: str = Field(min_length=1, max_length=64, description="案件编号")
     reason: str = Field(min_length=1, max_length=500, description="why the evidence is exported")
+    keep: bool = Field(False, description="保全: the recordings of each alert's camera around "
+                       "it (from its start to its latest occurrence, ±5 min) are held for the "
+                       "case: recording retention never deletes them")  # fmt: skip
+
+
+def hold_alert_recordings(
+    session: Session, alerts: list[Alert], case_number: str, user: str
+) -> None:
+    """保全 for a case: each alert's recording (its camera, from its start to its latest
+    occurrence, padded) held from retention (``recording_holds``)."""
+    now = time.time()
+    for a in alerts:
+        first = situation_start(a.created_at, a.started_at)
+        last = max(a.created_at, a.last_at or 0.0)
+        session.add(RecordingHold(id=new_id(), camera_id=a.camera_id, start=first - ALERT_PAD_S,
+                                  end=last + ALERT_PAD_S, case_number=case_number,
+                                  created_by=user, created_at=now))  # fmt: skip
 
 
 @router.post(
@@ -66,9 +86,11 @@ def export(
         path.unlink(missing_ok=True)
         log.error("case export failed: %s", exc)
         raise HTTPException(503, "evidence storage unavailable") from None
+    if body.keep:
+        hold_alert_recordings(session, alerts, body.case_number, principal.username)
     audit_request(request, session, principal, "evidence_export", f"case:{body.case_number}",
                   f"{len(alerts)} alert(s): {', '.join(a.id for a in alerts)[:150]}; "
-                  f"reason: {body.reason}")  # fmt: skip
+                  f"{'kept; ' if body.keep else ''}reason: {body.reason}")  # fmt: skip
     session.commit()
     return FileResponse(path, media_type="application/zip",
                         filename=f"{safe}-{int(time.time())}.zip",

@@ -40,8 +40,6 @@ from gb28181.sync import set_channel_enabled
 
 router = APIRouter(prefix="/api/gb28181", tags=["gb28181"])
 
-Manager = CameraConfigurer
-Exporter = EvidenceExporter
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +173,7 @@ def remove_device(device_id: str, request: Request, session: SessionDep, service
 @router.put("/channels/{channel_id}/enabled", response_model=ChannelEnabled,
             summary="Analyse an imported channel (or stop): applied without a restart")  # fmt: skip
 def enable_channel(channel_id: str, body: ChannelEnable, request: Request, session: SessionDep,
-                   services: ServicesDep, who: Manager) -> ChannelEnabled:  # fmt: skip
+                   services: ServicesDep, who: CameraConfigurer) -> ChannelEnabled:  # fmt: skip
     _server(services)
     cam_id = channel_camera_id(channel_id)
     visible_camera(session, cam_id, who)  # 404 outside the caller's area
@@ -186,12 +184,13 @@ def enable_channel(channel_id: str, body: ChannelEnable, request: Request, sessi
     audit_request(request, session, who, "gb28181_channel_enabled" if body.enabled
                   else "gb28181_channel_disabled", cam_id)  # fmt: skip
     session.commit()
+    services.camera_registry_changed(cam_id)  # at once (the registry follower would in ~2 s)
     return ChannelEnabled(camera_id=cam_id, enabled=body.enabled)
 
 
 @router.get("/live", response_model=list[LiveOnDemandOut],
             summary="Streams open on demand for live views (channels nobody analyses)")  # fmt: skip
-def live_on_demand(services: ServicesDep, _: Manager) -> list[LiveOnDemandOut]:
+def live_on_demand(services: ServicesDep, _: CameraConfigurer) -> list[LiveOnDemandOut]:
     platform = getattr(services, "sip", None)
     if platform is None:
         raise HTTPException(404, "GB/T 28181 is not enabled in this process (sip.enabled)")
@@ -326,7 +325,7 @@ def device_playback(channel_id: str, body: PlaybackIn, request: Request, session
              summary="A range of the device's recording as a signed case export (zip)")  # fmt: skip
 def device_playback_export(channel_id: str, body: PlaybackExportIn, request: Request,
                            session: SessionDep, services: ServicesDep,
-                           who: Exporter) -> FileResponse:  # fmt: skip
+                           who: EvidenceExporter) -> FileResponse:  # fmt: skip
     server = _server(services)
     start, end = _range(body.start, body.end)
     record, device_id = _gb_channel(session, channel_id, who)

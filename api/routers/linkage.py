@@ -7,12 +7,14 @@ Device failures answer 502 with the reason; a camera another operator holds, 409
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
-from accounts.domain import Principal, sees_alert
+from accounts.domain import Principal, sees_alert, sees_area
 from api.access import visible_camera
 from api.auth import audit_request
 from api.deps import (
@@ -21,17 +23,26 @@ from api.deps import (
     CameraConfigurer,
     CameraReader,
     RoutingReader,
+    RoutingWriter,
     ServicesDep,
     SessionDep,
 )
 from api.ports import HubServices
+from core.area import Area
 from linkage.arbiter import PtzBusy
-from linkage.config import LinkageRule
+from linkage.config import LinkageConfig, LinkageRule, rule_problems
 from linkage.engine import ConfirmationNotFound
 from linkage.ports import ActionFailed, Result
+from linkage.store import (
+    LinkageRuleRecord,
+    delete_linkage_rule,
+    get_linkage_rule,
+    linkage_rule_rows,
+    parse_rule,
+    save_linkage_rule,
+)
 
 router = APIRouter(tags=["linkage"])
-
 
 
 class PresetOut(BaseModel):
@@ -157,14 +168,21 @@ def get_presets(camera_id: str, hub: ServicesDep, session: SessionDep,
     return [PresetOut(token=p.token, name=p.name) for p in presets]
 
 
-@router.post("/api/cameras/{camera_id}/ptz/move", response_model=PtzState,
-             summary="Move at a speed (stops by itself after a second; send again to go on)")
+@router.post(
+    "/api/cameras/{camera_id}/ptz/move",
+    response_model=PtzState,
+    summary="Move at a speed (stops by itself after a second; send again to go on)",
+)
 def post_move(camera_id: str, body: PtzMove, hub: ServicesDep, session: SessionDep,
               principal: AlertHandler) -> PtzState:  # fmt: skip
     visible_camera(session, camera_id, principal)
     component = _ptz(hub)
-    _command(component, camera_id, principal,
-             lambda: component.ptz.move(camera_id, body.pan, body.tilt, body.zoom))
+    _command(
+        component,
+        camera_id,
+        principal,
+        lambda: component.ptz.move(camera_id, body.pan, body.tilt, body.zoom),
+    )
     return _state(component, camera_id)
 
 
@@ -230,10 +248,124 @@ def post_release(camera_id: str, hub: ServicesDep, session: SessionDep,
     return _state(component, camera_id)
 
 
-@router.get("/api/linkage/rules", response_model=list[LinkageRule],
-            summary="Linkage rules (from the config)")  # fmt: skip
-def get_rules(hub: ServicesDep, principal: RoutingReader) -> list[LinkageRule]:
-    return list(linkage_of(hub).config.rules)
+class LinkageRuleOut(LinkageRule):
+    origin: Literal["config", "api"] = Field(
+        description="config: from the config file (change it there); api: added here"
+    )
+    updated_at: float
+    updated_by: str
+
+
+def _rule_out(record: LinkageRuleRecord) -> LinkageRuleOut | None:
+    try:
+        rule = parse_rule(record)
+    except ValueError:
+        return None  # written by another version (logged where the rules are read)
+    return LinkageRuleOut(origin=record.origin, updated_at=record.updated_at,  # type: ignore[arg-type]
+                          updated_by=record.updated_by, **rule.model_dump())  # fmt: skip
+
+
+def _linkage_config(hub: HubServices) -> LinkageConfig:
+    component = getattr(hub, "linkage", None)
+    if component is not None:
+        return component.config  # type: ignore[no-any-return]
+    loaded = getattr(hub, "loaded", None)  # an API node without a linkage engine
+    if loaded is None:
+        raise HTTPException(404, "linkage is not configured in this process")
+    return loaded.config.linkage  # type: ignore[no-any-return]
+
+
+def _check_scope(principal: Principal, name: str, areas: list[Area]) -> None:
+    """403 unless the rule (as stored, and as it would become) lies in the caller's
+    area: a township's supervisor changes its township's rules, not the county's."""
+    outside = [a for a in areas if not sees_area(principal, a)]
+    if outside:
+        raise HTTPException(403, f"linkage rule {name!r} covers {outside[0].label()}, outside "
+                                 f"your area {principal.area.label()}")  # fmt: skip
+
+
+def _stored(session: Session, name: str) -> LinkageRuleRecord:
+    record = get_linkage_rule(session, name)
+    if record is None:
+        raise HTTPException(404, f"no linkage rule {name!r}")
+    if record.origin == "config":
+        raise HTTPException(409, f"linkage rule {name!r} comes from the config file "
+                                 "(linkage.rules): change it there")  # fmt: skip
+    return record
+
+
+RuleResponses: dict[int | str, dict[str, Any]] = {
+    403: {"description": "the rule's area or a camera is outside yours"},
+    404: {"description": "no such rule"},
+    409: {"description": "the rule comes from the config file"},
+    422: {"description": "invalid rule, or an unknown speaker, warning, camera or target"},
+}
+
+
+@router.get("/api/linkage/rules", response_model=list[LinkageRuleOut],
+            summary="Linkage rules in force, in the order they run")  # fmt: skip
+def get_rules(session: SessionDep, principal: RoutingReader) -> list[LinkageRuleOut]:
+    return [out for r in linkage_rule_rows(session) if (out := _rule_out(r)) is not None]
+
+
+@router.put("/api/linkage/rules/{name}", response_model=LinkageRuleOut, responses=RuleResponses,
+            summary="Create or replace a linkage rule (applies to the next alert)")  # fmt: skip
+def put_rule(name: str, rule: LinkageRule, request: Request, hub: ServicesDep, session: SessionDep,
+             principal: RoutingWriter) -> LinkageRuleOut:  # fmt: skip
+    if rule.name != name:
+        raise HTTPException(422, f"body name {rule.name!r} differs from the path's {name!r}")
+    record = get_linkage_rule(session, name)
+    if record is not None:
+        _stored(session, name)
+    areas = [rule.area]
+    if record is not None and (old := _rule_out(record)) is not None:
+        areas.insert(0, old.area)
+    _check_scope(principal, name, areas)
+    cameras = {c for c in rule.cameras or []} | {
+        c for a in rule.actions if (c := getattr(a, "camera", None)) is not None
+    }
+    visible: set[str] = set()
+    for camera_id in sorted(cameras):
+        try:
+            visible_camera(session, camera_id, principal)
+            visible.add(camera_id)
+        except HTTPException:
+            pass  # reported below, with the field
+    config = _linkage_config(hub)
+    problems = rule_problems(rule, speakers={s.id for s in config.speakers},
+                             warnings=set(config.warnings), cameras=visible,
+                             targets=set(hub.router().targets))  # fmt: skip
+    if problems:
+        raise HTTPException(422, f"linkage rule {name!r}: " + "; ".join(problems))
+    saved = save_linkage_rule(session, rule, "api", principal.username)
+    audit_request(request, session, principal, "linkage_rule_put", f"linkage:{name}",
+                  ("created " if record is None else "changed ")
+                  + json.dumps(rule.model_dump(mode="json"), ensure_ascii=False))  # fmt: skip
+    session.commit()
+    _reload(hub)
+    out = _rule_out(saved)
+    assert out is not None
+    return out
+
+
+@router.delete("/api/linkage/rules/{name}", status_code=204, responses=RuleResponses,
+               summary="Delete a linkage rule added through the API")  # fmt: skip
+def delete_rule(name: str, request: Request, hub: ServicesDep, session: SessionDep,
+                principal: RoutingWriter) -> None:  # fmt: skip
+    record = _stored(session, name)
+    old = _rule_out(record)
+    _check_scope(principal, name, [old.area] if old is not None else [])
+    delete_linkage_rule(session, name)
+    audit_request(request, session, principal, "linkage_rule_delete", f"linkage:{name}")
+    session.commit()
+    _reload(hub)
+
+
+def _reload(hub: HubServices) -> None:
+    """This process's engine reads the rules at once; others within seconds (RuleCache)."""
+    component = getattr(hub, "linkage", None)
+    if component is not None:
+        component.reload_rules()
 
 
 @router.get("/api/linkage/pending", response_model=list[PendingOut],

@@ -20,10 +20,12 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Annotated, Any
 
+import av
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
 from alerts.adapters.sql import AlertRecord
@@ -32,10 +34,11 @@ from api.auth import audit_request
 from api.deps import EvidenceExporter, EvidenceReader, ServicesDep, SessionDep
 from api.ports import HubServices
 from core.storage import EvidenceStorage, StorageError
+from recording import hls
 from recording.export import write_recording_export
 from recording.playback import RangeError, RangeVideo, write_range
 from recording.service import recording_storage as folder_storage
-from recording.store import RecordingHold, new_id, segments_in
+from recording.store import RecordingHold, SegmentRecord, new_id, segments_in
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,8 @@ router = APIRouter(prefix="/api/recordings", tags=["recordings"])
 
 #: The longest range played or exported as one MP4.
 MAX_RANGE_S = 3 * 3600.0
+#: The longest range of an HLS playlist (a day: the console's timeline).
+MAX_PLAYLIST_S = 24 * 3600.0
 
 
 class SegmentOut(BaseModel):
@@ -106,8 +111,9 @@ def check_range(start: float, end: float) -> None:
 
 
 def recording_storage(services: HubServices) -> EvidenceStorage:
-    """The recorder's storage in this process, else the configured recording folder (an
-    API node in distributed mode: the folder the workers write, mounted here too)."""
+    """The recorder's storage in this process, else the configured recording storage (an
+    API node in distributed mode: the folder the workers write, mounted here too, or the
+    evidence storage with ``recording.storage: evidence``)."""
     service = getattr(services, "recording", None)
     if service is not None:
         storage: EvidenceStorage = service.storage
@@ -115,6 +121,9 @@ def recording_storage(services: HubServices) -> EvidenceStorage:
     loaded = getattr(services, "loaded", None)
     if loaded is None:
         raise HTTPException(503, "recording is not available in this process")
+    if loaded.config.recording.storage == "evidence":  # segments in the evidence storage
+        evidence: EvidenceStorage = services.evidence
+        return evidence
     return folder_storage(loaded.recording_dir)
 
 
@@ -306,3 +315,124 @@ def export(
     return FileResponse(path, media_type="application/zip",
                         filename=f"{safe}-{camera_id}-{int(made['start'])}.zip",
                         background=BackgroundTask(path.unlink, missing_ok=True))  # fmt: skip
+
+
+# -- HLS (recording/hls.py): the console's player ---------------------------------------
+
+
+class FragmentCache:
+    """The segments remuxed lately for HLS (a player asks for a segment's init part and its
+    media part one after the other): each remuxed once. Small: a few segments of MB each."""
+
+    def __init__(self, size: int = 12) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._items: OrderedDict[str, tuple[float, bytes, bytes]] = OrderedDict()
+
+    def get(self, segment_id: str, offset: float | None) -> tuple[bytes, bytes] | None:
+        """``offset`` None: any (the init part does not depend on it)."""
+        with self._lock:
+            item = self._items.get(segment_id)
+            if item is None or (offset is not None and abs(item[0] - offset) > 1e-3):
+                return None
+            self._items.move_to_end(segment_id)
+            return item[1], item[2]
+
+    def put(self, segment_id: str, offset: float, init: bytes, media: bytes) -> None:
+        with self._lock:
+            self._items[segment_id] = (offset, init, media)
+            self._items.move_to_end(segment_id)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+FRAGMENTS = FragmentCache()
+HLS_TYPE = "application/vnd.apple.mpegurl"
+
+
+@router.get("/{camera_id}/playlist.m3u8", response_class=Response,
+            responses={200: {"content": {HLS_TYPE: {}}}, 404: {}},
+            summary="A recorded range as an HLS playlist (fragmented MP4)")  # fmt: skip
+def hls_playlist(
+    camera_id: str, request: Request, session: SessionDep, principal: EvidenceReader,
+    start: Annotated[float, Query(description="epoch seconds: where the player starts "
+                                              "(EXT-X-START)")],
+    end: Annotated[float, Query(description="epoch seconds (at most 24 h after start)")],
+    before: Annotated[float, Query(ge=0, le=MAX_PLAYLIST_S,
+                                   description="seconds before start the playlist also "
+                                               "covers (to seek back)")] = 0.0,
+) -> Response:  # fmt: skip
+    """Every segment overlapping [start - before, end) as one HLS media segment (its wall
+    time in EXT-X-PROGRAM-DATE-TIME; a gap or a new size is a discontinuity); the player
+    starts at ``start``. Audited (``recording_playback``)."""
+    visible_camera(session, camera_id, principal)
+    if not end > start:
+        raise HTTPException(422, "end must be after start")
+    if end - start + before > MAX_PLAYLIST_S:
+        raise HTTPException(422, f"a playlist covers at most {MAX_PLAYLIST_S / 3600:g} h")
+    rows = segments_in(session, camera_id, start - before, end, limit=20000)
+    entries = hls.plan([hls.PlaylistSegment(s.id, s.start, s.end, s.codec, s.width, s.height)
+                        for s in rows])  # fmt: skip
+    if not entries:
+        raise HTTPException(404, "nothing recorded in that range")
+    text = hls.playlist(entries, start, init_url=lambda s: f"hls/{s.id}/init.mp4",
+                        media_url=lambda e: f"hls/{e.segment.id}.m4s?o={e.offset:.3f}")  # fmt: skip
+    first, last = entries[0].segment, entries[-1].segment
+    audit_request(request, session, principal, "recording_playback", f"camera:{camera_id}",
+                  f"{max(first.start, start):.0f}-{last.end:.0f} (HLS)")  # fmt: skip
+    session.commit()
+    return Response(text, media_type=HLS_TYPE, headers={"Cache-Control": "no-store"})
+
+
+def _hls_parts(
+    camera_id: str, segment_id: str, offset: float | None, session: Session,
+    services: HubServices,
+) -> tuple[bytes, bytes]:  # fmt: skip
+    cached = FRAGMENTS.get(segment_id, offset)
+    if cached is not None:
+        return cached
+    row = session.get(SegmentRecord, segment_id)
+    if row is None or row.camera_id != camera_id:
+        raise HTTPException(404, "no such segment")
+    storage = recording_storage(services)
+    try:
+        init, media = hls.fragment(storage, row.key, offset or 0.0)
+    except (StorageError, OSError) as exc:
+        log.warning("recording segment %s not read: %s", row.key, exc)
+        if isinstance(exc, FileNotFoundError):
+            raise HTTPException(404, "segment no longer stored") from None
+        raise HTTPException(503, "recording storage unavailable") from None
+    except (ValueError, av.error.FFmpegError) as exc:
+        log.error("recording segment %s unreadable: %s", row.key, exc)
+        raise HTTPException(409, "segment unreadable") from None
+    FRAGMENTS.put(segment_id, offset or 0.0, init, media)
+    return init, media
+
+
+@router.get("/{camera_id}/hls/{segment_id}/init.mp4", response_class=Response,
+            responses={200: {"content": {"video/mp4": {}}}, 404: {}},
+            summary="HLS: a segment's init part (EXT-X-MAP)")  # fmt: skip
+def hls_init(
+    camera_id: str, segment_id: str, session: SessionDep, services: ServicesDep,
+    principal: EvidenceReader,
+) -> Response:  # fmt: skip
+    visible_camera(session, camera_id, principal)
+    init, _ = _hls_parts(camera_id, segment_id, None, session, services)
+    return Response(
+        init, media_type="video/mp4", headers={"Cache-Control": "private, max-age=3600"}
+    )
+
+
+@router.get("/{camera_id}/hls/{segment_id}.m4s", response_class=Response,
+            responses={200: {"content": {"video/iso.segment": {}}}, 404: {}},
+            summary="HLS: a segment's media part (times from its offset)")  # fmt: skip
+def hls_media(
+    camera_id: str, segment_id: str, session: SessionDep, services: ServicesDep,
+    principal: EvidenceReader,
+    o: Annotated[float, Query(ge=0, le=MAX_PLAYLIST_S * 2,
+                              description="its offset on the playlist's timeline (s)")] = 0.0,
+) -> Response:  # fmt: skip
+    visible_camera(session, camera_id, principal)
+    _, media = _hls_parts(camera_id, segment_id, o, session, services)
+    return Response(media, media_type="video/iso.segment",
+                    headers={"Cache-Control": "private, max-age=3600"})  # fmt: skip

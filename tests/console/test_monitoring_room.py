@@ -271,6 +271,7 @@ def test_a_case_export_downloads_and_verifies(pages: Room, tmp_path: Path) -> No
     page.wait_for_selector("[data-test=case] >> text=城关镇人民路口", timeout=10000)
     page.fill("input[data-test=case-number]", "城关刑案-2026-0007")
     page.fill("input[data-test=case-reason]", "调查取证：路口入侵")
+    page.click("[data-test=case-keep]")  # 保全: the alert's recording held for the case
     with page.expect_download(timeout=30000) as download:
         page.click("[data-test=export-case]")
     target = tmp_path / "case.zip"
@@ -286,6 +287,7 @@ def test_a_case_export_downloads_and_verifies(pages: Room, tmp_path: Path) -> No
     assert verify.returncode == 0, verify.stdout + verify.stderr
     exports = hub.get("/api/audit", action="evidence_export")["items"]
     assert exports[0]["target"] == "case:城关刑案-2026-0007"
+    assert "kept" in exports[0]["detail"]
     # The case is emptied once exported.
     page.wait_for_selector("[data-test=case] >> text=(0)", timeout=5000)
 

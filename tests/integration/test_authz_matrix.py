@@ -44,6 +44,8 @@ from api.app import PUBLIC_ROUTES, create_app
 from camera_registry.areas import add_area
 from camera_registry.store import list_cameras, upsert_camera
 from core.area import Area
+from linkage.config import LinkageRule
+from linkage.store import save_linkage_rule
 from shaobing.bootstrap import Hub
 from shaobing.config import parse_config
 from tests.factories import make_alert, store, with_snapshot
@@ -321,6 +323,13 @@ class World:
                                               "departments": ["cg-pcs"]}, "api")  # fmt: skip
         return name
 
+    def stored_linkage_rule(self, area: dict[str, str] = COUNTY) -> str:
+        name = self.unique("linkage-rule")
+        with self.hub.sessions.begin() as session:
+            save_linkage_rule(session, LinkageRule.model_validate(linkage_rule_body(name, area)),
+                              "api", "test")  # fmt: skip
+        return name
+
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[World]:
@@ -358,6 +367,7 @@ PATH_VALUES = {"camera_id": "cg-cam-1", "alert_id": "00000000-0000-0000-0000-000
                "decision": "confirm", "device_id": "34020000001320000001",
                "occurrence_id": "no-such-alert", "filename": "snapshot.jpg",
                "area_path:path": "示例县/城关镇", "channel_id": "34020000001320000001",
+               "segment_id": "no-such-segment",
                "z": "14", "x": "13117", "y": "6748"}  # fmt: skip
 
 
@@ -480,6 +490,16 @@ def rule_body(name: str) -> dict[str, Any]:
 def put_rule(w: World, who: Identity) -> tuple[str, Any]:
     name = w.unique("matrix-rule")
     return f"/api/routing/{name}", rule_body(name)
+
+
+def linkage_rule_body(name: str, area: dict[str, str]) -> dict[str, Any]:
+    return {"name": name, "types": ["intrusion"], "area": area,
+            "actions": [{"kind": "dispatch", "target": "cg-pcs-api"}]}  # fmt: skip
+
+
+def put_linkage_rule(w: World, who: Identity) -> tuple[str, Any]:
+    name = w.unique("linkage-rule")
+    return f"/api/linkage/rules/{name}", linkage_rule_body(name, HX)
 
 
 def new_user(w: World, who: Identity) -> tuple[str, Any]:
@@ -647,6 +667,13 @@ CASES = [
          lambda w, who: (f"/api/recordings/{w.home_camera(who)}/timeline?start=0", None)),
     Case("GET", "/api/recordings/{camera_id}/video.mp4", "evidence:read", 404,
          lambda w, who: (f"/api/recordings/{w.home_camera(who)}/video.mp4?start=0&end=9", None)),
+    Case("GET", "/api/recordings/{camera_id}/playlist.m3u8", "evidence:read", 404,
+         lambda w, who: (f"/api/recordings/{w.home_camera(who)}/playlist.m3u8?start=0&end=9",
+                         None)),  # fmt: skip
+    Case("GET", "/api/recordings/{camera_id}/hls/{segment_id}/init.mp4", "evidence:read", 404,
+         lambda w, who: (f"/api/recordings/{w.home_camera(who)}/hls/none/init.mp4", None)),
+    Case("GET", "/api/recordings/{camera_id}/hls/{segment_id}.m4s", "evidence:read", 404,
+         lambda w, who: (f"/api/recordings/{w.home_camera(who)}/hls/none.m4s", None)),
     Case("POST", "/api/recordings/{camera_id}/export", "evidence:export", 404,
          lambda w, who: (f"/api/recordings/{w.home_camera(who)}/export",
                          {"start": 0, "end": 9, "case_number": "案-1", "reason": "matrix"})),
@@ -668,6 +695,9 @@ CASES = [
          lambda w, who: (f"/api/cameras/{w.home_camera(who)}/ptz/release", None)),
     Case("GET", "/api/linkage/rules", "routing:read", 200,
          lambda w, who: ("/api/linkage/rules", None)),
+    Case("PUT", "/api/linkage/rules/{name}", "routing:write", 200, put_linkage_rule),
+    Case("DELETE", "/api/linkage/rules/{name}", "routing:write", 204,
+         lambda w, who: (f"/api/linkage/rules/{w.stored_linkage_rule()}", None)),
     Case("GET", "/api/linkage/pending", "alerts:read", 200,
          lambda w, who: ("/api/linkage/pending", None)),
     Case("POST", "/api/linkage/pending/{key}/{decision}", "alerts:handle", 404,
@@ -969,6 +999,29 @@ def test_an_area_supervisor_changes_only_its_own_routing_rules(extra: World) -> 
     assert w.call("sup-cg", "PUT", f"/api/routing/{name}", body).status_code == 200
     body["area"] = HX
     assert w.call("sup-cg", "PUT", f"/api/routing/{name}", body).status_code == 403
+
+
+def test_an_area_supervisor_changes_only_its_own_linkage_rules(extra: World) -> None:
+    w = extra
+    for area, expected in ((HX, 403), ({}, 403), (CG, 204)):
+        name = w.stored_linkage_rule(area)
+        r = w.call("sup-cg", "DELETE", f"/api/linkage/rules/{name}")
+        assert r.status_code == expected, (area, r.text)
+        still = {rule["name"] for rule in w.call("admin", "GET", "/api/linkage/rules").json()}
+        assert (name in still) == (expected == 403)
+    name = w.unique("linkage-rule")
+    body = linkage_rule_body(name, HX)
+    assert w.call("sup-cg", "PUT", f"/api/linkage/rules/{name}", body).status_code == 403
+    body["area"] = CG
+    assert w.call("sup-cg", "PUT", f"/api/linkage/rules/{name}", body).status_code == 200
+    body["area"] = HX  # nor move its own rule to another township
+    assert w.call("sup-cg", "PUT", f"/api/linkage/rules/{name}", body).status_code == 403
+    # a camera outside its area is unknown to it (the rule is refused, naming the field)
+    body = {**linkage_rule_body(name, CG), "actions": [{"kind": "popup", "camera": "hx-cam-1"}]}
+    r = w.call("sup-cg", "PUT", f"/api/linkage/rules/{name}", body)
+    assert r.status_code == 422 and "actions[0].camera" in r.text
+    body["actions"] = [{"kind": "popup", "camera": "cg-cam-1"}]
+    assert w.call("sup-cg", "PUT", f"/api/linkage/rules/{name}", body).status_code == 200
 
 
 def test_an_area_supervisor_sees_and_acts_on_its_own_deliveries_only(extra: World) -> None:

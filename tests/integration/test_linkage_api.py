@@ -65,6 +65,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterato
             for name in ("alice", "bob"):
                 create_user(session, name, "operator", password=PW, area=Area(**CG))
             create_user(session, "viewer1", "viewer", password=PW, area=Area(**CG))
+            create_user(session, "sup-cg", "supervisor", password=PW, area=Area(**CG))
         hub.linkage.start()
         client = TestClient(create_app(hub.services, hub.sessions, allowed_hosts=["testserver"]))
         yield hub, client, camera, speaker
@@ -191,8 +192,10 @@ def test_speak_from_the_console(world: Any) -> None:
         entries = [h for h in queries.history(session, alert.id) if h.action == "linkage"]
         audited = session.execute(select(AuditRecord.actor).where(
             AuditRecord.action == "voice_warning")).scalars().all()  # fmt: skip
-    assert [(h.actor, h.detail["outcome"]) for h in entries] == [("alice", "sent"),
-                                                                ("alice", "failed")]
+    assert [(h.actor, h.detail["outcome"]) for h in entries] == [
+        ("alice", "sent"),
+        ("alice", "failed"),
+    ]
     assert audited.count("alice") == 2
     assert client.post("/api/linkage/speak", headers=alice, json={
         "speaker": "nope", "warning": "reservoir"}).status_code == 404  # fmt: skip
@@ -201,3 +204,81 @@ def test_speak_from_the_console(world: Any) -> None:
     viewer = auth(client, "viewer1")
     assert client.post("/api/linkage/speak", headers=viewer, json={
         "speaker": "dam-speaker", "warning": "reservoir"}).status_code == 403  # fmt: skip
+
+
+def wait_linkage(hub: Any, alert_id: str, count: int, timeout: float = 15) -> list[Any]:
+    deadline = time.monotonic() + timeout
+    entries: list[Any] = []
+    while time.monotonic() < deadline:
+        with hub.sessions() as session:
+            entries = [h for h in queries.history(session, alert_id) if h.action == "linkage"]
+        if len(entries) >= count:
+            return entries
+        time.sleep(0.05)
+    raise AssertionError(f"{len(entries)} linkage result(s) of alert {alert_id}, wanted {count}")
+
+
+def test_rules_edited_through_the_api_apply_at_once(world: Any) -> None:
+    hub, client, _, speaker = world
+    sup, alice = auth(client, "sup-cg"), auth(client, "alice")
+    rule = {
+        "name": "河堤徘徊",
+        "types": ["loitering"],
+        "area": CG,
+        "actions": [{"kind": "voice", "speaker": "dam-speaker", "warning": "reservoir"}],
+    }
+    url = "/api/linkage/rules/河堤徘徊"
+    listed = client.get("/api/linkage/rules", headers=alice).json()
+    assert [(r["name"], r["origin"]) for r in listed] == [("水库防溺水", "config")]
+    # who may: operators read, supervisors write within their area
+    assert client.put(url, json=rule, headers=alice).status_code == 403
+    r = client.put(url, json={**rule, "area": {}}, headers=sup)
+    assert r.status_code == 403 and "outside your area" in r.json()["detail"]
+    # what is checked: every name it refers to, with the field; the path's name
+    bad = {**rule, "actions": [{"kind": "voice", "speaker": "nope", "warning": "reservoir"}]}
+    r = client.put(url, json=bad, headers=sup)
+    assert r.status_code == 422 and "actions[0].speaker: unknown speaker 'nope'" in r.text
+    bad = {**rule, "actions": [{"kind": "popup", "camera": "hx-cam"}]}  # another township's
+    r = client.put(url, json=bad, headers=sup)
+    assert r.status_code == 422 and "actions[0].camera: unknown camera 'hx-cam'" in r.text
+    bad = {**rule, "actions": [{"kind": "dispatch", "target": "nowhere"}]}
+    assert "actions[0].target" in client.put(url, json=bad, headers=sup).text
+    assert client.put(url, json={**rule, "actions": []}, headers=sup).status_code == 422
+    assert client.put("/api/linkage/rules/other", json=rule, headers=sup).status_code == 422
+    r = client.put("/api/linkage/rules/水库防溺水", headers=sup, json={
+        **rule, "name": "水库防溺水"})  # fmt: skip
+    assert r.status_code == 409 and "config file" in r.json()["detail"]
+    # created: listed after the file's, audited, and in force for the next alert
+    r = client.put(url, json=rule, headers=sup)
+    assert r.status_code == 200, r.text
+    assert r.json()["origin"] == "api" and r.json()["updated_by"] == "sup-cg"
+    listed = client.get("/api/linkage/rules", headers=alice).json()
+    assert [r["name"] for r in listed] == ["水库防溺水", "河堤徘徊"]
+    before = len(speaker.requests)
+    alert = store(hub.sessions, make_alert(30, type="loitering", camera_id="dam-ptz",
+                                           area=Area(**CG)))  # fmt: skip
+    hub.feed.publish("alert", alert.id)
+    [entry] = wait_linkage(hub, alert.id, 1)
+    assert entry.detail["rule"] == "河堤徘徊" and entry.detail["outcome"] == "sent"
+    assert "水库危险" in speaker.requests[before][1].decode()
+    # changed: the next alert gets the new warning
+    changed = {**rule, "actions": [{"kind": "voice", "speaker": "dam-speaker",
+                                    "warning": "leave_water"}]}  # fmt: skip
+    assert client.put(url, json=changed, headers=sup).status_code == 200
+    alert = store(hub.sessions, make_alert(31, type="loitering", camera_id="dam-ptz",
+                                           area=Area(**CG)))  # fmt: skip
+    hub.feed.publish("alert", alert.id)
+    wait_linkage(hub, alert.id, 1)
+    assert "危险水域" in speaker.requests[-1][1].decode()
+    # deleted: gone, audited; the file's rule cannot be deleted here
+    assert client.delete(url, headers=alice).status_code == 403
+    assert client.delete(url, headers=sup).status_code == 204
+    assert client.delete(url, headers=sup).status_code == 404
+    assert client.delete("/api/linkage/rules/水库防溺水", headers=sup).status_code == 409
+    assert [r["name"] for r in client.get("/api/linkage/rules", headers=sup).json()] == [
+        "水库防溺水"]  # fmt: skip
+    with hub.sessions() as session:
+        audited = session.execute(select(AuditRecord.action, AuditRecord.actor).where(
+            AuditRecord.target == "linkage:河堤徘徊")).all()  # fmt: skip
+    assert audited.count(("linkage_rule_put", "sup-cg")) == 2
+    assert ("linkage_rule_delete", "sup-cg") in audited

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import accounts.store  # noqa: F401 - every table on Base.metadata
 import alerts.adapters.sql  # noqa: F401
 import camera_registry.store  # noqa: F401
+import linkage.store  # noqa: F401
 import tracks.store  # noqa: F401
 from alerts.adapters.sql import AlertRecord, OutboxRecord, SqlUnitOfWork
 from alerts.config import DispatchTarget
@@ -49,6 +50,7 @@ NEW_TABLES = {
     "alembic_version", "alert_history", "alert_departments", "feedback_messages",
     "routing_rules", "users", "api_keys", "auth_tokens", "audit_log", "camera_analytics",
     "tracks", "recording_segments", "recording_holds", "alert_occurrences",  # recording/ (issue 24)
+    "linkage_rules",  # issue 27
     "area_nodes",  # issue 23: the area tree edited in the console
 }  # fmt: skip
 

@@ -354,8 +354,8 @@ def test_the_service_follows_the_cameras_read_here(
         assert wait_for(lambda: bool(service.health()["cameras"].get("cam1", {}).get("recording")))
         assert rows(db) == []
         here[:] = [camera("cam2", "events")]  # cam1's lease moved here → cam2 arrived
-        assert wait_for(lambda: len(rows(db)) == 1, timeout=10), "cam1's segment closed"
-        assert wait_for(lambda: "cam2" in service.health()["cameras"], timeout=10)
+        assert wait_for(lambda: len(rows(db)) == 1, timeout=30), "cam1's segment closed"
+        assert wait_for(lambda: "cam2" in service.health()["cameras"], timeout=30)
         assert "cam1" not in service.health()["cameras"]
         assert service.health()["cameras"]["cam2"]["mode"] == "events"
     finally:

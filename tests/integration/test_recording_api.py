@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from sqlalchemy import select
 
 from accounts import passwords
 from accounts.service import create_user, list_audit
+from alerts.adapters.sql import AlertRecord
 from alerts.export import verify_export
 from api.app import create_app
 from camera_registry.config import RecordConfig
@@ -179,3 +181,101 @@ def test_a_range_too_long_is_refused(world: World) -> None:
     r = world.get("op-cg", f"/api/recordings/cg-cam/video.mp4?start=0&end={4 * 3600}")
     assert r.status_code == 422
     assert io.BytesIO(r.content).read(1) == b"{"
+
+
+def test_a_range_plays_as_hls_of_fragmented_mp4(world: World, tmp_path: Path) -> None:
+    """The playlist and its parts, fetched as a player does, are written beside each other
+    and read by ffprobe/ffmpeg as one HLS stream: every recorded packet, decode times
+    rising across the segments, every frame decodes; the player starts at the asked time."""
+    start, end = ORIGIN + 6, ORIGIN + 25
+    r = world.get("op-cg", f"/api/recordings/cg-cam/playlist.m3u8?start={start}&end={end}")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/vnd.apple.mpegurl")
+    lines = r.text.splitlines()
+    assert lines[0] == "#EXTM3U" and lines[-1] == "#EXT-X-ENDLIST"
+    segs = world.get("op-cg", f"/api/recordings/cg-cam/segments?start={start}&end={end}").json()
+    media = [x for x in lines if x.startswith("hls/") and ".m4s" in x]
+    assert len(media) == len(segs) >= 2
+    offset = float(next(x for x in lines if x.startswith("#EXT-X-START")).split("=")[1]
+                   .split(",")[0])  # fmt: skip
+    assert offset == pytest.approx(start - segs[0]["start"], abs=0.01)
+    dates = [x.split(":", 1)[1] for x in lines if x.startswith("#EXT-X-PROGRAM-DATE-TIME")]
+    assert len(dates) == len(segs)
+    local = []
+    for line in lines:
+        if line.startswith('#EXT-X-MAP:URI="'):
+            uri = line.split('"')[1]
+            part = world.get("op-cg", f"/api/recordings/cg-cam/{uri}")
+            assert part.status_code == 200 and part.content[4:8] == b"ftyp"
+            (tmp_path / "init.mp4").write_bytes(part.content)
+            local.append('#EXT-X-MAP:URI="init.mp4"')
+        elif line.startswith("hls/"):
+            part = world.get("op-cg", f"/api/recordings/cg-cam/{line}")
+            assert part.status_code == 200 and part.content[4:8] in (b"moof", b"styp")
+            name = f"m{len(local)}.m4s"
+            (tmp_path / name).write_bytes(part.content)
+            local.append(name)
+        else:
+            local.append(line)
+    (tmp_path / "p.m3u8").write_text("\n".join(local) + "\n")
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-allowed_extensions", "ALL", "-show_entries",
+         "packet=dts_time,flags", "-of", "csv=p=0", str(tmp_path / "p.m3u8")],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    packets = [x.split(",") for x in out.stdout.split()]
+    dts = [float(p[0]) for p in packets]
+    assert packets[0][1].startswith("K") and dts == sorted(dts) and len(set(dts)) == len(dts)
+    recorded = 0
+    for seg in segs:
+        with av.open(str(world.hub.loaded.recording_dir / _key(world, seg["id"]))) as c:
+            recorded += sum(1 for p in c.demux(video=0) if p.size)
+    assert len(packets) == recorded  # every packet of every segment, nothing re-encoded
+    assert dts[-1] == pytest.approx(segs[-1]["end"] - segs[0]["start"], abs=1.0)
+    decoded = subprocess.run(
+        ["ffmpeg", "-v", "error", "-allowed_extensions", "ALL", "-i",
+         str(tmp_path / "p.m3u8"), "-f", "null", "-"], capture_output=True, text=True,
+    )  # fmt: skip
+    assert decoded.returncode == 0 and not decoded.stderr.strip(), decoded.stderr
+    with world.hub.sessions() as session:
+        actions, _ = list_audit(session, limit=50, action="recording_playback")
+    assert any("(HLS)" in (a.detail or "") and a.actor == "op-cg" for a in actions)
+
+
+def _key(world: World, segment_id: str) -> str:
+    with world.hub.sessions() as session:
+        row = session.get(SegmentRecord, segment_id)
+        assert row is not None
+        return row.key
+
+
+def test_hls_scope_permissions_and_bad_input(world: World) -> None:
+    seg = world.get("op-cg", f"/api/recordings/cg-cam/segments?start={ORIGIN}&end={ORIGIN + 60}"
+                    ).json()[0]  # fmt: skip
+    url = f"/api/recordings/cg-cam/playlist.m3u8?start={ORIGIN}&end={ORIGIN + 60}"
+    assert world.get("op-hx", url).status_code == 404  # another township's camera
+    assert world.get("viewer", url).status_code == 403  # no evidence:read
+    assert world.get("op-hx", f"/api/recordings/cg-cam/hls/{seg['id']}.m4s").status_code == 404
+    assert world.get("viewer", f"/api/recordings/cg-cam/hls/{seg['id']}.m4s").status_code == 403
+    assert world.get("op-cg", "/api/recordings/cg-cam/hls/nope.m4s").status_code == 404
+    too_long = f"/api/recordings/cg-cam/playlist.m3u8?start=0&end={25 * 3600}"
+    assert world.get("op-cg", too_long).status_code == 422
+    empty = "/api/recordings/cg-cam/playlist.m3u8?start=1&end=9"
+    assert world.get("op-cg", empty).status_code == 404
+
+
+def test_a_case_export_of_alerts_with_keep_holds_their_recordings(world: World) -> None:
+    """保全 for a case of alerts: each alert's recording is held from retention."""
+    with world.hub.sessions() as session:
+        alert_id = session.scalars(select(AlertRecord.id).where(
+            AlertRecord.camera_id == "cg-cam")).one()  # fmt: skip
+    body = {"alert_ids": [alert_id], "case_number": "案-2026-08", "reason": "协查", "keep": True}
+    r = world.client.post("/api/exports", json=body, headers=world.headers("investigator"))
+    assert r.status_code == 200, r.text
+    with world.hub.sessions() as session:
+        holds = list(session.scalars(select(RecordingHold).where(
+            RecordingHold.case_number == "案-2026-08")))  # fmt: skip
+        actions, _ = list_audit(session, limit=50, action="evidence_export")
+    assert [(h.camera_id, h.created_by) for h in holds] == [("cg-cam", "investigator")]
+    assert holds[0].start <= ORIGIN + 5 - 300 and holds[0].end >= ORIGIN + 5 + 300
+    assert "kept" in (actions[0].detail or "")

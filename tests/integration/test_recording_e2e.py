@@ -6,14 +6,20 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from tests.hubproc import HubProcess
 from tests.integration.test_recording import ffprobe
 from tests.peers.procs import RtspServer
+from tests.redisproc import REDIS_URL, redis_prefix
 
 CAMERA = "rec-0001"
 
@@ -71,3 +77,113 @@ def test_a_hub_records_its_camera_and_repairs_after_a_crash(
         assert last["end"] > first["start"]
     finally:
         hub.stop()
+
+
+@pytest.mark.slow
+def test_motion_mode_records_a_moving_scene_and_not_a_still_one(
+    tmp_path: Path, models_dir: Path, videos_dir: Path
+) -> None:
+    """Two real RTSP cameras in motion mode in a hub process: people crossing (motion all
+    the time, seen by the analysis motion gate) are recorded segment after segment; a
+    still picture (nothing moves) is not recorded at all."""
+    still = tmp_path / "still.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc2=size=640x360:rate=25,trim=duration=0.04,loop=250:1",
+                    "-t", "10", "-c:v", "libx264", "-g", "25", "-pix_fmt", "yuv420p",
+                    str(still)], check=True, timeout=60)  # fmt: skip
+    rtsp = RtspServer({"crosswalk": videos_dir / "crosswalk_people.mp4", "still": still})
+    record = {"mode": "motion", "pre_s": 1, "post_s": 2, "segment_s": 4}
+    cfg = {
+        "detector": {"model": str(models_dir / "yolox_nano.onnx"), "workers": 1},
+        "cameras": [{"id": cid, "source": {"url": rtsp.url(mount)}, "detect_fps": 2,
+                     "record": record}
+                    for cid, mount in (("moving", "crosswalk"), ("still", "still"))],
+    }  # fmt: skip
+    (tmp_path / "hub").mkdir()
+    hub = HubProcess(tmp_path / "hub", cfg)
+    try:
+        rtsp.start()
+        hub.start()
+
+        def segments(cid: str) -> list[dict[str, Any]]:
+            return hub.get(f"/api/recordings/{cid}/segments", start=0, end=4e9)  # type: ignore[no-any-return]
+
+        hub.wait("three motion segments", lambda: len(segments("moving")) >= 3, 90)
+        health = httpx.get(f"{hub.base}/healthz", timeout=5).json()
+        assert health["recording"]["cameras"]["still"]["mode"] == "motion"
+        moving = segments("moving")
+        assert {s["mode"] for s in moving} == {"motion"}
+        assert sum(s["end"] - s["start"] for s in moving) >= 10
+        assert segments("still") == []  # read and analysed the whole time, never recorded
+    finally:
+        hub.stop()
+        rtsp.stop()
+
+
+def _worker_pid(config_path: Path, name: str) -> int:
+    """The pid of this test's own worker process ``name`` (its command line names the
+    test's config file)."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if str(config_path).encode() in args and name.encode() in args and b"worker" in args:
+            return int(proc.name)
+    raise AssertionError(f"no process of worker {name}")
+
+
+@pytest.mark.slow
+def test_distributed_workers_record_what_they_hold_and_a_moved_lease_leaves_a_gap(
+    tmp_path: Path, models_dir: Path, rtsp_server_factory: Callable[..., RtspServer]
+) -> None:
+    """`shaobing run --workers 2` (Redis bus and leases): each worker records the camera it
+    holds (its own spool), segments indexed in the one database and served by the API;
+    the holder of a camera killed (SIGKILL), the camera's lease moves (or comes back to
+    the restarted worker) and its recording goes on, with the gap in the timeline."""
+    server = rtsp_server_factory({"c1": "crosswalk_people.mp4", "c2": "crosswalk_people.mp4"})
+    ids = ["dr-1", "dr-2"]
+    with redis_prefix() as prefix:
+        cfg = {
+            "detector": {"model": str(models_dir / "yolox_nano.onnx"), "workers": 1},
+            "bus": {"kind": "redis", "url": REDIS_URL, "prefix": prefix, "lease_s": 4},
+            "cameras": [{"id": cid, "source": {"url": server.url(f"c{i + 1}")},
+                         "detect_fps": 1, "record": {"mode": "continuous", "segment_s": 4}}
+                        for i, cid in enumerate(ids)],
+        }  # fmt: skip
+        hub = HubProcess(tmp_path, cfg, args=["--workers", "2"])
+        r = redis.Redis.from_url(REDIS_URL)
+
+        def holders() -> dict[str, str]:
+            values = r.mget([f"{prefix}:lease:{c}" for c in ids])
+            return {c: v.decode().split("@", 1)[0] for c, v in zip(ids, values, strict=True) if v}
+
+        def segments(cid: str) -> list[dict[str, Any]]:
+            return hub.get(f"/api/recordings/{cid}/segments", start=0, end=4e9)  # type: ignore[no-any-return]
+
+        try:
+            hub.start()
+            hub.wait("one camera per worker", lambda: len(set(holders().values())) == 2, 90)
+            hub.wait("two segments of each camera",
+                     lambda: all(len(segments(c)) >= 2 for c in ids), 90)  # fmt: skip
+            held = holders()
+            spool = tmp_path / "data" / "recording-spool"
+            for cid, worker in held.items():  # each recorded by the worker holding it
+                assert (spool / worker / cid).is_dir(), sorted(spool.rglob("*"))
+            victim = held["dr-1"]
+            os.kill(_worker_pid(hub.config_path, victim), signal.SIGKILL)
+            killed_at = time.time()
+            hub.wait("dr-1 recorded again after the kill",
+                     lambda: [s for s in segments("dr-1") if s["start"] > killed_at],
+                     90)  # fmt: skip
+            segs = segments("dr-1")
+            gaps = [b["start"] - a["end"] for a, b in zip(segs, segs[1:], strict=False)]
+            assert max(gaps) >= 2.0, gaps  # the lease's move: a gap in the recording
+            day = int(segs[0]["start"]) // 86400 * 86400
+            timeline = hub.get("/api/recordings/dr-1/timeline", start=day, hours=48)
+            assert len(timeline["spans"]) >= 2  # and the timeline shows it
+            assert len(segments("dr-2")) >= 2
+        finally:
+            hub.stop()

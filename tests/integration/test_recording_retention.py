@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.adapters.sql import AlertRecord
 from core.storage_directory import SharedDirectory
 from recording.config import RecordingConfig
 from recording.retention import RecordingRetention
@@ -48,7 +49,8 @@ def test_a_pass_deletes_files_and_rows_but_not_an_open_alerts_or_a_cases(
         session.add(RecordingHold(id=new_id(), camera_id="cam-a", start=starts[2],
                                   end=starts[2] + 5, case_number="2026-001",
                                   created_by="inv", created_at=NOW))  # fmt: skip
-    store(db, make_alert(1, camera_id="cam-a", created_at=starts[1] + 5))  # open: new
+    store(db, make_alert(1, camera_id="cam-a", created_at=starts[1] + 5,
+                         started_at=starts[1]))  # open: new  # fmt: skip
     retention = RecordingRetention(RecordingConfig(), storage, db, days, disk=tmp_path,
                                    clock=lambda: NOW)  # fmt: skip
     deleted = retention.sweep()
@@ -135,3 +137,32 @@ def _wait(check: object, timeout: float = 20.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def test_an_open_incident_is_kept_from_its_first_alert_to_its_latest_occurrence(
+    tmp_path: Path, db: sessionmaker[Session]
+) -> None:
+    """An incident grows while its situation lasts: the recording of its latest occurrence
+    (an hour after its first alert) and all between is kept while it is open; a closed
+    one's is not."""
+    storage = SharedDirectory(tmp_path / "rec")
+    starts = [NOW - 9 * DAY + i * 1200 for i in range(5)]  # 0, 20, 40, 60, 80 min
+    with db.begin() as session:
+        for i, start in enumerate(starts):
+            key = f"cam-a/x/{i}.mp4"
+            storage.put(key, b"\x00" * 1000)
+            session.add(SegmentRecord(id=new_id(), camera_id="cam-a", key=key, start=start,
+                                      end=start + 10, size_bytes=1000, sha256="0" * 64,
+                                      codec="h264", width=640, height=360, mode="continuous",
+                                      alert_count=0, repaired=0, created_at=start))  # fmt: skip
+    # open: from its first alert (segment 0) to its latest occurrence (segment 3)
+    incident = make_alert(1, camera_id="cam-a", created_at=starts[0] + 5, started_at=starts[0],
+                          last_at=starts[3] + 5)  # fmt: skip
+    store(db, incident)
+    retention = RecordingRetention(RecordingConfig(), storage, db, days, disk=tmp_path,
+                                   clock=lambda: NOW)  # fmt: skip
+    assert retention.sweep() == ["cam-a/x/4.mp4"]  # 15 min after its latest occurrence
+    with db.begin() as session:  # closed (办结): its recording goes by the days
+        session.execute(update(AlertRecord).where(AlertRecord.id == incident.id)
+                        .values(status="resolved"))  # fmt: skip
+    assert retention.sweep() == [f"cam-a/x/{i}.mp4" for i in range(4)]

@@ -931,11 +931,29 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Linkage rules (from the config) */
+        /** Linkage rules in force, in the order they run */
         get: operations["get_rules_api_linkage_rules_get"];
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/linkage/rules/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Create or replace a linkage rule (applies to the next alert) */
+        put: operations["put_rule_api_linkage_rules__name__put"];
+        post?: never;
+        /** Delete a linkage rule added through the API */
+        delete: operations["delete_rule_api_linkage_rules__name__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1088,6 +1106,62 @@ export interface paths {
         put?: never;
         /** Export a recorded range into a signed case export (zip) */
         post: operations["export_api_recordings__camera_id__export_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/recordings/{camera_id}/hls/{segment_id}.m4s": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** HLS: a segment's media part (times from its offset) */
+        get: operations["hls_media_api_recordings__camera_id__hls__segment_id__m4s_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/recordings/{camera_id}/hls/{segment_id}/init.mp4": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** HLS: a segment's init part (EXT-X-MAP) */
+        get: operations["hls_init_api_recordings__camera_id__hls__segment_id__init_mp4_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/recordings/{camera_id}/playlist.m3u8": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A recorded range as an HLS playlist (fragmented MP4)
+         * @description Every segment overlapping [start - before, end) as one HLS media segment (its wall
+         *     time in EXT-X-PROGRAM-DATE-TIME; a gap or a new size is a discontinuity); the player
+         *     starts at ``start``. Audited (``recording_playback``).
+         */
+        get: operations["hls_playlist_api_recordings__camera_id__playlist_m3u8_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -3170,6 +3244,63 @@ export interface components {
              */
             types?: string[] | null;
         };
+        /** LinkageRuleOut */
+        LinkageRuleOut: {
+            /** Actions */
+            actions: (components["schemas"]["PtzPresetAction"] | components["schemas"]["VoiceAction"] | components["schemas"]["PopupAction"] | components["schemas"]["DispatchAction"])[];
+            /** @description default: everywhere */
+            area?: components["schemas"]["Area"];
+            /**
+             * Cameras
+             * @description camera ids; default: any camera
+             */
+            cameras?: string[] | null;
+            /**
+             * Confirm
+             * @description an operator confirms before the actions run
+             * @default false
+             */
+            confirm: boolean;
+            /**
+             * Delay S
+             * @description wait before acting
+             * @default 0
+             */
+            delay_s: number;
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled: boolean;
+            /**
+             * Min Severity
+             * @default info
+             * @enum {string}
+             */
+            min_severity: "info" | "low" | "medium" | "high" | "critical";
+            /** Name */
+            name: string;
+            /**
+             * Origin
+             * @description config: from the config file (change it there); api: added here
+             * @enum {string}
+             */
+            origin: "config" | "api";
+            /**
+             * Schedule
+             * @description default: always
+             */
+            schedule?: components["schemas"]["ScheduleWindow"][] | null;
+            /**
+             * Types
+             * @description alert types; default: all
+             */
+            types?: string[] | null;
+            /** Updated At */
+            updated_at: number;
+            /** Updated By */
+            updated_by: string;
+        };
         /** LiveOnDemandOut */
         LiveOnDemandOut: {
             /** Camera Id */
@@ -3683,6 +3814,24 @@ export interface components {
             /** Name */
             name: string;
             /**
+             * Pose Lying Angle
+             * @description hips->head axis this many degrees from the vertical or more: lying, whatever the box
+             * @default 60
+             */
+            pose_lying_angle: number;
+            /**
+             * Pose Min Score
+             * @description with the pose model (optional extra 'pose'): its person score from which the body's orientation overrules the box
+             * @default 0.5
+             */
+            pose_min_score: number;
+            /**
+             * Pose Upright Angle
+             * @description this many degrees or fewer: upright (sitting, crouching), whatever the box
+             * @default 20
+             */
+            pose_upright_angle: number;
+            /**
              * Schedule
              * @description active only inside these weekly windows (hub time zone); default: always
              */
@@ -3930,20 +4079,20 @@ export interface components {
         RecordConfig: {
             /**
              * Mode
-             * @description off: no recording; continuous: every segment; events: only the seconds around this camera's alerts (pre_s before, post_s after)
+             * @description off: no recording; continuous: every segment; events: only the seconds around this camera's alerts (pre_s before, post_s after); motion: only the seconds around motion anywhere in the picture (the analysis motion gate's frame difference and thresholds, motion:; pre_s before, post_s after)
              * @default off
              * @enum {string}
              */
-            mode: "off" | "continuous" | "events";
+            mode: "off" | "continuous" | "events" | "motion";
             /**
              * Post S
-             * @description events: seconds kept after an alert
+             * @description events/motion: seconds kept after an alert or motion
              * @default 20
              */
             post_s: number;
             /**
              * Pre S
-             * @description events: seconds kept before an alert
+             * @description events/motion: seconds kept before an alert or motion
              * @default 10
              */
             pre_s: number;
@@ -3958,6 +4107,13 @@ export interface components {
              * @default 10
              */
             segment_s: number;
+            /**
+             * Stream
+             * @description which of the camera's streams is recorded: main (its source URL, the one read) or sub (its sub-stream, where the camera has one; until then the source is recorded, with a warning)
+             * @default main
+             * @enum {string}
+             */
+            stream: "main" | "sub";
         };
         /**
          * RoutingRuleConfig
@@ -4221,6 +4377,12 @@ export interface components {
              * @default 10
              */
             grace_s: number;
+            /**
+             * Ignore Attended Two Wheelers
+             * @description a bicycle or motorcycle with a person on or at it (a rider waiting, a pushchair, wheelchair or pushed bike the detector calls a two-wheeler) is no stopped vehicle; one standing alone still is
+             * @default true
+             */
+            ignore_attended_two_wheelers: boolean;
             /**
              * Max Displacement
              * @description fraction of the box's diagonal
@@ -4697,6 +4859,12 @@ export interface components {
              * @description 案件编号
              */
             case_number: string;
+            /**
+             * Keep
+             * @description 保全: the recordings of each alert's camera around it (from its start to its latest occurrence, ±5 min) are held for the case: recording retention never deletes them
+             * @default false
+             */
+            keep: boolean;
             /**
              * Reason
              * @description why the evidence is exported
@@ -9416,7 +9584,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["LinkageRule"][];
+                    "application/json": components["schemas"]["LinkageRuleOut"][];
                 };
             };
             /** @description bad request (a Host header not allowed, an invalid Content-Length) */
@@ -9465,6 +9633,178 @@ export interface operations {
                 };
             };
             /** @description invalid parameters or body */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    put_rule_api_linkage_rules__name__put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LinkageRule"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LinkageRuleOut"];
+                };
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the rule's area or a camera is outside yours */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such rule */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the rule comes from the config file */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request body over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description invalid rule, or an unknown speaker, warning, camera or target */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    delete_rule_api_linkage_rules__name__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the rule's area or a camera is outside yours */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such rule */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the rule comes from the config file */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request body over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description invalid rule, or an unknown speaker, warning, camera or target */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -10157,6 +10497,246 @@ export interface operations {
             };
             /** @description Conflict */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request body over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    hls_media_api_recordings__camera_id__hls__segment_id__m4s_get: {
+        parameters: {
+            query?: {
+                /** @description its offset on the playlist's timeline (s) */
+                o?: number;
+            };
+            header?: never;
+            path: {
+                camera_id: string;
+                segment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "video/iso.segment": unknown;
+                };
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the role lacks the permission, or the object lies outside the caller's area */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request body over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    hls_init_api_recordings__camera_id__hls__segment_id__init_mp4_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                camera_id: string;
+                segment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "video/mp4": unknown;
+                };
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the role lacks the permission, or the object lies outside the caller's area */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request body over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    hls_playlist_api_recordings__camera_id__playlist_m3u8_get: {
+        parameters: {
+            query: {
+                /** @description epoch seconds: where the player starts (EXT-X-START) */
+                start: number;
+                /** @description epoch seconds (at most 24 h after start) */
+                end: number;
+                /** @description seconds before start the playlist also covers (to seek back) */
+                before?: number;
+            };
+            header?: never;
+            path: {
+                camera_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/vnd.apple.mpegurl": unknown;
+                };
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the role lacks the permission, or the object lies outside the caller's area */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not Found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

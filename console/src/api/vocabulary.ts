@@ -199,6 +199,21 @@ export const RULE_PARAMS: Record<string, Record<string, ParamFacts>> = {
     },
     "grace_s": {
       "min": 0
+    },
+    "pose_min_score": {
+      "min": 0.0,
+      "max": 1.0,
+      "description": "with the pose model (optional extra 'pose'): its person score from which the body's orientation overrules the box"
+    },
+    "pose_lying_angle": {
+      "min": 0,
+      "max": 180,
+      "description": "hips->head axis this many degrees from the vertical or more: lying, whatever the box"
+    },
+    "pose_upright_angle": {
+      "min": 0,
+      "max": 90,
+      "description": "this many degrees or fewer: upright (sitting, crouching), whatever the box"
     }
   },
   "congestion": {
