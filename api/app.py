@@ -104,6 +104,7 @@ def create_app(
         gb28181,
     ):
         app.include_router(module.router)
+    app.include_router(console_settings.map_router)  # the offline base map (map:)
 
     # Not public: a monitoring system logs in with an API key (audit:read).
     guard = [] if metrics_public else [Depends(require("audit:read"))]

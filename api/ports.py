@@ -22,6 +22,7 @@ from camera_registry.status import StatusBoard
 from core.secrets import SecretCipher
 from core.storage import EvidenceStorage
 from ingest.live import LiveFeed
+from ingest.substream import SubStream, SubStreams
 
 if TYPE_CHECKING:
     from analytics.config import CameraConfig
@@ -59,6 +60,18 @@ class CameraLivePort(Protocol):
 
     def overlay(self, camera_id: str) -> Overlay | None:
         """The latest tracked boxes and zones (None: not analysed yet)."""
+        ...
+
+    #: The sub streams opened in this process for the wall (ingest/substream.py).
+    sub_streams: SubStreams
+
+    @property
+    def live_max_streams(self) -> int:
+        """Live video streams this API process serves at once (api.live_max_streams)."""
+        ...
+
+    def sub_stream(self, camera_id: str) -> SubStream | None:
+        """The camera's sub stream (子码流) opened for a viewer; None: it has none."""
         ...
 
 
@@ -102,6 +115,15 @@ class SitePort(Protocol):
 
     @property
     def console_settings(self) -> dict[str, Any]: ...
+
+    def map_tile(self, z: int, x: int, y: int) -> tuple[bytes, str] | None:
+        """A tile of the offline base map (map.tiles) and its media type; None: none."""
+        ...
+
+    @property
+    def map_outlines(self) -> dict[str, Any] | None:
+        """The areas' outlines (map.areas, a GeoJSON FeatureCollection); None: none."""
+        ...
 
     @property
     def timezone(self) -> str:

@@ -1,6 +1,6 @@
 """Live view: glass-to-glass latency and the hub's CPU per live tile.
 
-    .venv/bin/python -m bench.bench_live [--viewers 16] [--seconds 15]
+    .venv/bin/python -m bench.bench_live [--viewers 16] [--seconds 15] [--stream main|sub]
 
 A real GStreamer RTSP camera (the crosswalk clip, 640x360 H.264) paints the wall
 clock into every frame (32 luma blocks at the top left) before encoding; a real hub
@@ -10,7 +10,9 @@ when it is decoded: camera encoder → RTSP → hub (demux, remux to FLV) → HT
 A browser adds its Media Source buffer on top (mpegts.js with latency chasing: a few
 hundred ms). Then ``--viewers`` clients read the stream at once (bytes only, as
 browsers would; decoding is theirs) and the hub's CPU is compared with none.
-Prints the machine and the figures.
+Prints the machine and the figures. ``--stream sub``: the same measures on the camera's
+sub stream (``source.sub_url``, here a second RTSP session of the same mount), which the
+API process opens while it is watched (its own demux thread, ingest/substream.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import httpx
 import numpy as np
 
 from core.assets import assets_dir
+from ingest.substream import LINGER_S
 from tests.hubproc import HubProcess
 from tests.peers.procs import RtspServer
 
@@ -91,6 +94,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--viewers", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--stream", choices=("main", "sub"), default="main")
     args = parser.parse_args()
     clip = ASSETS / "videos" / "crosswalk_people.mp4"
     print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores, "
@@ -98,16 +102,19 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, RtspServer({"cam": clip}, stamp=True) as camera:
         hub = HubProcess(Path(tmp), {
             "detector": {"model": str(ASSETS / "models" / "yolox_nano.onnx")},
-            "cameras": [{"id": "live", "source": {"url": camera.url("cam")}, "detect_fps": 5}],
+            "cameras": [{"id": "live", "detect_fps": 5,
+                         "source": {"url": camera.url("cam"), "sub_url": camera.url("cam")}}],
         })  # fmt: skip
         hub.start()
         try:
             hub.wait("camera online", lambda: hub.camera("live")["status"]["state"] == "online",
                      30)  # fmt: skip
-            url = f"{hub.base}/api/cameras/live/live.flv"
+            url = f"{hub.base}/api/cameras/live/live.flv?stream={args.stream}"
             token = hub.auth()["Authorization"].split()[1]
             latencies = probe_latency(url, token, args.seconds)
             assert hub.proc is not None
+            if args.stream == "sub":  # the probe's sub stream closes once it lingered
+                time.sleep(LINGER_S + 2)
             idle = hub_cpu(hub.proc.pid, args.seconds)
             stop, counts = threading.Event(), [0]
             threads = [threading.Thread(target=reader, args=(url, hub.auth(), stop, counts),
@@ -122,7 +129,8 @@ def main() -> int:
             hub.stop()
     lat = sorted(latencies)
     p95 = lat[int(0.95 * (len(lat) - 1))] if lat else float("nan")
-    print(f"glass to decoded frame (camera → RTSP → hub → HTTP-FLV → decoder), {len(lat)} "
+    print(f"{args.stream} stream: glass to decoded frame (camera → RTSP → hub → HTTP-FLV → "
+          f"decoder), {len(lat)} "
           f"frames: p50 {statistics.median(lat) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
           f"max {lat[-1] * 1000:.0f} ms")  # fmt: skip
     print(f"hub CPU: {idle * 100:.1f} % of a core without viewers (ingest + analysis at 5 fps); "

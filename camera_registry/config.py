@@ -45,18 +45,27 @@ class OnvifSource(StrictModel):
     stream: Literal["main", "sub"] = Field("main", description="which stream to analyse")
 
 
+#: What a sub stream may be: the wall opens it directly (no file, no GB/T 28181 INVITE).
+SUB_SCHEMES = frozenset({"rtsp", "rtsps", "http", "https", "rtmp"})
+
+
 class SourceConfig(StrictModel):
     """Where the video comes from: a URL, or an ONVIF device probed for its URL."""
 
     url: str | None = None
     onvif: OnvifSource | None = None
+    sub_url: str | None = Field(
+        None,
+        description="the camera's sub stream (子码流, e.g. 704x576), for live view only: the "
+        "wall plays it on 9 and 16 tiles; the same username and password as the main stream",
+    )
     username: str | None = None
     password: str | None = Field(None, repr=False)
     transport: Literal["tcp", "udp"] = "tcp"
     loop: bool = Field(False, description="file sources: start again at the end")
     realtime: bool = Field(True, description="file sources: pace reading at the clip's speed")
 
-    @field_validator("url")
+    @field_validator("url", "sub_url")
     @classmethod
     def _url(cls, v: str | None) -> str | None:
         if v is not None:
@@ -77,6 +86,19 @@ class SourceConfig(StrictModel):
                 self.url = bare
                 self.username = self.username or user
                 self.password = self.password or password
+        if self.sub_url is not None:
+            if self.sub_url.split("://", 1)[0].lower() not in SUB_SCHEMES:
+                raise ValueError("sub_url: a sub stream is a network stream (rtsp://, http://)")
+            bare, user, password = strip_credentials(self.sub_url)
+            if user is not None:
+                # the main stream's credentials serve the sub stream too
+                if self.username not in (None, user) or self.password not in (None, password):
+                    raise ValueError(
+                        "sub_url: its credentials differ from the main stream's; "
+                        "give them once, as username and password"
+                    )
+                self.username, self.password = user, password
+                self.sub_url = bare
         return self
 
 

@@ -27,9 +27,10 @@ def _secret_slots(data: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str]]:
     for holder in (source, source.get("onvif")):
         if isinstance(holder, dict) and isinstance(holder.get("password"), str):
             yield holder, "password"
-    url = source.get("url")
-    if isinstance(url, str) and (SecretCipher.is_encrypted(url) or has_credentials(url)):
-        yield source, "url"
+    for key in ("url", "sub_url"):
+        url = source.get(key)
+        if isinstance(url, str) and (SecretCipher.is_encrypted(url) or has_credentials(url)):
+            yield source, key
 
 
 def _map_secrets(data: dict[str, Any], fn: Callable[[str], str]) -> dict[str, Any]:
@@ -42,6 +43,10 @@ def _map_secrets(data: dict[str, Any], fn: Callable[[str], str]) -> dict[str, An
 def encrypt_secrets(data: dict[str, Any], cipher: SecretCipher) -> dict[str, Any]:
     """A copy of a camera config with its secrets encrypted."""
     return _map_secrets(data, cipher.encrypt)
+
+
+#: What the API sees of a sub stream URL that carries credentials in its path or query.
+MASKED_SUB_URL = "rtsp://masked.invalid/sub"
 
 
 def _no_key(value: str) -> str:
@@ -96,7 +101,8 @@ class CameraRecord(Base):
         data = self.raw_config()
         for holder, key in _secret_slots(data):
             # An encrypted URL is replaced by its masked form, which still validates.
-            holder[key] = self.source_display if key == "url" else None
+            # (A sub stream URL holding credentials: a placeholder that still validates.)
+            holder[key] = {"url": self.source_display, "sub_url": MASKED_SUB_URL}.get(key)
         return data
 
     def has_plain_secrets(self) -> bool:

@@ -114,6 +114,11 @@ class LiveFeed:
     def codec(self) -> str:
         return self._codec
 
+    def ready(self) -> bool:
+        """Whether a viewer subscribing now starts at once (a keyframe is held)."""
+        with self._lock:
+            return self._template is not None and bool(self._gop)
+
     @property
     def viewers(self) -> int:
         return len(self._viewers)

@@ -48,6 +48,7 @@ from core.storage import config_problems as storage_problems
 from gb28181.config import SipConfig
 from linkage.config import LinkageConfig  # issue 27: linkage rules, speakers, PTZ
 from recording.config import RecordingConfig  # recording/ (issue 24)
+from shaobing.basemap import MapConfig, MapError, load_outlines, open_tiles
 from tracks.config import TracksConfig
 
 DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "default.yaml"
@@ -103,6 +104,11 @@ class ApiConfig(StrictModel):
         7 * 24 * 3600, gt=0, description="lifetime of the signed evidence links sent to targets"
     )
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
+    live_max_streams: int = Field(
+        256, ge=1, le=10000,
+        description="live video streams (wall tiles, main or sub stream) this API process "
+        "serves at once; beyond it a tile says 已达上限 (limit reached)",
+    )  # fmt: skip
     max_body_kb: int = Field(  # issue 21: a 256 MiB POST is refused, not read whole
         1024, ge=16, le=1024 * 1024,
         description="largest request body (KiB) of the API routes; login and feedback take "
@@ -200,6 +206,11 @@ class HubConfig(StrictModel):
     )
     linkage: LinkageConfig = Field(  # issue 27
         default_factory=LinkageConfig, description="linkage: PTZ presets, voice warnings, pop-ups"
+    )
+    map: MapConfig = Field(
+        default_factory=MapConfig,
+        description="the console's offline base map: MBTiles or a tile folder, area outlines "
+        "as GeoJSON (served by the hub; docs/console.md)",
     )
     sip: SipConfig = Field(
         default_factory=SipConfig,
@@ -409,9 +420,27 @@ def parse_config(data: Any, file: str, base_dir: Path, path: Path | None = None)
     if loaded.data_dir.exists() and not loaded.data_dir.is_dir():  # issue 21
         problems.append(ConfigProblem(file, "data_dir", f"{loaded.data_dir} is a file, not a "
                                                         "folder"))  # fmt: skip
+    problems += map_problems(loaded, file)
     if problems:
         raise ConfigError(problems)
     return loaded
+
+
+def map_problems(loaded: LoadedConfig, file: str) -> list[ConfigProblem]:
+    """The base map's files opened and checked (map.tiles, map.areas)."""
+    cfg = loaded.config.map
+    out = []
+    if cfg.tiles and loaded.config.api.console.tile_url:
+        reason = "give the base map once: map.tiles (served by the hub) or api.console.tile_url"
+        out.append(ConfigProblem(file, "map.tiles", reason))
+    for field, check in (("tiles", open_tiles), ("areas", load_outlines)):
+        value = getattr(cfg, field)
+        if value:
+            try:
+                check(loaded.resolve(value, loaded.base_dir))
+            except MapError as exc:
+                out.append(ConfigProblem(file, f"map.{field}", str(exc)))
+    return out
 
 
 def load_config(path: str | Path | None) -> LoadedConfig:

@@ -71,7 +71,12 @@ def serve_api(loaded: LoadedConfig, services: Any) -> None:
     # events, deliveries) and the process exits 0.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
-    server.run()
+    try:
+        server.run()
+    finally:
+        sub_streams = getattr(services, "sub_streams", None)
+        if sub_streams is not None:  # the sub streams opened for the wall
+            sub_streams.close()
 
 
 def wait_for_signal() -> None:

@@ -28,6 +28,8 @@ from camera_registry.store import CameraRecord
 from core.secrets import SecretCipher
 from core.storage import EvidenceStorage
 from ingest.live import LiveFeed
+from ingest.substream import SubSource, SubStream, SubStreams
+from shaobing.basemap import open_basemap
 from shaobing.config import LoadedConfig
 from shaobing.store import RoutingCache, Store
 
@@ -99,6 +101,11 @@ class ApiServices:
         self._registry_changed = registry_changed
         self.linkage: Any = None  # issue 27: the process's linkage.wiring.Linkage, if it runs one
         self.sip: Any = None  # the GB/T 28181 platform where sip.enabled (api/routers/gb28181.py)
+        # cameras' sub streams, opened here while someone watches one (ingest/substream.py)
+        self.sub_streams = SubStreams(loaded.config.ingest)
+        # the offline base map (map:), checked when the config was loaded
+        self.basemap = open_basemap(loaded.config.map,
+                                    lambda p: loaded.resolve(p, loaded.base_dir))  # fmt: skip
 
     @property
     def sessions(self) -> Any:
@@ -127,7 +134,17 @@ class ApiServices:
 
     @property
     def console_settings(self) -> dict[str, Any]:
-        return self.loaded.config.api.console.model_dump(exclude={"enabled"})
+        settings = self.loaded.config.api.console.model_dump(exclude={"enabled"})
+        return settings | self.basemap.console_settings()
+
+    def map_tile(self, z: int, x: int, y: int) -> tuple[bytes, str] | None:
+        tiles = self.basemap.tiles
+        data = tiles.tile(z, x, y) if tiles is not None else None
+        return None if data is None or tiles is None else (data, tiles.info.media_type)
+
+    @property
+    def map_outlines(self) -> dict[str, Any] | None:
+        return self.basemap.outlines
 
     # -- cameras ---------------------------------------------------------------------
 
@@ -145,7 +162,25 @@ class ApiServices:
         return self.live.remote_live_url(camera_id)
 
     def media_stats(self, camera_id: str) -> MediaStats:
-        return MediaStats.model_validate(self.live.media_stats(camera_id))
+        stats = MediaStats.model_validate(self.live.media_stats(camera_id))
+        stats.live_viewers += self.sub_streams.viewers(camera_id)  # the wall's sub streams
+        return stats
+
+    @property
+    def live_max_streams(self) -> int:
+        return self.loaded.config.api.live_max_streams
+
+    def sub_stream(self, camera_id: str) -> SubStream | None:
+        """The camera's sub stream opened for a viewer (None: it has none). Reads the
+        camera's config (credentials decrypted): call it from a thread."""
+        cam = self.store.load_camera(camera_id)
+        src = cam.source if cam is not None else None
+        if cam is None or src is None or src.sub_url is None:
+            return None
+        username, password = src.username, src.password
+        if username is None and src.onvif is not None:
+            username, password = src.onvif.username, src.onvif.password
+        return self.sub_streams.open(SubSource(cam.id, src.sub_url, username, password, src))
 
     def live_on_demand(self, camera_id: str) -> None:
         """Before a live view: a camera nobody reads whose source opens on demand (a GB/T

@@ -85,6 +85,7 @@ class SourceOut(BaseModel):
     """A camera's source without its secrets."""
 
     url: str | None = Field(None, description="credential-free, secrets in it masked")
+    sub_url: str | None = Field(None, description="the sub stream (子码流), secrets masked")
     onvif: OnvifSourceOut | None = None
     username: str | None = None
     has_password: bool
@@ -220,6 +221,7 @@ def registry_out(record: CameraRecord) -> CameraRegistryOut:
         editable=record.origin != "config",
         source=SourceOut(
             url=mask_url(url) if isinstance(url, str) else None,
+            sub_url=mask_url(src["sub_url"]) if isinstance(src.get("sub_url"), str) else None,
             username=src.get("username"), has_password=bool(raw_src.get("password")),
             transport=str(src.get("transport") or "tcp"),
             onvif=OnvifSourceOut(

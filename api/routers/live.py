@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -23,6 +23,7 @@ from fastapi import (
     WebSocketDisconnect,
 )
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -36,7 +37,7 @@ from api.ports import CameraLivePort
 from api.schemas import CameraStatusOut, Overlay, alert_out
 from api.streams import OpenStreams
 from camera_registry.store import camera_ids_in_area
-from ingest.live import FlvViewer, LiveRefused, LiveUnavailable
+from ingest.live import FLV_CODECS, FlvViewer, LiveFeed, LiveRefused, LiveUnavailable
 from ingest.ring import BufferedPacket
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,37 @@ router = APIRouter(tags=["live"])
 
 
 HEARTBEAT_S = 15.0
+#: How long a viewer of a sub stream waits for it to open and send a keyframe.
+SUB_OPEN_S = 12.0
+
+StreamChoice = Literal["main", "sub"]
+StreamQuery = Annotated[
+    StreamChoice,
+    Query(description="main: the stream the hub analyses; sub: the camera's sub stream "
+          "(子码流, source.sub_url), opened while someone watches it"),
+]  # fmt: skip
+
+
+class LiveCount:
+    """The live video streams this process serves now, against api.live_max_streams."""
+
+    def __init__(self) -> None:
+        self.open = 0
+
+    def take(self, limit: int) -> None:
+        if self.open >= limit:
+            raise HTTPException(429, f"live stream limit reached ({limit} streams open)")
+        self.open += 1
+
+    def give(self) -> None:
+        self.open -= 1
+
+
+def live_count(app: Any) -> LiveCount:
+    count = getattr(app.state, "live_count", None)
+    if count is None:
+        count = app.state.live_count = LiveCount()
+    return count
 
 
 # -- live video -------------------------------------------------------------------------
@@ -60,8 +92,9 @@ HEARTBEAT_S = 15.0
     "cannot carry (H.265) answers 415: poll `snapshot.jpg` instead.",
 )
 async def live_flv(
-    camera_id: str, request: Request, hub: LiveDep, principal: CameraReader
-) -> StreamingResponse:
+    camera_id: str, request: Request, hub: LiveDep, principal: CameraReader,
+    stream: StreamQuery = "main",
+) -> StreamingResponse:  # fmt: skip
     def check() -> None:  # a short session: a stream must not hold a connection for hours
         with request.app.state.sessions() as session:
             visible_camera(session, camera_id, principal)
@@ -69,7 +102,7 @@ async def live_flv(
     await run_in_threadpool(check)
     authority = StreamAuthority(request, principal, "cameras:read")
     chunks = await flv_stream(camera_id, hub, request.app.state.streams, request.is_disconnected,
-                              authority)  # fmt: skip
+                              authority, stream, live_count(request.app))  # fmt: skip
     return StreamingResponse(
         chunks,
         media_type="video/x-flv",
@@ -78,13 +111,14 @@ async def live_flv(
 
 
 @router.websocket("/api/cameras/{camera_id}/live.ws")
-async def live_ws(websocket: WebSocket, camera_id: str) -> None:
+async def live_ws(websocket: WebSocket, camera_id: str, stream: StreamChoice = "main") -> None:
     """Live video as FLV over a WebSocket (mpegts.js ``ws://`` URLs), the same stream and
     the same checks as ``live.flv`` (login cookie, token or API key; cameras:read; the
     camera in the caller's area). A browser keeps at most six HTTP/1.1 connections per
     host and each HTTP-FLV tile holds one, so a wall of 9 or 16 tiles stalled; WebSockets
     do not count against that limit. A refusal closes the socket before accepting it
-    (HTTP 403); a cross-origin page is refused (the cookie is SameSite=Strict too)."""
+    (HTTP 403; ``GET live/state`` says why); a cross-origin page is refused (the cookie is
+    SameSite=Strict too). ``?stream=sub`` plays the camera's sub stream."""
     app = websocket.app
     origin = websocket.headers.get("origin")
     if origin and urlsplit(origin).netloc != websocket.headers.get("host"):
@@ -104,7 +138,7 @@ async def live_ws(websocket: WebSocket, camera_id: str) -> None:
         authority = StreamAuthority(websocket, principal, "cameras:read")  # type: ignore[arg-type]
         gone = asyncio.Event()
         chunks = await flv_stream(camera_id, app.state.services, app.state.streams,
-                                  _is_set(gone), authority)  # fmt: skip
+                                  _is_set(gone), authority, stream, live_count(app))  # fmt: skip
     except HTTPException as exc:
         await websocket.close(code=4000 + exc.status_code, reason=str(exc.detail)[:120])
         return
@@ -150,19 +184,68 @@ async def flv_stream(
     streams: OpenStreams,
     disconnected: Callable[[], Awaitable[bool]],
     authority: StreamAuthority,
+    stream: StreamChoice = "main",
+    count: LiveCount | None = None,
 ) -> AsyncGenerator[bytes, None]:
     """The camera's live FLV bytes (an HTTPException when it cannot be streamed): here from
-    its reader, or relayed from the worker holding it (distributed mode). The stream ends
-    when the server stops, the camera reconnects, or the credential that opened it no
-    longer holds (re-checked every few seconds)."""
-    remote = hub.remote_live_url(camera_id)
-    if remote is not None:
-        return await relay_chunks(camera_id, remote, streams, authority)
-    try:  # a GB/T 28181 channel nobody analyses: its stream opens now (INVITE)
-        await run_in_threadpool(hub.live_on_demand, camera_id)
-    except LiveUnavailable as exc:
-        raise HTTPException(503, f"camera {camera_id!r}: {exc.state}: {exc}") from None
-    feed = hub.live_feed(camera_id)
+    its reader, or relayed from the worker holding it (distributed mode), or its sub stream
+    opened here. The stream ends when the server stops, the camera reconnects, or the
+    credential that opened it no longer holds (re-checked every few seconds). ``count``:
+    the streams open, against api.live_max_streams (429 past it)."""
+    count = count or LiveCount()
+    count.take(hub.live_max_streams)
+    try:
+        inner = await _flv_source(camera_id, hub, streams, disconnected, authority, stream)
+    except BaseException:
+        count.give()
+        raise
+
+    async def counted() -> AsyncGenerator[bytes, None]:
+        try:
+            async for chunk in inner:
+                yield chunk
+        finally:
+            count.give()
+            await inner.aclose()
+
+    return counted()
+
+
+async def open_sub_stream(camera_id: str, hub: CameraLivePort) -> LiveFeed:
+    """The camera's sub stream, open and holding a keyframe (HTTPException otherwise)."""
+    sub = await run_in_threadpool(hub.sub_stream, camera_id)
+    if sub is None:
+        raise HTTPException(404, f"camera {camera_id!r} has no sub stream (source.sub_url)")
+    deadline = time.monotonic() + SUB_OPEN_S
+    while not sub.feed.ready() and sub.alive and time.monotonic() < deadline:
+        sub.want()
+        await asyncio.sleep(0.05)
+    sub.want()
+    if not sub.feed.ready():
+        reason = sub.last_error or "no keyframe yet"
+        raise HTTPException(503, f"camera {camera_id!r}: the sub stream does not play ({reason})")
+    return sub.feed
+
+
+async def _flv_source(
+    camera_id: str,
+    hub: CameraLivePort,
+    streams: OpenStreams,
+    disconnected: Callable[[], Awaitable[bool]],
+    authority: StreamAuthority,
+    stream: StreamChoice,
+) -> AsyncGenerator[bytes, None]:
+    if stream == "sub":
+        feed = await open_sub_stream(camera_id, hub)
+    else:
+        remote = hub.remote_live_url(camera_id)
+        if remote is not None:
+            return await relay_chunks(camera_id, remote, streams, authority)
+        try:  # a GB/T 28181 channel nobody analyses: its stream opens now (INVITE)
+            await run_in_threadpool(hub.live_on_demand, camera_id)
+        except LiveUnavailable as exc:
+            raise HTTPException(503, f"camera {camera_id!r}: {exc.state}: {exc}") from None
+        feed = hub.live_feed(camera_id)
     loop = asyncio.get_running_loop()
     packets: asyncio.Queue[BufferedPacket | None] = asyncio.Queue()
 
@@ -268,6 +351,73 @@ def get_overlay(
     if overlay is None:
         raise HTTPException(503, f"camera {camera_id!r} has not been analysed yet")
     return overlay
+
+
+class LiveState(BaseModel):
+    """Whether a camera's live video can play now, and if not why (what a tile shows)."""
+
+    playable: bool
+    reason: Literal["ok", "offline", "no_stream", "codec", "limit", "no_sub", "sub_failed"] = (
+        Field(description="ok; offline: the camera is not online (state); no_stream: online "
+              "but no keyframe yet; codec: not H.264 (play JPEG snapshots); limit: "
+              "api.live_max_streams reached; no_sub: no sub stream configured; sub_failed: "
+              "the sub stream does not open (detail)")
+    )  # fmt: skip
+    state: str | None = Field(None, description="the camera's state (main stream)")
+    codec: str | None = None
+    detail: str | None = Field(None, description="the error, credentials masked")
+    has_sub: bool = Field(description="the camera has a sub stream (source.sub_url)")
+    open_streams: int
+    max_streams: int
+
+
+@router.get(
+    "/api/cameras/{camera_id}/live/state",
+    response_model=LiveState,
+    summary="Why a camera's live video does (not) play: what a wall tile shows",
+)
+def live_state(
+    camera_id: str, request: Request, hub: LiveDep, session: SessionDep, principal: CameraReader,
+    stream: StreamQuery = "main",
+) -> LiveState:  # fmt: skip
+    record = visible_camera(session, camera_id, principal)
+    has_sub = readable_sub_url(record) is not None
+    status = hub.status.snapshot(camera_id)
+    state, codec = (status.state, status.codec) if status else (None, None)
+    count = live_count(request.app)
+    out = {"state": state, "codec": codec, "has_sub": has_sub, "open_streams": count.open,
+           "max_streams": hub.live_max_streams}  # fmt: skip
+    if count.open >= hub.live_max_streams:
+        return LiveState(playable=False, reason="limit", **out)
+    if stream == "sub":
+        if not has_sub:
+            return LiveState(playable=False, reason="no_sub", **out)
+        sub = hub.sub_streams.get(camera_id)
+        if sub is not None and sub.feed.codec:
+            out["codec"] = sub.feed.codec
+            if sub.feed.codec not in FLV_CODECS:
+                return LiveState(playable=False, reason="codec", **out)
+        if sub is not None and sub.last_error:
+            return LiveState(playable=False, reason="sub_failed", detail=sub.last_error, **out)
+        return LiveState(playable=True, reason="ok", **out)
+    if state != "online":
+        return LiveState(playable=False, reason="offline",
+                         detail=status.last_error if status else None, **out)  # fmt: skip
+    if codec and codec not in FLV_CODECS:
+        return LiveState(playable=False, reason="codec", **out)
+    if hub.remote_live_url(camera_id) is None and not hub.live_feed(camera_id).ready():
+        return LiveState(playable=False, reason="no_stream", **out)
+    return LiveState(playable=True, reason="ok", **out)
+
+
+def readable_sub_url(record: Any) -> str | None:
+    """The camera's sub stream URL as the API may see it (None: it has none)."""
+    try:
+        source = record.public_config_data().get("source") or {}
+    except ValueError:
+        return None
+    url = source.get("sub_url")
+    return url if isinstance(url, str) else None
 
 
 # -- the event feed ---------------------------------------------------------------------

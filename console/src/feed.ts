@@ -1,7 +1,10 @@
 // The live feed (server-sent events from /api/events), shared by every view: new alerts,
-// alert changes, camera states. High and critical alerts pop up with a sound.
-import { ref } from 'vue'
-import { ElNotification } from 'element-plus'
+// alert changes, camera states. High and critical alerts pop up with a sound, and so does
+// an alert escalated to a higher severity (high or critical); the sound can be muted (kept
+// per user in this browser). A pop-up opens the alert, or the alert with the camera's live
+// video next to its evidence.
+import { h, ref, watch } from 'vue'
+import { ElButton, ElNotification } from 'element-plus'
 import type { Alert, Schemas } from './api/client'
 import { explanation, i18n, label } from './i18n'
 import { session } from './store'
@@ -14,6 +17,16 @@ const MAX_POPUPS = 3 // a burst must not bury the screen: the oldest pop-ups clo
 const popups: { close: () => void }[] = []
 /** New alerts since the operator last looked at the alert list (the nav badge). */
 export const unseen = ref(0)
+const muteKey = () => `shaobing.${session.me?.username ?? ''}.muted`
+/** The alert sound is off (the pop-ups still come). */
+export const muted = ref(false)
+watch(muted, (m) => session.me && localStorage.setItem(muteKey(), m ? '1' : '0'))
+const RANK: Record<string, number> = { info: 0, low: 1, medium: 2, high: 3, critical: 4 }
+// What this console has seen of each alert: an escalation is a severity above it.
+const seen = new Map<string, { severity: string; level: number }>()
+/** How many times the sound played (what the browser tests read). */
+export const beeps = ref(0)
+type Opener = (id: string, live?: boolean) => void
 
 export function onAlert(listener: Listener): () => void {
   listeners.add(listener)
@@ -22,6 +35,8 @@ export function onAlert(listener: Listener): () => void {
 
 /** Two short tones made by WebAudio (no sound file to fetch). */
 function beep(): void {
+  if (muted.value) return
+  beeps.value += 1
   try {
     audio ??= new AudioContext()
     const now = audio.currentTime
@@ -39,13 +54,19 @@ function beep(): void {
   }
 }
 
-function popup(alert: Alert, openAlert: (id: string) => void): void {
+function popup(alert: Alert, openAlert: Opener, escalated = false): void {
   beep()
   const t = i18n.global.t
   if (popups.length >= MAX_POPUPS) popups.shift()?.close()
+  const title = escalated ? t('alerts.escalated') : t('alerts.newAlert')
   popups.push(ElNotification({
-    title: `${t('alerts.newAlert')} · ${t('severity.' + alert.severity)} · ${label('types', alert.type)}`,
-    message: `${alert.camera.name} — ${explanation(alert.trace)}`,
+    title: `${title} · ${t('severity.' + alert.severity)} · ${label('types', alert.type)}`,
+    message: h('div', { 'data-popup-alert': alert.id, 'data-escalated': escalated ? '1' : '0' }, [
+      h('div', `${alert.camera.name} — ${explanation(alert.trace)}`),
+      h(ElButton, { size: 'small', type: 'primary', link: true, 'data-test': 'popup-live',
+                    onClick: (e: Event) => { e.stopPropagation(); openAlert(alert.id, true) } },
+        () => t('alerts.openLive')),
+    ]),
     type: 'error',
     duration: 0,
     offset: 48, // below the header and its buttons
@@ -54,8 +75,19 @@ function popup(alert: Alert, openAlert: (id: string) => void): void {
   }))
 }
 
-export function startFeed(openAlert: (id: string) => void): void {
+const high = (severity: string) => (RANK[severity] ?? 0) >= RANK.high
+
+/** Whether a changed alert was escalated to a higher severity than this console knew of it
+ * (an alert it has not seen yet: escalated, still waiting, and not popped up at this level). */
+function escalation(alert: Alert): boolean {
+  const before = seen.get(alert.id)
+  if (before) return (RANK[alert.severity] ?? 0) > (RANK[before.severity] ?? 0)
+  return alert.handling.escalation_level > 0 && alert.status === 'new'
+}
+
+export function startFeed(openAlert: Opener): void {
   if (source) return
+  muted.value = localStorage.getItem(muteKey()) === '1'
   source = new EventSource('/api/events')
   let opened = false
   source.onopen = () => {
@@ -68,9 +100,14 @@ export function startFeed(openAlert: (id: string) => void): void {
     source.addEventListener(kind, (e) => {
       const alert = JSON.parse((e as MessageEvent).data) as Alert
       listeners.forEach((l) => l(kind, alert))
-      if (kind !== 'alert') return
+      const raised = kind === 'alert_changed' && escalation(alert)
+      seen.set(alert.id, { severity: alert.severity, level: alert.handling.escalation_level })
+      if (kind === 'alert_changed') {
+        if (raised && high(alert.severity)) popup(alert, openAlert, true)
+        return
+      }
       if (!location.hash.startsWith('#/alerts')) unseen.value += 1
-      if (alert.severity === 'high' || alert.severity === 'critical') popup(alert, openAlert)
+      if (high(alert.severity)) popup(alert, openAlert)
     })
   }
   source.addEventListener('camera', (e) => {
@@ -85,4 +122,5 @@ export function stopFeed(): void {
   source = null
   session.live = false
   popups.splice(0).forEach((p) => p.close())
+  seen.clear()
 }

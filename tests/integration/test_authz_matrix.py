@@ -367,7 +367,8 @@ PATH_VALUES = {"camera_id": "cg-cam-1", "alert_id": "00000000-0000-0000-0000-000
                "decision": "confirm", "device_id": "34020000001320000001",
                "occurrence_id": "no-such-alert", "filename": "snapshot.jpg",
                "area_path:path": "示例县/城关镇", "channel_id": "34020000001320000001",
-               "segment_id": "no-such-segment"}  # fmt: skip
+               "segment_id": "no-such-segment",
+               "z": "14", "x": "13117", "y": "6748"}  # fmt: skip
 
 
 def flat_routes(app: FastAPI) -> list[tuple[BaseRoute, str | None, set[str] | None]]:
@@ -587,6 +588,12 @@ CASES = [
          lambda w, who: (f"/api/cameras/{w.home_camera(who)}/live.flv", None)),
     Case("GET", "/api/cameras/{camera_id}/overlay", "cameras:read", 503,
          lambda w, who: (f"/api/cameras/{w.home_camera(who)}/overlay", None)),
+    Case("GET", "/api/cameras/{camera_id}/live/state", "cameras:read", 200,
+         lambda w, who: (f"/api/cameras/{w.home_camera(who)}/live/state?stream=sub", None)),
+    # No base map configured: granted, the map routes say so (404).
+    Case("GET", "/api/map/tiles/{z}/{x}/{y}", AUTHENTICATED, 404,
+         lambda w, who: ("/api/map/tiles/14/13117/6748", None)),
+    Case("GET", "/api/map/areas", AUTHENTICATED, 404, lambda w, who: ("/api/map/areas", None)),
     Case("GET", "/api/cameras/{camera_id}/analytics", "cameras:read", 200,
          lambda w, who: (f"/api/cameras/{w.home_camera(who)}/analytics", None)),
     Case("PUT", "/api/cameras/{camera_id}/analytics", "cameras:configure", 200,

@@ -406,6 +406,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/cameras/{camera_id}/live/state": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Why a camera's live video does (not) play: what a wall tile shows */
+        get: operations["live_state_api_cameras__camera_id__live_state_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/cameras/{camera_id}/overlay": {
         parameters: {
             query?: never;
@@ -985,6 +1002,40 @@ export interface paths {
         };
         /** The library of warnings: key → text */
         get: operations["get_warnings_api_linkage_warnings_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/map/areas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The areas' outlines (map.areas): a GeoJSON FeatureCollection */
+        get: operations["map_areas_api_map_areas_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/map/tiles/{z}/{x}/{y}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A tile of the offline base map (map.tiles: MBTiles or a tile folder; XYZ rows) */
+        get: operations["map_tile_api_map_tiles__z___x___y__get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2355,6 +2406,11 @@ export interface components {
         /** ConsoleSettings */
         ConsoleSettings: {
             /**
+             * Areas Url
+             * @description the areas' outlines (GeoJSON; map.areas)
+             */
+            areas_url?: string | null;
+            /**
              * Map Center
              * @description [lat, lon]
              */
@@ -2363,6 +2419,18 @@ export interface components {
             map_zoom: number;
             /** Tile Attribution */
             tile_attribution: string;
+            /**
+             * Tile Bounds
+             * @description [west, south, east, north] of the tiles
+             */
+            tile_bounds?: number[] | null;
+            /** Tile Max Zoom */
+            tile_max_zoom?: number | null;
+            /**
+             * Tile Min Zoom
+             * @description the hub's base map (map.tiles)
+             */
+            tile_min_zoom?: number | null;
             /** Tile Url */
             tile_url: string | null;
             /** Title */
@@ -3252,6 +3320,41 @@ export interface components {
             state: string;
             /** Viewers */
             viewers: number;
+        };
+        /**
+         * LiveState
+         * @description Whether a camera's live video can play now, and if not why (what a tile shows).
+         */
+        LiveState: {
+            /** Codec */
+            codec?: string | null;
+            /**
+             * Detail
+             * @description the error, credentials masked
+             */
+            detail?: string | null;
+            /**
+             * Has Sub
+             * @description the camera has a sub stream (source.sub_url)
+             */
+            has_sub: boolean;
+            /** Max Streams */
+            max_streams: number;
+            /** Open Streams */
+            open_streams: number;
+            /** Playable */
+            playable: boolean;
+            /**
+             * Reason
+             * @description ok; offline: the camera is not online (state); no_stream: online but no keyframe yet; codec: not H.264 (play JPEG snapshots); limit: api.live_max_streams reached; no_sub: no sub stream configured; sub_failed: the sub stream does not open (detail)
+             * @enum {string}
+             */
+            reason: "ok" | "offline" | "no_stream" | "codec" | "limit" | "no_sub" | "sub_failed";
+            /**
+             * State
+             * @description the camera's state (main stream)
+             */
+            state?: string | null;
         };
         /** LoginIn */
         LoginIn: {
@@ -4174,6 +4277,11 @@ export interface components {
              */
             realtime: boolean;
             /**
+             * Sub Url
+             * @description the camera's sub stream (子码流, e.g. 704x576), for live view only: the wall plays it on 9 and 16 tiles; the same username and password as the main stream
+             */
+            sub_url?: string | null;
+            /**
              * Transport
              * @default tcp
              * @enum {string}
@@ -4192,6 +4300,11 @@ export interface components {
             /** Has Password */
             has_password: boolean;
             onvif?: components["schemas"]["OnvifSourceOut"] | null;
+            /**
+             * Sub Url
+             * @description the sub stream (子码流), secrets masked
+             */
+            sub_url?: string | null;
             /** Transport */
             transport: string;
             /**
@@ -6903,7 +7016,10 @@ export interface operations {
     };
     live_flv_api_cameras__camera_id__live_flv_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description main: the stream the hub analyses; sub: the camera's sub stream (子码流, source.sub_url), opened while someone watches it */
+                stream?: "main" | "sub";
+            };
             header?: never;
             path: {
                 camera_id: string;
@@ -6991,6 +7107,85 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    live_state_api_cameras__camera_id__live_state_get: {
+        parameters: {
+            query?: {
+                /** @description main: the stream the hub analyses; sub: the camera's sub stream (子码流, source.sub_url), opened while someone watches it */
+                stream?: "main" | "sub";
+            };
+            header?: never;
+            path: {
+                camera_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LiveState"];
+                };
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the role lacks the permission, or the object lies outside the caller's area */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such object, or one outside the caller's scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request body over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -9853,6 +10048,163 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    map_areas_api_map_areas_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/geo+json": unknown;
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the role lacks the permission, or the object lies outside the caller's area */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request body over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description invalid parameters or body */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    map_tile_api_map_tiles__z___x___y__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                z: number;
+                x: number;
+                y: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/jpeg": unknown;
+                    "image/png": unknown;
+                    "image/webp": unknown;
+                };
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the role lacks the permission, or the object lies outside the caller's area */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request body over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
