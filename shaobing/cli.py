@@ -150,7 +150,7 @@ def _open_db(loaded: LoadedConfig) -> tuple[Engine, sessionmaker[Session]]:
 
     make_private_dir(loaded.data_dir)  # the database and the secret key: owner only
     try:
-        return open_database(loaded.database_url)
+        return open_database(loaded.database_url, loaded.backup_dir)
     except (SchemaError, SQLAlchemyError) as exc:
         where = loaded.path or "default config"
         url = mask_url(loaded.database_url)

@@ -260,6 +260,11 @@ class LoadedConfig:
         return self.resolve(self.config.recording.dir, self.data_dir / "recordings")
 
     @property
+    def backup_dir(self) -> Path:
+        """Where the database is copied before a migration (shaobing/db.py)."""
+        return self.data_dir / "backup"
+
+    @property
     def secret_key_path(self) -> Path:
         """The key file encrypting stored camera passwords (unless SHAOBING_SECRET_KEY)."""
         return self.data_dir / "secret.key"

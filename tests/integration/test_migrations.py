@@ -49,6 +49,7 @@ NEW_TABLES = {
     "alembic_version", "alert_history", "alert_departments", "feedback_messages",
     "routing_rules", "users", "api_keys", "auth_tokens", "audit_log", "camera_analytics",
     "tracks", "recording_segments", "recording_holds", "alert_occurrences",  # recording/ (issue 24)
+    "login_failures",  # 0015: login throttling shared by the API processes
 }  # fmt: skip
 
 
