@@ -70,11 +70,13 @@ def test_installer_refuses_a_python_it_has_no_wheels_for(tmp_path: Path) -> None
 
 def test_single_host_config_template_is_valid(tmp_path: Path) -> None:
     text = (OFFLINE / "shaobing.yaml").read_text(encoding="utf-8")
-    assert "@DATA_DIR@" in text and "@PREFIX@" in text  # what install.sh substitutes
+    assert {"@DATA_DIR@", "@PREFIX@", "@LOG_DIR@"} <= set(re.findall(r"@[A-Z_]+@", text))
     path = tmp_path / "shaobing.yaml"
     path.write_text(text.replace("@DATA_DIR@", str(tmp_path / "data"))
+                    .replace("@LOG_DIR@", str(tmp_path / "log"))
                     .replace("@PREFIX@", str(tmp_path / "opt")), encoding="utf-8")  # fmt: skip
     loaded = load_config(str(path))
+    assert loaded.log_file() == tmp_path / "log" / "shaobing.log"  # rotated: logging.max_mb
     assert loaded.mirror_dir == tmp_path / "opt" / "current" / "models"
     assert loaded.data_dir == tmp_path / "data" and len(loaded.config.cameras) == 1
 
@@ -104,3 +106,5 @@ def test_units_run_the_installed_command(unit: Path) -> None:
     text = unit.read_text()
     assert "ExecStart=/opt/shaobing/.venv/bin/shaobing " in text
     assert "EnvironmentFile=" in text and "User=shaobing" in text
+    # logging.file: the service user may write /var/log/shaobing under ProtectSystem=strict
+    assert "LogsDirectory=shaobing" in text and "/var/log/shaobing" in text
