@@ -24,7 +24,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 # The previous release. Move it to the last release's tag once releases are tagged; it
 # must be a commit that has scripts/bundle.sh (the offline bundle, issue 28).
-base_ref="${1:-${BASE_REF:-be4542f6b15a}}"
+base_ref="${1:-${BASE_REF:-be4542f0d417}}"
 check_python="${CHECK_PYTHON:-$root/.venv/bin/python}"
 target_python="${TARGET_PYTHON:-/usr/bin/python3}"
 pg_admin="${PG_ADMIN_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"
