@@ -53,8 +53,11 @@ class Hub:
         self.headers: dict[str, str] = {}
 
     def ready(self, timeout: float) -> None:
+        """/healthz answers and the console's page is served (the release's own files)."""
         wait("/healthz", lambda: httpx.get(f"{self.base}/healthz", timeout=2).status_code == 200,
              timeout)  # fmt: skip
+        wait("the console", lambda: '<div id="app">' in httpx.get(f"{self.base}/", timeout=2).text,
+             30)  # fmt: skip
 
     def login(self, username: str, password: str) -> None:
         r = httpx.post(f"{self.base}/api/auth/login", timeout=30,
@@ -126,10 +129,10 @@ def main() -> int:
     if args.step == "seed":
         state = seed(hub, args.password, args.timeout)
         args.state.write_text(json.dumps(state), encoding="utf-8")
-        print(json.dumps({"ready_s": ready_s, **state}))
+        print(json.dumps({"console_ready_s": ready_s, **state}))
     else:
         state = json.loads(args.state.read_text(encoding="utf-8"))
-        print(json.dumps({"ready_s": ready_s, **verify(hub, args.password, state)}))
+        print(json.dumps({"console_ready_s": ready_s, **verify(hub, args.password, state)}))
     return 0
 
 

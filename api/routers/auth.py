@@ -126,7 +126,6 @@ async def login(
 
         await run_in_threadpool(record_failure)
         raise HTTPException(401, LOGIN_FAILED, headers={"WWW-Authenticate": "Bearer"})
-    await run_in_threadpool(throttle.succeeded, body.username)
     token, principal = result
 
     def record_login() -> LoginOut:
@@ -134,6 +133,9 @@ async def login(
         user = get_user(session, principal.username)
         out = LoginOut(token=token, expires_at=now + ttl_s, user=user_info(user))
         session.commit()
+        # After the commit: the throttle has its own connection, and SQLite has one writer
+        # (the login's token and last_login_at hold it until then).
+        throttle.succeeded(body.username)
         return out
 
     out = await run_in_threadpool(record_login)
