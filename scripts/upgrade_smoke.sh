@@ -53,7 +53,8 @@ step() { echo "== $*"; t_step=$(date +%s); }
 took() { figures+=("\"$1\": $(( $(date +%s) - t_step ))"); }
 
 # -- the two bundles ---------------------------------------------------------------
-base=$(git rev-parse --short=12 "$base_ref^{commit}")
+base=$(git rev-parse --short=12 "$base_ref^{commit}" 2>/dev/null) \
+  || fail "$base_ref is not in this clone (a shallow CI checkout? fetch it: git fetch --unshallow, or set BASE_REF)"
 old="$cache/shaobing-$arch-$base.tar.gz"
 step "bundle N from $base_ref ($base)"
 if [ ! -f "$old" ]; then
