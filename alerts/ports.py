@@ -103,3 +103,7 @@ class UnitOfWork(Protocol):
     def commit(self) -> None: ...
 
     def rollback(self) -> None: ...
+
+
+class BusUnavailable(RuntimeError):
+    """The event bus could not be reached (after its client's own retries)."""

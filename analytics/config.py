@@ -10,7 +10,7 @@ from analytics.types import COCO_CLASSES
 from camera_registry.config import CameraBase
 from core.model import NAME_MAX, StrictModel
 from core.schedule import WEEKDAYS, ScheduleWindow, Weekday
-from core.vocabulary import Severity
+from core.vocabulary import AlertType, Severity
 
 __all__ = ["WEEKDAYS", "ScheduleWindow", "Weekday"]
 
@@ -374,6 +374,11 @@ RuleConfig = Annotated[
     | CameraFaultRule,
     Field(discriminator="type"),
 ]
+
+#: The rule types, in the order the console offers them (each rule class's ``type``).
+RULE_TYPES: tuple[AlertType, ...] = tuple(
+    get_args(cls.model_fields["type"].annotation)[0] for cls in get_args(get_args(RuleConfig)[0])
+)
 
 #: Every alert type a rule can raise (the ``type`` of alerts, routing rules, targets).
 ALERT_TYPES: tuple[str, ...] = tuple(

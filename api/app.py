@@ -7,8 +7,6 @@ API answers only to the Host names it is configured for (DNS-rebinding defence).
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy.orm import Session, sessionmaker
@@ -41,7 +39,7 @@ from api.routers import (
     tracks,
     users,
 )
-from api.schemas import Health
+from api.schemas import Health, HealthReport
 from api.streams import OpenStreams
 
 VERSION = "0.3.0"
@@ -115,8 +113,8 @@ def create_app(
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     def healthz(request: Request) -> Health:
-        info: dict[str, Any] = request.app.state.services.health()
-        return Health(version=VERSION, **info)
+        report: HealthReport = request.app.state.services.health()
+        return Health(version=VERSION, **report.model_dump())
 
     if console:  # the web console at / (static files; api.console.enabled)
         mount_console(app)

@@ -28,13 +28,12 @@ from accounts.service import (
     principal_for_api_key,
     principal_for_token,
 )
-from api.deps import get_session
+from api.providers import SessionDep
 from core.area import Area
 
 SESSION_COOKIE = "shaobing_session"
 API_KEY_HEADER = "X-API-Key"
 
-SessionDep = Annotated[Session, Depends(get_session)]
 CredentialKind = Literal["token", "api_key", "session"]
 
 

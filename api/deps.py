@@ -1,27 +1,90 @@
-"""FastAPI dependencies: database sessions and the services the routes call.
+"""The dependency aliases every route uses, defined once.
 
-The app holds no hub: ``app.state.sessions`` is a SQLAlchemy session factory and
-``app.state.services`` the :class:`api.ports.HubServices` the composition layer
-hands in (live status, snapshots, alert commands).
+``session: SessionDep`` is a database session for the request; ``services: ServicesDep``
+the hub's services; the narrow ports (``LiveDep``, ``AlertsDep``, ``SiteDep``,
+``HealthDep``, ``AnalyticsDep``) are the same object typed as only what a route needs;
+``principal: CameraReader`` (and the other permission aliases) authenticates the caller
+and checks one permission (403 otherwise). ``CurrentPrincipal`` only authenticates.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import Annotated
 
-from fastapi import Request
-from sqlalchemy.orm import Session
+from fastapi import Depends, Request
 
-if TYPE_CHECKING:
-    from api.ports import HubServices
+from accounts.domain import Principal
+from api.auth import CurrentPrincipal, require
+from api.ports import (
+    AlertsPort,
+    AnalyticsPort,
+    CameraLivePort,
+    HealthPort,
+    HubServices,
+    SitePort,
+)
+from api.providers import SessionDep, get_services, get_session
 
 
-def get_services(request: Request) -> HubServices:
+def _live(request: Request) -> CameraLivePort:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """A session for one request (the route commits what it changes)."""
-    with request.app.state.sessions() as session:
-        yield session
+def _alerts(request: Request) -> AlertsPort:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def _site(request: Request) -> SitePort:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def _health(request: Request) -> HealthPort:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def _analytics(request: Request) -> AnalyticsPort:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+ServicesDep = Annotated[HubServices, Depends(get_services)]
+LiveDep = Annotated[CameraLivePort, Depends(_live)]
+AlertsDep = Annotated[AlertsPort, Depends(_alerts)]
+SiteDep = Annotated[SitePort, Depends(_site)]
+HealthDep = Annotated[HealthPort, Depends(_health)]
+AnalyticsDep = Annotated[AnalyticsPort, Depends(_analytics)]
+
+CameraReader = Annotated[Principal, Depends(require("cameras:read"))]
+CameraConfigurer = Annotated[Principal, Depends(require("cameras:configure"))]
+AlertReader = Annotated[Principal, Depends(require("alerts:read"))]
+AlertHandler = Annotated[Principal, Depends(require("alerts:handle"))]
+EvidenceReader = Annotated[Principal, Depends(require("evidence:read"))]
+EvidenceExporter = Annotated[Principal, Depends(require("evidence:export"))]
+RoutingReader = Annotated[Principal, Depends(require("routing:read"))]
+RoutingWriter = Annotated[Principal, Depends(require("routing:write"))]
+DispatchManager = Annotated[Principal, Depends(require("dispatch:manage"))]
+UserManager = Annotated[Principal, Depends(require("users:manage"))]
+AuditReader = Annotated[Principal, Depends(require("audit:read"))]
+
+__all__ = [
+    "AlertHandler",
+    "AlertReader",
+    "AlertsDep",
+    "AnalyticsDep",
+    "AuditReader",
+    "CameraConfigurer",
+    "CameraReader",
+    "CurrentPrincipal",
+    "DispatchManager",
+    "EvidenceExporter",
+    "EvidenceReader",
+    "HealthDep",
+    "LiveDep",
+    "RoutingReader",
+    "RoutingWriter",
+    "ServicesDep",
+    "SessionDep",
+    "SiteDep",
+    "UserManager",
+    "get_services",
+    "get_session",
+]

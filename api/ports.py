@@ -1,9 +1,15 @@
-"""What the API needs from the rest of the hub (the composition layer provides it;
-``shaobing.bootstrap.Hub`` is one). The API imports this protocol, never the hub."""
+"""What the API needs from the rest of the hub, as narrow ports.
+
+The composition layer provides them (``shaobing.services.ApiServices`` implements them
+all, over the embedded or the Redis adapters); the API imports these protocols, never
+the hub. A route asks for the narrowest port it uses (``api.deps.LiveDep``,
+``AlertsDep``, ``SiteDep``, ``HealthDep``, ``AnalyticsDep``); values cross as pydantic
+models (:mod:`api.schemas`), not dicts.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -16,18 +22,66 @@ from camera_registry.status import StatusBoard
 from core.storage import EvidenceStorage
 from ingest.live import LiveFeed
 
+if TYPE_CHECKING:
+    from analytics.config import CameraConfig
+    from api.schemas import HealthReport, MediaStats, Overlay
+
 
 class LatestFrame(Protocol):
     def source_bgr(self) -> np.ndarray: ...
 
 
-class HubServices(Protocol):
+class CameraLivePort(Protocol):
+    """A camera while it is analysed somewhere: state, counters, frames, live video."""
+
     status: StatusBoard
+
+    def counters(self, camera_id: str) -> dict[str, dict[str, int]]:
+        """Line-crossing counts: rule name → direction → count."""
+        ...
+
+    def latest_frame(self, camera_id: str) -> LatestFrame | None: ...
+
+    def live_feed(self, camera_id: str) -> LiveFeed: ...
+
+    def remote_live_url(self, camera_id: str) -> str | None:
+        """Where another process serves the camera's live video (distributed mode: the
+        worker holding it, a signed URL); None when this process reads the camera."""
+        ...
+
+    def media_stats(self, camera_id: str) -> MediaStats: ...
+
+    def overlay(self, camera_id: str) -> Overlay | None:
+        """The latest tracked boxes and zones (None: not analysed yet)."""
+        ...
+
+
+class AnalyticsPort(Protocol):
+    """Changing what a camera's analysis looks for."""
+
+    def update_camera_analytics(
+        self, camera_id: str, analytics: dict[str, Any], actor: str
+    ) -> CameraConfig:
+        """Save and apply at once. KeyError: unknown camera; ValueError: invalid."""
+        ...
+
+
+class AlertsPort(Protocol):
+    """The alert service and what serves its evidence and routes its alerts."""
+
     alerts: AlertService
     links: EvidenceLinks
     feed: AlertFeed
     #: Where evidence is read (snapshots, clips, track thumbnails): made once per process.
     evidence: EvidenceStorage
+
+    def router(self) -> Router: ...
+
+    def reload_routing(self) -> None: ...
+
+
+class SitePort(Protocol):
+    """The centre's settings the API shows or checks against."""
 
     @property
     def areas(self) -> list[AreaNode]: ...
@@ -48,27 +102,10 @@ class HubServices(Protocol):
         """The hub's time zone (exports and lists show times in it)."""
         ...
 
-    def counters(self, camera_id: str) -> dict[str, dict[str, int]]: ...
 
-    def latest_frame(self, camera_id: str) -> LatestFrame | None: ...
+class HealthPort(Protocol):
+    def health(self) -> HealthReport: ...
 
-    def live_feed(self, camera_id: str) -> LiveFeed: ...
 
-    def remote_live_url(self, camera_id: str) -> str | None:
-        """Where another process serves the camera's live video (distributed mode: the
-        worker holding it, a signed URL); None when this process reads the camera."""
-        ...
-
-    def media_stats(self, camera_id: str) -> dict[str, Any]: ...
-
-    def update_camera_analytics(
-        self, camera_id: str, analytics: dict[str, Any], actor: str
-    ) -> Any: ...
-
-    def overlay(self, camera_id: str) -> dict[str, Any] | None: ...
-
-    def router(self) -> Router: ...
-
-    def reload_routing(self) -> None: ...
-
-    def health(self) -> dict[str, Any]: ...
+class HubServices(CameraLivePort, AnalyticsPort, AlertsPort, SitePort, HealthPort, Protocol):
+    """Every port at once (the object the composition layer hands the app)."""

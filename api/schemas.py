@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, Field
 
-from alerts.domain.model import Action, Severity, Status
+from accounts.domain import Role
+from accounts.store import UserRecord
+from alerts.domain.model import Action, Alert, Severity, Status
+from alerts.payload import alert_payload
 from analytics.config import RuleConfig
 from core.area import Area
 from core.schedule import ScheduleWindow
@@ -288,7 +291,9 @@ class DiskOut(BaseModel):
     low: bool
 
 
-class Health(BaseModel):
+class HealthReport(BaseModel):
+    """What a composition reports of itself (``/healthz`` adds the version)."""
+
     status: Literal["ok", "degraded"] = Field(
         description="degraded: not started, a service thread has died, a disk is low or "
         "events wait in memory (see reasons)"
@@ -313,7 +318,67 @@ class Health(BaseModel):
     sip: dict[str, Any] | None = Field(
         None, description="the GB/T 28181 SIP server (sip.enabled): ports, devices, streams"
     )
-    version: str
     recording: dict[str, Any] | None = Field(  # recording/ (issue 24)
         None, description="the recorder: storage writable or not, segments per camera"
+    )
+
+
+class Health(HealthReport):
+    version: str
+
+
+class MediaStats(BaseModel):
+    """What a camera's video costs in memory where it is read."""
+
+    ring_bytes: int = Field(0, description="encoded video held for evidence clips (bytes)")
+    ring_seconds: float = Field(0.0, description="seconds of video held for evidence clips")
+    live_viewers: int = Field(0, description="live-view streams open on this camera")
+
+
+class OverlayBox(BaseModel):
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    cls: str
+    track_id: int
+    score: float
+
+
+class OverlayZone(BaseModel):
+    name: str
+    kind: str
+    points: list[tuple[float, float]]
+
+
+class Overlay(BaseModel):
+    width: int
+    height: int
+    ts: float
+    boxes: list[OverlayBox]
+    zones: list[OverlayZone]
+
+
+def alert_out(alert: Alert) -> AlertOut:
+    """An alert for the API, with the actions its state allows."""
+    out = AlertOut.model_validate(alert_payload(alert))
+    out.allowed_actions = alert.allowed_actions()
+    return out
+
+
+class UserInfo(BaseModel):
+    username: str
+    role: Role
+    area: Area = Field(description="scope; empty: the whole county")
+    department_id: str | None = None
+    display_name: str = ""
+
+
+def user_info(user: UserRecord) -> UserInfo:
+    return UserInfo(
+        username=user.username,
+        role=cast(Role, user.role),  # checked on write (and again by pydantic here)
+        area=user.area(),
+        department_id=user.department_id,
+        display_name=user.display_name,
     )

@@ -36,7 +36,7 @@ import av
 
 from bench.machine import machine_line
 from camera_registry.config import RecordConfig
-from core.storage import SharedDirectory
+from core.storage_directory import SharedDirectory
 from ingest.live import LiveStart
 from ingest.ring import BufferedPacket, StreamTemplate
 from recording.export import write_recording_export

@@ -15,6 +15,7 @@ viewer's stream; players reconnect and start on the new stream.
 from __future__ import annotations
 
 import io
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 import av
 
 from ingest.ring import BufferedPacket, StreamTemplate, arrival_clock
+
+log = logging.getLogger(__name__)
 
 #: Codecs the FLV container (and browsers' MSE) carry: H.264 only, in practice.
 FLV_CODECS = frozenset({"h264"})
@@ -208,3 +211,59 @@ class FlvRemuxer:
             self._out.close()
         except (av.error.FFmpegError, ValueError):  # nothing muxed yet: no header written
             pass
+
+
+class LiveRefused(Exception):
+    """Why a camera's live video cannot be streamed now (an HTTP status and a message)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class FlvViewer:
+    """One viewer of a camera's live FLV, whatever serves it (the API's HTTP and WebSocket
+    routes, a worker's media server): subscribes ``deliver`` to the feed, refuses what
+    cannot be streamed (:class:`LiveRefused`: 503 no keyframe yet, 415 not H.264),
+    remuxes, and says when the viewer fell too far behind. ``close()`` unsubscribes.
+
+    ``deliver`` is called by the reader thread with each packet, and with None when the
+    stream ended (the camera reconnected); the caller queues them and feeds :meth:`chunk`.
+    """
+
+    def __init__(self, camera_id: str, feed: LiveFeed, deliver: Viewer) -> None:
+        self.camera_id = camera_id
+        start, self._unsubscribe = feed.subscribe(deliver)
+        if start is None or not start.packets:
+            self._unsubscribe()
+            raise LiveRefused(503, f"camera {camera_id!r} is not streaming (no keyframe yet)")
+        if start.codec not in FLV_CODECS:
+            self._unsubscribe()
+            raise LiveRefused(
+                415, f"camera {camera_id!r} sends {start.codec}: live view needs H.264; "
+                "use the JPEG snapshots"
+            )  # fmt: skip
+        self._first = start.packets
+        self._remuxer = FlvRemuxer(start.template)
+
+    def opening(self) -> list[bytes]:
+        """The FLV header and the packets since the last keyframe."""
+        chunks = [self._remuxer.feed(packet) for packet in self._first]
+        self._first = []
+        return [c for c in chunks if c]
+
+    def chunk(self, packet: BufferedPacket) -> bytes:
+        return self._remuxer.feed(packet)
+
+    def behind(self, queued: int) -> bool:
+        """Whether a viewer with ``queued`` packets waiting is too slow (cut the stream:
+        the player reconnects on the current keyframe)."""
+        if queued > MAX_BACKLOG:
+            log.info("camera %s: live viewer too slow, stream cut", self.camera_id)
+            return True
+        return False
+
+    def close(self) -> None:
+        self._unsubscribe()
+        self._remuxer.close()

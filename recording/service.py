@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
 
 from camera_registry.config import CameraBase, RecordConfig
-from core.storage import SharedDirectory
+from core.storage_directory import SharedDirectory
 from ingest.live import LiveFeed
 from recording.config import RecordingConfig
 from recording.recorder import Recorder

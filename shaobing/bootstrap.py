@@ -30,7 +30,7 @@ import threading
 from typing import Any, Protocol
 
 from alerts.adapters.memory_bus import MemoryEventBus
-from alerts.adapters.spool import SpoolingEventBus
+from alerts.adapters.spool import ForwardingSpool, SpoolingEventBus
 from alerts.dispatcher import Dispatcher
 from alerts.feed import AlertFeed
 from alerts.links import EvidenceLinks
@@ -46,7 +46,7 @@ from linkage.wiring import Linkage
 from recording.service import RecordingService
 from shaobing import metrics
 from shaobing.adapters.leases import Fences, WorkerLeases
-from shaobing.adapters.redis_bus import ForwardingSpool, RedisEventBus
+from shaobing.adapters.redis_bus import RedisEventBus
 from shaobing.adapters.redis_state import (
     FenceCheckingBus,
     FencedPublisher,

@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from core.secrets import SecretCipher, same_text
-from ingest.live import FLV_CODECS, MAX_BACKLOG, FlvRemuxer, LiveFeed
+from ingest.live import FlvViewer, LiveFeed, LiveRefused
 from ingest.ring import BufferedPacket
 
 log = logging.getLogger(__name__)
@@ -169,53 +169,36 @@ class _LiveHandler(BaseHTTPRequestHandler):
         if feed is None:
             return self._fail(404, f"camera {camera_id!r} is not held by this worker")
         packets: queue.Queue[BufferedPacket | None] = queue.Queue()
-        start, unsubscribe = feed.subscribe(packets.put)
         try:
-            if start is None or not start.packets:
-                return self._fail(503, f"camera {camera_id!r} is not streaming (no keyframe yet)")
-            if start.codec not in FLV_CODECS:
-                return self._fail(415, f"camera {camera_id!r} sends {start.codec}: live view "
-                                       "needs H.264; use the JPEG snapshots")  # fmt: skip
-            self.media.count_viewer(+1)
-            try:
-                self.send_response(200)
-                self.send_header("Content-Type", "video/x-flv")
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self._stream(camera_id, start.template, start.packets, packets)
-            finally:
-                self.media.count_viewer(-1)
-        finally:
-            unsubscribe()
-
-    def _stream(
-        self,
-        camera_id: str,
-        template: object,
-        first: list[BufferedPacket],
-        packets: queue.Queue[BufferedPacket | None],
-    ) -> None:
-        remuxer = FlvRemuxer(template)  # type: ignore[arg-type]
+            viewer = FlvViewer(camera_id, feed, packets.put)
+        except LiveRefused as refused:
+            return self._fail(refused.status, refused.message)
+        self.media.count_viewer(+1)
         try:
-            for packet in first:
-                self._write(remuxer.feed(packet))
-            while True:
-                if packets.qsize() > MAX_BACKLOG:
-                    log.info("camera %s: live viewer too slow, stream cut", camera_id)
-                    return
-                try:
-                    item = packets.get(timeout=5.0)
-                except queue.Empty:
-                    if self._peer_closed() or self.media.feeds(camera_id) is None:
-                        return  # the API node left, or the camera is no longer held here
-                    continue
-                if item is None:  # the camera reconnected: the player starts again
-                    return
-                self._write(remuxer.feed(item))
+            self.send_response(200)
+            self.send_header("Content-Type", "video/x-flv")
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self._stream(viewer, packets)
         except (BrokenPipeError, ConnectionResetError):
-            return  # the viewer (the API node) went away
+            pass  # the viewer (the API node) went away
         finally:
-            remuxer.close()
+            self.media.count_viewer(-1)
+            viewer.close()
+
+    def _stream(self, viewer: FlvViewer, packets: queue.Queue[BufferedPacket | None]) -> None:
+        for chunk in viewer.opening():
+            self._write(chunk)
+        while not viewer.behind(packets.qsize()):
+            try:
+                item = packets.get(timeout=5.0)
+            except queue.Empty:
+                if self._peer_closed() or self.media.feeds(viewer.camera_id) is None:
+                    return  # the API node left, or the camera is no longer held here
+                continue
+            if item is None:  # the camera reconnected: the player starts again
+                return
+            self._write(viewer.chunk(item))
 
     def _write(self, chunk: bytes) -> None:
         if chunk:

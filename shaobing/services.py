@@ -22,6 +22,7 @@ from alerts.links import EvidenceLinks
 from alerts.service import AlertService
 from analytics.config import CameraConfig
 from api.ports import LatestFrame
+from api.schemas import HealthReport, MediaStats, Overlay
 from camera_registry.status import StatusBoard
 from core.storage import EvidenceStorage
 from ingest.live import LiveFeed
@@ -63,8 +64,8 @@ def alert_service(
 
 
 class ApiServices:
-    """``api.ports.HubServices``: the database, the alert service, evidence and links,
-    camera state and live video through the adapters handed in."""
+    """Every port of ``api.ports`` (``HubServices``): the database, the alert service,
+    evidence and links, camera state and live video through the adapters handed in."""
 
     def __init__(
         self,
@@ -139,11 +140,12 @@ class ApiServices:
         """Where another process serves the camera's live video (None: ``live_feed``)."""
         return self.live.remote_live_url(camera_id)
 
-    def media_stats(self, camera_id: str) -> dict[str, Any]:
-        return self.live.media_stats(camera_id)
+    def media_stats(self, camera_id: str) -> MediaStats:
+        return MediaStats.model_validate(self.live.media_stats(camera_id))
 
-    def overlay(self, camera_id: str) -> dict[str, Any] | None:
-        return self.live.overlay(camera_id)
+    def overlay(self, camera_id: str) -> Overlay | None:
+        data = self.live.overlay(camera_id)
+        return None if data is None else Overlay.model_validate(data)
 
     def update_camera_analytics(
         self, camera_id: str, analytics: dict[str, Any], actor: str
@@ -165,5 +167,5 @@ class ApiServices:
         """Re-read the routing rules (after the API changed them)."""
         self.routing.reload()
 
-    def health(self) -> dict[str, Any]:
-        return self._health()
+    def health(self) -> HealthReport:
+        return HealthReport.model_validate(self._health())

@@ -39,9 +39,9 @@ from core.storage import (
     TRACKS_PREFIX,
     EvidenceStorage,
     OutsideStorage,
-    SharedDirectory,
     StorageError,
 )
+from core.storage_directory import SharedDirectory
 from tracks import store
 from tracks.colour import dominant_colour
 from tracks.config import TracksConfig

@@ -1,4 +1,13 @@
-"""A local spool under any event bus: a published event survives the process.
+"""Local disk spools in front of an event bus: a published event survives the process.
+
+Two spools, one file format (:func:`write_spool_file`):
+
+* :class:`SpoolingEventBus` (the embedded hub, the alerts role) keeps each message on
+  disk until every consumer group acknowledged it;
+* :class:`ForwardingSpool` (a worker publishing to a remote bus) keeps it until the bus
+  took it, forwarding in order from a background thread while the bus is down.
+
+The rest of this text is about :class:`SpoolingEventBus`.
 
 Every message is written to a file (and fsynced) before it is handed to the bus,
 and the file is deleted only when every consumer group that was subscribed has
@@ -25,11 +34,12 @@ import os
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from alerts.ports import Delivery, EventBus
+from alerts.ports import BusUnavailable, Delivery, EventBus
 from core import metrics
 
 log = logging.getLogger(__name__)
@@ -186,24 +196,7 @@ class SpoolingEventBus:
     # -- internals -------------------------------------------------------------------
 
     def _write(self, topic: str, payload: dict[str, Any]) -> Path:
-        name = f"{time.time():017.6f}-{uuid.uuid4().hex}.json"
-        path = self.directory / name
-        tmp = path.with_suffix(".tmp")
-        data = json.dumps({"topic": topic, "payload": payload}, ensure_ascii=False).encode()
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                view = memoryview(data)
-                while view:  # a short write is possible when the disk is nearly full
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)  # the event must survive a power cut, not only a crash
-            finally:
-                os.close(fd)
-            tmp.replace(path)
-        except OSError:
-            tmp.unlink(missing_ok=True)  # a partial file would be read as corrupt later
-            raise
-        return path
+        return write_spool_file(self.directory, topic, payload)
 
     def _disk_refused(self, exc: OSError) -> None:
         name = errno.errorcode.get(exc.errno or 0, "error")
@@ -296,3 +289,183 @@ class SpoolingEventBus:
                     log.warning("event spool %s writable again: %d event(s) written through",
                                 self.directory, self.written_late)  # fmt: skip
                     self.last_error = None
+
+
+class ForwardingSpool:
+    """A publisher's local disk spool in front of a remote bus (a worker's events).
+
+    ``publish`` writes the message to ``directory`` (fsynced) and returns at once; the
+    message is handed to the bus in order — at once while the bus is reachable, by a
+    background thread with backoff while it is not — and its file deleted only when the
+    bus took it. A crash or kill loses nothing: :meth:`recover` hands over what is left.
+    ``consume``/``pending``/``subscribe`` go straight to the bus.
+    """
+
+    def __init__(
+        self,
+        inner: EventBus,
+        directory: Path,
+        *,
+        backoff_max_s: float = 5.0,
+        memory_limit: int = MEMORY_LIMIT,
+        unavailable: tuple[type[BaseException], ...] = (BusUnavailable, OSError),
+    ) -> None:
+        self.inner = inner
+        #: What ``inner.publish`` raises while the bus is down (kept, retried later).
+        self.unavailable = unavailable
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.backoff_max_s = backoff_max_s
+        # issue 21: a message the disk refuses (ENOSPC) waits in memory (bounded; then
+        # publish waits for room) and is forwarded from there: never dropped.
+        self.memory_limit = memory_limit
+        self.in_memory = 0
+        self._room = threading.Condition()
+        self._backlog: deque[Path | tuple[str, dict[str, Any]]] = deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bus-forward", daemon=True)
+        self._thread.start()
+        self.forwarded = 0
+
+    def subscribe(self, topic: str, group: str) -> None:
+        self.inner.subscribe(topic, group)
+
+    def publish(self, topic: str, payload: dict[str, Any]) -> str:
+        try:
+            path = write_spool_file(self.directory, topic, payload)
+        except OSError as exc:  # a full or read-only disk: keep it in memory
+            return self._keep_in_memory(topic, payload, exc)
+        with self._lock:  # the forwarding thread sends: a dead Redis never blocks here
+            self._backlog.append(path)
+        self._wake.set()
+        return path.stem
+
+    def _keep_in_memory(self, topic: str, payload: dict[str, Any], exc: OSError) -> str:
+        with self._room:
+            if self.in_memory == 0:
+                log.error("event spool %s refuses writes (%s): events kept in memory until "
+                          "forwarded", self.directory, exc)  # fmt: skip
+            while self.in_memory >= self.memory_limit and not self._stop.is_set():
+                self._room.wait(1.0)  # back-pressure: the forwarder makes room
+            self.in_memory += 1
+        with self._lock:
+            self._backlog.append((topic, payload))
+        self._wake.set()
+        return f"memory-{uuid.uuid4().hex}"
+
+    def consume(self, topic: str, group: str, timeout_s: float) -> Delivery | None:
+        return self.inner.consume(topic, group, timeout_s)
+
+    def pending(self, topic: str, group: str) -> int:
+        return self.inner.pending(topic, group)
+
+    def backlog(self) -> int:
+        """Messages (on local disk, or in memory when the disk refused them) the bus has
+        not taken yet."""
+        with self._lock:
+            return len(self._backlog)
+
+    def recover(self) -> int:
+        """Queue what a previous run left on disk (oldest first); how many messages."""
+        paths = sorted(self.directory.glob("*.json"))
+        with self._lock:
+            known = {p for p in self._backlog if isinstance(p, Path)}
+            fresh = [p for p in paths if p not in known]
+            self._backlog.extendleft(reversed(fresh))
+        if fresh:
+            log.warning("%d event(s) left by the previous run forwarded again", len(fresh))
+            self._wake.set()
+        return len(fresh)
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until the backlog is forwarded (or ``timeout_s``); True if it was."""
+        deadline = time.monotonic() + timeout_s
+        while self.backlog() and time.monotonic() < deadline:
+            self._wake.set()
+            time.sleep(0.05)
+        return not self.backlog()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self.flush(timeout_s)
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout_s)
+
+    def _forward(self, path: Path, topic: str, payload: dict[str, Any]) -> bool:
+        try:
+            self.inner.publish(topic, payload)
+        except self.unavailable:
+            return False
+        path.unlink(missing_ok=True)
+        self.forwarded += 1
+        return True
+
+    def _forward_memory(self, topic: str, payload: dict[str, Any]) -> bool:
+        try:
+            self.inner.publish(topic, payload)
+        except self.unavailable:
+            return False
+        with self._lock:
+            self._backlog.popleft()
+        with self._room:
+            self.in_memory -= 1
+            self._room.notify_all()
+        self.forwarded += 1
+        return True
+
+    def _run(self) -> None:
+        delay = 0.1
+        while not self._stop.is_set():
+            self._wake.wait(delay if self.backlog() else 1.0)
+            self._wake.clear()
+            while not self._stop.is_set():  # a stopped spool sends nothing more
+                with self._lock:
+                    if not self._backlog:
+                        delay = 0.1
+                        break
+                    head = self._backlog[0]
+                if not isinstance(head, Path):  # held in memory: the disk refused it
+                    if not self._forward_memory(*head):
+                        delay = min(delay * 2, self.backoff_max_s)
+                        break
+                    continue
+                path = head
+                try:
+                    record = json.loads(path.read_text(encoding="utf-8"))
+                    topic, payload = record["topic"], record["payload"]
+                except (OSError, ValueError, KeyError) as exc:
+                    with self._lock:
+                        self._backlog.popleft()
+                    if path.exists():
+                        path.replace(path.with_suffix(".bad"))
+                    log.error("spooled event %s unreadable (%s): kept as .bad", path, exc)
+                    continue
+                if not self._forward(path, topic, payload):
+                    delay = min(delay * 2, self.backoff_max_s)
+                    break
+                with self._lock:
+                    self._backlog.popleft()
+
+
+def write_spool_file(directory: Path, topic: str, payload: dict[str, Any]) -> Path:
+    """One message as a file, fsynced (it must survive a power cut, not only a crash),
+    written under a temporary name and renamed; named so that names sort by time."""
+    path = directory / f"{time.time():017.6f}-{uuid.uuid4().hex}.json"
+    tmp = path.with_suffix(".tmp")
+    data = json.dumps({"topic": topic, "payload": payload}, ensure_ascii=False).encode()
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:  # a short write is possible when the disk is nearly full
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        tmp.replace(path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a partial file would be read as corrupt later
+        raise
+    return path

@@ -6,61 +6,40 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse
-from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from accounts.domain import Principal, can, may_handle, permission_for_action, sees_alert
+from accounts.domain import Principal, can, may_handle, permission_for_action
 from alerts import queries
 from alerts.domain.model import Alert, Severity, Status, TransitionError
 from alerts.labels import explain_zh
-from alerts.payload import alert_payload
 from alerts.service import AlertNotFound
-from api.auth import audit_request, current_principal, require
-from api.deps import get_services, get_session
+from api.access import alert_scope, visible_alert
+from api.auth import audit_request, current_principal
+from api.deps import AlertReader, AlertsDep, EvidenceReader, SessionDep
 from api.evidence import evidence_response, locate
-from api.ports import HubServices
-from api.schemas import ActionIn, AlertOut, AlertPage, Delivery, HistoryOut, OccurrenceOut
+from api.schemas import (
+    ActionIn,
+    AlertOut,
+    AlertPage,
+    Delivery,
+    HistoryOut,
+    OccurrenceOut,
+    alert_out,
+)
 from core.vocabulary import AlertType
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
-SessionDep = Annotated[Session, Depends(get_session)]
-ServicesDep = Annotated[HubServices, Depends(get_services)]
-Reader = Annotated[Principal, Depends(require("alerts:read"))]
-EvidenceReader = Annotated[Principal, Depends(require("evidence:read"))]
-
-
-def alert_scope(p: Principal) -> queries.Scope:
-    """The alerts a principal sees (the SQL side of ``accounts.domain.sees_alert``)."""
-    if p.role == "admin":
-        return queries.Scope(everything=True)
-    if p.department_id is not None:
-        return queries.Scope(department_id=p.department_id, username=p.username)
-    return queries.Scope(area=p.area)
-
-
-def alert_out(alert: Alert) -> AlertOut:
-    out = AlertOut.model_validate(alert_payload(alert))
-    out.allowed_actions = alert.allowed_actions()
-    return out
-
-
-def visible_alert(session: Session, alert_id: str, principal: Principal) -> Alert:
-    """The alert, or 404 — also when it is outside the caller's scope (no leak)."""
-    alert = queries.get_alert(session, alert_id)
-    if alert is None or not sees_alert(principal, alert.area, alert.departments, alert.assignee):
-        raise HTTPException(404, f"no alert {alert_id!r}")
-    return alert
 
 
 @router.get("", response_model=AlertPage, summary="Search alerts in your scope, newest first")
 def list_alerts(
     session: SessionDep,
-    principal: Reader,
+    principal: AlertReader,
     camera_id: str | None = None,
     type: AlertType | None = None,  # noqa: A002 - the users' word for it
     status: Status | None = None,
@@ -90,7 +69,7 @@ def list_alerts(
 
 
 @router.get("/{alert_id}", response_model=AlertOut, summary="One alert, history, deliveries")
-def get_alert(alert_id: str, session: SessionDep, principal: Reader) -> AlertOut:
+def get_alert(alert_id: str, session: SessionDep, principal: AlertReader) -> AlertOut:
     alert = visible_alert(session, alert_id, principal)
     out = alert_out(alert)
     out.history = [HistoryOut.model_validate(h, from_attributes=True)
@@ -141,7 +120,7 @@ def get_occurrence_evidence(
     filename: Literal["snapshot.jpg", "clip.mp4"],
     request: Request,
     session: SessionDep,
-    services: ServicesDep,
+    services: AlertsDep,
     principal: EvidenceReader,
     annotated: bool = False,
 ) -> Response:
@@ -166,7 +145,7 @@ def get_occurrence_evidence(
 @router.get(
     "/{alert_id}/history", response_model=list[HistoryOut], summary="Every change, oldest first"
 )
-def get_history(alert_id: str, session: SessionDep, principal: Reader) -> list[HistoryOut]:
+def get_history(alert_id: str, session: SessionDep, principal: AlertReader) -> list[HistoryOut]:
     visible_alert(session, alert_id, principal)
     return [HistoryOut.model_validate(h, from_attributes=True)
             for h in queries.history(session, alert_id)]  # fmt: skip
@@ -184,7 +163,7 @@ def get_alert_snapshot(
     alert_id: str,
     request: Request,
     session: SessionDep,
-    services: ServicesDep,
+    services: AlertsDep,
     annotated: bool = False,
     expires: int | None = None,
     sig: str | None = None,
@@ -224,7 +203,7 @@ def get_alert_clip(
     alert_id: str,
     request: Request,
     session: SessionDep,
-    services: ServicesDep,
+    services: AlertsDep,
     principal: EvidenceReader,
 ) -> Response:
     alert = visible_alert(session, alert_id, principal)
@@ -251,8 +230,8 @@ def act(
     body: ActionIn,
     request: Request,
     session: SessionDep,
-    services: ServicesDep,
-    principal: Reader,
+    services: AlertsDep,
+    principal: AlertReader,
 ) -> AlertOut:
     visible_alert(session, alert_id, principal)
     needed = permission_for_action(body.action)

@@ -8,26 +8,25 @@ from __future__ import annotations
 
 import time
 from math import ceil
-from typing import Literal, cast
+from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from accounts.domain import PERMISSIONS, ROLE_PERMISSIONS, Permission, Principal, Role, Via
+from accounts.domain import PERMISSIONS, ROLE_PERMISSIONS, Permission, Principal, Via
 from accounts.passwords import MAX_LENGTH as PASSWORD_MAX
 from accounts.service import DEFAULT_TOKEN_TTL_S, authenticate, get_user, logout
-from accounts.store import USERNAME_MAX, UserRecord
+from accounts.store import USERNAME_MAX
 from api.auth import (
     SESSION_COOKIE,
-    CurrentPrincipal,
-    SessionDep,
     audit_request,
     client_ip,
     presented_credential,
 )
+from api.deps import CurrentPrincipal, SessionDep
 from api.limits import login_guards
-from core.area import Area
+from api.schemas import UserInfo, user_info
 from core.model import StrictModel
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -40,14 +39,6 @@ class LoginIn(StrictModel):
     password: str = Field(min_length=1, max_length=PASSWORD_MAX)
 
 
-class UserInfo(BaseModel):
-    username: str
-    role: Role
-    area: Area = Field(description="scope; empty: the whole county")
-    department_id: str | None = None
-    display_name: str = ""
-
-
 class LoginOut(BaseModel):
     token: str = Field(description="send as 'Authorization: Bearer <token>'")
     token_type: Literal["bearer"] = "bearer"
@@ -58,16 +49,6 @@ class LoginOut(BaseModel):
 class MeOut(UserInfo):
     via: Via = Field(description="how this request authenticated")
     permissions: list[Permission]
-
-
-def user_info(user: UserRecord) -> UserInfo:
-    return UserInfo(
-        username=user.username,
-        role=cast(Role, user.role),  # checked on write (and again by pydantic here)
-        area=user.area(),
-        department_id=user.department_id,
-        display_name=user.display_name,
-    )
 
 
 def permissions_of(principal: Principal) -> list[Permission]:

@@ -4,29 +4,21 @@ restart (the console's editor). Validated by the same models as the YAML config;
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, HTTPException
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy.orm import Session
 
-from accounts.domain import Principal
 from analytics.config import CameraConfig, DetectConfig, MotionConfig, RuleConfig, ZoneConfig
-from api.auth import require
-from api.deps import get_services, get_session
-from api.ports import HubServices
-from api.routers.cameras import readable_config, visible_camera
+from api.access import readable_config, visible_camera
+from api.deps import AnalyticsDep, CameraConfigurer, CameraReader, SessionDep
 from camera_registry.store import analytics_override
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/cameras", tags=["cameras"])
 
-HubDep = Annotated[HubServices, Depends(get_services)]
-SessionDep = Annotated[Session, Depends(get_session)]
-Reader = Annotated[Principal, Depends(require("cameras:read"))]
-Configurer = Annotated[Principal, Depends(require("cameras:configure"))]
 
 
 class CameraAnalyticsIn(BaseModel):
@@ -57,7 +49,9 @@ class CameraAnalyticsOut(CameraAnalyticsIn):
     response_model=CameraAnalyticsOut,
     summary="A camera's zones, rules, motion gate and detection settings",
 )
-def get_analytics(camera_id: str, session: SessionDep, principal: Reader) -> CameraAnalyticsOut:
+def get_analytics(
+    camera_id: str, session: SessionDep, principal: CameraReader
+) -> CameraAnalyticsOut:
     record = visible_camera(session, camera_id, principal)
     cam, error = readable_config(record)
     if cam is None:
@@ -89,9 +83,9 @@ def get_analytics(camera_id: str, session: SessionDep, principal: Reader) -> Cam
 def put_analytics(
     camera_id: str,
     body: CameraAnalyticsIn,
-    hub: HubDep,
+    hub: AnalyticsDep,
     session: SessionDep,
-    principal: Configurer,
+    principal: CameraConfigurer,
 ) -> CameraAnalyticsOut:
     visible_camera(session, camera_id, principal)
     data = body.model_dump(mode="json", exclude_unset=False)

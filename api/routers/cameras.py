@@ -8,68 +8,39 @@ from collections import Counter
 from typing import Annotated
 
 import cv2
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Response
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
 
-from accounts.domain import Principal, sees_area
-from analytics.config import CameraConfig
-from api.auth import require
-from api.deps import get_services, get_session
-from api.ports import HubServices
+from accounts.domain import sees_area
+from api.access import readable_config, record_area, visible_camera
+from api.deps import CameraReader, LiveDep, SessionDep
+from api.ports import CameraLivePort
 from api.schemas import CameraAreaOut, CameraOut, CameraStatusOut
 from camera_registry.status import StatusBoard
 from camera_registry.store import (
     CameraRecord,
     camera_places,
     count_by_area,
-    invalid_config_error,
     list_cameras,
 )
 from camera_registry.urls import mask_url
-from core.area import LEVELS, Area
+from core.area import LEVELS
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/cameras", tags=["cameras"])
 
-HubDep = Annotated[HubServices, Depends(get_services)]
-SessionDep = Annotated[Session, Depends(get_session)]
-Reader = Annotated[Principal, Depends(require("cameras:read"))]
 
 
-def record_area(record: CameraRecord) -> Area:
-    return Area(
-        county=record.county, township=record.township, village=record.village, grid=record.grid
-    )
-
-
-def visible_camera(session: Session, camera_id: str, principal: Principal) -> CameraRecord:
-    """The camera, or 404 — also when it is outside the caller's area (no leak)."""
-    record = session.get(CameraRecord, camera_id)
-    if record is None or not sees_area(principal, record_area(record)):
-        raise HTTPException(404, f"no camera {camera_id!r}")
-    return record
-
-
-def readable_config(record: CameraRecord) -> tuple[CameraConfig | None, str | None]:
-    """(the record's config without secrets, None), or (None, why this version cannot
-    read it). The API never decrypts secrets: it needs only zones and rules."""
-    try:
-        return CameraConfig.model_validate(record.public_config_data()), None
-    except ValueError as exc:
-        error = invalid_config_error(exc)
-        log.warning("camera %s: %s", record.id, error)
-        return None, error
-
-
-def camera_out(record: CameraRecord, hub: HubServices) -> CameraOut:
+def camera_out(record: CameraRecord, hub: CameraLivePort) -> CameraOut:
     """A camera for the API; one whose stored config this version cannot read is shown
     with the state ``invalid_config`` and the reason instead of failing the whole list."""
     status = hub.status.snapshot(record.id)
     cam, error = readable_config(record)
     status_out = (
-        CameraStatusOut.model_validate({**status.to_dict(), **hub.media_stats(record.id)})
+        CameraStatusOut.model_validate(
+            {**status.to_dict(), **hub.media_stats(record.id).model_dump()}
+        )
         if status
         else None
     )
@@ -100,9 +71,9 @@ def camera_out(record: CameraRecord, hub: HubServices) -> CameraOut:
 
 @router.get("", response_model=list[CameraOut], summary="Cameras with their live status")
 def get_cameras(
-    hub: HubDep,
+    hub: LiveDep,
     session: SessionDep,
-    principal: Reader,
+    principal: CameraReader,
     response: Response,
     limit: Annotated[
         int | None, Query(ge=1, le=1000, description="one page (default: every camera)")
@@ -162,7 +133,9 @@ def online_ids(board: StatusBoard) -> set[str]:
     response_model=list[CameraAreaOut],
     summary="The camera tree: each place with its cameras and how many are online",
 )
-def get_camera_areas(hub: HubDep, session: SessionDep, principal: Reader) -> list[CameraAreaOut]:
+def get_camera_areas(
+    hub: LiveDep, session: SessionDep, principal: CameraReader
+) -> list[CameraAreaOut]:
     """Every county, township and village in your scope that has cameras (here or below),
     with the number of cameras and of those online — the tree the console lazily fills
     with ``GET /api/cameras?area=…&exact=true``. Sorted by path; one GROUP BY."""
@@ -192,7 +165,9 @@ def get_camera_areas(hub: HubDep, session: SessionDep, principal: Reader) -> lis
 
 
 @router.get("/{camera_id}", response_model=CameraOut, summary="One camera with its live status")
-def get_camera(camera_id: str, hub: HubDep, session: SessionDep, principal: Reader) -> CameraOut:
+def get_camera(
+    camera_id: str, hub: LiveDep, session: SessionDep, principal: CameraReader
+) -> CameraOut:
     return camera_out(visible_camera(session, camera_id, principal), hub)
 
 
@@ -203,7 +178,7 @@ def get_camera(camera_id: str, hub: HubDep, session: SessionDep, principal: Read
     summary="The latest decoded frame of a camera, as JPEG",
 )
 def get_camera_snapshot(
-    camera_id: str, hub: HubDep, session: SessionDep, principal: Reader
+    camera_id: str, hub: LiveDep, session: SessionDep, principal: CameraReader
 ) -> Response:
     visible_camera(session, camera_id, principal)
     frame = hub.latest_frame(camera_id)

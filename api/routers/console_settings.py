@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from accounts.domain import Principal
-from api.auth import current_principal
-from api.deps import get_services
-from api.ports import HubServices
+from api.deps import CurrentPrincipal, SiteDep
 
 router = APIRouter(prefix="/api/console", tags=["console"])
 
@@ -27,7 +22,7 @@ class ConsoleSettings(BaseModel):
 
 @router.get("/config", response_model=ConsoleSettings, summary="The console's deployment settings")
 def console_config(
-    services: Annotated[HubServices, Depends(get_services)],
-    _: Annotated[Principal, Depends(current_principal)],
+    services: SiteDep,
+    _: CurrentPrincipal,
 ) -> ConsoleSettings:
     return ConsoleSettings.model_validate(services.console_settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -13,14 +13,12 @@ from sqlalchemy.orm import Session
 from accounts.domain import Principal, sees_alert
 from alerts import queries
 from alerts.adapters.sql import AlertRecord, OutboxRecord
-from api.auth import audit_request, require
-from api.deps import get_session
-from api.routers.alerts import alert_scope
+from api.access import alert_scope
+from api.auth import audit_request
+from api.deps import DispatchManager, SessionDep
 
 router = APIRouter(prefix="/api/deliveries", tags=["deliveries"])
 
-SessionDep = Annotated[Session, Depends(get_session)]
-Manager = Annotated[Principal, Depends(require("dispatch:manage"))]
 
 #: An outbox row id: a 32-bit integer column (a larger number is a 422, not a 500).
 RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -67,7 +65,7 @@ def delivery_out(r: OutboxRecord) -> DeliveryOut:
 @router.get("", response_model=DeliveryPage, summary="List deliveries (dead letters first)")
 def list_deliveries(
     session: SessionDep,
-    principal: Manager,
+    principal: DispatchManager,
     state: ListedState = "dead",
     target: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -102,7 +100,7 @@ def dead_row(session: Session, delivery_id: int, principal: Principal) -> Outbox
 
 @router.post("/{delivery_id}/retry", response_model=DeliveryOut, summary="Send a dead letter again")
 def retry_delivery(
-    delivery_id: RowId, request: Request, session: SessionDep, principal: Manager
+    delivery_id: RowId, request: Request, session: SessionDep, principal: DispatchManager
 ) -> DeliveryOut:
     row = dead_row(session, delivery_id, principal)
     # A fresh start: the target's max_attempts counts again from zero.
@@ -115,7 +113,7 @@ def retry_delivery(
 
 @router.post("/{delivery_id}/discard", response_model=DeliveryOut, summary="Give up a dead letter")
 def discard_delivery(
-    delivery_id: RowId, request: Request, session: SessionDep, principal: Manager
+    delivery_id: RowId, request: Request, session: SessionDep, principal: DispatchManager
 ) -> DeliveryOut:
     row = dead_row(session, delivery_id, principal)
     row.state = "discarded"

@@ -14,20 +14,16 @@ import re
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
-from accounts.domain import Principal
 from alerts.export import ExportError, write_export
-from api.auth import audit_request, require
-from api.deps import get_services, get_session
-from api.ports import HubServices
-from api.routers.alerts import visible_alert
+from api.access import visible_alert
+from api.auth import audit_request
+from api.deps import AlertsDep, EvidenceExporter, SessionDep
 from core.storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -50,9 +46,9 @@ class ExportIn(BaseModel):
 def export(
     body: ExportIn,
     request: Request,
-    session: Annotated[Session, Depends(get_session)],
-    services: Annotated[HubServices, Depends(get_services)],
-    principal: Annotated[Principal, Depends(require("evidence:export"))],
+    session: SessionDep,
+    services: AlertsDep,
+    principal: EvidenceExporter,
 ) -> FileResponse:
     alerts = [visible_alert(session, i, principal) for i in dict.fromkeys(body.alert_ids)]
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", body.case_number)

@@ -6,16 +6,14 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi import APIRouter, Header, HTTPException, Request
 from pydantic import ValidationError
-from sqlalchemy.orm import Session
 
 from alerts.domain.model import TransitionError
 from alerts.service import AlertNotFound, DuplicateFeedback
 from alerts.signing import SIGNATURE_HEADER, verify
 from api.auth import audit_request
-from api.deps import get_services, get_session
-from api.ports import HubServices
+from api.deps import ServicesDep, SessionDep
 from api.schemas import FeedbackIn, FeedbackOut
 
 router = APIRouter(prefix="/api/feedback", tags=["feedback"])
@@ -42,8 +40,8 @@ SOURCE_HEADER = "X-Shaobing-Source"
 )
 async def feedback(
     request: Request,
-    services: Annotated[HubServices, Depends(get_services)],
-    session: Annotated[Session, Depends(get_session)],
+    services: ServicesDep,
+    session: SessionDep,
     source: Annotated[str | None, Header(alias=SOURCE_HEADER)] = None,
     signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None,
 ) -> FeedbackOut:

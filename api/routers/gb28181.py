@@ -5,22 +5,17 @@ No password or digest ever appears here: a device's credentials live in the conf
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel
-from sqlalchemy.orm import Session
 
-from accounts.domain import Principal
-from api.auth import audit_request, require
-from api.deps import get_services, get_session
+from api.auth import audit_request
+from api.deps import CameraConfigurer, ServicesDep, SessionDep
 from api.ports import HubServices
 
 router = APIRouter(prefix="/api/gb28181", tags=["gb28181"])
 
-SessionDep = Annotated[Session, Depends(get_session)]
-ServicesDep = Annotated[HubServices, Depends(get_services)]
-Manager = Annotated[Principal, Depends(require("cameras:configure"))]
 
 
 class CatalogProgress(BaseModel):
@@ -77,13 +72,13 @@ def _server(services: HubServices) -> Any:
 
 
 @router.get("/devices", response_model=list[GbDeviceOut], summary="Registered GB/T 28181 devices")
-def list_devices(services: ServicesDep, _: Manager) -> list[GbDeviceOut]:
+def list_devices(services: ServicesDep, _: CameraConfigurer) -> list[GbDeviceOut]:
     return [GbDeviceOut.model_validate(d) for d in _server(services).devices()]
 
 
 @router.get("/devices/{device_id}/channels", response_model=list[GbChannelOut],
             summary="A device's catalog")  # fmt: skip
-def list_channels(device_id: str, services: ServicesDep, _: Manager) -> list[GbChannelOut]:
+def list_channels(device_id: str, services: ServicesDep, _: CameraConfigurer) -> list[GbChannelOut]:
     channels = _server(services).channels(device_id)
     if channels is None:
         raise HTTPException(404, f"no GB/T 28181 device {device_id}")
@@ -93,7 +88,7 @@ def list_channels(device_id: str, services: ServicesDep, _: Manager) -> list[GbC
 @router.post("/devices/{device_id}/catalog", response_model=CatalogQueued, status_code=202,
              summary="Query the device's catalog again")  # fmt: skip
 def query_catalog(device_id: str, request: Request, session: SessionDep, services: ServicesDep,
-                  who: Manager) -> CatalogQueued:  # fmt: skip
+                  who: CameraConfigurer) -> CatalogQueued:  # fmt: skip
     server = _server(services)
     if device_id not in {d["id"] for d in server.devices()}:
         raise HTTPException(404, f"no GB/T 28181 device {device_id}")
@@ -109,7 +104,7 @@ def query_catalog(device_id: str, request: Request, session: SessionDep, service
 @router.delete("/devices/{device_id}", status_code=204, summary="Remove a device and its "
                "channels (it may register again)")  # fmt: skip
 def remove_device(device_id: str, request: Request, session: SessionDep, services: ServicesDep,
-                  who: Manager) -> Response:  # fmt: skip
+                  who: CameraConfigurer) -> Response:  # fmt: skip
     server = _server(services)
     if not server.call(server.remove_device(device_id), timeout=15):
         raise HTTPException(404, f"no GB/T 28181 device {device_id}")

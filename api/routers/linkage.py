@@ -7,17 +7,24 @@ Device failures answer 502 with the reason; a camera another operator holds, 409
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
-from sqlalchemy.orm import Session
 
 from accounts.domain import Principal, sees_alert
-from api.auth import audit_request, require
-from api.deps import get_services, get_session
+from api.access import visible_camera
+from api.auth import audit_request
+from api.deps import (
+    AlertHandler,
+    AlertReader,
+    CameraConfigurer,
+    CameraReader,
+    RoutingReader,
+    ServicesDep,
+    SessionDep,
+)
 from api.ports import HubServices
-from api.routers.cameras import visible_camera
 from linkage.arbiter import PtzBusy
 from linkage.config import LinkageRule
 from linkage.engine import ConfirmationNotFound
@@ -25,13 +32,6 @@ from linkage.ports import ActionFailed, Result
 
 router = APIRouter(tags=["linkage"])
 
-HubDep = Annotated[HubServices, Depends(get_services)]
-SessionDep = Annotated[Session, Depends(get_session)]
-Reader = Annotated[Principal, Depends(require("cameras:read"))]
-AlertReader = Annotated[Principal, Depends(require("alerts:read"))]
-Operator = Annotated[Principal, Depends(require("alerts:handle"))]
-Configurer = Annotated[Principal, Depends(require("cameras:configure"))]
-RulesReader = Annotated[Principal, Depends(require("routing:read"))]
 
 
 class PresetOut(BaseModel):
@@ -149,8 +149,8 @@ def _state(component: Any, camera_id: str, preset: Any = None) -> PtzState:
 
 @router.get("/api/cameras/{camera_id}/ptz/presets", response_model=list[PresetOut],
             summary="The camera's PTZ presets (names as the camera has them)")  # fmt: skip
-def get_presets(camera_id: str, hub: HubDep, session: SessionDep,
-                principal: Reader) -> list[PresetOut]:  # fmt: skip
+def get_presets(camera_id: str, hub: ServicesDep, session: SessionDep,
+                principal: CameraReader) -> list[PresetOut]:  # fmt: skip
     visible_camera(session, camera_id, principal)
     component = _ptz(hub)
     presets = _device(lambda: component.ptz.presets(camera_id))
@@ -159,8 +159,8 @@ def get_presets(camera_id: str, hub: HubDep, session: SessionDep,
 
 @router.post("/api/cameras/{camera_id}/ptz/move", response_model=PtzState,
              summary="Move at a speed (stops by itself after a second; send again to go on)")
-def post_move(camera_id: str, body: PtzMove, hub: HubDep, session: SessionDep,
-              principal: Operator) -> PtzState:  # fmt: skip
+def post_move(camera_id: str, body: PtzMove, hub: ServicesDep, session: SessionDep,
+              principal: AlertHandler) -> PtzState:  # fmt: skip
     visible_camera(session, camera_id, principal)
     component = _ptz(hub)
     _command(component, camera_id, principal,
@@ -169,7 +169,9 @@ def post_move(camera_id: str, body: PtzMove, hub: HubDep, session: SessionDep,
 
 
 @router.post("/api/cameras/{camera_id}/ptz/stop", response_model=PtzState, summary="Stop moving")
-def post_stop(camera_id: str, hub: HubDep, session: SessionDep, principal: Operator) -> PtzState:
+def post_stop(
+    camera_id: str, hub: ServicesDep, session: SessionDep, principal: AlertHandler
+) -> PtzState:
     visible_camera(session, camera_id, principal)
     component = _ptz(hub)
     _command(component, camera_id, principal, lambda: component.ptz.stop(camera_id))
@@ -178,8 +180,8 @@ def post_stop(camera_id: str, hub: HubDep, session: SessionDep, principal: Opera
 
 @router.post("/api/cameras/{camera_id}/ptz/home", response_model=PtzState,
              summary="Go to the home position")  # fmt: skip
-def post_home(camera_id: str, request: Request, hub: HubDep, session: SessionDep,
-              principal: Operator) -> PtzState:  # fmt: skip
+def post_home(camera_id: str, request: Request, hub: ServicesDep, session: SessionDep,
+              principal: AlertHandler) -> PtzState:  # fmt: skip
     visible_camera(session, camera_id, principal)
     component = _ptz(hub)
     _command(component, camera_id, principal, lambda: component.ptz.home(camera_id))
@@ -190,12 +192,13 @@ def post_home(camera_id: str, request: Request, hub: HubDep, session: SessionDep
 
 @router.post("/api/cameras/{camera_id}/ptz/goto", response_model=PtzState,
              summary="Go to a preset (token or name)")  # fmt: skip
-def post_goto(camera_id: str, body: PresetGo, request: Request, hub: HubDep,
-              session: SessionDep, principal: Operator) -> PtzState:  # fmt: skip
+def post_goto(camera_id: str, body: PresetGo, request: Request, hub: ServicesDep,
+              session: SessionDep, principal: AlertHandler) -> PtzState:  # fmt: skip
     visible_camera(session, camera_id, principal)
     component = _ptz(hub)
-    preset = _command(component, camera_id, principal,
-                      lambda: component.ptz.goto_preset(camera_id, body.preset))
+    preset = _command(
+        component, camera_id, principal, lambda: component.ptz.goto_preset(camera_id, body.preset)
+    )
     audit_request(request, session, principal, "ptz_goto_preset", camera_id,
                   f"{preset.token} {preset.name}")  # fmt: skip
     session.commit()
@@ -204,12 +207,13 @@ def post_goto(camera_id: str, body: PresetGo, request: Request, hub: HubDep,
 
 @router.post("/api/cameras/{camera_id}/ptz/presets", response_model=PresetOut, status_code=201,
              summary="Save the current position as a preset")  # fmt: skip
-def post_preset(camera_id: str, body: PresetSave, request: Request, hub: HubDep,
-                session: SessionDep, principal: Configurer) -> PresetOut:  # fmt: skip
+def post_preset(camera_id: str, body: PresetSave, request: Request, hub: ServicesDep,
+                session: SessionDep, principal: CameraConfigurer) -> PresetOut:  # fmt: skip
     visible_camera(session, camera_id, principal)
     component = _ptz(hub)
-    preset = _command(component, camera_id, principal,
-                      lambda: component.ptz.set_preset(camera_id, body.name))
+    preset = _command(
+        component, camera_id, principal, lambda: component.ptz.set_preset(camera_id, body.name)
+    )
     audit_request(request, session, principal, "ptz_set_preset", camera_id,
                   f"{preset.token} {preset.name}")  # fmt: skip
     session.commit()
@@ -218,8 +222,8 @@ def post_preset(camera_id: str, body: PresetSave, request: Request, hub: HubDep,
 
 @router.post("/api/cameras/{camera_id}/ptz/release", response_model=PtzState,
              summary="Let go of the camera (another operator may take it)")  # fmt: skip
-def post_release(camera_id: str, hub: HubDep, session: SessionDep,
-                 principal: Operator) -> PtzState:  # fmt: skip
+def post_release(camera_id: str, hub: ServicesDep, session: SessionDep,
+                 principal: AlertHandler) -> PtzState:  # fmt: skip
     visible_camera(session, camera_id, principal)
     component = linkage_of(hub)
     component.engine.release_ptz(camera_id, principal.username)
@@ -228,26 +232,43 @@ def post_release(camera_id: str, hub: HubDep, session: SessionDep,
 
 @router.get("/api/linkage/rules", response_model=list[LinkageRule],
             summary="Linkage rules (from the config)")  # fmt: skip
-def get_rules(hub: HubDep, principal: RulesReader) -> list[LinkageRule]:
+def get_rules(hub: ServicesDep, principal: RoutingReader) -> list[LinkageRule]:
     return list(linkage_of(hub).config.rules)
 
 
 @router.get("/api/linkage/pending", response_model=list[PendingOut],
             summary="Actions awaiting an operator's confirmation")  # fmt: skip
-def get_pending(hub: HubDep, principal: AlertReader) -> list[PendingOut]:
+def get_pending(hub: ServicesDep, principal: AlertReader) -> list[PendingOut]:
     out = []
     for p in linkage_of(hub).engine.pending():
         action = {k: v for k, v in p.items() if k not in ("key", "alert_id", "rule",
                                                           "expires_at")}  # fmt: skip
-        out.append(PendingOut(key=p["key"], alert_id=p["alert_id"], rule=p["rule"],
-                              kind=p["kind"], expires_at=p["expires_at"], action=action))
+        out.append(
+            PendingOut(
+                key=p["key"],
+                alert_id=p["alert_id"],
+                rule=p["rule"],
+                kind=p["kind"],
+                expires_at=p["expires_at"],
+                action=action,
+            )
+        )
     return out
 
 
-@router.post("/api/linkage/pending/{key}/{decision}", status_code=204,
-             summary="Confirm (run now) or decline an action awaiting confirmation")
-def post_decision(key: str, decision: Literal["confirm", "decline"], request: Request,
-                  hub: HubDep, session: SessionDep, principal: Operator) -> None:  # fmt: skip
+@router.post(
+    "/api/linkage/pending/{key}/{decision}",
+    status_code=204,
+    summary="Confirm (run now) or decline an action awaiting confirmation",
+)
+def post_decision(
+    key: str,
+    decision: Literal["confirm", "decline"],
+    request: Request,
+    hub: ServicesDep,
+    session: SessionDep,
+    principal: AlertHandler,
+) -> None:
     try:
         linkage_of(hub).engine.confirm(key, principal.username, accept=decision == "confirm")
     except ConfirmationNotFound:
@@ -258,26 +279,26 @@ def post_decision(key: str, decision: Literal["confirm", "decline"], request: Re
 
 @router.get("/api/linkage/popups", response_model=list[PopupOut],
             summary="Cameras linkage rules popped up on the wall, newest last")  # fmt: skip
-def get_popups(hub: HubDep, principal: AlertReader) -> list[PopupOut]:
+def get_popups(hub: ServicesDep, principal: AlertReader) -> list[PopupOut]:
     return [PopupOut(**p) for p in linkage_of(hub).engine.popups]
 
 
 @router.get("/api/linkage/speakers", response_model=list[SpeakerOut], summary="Speakers")
-def get_speakers(hub: HubDep, principal: AlertReader) -> list[SpeakerOut]:
+def get_speakers(hub: ServicesDep, principal: AlertReader) -> list[SpeakerOut]:
     return [SpeakerOut(id=s.id, name=s.name or s.id, kind=s.kind)
             for s in linkage_of(hub).config.speakers]  # fmt: skip
 
 
 @router.get("/api/linkage/warnings", summary="The library of warnings: key → text")
-def get_warnings(hub: HubDep, principal: AlertReader) -> dict[str, str]:
+def get_warnings(hub: ServicesDep, principal: AlertReader) -> dict[str, str]:
     return {k: w.text or (w.file or "") for k, w in linkage_of(hub).config.warnings.items()}
 
 
 @router.post("/api/linkage/speak", response_model=ActionResultOut,
              responses={409: {"description": "no speaker is configured (linkage.speakers)"}},
              summary="喊话: play a warning (or text) through a speaker now")  # fmt: skip
-def post_speak(body: Speak, request: Request, hub: HubDep, session: SessionDep,
-               principal: Operator) -> ActionResultOut:  # fmt: skip
+def post_speak(body: Speak, request: Request, hub: ServicesDep, session: SessionDep,
+               principal: AlertHandler) -> ActionResultOut:  # fmt: skip
     component = linkage_of(hub)
     if component.voice is None:
         raise HTTPException(409, "no speaker is configured (linkage.speakers)")

@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 import httpx
 from fastapi import (
     APIRouter,
-    Depends,
     HTTPException,
     Query,
     Request,
@@ -24,32 +23,25 @@ from fastapi import (
     WebSocketDisconnect,
 )
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from accounts.domain import Principal, can, sees_alert, sees_area
 from alerts import queries
 from alerts.feed import FeedKind
-from api.auth import StreamAuthority, current_principal, require
-from api.deps import get_services, get_session
-from api.ports import HubServices
-from api.routers.alerts import alert_out
-from api.routers.cameras import record_area, visible_camera
-from api.schemas import CameraStatusOut
+from api.access import record_area, visible_camera
+from api.auth import StreamAuthority, current_principal
+from api.deps import AlertReader, CameraReader, LiveDep, ServicesDep, SessionDep
+from api.ports import CameraLivePort
+from api.schemas import CameraStatusOut, Overlay, alert_out
 from api.streams import OpenStreams
 from camera_registry.store import list_cameras
-from ingest.live import FLV_CODECS, MAX_BACKLOG, FlvRemuxer
+from ingest.live import FlvViewer, LiveRefused
 from ingest.ring import BufferedPacket
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["live"])
 
-HubDep = Annotated[HubServices, Depends(get_services)]
-SessionDep = Annotated[Session, Depends(get_session)]
-CameraReader = Annotated[Principal, Depends(require("cameras:read"))]
-AlertReader = Annotated[Principal, Depends(require("alerts:read"))]
 
 HEARTBEAT_S = 15.0
 
@@ -67,7 +59,7 @@ HEARTBEAT_S = 15.0
     "cannot carry (H.265) answers 415: poll `snapshot.jpg` instead.",
 )
 async def live_flv(
-    camera_id: str, request: Request, hub: HubDep, principal: CameraReader
+    camera_id: str, request: Request, hub: LiveDep, principal: CameraReader
 ) -> StreamingResponse:
     def check() -> None:  # a short session: a stream must not hold a connection for hours
         with request.app.state.sessions() as session:
@@ -153,7 +145,7 @@ async def _until_closed(websocket: WebSocket, gone: asyncio.Event) -> None:
 
 async def flv_stream(
     camera_id: str,
-    hub: HubServices,
+    hub: CameraLivePort,
     streams: OpenStreams,
     disconnected: Callable[[], Awaitable[bool]],
     authority: StreamAuthority,
@@ -169,38 +161,21 @@ async def flv_stream(
     loop = asyncio.get_running_loop()
     packets: asyncio.Queue[BufferedPacket | None] = asyncio.Queue()
 
-    def viewer(packet: BufferedPacket | None) -> None:  # called by the reader thread
+    def deliver(packet: BufferedPacket | None) -> None:  # called by the reader thread
         loop.call_soon_threadsafe(packets.put_nowait, packet)
 
-    start, unsubscribe_feed = feed.subscribe(viewer)
+    try:
+        viewer = FlvViewer(camera_id, feed, deliver)
+    except LiveRefused as refused:
+        raise HTTPException(refused.status, refused.message) from None
     # the server stopping ends the stream as a camera reconnect does
     unregister = streams.register(lambda: packets.put_nowait(None))
 
-    def unsubscribe() -> None:
-        unsubscribe_feed()
-        unregister()
-
-    if start is None or not start.packets:
-        unsubscribe()
-        raise HTTPException(503, f"camera {camera_id!r} is not streaming (no keyframe yet)")
-    if start.codec not in FLV_CODECS:
-        unsubscribe()
-        raise HTTPException(
-            415, f"camera {camera_id!r} sends {start.codec}: live view needs H.264; "
-            "use the JPEG snapshots"
-        )  # fmt: skip
-
     async def body() -> AsyncGenerator[bytes, None]:
-        remuxer = FlvRemuxer(start.template)
         try:
-            for packet in start.packets:
-                chunk = remuxer.feed(packet)
-                if chunk:
-                    yield chunk
-            while True:
-                if packets.qsize() > MAX_BACKLOG:
-                    log.info("camera %s: live viewer too slow, stream cut", camera_id)
-                    return
+            for chunk in viewer.opening():
+                yield chunk
+            while not viewer.behind(packets.qsize()):
                 if authority.due() and await stream_ends(authority, f"live video {camera_id}"):
                     return
                 try:
@@ -212,12 +187,12 @@ async def flv_stream(
                     continue
                 if item is None:  # the camera reconnected, or the server stops
                     return
-                chunk = remuxer.feed(item)
+                chunk = viewer.chunk(item)
                 if chunk:
                     yield chunk
         finally:
-            unsubscribe()
-            remuxer.close()
+            unregister()
+            viewer.close()
 
     return body()
 
@@ -274,30 +249,6 @@ async def relay_chunks(
     return body()
 
 
-class OverlayBox(BaseModel):
-    x1: float
-    y1: float
-    x2: float
-    y2: float
-    cls: str
-    track_id: int
-    score: float
-
-
-class OverlayZone(BaseModel):
-    name: str
-    kind: str
-    points: list[tuple[float, float]]
-
-
-class Overlay(BaseModel):
-    width: int
-    height: int
-    ts: float
-    boxes: list[OverlayBox]
-    zones: list[OverlayZone]
-
-
 @router.get(
     "/api/cameras/{camera_id}/overlay",
     response_model=Overlay,
@@ -305,13 +256,13 @@ class Overlay(BaseModel):
     summary="Tracked boxes and rule zones of the latest analysed frame (its pixels)",
 )
 def get_overlay(
-    camera_id: str, hub: HubDep, session: SessionDep, principal: CameraReader
+    camera_id: str, live: LiveDep, session: SessionDep, principal: CameraReader
 ) -> Overlay:
     visible_camera(session, camera_id, principal)
-    data = hub.overlay(camera_id)
-    if data is None:
+    overlay = live.overlay(camera_id)
+    if overlay is None:
         raise HTTPException(503, f"camera {camera_id!r} has not been analysed yet")
-    return Overlay.model_validate(data)
+    return overlay
 
 
 # -- the event feed ---------------------------------------------------------------------
@@ -335,7 +286,7 @@ def _sse(event: str, data: Any) -> bytes:
 )
 async def events(
     request: Request,
-    hub: HubDep,
+    hub: ServicesDep,
     principal: AlertReader,
     duration_s: Annotated[
         float | None,
@@ -422,7 +373,7 @@ class CameraWatch:
     states: dict[str, str] = field(default_factory=dict)
 
 
-def camera_changes(hub: HubServices, cameras: set[str], watch: CameraWatch) -> list[bytes]:
+def camera_changes(hub: CameraLivePort, cameras: set[str], watch: CameraWatch) -> list[bytes]:
     """`camera` events for the visible cameras whose state changed since the last look
     (the first look reports none: the console has just read the list). Only the cameras
     the status board's change log names are looked at — O(changes), not O(cameras) — and
@@ -440,7 +391,7 @@ def camera_changes(hub: HubServices, cameras: set[str], watch: CameraWatch) -> l
     return camera_changes_of(hub, [c for c in dict.fromkeys(changed) if c in cameras], watch)
 
 
-def camera_changes_of(hub: HubServices, ids: list[str], watch: CameraWatch) -> list[bytes]:
+def camera_changes_of(hub: CameraLivePort, ids: list[str], watch: CameraWatch) -> list[bytes]:
     out = []
     for camera_id in ids:
         st = hub.status.snapshot(camera_id)

@@ -9,15 +9,14 @@ import time
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from accounts.domain import Principal, sees_area
-from api.auth import require
-from api.deps import get_services, get_session
-from api.ports import HubServices
-from api.routers.cameras import record_area
+from api.access import record_area
+from api.deps import CameraReader, LiveDep, ServicesDep, SessionDep
+from api.ports import CameraLivePort, HubServices
 from camera_registry.patrol import PatrolGroup
 from camera_registry.status import CameraStatus
 from camera_registry.store import CameraRecord, list_cameras
@@ -26,9 +25,6 @@ from core.area import LEVELS, AreaLevel
 
 router = APIRouter(prefix="/api/patrol", tags=["patrol"])
 
-SessionDep = Annotated[Session, Depends(get_session)]
-ServicesDep = Annotated[HubServices, Depends(get_services)]
-CameraReader = Annotated[Principal, Depends(require("cameras:read"))]
 
 STATE_ZH = {"online": "在线", "offline": "离线", "auth_failed": "认证失败",
             "invalid_config": "配置无效", "starting": "待巡检"}  # fmt: skip
@@ -71,7 +67,7 @@ def _visible(session: Session, principal: Principal) -> list[CameraRecord]:
     return [r for r in list_cameras(session) if sees_area(principal, record_area(r))]
 
 
-def _statuses(services: HubServices) -> dict[str, CameraStatus]:
+def _statuses(services: CameraLivePort) -> dict[str, CameraStatus]:
     return {s.camera_id: s for s in services.status.all()}
 
 
@@ -95,7 +91,7 @@ def _add(group: PatrolGroup, st: CameraStatus | None) -> None:
             summary="在线率 and 完好率 of the patrolled cameras by area or programme")  # fmt: skip
 def patrol_summary(
     session: SessionDep,
-    services: ServicesDep,
+    services: LiveDep,
     principal: CameraReader,
     by: Literal["area", "programme"] = "area",
     level: Annotated[AreaLevel, Query(description="the area level to group by")] = "township",

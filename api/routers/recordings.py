@@ -20,19 +20,17 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
-from accounts.domain import Principal
 from alerts.adapters.sql import AlertRecord
-from api.auth import audit_request, require
-from api.deps import get_services, get_session
+from api.access import visible_camera
+from api.auth import audit_request
+from api.deps import EvidenceExporter, EvidenceReader, ServicesDep, SessionDep
 from api.ports import HubServices
-from api.routers.cameras import visible_camera
 from core.storage import EvidenceStorage, StorageError
 from recording.export import write_recording_export
 from recording.playback import RangeError, RangeVideo, write_range
@@ -43,10 +41,6 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/recordings", tags=["recordings"])
 
-SessionDep = Annotated[Session, Depends(get_session)]
-ServicesDep = Annotated[HubServices, Depends(get_services)]
-Reader = Annotated[Principal, Depends(require("evidence:read"))]
-Exporter = Annotated[Principal, Depends(require("evidence:export"))]
 
 #: The longest range played or exported as one MP4.
 MAX_RANGE_S = 3 * 3600.0
@@ -127,7 +121,7 @@ def recording_storage(services: HubServices) -> EvidenceStorage:
 @router.get("/{camera_id}/segments", response_model=list[SegmentOut],
             summary="A camera's recorded segments overlapping [start, end)")  # fmt: skip
 def list_segments(
-    camera_id: str, session: SessionDep, principal: Reader,
+    camera_id: str, session: SessionDep, principal: EvidenceReader,
     start: Annotated[float, Query(description="epoch seconds")],
     end: Annotated[float, Query(description="epoch seconds")],
 ) -> list[SegmentOut]:  # fmt: skip
@@ -141,7 +135,7 @@ def list_segments(
 @router.get("/{camera_id}/timeline", response_model=TimelineOut,
             summary="Recorded spans, hourly summary and alert marks of a camera")  # fmt: skip
 def timeline(
-    camera_id: str, session: SessionDep, principal: Reader,
+    camera_id: str, session: SessionDep, principal: EvidenceReader,
     start: Annotated[float, Query(description="epoch seconds (e.g. local midnight)")],
     hours: Annotated[int, Query(ge=1, le=168)] = 24,
 ) -> TimelineOut:  # fmt: skip
@@ -231,7 +225,7 @@ def _temp_mp4() -> Path:
             summary="A recorded range as one MP4 (remuxed, no re-encoding)")  # fmt: skip
 def play(
     camera_id: str, request: Request, session: SessionDep, services: ServicesDep,
-    principal: Reader,
+    principal: EvidenceReader,
     start: Annotated[float, Query(description="epoch seconds (from the keyframe before)")],
     end: Annotated[float, Query(description="epoch seconds")],
 ) -> FileResponse:  # fmt: skip
@@ -273,7 +267,7 @@ def play(
              summary="Export a recorded range into a signed case export (zip)")  # fmt: skip
 def export(
     camera_id: str, body: ExportIn, request: Request, session: SessionDep,
-    services: ServicesDep, principal: Exporter,
+    services: ServicesDep, principal: EvidenceExporter,
 ) -> FileResponse:  # fmt: skip
     record = visible_camera(session, camera_id, principal)
     segments = segments_in(session, camera_id, body.start, body.end)

@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from sqlalchemy.orm import Session
 
 from accounts.domain import Principal, sees_area
 from alerts.adapters.sql import delete_routing_rule, routing_rule_configs, save_routing_rule
 from alerts.config import RoutingRuleConfig
-from api.auth import audit_request, require
-from api.deps import get_services, get_session
-from api.ports import HubServices
+from api.auth import audit_request
+from api.deps import AlertsDep, RoutingReader, RoutingWriter, SessionDep, SiteDep
 from api.schemas import AreaOut, DepartmentOut, RoutingRuleOut
 from core.area import Area
 
 router = APIRouter(prefix="/api", tags=["routing"])
 
-SessionDep = Annotated[Session, Depends(get_session)]
-ServicesDep = Annotated[HubServices, Depends(get_services)]
-Reader = Annotated[Principal, Depends(require("routing:read"))]
-Writer = Annotated[Principal, Depends(require("routing:write"))]
 
 
 @router.get("/areas", response_model=list[AreaOut], summary="The area tree")
-def get_areas(services: ServicesDep, _: Reader) -> list[AreaOut]:
+def get_areas(services: SiteDep, _: RoutingReader) -> list[AreaOut]:
     return [
         AreaOut(
             **node.area().model_dump(),
@@ -38,7 +31,7 @@ def get_areas(services: ServicesDep, _: Reader) -> list[AreaOut]:
 
 
 @router.get("/departments", response_model=list[DepartmentOut], summary="Departments")
-def get_departments(services: ServicesDep, _: Reader) -> list[DepartmentOut]:
+def get_departments(services: AlertsDep, _: RoutingReader) -> list[DepartmentOut]:
     return [
         DepartmentOut(
             id=d.id,
@@ -58,7 +51,7 @@ def rule_out(origin: str, data: dict[str, object]) -> RoutingRuleOut:
 
 
 @router.get("/routing", response_model=list[RoutingRuleOut], summary="Routing rules")
-def get_routing(session: SessionDep, _: Reader) -> list[RoutingRuleOut]:
+def get_routing(session: SessionDep, _: RoutingReader) -> list[RoutingRuleOut]:
     return [rule_out(origin, data) for origin, data in routing_rule_configs(session)]
 
 
@@ -89,8 +82,8 @@ def put_routing(
     rule: RoutingRuleConfig,
     request: Request,
     session: SessionDep,
-    services: ServicesDep,
-    principal: Writer,
+    services: AlertsDep,
+    principal: RoutingWriter,
 ) -> RoutingRuleOut:
     if rule.name != name:
         raise HTTPException(422, f"body name {rule.name!r} differs from the path's {name!r}")
@@ -114,7 +107,11 @@ def put_routing(
                responses={403: {"description": "the rule's area is outside yours"},
                           404: {"description": "no such rule"}})
 def delete_routing(
-    name: str, request: Request, session: SessionDep, services: ServicesDep, principal: Writer
+    name: str,
+    request: Request,
+    session: SessionDep,
+    services: AlertsDep,
+    principal: RoutingWriter,
 ) -> None:
     check_rule_scope(session, principal, name)
     if not delete_routing_rule(session, name):

@@ -9,18 +9,16 @@ import time
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from accounts.domain import Principal, sees_area
 from alerts import stats
 from alerts.labels import TYPE_ZH
-from api.auth import require
-from api.deps import get_services, get_session
+from api.access import alert_scope, record_area
+from api.deps import AlertReader, CameraReader, LiveDep, ServicesDep, SessionDep
 from api.ports import HubServices
-from api.routers.alerts import alert_scope
-from api.routers.cameras import record_area
 from camera_registry.store import list_cameras
 from core import xlsx
 from core.area import LEVELS, Area
@@ -28,10 +26,6 @@ from core.model import AREA_PART_MAX
 
 router = APIRouter(prefix="/api/stats", tags=["stats"])
 
-SessionDep = Annotated[Session, Depends(get_session)]
-ServicesDep = Annotated[HubServices, Depends(get_services)]
-AlertReader = Annotated[Principal, Depends(require("alerts:read"))]
-CameraReader = Annotated[Principal, Depends(require("cameras:read"))]
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 DEFAULT_SPAN_S = 7 * 86400
@@ -253,7 +247,7 @@ def get_alert_stats_xlsx(
             summary="Camera health in your scope: online rate, faulty cameras, fps")  # fmt: skip
 def get_camera_stats(
     session: SessionDep,
-    services: ServicesDep,
+    services: LiveDep,
     principal: CameraReader,
     area: Annotated[str | None, AreaQuery] = None,
 ) -> CameraStatsOut:

@@ -5,27 +5,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from accounts.domain import Principal, sees_area
-from api.auth import audit_request, require
-from api.deps import get_services, get_session
+from api.auth import audit_request
+from api.deps import AlertsDep, EvidenceReader, SessionDep
 from api.evidence import evidence_response, locate
-from api.ports import HubServices
 from core.area import Area
 from tracks import store
 from tracks.colour import COLOURS, Colour
 
 router = APIRouter(prefix="/api/tracks", tags=["tracks"])
 
-SessionDep = Annotated[Session, Depends(get_session)]
-ServicesDep = Annotated[HubServices, Depends(get_services)]
-#: Thumbnails and clips are evidence: searching them needs what viewing evidence needs.
-Searcher = Annotated[Principal, Depends(require("evidence:read"))]
 #: Query times: epoch seconds, like the alerts' since/until.
 Epoch = Query(ge=0, le=1e11, description="epoch seconds")
 
@@ -80,7 +75,7 @@ def visible_track(session: Session, track_id: str, principal: Principal) -> stor
 )  # fmt: skip
 def search_tracks(
     session: SessionDep,
-    principal: Searcher,
+    principal: EvidenceReader,
     start: Annotated[float | None, Epoch] = None,
     end: Annotated[float | None, Epoch] = None,
     camera_id: Annotated[str | None, Query(max_length=64)] = None,
@@ -117,8 +112,8 @@ def get_track_thumbnail(
     track_id: str,
     request: Request,
     session: SessionDep,
-    services: ServicesDep,
-    principal: Searcher,
+    services: AlertsDep,
+    principal: EvidenceReader,
 ) -> Response:
     record = visible_track(session, track_id, principal)
     found = locate(services.evidence, record.thumbnail_path,
@@ -137,8 +132,8 @@ def get_track_clip(
     track_id: str,
     request: Request,
     session: SessionDep,
-    services: ServicesDep,
-    principal: Searcher,
+    services: AlertsDep,
+    principal: EvidenceReader,
 ) -> Response:
     record = visible_track(session, track_id, principal)
     found = locate(services.evidence, record.clip_path,

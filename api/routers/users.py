@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 
-from accounts.domain import Principal, Role
+from accounts.domain import Role
 from accounts.passwords import MAX_LENGTH as PASSWORD_MAX
 from accounts.service import (
     UNSET,
@@ -37,15 +37,14 @@ from accounts.store import (
     AuditRecord,
     UserRecord,
 )
-from api.auth import SessionDep, audit_request, require
-from api.routers.auth import UserInfo, user_info
+from api.auth import audit_request
+from api.deps import AuditReader, SessionDep, UserManager
+from api.schemas import UserInfo, user_info
 from core.area import Area
 from core.model import ID_MAX, StrictModel
 
 router = APIRouter(prefix="/api", tags=["users"])
 
-Manager = Annotated[Principal, Depends(require("users:manage"))]
-Auditor = Annotated[Principal, Depends(require("audit:read"))]
 
 
 # -- schemas ---------------------------------------------------------------------
@@ -156,13 +155,13 @@ def _http_errors() -> Iterator[None]:
 
 
 @router.get("/users", response_model=list[UserOut], summary="All users")
-def get_users(principal: Manager, session: SessionDep) -> list[UserOut]:
+def get_users(principal: UserManager, session: SessionDep) -> list[UserOut]:
     return [user_out(u) for u in list_users(session)]
 
 
 @router.post("/users", response_model=UserOut, status_code=201, summary="Create a user")
 def post_user(
-    body: UserCreate, principal: Manager, request: Request, session: SessionDep
+    body: UserCreate, principal: UserManager, request: Request, session: SessionDep
 ) -> UserOut:
     with _http_errors():
         user = create_user(
@@ -178,7 +177,7 @@ def post_user(
 
 @router.patch("/users/{username}", response_model=UserOut, summary="Change a user")
 def patch_user(
-    username: str, body: UserPatch, principal: Manager, request: Request, session: SessionDep
+    username: str, body: UserPatch, principal: UserManager, request: Request, session: SessionDep
 ) -> UserOut:
     given = body.model_fields_set
     with _http_errors():
@@ -217,7 +216,7 @@ def _change_detail(body: UserPatch) -> str:
     summary="Create an API key (the key is in this answer only)",
 )
 def post_api_key(
-    username: str, body: ApiKeyIn, principal: Manager, request: Request, session: SessionDep
+    username: str, body: ApiKeyIn, principal: UserManager, request: Request, session: SessionDep
 ) -> ApiKeyCreated:
     with _http_errors():
         key = create_api_key(session, username, body.name)
@@ -233,14 +232,14 @@ def post_api_key(
 @router.get(
     "/users/{username}/api-keys", response_model=list[ApiKeyOut], summary="A user's API keys"
 )
-def get_api_keys(username: str, principal: Manager, session: SessionDep) -> list[ApiKeyOut]:
+def get_api_keys(username: str, principal: UserManager, session: SessionDep) -> list[ApiKeyOut]:
     with _http_errors():
         return [key_out(k) for k in list_api_keys(session, username)]
 
 
 @router.delete("/api-keys/{key_id}", status_code=204, summary="Revoke an API key")
 def delete_api_key(
-    key_id: Annotated[int, Path(ge=1, le=2**31 - 1)], principal: Manager, request: Request,
+    key_id: Annotated[int, Path(ge=1, le=2**31 - 1)], principal: UserManager, request: Request,
     session: SessionDep,
 ) -> None:
     with _http_errors():
@@ -255,7 +254,7 @@ def delete_api_key(
 
 @router.get("/audit", response_model=AuditPage, summary="The audit log, newest first")
 def get_audit(
-    principal: Auditor,
+    principal: AuditReader,
     session: SessionDep,
     action: Annotated[str | None, Query(max_length=AUDIT_ACTION_MAX)] = None,
     actor: Annotated[str | None, Query(max_length=USERNAME_MAX)] = None,

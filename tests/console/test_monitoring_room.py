@@ -188,14 +188,14 @@ def test_a_zone_drawn_in_the_editor_changes_what_fires(pages: Room) -> None:
     at(0.9, 0.5)
     pick(page, "[data-test=line-direction]", "A → B")
 
-    # A threshold the models refuse is answered with the field's path, nothing saved.
+    # The form holds a threshold within the config model's own bounds (generated from it:
+    # console/src/api/vocabulary.ts): a crowd is at least 2 people, so 1 becomes 2.
     pick(page, "[data-test=rule-type]", "人群聚集")
     page.click("[data-test=add-rule]")
     page.fill("[data-param='zone-1-crowd.min_count'] input", "1")
     page.keyboard.press("Tab")
-    page.click("[data-test=save-zones]")
-    errors = page.wait_for_selector("[data-test=zone-errors]", timeout=10000)
-    assert "min_count" in errors.inner_text()
+    count = page.locator("[data-param='zone-1-crowd.min_count'] input")
+    assert count.input_value() == "2"
     assert hub.get("/api/cameras/hx-plaza/analytics")["source"] == "config"
     page.fill("[data-param='zone-1-crowd.min_count'] input", "12")
     page.keyboard.press("Tab")

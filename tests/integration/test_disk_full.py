@@ -352,7 +352,8 @@ def test_a_workers_forwarding_spool_on_a_full_disk_forwards_from_memory(
     small_disk: SmallDisk, tmp_path: Path
 ) -> None:
     """Distributed mode: the worker's spool in front of a real Redis; the disk is full."""
-    from shaobing.adapters.redis_bus import ForwardingSpool, RedisEventBus
+    from alerts.adapters.spool import ForwardingSpool
+    from shaobing.adapters.redis_bus import RedisEventBus
     from tests.redisproc import RedisServer
 
     server = RedisServer(tmp_path / "redis").start()

@@ -9,7 +9,6 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -24,6 +23,7 @@ from accounts.store import AuditRecord, LoginFailureRecord
 from accounts.throttle import LoginThrottle, ThrottlePolicy
 from api.app import create_app
 from api.limits import SMALL_BODY, PasswordSlots
+from api.schemas import HealthReport
 from shaobing.db import open_database
 from tests.peers.procs import free_port
 
@@ -91,8 +91,8 @@ def test_the_table_is_bounded() -> None:
 class Services:
     """What /healthz needs (no hub: these routes need none)."""
 
-    def health(self) -> dict[str, Any]:
-        return {"status": "ok", "cameras": {}, "dispatch_pending": 0}
+    def health(self) -> HealthReport:
+        return HealthReport(status="ok", cameras={}, dispatch_pending=0)
 
 
 class SlowHasher(PasswordHasher):

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from camera_registry.config import IngestConfig, RecordConfig, SourceConfig
 from camera_registry.status import StatusBoard
-from core.storage import SharedDirectory
+from core.storage_directory import SharedDirectory
 from ingest.live import LiveFeed, LiveStart
 from ingest.reader import StreamReader
 from ingest.ring import BufferedPacket, StreamTemplate

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.storage import SharedDirectory
+from core.storage_directory import SharedDirectory
 from recording.config import RecordingConfig
 from recording.retention import RecordingRetention
 from recording.store import RecordingHold, SegmentRecord, new_id

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from shaobing.adapters.redis_bus import BusUnavailable, ForwardingSpool, RedisEventBus
+from alerts.adapters.spool import ForwardingSpool
+from alerts.ports import BusUnavailable
+from shaobing.adapters.redis_bus import RedisEventBus
 from tests.redisproc import REDIS_URL, RedisServer, redis_prefix
 
 

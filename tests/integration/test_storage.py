@@ -32,11 +32,11 @@ from analytics.types import Event
 from api.app import create_app
 from core.storage import (
     OutsideStorage,
-    SharedDirectory,
     StorageError,
     config_problems,
     normalise_key,
 )
+from core.storage_directory import SharedDirectory
 from shaobing.bootstrap import Hub
 from shaobing.config import ConfigError, parse_config
 from tests.factories import make_alert, store
@@ -393,7 +393,7 @@ def test_shared_directory_writes_atomically_owner_only(tmp_path: Path) -> None:
 
 
 def test_s3_bucket_objects_ranges_and_masked_errors(s3_endpoint: str) -> None:
-    from core.storage import S3Bucket
+    from core.storage_s3 import S3Bucket
 
     new_bucket(s3_endpoint, "adapter")
     bucket = S3Bucket(endpoint_url=s3_endpoint, bucket="adapter", prefix="ev/",
