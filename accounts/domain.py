@@ -19,6 +19,8 @@ ROLES: tuple[Role, ...] = get_args(Role)
 Permission = Literal[
     "cameras:read",
     "cameras:configure",  # zones, rules and motion gate of a camera (the console's editor)
+    "cameras:manage",  # the registry: add, edit, disable, move, delete, import, ONVIF probe
+    "areas:manage",  # the area tree: add, rename, delete townships, villages, grids
     "alerts:read",
     "evidence:read",
     "alerts:handle",  # acknowledge, dispatch, start, resolve, false_alarm
@@ -142,6 +144,29 @@ def scoped_principal(
     if len(areas) == 1 and areas[0].path():
         return replace(principal, area=areas[0])
     return replace(principal, area=NO_AREA)
+
+
+def county_wide_problem(role: str, area: Area, county_wide: bool) -> str | None:
+    """Why an account with this role and area cannot be created (or changed) so, or None.
+
+    An account without an area sees the whole county (:data:`COUNTY_ROLES`): that must be
+    asked for explicitly (``county_wide``), never the result of a forgotten field. A
+    ``department`` account without an area sees its department's areas, never the county.
+    """
+    if area.path():
+        if county_wide:
+            return "county_wide: true contradicts the area given (leave the area empty)"
+        return None
+    if role not in COUNTY_ROLES:
+        if county_wide:
+            return f"role {role!r} cannot see the whole county: give it an area"
+        return None
+    if not county_wide:
+        return (
+            "a user without an area sees the whole county: confirm with county_wide: true, "
+            "or give an area"
+        )
+    return None
 
 
 def permission_for_action(action: str) -> Permission:

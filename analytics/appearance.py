@@ -9,8 +9,8 @@ of the box's inner part (the sides trimmed, where the background shows), normali
 colour (under ``MIN_PX`` either way once trimmed) have no signature (a row of NaN): the
 history then refuses to bridge them.
 
-Pure functions of the analysed frame and the boxes; cost: one HSV conversion of the frame
-and one ``np.bincount`` per tracked box (bench/bench_identity.py).
+Pure functions of the analysed frame and the boxes; cost: one HSV conversion of the
+rectangle around the tracked boxes and one ``np.bincount`` per box (bench/bench_identity.py).
 """
 
 from __future__ import annotations
@@ -25,6 +25,16 @@ MIN_PX = 6
 TRIM_X, TRIM_Y = 0.2, 0.1
 
 
+#: Bin of each hue, saturation and value level (hue 0-179 in 8 bins, S and V in 4), already
+#: weighted so that their sum is the joint bin: one table look-up a channel, in uint8.
+_LUT_H = (np.minimum(np.arange(256) * BINS[0] // 180, BINS[0] - 1) * BINS[1] * BINS[2]).astype(
+    np.uint8
+)
+_LUT_S = (np.arange(256) * BINS[1] // 256 * BINS[2]).astype(np.uint8)
+_LUT_V = (np.arange(256) * BINS[2] // 256).astype(np.uint8)
+_LUT_HSV = np.stack([_LUT_H, _LUT_S, _LUT_V], axis=-1).reshape(256, 1, 3)
+
+
 def signatures(image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
     """(N, SIZE) float32 colour signatures of the boxes (analysed px) in the BGR ``image``;
     a row of NaN where the box is too small or outside the image."""
@@ -32,42 +42,52 @@ def signatures(image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
     if not len(xyxy):
         return out
     h_img, w_img = image.shape[:2]
-    # Bin indices of the whole frame once (hue 0-179 in 8 bins, saturation and value in 4).
-    hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
-    hb = np.minimum(hsv[..., 0].astype(np.int32) * BINS[0] // 180, BINS[0] - 1)
-    sb = hsv[..., 1].astype(np.int32) * BINS[1] // 256
-    vb = hsv[..., 2].astype(np.int32) * BINS[2] // 256
-    bins = (hb * BINS[1] + sb) * BINS[2] + vb
-    rows = []
+    boxes = []
     for i, (x1, y1, x2, y2) in enumerate(np.asarray(xyxy, dtype=np.float64).tolist()):
         dx, dy = (x2 - x1) * TRIM_X, (y2 - y1) * TRIM_Y
         a, b = max(0, int(round(x1 + dx))), min(w_img, int(round(x2 - dx)))
         c, d = max(0, int(round(y1 + dy))), min(h_img, int(round(y2 - dy)))
-        if b - a < MIN_PX or d - c < MIN_PX:
-            continue
-        out[i] = np.bincount(bins[c:d, a:b].ravel(), minlength=SIZE) / float((b - a) * (d - c))
+        if b - a >= MIN_PX and d - c >= MIN_PX:
+            boxes.append((i, a, b, c, d))
+    if not boxes:
+        return out
+    # Only the rectangle around the boxes is converted (HSV is per pixel: the same values
+    # as converting the whole frame), then binned by table in uint8 (the joint bin < 128).
+    left, right = min(x[1] for x in boxes), max(x[2] for x in boxes)
+    top, bottom = min(x[3] for x in boxes), max(x[4] for x in boxes)
+    hsv = cv2.cvtColor(np.ascontiguousarray(image[top:bottom, left:right]), cv2.COLOR_BGR2HSV)
+    binned = cv2.LUT(hsv, _LUT_HSV)
+    bins = binned[..., 0] + binned[..., 1] + binned[..., 2]
+    rows = []
+    for i, a, b, c, d in boxes:
+        crop = bins[c - top : d - top, a - left : b - left]
+        out[i] = np.bincount(crop.ravel(), minlength=SIZE) / float((b - a) * (d - c))
         rows.append(i)
-    if rows:
-        out[rows] = _smooth(out[rows].reshape(-1, *BINS)).reshape(len(rows), SIZE)
+    out[rows] = _smooth(out[rows].reshape(-1, *BINS)).reshape(len(rows), SIZE)
     return out
 
 
 def _smooth(hist: np.ndarray) -> np.ndarray:
     """Spread each bin a quarter into its neighbours (hue wraps round), for (N, 8, 4, 4)
     histograms: a colour near a bin edge, a little lighter in the next frame, still matches
-    itself."""
+    itself. The neighbours come from index tables built once (``np.roll`` and
+    ``put_along_axis`` per call cost more than the arithmetic)."""
     out = hist
-    for axis in (1, 2, 3):
-        prev = np.roll(out, 1, axis=axis)
-        nxt = np.roll(out, -1, axis=axis)
-        if axis > 1:  # saturation and value do not wrap: the edge bins keep their share
-            first = np.take(out, [0], axis=axis)
-            last = np.take(out, [-1], axis=axis)
-            np.put_along_axis(prev, np.zeros_like(first, dtype=np.intp), first, axis=axis)
-            end = np.full_like(last, out.shape[axis] - 1, dtype=np.intp)
-            np.put_along_axis(nxt, end, last, axis=axis)
-        out = 0.5 * out + 0.25 * prev + 0.25 * nxt
+    for axis, (prev, nxt) in enumerate(_NEIGHBOURS, start=1):
+        out = 0.5 * out + 0.25 * np.take(out, prev, axis=axis) + 0.25 * np.take(out, nxt, axis=axis)
     return out
+
+
+def _neighbours(n: int, wrap: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Index of each bin's previous and next neighbour along an axis of ``n`` bins; at the
+    edges of an axis that does not wrap, the bin itself."""
+    idx = np.arange(n)
+    if wrap:
+        return np.roll(idx, 1), np.roll(idx, -1)
+    return np.maximum(idx - 1, 0), np.minimum(idx + 1, n - 1)
+
+
+_NEIGHBOURS = [_neighbours(BINS[0], True), _neighbours(BINS[1], False), _neighbours(BINS[2], False)]
 
 
 def similarity(a: np.ndarray | None, b: np.ndarray | None) -> float | None:

@@ -35,6 +35,7 @@ from analytics.rules import FrameContext, Rule, build_rule
 from analytics.sanity import Confirmation, TrackFilter, oversized_persons
 from analytics.tracking import Tracker
 from analytics.types import Detections, Event
+from analytics.vqd import QualityBaseline
 from analytics.zones import Zone
 from core.schedule import in_schedule
 
@@ -82,10 +83,14 @@ class CameraAnalytics:
         timezone: str = "Asia/Shanghai",
         use_schedules: bool = True,
         detect_objects: bool = True,
+        quality_baseline: QualityBaseline | None = None,
     ) -> None:
         """``detect_objects=False``: run the detector only for rules that need objects (a
-        patrol visit of a camera with video-quality rules only detects nothing)."""
+        patrol visit of a camera with video-quality rules only detects nothing).
+        ``quality_baseline``: the camera's learned normal picture from an earlier look (the
+        previous patrol visit), so that a view turned between two visits is found."""
         self.cfg = cfg
+        self.carried_baseline = quality_baseline
         self.detect_objects = detect_objects
         self.class_names = class_names
         self.tracker = Tracker(cfg.detect_fps, lost_s=max(2.0, 2 * cfg.motion.keepalive_s))
@@ -128,6 +133,10 @@ class CameraAnalytics:
             build_rule(r, zones[r.zone] if r.zone else whole, source_size, frame_size)
             for r in active
         ]
+        if self.carried_baseline is not None:
+            for rule in self.rules:
+                if isinstance(getattr(rule, "baseline", None), QualityBaseline):
+                    rule.baseline = self.carried_baseline  # type: ignore[attr-defined]
         # Watch the zones that matter; the whole frame if a rule looks at all of it.
         needs_detection = [r for r in active if r.type != "camera_fault"]
         self.gate.detector_needed = self.detect_objects or bool(needs_detection)
@@ -357,6 +366,15 @@ class CameraAnalytics:
         at, det = self.dense
         hold = 2.5 * max(self.cfg.detect.crowd_tiles_s, 1.0 / max(self.cfg.detect_fps, 0.1))
         return det if t - at <= hold else None
+
+    def quality_baseline(self) -> QualityBaseline | None:
+        """The learned normal picture of the camera (its video-quality rule's), to hand
+        to the next look at it (None: no such rule, or no frame analysed yet)."""
+        for rule in self.rules:
+            baseline = getattr(rule, "baseline", None)
+            if isinstance(baseline, QualityBaseline) and baseline.reference is not None:
+                return baseline
+        return None
 
     def counters(self) -> dict[str, dict[str, int]]:
         """Running counts of counting rules (line crossings per direction), by rule name."""

@@ -22,7 +22,9 @@ from api.openapi_errors import document_errors
 from api.ports import HubServices
 from api.routers import (
     alerts,
+    areas,  # issue 23: the area tree edited in the console
     auth,
+    camera_admin,  # issue 23: the camera registry from the console
     camera_analytics,
     cameras,
     console_settings,
@@ -85,12 +87,14 @@ def create_app(
     for module in (
         auth,
         users,
+        camera_admin,  # before cameras: POST /api/cameras/import is not a camera id
         cameras,
         camera_analytics,
         live,
         console_settings,
         alerts,
         routing,
+        areas,
         feedback,
         deliveries,
         exports,

@@ -21,6 +21,7 @@ from api.ports import (
     CameraLivePort,
     HealthPort,
     HubServices,
+    RegistryPort,
     SitePort,
 )
 from api.providers import SessionDep, get_services, get_session
@@ -46,15 +47,22 @@ def _analytics(request: Request) -> AnalyticsPort:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
+def _registry(request: Request) -> RegistryPort:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
 ServicesDep = Annotated[HubServices, Depends(get_services)]
 LiveDep = Annotated[CameraLivePort, Depends(_live)]
 AlertsDep = Annotated[AlertsPort, Depends(_alerts)]
 SiteDep = Annotated[SitePort, Depends(_site)]
 HealthDep = Annotated[HealthPort, Depends(_health)]
 AnalyticsDep = Annotated[AnalyticsPort, Depends(_analytics)]
+RegistryDep = Annotated[RegistryPort, Depends(_registry)]
 
 CameraReader = Annotated[Principal, Depends(require("cameras:read"))]
 CameraConfigurer = Annotated[Principal, Depends(require("cameras:configure"))]
+CameraManager = Annotated[Principal, Depends(require("cameras:manage"))]  # the registry
+AreaManager = Annotated[Principal, Depends(require("areas:manage"))]  # the area tree
 AlertReader = Annotated[Principal, Depends(require("alerts:read"))]
 AlertHandler = Annotated[Principal, Depends(require("alerts:handle"))]
 EvidenceReader = Annotated[Principal, Depends(require("evidence:read"))]
@@ -70,8 +78,10 @@ __all__ = [
     "AlertReader",
     "AlertsDep",
     "AnalyticsDep",
+    "AreaManager",
     "AuditReader",
     "CameraConfigurer",
+    "CameraManager",
     "CameraReader",
     "CurrentPrincipal",
     "DispatchManager",
@@ -79,6 +89,7 @@ __all__ = [
     "EvidenceReader",
     "HealthDep",
     "LiveDep",
+    "RegistryDep",
     "RoutingReader",
     "RoutingWriter",
     "ServicesDep",

@@ -19,6 +19,7 @@ from alerts.feed import AlertFeed
 from alerts.links import EvidenceLinks
 from alerts.service import AlertService
 from camera_registry.status import StatusBoard
+from core.secrets import SecretCipher
 from core.storage import EvidenceStorage
 from ingest.live import LiveFeed
 
@@ -50,6 +51,11 @@ class CameraLivePort(Protocol):
         ...
 
     def media_stats(self, camera_id: str) -> MediaStats: ...
+
+    def live_on_demand(self, camera_id: str) -> None:
+        """Before a live view: open the stream of a camera nobody reads when its source
+        opens on demand (a GB/T 28181 channel); ``ingest.live.LiveUnavailable`` if not."""
+        ...
 
     def overlay(self, camera_id: str) -> Overlay | None:
         """The latest tracked boxes and zones (None: not analysed yet)."""
@@ -107,5 +113,24 @@ class HealthPort(Protocol):
     def health(self) -> HealthReport: ...
 
 
-class HubServices(CameraLivePort, AnalyticsPort, AlertsPort, SitePort, HealthPort, Protocol):
+class RegistryPort(Protocol):
+    """Writing the camera registry (issue 23): the key camera passwords are stored
+    encrypted with, and having a change applied at once by whoever reads the camera."""
+
+    @property
+    def cipher(self) -> SecretCipher: ...
+
+    @property
+    def config_path(self) -> str:
+        """The config file of the hub (named where its cameras cannot be edited here)."""
+        ...
+
+    def camera_registry_changed(self, camera_id: str) -> None:
+        """Apply a registry change (added, edited, disabled, deleted) without a restart."""
+        ...
+
+
+class HubServices(
+    CameraLivePort, AnalyticsPort, AlertsPort, SitePort, HealthPort, RegistryPort, Protocol
+):
     """Every port at once (the object the composition layer hands the app)."""

@@ -251,6 +251,9 @@ class AreaOut(BaseModel):
     level: str | None = None
     code: str | None = None
     name: str
+    origin: Literal["config", "api"] = Field(
+        "config", description="config: the config file's areas (read-only); api: the console's"
+    )
 
 
 class DepartmentOut(BaseModel):

@@ -68,8 +68,10 @@ def render() -> str:
         + _const("SEVERITIES", SEVERITIES, "S['AlertOut']['severity']")
         + _const("ALERT_STATUSES", STATUSES, "S['AlertOut']['status']")
         + _const("CAMERA_STATES", CAMERA_STATES, "S['CameraStatusOut']['state']")
-        + "\n/** Per rule type, its numeric fields: bounds (min/max) and the config's description. */\n"
-        + "export interface ParamFacts { min?: number; max?: number; integer?: boolean; description?: string }\n"
+        + "\n/** Per rule type, its numeric fields: bounds (min/max) and the config's "
+        "description. */\n"
+        + "export interface ParamFacts "
+        "{ min?: number; max?: number; integer?: boolean; description?: string }\n"
         + "export const RULE_PARAMS: Record<string, Record<string, ParamFacts>> = "
         + json.dumps(rule_params(), ensure_ascii=False, indent=2)
         + "\n"

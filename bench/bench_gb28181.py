@@ -7,7 +7,8 @@
 2. keepalive cost: with every device beating every ``--keepalive-s`` s, the SIP server
    process's CPU over ``--measure-s`` s, as % of one core, and the same scaled to 5,000
    devices at a 60 s heartbeat (the issue's aim: < 5 %);
-3. a catalog of ``--channels`` (default 20,000) channels in pages of 100: parsed
+3. INVITE → first decoded frame, and a live view on demand → its first keyframe;
+4. a catalog of ``--channels`` (default 20,000) channels in pages of 100: parsed
    (MANSCDP), collected to SumNum (the registry) and written to the camera registry
    (SQLite) — aim ≤ 60 s.
 
@@ -156,6 +157,51 @@ def bench_first_frame(clip: Path, tries: int) -> None:
           f"(aim ≤ 1.5 s)")  # fmt: skip
 
 
+def bench_on_demand(clip: Path, tries: int) -> None:
+    """A live view of a channel nobody analyses: from the viewer's request to the first
+    keyframe in the live feed (INVITE, the device's answer and first media, the PS probe);
+    the stream is closed (BYE after the linger) between tries."""
+    import statistics
+
+    from camera_registry.config import IngestConfig
+    from gb28181.component import GbPlatform
+    from ingest.live import LiveFeed
+    from tests.peers.sipp import media_sender_command, start_device
+
+    device, channel = "34020000001180000001", "34150201001310000001"
+    cfg = SipConfig.model_validate({
+        "enabled": True, "id": PLATFORM, "domain": DOMAIN, "port": free_port(),
+        "transports": ["udp"], "password": PASSWORD, "rtp_port_min": 43000,
+        "rtp_port_max": 43100, "live_linger_s": 0.2,
+    })  # fmt: skip
+    platform = GbPlatform(cfg)
+    platform.start()
+    feeds: dict[str, LiveFeed] = {}
+    live = platform.attach_live(lambda c: feeds.setdefault(c, LiveFeed()), lambda c: False,
+                                IngestConfig())  # fmt: skip
+    dev = start_device(platform.server.udp_port, device_id=device, password=PASSWORD,
+                       platform_id=PLATFORM, domain=DOMAIN,
+                       sender=media_sender_command(clip, "--seconds", "5"))  # fmt: skip
+    url, camera = f"gb28181://{device}/{channel}", f"gb-{channel}"
+    took: list[float] = []
+    try:
+        deadline = time.monotonic() + 20
+        while device not in platform.server.registry.devices and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for _ in range(tries):
+            t0 = time.monotonic()
+            platform.live_on_demand(camera, url)
+            took.append(time.monotonic() - t0)
+            while live.states() and time.monotonic() - t0 < 20:  # nobody subscribed: BYE
+                time.sleep(0.05)
+            time.sleep(0.5)
+    finally:
+        dev.stop()
+        platform.stop()
+    print(f"live view on demand → first keyframe in the feed (UDP, {clip.name}): median "
+          f"{statistics.median(took):.2f} s, max {max(took):.2f} s over {len(took)} views")
+
+
 def bench_catalog(channels: int, page: int = 100) -> None:
     from camera_registry.status import StatusBoard
     from core.secrets import SecretCipher
@@ -212,6 +258,7 @@ def main() -> int:
         from core.assets import assets_dir
 
         bench_first_frame(assets_dir() / "videos" / "crosswalk_people.mp4", args.invites)
+        bench_on_demand(assets_dir() / "videos" / "crosswalk_people.mp4", args.invites)
     if args.channels:
         bench_catalog(args.channels)
     return 0

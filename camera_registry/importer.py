@@ -100,6 +100,12 @@ def read_text(path: Path) -> str:
         data = path.read_bytes()
     except OSError as exc:
         raise ImportError_(path, [f"{path}: cannot read file: {exc.strerror}"]) from exc
+    return decode_text(data, path)
+
+
+def decode_text(data: bytes, path: Path) -> str:
+    """``data`` (the contents of ``path``) decoded with the first of :data:`ENCODINGS`
+    that decodes it."""
     for encoding in ENCODINGS:
         try:
             return data.decode(encoding)
@@ -122,9 +128,21 @@ def _message(err: Any) -> str:
 def load_camera_file(path: Path, model: type[C]) -> list[C]:
     """Parse and validate a YAML or CSV camera list with ``model``; raises
     :class:`ImportError_`."""
+    return parse_camera_text(read_text(path), path, model)
+
+
+def load_camera_bytes(data: bytes, name: str, model: type[C]) -> list[C]:
+    """The same for a file received rather than read (an upload through the API):
+    ``name`` gives the format by its suffix (``.csv``, else YAML) and names the file in
+    every problem."""
+    path = Path(name)
+    return parse_camera_text(decode_text(data, path), path, model)
+
+
+def parse_camera_text(text: str, path: Path, model: type[C]) -> list[C]:
+    """Parse and validate the text of a YAML or CSV camera list named ``path``."""
     problems: list[str] = []
     rows: list[tuple[str, dict[str, Any]]] = []
-    text = read_text(path)
     if path.suffix.lower() == ".csv":
         reader = csv.DictReader(text.splitlines())
         unknown = [c for c in (reader.fieldnames or []) if c and c.strip() not in CSV_COLUMNS]

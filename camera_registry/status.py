@@ -102,6 +102,12 @@ class StatusBoard:
             for key, value in changes.items():
                 setattr(status, key, value)
 
+    def remove(self, camera_id: str) -> None:
+        """Forget a camera (deleted from the registry)."""
+        with self._lock:
+            if self._status.pop(camera_id, None) is not None:
+                self._changed(camera_id)
+
     def changes(self, since: str) -> tuple[str, list[str] | None]:
         """``(cursor, cameras)``: the cameras whose state changed after ``since`` (a cursor
         this method returned; ``""`` at first), oldest first, and the cursor to ask with

@@ -211,6 +211,15 @@ def list_cameras(session: Session, *, enabled_only: bool = False) -> list[Camera
     return list(session.execute(stmt).scalars())
 
 
+def camera_ids_in_area(session: Session, path: tuple[str, ...]) -> set[str]:
+    """The ids of the cameras inside the area of ``path`` (county, township, ... from the
+    top; ``Area.contains``), read as ids only: no row object, no config."""
+    stmt = select(CameraRecord.id)
+    for column, part in zip(AREA_COLUMNS, path, strict=False):
+        stmt = stmt.where(column == part)
+    return set(session.execute(stmt).scalars())
+
+
 def encrypt_plain_secrets(session: Session, cipher: SecretCipher) -> list[str]:
     """Encrypt the secrets older versions stored in plain text; the ids changed.
 
@@ -280,3 +289,8 @@ def camera_places(
     stmt = _in_scope(select(CameraRecord.id, *levels), scope)
     wanted = ids if isinstance(ids, (set, frozenset)) else set(ids)
     return [(c, t, v) for i, c, t, v in session.execute(stmt) if i in wanted]
+
+
+#: The area columns of a camera row, from the county down (core.area.LEVELS).
+AREA_COLUMNS = (CameraRecord.county, CameraRecord.township, CameraRecord.village,
+                CameraRecord.grid)  # fmt: skip

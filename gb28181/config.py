@@ -69,13 +69,22 @@ class SipConfig(StrictModel):
     max_channels: int = Field(50_000, ge=1, description="channels kept per device")
     rtp_port_min: int = Field(30000, ge=1024, lt=65536)
     rtp_port_max: int = Field(30999, ge=1024, lt=65536)
-    rtp_transport: Literal["udp", "tcp_passive"] = Field(
-        "udp", description="how devices send media: UDP, or TCP to a port the hub opens "
-        "(RFC 4571 framing)",
+    rtp_transport: Literal["udp", "tcp_passive", "tcp_active"] = Field(
+        "udp", description="how devices send media: UDP; TCP to a port the hub opens "
+        "(tcp_passive); or TCP from the hub to the port the device answers with (tcp_active, "
+        "through NAT or firewalls that only let the hub connect out); RFC 4571 framing",
     )  # fmt: skip
     invite_timeout_s: float = Field(5.0, gt=0, description="wait for the INVITE's answer")
     media_timeout_s: float = Field(5.0, gt=0,
                                    description="no RTP for this long: the stream is dead")
+    live_linger_s: float = Field(
+        10.0, ge=0, le=600, description="a live view of a channel nobody analyses opens a "
+        "stream on demand; BYE this long after the last viewer left",
+    )  # fmt: skip
+    live_backoff_max_s: float = Field(
+        10.0, gt=0, le=300,
+        description="an on-demand stream that dies is invited again with backoff up to this",
+    )  # fmt: skip
     area_names: dict[str, str] = Field(
         default_factory=dict,
         description="civil code (6 digits: county, 8: township, 10-12: village) → the area "

@@ -212,3 +212,72 @@ def alarm_notify(sn: int, channel_id: str, *, priority: int, method: int, time_i
     text = el_bytes.decode("gb18030")
     info = f"<Info><AlarmType>{alarm_type}</AlarmType></Info></Notify>"
     return text.replace("</Notify>", info).encode("gb18030")
+
+
+@dataclass
+class RecordItem:
+    """One recording on a device (a RecordInfo answer's Item): local times as sent."""
+
+    device_id: str
+    name: str = ""
+    file_path: str | None = None
+    address: str | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+    secrecy: str | None = None
+    type: str | None = None  # time, alarm, manual, all
+    recorder_id: str | None = None
+    file_size: int | None = None
+
+
+def record_info_query(sn: int, channel_id: str, start_time: str, end_time: str,
+                      record_type: str = "all") -> bytes:  # fmt: skip
+    """Query RecordInfo (§A.2.4.5) of a channel between two local times (YYYY-MM-DDThh:mm:ss)."""
+    return build("Query", "RecordInfo", sn, channel_id, [
+        ("StartTime", start_time), ("EndTime", end_time), ("Secrecy", "0"),
+        ("Type", record_type),
+    ])  # fmt: skip
+
+
+def record_items(body: Body) -> tuple[int, list[RecordItem]]:
+    """(SumNum, items) of one page of a RecordInfo answer."""
+    try:
+        total = int(body.text("SumNum") or "0")
+    except ValueError:
+        raise ManscdpError(f"SumNum {body.text('SumNum')!r} is not a number") from None
+    out: list[RecordItem] = []
+    rl = body.element.find("RecordList")
+    for item in rl.findall("Item") if rl is not None else []:
+        size = _text(item, "FileSize")
+        out.append(RecordItem(
+            device_id=_text(item, "DeviceID") or body.device_id, name=_text(item, "Name") or "",
+            file_path=_text(item, "FilePath"), address=_text(item, "Address"),
+            start_time=_text(item, "StartTime"), end_time=_text(item, "EndTime"),
+            secrecy=_text(item, "Secrecy"), type=_text(item, "Type"),
+            recorder_id=_text(item, "RecorderID"),
+            file_size=int(size) if size and size.isdigit() else None,
+        ))  # fmt: skip
+    return total, out
+
+
+def ptz_control(sn: int, channel_id: str, ptz_cmd: str, priority: int = 5) -> bytes:
+    """Control DeviceControl with a PTZCmd (§A.2.3.1) for a channel."""
+    el = ET.Element("Control")
+    for name, value in (("CmdType", "DeviceControl"), ("SN", str(sn)),
+                        ("DeviceID", channel_id), ("PTZCmd", ptz_cmd)):  # fmt: skip
+        ET.SubElement(el, name).text = value
+    info = ET.SubElement(el, "Info")
+    ET.SubElement(info, "ControlPriority").text = str(priority)
+    text = ET.tostring(el, encoding="unicode")
+    return f'<?xml version="1.0" encoding="GB2312"?>\r\n{text}\r\n'.encode("gb18030")
+
+
+def broadcast_notify(sn: int, source_id: str, target_id: str) -> bytes:
+    """Notify Broadcast (§A.2.5.8): the platform ``source_id`` will speak to the audio
+    output ``target_id``; the device answers by INVITEing the platform for audio."""
+    el = ET.Element("Notify")
+    for name, value in (("CmdType", "Broadcast"), ("SN", str(sn)), ("SourceID", source_id),
+                        ("TargetID", target_id)):  # fmt: skip
+        ET.SubElement(el, name).text = value
+    text = ET.tostring(el, encoding="unicode")
+    return f'<?xml version="1.0" encoding="GB2312"?>\r\n{text}\r\n'.encode("gb18030")

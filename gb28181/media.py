@@ -217,3 +217,55 @@ async def open_tcp_passive(host: str, port: int, sink: RtpSink) -> TcpPassive:
 
     media.server = await asyncio.start_server(handle, host, port)
     return media
+
+
+class TcpActive:
+    """The hub's outgoing TCP connection of one TCP-active stream (RFC 4571 frames in)."""
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[None] | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        if self.writer is not None:
+            self.writer.close()
+
+
+async def open_tcp_active(host: str, port: int, sink: RtpSink, timeout_s: float) -> TcpActive:
+    """Connect to the device's media port (retried for ``timeout_s``: devices often open
+    it a moment after their answer) and read RFC 4571 frames into the sink."""
+    media = TcpActive()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port),
+                                                    max(0.1, deadline - loop.time()))  # fmt: skip
+            break
+        except (OSError, TimeoutError) as exc:
+            if loop.time() >= deadline:
+                raise ConnectionError(f"cannot connect to the device's media port "
+                                      f"{host}:{port}: {exc}") from None  # fmt: skip
+            await asyncio.sleep(0.2)
+    media.writer = writer
+
+    async def read() -> None:
+        buffer = b""
+        try:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                frames, buffer = split_4571(buffer + data)
+                for frame in frames:
+                    sink.datagram(frame)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+            sink.pipe.finish("the device closed the TCP media connection")
+
+    media.task = loop.create_task(read())
+    return media

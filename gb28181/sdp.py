@@ -12,15 +12,19 @@ def ssrc_for(domain: str, seq: int, *, live: bool = True) -> str:
 
 
 def offer(*, session_id: str, channel_id: str, host: str, port: int, ssrc: str,
-          transport: str = "udp") -> bytes:  # fmt: skip
-    """INVITE body: receive PS/90000 on ``host:port`` (UDP, or TCP passive: we listen)."""
+          transport: str = "udp", playback: tuple[int, int] | None = None) -> bytes:  # fmt: skip
+    """INVITE body: receive PS/90000 on ``host:port`` (UDP, or TCP passive: we listen; TCP
+    active: we connect to the device's answered port).
+    ``playback``: (start, end) in epoch seconds of the device's recording (§9.8:
+    ``s=Playback``, ``u=<channel>:0``, ``t=start end``); None: live (``s=Play``)."""
     proto = "TCP/RTP/AVP" if transport.startswith("tcp") else "RTP/AVP"
     lines = [
         "v=0",
         f"o={channel_id} 0 0 IN IP4 {host}",
-        "s=Play",
+        "s=Playback" if playback else "s=Play",
+        *([f"u={channel_id}:0"] if playback else []),
         f"c=IN IP4 {host}",
-        "t=0 0",
+        f"t={playback[0]} {playback[1]}" if playback else "t=0 0",
         f"m=video {port} {proto} 96 97 98",
         "a=recvonly",
         "a=rtpmap:96 PS/90000",
@@ -29,6 +33,8 @@ def offer(*, session_id: str, channel_id: str, host: str, port: int, ssrc: str,
     ]
     if transport == "tcp_passive":
         lines += ["a=setup:passive", "a=connection:new"]
+    elif transport == "tcp_active":  # the hub connects to the port the device answers with
+        lines += ["a=setup:active", "a=connection:new"]
     lines.append(f"y={ssrc}")
     _ = session_id
     return ("\r\n".join(lines) + "\r\n").encode("ascii")

@@ -31,8 +31,16 @@ from typing import Any, Protocol, TypeVar, cast
 from gb28181 import manscdp, metrics, sdp
 from gb28181 import sip as sipmsg
 from gb28181.config import SipConfig
-from gb28181.media import PortPool, PsPipe, RtpSink, open_tcp_passive, open_udp
+from gb28181.media import (
+    PortPool,
+    PsPipe,
+    RtpSink,
+    open_tcp_active,
+    open_tcp_passive,
+    open_udp,
+)
 from gb28181.registry import Changes, FloodGuard, Registry
+from gb28181.rtp import build_rtp
 from gb28181.sip import SipMessage, SipParseError
 
 log = logging.getLogger(__name__)
@@ -43,10 +51,11 @@ T1 = 0.5
 
 
 class InviteFailed(RuntimeError):
-    """The device refused the INVITE or never answered (``state`` says which)."""
+    """The device refused the INVITE or never answered (``state`` says which; the message
+    names it too, so the camera's last error shows it)."""
 
     def __init__(self, state: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(message if state in message else f"{state}: {message}")
         self.state = state
 
 
@@ -82,6 +91,42 @@ class MediaSession:
     closers: list[Any] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
     closed: bool = False
+
+
+@dataclass
+class _RecordQuery:
+    """A RecordInfo query: its pages collected until SumNum items came."""
+
+    channel_id: str
+    done: asyncio.Future[None]
+    total: int | None = None
+    items: list[manscdp.RecordItem] = field(default_factory=list)
+
+
+@dataclass
+class _AudioOffer:
+    host: str | None
+    port: int | None
+    pts: list[int]
+    ssrc: int | None
+
+
+def _audio_offer(body: bytes) -> _AudioOffer:
+    """The audio a device's broadcast INVITE offers to receive (c=, m=audio, y=)."""
+    host = port = ssrc = None
+    pts: list[int] = []
+    for line in body.decode("utf-8", errors="replace").splitlines():
+        line = line.strip()
+        if line.startswith("c="):
+            host = line.split()[-1]
+        elif line.startswith("m=audio"):
+            parts = line.split()
+            if len(parts) >= 3 and parts[1].isdigit():
+                port = int(parts[1])
+                pts = [int(p) for p in parts[3:] if p.isdigit()]
+        elif line.startswith("y=") and line[2:].strip().isdigit():
+            ssrc = int(line[2:].strip())
+    return _AudioOffer(host, port, pts, ssrc)
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
@@ -122,6 +167,8 @@ class SipServer:
         self._peers: dict[str, _Peer] = {}
         self._pending: dict[tuple[str, int, str], asyncio.Future[SipMessage]] = {}
         self._sessions: dict[str, MediaSession] = {}  # by Call-ID
+        self._records: dict[int, _RecordQuery] = {}  # RecordInfo queries by SN
+        self._broadcasts: dict[str, asyncio.Future[tuple[SipMessage, _Peer]]] = {}  # by id
         self._sn = int(time.time()) % 100_000
         self._seq = 0
         self._changes: queue.Queue[Changes | None] = queue.Queue()
@@ -337,7 +384,7 @@ class SipServer:
         method = msg.method or ""
         handler = {
             "REGISTER": self._on_register, "MESSAGE": self._on_message, "BYE": self._on_bye,
-            "ACK": lambda m, p: None, "OPTIONS": self._on_options,
+            "ACK": lambda m, p: None, "OPTIONS": self._on_options, "INVITE": self._on_invite,
             "NOTIFY": self._on_message,
         }.get(method)  # fmt: skip
         if handler is None:
@@ -348,6 +395,16 @@ class SipServer:
 
     def _on_options(self, msg: SipMessage, peer: _Peer) -> None:
         self._reply(peer, msg, 200, "OK")
+
+    def _on_invite(self, msg: SipMessage, peer: _Peer) -> None:
+        """A device's INVITE: only the audio call of a voice broadcast we asked for."""
+        caller = sipmsg.user_of(msg.header("From") or "") or ""
+        fut = self._broadcasts.get(caller)
+        if fut is None or fut.done():
+            self._refuse("unexpected_invite", f"INVITE from {caller} at {peer.addr[0]}")
+            self._reply(peer, msg, 488, "Not Acceptable Here: no broadcast pending")
+            return
+        fut.set_result((msg, peer))
 
     # -- REGISTER -------------------------------------------------------------------
 
@@ -462,6 +519,14 @@ class SipServer:
         elif key == ("Response", "DeviceStatus"):
             dev.status = {k: v for k in ("Online", "Status", "Encode", "Record", "DeviceTime",
                                          "Reason") if (v := body.text(k) or "")}  # fmt: skip
+        elif key == ("Response", "RecordInfo"):
+            self._record_page(body)
+        elif key == ("Notify", "MediaStatus"):  # 121: a playback reached its end
+            log.info("GB device %s: media status %s", device_id, body.text("NotifyType"))
+            if body.text("NotifyType") == "121":
+                for session in list(self._sessions.values()):
+                    if session.device_id == device_id and session.ssrc.startswith("1"):
+                        session.pipe.finish("the device sent the end of the recording")
         elif key == ("Notify", "Alarm"):
             log.info("GB device %s alarm: %s", device_id, body.text("AlarmDescription"))
 
@@ -540,6 +605,133 @@ class SipServer:
             raise RuntimeError(f"the device answered {answer.status} {answer.reason}")
         return sn
 
+    def _record_page(self, body: manscdp.Body) -> None:
+        query = self._records.get(body.sn)
+        if query is None or query.done.done():
+            return  # late or unknown: the query was answered or gave up
+        total, items = manscdp.record_items(body)
+        query.total = total
+        query.items.extend(items[: max(0, total - len(query.items))])
+        if len(query.items) >= total:
+            query.done.set_result(None)
+
+    async def query_records(self, device_id: str, channel_id: str, start_time: str,
+                            end_time: str, timeout: float = 20.0
+                            ) -> tuple[list[manscdp.RecordItem], bool]:  # fmt: skip
+        """RecordInfo of a channel between two local times: its pages collected until
+        SumNum; (items, complete) — incomplete when pages stopped coming in time."""
+        peer = self._peer(device_id)
+        sn = self._next_sn()
+        query = _RecordQuery(channel_id, self.loop.create_future())
+        self._records[sn] = query
+        try:
+            msg = self._new_request("MESSAGE", device_id, device_id, peer,
+                                    body=manscdp.record_info_query(sn, channel_id, start_time,
+                                                                   end_time))  # fmt: skip
+            answer = await self._transact(peer, msg, 8.0)
+            if answer.status != 200:
+                raise RuntimeError(f"the device answered {answer.status} {answer.reason}")
+            try:
+                await asyncio.wait_for(asyncio.shield(query.done), timeout)
+            except TimeoutError:
+                if query.total is None:
+                    raise TimeoutError(f"no RecordInfo answer within {timeout:g} s") from None
+                return query.items, False
+            return query.items, True
+        finally:
+            self._records.pop(sn, None)
+
+    async def ptz(self, device_id: str, channel_id: str, ptz_cmd: str) -> None:
+        """Send a PTZCmd (DeviceControl) to a channel; raises when the device refuses."""
+        peer = self._peer(device_id)
+        msg = self._new_request("MESSAGE", device_id, channel_id, peer,
+                                body=manscdp.ptz_control(self._next_sn(), channel_id,
+                                                         ptz_cmd))  # fmt: skip
+        answer = await self._transact(peer, msg, 5.0)
+        if answer.status != 200:
+            raise RuntimeError(f"the device answered {answer.status} {answer.reason}")
+
+    async def broadcast(self, device_id: str, target_id: str, audio: dict[str, bytes],
+                        timeout: float = 10.0) -> dict[str, Any]:  # fmt: skip
+        """Voice broadcast (§9.12): Notify Broadcast to the device for its audio output
+        ``target_id``; the device INVITEs us for audio and we send ``audio`` (G.711 by
+        codec name, ``PCMA``/``PCMU``, 8 kHz) over RTP in 20 ms packets, then BYE."""
+        peer = self._peer(device_id)
+        fut: asyncio.Future[tuple[SipMessage, _Peer]] = self.loop.create_future()
+        self._broadcasts[target_id] = self._broadcasts[device_id] = fut
+        port: int | None = None
+        transport: asyncio.DatagramTransport | None = None
+        try:
+            body = manscdp.broadcast_notify(self._next_sn(), self.cfg.id, target_id)
+            msg = self._new_request("MESSAGE", device_id, device_id, peer, body=body)
+            answer = await self._transact(peer, msg, 5.0)
+            if answer.status != 200:
+                raise InviteFailed("invite_failed", f"broadcast to {target_id}: the device "
+                                   f"answered {answer.status} {answer.reason}")  # fmt: skip
+            try:
+                invite, inv_peer = await asyncio.wait_for(asyncio.shield(fut), timeout)
+            except TimeoutError:
+                raise InviteFailed("invite_failed", f"broadcast to {target_id}: the device "
+                                   f"did not INVITE for audio within {timeout:g} s") from None
+            offered = _audio_offer(invite.body)
+            codec = next((c for pt, c in ((8, "PCMA"), (0, "PCMU")) if pt in offered.pts
+                          and c in audio), None)  # fmt: skip
+            if offered.port is None or offered.host is None or codec is None:
+                self._send(inv_peer, sipmsg.response(invite, 488, "Not Acceptable Here",
+                                                     to_tag=sipmsg.new_tag()))  # fmt: skip
+                raise InviteFailed("invite_failed", f"broadcast to {target_id}: the device "
+                                   "offered no G.711 audio we have")  # fmt: skip
+            port = self.ports.take()
+            host = self.cfg.media_host
+            dt, _ = await self.loop.create_datagram_endpoint(
+                asyncio.DatagramProtocol, local_addr=(host, port))
+            transport = cast(asyncio.DatagramTransport, dt)
+            ssrc = offered.ssrc if offered.ssrc is not None else int(sdp.ssrc_for(
+                self.cfg.domain, self._next_sn()))  # fmt: skip
+            pt = 8 if codec == "PCMA" else 0
+            answer_sdp = "\r\n".join([
+                "v=0", f"o={self.cfg.id} 0 0 IN IP4 {host}", "s=Play", f"c=IN IP4 {host}",
+                "t=0 0", f"m=audio {port} RTP/AVP {pt}", "a=sendonly",
+                f"a=rtpmap:{pt} {codec}/8000", f"y={ssrc:010d}", "f=v/////a/1/8/1", "",
+            ])  # fmt: skip
+            our_tag = sipmsg.new_tag()
+            self._send(inv_peer, sipmsg.response(
+                invite, 200, "OK", to_tag=our_tag, body=answer_sdp.encode(),
+                content_type="APPLICATION/SDP",
+                headers=[("Contact", f"<sip:{self.cfg.id}@{host}:{self.udp_port}>")]))  # fmt: skip
+            caller = sipmsg.user_of(invite.header("From") or "") or target_id
+            their_tag = sipmsg.tag_of(invite.header("From") or "")
+            await asyncio.sleep(0.1)  # the ACK; the device listens from its INVITE anyway
+            data = audio[codec]
+            seq, ts, sent = random.randint(0, 65535), random.randint(0, 1 << 31), 0
+            started = self.loop.time()
+            for i in range(0, len(data), 160):
+                due = started + (i // 160) * 0.02
+                delay = due - self.loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                packet = build_rtp(seq, ts, ssrc, data[i : i + 160], payload_type=pt,
+                                   marker=i == 0)  # fmt: skip
+                transport.sendto(packet, (offered.host, offered.port))
+                seq, ts, sent = (seq + 1) & 0xFFFF, (ts + 160) & 0xFFFFFFFF, sent + 1
+            bye = self._new_request("BYE", device_id, caller, inv_peer, call_id=invite.call_id,
+                                    from_tag=our_tag, to_tag=their_tag,
+                                    cseq=invite.cseq[0] + 1)  # fmt: skip
+            try:
+                await self._transact(inv_peer, bye, 2.0)
+            except (TimeoutError, ConnectionError, OSError) as exc:
+                log.info("broadcast BYE to %s: %s", target_id, exc)
+            metrics.INVITES.labels("broadcast").inc()
+            return {"codec": codec, "packets": sent, "seconds": round(sent * 0.02, 2)}
+        finally:
+            for key in (target_id, device_id):
+                if self._broadcasts.get(key) is fut:
+                    del self._broadcasts[key]
+            if transport is not None:
+                transport.close()
+            if port is not None:
+                self.ports.give_back(port)
+
     async def remove_device(self, device_id: str) -> bool:
         if device_id not in self.registry.devices:
             return False
@@ -551,11 +743,13 @@ class SipServer:
 
     # -- INVITE / BYE ---------------------------------------------------------------
 
-    async def invite(self, device_id: str, channel_id: str) -> MediaSession:
-        """Ask a channel for its live stream; the RTP port is open before the INVITE."""
+    async def invite(self, device_id: str, channel_id: str,
+                     playback: tuple[int, int] | None = None) -> MediaSession:  # fmt: skip
+        """Ask a channel for its live stream (or, ``playback=(start, end)`` in epoch
+        seconds, for its recording); the RTP port is open before the INVITE."""
         peer = self._peer(device_id)
         self._seq += 1
-        ssrc = sdp.ssrc_for(self.cfg.domain, self._seq)
+        ssrc = sdp.ssrc_for(self.cfg.domain, self._seq, live=playback is None)
         port = self.ports.take()
         pipe = PsPipe(timeout_s=self.cfg.media_timeout_s)
         sink = RtpSink(pipe, int(ssrc))
@@ -565,14 +759,16 @@ class SipServer:
         try:
             if self.cfg.rtp_transport == "tcp_passive":
                 session.closers.append(await open_tcp_passive(host, port, sink))
-            else:
+            elif self.cfg.rtp_transport == "udp":
                 session.closers.append(await open_udp(host, port, sink))
+            # tcp_active: the hub connects once the device has answered with its port
             body = sdp.offer(session_id=session.call_id, channel_id=channel_id, host=host,
-                             port=port, ssrc=ssrc, transport=self.cfg.rtp_transport)  # fmt: skip
+                             port=port, ssrc=ssrc, transport=self.cfg.rtp_transport,
+                             playback=playback)  # fmt: skip
             msg = self._new_request(
                 "INVITE", device_id, channel_id, peer, call_id=session.call_id,
                 from_tag=session.from_tag, body=body, content_type="APPLICATION/SDP",
-                headers=[("Subject", f"{channel_id}:{ssrc},{self.cfg.id}:0")],
+                headers=[("Subject", f"{channel_id}:{ssrc},{self.cfg.id}:{int(bool(playback))}")],
             )  # fmt: skip
             self._sessions[session.call_id] = session
             try:
@@ -588,6 +784,16 @@ class SipServer:
             offered = sdp.parse_answer(answer.body)
             if offered.ssrc is not None and offered.ssrc != int(ssrc):
                 sink.reorder.ssrc = offered.ssrc  # the device chose its own (allowed)
+            if self.cfg.rtp_transport == "tcp_active":
+                if offered.port is None or not offered.host:
+                    raise InviteFailed("invite_failed", f"channel {channel_id}: the answer "
+                                       "has no media address to connect to (TCP active)")
+                try:
+                    session.closers.append(await open_tcp_active(
+                        offered.host, offered.port, sink, self.cfg.media_timeout_s))  # fmt: skip
+                except ConnectionError as exc:
+                    await self._bye(session)  # the dialog exists: end it
+                    raise InviteFailed("no_media", f"{channel_id}: no_media: {exc}") from None
             metrics.INVITES.labels("ok").inc()
             return session
         except BaseException:

@@ -7,6 +7,7 @@ keeps the ``enabled`` flag the operator gave it.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import MutableMapping
@@ -89,3 +90,19 @@ class CameraSync:
                 why = "its device is offline" if device_down else "the device reports it offline"
                 self.status.update(cid, state="offline", last_error=f"{GB_PREFIX}: {why}",
                                    last_error_at=time.time())
+
+
+def set_channel_enabled(session: Session, camera_id_: str, enabled: bool) -> CameraRecord | None:
+    """Enable (analyse) or disable an imported channel's camera: its row and its stored
+    config, ``updated_at`` moved so the worker following the registry (embedded:
+    shaobing/follow.py; distributed: the lease planner) starts or stops it. None: no such
+    camera of this origin (a camera configured by hand is enabled in its own config)."""
+    record = session.get(CameraRecord, camera_id_)
+    if record is None or record.origin != ORIGIN:
+        return None
+    data = record.raw_config()
+    data["enabled"] = enabled
+    record.config_json = json.dumps(data, ensure_ascii=False)
+    record.enabled = enabled
+    record.updated_at = time.time()
+    return record

@@ -36,6 +36,15 @@ MAX_BACKLOG = 500
 Viewer = Callable[[BufferedPacket | None], None]
 
 
+class LiveUnavailable(RuntimeError):
+    """A stream opened for a viewer on demand (a GB/T 28181 channel nobody analyses)
+    could not be started; ``state`` says why (``invite_failed``, ``no_media`` ...)."""
+
+    def __init__(self, state: str, message: str) -> None:
+        super().__init__(message)
+        self.state = state
+
+
 @dataclass(frozen=True)
 class LiveStart:
     """What a new viewer needs: the stream's parameters and the packets since the last

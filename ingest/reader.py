@@ -141,7 +141,7 @@ def open_source(
     opener = SOURCE_OPENERS.get(urlsplit(url).scheme.lower())
     if opener is None and urlsplit(url).scheme.lower() == "gb28181":
         raise StreamError("GB/T 28181 channel, but the SIP server is not running (sip.enabled)")
-    with (opener(url, ingest) if opener else open_container(url, source, ingest)) as container:
+    with opener(url, ingest) if opener else open_container(url, source, ingest) as container:
         yield container
 
 
@@ -342,14 +342,15 @@ class StreamReader(threading.Thread):
                 finished = self._session()
                 attempt = 0
                 if self.stop_event.is_set():
-                    self.status.update(self.camera_id, state="stopped")
-                    return
+                    return  # whoever stopped the reader sets the camera's state
                 if finished:
                     self.status.update(self.camera_id, state="finished")
                     log.info("camera %s: end of file", self.camera_id)
                     return
                 continue  # file looped: reopen at once
             except Exception as exc:  # noqa: BLE001 - a camera must never crash the hub
+                if self.stop_event.is_set():
+                    return  # stopped while connecting: the camera is someone else's now
                 attempt += 1
                 state, message, delay = self._failure(exc, attempt)
                 self.status.update(
@@ -424,6 +425,8 @@ class StreamReader(threading.Thread):
                 seq_start=self._seq,
                 stats=stats,
             ):
+                if self.stop_event.is_set():
+                    break  # stopped: the camera's status is no longer this reader's
                 self._seq = sampled.seq
                 if first:
                     first = False
@@ -433,9 +436,9 @@ class StreamReader(threading.Thread):
                 st = self.status.get(self.camera_id)
                 self.status.update(self.camera_id, frames_sampled=st.frames_sampled + 1)
                 self.on_frame(sampled)
-        self._report_loss(stats)
         if self.stop_event.is_set():
             return True
+        self._report_loss(stats)
         if is_file_url(url):
             return not self.source.loop
         raise StreamError("the stream ended")

@@ -7,6 +7,7 @@ with an optional delay or operator confirmation.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
@@ -75,8 +76,10 @@ class SpeakerConfig(StrictModel):
 
     id: str = Field(min_length=1, max_length=ID_MAX)
     name: str = Field("", max_length=NAME_MAX)
-    kind: Literal["sip", "http"]
-    uri: str | None = Field(None, description="sip: sip:user@host:port of the speaker")
+    kind: Literal["sip", "http", "gb28181"]
+    uri: str | None = Field(None, description="sip: sip:user@host:port of the speaker; "
+                            "gb28181: gb28181://<device id>/<audio output id> (voice "
+                            "broadcast through the hub's SIP platform)")  # fmt: skip
     url: str | None = Field(None, description="http: the speaker API's URL (POST)")
     codec: Literal["pcmu", "pcma"] = Field("pcma", description="G.711 μ-law or A-law")
     local_ip: str = Field("127.0.0.1", description="sip: the address RTP is sent from")
@@ -96,6 +99,9 @@ class SpeakerConfig(StrictModel):
             raise ValueError("a sip speaker needs uri: sip:user@host[:port]")
         if self.kind == "http" and not (self.url or "").startswith(("http://", "https://")):
             raise ValueError("an http speaker needs url: http(s)://...")
+        if self.kind == "gb28181" and not re.fullmatch(r"gb28181://\d{20}/\d{20}", self.uri or ""):
+            raise ValueError("a gb28181 speaker needs uri: gb28181://<20-digit device id>/"
+                             "<20-digit audio output id>")  # fmt: skip
         return self
 
 

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -52,6 +53,8 @@ class VoiceService:
         self._lock = threading.Lock()
         self._calls: set[SipSpeakerClient] = set()  # in progress (close() hangs them up)
         self._closed = threading.Event()
+        #: GB/T 28181 voice broadcast (linkage/gb_voice.py), set where the SIP platform runs
+        self.gb: Any = None
 
     def close(self) -> None:
         """Hang up the calls in progress (the hub is stopping); no new ones start."""
@@ -121,6 +124,8 @@ class VoiceService:
         detail["text"] = said
         if speaker.kind == "sip":
             return self._sip(speaker, pcm, times, detail)
+        if speaker.kind == "gb28181":
+            return self._gb(speaker, pcm, times, detail)
         return self._http(speaker, pcm, said, times, detail)
 
     def _sip(self, speaker: SpeakerConfig, pcm: np.ndarray, times: int,
@@ -148,6 +153,19 @@ class VoiceService:
             note = f"speaker {speaker.id} answered; cut short after {report.seconds:.1f} s " \
                    "(the hub was stopping)"
         return Result("answered", note, detail)
+
+    def _gb(self, speaker: SpeakerConfig, pcm: np.ndarray, times: int,
+            detail: dict[str, object]) -> Result:  # fmt: skip
+        if self.gb is None:
+            raise ActionFailed(f"speaker {speaker.id}: GB/T 28181 broadcast needs the hub's "
+                               "SIP platform (sip.enabled)")  # fmt: skip
+        assert speaker.uri is not None
+        report = self.gb.play(speaker.uri, pcm, repeat=times, gap_s=speaker.gap_s,
+                              timeout_s=speaker.timeout_s)  # fmt: skip
+        detail.update(report)
+        return Result("answered", f"speaker {speaker.id} (GB/T 28181 broadcast) answered; "
+                      f"warning played {times}× ({report['seconds']:.1f} s, "
+                      f"{report['codec']})", detail)  # fmt: skip
 
     def _http(self, speaker: SpeakerConfig, pcm: np.ndarray, said: str, times: int,
               detail: dict[str, object]) -> Result:  # fmt: skip

@@ -40,8 +40,12 @@ from alerts.service import CONSUMER_GROUP, AlertService, AlertWorkers
 from analytics.config import CameraConfig
 from analytics.detectors import Detector, create_detector
 from camera_registry.status import StatusBoard
+from camera_registry.store import invalid_config_error
 from core.diskwatch import with_reasons
+from gb28181 import forward as gb_forward
 from gb28181.component import GbPlatform
+from linkage.gb_ptz import route_gb_ptz
+from linkage.gb_voice import route_gb_voice
 from linkage.wiring import Linkage
 from recording.service import RecordingService
 from shaobing import metrics
@@ -63,6 +67,7 @@ from shaobing.distributed import (
     RedisCameraLive,
     announce_change,
 )
+from shaobing.follow import RegistryFollower
 from shaobing.media import MediaServer, live_key
 from shaobing.patrol import Patroller
 from shaobing.services import ApiServices, alert_service
@@ -181,6 +186,16 @@ class WorkerRole:
         self.spool = spool
         self.leased = leased
         self.extras = extras  # components with start()/stop()/thread
+        # embedded: cameras enabled or disabled in the registry later start or stop
+        self.follower = (
+            RegistryFollower(self.apply_registry, self._runs,
+                             lambda: [*worker.readers, *patrol.cameras], worker.store)  # fmt: skip
+            if leased is None
+            else None
+        )
+
+    def _runs(self, camera_id: str) -> bool:
+        return camera_id in self.worker.readers or camera_id in self.patrol
 
     def start(self) -> None:
         recover = getattr(self.spool, "recover", None)  # what a crash left in the spool
@@ -188,13 +203,16 @@ class WorkerRole:
             recover()
         self.worker.start()
         self.patrol.start()
-        if self.leased is None:
+        if self.follower is not None:
+            self.follower.mark()
             for cam in self.worker.store.load_cameras(self.worker.report_invalid):
                 if cam.enabled and cam.analysis == "patrol":
                     self.patrol.add(cam)
                 else:
                     self.worker.add_camera(cam)
+            self.follower.start()
         else:
+            assert self.leased is not None
             self.leased.start()
         for extra in self.extras:
             extra.start()
@@ -204,6 +222,8 @@ class WorkerRole:
     def stop(self) -> None:
         for extra in self.extras:
             extra.stop()
+        if self.follower is not None:
+            self.follower.stop()
         if self.leased is not None:
             self.leased.stop()
         self.patrol.stop()
@@ -216,6 +236,8 @@ class WorkerRole:
     def threads(self) -> list[threading.Thread]:
         extra = [e.thread for e in self.extras]
         leased = [self.leased.thread] if self.leased is not None else []
+        if self.follower is not None:
+            leased.append(self.follower.thread)
         return [*self.worker.threads, self.patrol.thread, *leased, *extra]
 
     def pending(self) -> int:
@@ -226,6 +248,33 @@ class WorkerRole:
         """New zones and rules of a camera saved through the API (embedded mode)."""
         self.patrol.update(cam)
         self.worker.apply_analytics(cam)
+
+    def apply_registry(self, camera_id: str) -> None:
+        """A camera added, edited, disabled or deleted in the registry (the console, the
+        API; embedded mode): started, restarted, stopped or forgotten now, no restart.
+        Before the worker runs (or after it stopped) nothing is read: its start loads the
+        registry as it is then."""
+        if not self.worker.running:
+            return
+        try:
+            cam = self.worker.store.load_camera(camera_id)
+        except ValueError as exc:  # written by another version, or another key
+            self._unschedule(camera_id)
+            self.worker.stop_camera(camera_id, state=None)
+            self.worker.report_invalid(camera_id, invalid_config_error(exc))
+            return
+        self._unschedule(camera_id)
+        if cam is None:
+            self.worker.forget_camera(camera_id)
+        elif cam.enabled and cam.analysis == "patrol":
+            self.worker.stop_camera(camera_id, state=None)
+            self.patrol.add(cam)
+        else:
+            self.worker.reconfigure(cam)
+
+    def _unschedule(self, camera_id: str) -> None:
+        if camera_id in self.patrol:
+            self.patrol.remove(camera_id)
 
     def health(self) -> dict[str, Any]:
         statuses = self.worker.status.all()
@@ -294,12 +343,19 @@ class Hub:
         # whose gb28181:// cameras it plays; the channels it imports named for the alerts.
         self.sip = GbPlatform.build(cfg.sip, self.store.sessions, self.store.cipher,
                                     self.status, self.worker.producer.cameras)  # fmt: skip
+        gb_forward.FEEDS = self.worker.held_feed  # a superior's INVITE for a shared channel
+        if self.sip is not None:  # live view of channels nobody analyses: INVITE on demand
+            self.sip.attach_live(self.worker.live_feed, self.worker.readers.__contains__,
+                                 cfg.ingest)  # fmt: skip
+            route_gb_ptz(self.linkage, self.sip.server, self.sip.locate)  # PTZ of GB channels
+            route_gb_voice(self.linkage, self.sip.server)  # speakers of kind gb28181
         self.roles: list[Role] = [self.disks, self.dispatch, self.linkage, self.alerts_role,
                                   *([self.sip] if self.sip else []), self.worker_role]
         self.services = ApiServices(
             loaded, self.store, status=self.status, alerts=self.alerts, links=self.links,
             feed=self.feed, evidence=self.evidence, routing=self.routing, live=self.worker,
             camera_changed=self.worker_role.apply_change, health=self.health,
+            registry_changed=self.worker_role.apply_registry,
         )  # fmt: skip
         self.services.linkage = self.linkage
         self.services.sip = self.sip  # /api/gb28181
@@ -477,7 +533,8 @@ def build_api(loaded: LoadedConfig) -> tuple[ApiServices, metrics.HubCollector]:
         loaded, store, status=status, feed=feed, links=links, evidence=evidence,
         alerts=alert_service(loaded, store, links, routing, feed), routing=routing,
         live=RedisCameraLive(live_state, live_key(store.cipher)),
-        camera_changed=lambda cam: announce_change(r, prefix, cam), health=health,
+        camera_changed=lambda cam: announce_change(r, prefix, cam.id), health=health,
+        registry_changed=lambda camera_id: announce_change(r, prefix, camera_id),
     )  # fmt: skip
     collector = metrics.HubCollector(
         role="api", outbox=store.outbox_counts,

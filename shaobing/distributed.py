@@ -30,7 +30,7 @@ from shaobing.adapters.redis_state import JpegFrame, RedisLiveState
 from shaobing.media import MediaServer, signed_path
 from shaobing.patrol import Patroller
 from shaobing.store import Store
-from shaobing.worker import Worker
+from shaobing.worker import Worker, same_stream
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +40,14 @@ def changes_channel(prefix: str) -> str:
     return f"{prefix}:camera-changed"
 
 
-def announce_change(r: redis.Redis, prefix: str, camera: CameraConfig) -> None:
-    """Tell the worker holding ``camera`` to apply its new zones and rules."""
+def announce_change(r: redis.Redis, prefix: str, camera_id: str) -> None:
+    """Tell the worker holding a camera to apply its new config (zones and rules, or a
+    registry edit: its source, disabled, deleted)."""
     try:
-        r.publish(changes_channel(prefix), camera.id)
+        r.publish(changes_channel(prefix), camera_id)
     except UNAVAILABLE:
         log.warning("camera %s: change saved; its worker applies it on its next lease",
-                    camera.id)  # fmt: skip
+                    camera_id)  # fmt: skip
 
 
 class LeasedCameras:
@@ -195,18 +196,31 @@ class LeasedCameras:
                 self._take(cam)
 
     def _apply_changes(self) -> None:
-        """Zones and rules changed through an API node: apply them to a held camera."""
+        """A held camera changed through an API node: new zones and rules are applied to
+        its analysis; a new source restarts it; disabled or deleted, it is given up."""
         while (message := self._changed.get_message(timeout=0)) is not None:
             camera_id = message["data"].decode()
             patrolled = self.patrol is not None and camera_id in self.patrol
-            if camera_id not in self.worker.pool.slots and not patrolled:
-                continue
+            if camera_id not in self.leases.held and not patrolled:
+                continue  # a new or freed camera is taken by the lease rounds
+            self._enabled[camera_id] = time.time()  # read the row again
             cam = self._config(camera_id)
-            if cam is None:
+            if cam is None:  # deleted, disabled or unusable: stop, free the lease
+                self._enabled.pop(camera_id, None)
+                self._drop(camera_id)
+                if camera_id in self.leases.held:
+                    self.leases.release(camera_id)
                 continue
-            if self.patrol is not None:
-                self.patrol.update(cam)
-            self.worker.apply_analytics(cam)
+            previous = self.worker.cameras.get(camera_id)
+            if previous is not None and (cam.analysis == "patrol") == patrolled and (
+                same_stream(previous, cam)
+            ):
+                if self.patrol is not None:
+                    self.patrol.update(cam)
+                self.worker.apply_analytics(cam)
+            else:
+                self._drop(camera_id)
+                self._take(cam)
 
     def holders(self) -> dict[str, str]:
         """For /metrics: this worker as the holder of each camera it holds."""

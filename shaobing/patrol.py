@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from analytics.config import CameraConfig
+from analytics.vqd import QualityBaseline
 from camera_registry.patrol import PatrolConfig, PatrolPlan, VisitResult
 from camera_registry.status import DOWN_STATES
 from shaobing.worker import Worker
@@ -48,6 +49,8 @@ class Patroller:
         self.visiting: dict[str, _Visit] = {}
         self.visits = 0
         self._kept: dict[str, tuple[str, float]] = {}  # camera -> (state, since) across visits
+        # camera -> the picture its last visit learned (a view turned between visits)
+        self._baselines: dict[str, QualityBaseline] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="patrol", daemon=True)
@@ -57,8 +60,7 @@ class Patroller:
     def add(self, cam: CameraConfig) -> None:
         with self._lock:
             self.cameras[cam.id] = cam
-            entry = self.plan.add(cam.id, cam.programme, "/".join(cam.area.path()),
-                                  self.clock())
+            entry = self.plan.add(cam.id, cam.programme, "/".join(cam.area.path()), self.clock())
         self.worker.cameras[cam.id] = cam
         self.worker.status.update(cam.id, patrol=True, next_visit_at=entry.due)
 
@@ -71,6 +73,7 @@ class Patroller:
     def remove(self, camera_id: str) -> None:
         with self._lock:
             self.cameras.pop(camera_id, None)
+            self._baselines.pop(camera_id, None)
             self.plan.remove(camera_id)
             visiting = self.visiting.pop(camera_id, None)
         if visiting is not None:
@@ -114,7 +117,8 @@ class Patroller:
             if cam is None:
                 continue
             self.visiting[camera_id] = _Visit(now, self.worker.events.get(camera_id, 0))
-            self.worker.start_camera(cam, detect_objects=False)
+            self.worker.start_camera(cam, detect_objects=False,
+                                     quality_baseline=self._baselines.get(camera_id))  # fmt: skip
 
     def _over(self, camera_id: str, visit: _Visit, now: float) -> bool:
         st = self.worker.status.snapshot(camera_id)
@@ -140,7 +144,11 @@ class Patroller:
         faults = list(st.faults) if st is not None else []
         events = self.worker.events.get(camera_id, 0) - visit.events_before
         result = VisitResult(state, faults, events)
-        self.worker.stop_camera(camera_id, state=None)
+        slot = self.worker.pool.slots.get(camera_id)
+        baseline = slot.analytics.quality_baseline() if slot is not None else None
+        if baseline is not None and visit.online_at is not None:
+            self._baselines[camera_id] = baseline  # compared with on the next visit
+        self.worker.stop_camera(camera_id, state=None, wait=False)  # a hung reader ends alone
         kept = self._kept.get(camera_id)
         if kept is not None and kept[0] == state:
             since = kept[1]  # the same state as the last visit: since then (no flapping)

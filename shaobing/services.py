@@ -24,6 +24,8 @@ from analytics.config import CameraConfig
 from api.ports import LatestFrame
 from api.schemas import HealthReport, MediaStats, Overlay
 from camera_registry.status import StatusBoard
+from camera_registry.store import CameraRecord
+from core.secrets import SecretCipher
 from core.storage import EvidenceStorage
 from ingest.live import LiveFeed
 from shaobing.config import LoadedConfig
@@ -81,6 +83,7 @@ class ApiServices:
         live: CameraLive,
         camera_changed: Callable[[CameraConfig], None],
         health: Callable[[], dict[str, Any]],
+        registry_changed: Callable[[str], None] | None = None,
     ) -> None:
         self.loaded = loaded
         self.store = store
@@ -93,6 +96,7 @@ class ApiServices:
         self.live = live
         self._camera_changed = camera_changed
         self._health = health
+        self._registry_changed = registry_changed
         self.linkage: Any = None  # issue 27: the process's linkage.wiring.Linkage, if it runs one
         self.sip: Any = None  # the GB/T 28181 platform where sip.enabled (api/routers/gb28181.py)
 
@@ -143,6 +147,19 @@ class ApiServices:
     def media_stats(self, camera_id: str) -> MediaStats:
         return MediaStats.model_validate(self.live.media_stats(camera_id))
 
+    def live_on_demand(self, camera_id: str) -> None:
+        """Before a live view: a camera nobody reads whose source opens on demand (a GB/T
+        28181 channel) is opened now (blocks until its first keyframe);
+        :class:`~ingest.live.LiveUnavailable` when it cannot be."""
+        if self.sip is None or getattr(self.sip, "live", None) is None:
+            return
+        if self.live.remote_live_url(camera_id) is not None:
+            return
+        with self.store.sessions() as session:
+            record = session.get(CameraRecord, camera_id)
+            url = record.source_display if record is not None else None
+        self.sip.live_on_demand(camera_id, url)
+
     def overlay(self, camera_id: str) -> Overlay | None:
         data = self.live.overlay(camera_id)
         return None if data is None else Overlay.model_validate(data)
@@ -157,6 +174,22 @@ class ApiServices:
         self._camera_changed(cam)
         log.info("camera %s: zones and rules changed by %s", camera_id, actor)
         return cam
+
+    @property
+    def cipher(self) -> SecretCipher:
+        """The key of the camera passwords at rest (the registry's writes encrypt with it)."""
+        return self.store.cipher
+
+    @property
+    def config_path(self) -> str:
+        """The config file the ``origin: config`` cameras and areas come from."""
+        return str(self.loaded.path or "(defaults)")
+
+    def camera_registry_changed(self, camera_id: str) -> None:
+        """A camera was added, edited, disabled or deleted in the registry: whoever reads
+        it applies that now (this process's worker, or the worker holding its lease)."""
+        if self._registry_changed is not None:
+            self._registry_changed(camera_id)
 
     # -- routing and health ----------------------------------------------------------
 

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from accounts.domain import ROLES
+from accounts.domain import ROLES, county_wide_problem
 from accounts.passwords import generate_password
 from accounts.service import (
     AccountError,
@@ -60,7 +60,9 @@ def add_parser(
     add = sub.add_parser("add", help="add a user", **common)
     add.add_argument("username")
     add.add_argument("--role", required=True, choices=ROLES)
-    add.add_argument("--area", help="scope: 示例县/城关镇[/village[/grid]] (default: all)")
+    add.add_argument("--area", help="scope: 示例县/城关镇[/village[/grid]]")
+    add.add_argument("--county-wide", action="store_true",
+                     help="no --area: confirms that the user sees the whole county")
     add.add_argument("--department", help="department id (required for role department)")
     add.add_argument("--display-name", default="")
     add.add_argument("--password-env", metavar="VAR", help=_PASSWORD_HELP)
@@ -142,6 +144,9 @@ def _add(args: argparse.Namespace, session: Session, out: list[str]) -> int:
         session, args.username, args.role, password=password, area=area,
         department_id=args.department, display_name=args.display_name,
     )  # fmt: skip
+    problem = county_wide_problem(args.role, area, args.county_wide)
+    if problem:  # after the user's own checks; the transaction is rolled back
+        raise _InputError(problem.replace("county_wide: true", "--county-wide"))
     audit(session, CLI_ACTOR, "user_create", user.username,
           f"role={user.role} area={area.label()} department={user.department_id}")  # fmt: skip
     out.append(f"added {user.username} ({user.role}, {area.label()})")

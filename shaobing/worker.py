@@ -24,6 +24,7 @@ from analytics.detectors import Detector
 from analytics.pipeline import CameraAnalytics, CameraRulesConfig
 from analytics.scheduler import AnalysisPool
 from analytics.types import Event
+from analytics.vqd import QualityBaseline
 from camera_registry.status import DOWN_STATES, CameraStatus, StatusBoard
 from camera_registry.store import set_resolved_url
 from camera_registry.urls import mask_url, with_credentials
@@ -111,8 +112,8 @@ def offline_event(st: CameraStatus, now: float, limit: float) -> Event:
 
 def camera_analytics(
     loaded: LoadedConfig, cam: CameraConfig, class_names: tuple[str, ...],
-    detect_objects: bool = True,
-) -> CameraAnalytics:
+    detect_objects: bool = True, quality_baseline: QualityBaseline | None = None,
+) -> CameraAnalytics:  # fmt: skip
     """A camera's zones and rules as the analysis runs them: with the implicit
     video-quality rule (``alerts.video_quality``) when the camera has no camera_fault rule."""
     rules = list(cam.rules)
@@ -123,7 +124,19 @@ def camera_analytics(
         class_names,
         timezone=loaded.config.timezone,
         detect_objects=detect_objects,
+        quality_baseline=quality_baseline,
     )
+
+
+#: What a camera's analysis may change without its stream restarting.
+_ANALYSIS_ONLY = set({"name", "area", "lat", "lon", "programme", "gb28181_id", "zones",
+                            "rules", "motion", "detect"})  # fmt: skip
+
+
+def same_stream(old: CameraConfig, new: CameraConfig) -> bool:
+    """Whether two configs of a camera read the same stream the same way (only their
+    analysis or their place differ)."""
+    return old.model_dump(exclude=_ANALYSIS_ONLY) == new.model_dump(exclude=_ANALYSIS_ONLY)
 
 
 class Worker:
@@ -189,9 +202,15 @@ class Worker:
             reader.stop()
         for reader in self.readers.values():
             reader.join(timeout=5)
+            self.status.update(reader.camera_id, state="stopped")
         self.pool.stop()
         self.tracks.stop()  # index the open tracks; their clips are cut next
         self.producer.stop()  # render and publish what is queued
+
+    @property
+    def running(self) -> bool:
+        """Started and not stopping: cameras may be started."""
+        return self.started and not self._stop.is_set()
 
     @property
     def threads(self) -> list[threading.Thread]:
@@ -218,13 +237,17 @@ class Worker:
             return
         self.start_camera(cam)
 
-    def start_camera(self, cam: CameraConfig, *, detect_objects: bool = True) -> None:
+    def start_camera(
+        self, cam: CameraConfig, *, detect_objects: bool = True,
+        quality_baseline: QualityBaseline | None = None,
+    ) -> None:  # fmt: skip
         """Read and analyse a camera. ``detect_objects=False`` (a patrol visit): the
-        detector runs only if a rule needs objects (no track index)."""
+        detector runs only if a rule needs objects (no track index). ``quality_baseline``:
+        the picture learned on the previous visit (a view turned since is found)."""
         self.cameras[cam.id] = cam
         self.producer.cameras[cam.id] = CameraInfo(cam.name or cam.id, cam.area, cam.gb28181_id)
         self.pool.add_camera(camera_analytics(self.loaded, cam, self.detector.class_names,
-                                              detect_objects))  # fmt: skip
+                                              detect_objects, quality_baseline))  # fmt: skip
         self.status.get(cam.id)
         reader = StreamReader(
             cam.id,
@@ -243,13 +266,19 @@ class Worker:
         self.readers[cam.id] = reader
         reader.start()
 
-    def stop_camera(self, camera_id: str, *, state: str | None = "stopped") -> None:
+    def stop_camera(
+        self, camera_id: str, *, state: str | None = "stopped", wait: bool = True
+    ) -> None:
         """Stop reading and analysing a camera (its lease is gone or given up); its state
-        becomes ``state`` (None: the caller sets it)."""
+        becomes ``state`` (None: the caller sets it). ``wait=False`` does not wait for the
+        reader thread to end: one stuck in a hung handshake ends when FFmpeg's open
+        timeout returns, and writes nothing after being stopped (a patrol visit's slot
+        is free at once)."""
         reader = self.readers.pop(camera_id, None)
         if reader is not None:
             reader.stop()
-            reader.join(timeout=5)
+            if wait:
+                reader.join(timeout=5)
         slot = self.pool.slots.pop(camera_id, None)
         if slot is not None:
             with slot.lock:
@@ -270,6 +299,31 @@ class Worker:
             self.pool.replace_analytics(camera_analytics(self.loaded, cam,
                                                          self.detector.class_names))  # fmt: skip
             log.info("camera %s: new zones and rules applied", cam.id)
+
+    def reconfigure(self, cam: CameraConfig) -> None:
+        """A camera changed in the registry (console, API): applied now. Only its zones,
+        rules, name or place changed: its analysis takes them, the stream goes on; its
+        source, rate or mode changed: it restarts; disabled: it stops; new: it starts."""
+        previous = self.cameras.get(cam.id)
+        running = cam.id in self.readers
+        if running and previous is not None and cam.enabled and same_stream(previous, cam):
+            self.producer.cameras[cam.id] = CameraInfo(cam.name or cam.id, cam.area,
+                                                       cam.gb28181_id)  # fmt: skip
+            self.apply_analytics(cam)
+            return
+        if running:
+            self.stop_camera(cam.id, state=None)
+        self.add_camera(cam)
+        log.info("camera %s: %s", cam.id, "restarted with its new config" if running and
+                 cam.enabled else "started" if cam.enabled else "disabled")  # fmt: skip
+
+    def forget_camera(self, camera_id: str) -> None:
+        """A camera deleted from the registry: stopped, and its status gone."""
+        self.stop_camera(camera_id, state=None)
+        self.cameras.pop(camera_id, None)
+        self.producer.cameras.pop(camera_id, None)
+        self.status.remove(camera_id)
+        log.info("camera %s: deleted from the registry, stopped", camera_id)
 
     def _display_url(self, cam: CameraConfig) -> str:
         if cam.source.onvif is not None:

@@ -8,8 +8,10 @@ outbox tries again with its backoff. Only ``alert.created`` goes up — a GB ala
 event; later status changes have no GB counterpart and are recorded as delivered.
 
 A receiver thread answers the superior's requests: its Catalog query gets Shaobing's
-alarm channels (``channel_ids``, ``default_channel_id``); anything else (INVITE for a
-channel's video: not shared yet) is answered 501.
+alarm channels (``channel_ids``, ``default_channel_id``); its INVITE for one of them
+(``s=Play``, RTP over UDP) is answered with the camera's live video re-packetised as PS
+(gb28181/forward.py, no re-encoding) when this process reads that camera, else 404;
+BYE ends it. Anything else is answered 501.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ import socket
 import threading
 import time
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from alerts.config import DispatchTarget, Gb28181UpSettings
 from alerts.connectors.base import Message, Result
 from alerts.connectors.wvp import GB_ALARM_TYPES
-from gb28181 import manscdp
+from gb28181 import forward, manscdp, sdp
 from gb28181 import sip as s
 
 log = logging.getLogger(__name__)
@@ -77,6 +80,7 @@ class GbAlarmConnector:
         self._waiting: dict[tuple[str, tuple[int, str]], list[s.SipMessage]] = {}
         self._answered = threading.Condition()
         self.sock.settimeout(0.2)
+        self._forwards: dict[str, Any] = {}  # by Call-ID: (forwarder, started)
         self._rx = threading.Thread(target=self._receive, daemon=True,
                                     name=f"gb28181-{target.name}-rx")  # fmt: skip
         self._rx.start()
@@ -143,7 +147,25 @@ class GbAlarmConnector:
                 log.info("gb28181 %s: message from %s not handled: %s", self.name, addr[0], exc)
 
     def _answer_request(self, req: s.SipMessage, addr: tuple[str, int]) -> None:
+        if req.method == "INVITE":
+            self._on_invite(req, addr)
+            return
         if req.method == "ACK":
+            fwd = self._forwards.get(req.call_id)
+            if fwd is not None and not fwd.thread.is_alive() and not fwd.stop_event.is_set():
+                fwd.start()  # the superior confirmed: the video goes out
+            return
+        if req.method == "BYE":
+            fwd = self._forwards.pop(req.call_id, None)
+            found = fwd is not None
+            self.sock.sendto(s.response(req, 200 if found else 481, "OK" if found else
+                                        "Call/Transaction Does Not Exist").encode(), addr)
+            if fwd is not None:
+                fwd.stop_event.set()
+                if not fwd.thread.is_alive():
+                    fwd.sock.close()  # never started (no ACK came)
+                log.info("gb28181 %s: the superior ended the video of a shared channel",
+                         self.name)  # fmt: skip
             return
         if req.method == "MESSAGE":
             try:
@@ -157,6 +179,43 @@ class GbAlarmConnector:
                 return
         status, reason = (200, "OK") if req.method == "OPTIONS" else (501, "Not Implemented")
         self.sock.sendto(s.response(req, status, reason, to_tag=s.new_tag()).encode(), addr)
+
+    def _on_invite(self, req: s.SipMessage, addr: tuple[str, int]) -> None:
+        """The superior asks for a shared channel's live video."""
+        channel = s.user_of(req.uri or "") or ""
+        cameras = {gb: cam for cam, gb in self.cfg.channel_ids.items()}
+        camera = cameras.get(channel)
+        feed = forward.FEEDS(camera) if camera is not None and forward.FEEDS else None
+        tag = s.new_tag()
+        if req.call_id in self._forwards:  # a retransmitted INVITE: answered already
+            return
+        if feed is None:
+            why = "not shared" if camera is None else "not read in this process"
+            self.sock.sendto(s.response(req, 404, f"Not Found: channel {why}",
+                                        to_tag=tag).encode(), addr)  # fmt: skip
+            return
+        offer = sdp.parse_answer(req.body)
+        if offer.port is None or not offer.host or offer.transport != "udp":
+            self.sock.sendto(s.response(req, 488, "Not Acceptable Here: RTP over UDP only",
+                                        to_tag=tag).encode(), addr)  # fmt: skip
+            return
+        ssrc = offer.ssrc if offer.ssrc is not None else int(sdp.ssrc_for(
+            self.cfg.local_id[:10], self.cseq))  # fmt: skip
+        fwd = forward.PsForwarder(feed, offer.host, offer.port, ssrc,
+                                  local_host=self.cfg.local_host, name=channel)  # fmt: skip
+        self._forwards[req.call_id] = fwd
+        host = self.cfg.local_host
+        body = "\r\n".join([
+            "v=0", f"o={channel} 0 0 IN IP4 {host}", "s=Play", f"c=IN IP4 {host}", "t=0 0",
+            f"m=video {fwd.local_port} RTP/AVP 96", "a=sendonly", "a=rtpmap:96 PS/90000",
+            f"y={ssrc:010d}", "",
+        ]).encode()  # fmt: skip
+        answer = s.response(req, 200, "OK", to_tag=tag, body=body, content_type="APPLICATION/SDP",
+                            headers=[("Contact", f"<sip:{self.cfg.local_id}@{host}:"
+                                                 f"{self.local_port}>")])  # fmt: skip
+        self.sock.sendto(answer.encode(), addr)
+        log.info("gb28181 %s: forwarding channel %s (camera %s) to %s:%d", self.name, channel,
+                 camera, offer.host, offer.port)  # fmt: skip
 
     def shared_channels(self) -> list[tuple[str, str]]:
         """(channel id, name) of what Shaobing shares upward: the alarm channels of its
@@ -275,6 +334,14 @@ class GbAlarmConnector:
         return Result(ok=True, status=200)
 
     def close(self) -> None:
+        for fwd in list(self._forwards.values()):
+            fwd.stop_event.set()
+            if not fwd.thread.is_alive():
+                fwd.sock.close()
+        self._forwards.clear()
+        self._close_rest()
+
+    def _close_rest(self) -> None:
         self._stop.set()
         if self._heart is not None:
             self._heart.join(2)

@@ -23,19 +23,20 @@ from fastapi import (
     WebSocketDisconnect,
 )
 from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from accounts.domain import Principal, can, sees_alert, sees_area
+from accounts.domain import Principal, can, sees_alert
 from alerts import queries
 from alerts.feed import FeedKind
-from api.access import record_area, visible_camera
+from api.access import visible_camera
 from api.auth import StreamAuthority, current_principal
 from api.deps import AlertReader, CameraReader, LiveDep, ServicesDep, SessionDep
 from api.ports import CameraLivePort
 from api.schemas import CameraStatusOut, Overlay, alert_out
 from api.streams import OpenStreams
-from camera_registry.store import list_cameras
-from ingest.live import FlvViewer, LiveRefused
+from camera_registry.store import camera_ids_in_area
+from ingest.live import FlvViewer, LiveRefused, LiveUnavailable
 from ingest.ring import BufferedPacket
 
 log = logging.getLogger(__name__)
@@ -157,6 +158,10 @@ async def flv_stream(
     remote = hub.remote_live_url(camera_id)
     if remote is not None:
         return await relay_chunks(camera_id, remote, streams, authority)
+    try:  # a GB/T 28181 channel nobody analyses: its stream opens now (INVITE)
+        await run_in_threadpool(hub.live_on_demand, camera_id)
+    except LiveUnavailable as exc:
+        raise HTTPException(503, f"camera {camera_id!r}: {exc.state}: {exc}") from None
     feed = hub.live_feed(camera_id)
     loop = asyncio.get_running_loop()
     packets: asyncio.Queue[BufferedPacket | None] = asyncio.Queue()
@@ -315,9 +320,9 @@ async def events(
             return None
         return alert_out(alert).model_dump(mode="json")
 
-    def visible_cameras() -> set[str]:
+    def visible_cameras() -> set[str] | None:
         with sessions() as session:
-            return {r.id for r in list_cameras(session) if sees_area(principal, record_area(r))}
+            return feed_cameras(session, principal)
 
     async def body() -> AsyncIterator[bytes]:
         unsubscribe = hub.feed.subscribe(listener)
@@ -365,6 +370,16 @@ async def events(
     )
 
 
+def feed_cameras(session: Session, principal: Principal) -> set[str] | None:
+    """The cameras whose state changes a principal's feed reports; None: every camera (an
+    admin, or a scope without an area), so that nothing is listed for them — at 100,000
+    cameras the list alone would cost a feed more than its changes."""
+    path = principal.area.path()
+    if principal.role == "admin" or not path:
+        return None
+    return camera_ids_in_area(session, path)
+
+
 @dataclass
 class CameraWatch:
     """What one feed has seen of the cameras: the state-change cursor and the states."""
@@ -373,22 +388,28 @@ class CameraWatch:
     states: dict[str, str] = field(default_factory=dict)
 
 
-def camera_changes(hub: CameraLivePort, cameras: set[str], watch: CameraWatch) -> list[bytes]:
-    """`camera` events for the visible cameras whose state changed since the last look
-    (the first look reports none: the console has just read the list). Only the cameras
-    the status board's change log names are looked at — O(changes), not O(cameras) — and
+def camera_changes(
+    hub: CameraLivePort, cameras: set[str] | None, watch: CameraWatch
+) -> list[bytes]:
+    """`camera` events for the visible cameras (None: all) whose state changed since the
+    last look (the first look reports none: the console has just read the list, and
+    reads no state: the change log names what changes from now on). Only the cameras the
+    status board's change log names are looked at — O(changes), not O(cameras) — and
     every state is read in one go when the log does not reach back (a feed far behind)."""
     first = not watch.cursor
     watch.cursor, changed = hub.status.changes(watch.cursor)
-    if changed is None:  # the first look, or too far behind: every state at once
+    if first:
+        return []
+    if changed is None:  # too far behind: every state at once
         states = hub.status.states()
         out = []
-        for camera_id in sorted(cameras & states.keys()):
-            if watch.states.get(camera_id) != states[camera_id] and not first:
+        for camera_id in sorted(states.keys() if cameras is None else cameras & states.keys()):
+            if watch.states.get(camera_id) != states[camera_id]:
                 out += camera_changes_of(hub, [camera_id], watch)
             watch.states[camera_id] = states[camera_id]
         return out
-    return camera_changes_of(hub, [c for c in dict.fromkeys(changed) if c in cameras], watch)
+    ids = [c for c in dict.fromkeys(changed) if cameras is None or c in cameras]
+    return camera_changes_of(hub, ids, watch)
 
 
 def camera_changes_of(hub: CameraLivePort, ids: list[str], watch: CameraWatch) -> list[bytes]:

@@ -1,4 +1,5 @@
-"""Areas, departments and routing rules (rules: from the file, or added here)."""
+"""Departments and routing rules (rules: from the file, or added here); the area tree is
+``api/routers/areas.py``."""
 
 from __future__ import annotations
 
@@ -9,25 +10,12 @@ from accounts.domain import Principal, sees_area
 from alerts.adapters.sql import delete_routing_rule, routing_rule_configs, save_routing_rule
 from alerts.config import RoutingRuleConfig
 from api.auth import audit_request
-from api.deps import AlertsDep, RoutingReader, RoutingWriter, SessionDep, SiteDep
-from api.schemas import AreaOut, DepartmentOut, RoutingRuleOut
+from api.deps import AlertsDep, RoutingReader, RoutingWriter, SessionDep
+from api.schemas import DepartmentOut, RoutingRuleOut
 from core.area import Area
 
 router = APIRouter(prefix="/api", tags=["routing"])
 
-
-
-@router.get("/areas", response_model=list[AreaOut], summary="The area tree")
-def get_areas(services: SiteDep, _: RoutingReader) -> list[AreaOut]:
-    return [
-        AreaOut(
-            **node.area().model_dump(),
-            level=node.level,
-            code=node.code,
-            name=node.name or (node.path()[-1] if node.path() else ""),
-        )  # fmt: skip
-        for node in services.areas
-    ]
 
 
 @router.get("/departments", response_model=list[DepartmentOut], summary="Departments")

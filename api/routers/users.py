@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 
-from accounts.domain import Role
+from accounts.domain import Role, county_wide_problem
 from accounts.passwords import MAX_LENGTH as PASSWORD_MAX
 from accounts.service import (
     UNSET,
@@ -63,7 +63,16 @@ class UserCreate(StrictModel):
     password: str | None = Field(
         None, max_length=PASSWORD_MAX, description="at least 8 characters; none: API keys only"
     )
-    area: Area = Field(default_factory=Area, description="scope; empty: the whole county")
+    area: Area = Field(
+        default_factory=Area,
+        description="scope; empty: the whole county (with county_wide: true), or for a "
+        "department account the area its department serves",
+    )
+    county_wide: bool = Field(
+        False,
+        description="confirms that a user without an area sees the whole county "
+        "(required then, for every role but department; 422 without it)",
+    )
     department_id: str | None = Field(None, min_length=1, max_length=ID_MAX)
     display_name: str = Field("", max_length=DISPLAY_NAME_MAX)
 
@@ -73,6 +82,9 @@ class UserPatch(StrictModel):
 
     role: Role | None = None
     area: Area | None = None
+    county_wide: bool = Field(
+        False, description="confirms an empty area (the whole county), as when creating"
+    )
     department_id: str | None = Field(None, min_length=1, max_length=ID_MAX)
     display_name: str | None = Field(None, max_length=DISPLAY_NAME_MAX)
     disabled: bool | None = None
@@ -163,12 +175,17 @@ def get_users(principal: UserManager, session: SessionDep) -> list[UserOut]:
 def post_user(
     body: UserCreate, principal: UserManager, request: Request, session: SessionDep
 ) -> UserOut:
+    problem = county_wide_problem(body.role, body.area, body.county_wide)
+    if problem:
+        raise HTTPException(422, problem)
     with _http_errors():
         user = create_user(
             session, body.username, body.role, password=body.password, area=body.area,
             department_id=body.department_id, display_name=body.display_name,
         )  # fmt: skip
     detail = f"role={body.role} area={body.area.label()} department={body.department_id}"
+    if not body.area.path() and body.county_wide:
+        detail += " county_wide confirmed"
     audit_request(request, session, principal, "user_create", body.username, detail)
     out = user_out(user)
     session.commit()
@@ -186,6 +203,10 @@ def patch_user(
             department_id=body.department_id if "department_id" in given else UNSET,
             display_name=body.display_name, disabled=body.disabled, password=body.password,
         )  # fmt: skip
+    if "area" in given or "role" in given:  # the scope changes: confirmed as on creation
+        problem = county_wide_problem(user.role, user.area(), body.county_wide)
+        if problem:  # after the service's own checks; nothing is committed
+            raise HTTPException(422, problem)
     audit_request(request, session, principal, "user_update", username, _change_detail(body))
     out = user_out(user)
     session.commit()
@@ -195,7 +216,7 @@ def patch_user(
 def _change_detail(body: UserPatch) -> str:
     """What a PATCH changed, for the audit log (never the password itself)."""
     parts = []
-    for field in sorted(body.model_fields_set):
+    for field in sorted(body.model_fields_set - {"county_wide"}):
         value = getattr(body, field)
         if field == "password":
             parts.append("password changed")

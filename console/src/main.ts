@@ -3,7 +3,8 @@ import { createRouter, createWebHashHistory } from 'vue-router'
 import {
   ElAlert, ElAside, ElButton, ElCard, ElCheckbox, ElCheckboxGroup, ElCol, ElConfigProvider, ElContainer,
   ElDatePicker, ElDescriptions, ElDescriptionsItem, ElDialog, ElDrawer, ElEmpty, ElForm, ElFormItem, ElHeader,
-  ElInput, ElInputNumber, ElLink, ElMain, ElMenu, ElMenuItem, ElOption, ElPagination, ElRadioButton, ElRadioGroup,
+  ElInput, ElInputNumber, ElLink, ElMain, ElMenu, ElMenuItem, ElOption, ElPagination, ElPopconfirm, ElRadioButton,
+  ElRadioGroup,
   ElRow, ElSelect, ElStatistic, ElSwitch, ElTabPane, ElTable, ElTableColumn, ElTabs, ElTag, ElTimeline,
   ElTimelineItem, ElTimeSelect, ElTree,
 } from 'element-plus'
@@ -42,7 +43,7 @@ const app = createApp(App).use(router).use(i18n)
 // Only the Element Plus components the views use (the full library is three times larger).
 for (const c of [ElAlert, ElAside, ElButton, ElCard, ElCheckbox, ElCheckboxGroup, ElCol, ElConfigProvider,
   ElContainer, ElDatePicker, ElDescriptions, ElDescriptionsItem, ElDialog, ElDrawer, ElEmpty, ElForm, ElFormItem,
-  ElHeader, ElInput, ElInputNumber, ElLink, ElMain, ElMenu, ElMenuItem, ElOption, ElPagination, ElRadioButton,
+  ElHeader, ElInput, ElInputNumber, ElLink, ElMain, ElMenu, ElMenuItem, ElOption, ElPagination, ElPopconfirm, ElRadioButton,
   ElRadioGroup, ElRow, ElSelect, ElStatistic, ElSwitch, ElTabPane, ElTable, ElTableColumn, ElTabs, ElTag,
   ElTimeline, ElTimelineItem, ElTimeSelect, ElTree]) {
   app.component(c.name!, c) // by name: a sub-component (ElOption, ElRadioButton) installs nothing itself

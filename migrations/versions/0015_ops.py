@@ -3,7 +3,7 @@ client address in ``login_failures`` (accounts/throttle_sql.py), not in each pro
 memory; kept across restarts.
 
 Revision ID: 0015
-Revises: 0009
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0009"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

@@ -1,5 +1,6 @@
 """The 国标设备 tab of 系统管理 in a real browser: a SIPp device registered to the hub
-shows with its state and channels; the catalog can be queried again."""
+shows with its state and channels; the catalog can be queried again; an imported channel
+is switched to analysis and back."""
 
 from __future__ import annotations
 
@@ -46,6 +47,20 @@ def test_gb28181_devices_tab(tmp_path: Path, models_dir: Path, browser: Any) -> 
         channels.first.wait_for(timeout=10000)
         assert channels.count() == 3
         assert "东门路口" in page.locator("[data-test=gb-channels]").inner_text()
+        # An imported channel is analysed from here (and stopped): no restart of the hub.
+        camera = "gb-34150201001310000001"
+        assert hub.camera(camera)["enabled"] is False
+        switch = page.locator("[data-test=gb-channels] .el-table__row", has_text="东门路口") \
+            .locator("[data-test=gb-analyse]")
+        switch.click()
+        page.get_by_text(f"已开始分析 {camera}").wait_for(timeout=10000)
+        assert hub.camera(camera)["enabled"] is True
+        hub.wait("the channel started", lambda: hub.camera(camera)["status"]["state"]
+                 != "disabled", 15)  # fmt: skip
+        switch.click()
+        page.get_by_text(f"已停止分析 {camera}").wait_for(timeout=10000)
+        hub.wait("the channel stopped", lambda: hub.camera(camera)["status"]["state"]
+                 == "disabled", 15)  # fmt: skip
         row.get_by_role("button", name="查询目录").click()
         page.get_by_text("已发送目录查询").wait_for(timeout=10000)
         assert PASSWORD not in page.content()

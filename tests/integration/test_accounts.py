@@ -104,7 +104,7 @@ def test_permission_names() -> None:
     assert set(PERMISSIONS) == {
         "cameras:read", "alerts:read", "evidence:read", "alerts:handle", "alerts:reopen",
         "evidence:export", "routing:read", "routing:write", "users:manage", "audit:read",
-        "dispatch:manage", "cameras:configure",
+        "dispatch:manage", "cameras:configure", "cameras:manage", "areas:manage",
     }  # fmt: skip
     assert set(ROLES) == set(EXPECTED) == set(ROLE_PERMISSIONS)
 
@@ -487,3 +487,25 @@ def test_cli_errors(
         assert s.scalars(select(UserRecord)).all() == []
     with pytest.raises(SystemExit):
         cli(sessions, "users", "add", "a", "--role", "root")
+
+
+def test_cli_a_whole_county_user_is_explicit(
+    sqlite_sessions: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """issue 21/23: without --area a user sees the whole county: --county-wide says so."""
+    sessions = sqlite_sessions
+    monkeypatch.setenv("PW", PW)
+    assert cli(sessions, "users", "add", "li", "--role", "investigator",
+               "--password-env", "PW") == 2  # fmt: skip
+    assert "--county-wide" in capsys.readouterr().err
+    with sessions() as s:
+        assert s.scalars(select(UserRecord)).all() == []  # nothing stored
+    assert cli(sessions, "users", "add", "li", "--role", "investigator", "--county-wide",
+               "--password-env", "PW") == 0  # fmt: skip
+    assert "added li (investigator, (all))" in capsys.readouterr().out
+    # A department account without an area is its department's, never the county's.
+    assert cli(sessions, "users", "add", "d", "--role", "department", "--department", "p",
+               "--county-wide", "--password-env", "PW") == 2  # fmt: skip
+    assert "cannot see the whole county" in capsys.readouterr().err

@@ -27,6 +27,9 @@ from tests.integration.test_bad_inputs import make_hub
 FUZZ_EXAMPLES = 8
 CONFORMANCE = [status_code_conformance, response_schema_conformance]
 STREAMS = ("/api/events", "/api/cameras/{camera_id}/live.flv")
+#: Operations that contact the address they are given (an ONVIF probe of a generated host
+#: would reach out to the network): tests/integration/test_camera_admin.py, on loopback.
+REACHES_OUT = ("/api/cameras/probe",)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +63,7 @@ def test_no_operation_answers_5xx(app: FastAPI, admin_key: str) -> None:
     operations = 0
     for result in api_schema.get_all_operations():
         operation = result.ok()
-        if operation.path in STREAMS:
+        if operation.path in STREAMS or operation.path in REACHES_OUT:
             continue
         operations += 1
 

@@ -205,7 +205,8 @@ def test_manage_users(client: TestClient) -> None:
 def test_api_keys(client: TestClient) -> None:
     headers = login(client)
     r = client.post("/api/users", headers=headers,
-                    json={"username": "bridge", "role": "viewer"})  # fmt: skip
+                    json={"username": "bridge", "role": "viewer",
+                          "county_wide": True})  # fmt: skip
     assert r.status_code == 201 and not r.json()["has_password"]
     r = client.post("/api/users/bridge/api-keys", headers=headers, json={"name": "VMS bridge"})
     assert r.status_code == 201

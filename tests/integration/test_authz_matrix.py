@@ -39,7 +39,10 @@ from alerts.adapters.sql import OutboxRecord, save_routing_rule
 from alerts.evidence import encode_jpeg, write_evidence
 from alerts.messages import ClipMessage
 from alerts.signing import sign
+from analytics.config import CameraConfig
 from api.app import PUBLIC_ROUTES, create_app
+from camera_registry.areas import add_area
+from camera_registry.store import list_cameras, upsert_camera
 from core.area import Area
 from shaobing.bootstrap import Hub
 from shaobing.config import parse_config
@@ -65,6 +68,8 @@ PERMISSION_GRID = """
                   admin  supervisor  operator  department  investigator  viewer
 cameras:read        x        x          x          x            x          x
 cameras:configure   x        x          .          .            .          .
+cameras:manage      x        x          .          .            .          .
+areas:manage        x        x          .          .            .          .
 alerts:read         x        x          x          x            x          x
 evidence:read       x        x          x          x            x          .
 alerts:handle       x        x          x          x            .          .
@@ -139,6 +144,8 @@ def camera_of(label: str) -> str:
 
 
 ALL_CAMERAS = {"cg-cam-1", "hx-cam-1"}
+#: Prefixes of the cameras the registry's cases add (removed before the scope tests).
+MADE_CAMERAS = ("api-cam-", "new-cam-", "imp-cam-")
 
 #: What each identity sees of the fixed alerts and the cameras.
 SCOPE: dict[str, tuple[set[str], set[str]]] = {
@@ -289,6 +296,24 @@ class World:
             session.flush()
             return row.id
 
+    def api_camera(self, who: Identity) -> str:
+        """A camera added through the API (not the config file's) in ``who``'s township;
+        disabled: nothing is read."""
+        cam_id = self.unique("api-cam")
+        area = HX_VILLAGE if who.township == "河西镇" else CG_GRID
+        with self.hub.sessions.begin() as session:
+            upsert_camera(session, CameraConfig.model_validate(camera_body(cam_id, area)),
+                          origin="api", cipher=self.hub.cipher)  # fmt: skip
+        return cam_id
+
+    def api_area(self, who: Identity) -> str:
+        """A village added through the API in ``who``'s township; its path."""
+        township = HX if who.township == "河西镇" else CG
+        area = Area(**township, village=self.unique("村"))
+        with self.hub.sessions.begin() as session:
+            add_area(session, area, code=None, name="", actor="matrix")
+        return "/".join(area.path())
+
     def stored_rule(self) -> str:
         name = self.unique("rule")
         with self.hub.sessions.begin() as session:
@@ -331,7 +356,8 @@ PATH_VALUES = {"camera_id": "cg-cam-1", "alert_id": "00000000-0000-0000-0000-000
                "delivery_id": "1", "path:path": "no-such-asset.js",
                "track_id": "no-such-track", "key": "none:r:0",
                "decision": "confirm", "device_id": "34020000001320000001",
-               "occurrence_id": "no-such-alert", "filename": "snapshot.jpg"}  # fmt: skip
+               "occurrence_id": "no-such-alert", "filename": "snapshot.jpg",
+               "area_path:path": "示例县/城关镇", "channel_id": "34020000001320000001"}  # fmt: skip
 
 
 def flat_routes(app: FastAPI) -> list[tuple[BaseRoute, str | None, set[str] | None]]:
@@ -482,6 +508,30 @@ def track_for(w: World, who: Identity) -> str:
     return track_id
 
 
+def camera_body(cam_id: str, area: dict[str, str]) -> dict[str, Any]:
+    """A camera as the API takes it; disabled, so that nothing is read (10.9.9.9 is never
+    connected to)."""
+    return {"id": cam_id, "name": cam_id, "area": area, "enabled": False,
+            "source": {"url": f"rtsp://10.9.9.9/{cam_id}", "username": "u",
+                       "password": "cam-secret-1"}}  # fmt: skip
+
+
+def new_camera(w: World, who: Identity) -> tuple[str, Any]:
+    area = HX_VILLAGE if who.township == "河西镇" else CG_GRID
+    return "/api/cameras", camera_body(w.unique("new-cam"), area)
+
+
+def camera_file(w: World, who: Identity) -> tuple[str, Any]:
+    """An import of one camera: JSON is YAML."""
+    area = HX_VILLAGE if who.township == "河西镇" else CG_GRID
+    return "/api/cameras/import?filename=list.yaml", [camera_body(w.unique("imp-cam"), area)]
+
+
+def new_village(w: World, who: Identity) -> tuple[str, Any]:
+    township = HX if who.township == "河西镇" else CG
+    return "/api/areas", {**township, "village": w.unique("新村")}
+
+
 def export_body(w: World, who: Identity) -> tuple[str, Any]:
     return "/api/exports", {"alert_ids": [w.alert_for(who)], "case_number": "案-2026-001",
                             "reason": "matrix"}  # fmt: skip
@@ -623,6 +673,24 @@ CASES = [
          lambda w, who: ("/api/linkage/warnings", None)),
     Case("POST", "/api/linkage/speak", "alerts:handle", 409,
          lambda w, who: ("/api/linkage/speak", {"speaker": "s", "warning": "reservoir"})),
+    # The camera registry and the area tree from the console (issue 23). The probe asks a
+    # closed port on 127.0.0.1: granted, it says the camera cannot be reached (502).
+    Case("POST", "/api/cameras", "cameras:manage", 201, new_camera),
+    Case("GET", "/api/cameras/{camera_id}/registry", "cameras:manage", 200,
+         lambda w, who: (f"/api/cameras/{w.home_camera(who)}/registry", None)),
+    Case("PATCH", "/api/cameras/{camera_id}", "cameras:manage", 200,
+         lambda w, who: (f"/api/cameras/{w.api_camera(who)}", {"name": "改名"})),
+    Case("DELETE", "/api/cameras/{camera_id}", "cameras:manage", 204,
+         lambda w, who: (f"/api/cameras/{w.api_camera(who)}", None)),
+    Case("POST", "/api/cameras/import", "cameras:manage", 200, camera_file),
+    Case("POST", "/api/cameras/probe", "cameras:manage", 502,
+         lambda w, who: ("/api/cameras/probe", {"host": "127.0.0.1", "port": 9,
+                                                "timeout_s": 3})),
+    Case("POST", "/api/areas", "areas:manage", 201, new_village),
+    Case("PATCH", "/api/areas/{area_path:path}", "areas:manage", 200,
+         lambda w, who: (f"/api/areas/{w.api_area(who)}", {"name": "新名"})),
+    Case("DELETE", "/api/areas/{area_path:path}", "areas:manage", 204,
+         lambda w, who: (f"/api/areas/{w.api_area(who)}", None)),
     # GB/T 28181 devices (sip.enabled is off in this hub: granted, the routes say so, 404).
     Case("GET", "/api/gb28181/devices", "cameras:configure", 404,
          lambda w, who: ("/api/gb28181/devices", None)),
@@ -632,6 +700,20 @@ CASES = [
          lambda w, who: ("/api/gb28181/devices/34020000001320000001/catalog", None)),
     Case("DELETE", "/api/gb28181/devices/{device_id}", "cameras:configure", 404,
          lambda w, who: ("/api/gb28181/devices/34020000001320000001", None)),
+    Case("PUT", "/api/gb28181/channels/{channel_id}/enabled", "cameras:configure", 404,
+         lambda w, who: ("/api/gb28181/channels/34020000001320000001/enabled",
+                         {"enabled": True})),
+    Case("GET", "/api/gb28181/live", "cameras:configure", 404,
+         lambda w, who: ("/api/gb28181/live", None)),
+    Case("GET", "/api/gb28181/channels/{channel_id}/records", "evidence:read", 404,
+         lambda w, who: ("/api/gb28181/channels/34020000001320000001/records?start=1&end=2",
+                         None)),
+    Case("POST", "/api/gb28181/channels/{channel_id}/playback", "evidence:read", 404,
+         lambda w, who: ("/api/gb28181/channels/34020000001320000001/playback",
+                         {"start": 1, "end": 2})),
+    Case("POST", "/api/gb28181/channels/{channel_id}/playback/export", "evidence:export", 404,
+         lambda w, who: ("/api/gb28181/channels/34020000001320000001/playback/export",
+                         {"start": 1, "end": 2, "case_number": "A1", "reason": "r"})),
 ]
 # fmt: on
 
@@ -670,8 +752,17 @@ def test_role_matrix(world: World, case: Case, who: Identity, via: str) -> None:
 # -- 3. scope --------------------------------------------------------------------------
 
 
+def drop_made_cameras(w: World) -> None:
+    """Remove the cameras the registry's cases added: the scope tests count cameras."""
+    with w.hub.sessions.begin() as session:
+        for record in list_cameras(session):
+            if record.id.startswith(MADE_CAMERAS):
+                session.delete(record)
+
+
 @pytest.mark.parametrize("name", list(SCOPE))
 def test_scope_filters_lists_and_hides_details(world: World, name: str) -> None:
+    drop_made_cameras(world)
     who = BY_NAME[name]
     alerts_seen, cameras_seen = SCOPE[name]
     page = world.call(name, "GET", f"/api/alerts?until={FRESH_FROM}&limit=500").json()
@@ -826,6 +917,7 @@ def camera_resources(w: World, name: str, cam: str) -> dict[str, int]:
 @pytest.mark.parametrize("name", [who.name for who in EXTRA])
 def test_every_camera_resource_follows_the_scope_rule(extra: World, name: str) -> None:
     w = extra
+    drop_made_cameras(w)
     seen = EXTRA_CAMERAS[name]
     assert {c["id"] for c in w.call(name, "GET", "/api/cameras").json()} == seen
     paged = w.call(name, "GET", "/api/cameras?limit=100")
@@ -916,3 +1008,50 @@ def test_a_feedback_source_moves_only_the_alerts_it_serves(extra: World) -> None
         assert status_of(w, alert_id) == "new"
     assert send("hx-platform", hx) == 200 and send("cg-pcs-app", cg_routed) == 200
     assert send("platform", cg_plain) == 200  # no areas, no departments: every alert
+
+
+def test_an_area_supervisor_manages_only_its_own_cameras_and_areas(extra: World) -> None:
+    """The registry and the area tree from the console (issue 23): a township's supervisor
+    adds, edits, moves, imports and deletes the cameras of its township only, never shown a
+    password, and edits its township's part of the area tree only."""
+    w = extra
+    sup = "sup-cg"
+    hx_made, cg_made = w.api_camera(BY_NAME["op-hx"]), w.api_camera(BY_NAME["op-cg"])
+    secret = "cam-secret-1"
+    # Add: in its township, not in another's.
+    assert w.call(sup, "POST", "/api/cameras", camera_body(w.unique("sc"), HX)).status_code == 403
+    made = w.unique("sc")
+    r = w.call(sup, "POST", "/api/cameras", camera_body(made, CG))
+    assert r.status_code == 201 and secret not in r.text and r.json()["origin"] == "api"
+    # Another township's cameras are not there at all; the config file's are the file's.
+    for cam in (hx_made, "hx-cam-1"):
+        assert w.call(sup, "GET", f"/api/cameras/{cam}/registry").status_code == 404
+        assert w.call(sup, "PATCH", f"/api/cameras/{cam}", {"name": "x"}).status_code == 404
+        assert w.call(sup, "DELETE", f"/api/cameras/{cam}").status_code == 404
+    r = w.call(sup, "PATCH", "/api/cameras/cg-cam-1", {"enabled": False})
+    assert r.status_code == 409 and "config file" in r.json()["detail"]
+    # Move: within its township, never out of it.
+    r = w.call(sup, "PATCH", f"/api/cameras/{cg_made}", {"area": HX})
+    assert r.status_code == 403
+    r = w.call(sup, "PATCH", f"/api/cameras/{cg_made}", {"area": {**CG, "village": "新村"}})
+    assert r.status_code == 200 and r.json()["area"]["village"] == "新村"
+    shown = w.call(sup, "GET", f"/api/cameras/{cg_made}/registry").json()
+    assert shown["source"]["has_password"] and secret not in json.dumps(shown)
+    # Import: one row outside its township and nothing is stored.
+    rows = [camera_body(w.unique("imp-cam"), CG), camera_body(w.unique("imp-cam"), HX)]
+    r = w.call(sup, "POST", "/api/cameras/import?filename=list.yaml", rows)
+    assert r.status_code == 422 and f"id={rows[1]['id']}" in r.json()["detail"]
+    assert w.call("admin", "GET", f"/api/cameras/{rows[0]['id']}").status_code == 404
+    # Its own: deleted.
+    assert w.call(sup, "DELETE", f"/api/cameras/{made}").status_code == 204
+    assert w.call("admin", "GET", f"/api/cameras/{made}").status_code == 404
+    # The area tree: its township's villages, not another's; the file's nodes stay.
+    village = {**CG, "village": w.unique("村")}
+    assert w.call(sup, "POST", "/api/areas", {**HX, "village": "外村"}).status_code == 403
+    assert w.call(sup, "POST", "/api/areas", village).status_code == 201
+    assert w.call(sup, "PATCH", f"/api/areas/{w.api_area(BY_NAME['op-hx'])}",
+                  {"name": "x"}).status_code == 404  # fmt: skip
+    assert w.call(sup, "DELETE", "/api/areas/示例县/城关镇").status_code == 409
+    path = "/".join(village.values())
+    assert w.call(sup, "DELETE", f"/api/areas/{path}").status_code == 204
+    drop_made_cameras(w)

@@ -16,6 +16,7 @@ from camera_registry.config import IngestConfig, SourceConfig
 from camera_registry.status import CameraStatus, StatusBoard
 from ingest.reader import SampledFrame, Sampler, StreamReader, analysis_size
 from tests.peers.procs import RtspServer
+from tests.peers.silent import SilentServer
 
 
 class Collector:
@@ -115,3 +116,44 @@ def test_rtsp_transports(rtsp_server: RtspServer, transport: str) -> None:
     # 5 fps sampled from a ~30 fps stream: about 0.2 s apart on the rule clock.
     gaps = [b - a for a, b in zip(ts[1:], ts[2:], strict=False)]
     assert 0.1 < sum(gaps) / len(gaps) < 0.4
+
+
+def test_a_reader_stopped_in_a_hung_handshake_writes_nothing_afterwards() -> None:
+    """A patrol visit stops a camera that hangs its RTSP handshake without waiting for
+    the reader: when FFmpeg's open timeout ends the handshake, the stopped reader leaves
+    without recording a failure (the camera's status is the patrol's, or the next
+    visit's)."""
+    silent = SilentServer()
+    status = StatusBoard()
+    reader = StreamReader(
+        "hung", lambda: f"rtsp://127.0.0.1:{silent.port}/stream", SourceConfig(url="rtsp://x"),
+        IngestConfig(open_timeout_s=2, read_timeout_s=2), detect_fps=5, box=(416, 416),
+        on_frame=lambda f: None, status=status,
+    )  # fmt: skip
+    try:
+        reader.start()
+        deadline = time.monotonic() + 10
+        while silent.accepted == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert silent.accepted == 1  # connected, handshake hanging
+        before = status.get("hung").state
+        reader.stop()
+        reader.join(30)  # FFmpeg's open timeout ends the handshake
+        assert not reader.is_alive()
+        after = status.get("hung")
+        assert after.state == before and after.last_error is None and after.reconnects == 0
+        # unstopped, the same hang is recorded as a failure (what the check above rules out)
+        other = StreamReader(
+            "hung2", lambda: f"rtsp://127.0.0.1:{silent.port}/stream",
+            SourceConfig(url="rtsp://x"), IngestConfig(open_timeout_s=2, read_timeout_s=2),
+            detect_fps=5, box=(416, 416), on_frame=lambda f: None, status=status,
+        )  # fmt: skip
+        other.start()
+        deadline = time.monotonic() + 30
+        while status.get("hung2").last_error is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        other.stop()
+        other.join(30)
+        assert status.get("hung2").state == "offline"
+    finally:
+        silent.close()

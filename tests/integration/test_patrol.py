@@ -16,6 +16,7 @@ from shaobing.bootstrap import Hub
 from shaobing.config import parse_config
 from tests.hubproc import ADMIN_PASSWORD
 from tests.peers.procs import RtspServer, free_port
+from tests.peers.silent import SilentServer
 
 # -- real visits ---------------------------------------------------------------------------
 
@@ -82,6 +83,97 @@ def test_the_hub_visits_patrolled_cameras_in_turn_and_records_what_each_visit_sa
         assert book.status_code == 200 and book.content[:2] == b"PK"
         sheet = load_workbook(io.BytesIO(book.content)).active
         assert sheet is not None and sheet["A2"].value == "p-dead" and sheet["E2"].value == "离线"
+    finally:
+        hub.stop()
+        server.stop()
+
+
+def test_a_camera_that_hangs_its_handshake_frees_its_patrol_slot_at_the_timeout(
+    tmp_path: Path, models_dir: Path, videos_dir: Path, _gst_ok: None
+) -> None:
+    """One visit at a time, the hung camera first (the plan takes them in id order): its
+    visit ends at the patrol's open_timeout_s (offline, with the reason) and the next
+    camera is visited while the hung handshake is still open (FFmpeg's own timeout is a
+    minute here)."""
+    silent = SilentServer()
+    server = RtspServer({"a": videos_dir / "crosswalk_people.mp4"}).start()
+    cameras: list[dict[str, Any]] = [
+        {"id": "p-1-hung", "analysis": "patrol",
+         "source": {"url": f"rtsp://127.0.0.1:{silent.port}/stream"}},
+        {"id": "p-2-good", "analysis": "patrol", "source": {"url": server.url("a")}},
+    ]  # fmt: skip
+    loaded = parse_config({
+        "data_dir": str(tmp_path / "data"),
+        "detector": {"model": str(models_dir / "yolox_nano.onnx"), "workers": 1},
+        "ingest": {"open_timeout_s": 60, "read_timeout_s": 60},
+        "patrol": {"streams": 1, "look_s": 2, "interval_s": 3600, "open_timeout_s": 8},
+        "cameras": cameras,
+    }, "patrol.yaml", tmp_path)  # fmt: skip
+    hub = Hub(loaded)
+    try:
+        hub.start()
+        deadline = time.monotonic() + 50
+        while time.monotonic() < deadline:
+            good = hub.status.snapshot("p-2-good")
+            if good is not None and good.visits >= 1:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"the second camera was never visited: {hub.status.all()}")
+        # the hung handshake is still open: its slot was freed by the patrol's timeout,
+        # not by the connection giving up
+        assert silent.accepted >= 1 and silent.open >= 1
+        hung = hub.status.snapshot("p-1-hung")
+        assert hung is not None and hung.visits == 1 and hung.state == "offline"
+        assert "no picture within 8 s" in (hung.last_error or "")
+        assert good.state == "online" and good.frames_analysed > 0, good
+        assert hung.next_visit_at is not None and hung.last_visit_at is not None
+        assert hung.next_visit_at - hung.last_visit_at < 3600  # abnormal: sooner
+        # the stale reader of the hung visit, when FFmpeg gives up, must not overwrite
+        # what the visit recorded: the patrol stopped it
+        assert "p-1-hung" not in hub.worker.readers
+    finally:
+        hub.stop()
+        server.stop()
+        silent.close()
+
+
+def test_a_view_turned_between_two_visits_is_found_on_the_second(
+    tmp_path: Path, models_dir: Path, videos_dir: Path, _gst_ok: None
+) -> None:
+    """The picture a visit learned is what the next visit compares with: a camera that
+    shows another scene on its second visit (here: its stream now another street) is
+    reported turned away from its view (scene_change), which a visit judging on its own
+    few seconds cannot see."""
+    server = RtspServer({"a": videos_dir / "crosswalk_people.mp4",
+                         "b": videos_dir / "highway_divided.mp4"}).start()  # fmt: skip
+    loaded = parse_config({
+        "data_dir": str(tmp_path / "data"),
+        "detector": {"model": str(models_dir / "yolox_nano.onnx"), "workers": 1},
+        "patrol": {"streams": 1, "look_s": 8, "interval_s": 2, "open_timeout_s": 15},
+        "cameras": [{"id": "p-turn", "analysis": "patrol", "source": {"url": server.url("a")}}],
+    }, "patrol.yaml", tmp_path)  # fmt: skip
+    hub = Hub(loaded)
+    try:
+        hub.start()
+
+        def visits(n: int) -> Any:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                st = hub.status.snapshot("p-turn")
+                if st is not None and st.visits >= n:
+                    return st
+                time.sleep(0.05)
+            raise AssertionError(f"visit {n} not done: {hub.status.snapshot('p-turn')}")
+
+        first = visits(1)
+        assert first.state == "online" and first.faults == []
+        cam = hub.patrol.cameras["p-turn"]
+        turned = cam.model_copy(update={"source": cam.source.model_copy(
+            update={"url": server.url("b")})})  # fmt: skip
+        hub.patrol.update(turned)  # from the next visit on, the camera shows another scene
+        second = visits(2)
+        assert second.state == "online" and "scene_change" in second.faults, second
     finally:
         hub.stop()
         server.stop()

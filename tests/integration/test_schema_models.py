@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 import accounts.store  # noqa: F401 - registers the tables
 import alerts.adapters.sql  # noqa: F401
+import camera_registry.areas  # noqa: F401
 import camera_registry.store  # noqa: F401
 import tracks.store  # noqa: F401
 from core.db import Base, make_engine

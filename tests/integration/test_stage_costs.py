@@ -55,3 +55,60 @@ def test_sampled_frames_convert_as_to_ndarray_did(videos_dir: Path) -> None:
         # the frame's own scaler, as before (a new swscale context per call)
         assert np.array_equal(s.image, s.source.to_ndarray(width=416, height=234, format="bgr24"))
         assert np.array_equal(s.source_bgr(), s.source.to_ndarray(format="bgr24"))
+
+
+def _signatures_before(image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
+    """analytics.appearance.signatures as it was: the whole frame converted and binned in
+    int32, the smoothing by np.roll and put_along_axis."""
+    from analytics.appearance import BINS, MIN_PX, SIZE, TRIM_X, TRIM_Y
+
+    out = np.full((len(xyxy), SIZE), np.nan, dtype=np.float32)
+    if not len(xyxy):
+        return out
+    h_img, w_img = image.shape[:2]
+    hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
+    hb = np.minimum(hsv[..., 0].astype(np.int32) * BINS[0] // 180, BINS[0] - 1)
+    sb = hsv[..., 1].astype(np.int32) * BINS[1] // 256
+    vb = hsv[..., 2].astype(np.int32) * BINS[2] // 256
+    bins = (hb * BINS[1] + sb) * BINS[2] + vb
+    rows = []
+    for i, (x1, y1, x2, y2) in enumerate(np.asarray(xyxy, dtype=np.float64).tolist()):
+        dx, dy = (x2 - x1) * TRIM_X, (y2 - y1) * TRIM_Y
+        a, b = max(0, int(round(x1 + dx))), min(w_img, int(round(x2 - dx)))
+        c, d = max(0, int(round(y1 + dy))), min(h_img, int(round(y2 - dy)))
+        if b - a < MIN_PX or d - c < MIN_PX:
+            continue
+        out[i] = np.bincount(bins[c:d, a:b].ravel(), minlength=SIZE) / float((b - a) * (d - c))
+        rows.append(i)
+    if rows:
+        hist = out[rows].reshape(-1, *BINS)
+        for axis in (1, 2, 3):
+            prev, nxt = np.roll(hist, 1, axis=axis), np.roll(hist, -1, axis=axis)
+            if axis > 1:
+                first, last = np.take(hist, [0], axis=axis), np.take(hist, [-1], axis=axis)
+                np.put_along_axis(prev, np.zeros_like(first, dtype=np.intp), first, axis=axis)
+                end = np.full_like(last, hist.shape[axis] - 1, dtype=np.intp)
+                np.put_along_axis(nxt, end, last, axis=axis)
+            hist = 0.5 * hist + 0.25 * prev + 0.25 * nxt
+        out[rows] = hist.reshape(len(rows), SIZE)
+    return out
+
+
+def test_colour_signatures_unchanged(videos_dir: Path) -> None:
+    """Only the boxes' pixels converted, bins by table: the same signatures, bit for bit,
+    for boxes of every size, partly outside the frame or too small (NaN rows)."""
+    from analytics.appearance import signatures
+
+    rng = np.random.default_rng(7)
+    seen_small = seen_nan = 0
+    for clip in ("crosswalk_people.mp4", "plaza_topdown.mp4", "street_parked_cars.mp4"):
+        for img in _frames(videos_dir / clip, 60)[::6]:
+            k = int(rng.integers(1, 25))
+            x1, y1 = rng.uniform(-30, 410, k), rng.uniform(-30, 230, k)
+            w, h = rng.uniform(2, 160, k), rng.uniform(2, 200, k)
+            boxes = np.stack([x1, y1, x1 + w, y1 + h], axis=1).astype(np.float32)
+            after, before = signatures(img, boxes), _signatures_before(img, boxes)
+            assert np.array_equal(after, before, equal_nan=True)
+            seen_nan += int(np.isnan(after[:, 0]).sum())
+            seen_small += int((~np.isnan(after[:, 0])).sum())
+    assert seen_nan > 0 and seen_small > 50  # both kinds of rows were compared

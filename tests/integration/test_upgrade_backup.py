@@ -21,7 +21,7 @@ from accounts.throttle_sql import SqlFailures
 from shaobing.db import alembic_config, head_revision, open_database
 from tests.databases import pg_schema
 
-OLD = "0009"  # the revision before this branch's migration
+OLD = "0009"  # an earlier release's revision (be4542f, the upgrade test's N)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

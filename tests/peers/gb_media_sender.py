@@ -1,7 +1,7 @@
 """A GB/T 28181 device's media: a real clip as MPEG-PS over RTP (PT 96, 90 kHz).
 
     python -m tests.peers.gb_media_sender CLIP HOST PORT SSRC [--tcp] [--seconds N]
-        [--reorder] [--wrong-ssrc-every N] [--garbage]
+        [--reorder] [--wrong-ssrc-every N] [--garbage] [--listen-port N]
 
 The H.264 of the clip is taken without re-encoding (mp4 → Annex B), muxed into PS
 packs as devices write them (gb28181/ps.py), cut into RTP packets and sent at the
@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("port", type=int)
     p.add_argument("ssrc", type=int)
     p.add_argument("--tcp", action="store_true")
+    p.add_argument("--listen-port", type=int, default=0,
+                   help="TCP active: listen on this port (the device's answered one) and send "
+                   "to the platform that connects, instead of connecting to HOST PORT")  # fmt: skip
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--reorder", action="store_true", help="swap neighbouring packets")
     p.add_argument("--garbage", action="store_true",
@@ -59,7 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--wrong-ssrc-every", type=int, default=0,
                    help="also send every Nth packet again under another SSRC")
     args = p.parse_args(argv)
-    if args.tcp:
+    if args.listen_port:
+        args.tcp = True
+        server = socket.create_server(("127.0.0.1", args.listen_port))
+        server.settimeout(10)
+        sock, _ = server.accept()
+        server.close()
+    elif args.tcp:
         sock = socket.create_connection((args.host, args.port), timeout=5)
     else:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

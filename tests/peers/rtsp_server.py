@@ -330,9 +330,12 @@ def make_factory(mount: Mount) -> GstRtspServer.RTSPMediaFactory:
     return factory
 
 
-def parse_mounts(specs: list[str]) -> list[Mount]:
-    """``name=path`` pairs into mounts; exits with a message on a bad spec."""
-    mounts: list[Mount] = []
+def parse_mounts(specs: list[str]) -> dict[str, Mount]:
+    """``name=path`` pairs into mount names and their producers; exits with a message on
+    a bad spec. Names of the same clip share one producer (one decoder), so a server can
+    offer hundreds of mount names (patrol benchmarks) at the cost of its distinct clips."""
+    mounts: dict[str, Mount] = {}
+    by_path: dict[Path, Mount] = {}
     for spec in specs:
         name, sep, path = spec.partition("=")
         name = name.strip().strip("/")
@@ -341,7 +344,10 @@ def parse_mounts(specs: list[str]) -> list[Mount]:
         clip = Path(path)
         if not clip.is_file():
             sys.exit(f"rtsp_server: clip for mount {name!r} not found: {clip}")
-        mounts.append(Mount(name=name, path=clip))
+        producer = by_path.get(clip.resolve())
+        if producer is None:
+            producer = by_path[clip.resolve()] = Mount(name=name, path=clip)
+        mounts[name] = producer
     if not mounts:
         sys.exit("rtsp_server: at least one --mount NAME=PATH is required")
     return mounts
@@ -393,16 +399,16 @@ def main(argv: list[str] | None = None) -> int:
     Gst.init(None)
     warm_up_bindings()
     mounts = parse_mounts(args.mount)
-    start_producers(mounts)
+    start_producers(list({id(m): m for m in mounts.values()}.values()))
 
     server = GstRtspServer.RTSPServer()
     server.set_address(args.host)
     server.set_service(str(args.port))
     points = server.get_mount_points()
-    for mount in mounts:
-        points.add_factory(f"/{mount.name}", make_factory(mount))
+    for name, mount in mounts.items():
+        points.add_factory(f"/{name}", make_factory(mount))
         assert mount.fmt is not None
-        log(f"mount /{mount.name}: {mount.path.name} {mount.fmt.width}x{mount.fmt.height} "
+        log(f"mount /{name}: {mount.path.name} {mount.fmt.width}x{mount.fmt.height} "
             f"@ {mount.fmt.fps:.2f} fps")
 
     loop = GLib.MainLoop()

@@ -79,17 +79,33 @@ def media_sender_command(clip: Path, *extra: str) -> str:
             f"{shlex.quote(str(clip))} {args}").strip()  # fmt: skip
 
 
+def rtp_sink_command(out: Path, save: Path | None = None) -> str:
+    """The shell command a peer runs to receive RTP: ``<cmd> PORT``; what came is written
+    to ``out`` as JSON, the payloads to ``save`` (tests/peers/rtp_sink.py)."""
+    env = f"PYTHONPATH={shlex.quote(str(REPO))}"
+    extra = f" --save {shlex.quote(str(save))}" if save is not None else ""
+    return (f"env {env} {shlex.quote(sys.executable)} -m tests.peers.rtp_sink "
+            f"{shlex.quote(str(out))}{extra}")  # fmt: skip
+
+
 def start_device(server_port: int, *, device_id: str, password: str, platform_id: str,
                  domain: str, keepalive_ms: int = 500, transport: str = "u1",
-                 sender: str = "true", expires: int = 3600) -> Sipp:  # fmt: skip
-    """A device that registers (digest), keeps alive, answers queries and INVITEs."""
+                 sender: str = "true", expires: int = 3600, audio_port: int = 0,
+                 audio_rx: str = "true", media_port: int = 15060,
+                 media_proto: str = "RTP/AVP") -> Sipp:  # fmt: skip
+    """A device that registers (digest), keeps alive, answers queries and INVITEs; on a
+    voice broadcast it INVITEs the platform to receive audio on ``audio_port``, where
+    ``audio_rx`` (a shell command given the port) listens. Its INVITE answers name
+    ``media_port`` and ``media_proto`` (TCP active: the port its sender listens on)."""
     return Sipp([
         f"127.0.0.1:{server_port}", "-i", "127.0.0.1", "-p", "0", "-t", transport,
         "-sf", str(SCENARIOS / "device.xml"), "-oocsf", str(SCENARIOS / "device_ooc.xml"),
         "-au", device_id, "-ap", password,
         "-set", "device_id", device_id, "-set", "platform_id", platform_id,
         "-set", "domain", domain, "-d", str(keepalive_ms),
-        "-set", "expires", str(expires), "-set", "sender", sender, "-m", "1",
+        "-set", "expires", str(expires), "-set", "sender", sender,
+        "-set", "audio_port", str(audio_port), "-set", "audio_rx", audio_rx,
+        "-set", "media_port", str(media_port), "-set", "media_proto", media_proto, "-m", "1",
     ])  # fmt: skip
 
 
@@ -103,5 +119,17 @@ def start_superior(port: int, *, password: str) -> Sipp:
     ])  # fmt: skip
 
 
-__all__ = ["PeerError", "Sipp", "media_sender_command", "start_device", "start_superior"]
+def start_superior_invite(port: int, *, channel: str, rtp_port: int, rx: str) -> Sipp:
+    """A superior that INVITEs ``channel`` of the lower platform listening on ``port``
+    (Shaobing's connector), receives 4 s of its video on ``rtp_port`` (``rx`` listens),
+    then BYE; it exits 0 when every step was answered."""
+    return Sipp([
+        f"127.0.0.1:{port}", "-i", "127.0.0.1", "-p", "0", "-t", "u1", "-m", "1",
+        "-sf", str(SCENARIOS / "superior_invite.xml"), "-set", "channel", channel,
+        "-set", "rtp_port", str(rtp_port), "-set", "rx", rx,
+    ])  # fmt: skip
+
+
+__all__ = ["PeerError", "Sipp", "media_sender_command", "rtp_sink_command", "start_device",
+           "start_superior", "start_superior_invite"]  # fmt: skip
 _ = sys

@@ -412,3 +412,104 @@ def test_h265_ps_over_rtp_demuxes_and_decodes(tmp_path: object) -> None:
         assert stream.codec_context.name == "hevc"
         decoded = [f for p in container.demux(stream) for f in p.decode()]
     assert len(decoded) >= 28 and (decoded[0].width, decoded[0].height) == (320, 240)
+
+
+def test_playback_offer_and_ssrc() -> None:
+    body = sdp.offer(session_id="x", channel_id="34150201001310000001", host="10.0.0.1",
+                     port=30000, ssrc=sdp.ssrc_for("3402000000", 7, live=False),
+                     playback=(1_800_000_000, 1_800_000_060)).decode()  # fmt: skip
+    lines = body.split("\r\n")
+    assert "s=Playback" in lines and "u=34150201001310000001:0" in lines
+    assert "t=1800000000 1800000060" in lines and "y=1200000007" in lines
+    live = sdp.offer(session_id="x", channel_id="34150201001310000001", host="10.0.0.1",
+                     port=30000, ssrc="0200000001").decode()  # fmt: skip
+    assert "s=Play" in live.split("\r\n") and "t=0 0" in live and "u=" not in live
+
+
+def test_record_info_query_and_answer_pages() -> None:
+    query = manscdp.parse_body(manscdp.record_info_query(5, "34150201001310000001",
+                                                         "2026-12-07T08:00:00",
+                                                         "2026-12-07T10:00:00"))  # fmt: skip
+    assert (query.root, query.cmd, query.sn) == ("Query", "RecordInfo", 5)
+    assert query.text("StartTime") == "2026-12-07T08:00:00" and query.text("Type") == "all"
+    page = ('<?xml version="1.0" encoding="GB2312"?><Response><CmdType>RecordInfo</CmdType>'
+            "<SN>5</SN><DeviceID>34150201001310000001</DeviceID><SumNum>3</SumNum>"
+            '<RecordList Num="1"><Item><DeviceID>34150201001310000001</DeviceID>'
+            "<Name>东门</Name><StartTime>2026-12-07T08:00:00</StartTime>"
+            "<EndTime>2026-12-07T08:10:00</EndTime><Type>time</Type><FileSize>12</FileSize>"
+            "</Item></RecordList></Response>").encode("gb18030")  # fmt: skip
+    total, items = manscdp.record_items(manscdp.parse_body(page))
+    assert total == 3 and items[0].name == "东门" and items[0].file_size == 12
+    with pytest.raises(manscdp.ManscdpError, match="SumNum"):
+        manscdp.record_items(manscdp.parse_body(page.replace(b"<SumNum>3", b"<SumNum>x")))
+
+
+def test_device_local_times() -> None:
+    from gb28181.playback import epoch_of, local_time
+
+    assert local_time(0, "Asia/Shanghai") == "1970-01-01T08:00:00"
+    assert epoch_of("1970-01-01T08:00:00", "Asia/Shanghai") == 0
+    assert epoch_of("1970-01-01 08:00:10", "Asia/Shanghai") == 10
+    assert epoch_of("not a time", "Asia/Shanghai") is None and epoch_of(None, "UTC") is None
+
+
+def test_ptz_commands_and_checksums() -> None:
+    from gb28181 import ptz
+
+    assert ptz.stop() == "A50F0100000000B5"  # the stop every GB/T 28181 device knows
+    assert ptz.preset(ptz.CALL_PRESET, 1) == "A50F018200010038"
+    assert ptz.preset(ptz.SET_PRESET, 3) == "A50F018100030039"
+    assert ptz.move(1.0, 0, 0) == "A50F0101FF0000B5"  # right, full pan speed
+    assert ptz.move(0, -0.5, 0)[6:12] == "040080"  # down, tilt speed 128 in byte 6
+    assert ptz.move(0, 0, -1.0)[6:8] == "20" and ptz.move(0, 0, -1.0)[12:14] == "F0"
+    for hexcmd in (ptz.move(0.3, 0.7, 0.2), ptz.preset(ptz.DELETE_PRESET, 255)):
+        raw = bytes.fromhex(hexcmd)
+        assert len(raw) == 8 and raw[0] == 0xA5 and sum(raw[:7]) % 256 == raw[7]
+    with pytest.raises(ValueError, match="1-255"):
+        ptz.preset(ptz.CALL_PRESET, 0)
+    with pytest.raises(ValueError, match="pan"):
+        ptz.move(1.5, 0, 0)
+    body = manscdp.parse_body(manscdp.ptz_control(9, "34150201001310000001", ptz.stop()))
+    assert (body.root, body.cmd, body.text("PTZCmd")) == ("Control", "DeviceControl",
+                                                           "A50F0100000000B5")  # fmt: skip
+
+
+def test_broadcast_notify_and_gb_speaker_config() -> None:
+    from pydantic import ValidationError
+
+    from linkage.config import SpeakerConfig
+
+    body = manscdp.parse_xml(manscdp.broadcast_notify(4, "34020000002000000001",
+                                                      "34150201001370000001"))  # fmt: skip
+    assert body.tag == "Notify" and body.findtext("CmdType") == "Broadcast"
+    assert body.findtext("SourceID") == "34020000002000000001"
+    assert body.findtext("TargetID") == "34150201001370000001"
+    ok = SpeakerConfig.model_validate({"id": "s", "kind": "gb28181",
+                                       "uri": "gb28181://34020000001180000001/"
+                                              "34150201001370000001"})  # fmt: skip
+    assert ok.kind == "gb28181"
+    with pytest.raises(ValidationError, match="gb28181://<20-digit device id>"):
+        SpeakerConfig.model_validate({"id": "s", "kind": "gb28181", "uri": "sip:x@y"})
+
+
+def test_tcp_active_offer() -> None:
+    body = sdp.offer(session_id="x", channel_id="34150201001310000001", host="10.0.0.1",
+                     port=30000, ssrc="0200000001", transport="tcp_active").decode()  # fmt: skip
+    lines = body.split("\r\n")
+    assert "m=video 30000 TCP/RTP/AVP 96 97 98" in lines
+    assert "a=setup:active" in lines and "a=connection:new" in lines
+
+
+def test_forward_annex_b_and_parameter_sets() -> None:
+    from gb28181.forward import annex_b, parameter_sets
+
+    sps, pps, idr = b"\x67\x42\x00\x1f", b"\x68\xce\x3c\x80", b"\x65\x88\x84"
+    avcc = len(idr).to_bytes(4, "big") + idr + (2).to_bytes(4, "big") + b"\x41\x9a"
+    assert annex_b(avcc) == b"\x00\x00\x00\x01" + idr + b"\x00\x00\x00\x01\x41\x9a"
+    already = b"\x00\x00\x00\x01" + idr
+    assert annex_b(already) == already
+    assert annex_b(b"\x00\x00\x00\x09abc") == b"\x00\x00\x00\x09abc"  # not length-prefixed
+    avcc_extradata = (b"\x01\x42\x00\x1f\xff\xe1" + len(sps).to_bytes(2, "big") + sps
+                      + b"\x01" + len(pps).to_bytes(2, "big") + pps)  # fmt: skip
+    assert parameter_sets(avcc_extradata) == b"\x00\x00\x00\x01" + sps + b"\x00\x00\x00\x01" + pps
+    assert parameter_sets(None) == b"" and parameter_sets(already) == already

@@ -150,14 +150,36 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The area tree */
+        /**
+         * The area tree
+         * @description The config file's areas, then those added in the console (the writes below).
+         */
         get: operations["get_areas_api_areas_get"];
         put?: never;
-        post?: never;
+        /** Add a township, village or grid (or a county) to the area tree */
+        post: operations["post_area_api_areas_post"];
         delete?: never;
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/api/areas/{area_path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete a node of the area tree (only when nothing is placed in it) */
+        delete: operations["delete_area_api_areas__area_path__delete"];
+        options?: never;
+        head?: never;
+        /** Rename a node of the area tree (display name, code) */
+        patch: operations["patch_area_api_areas__area_path__patch"];
         trace?: never;
     };
     "/api/audit": {
@@ -248,7 +270,12 @@ export interface paths {
          */
         get: operations["get_cameras_api_cameras_get"];
         put?: never;
-        post?: never;
+        /**
+         * Add a camera (started at once when enabled)
+         * @description The body is a camera as in the config file or an import (zones and rules may
+         *     come later from the analytics editor); its password is stored encrypted.
+         */
+        post: operations["post_camera_api_cameras_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -277,6 +304,51 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/cameras/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import a CSV or YAML camera list (UTF-8 or GBK), all or nothing
+         * @description The body is the file itself (the columns of ``shaobing cameras import``; CSV in
+         *     UTF-8 or GBK/GB18030). Every row is checked first and every problem named
+         *     (``file: row N (id=…): field: reason``); one problem and nothing is stored.
+         *     Existing cameras (in your area) are updated, the others added; each is started,
+         *     restarted or stopped at once. The size limit is ``api.max_body_kb``.
+         */
+        post: operations["post_import_api_cameras_import_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/cameras/probe": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Probe an ONVIF camera: device, profiles and their streams (credentials masked)
+         * @description What the add dialog shows to pick a profile. ``camera_id`` instead of a password:
+         *     the stored password of that camera (of the same host), for the edit dialog.
+         */
+        post: operations["post_probe_api_cameras_probe_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/cameras/{camera_id}": {
         parameters: {
             query?: never;
@@ -288,10 +360,12 @@ export interface paths {
         get: operations["get_camera_api_cameras__camera_id__get"];
         put?: never;
         post?: never;
-        delete?: never;
+        /** Delete a camera (stopped at once; its alerts and evidence stay) */
+        delete: operations["delete_camera_api_cameras__camera_id__delete"];
         options?: never;
         head?: never;
-        patch?: never;
+        /** Edit, disable / enable or move a camera (applied at once) */
+        patch: operations["patch_camera_api_cameras__camera_id__patch"];
         trace?: never;
     };
     "/api/cameras/{camera_id}/analytics": {
@@ -446,6 +520,23 @@ export interface paths {
         put?: never;
         /** Stop moving */
         post: operations["post_stop_api_cameras__camera_id__ptz_stop_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/cameras/{camera_id}/registry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A camera as the add/edit dialog shows it (no password) */
+        get: operations["get_camera_registry_api_cameras__camera_id__registry_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -612,6 +703,74 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/gb28181/channels/{channel_id}/enabled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Analyse an imported channel (or stop): applied without a restart */
+        put: operations["enable_channel_api_gb28181_channels__channel_id__enabled_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/gb28181/channels/{channel_id}/playback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Fetch a range of the device's recording as an MP4 (playback INVITE; remuxed, no re-encoding; takes about as long as the range) */
+        post: operations["device_playback_api_gb28181_channels__channel_id__playback_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/gb28181/channels/{channel_id}/playback/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A range of the device's recording as a signed case export (zip) */
+        post: operations["device_playback_export_api_gb28181_channels__channel_id__playback_export_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/gb28181/channels/{channel_id}/records": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Recordings on the device (RecordInfo) of a channel in a time range */
+        get: operations["device_records_api_gb28181_channels__channel_id__records_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/gb28181/devices": {
         parameters: {
             query?: never;
@@ -672,6 +831,23 @@ export interface paths {
         };
         /** A device's catalog */
         get: operations["list_channels_api_gb28181_devices__device_id__channels_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/gb28181/live": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Streams open on demand for live views (channels nobody analyses) */
+        get: operations["live_on_demand_api_gb28181_live_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1446,6 +1622,26 @@ export interface components {
             /** Count */
             count: number;
         };
+        /**
+         * AreaIn
+         * @description A new node: its path (county first; the parent must exist), its GB/T 2260 code
+         *     (county 6 digits, township 9, village 12; a grid's local code 13-20 digits, each
+         *     starting with its parent's) and its display name (default: the last part).
+         */
+        AreaIn: {
+            /** Code */
+            code?: string | null;
+            /** County */
+            county?: string | null;
+            /** Grid */
+            grid?: string | null;
+            /** Name */
+            name?: string | null;
+            /** Township */
+            township?: string | null;
+            /** Village */
+            village?: string | null;
+        };
         /** AreaOut */
         AreaOut: {
             /** Code */
@@ -1458,10 +1654,28 @@ export interface components {
             level?: string | null;
             /** Name */
             name: string;
+            /**
+             * Origin
+             * @description config: the config file's areas (read-only); api: the console's
+             * @default config
+             * @enum {string}
+             */
+            origin: "config" | "api";
             /** Township */
             township?: string | null;
             /** Village */
             village?: string | null;
+        };
+        /**
+         * AreaPatch
+         * @description Rename: the display name and the code; the path (what cameras and users refer
+         *     to) stays.
+         */
+        AreaPatch: {
+            /** Code */
+            code?: string | null;
+            /** Name */
+            name?: string | null;
         };
         /** AuditOut */
         AuditOut: {
@@ -1555,6 +1769,58 @@ export interface components {
             township?: string | null;
             /** Village */
             village?: string | null;
+        };
+        /**
+         * CameraConfig
+         * @description A camera with what the hub analyses on it: zones, rules, the motion gate.
+         */
+        CameraConfig: {
+            /**
+             * analysis mode
+             * @description continuous: read and analysed all the time; patrol (轮巡): visited in turn by the patrol scheduler (patrol:), a few seconds a visit: video quality diagnosis and the rules that can fire within the visit
+             * @default continuous
+             * @enum {string}
+             */
+            analysis: "continuous" | "patrol";
+            area?: components["schemas"]["Area"];
+            detect?: components["schemas"]["DetectConfig"];
+            /**
+             * Detect Fps
+             * @default 5
+             */
+            detect_fps: number;
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled: boolean;
+            /** Gb28181 Id */
+            gb28181_id?: string | null;
+            /** Id */
+            id: string;
+            /** Lat */
+            lat?: number | null;
+            /** Lon */
+            lon?: number | null;
+            motion?: components["schemas"]["MotionConfig"];
+            /**
+             * Name
+             * @default
+             */
+            name: string;
+            /**
+             * Programme
+             * @default other
+             * @enum {string}
+             */
+            programme: "xueliang" | "tianwang" | "huiyan" | "traffic" | "city" | "village" | "other";
+            /** @description recording of this camera (录像) */
+            record?: components["schemas"]["RecordConfig"];
+            /** Rules */
+            rules?: (components["schemas"]["IntrusionRule"] | components["schemas"]["PedestrianOnRoadRule"] | components["schemas"]["LoiteringRule"] | components["schemas"]["WanderingRule"] | components["schemas"]["LineCrossingRule"] | components["schemas"]["WrongWayRule"] | components["schemas"]["StoppedVehicleRule"] | components["schemas"]["CrowdRule"] | components["schemas"]["PersonDownRule"] | components["schemas"]["CongestionRule"] | components["schemas"]["CameraFaultRule"])[];
+            source: components["schemas"]["SourceConfig"];
+            /** Zones */
+            zones?: components["schemas"]["ZoneConfig"][];
         };
         /** CameraFalseAlarms */
         CameraFalseAlarms: {
@@ -1718,6 +1984,75 @@ export interface components {
             /** Zones */
             zones?: string[];
         };
+        /**
+         * CameraPatch
+         * @description The fields to change; the others stay. ``source`` replaces the whole source: a
+         *     password left out is kept for the same device (host and port), dropped for another;
+         *     ``clear_password: true`` drops it.
+         */
+        CameraPatch: {
+            /** Analysis */
+            analysis?: ("continuous" | "patrol") | null;
+            /** @description moves the camera (within your area) */
+            area?: components["schemas"]["Area"] | null;
+            /**
+             * Clear Password
+             * @default false
+             */
+            clear_password: boolean;
+            /** Detect Fps */
+            detect_fps?: number | null;
+            /** Enabled */
+            enabled?: boolean | null;
+            /** Gb28181 Id */
+            gb28181_id?: string | null;
+            /** Lat */
+            lat?: number | null;
+            /** Lon */
+            lon?: number | null;
+            /** Name */
+            name?: string | null;
+            /** Programme */
+            programme?: ("xueliang" | "tianwang" | "huiyan" | "traffic" | "city" | "village" | "other") | null;
+            record?: components["schemas"]["RecordConfig"] | null;
+            source?: components["schemas"]["SourceConfig"] | null;
+        };
+        /**
+         * CameraRegistryOut
+         * @description What the add/edit dialog shows of a camera (never a password).
+         */
+        CameraRegistryOut: {
+            /** Analysis */
+            analysis: string;
+            area: components["schemas"]["Area"];
+            /** Detect Fps */
+            detect_fps: number;
+            /**
+             * Editable
+             * @description false: the camera comes from the config file
+             */
+            editable: boolean;
+            /** Enabled */
+            enabled: boolean;
+            /** Gb28181 Id */
+            gb28181_id?: string | null;
+            /** Id */
+            id: string;
+            /** Lat */
+            lat?: number | null;
+            /** Lon */
+            lon?: number | null;
+            /** Name */
+            name: string;
+            /**
+             * Origin
+             * @description config: the config file's (read-only here); import; api
+             */
+            origin: string;
+            /** Programme */
+            programme: string;
+            source: components["schemas"]["SourceOut"];
+        };
         /** CameraStatsOut */
         CameraStatsOut: {
             /** Analysed Fps */
@@ -1860,6 +2195,21 @@ export interface components {
         CatalogQueued: {
             /** Sn */
             sn: number;
+        };
+        /** ChannelEnable */
+        ChannelEnable: {
+            /**
+             * Enabled
+             * @description true: the channel is analysed (holds a stream); false: streamed only while someone watches it live
+             */
+            enabled: boolean;
+        };
+        /** ChannelEnabled */
+        ChannelEnabled: {
+            /** Camera Id */
+            camera_id: string;
+            /** Enabled */
+            enabled: boolean;
         };
         /**
          * CongestionRule
@@ -2180,6 +2530,50 @@ export interface components {
                 number
             ] | null;
         };
+        /** DeviceRecordOut */
+        DeviceRecordOut: {
+            /** End */
+            end: number | null;
+            /** End Time */
+            end_time: string | null;
+            /** File Path */
+            file_path: string | null;
+            /** File Size */
+            file_size: number | null;
+            /** Name */
+            name: string;
+            /** Secrecy */
+            secrecy: string | null;
+            /**
+             * Start
+             * @description epoch seconds (the device's local time read in the hub's time zone)
+             */
+            start: number | null;
+            /**
+             * Start Time
+             * @description as the device sent it (local time)
+             */
+            start_time: string | null;
+            /**
+             * Type
+             * @description time, alarm, manual
+             */
+            type: string | null;
+        };
+        /** DeviceRecordsOut */
+        DeviceRecordsOut: {
+            /** Camera Id */
+            camera_id: string;
+            /** Channel Id */
+            channel_id: string;
+            /**
+             * Complete
+             * @description false: the device stopped sending pages before SumNum
+             */
+            complete: boolean;
+            /** Items */
+            items: components["schemas"]["DeviceRecordOut"][];
+        };
         /** DiskOut */
         DiskOut: {
             /**
@@ -2280,6 +2674,11 @@ export interface components {
         };
         /** GbChannelOut */
         GbChannelOut: {
+            /**
+             * Camera Enabled
+             * @description whether that camera is analysed (PUT /channels/{id}/enabled)
+             */
+            camera_enabled?: boolean | null;
             /** Camera Id */
             camera_id: string | null;
             /** Civil Code */
@@ -2488,6 +2887,15 @@ export interface components {
             /** Start */
             start: number;
         };
+        /** ImportOut */
+        ImportOut: {
+            /** Created */
+            created: string[];
+            /** Imported */
+            imported: number;
+            /** Updated */
+            updated: string[];
+        };
         /**
          * IncidentInfo
          * @description The incident this alert opened: repeated alerts of its camera × rule × zone.
@@ -2694,6 +3102,26 @@ export interface components {
              */
             types?: string[] | null;
         };
+        /** LiveOnDemandOut */
+        LiveOnDemandOut: {
+            /** Camera Id */
+            camera_id: string;
+            /** Error */
+            error: string | null;
+            /** Failures */
+            failures: number;
+            /** Invites */
+            invites: number;
+            /** Since */
+            since: number;
+            /**
+             * State
+             * @description inviting, streaming, invite_failed, no_media, bad_media, device_offline
+             */
+            state: string;
+            /** Viewers */
+            viewers: number;
+        };
         /** LoginIn */
         LoginIn: {
             /** Password */
@@ -2797,7 +3225,7 @@ export interface components {
              */
             display_name: string;
             /** Permissions */
-            permissions: ("cameras:read" | "cameras:configure" | "alerts:read" | "evidence:read" | "alerts:handle" | "alerts:reopen" | "evidence:export" | "routing:read" | "routing:write" | "users:manage" | "audit:read" | "dispatch:manage")[];
+            permissions: ("cameras:read" | "cameras:configure" | "cameras:manage" | "areas:manage" | "alerts:read" | "evidence:read" | "alerts:handle" | "alerts:reopen" | "evidence:export" | "routing:read" | "routing:write" | "users:manage" | "audit:read" | "dispatch:manage")[];
             /**
              * Role
              * @enum {string}
@@ -2883,6 +3311,47 @@ export interface components {
             suppressed: boolean;
             /** Track Ids */
             track_ids: number[];
+        };
+        /** OnvifSource */
+        OnvifSource: {
+            /** Host */
+            host: string;
+            /** Password */
+            password?: string | null;
+            /**
+             * Port
+             * @default 80
+             */
+            port: number;
+            /**
+             * Profile
+             * @description profile token or name; default: main stream
+             */
+            profile?: string | null;
+            /**
+             * Stream
+             * @description which stream to analyse
+             * @default main
+             * @enum {string}
+             */
+            stream: "main" | "sub";
+            /** Username */
+            username?: string | null;
+        };
+        /** OnvifSourceOut */
+        OnvifSourceOut: {
+            /** Has Password */
+            has_password: boolean;
+            /** Host */
+            host: string;
+            /** Port */
+            port: number;
+            /** Profile */
+            profile?: string | null;
+            /** Stream */
+            stream: string;
+            /** Username */
+            username?: string | null;
         };
         /** Overlay */
         Overlay: {
@@ -3132,6 +3601,42 @@ export interface components {
              */
             zone?: string | null;
         };
+        /** PlaybackExportIn */
+        PlaybackExportIn: {
+            /**
+             * Case Number
+             * @description 案件编号
+             */
+            case_number: string;
+            /**
+             * End
+             * @description epoch seconds; at most 600 s after start
+             */
+            end: number;
+            /**
+             * Reason
+             * @description why the evidence is exported
+             */
+            reason: string;
+            /**
+             * Start
+             * @description epoch seconds
+             */
+            start: number;
+        };
+        /** PlaybackIn */
+        PlaybackIn: {
+            /**
+             * End
+             * @description epoch seconds; at most 600 s after start
+             */
+            end: number;
+            /**
+             * Start
+             * @description epoch seconds
+             */
+            start: number;
+        };
         /**
          * PopupAction
          * @description Pop up another camera's live view on the wall next to the alert.
@@ -3175,6 +3680,71 @@ export interface components {
         PresetSave: {
             /** Name */
             name: string;
+        };
+        /** ProbeIn */
+        ProbeIn: {
+            /**
+             * Camera Id
+             * @description probe with this registered camera's stored password (same host)
+             */
+            camera_id?: string | null;
+            /** Host */
+            host: string;
+            /** Password */
+            password?: string | null;
+            /**
+             * Port
+             * @default 80
+             */
+            port: number;
+            /**
+             * Timeout S
+             * @default 8
+             */
+            timeout_s: number;
+            /** Username */
+            username?: string | null;
+        };
+        /** ProbeOut */
+        ProbeOut: {
+            /** Firmware */
+            firmware: string;
+            /** Host */
+            host: string;
+            /** Main Profile */
+            main_profile?: string | null;
+            /** Manufacturer */
+            manufacturer: string;
+            /** Model */
+            model: string;
+            /** Port */
+            port: number;
+            /** Profiles */
+            profiles: components["schemas"]["ProfileOut"][];
+            /** Serial */
+            serial: string;
+            /** Sub Profile */
+            sub_profile?: string | null;
+        };
+        /** ProfileOut */
+        ProfileOut: {
+            /** Encoding */
+            encoding?: string | null;
+            /** Fps */
+            fps?: number | null;
+            /** Height */
+            height?: number | null;
+            /** Name */
+            name: string;
+            /**
+             * Stream Uri
+             * @description credentials masked
+             */
+            stream_uri?: string | null;
+            /** Token */
+            token: string;
+            /** Width */
+            width?: number | null;
         };
         /** ProgrammeAvailability */
         ProgrammeAvailability: {
@@ -3248,6 +3818,43 @@ export interface components {
             count: number;
             /** Reason */
             reason: string;
+        };
+        /**
+         * RecordConfig
+         * @description A camera's recording (the ``recording/`` package): the camera's own packets cut at
+         *     keyframes into MP4 segments, no re-encoding.
+         */
+        RecordConfig: {
+            /**
+             * Mode
+             * @description off: no recording; continuous: every segment; events: only the seconds around this camera's alerts (pre_s before, post_s after)
+             * @default off
+             * @enum {string}
+             */
+            mode: "off" | "continuous" | "events";
+            /**
+             * Post S
+             * @description events: seconds kept after an alert
+             * @default 20
+             */
+            post_s: number;
+            /**
+             * Pre S
+             * @description events: seconds kept before an alert
+             * @default 10
+             */
+            pre_s: number;
+            /**
+             * Retain Days
+             * @description days this camera's segments are kept (default: recording.continuous_days or recording.events_days by mode)
+             */
+            retain_days?: number | null;
+            /**
+             * Segment S
+             * @description target segment length (cut at the next keyframe after it)
+             * @default 10
+             */
+            segment_s: number;
         };
         /**
          * RoutingRuleConfig
@@ -3389,6 +3996,55 @@ export interface components {
             count: number;
             /** Severity */
             severity: string;
+        };
+        /**
+         * SourceConfig
+         * @description Where the video comes from: a URL, or an ONVIF device probed for its URL.
+         */
+        SourceConfig: {
+            /**
+             * Loop
+             * @description file sources: start again at the end
+             * @default false
+             */
+            loop: boolean;
+            onvif?: components["schemas"]["OnvifSource"] | null;
+            /** Password */
+            password?: string | null;
+            /**
+             * Realtime
+             * @description file sources: pace reading at the clip's speed
+             * @default true
+             */
+            realtime: boolean;
+            /**
+             * Transport
+             * @default tcp
+             * @enum {string}
+             */
+            transport: "tcp" | "udp";
+            /** Url */
+            url?: string | null;
+            /** Username */
+            username?: string | null;
+        };
+        /**
+         * SourceOut
+         * @description A camera's source without its secrets.
+         */
+        SourceOut: {
+            /** Has Password */
+            has_password: boolean;
+            onvif?: components["schemas"]["OnvifSourceOut"] | null;
+            /** Transport */
+            transport: string;
+            /**
+             * Url
+             * @description credential-free, secrets in it masked
+             */
+            url?: string | null;
+            /** Username */
+            username?: string | null;
         };
         /** Speak */
         Speak: {
@@ -3616,8 +4272,14 @@ export interface components {
         };
         /** UserCreate */
         UserCreate: {
-            /** @description scope; empty: the whole county */
+            /** @description scope; empty: the whole county (with county_wide: true), or for a department account the area its department serves */
             area?: components["schemas"]["Area"];
+            /**
+             * County Wide
+             * @description confirms that a user without an area sees the whole county (required then, for every role but department; 422 without it)
+             * @default false
+             */
+            county_wide: boolean;
             /** Department Id */
             department_id?: string | null;
             /**
@@ -3693,6 +4355,12 @@ export interface components {
          */
         UserPatch: {
             area?: components["schemas"]["Area"] | null;
+            /**
+             * County Wide
+             * @description confirms an empty area (the whole county), as when creating
+             * @default false
+             */
+            county_wide: boolean;
             /** Department Id */
             department_id?: string | null;
             /** Disabled */
@@ -4675,6 +5343,265 @@ export interface operations {
             };
         };
     };
+    post_area_api_areas_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AreaIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AreaOut"];
+                };
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the role lacks the permission, or the object lies outside the caller's area */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such object, or one outside the caller's scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the node or its code exists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request body over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_area_api_areas__area_path__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                area_path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the role lacks the permission, or the object lies outside the caller's area */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such object, or one outside the caller's scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a node of the config file, or something is placed in it */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request body over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    patch_area_api_areas__area_path__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                area_path: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AreaPatch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AreaOut"];
+                };
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the role lacks the permission, or the object lies outside the caller's area */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such object, or one outside the caller's scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a node of the config file, or the code is taken */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request body over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     get_audit_api_audit_get: {
         parameters: {
             query?: {
@@ -5062,6 +5989,93 @@ export interface operations {
             };
         };
     };
+    post_camera_api_cameras_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CameraConfig"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CameraRegistryOut"];
+                };
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the role lacks the permission, or the object lies outside the caller's area */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such object, or one outside the caller's scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a camera with this id exists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request body over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     get_camera_areas_api_cameras_areas_get: {
         parameters: {
             query?: never;
@@ -5136,6 +6150,185 @@ export interface operations {
             };
         };
     };
+    post_import_api_cameras_import_post: {
+        parameters: {
+            query: {
+                /** @description the file's name: .csv, .yaml, .yml */
+                filename: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+                "application/yaml": string;
+                "text/csv": string;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportOut"];
+                };
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the role lacks the permission, or the object lies outside the caller's area */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such object, or one outside the caller's scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a camera of the file comes from the config file */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description over api.max_body_kb */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    post_probe_api_cameras_probe_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProbeIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProbeOut"];
+                };
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the role lacks the permission, or the object lies outside the caller's area */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such object, or one outside the caller's scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request body over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description the camera could not be reached or refused the login */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     get_camera_api_cameras__camera_id__get: {
         parameters: {
             query?: never;
@@ -5185,6 +6378,178 @@ export interface operations {
             };
             /** @description no such object, or one outside the caller's scope */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request body over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_camera_api_cameras__camera_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                camera_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the role lacks the permission, or the object lies outside the caller's area */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such object, or one outside the caller's scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the camera comes from the config file */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request body over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    patch_camera_api_cameras__camera_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                camera_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CameraPatch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CameraRegistryOut"];
+                };
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the role lacks the permission, or the object lies outside the caller's area */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such object, or one outside the caller's scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the camera comes from the config file */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6091,6 +7456,82 @@ export interface operations {
             };
         };
     };
+    get_camera_registry_api_cameras__camera_id__registry_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                camera_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CameraRegistryOut"];
+                };
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the role lacks the permission, or the object lies outside the caller's area */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such object, or one outside the caller's scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request body over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     get_camera_snapshot_api_cameras__camera_id__snapshot_jpg_get: {
         parameters: {
             query?: never;
@@ -6829,6 +8270,345 @@ export interface operations {
             };
         };
     };
+    enable_channel_api_gb28181_channels__channel_id__enabled_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                channel_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChannelEnable"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChannelEnabled"];
+                };
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the role lacks the permission, or the object lies outside the caller's area */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such object, or one outside the caller's scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request body over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    device_playback_api_gb28181_channels__channel_id__playback_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                channel_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PlaybackIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "video/mp4": unknown;
+                };
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the role lacks the permission, or the object lies outside the caller's area */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request body over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    device_playback_export_api_gb28181_channels__channel_id__playback_export_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                channel_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PlaybackExportIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/zip": unknown;
+                };
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the role lacks the permission, or the object lies outside the caller's area */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request body over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    device_records_api_gb28181_channels__channel_id__records_get: {
+        parameters: {
+            query: {
+                /** @description epoch seconds */
+                start: number;
+                /** @description epoch seconds */
+                end: number;
+            };
+            header?: never;
+            path: {
+                channel_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeviceRecordsOut"];
+                };
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the role lacks the permission, or the object lies outside the caller's area */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such object, or one outside the caller's scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request body over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_devices_api_gb28181_devices_get: {
         parameters: {
             query?: never;
@@ -7125,6 +8905,80 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    live_on_demand_api_gb28181_live_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LiveOnDemandOut"][];
+                };
+            };
+            /** @description bad request (a Host header not allowed, an invalid Content-Length) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not authenticated, or the credential is invalid, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the role lacks the permission, or the object lies outside the caller's area */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such object, or one outside the caller's scope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description request body over the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description invalid parameters or body */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
