@@ -23,6 +23,7 @@ SHA256_HEX = 64
 AUDIT_ACTION_MAX = 32
 AUDIT_TARGET_MAX = 200
 IP_MAX = 64
+THROTTLE_KEY_MAX = 200  # "account:" + a casefolded name, or "address:" + an IP
 
 
 class UserRecord(Base):
@@ -101,9 +102,21 @@ class AuditRecord(Base):
     ip: Mapped[str | None] = mapped_column(String(IP_MAX), nullable=True)
 
 
+class LoginFailureRecord(Base):
+    """Failed logins of one throttle key (``account:<name>`` or ``address:<ip>``):
+    accounts/throttle.py, shared by every API process through the database."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_last_at", "last_at"),)
+
+    key: Mapped[str] = mapped_column(String(THROTTLE_KEY_MAX), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    last_at: Mapped[float] = mapped_column(Float)
+
+
 #: The tables of this package, in creation order (for tests and migrations):
 #: ``Base.metadata.create_all(engine, tables=TABLES)``.
 TABLES: list[Table] = [
     Base.metadata.tables[record.__tablename__]
-    for record in (UserRecord, ApiKeyRecord, AuthTokenRecord, AuditRecord)
+    for record in (UserRecord, ApiKeyRecord, AuthTokenRecord, AuditRecord, LoginFailureRecord)
 ]

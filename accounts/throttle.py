@@ -8,6 +8,11 @@ nothing; each further one doubles the wait before the next attempt (``base_s``,
 ``lockout_s``. A success clears the account's count (not the address's: one valid
 login must not reset a password-spraying address). Failures older than ``forget_s``
 are forgotten. The table is bounded (``max_keys``, oldest dropped first).
+
+Where the counts live is a :class:`FailureStore`: :class:`MemoryFailures` (one process)
+or ``accounts.store.SqlFailures`` (the database: shared by every API process of a
+distributed deployment and kept across restarts; the hub uses it). The clock is then
+wall time, the same in every process.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -39,9 +45,59 @@ ADDRESS_POLICY = ThrottlePolicy(free=10, base_s=1.0, max_s=60.0, lockout_after=5
 
 
 @dataclass
-class _Failures:
+class Failures:
+    """Failed attempts of one key: how many, the last one's time."""
+
     count: int
     last: float
+
+
+class FailureStore(Protocol):
+    """Where the failure counts live (see the module docstring)."""
+
+    def load(self, keys: Sequence[str]) -> Mapping[str, Failures]:
+        """The counts of those of ``keys`` that have any."""
+        ...
+
+    def add(self, keys: Sequence[str], now: float, forget_before: Mapping[str, float]) -> None:
+        """One more failure of each key at ``now``; a key whose last failure is older
+        than its ``forget_before`` starts again at 1."""
+        ...
+
+    def clear(self, key: str) -> None: ...
+
+
+class MemoryFailures:
+    """The counts in this process, bounded (``max_keys``, oldest dropped first)."""
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self.max_keys = max_keys
+        self._failures: OrderedDict[str, Failures] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def load(self, keys: Sequence[str]) -> Mapping[str, Failures]:
+        with self._lock:
+            return {k: Failures(e.count, e.last) for k in keys if (e := self._failures.get(k))}
+
+    def add(self, keys: Sequence[str], now: float, forget_before: Mapping[str, float]) -> None:
+        with self._lock:
+            for key in keys:
+                entry = self._failures.get(key)
+                if entry is None or entry.last < forget_before[key]:
+                    entry = Failures(0, now)
+                entry.count += 1
+                entry.last = now
+                self._failures[key] = entry
+                self._failures.move_to_end(key)
+            while len(self._failures) > self.max_keys:
+                self._failures.popitem(last=False)
+
+    def clear(self, key: str) -> None:
+        with self._lock:
+            self._failures.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._failures)
 
 
 @dataclass(frozen=True)
@@ -58,21 +114,21 @@ class Verdict:
 
 
 class LoginThrottle:
-    """Failed logins per key, thread-safe; see the module docstring."""
+    """Failed logins per key, thread-safe; see the module docstring. With a shared
+    ``store`` the calls do I/O: an async caller runs them in a thread."""
 
     def __init__(
         self,
         account: ThrottlePolicy = ACCOUNT_POLICY,
         address: ThrottlePolicy = ADDRESS_POLICY,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
         max_keys: int = 100_000,
+        store: FailureStore | None = None,
     ) -> None:
         self.policies = {"account": account, "address": address}
         self.clock = clock
-        self.max_keys = max_keys
-        self._failures: OrderedDict[str, _Failures] = OrderedDict()
-        self._lock = threading.Lock()
+        self.store: FailureStore = store if store is not None else MemoryFailures(max_keys)
 
     @staticmethod
     def keys(username: str, address: str | None) -> list[str]:
@@ -85,50 +141,33 @@ class LoginThrottle:
         """The longest wait any of ``keys`` imposes now (0: go ahead)."""
         now = self.clock()
         worst = Verdict(0.0, False)
-        with self._lock:
-            for key in keys:
-                entry = self._entry(key, now)
-                if entry is None:
-                    continue
-                wait, locked = self._wait(key, entry, now)
-                if wait > worst.wait_s:
-                    worst = Verdict(wait, locked, key)
+        for key, entry in self.store.load(keys).items():
+            if now - entry.last > self._policy(key).forget_s:
+                continue
+            wait, locked = self._wait(key, entry, now)
+            if wait > worst.wait_s:
+                worst = Verdict(wait, locked, key)
         return worst
 
     def failed(self, keys: Sequence[str]) -> None:
         now = self.clock()
-        with self._lock:
-            for key in keys:
-                entry = self._entry(key, now) or _Failures(0, now)
-                entry.count += 1
-                entry.last = now
-                self._failures[key] = entry
-                self._failures.move_to_end(key)
-            while len(self._failures) > self.max_keys:
-                self._failures.popitem(last=False)
+        self.store.add(keys, now, {k: now - self._policy(k).forget_s for k in keys})
 
     def succeeded(self, username: str) -> None:
-        with self._lock:
-            self._failures.pop(f"account:{username.casefold()}", None)
+        self.store.clear(f"account:{username.casefold()}")
 
     def failures(self, key: str) -> int:
-        with self._lock:
-            entry = self._entry(key, self.clock())
-            return 0 if entry is None else entry.count
+        entry = self.store.load([key]).get(key)
+        if entry is None or self.clock() - entry.last > self._policy(key).forget_s:
+            return 0
+        return entry.count
 
     # -- internals ---------------------------------------------------------------------
 
     def _policy(self, key: str) -> ThrottlePolicy:
         return self.policies[key.split(":", 1)[0]]
 
-    def _entry(self, key: str, now: float) -> _Failures | None:
-        entry = self._failures.get(key)
-        if entry is not None and now - entry.last > self._policy(key).forget_s:
-            del self._failures[key]
-            return None
-        return entry
-
-    def _wait(self, key: str, entry: _Failures, now: float) -> tuple[float, bool]:
+    def _wait(self, key: str, entry: Failures, now: float) -> tuple[float, bool]:
         policy = self._policy(key)
         if entry.count >= policy.lockout_after:
             return max(0.0, entry.last + policy.lockout_s - now), True

@@ -44,7 +44,7 @@ TYPE_ZH: dict[str, str] = {
 FAULT_ZH: dict[str, str] = {
     "black": "黑屏", "overexposed": "过曝", "frozen": "画面冻结", "blur": "模糊",
     "occlusion": "遮挡", "colour_cast": "偏色", "scene_change": "偏离原视角", "noise": "噪声过大",
-    "offline": "离线", "auth_failed": "认证失败",
+    "offline": "离线", "auth_failed": "认证失败", "disk_low": "磁盘空间不足",
 }  # fmt: skip
 
 UNIT_ZH: dict[str, str] = {
@@ -98,6 +98,10 @@ def explain_zh(
         return f"{where}内 {_num(measured, 0)} 个{who} ≥ {t} 个，人群聚集"
     if type == "congestion":
         return f"{where}车辆中位速度 {_num(measured, 2)} ≤ {t} 车身长/秒，交通拥堵"
+    if type == "camera_fault" and d.get("fault") == "disk_low":  # shaobing/disk_alerts.py
+        folder = "数据目录" if zone == "data_dir" else "证据目录"
+        return (f"主机 {d.get('host', '')} {folder}磁盘空间不足：剩余 {m} MiB，低于下限 {t} MiB；"
+                "告警暂存内存，证据和轨迹先被丢弃")  # fmt: skip
     if type == "camera_fault":
         fault = FAULT_ZH.get(str(d.get("fault", "")), "异常")
         return f"摄像机画面{fault}，持续 {_num(measured, 0)} 秒 ≥ {t} 秒"

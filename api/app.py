@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy.orm import Session, sessionmaker
 
 from accounts.throttle import LoginThrottle
+from accounts.throttle_sql import SqlFailures
 from api.auth import install_host_check, require
 from api.console import CONSOLE_ROUTES, mount_console
 from api.docs import install_offline_docs
@@ -77,7 +78,8 @@ def create_app(
     install_error_language(app)  # errors in Chinese for Accept-Language: zh (api/errors_zh.py)
     app.state.token_ttl_s = token_ttl_s
     # issue 21: no unauthenticated caller exhausts the hub (api/limits.py).
-    app.state.login_throttle = LoginThrottle()
+    # Failure counts in the database: shared by every API process, kept across restarts.
+    app.state.login_throttle = LoginThrottle(store=SqlFailures(sessions))
     app.state.password_slots = PasswordSlots()
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     if allowed_hosts is not None and "*" not in allowed_hosts:

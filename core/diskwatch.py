@@ -4,7 +4,8 @@ A :class:`DiskWatcher` checks each named path (``data_dir``: database and event 
 ``evidence``: snapshots, clips, track thumbnails) every ``interval_s``. A path whose free
 space is under its floor, or that cannot be written, is *low*: ``/healthz`` turns
 ``degraded`` with the reason, ``/metrics`` carries ``shaobing_disk_free_bytes`` and
-``shaobing_disk_low``, and each change is logged once (not every check).
+``shaobing_disk_low``, and each change is logged once (not every check) and given to
+``on_change`` (shaobing/disk_alerts.py: an alert to the room when a path turns low).
 """
 
 from __future__ import annotations
@@ -128,8 +129,12 @@ class DiskWatcher:
             elif before is not None:
                 log.warning("disk %s (%s): space back, %d KiB free", name, state.path,
                             state.free_bytes // 1024)  # fmt: skip
-            if self.on_change is not None and before is not None:
-                self.on_change(state)
+            # A change, or a path already low at the first check (a hub started on a full disk).
+            if self.on_change is not None and (before is not None or state.low):
+                try:
+                    self.on_change(state)
+                except Exception:  # noqa: BLE001 - telling must not stop the watching
+                    log.exception("disk watcher: reporting %s failed", name)
         return states
 
     def health(self) -> dict[str, object]:

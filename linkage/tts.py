@@ -9,6 +9,8 @@ contours of 妈/麻/马/骂).
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
+import logging
 import threading
 from dataclasses import dataclass
 
@@ -17,6 +19,8 @@ import numpy as np
 AUDIO_OUTPUT_SYNCHRONOUS = 2
 ESPEAK_CHARS_UTF8 = 1
 ESPEAK_PHONEMES_IPA = 0x02
+
+log = logging.getLogger(__name__)
 
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
                              ctypes.c_void_p)  # fmt: skip
@@ -34,6 +38,27 @@ class Speech:
     @property
     def duration_s(self) -> float:
         return len(self.samples) / self.rate
+
+
+def open_library(wheel_library: str, wheel_data: str) -> tuple[ctypes.CDLL, bytes | None]:
+    """The wheel's libespeak-ng with its data; where it does not load (its aarch64 build
+    needs glibc >= 2.29: Kylin V10 and UOS 20 have 2.28), the OS's ``espeak-ng`` package
+    with the OS's own data (``None``: the library's default path)."""
+    try:
+        return ctypes.cdll.LoadLibrary(wheel_library), wheel_data.encode()
+    except OSError as exc:
+        system = ctypes.util.find_library("espeak-ng")
+        if system is None:
+            raise TtsError(
+                f"the espeakng-loader wheel's libespeak-ng does not load here ({exc}) and the OS "
+                "has no libespeak-ng: install the OS package espeak-ng (docs/install-offline.md)"
+            ) from exc
+        log.warning("the espeakng-loader wheel's libespeak-ng does not load (%s): using the "
+                    "OS's %s", exc, system)  # fmt: skip
+        try:
+            return ctypes.cdll.LoadLibrary(system), None
+        except OSError as exc2:
+            raise TtsError(f"neither the wheel's nor the OS's libespeak-ng loads: {exc2}") from exc2
 
 
 class _Espeak:
@@ -63,11 +88,12 @@ class _Espeak:
         except ImportError as exc:
             raise TtsError("the espeakng-loader package is not installed (pip install "
                            "espeakng-loader): no offline TTS") from exc  # fmt: skip
-        lib = ctypes.cdll.LoadLibrary(espeakng_loader.get_library_path())
-        data = espeakng_loader.get_data_path().encode()
+        lib, data = open_library(espeakng_loader.get_library_path(),
+                                 espeakng_loader.get_data_path())  # fmt: skip
         rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, data, 0)
         if rate <= 0:
-            raise TtsError(f"espeak-ng failed to initialise with data at {data.decode()}")
+            where = data.decode() if data else "the OS's default"
+            raise TtsError(f"espeak-ng failed to initialise with data at {where}")
         lib.espeak_SetSynthCallback(cls.callback)
         lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int,

@@ -55,6 +55,12 @@ mapfile -t marker_wheels < <(grep -v -e '^#' -e '^\s*$' deploy/offline/marker-wh
   --implementation cp --python-version "$target_py" --abi "$abi" --abi abi3 --abi none \
   -c deploy/offline/constraints.txt -d "$out/wheelhouse" "$wheel" "${marker_wheels[@]}"
 
+# Every wheel checked for the target by what it holds (tags, ELF machine, glibc symbol
+# versions); the known gaps (deploy/offline/wheel-gaps.txt) are printed, not fatal.
+"$python" scripts/check_wheels.py "$out/wheelhouse" "$arch" --python "$target_py" \
+  --known deploy/offline/wheel-gaps.txt | sed 's/^/   /'
+[ "${PIPESTATUS[0]}" = 0 ] || { echo "bundle: wheels that would fail on the target (above)" >&2; exit 1; }
+
 # requirements.txt: every wheel pinned with its hash (install.sh uses --require-hashes).
 "$python" - "$out/wheelhouse" > "$out/requirements.txt" <<'EOF'
 import hashlib, pathlib, sys
@@ -103,7 +109,11 @@ EOF
   && mv "$tmp/SHA256SUMS" SHA256SUMS)
 
 echo "== $name: archive"
-tar -C "$root/dist" -czf "$out.tar.gz" "$name"
+if command -v pigz >/dev/null; then  # every core (the archive is most of a rebuild's time)
+  tar -C "$root/dist" -cf - "$name" | pigz > "$out.tar.gz"
+else
+  tar -C "$root/dist" -czf "$out.tar.gz" "$name"
+fi
 rm -rf "$out"
 size=$(du -m "$out.tar.gz" | cut -f1)
 wheels=$(tar -tzf "$out.tar.gz" | grep -c '\.whl$')

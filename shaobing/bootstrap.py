@@ -44,7 +44,7 @@ from analytics.config import CameraConfig
 from analytics.detectors import Detector, create_detector
 from camera_registry.status import StatusBoard
 from camera_registry.store import invalid_config_error
-from core.diskwatch import DiskWatcher, with_reasons
+from core.diskwatch import with_reasons
 from gb28181 import forward as gb_forward
 from gb28181.component import GbPlatform
 from linkage.gb_ptz import route_gb_ptz
@@ -64,6 +64,7 @@ from shaobing.adapters.redis_state import (
     redis_connection,
 )
 from shaobing.config import LoadedConfig
+from shaobing.disk_alerts import watch_disks
 from shaobing.distributed import (
     LeasedCameras,
     LiveStatePublisher,
@@ -384,8 +385,8 @@ class Hub:
         self.recording = recording_for(loaded, self.store, self.worker, "hub")
         self.worker_role = WorkerRole(self.worker, self.patrol, spool=self.bus,
                                       extras=(self.recording,))  # fmt: skip
-        # The free space of data_dir and the evidence folder, in /healthz.
-        self.disks = DiskWatcher({"data_dir": loaded.data_dir, "evidence": loaded.snapshot_dir})
+        # The free space of data_dir and the evidence folder: /healthz, an alert when low.
+        self.disks = watch_disks(loaded, self.worker.producer)
         self.linkage = Linkage.for_hub(self)  # acts on new alerts (the feed)
         # GB/T 28181 platform (sip.enabled; gb28181/component.py): started before the worker,
         # whose gb28181:// cameras it plays; the channels it imports named for the alerts.
@@ -525,8 +526,9 @@ def build_worker(
     live_state = RedisLiveState(r, bus_cfg.prefix, ttl_s=bus_cfg.lease_s * 2)
     publisher = LiveStatePublisher(worker, leases, live_state, media, bus_cfg.frame_interval_s)
     recording = recording_for(loaded, store, worker, name)  # recording/ (issue 24)
+    disks = watch_disks(loaded, worker.producer)  # its spool and evidence: alert when low
     role = WorkerRole(worker, patrol, spool=spool, leased=leased,
-                      extras=(media, publisher, recording))  # fmt: skip
+                      extras=(media, publisher, recording, disks))  # fmt: skip
     log.info("worker %s (detector %s)", worker_id, worker.detector.name)
     return role, store
 

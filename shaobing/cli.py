@@ -38,12 +38,22 @@ class MaskingFilter(logging.Filter):
         return True
 
 
-def setup_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(MaskingFilter())
+def setup_logging(level: str = "INFO", file: Path | None = None, *, max_mb: int = 20,
+                  keep: int = 10) -> None:  # fmt: skip
+    """Log to standard error and (``file``) to a file rotated at ``max_mb`` MiB, ``keep``
+    old files kept: the file never takes more than (keep + 1) × max_mb."""
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if file is not None:
+        from logging.handlers import RotatingFileHandler
+
+        file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(RotatingFileHandler(file, maxBytes=max_mb * 1024 * 1024,
+                                            backupCount=keep, encoding="utf-8"))  # fmt: skip
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(MaskingFilter())
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = handlers
     root.setLevel(level.upper())
     for noisy in ("httpx", "httpcore", "zeep", "onvif", "uvicorn.access", "libav", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -77,9 +87,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _setup_logging(loaded: LoadedConfig, role: str | None = None) -> None:
+    cfg = loaded.config.logging
+    setup_logging(cfg.level, loaded.log_file(role), max_mb=cfg.max_mb, keep=cfg.keep)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     loaded = _load(args.config)
-    setup_logging(loaded.config.logging.level)
+    _setup_logging(loaded, "workers" if args.workers else None)
     from sqlalchemy.exc import SQLAlchemyError
 
     from analytics.detectors import DetectorError
@@ -134,7 +149,8 @@ def _run_role(start: Callable[[ModuleType], int]) -> int:
 
 def cmd_role(args: argparse.Namespace) -> int:
     loaded = _load(args.config)
-    setup_logging(loaded.config.logging.level)
+    role = args.command if args.command != "worker" else f"worker-{getattr(args, 'name', 'worker')}"
+    _setup_logging(loaded, role)
     return _run_role(lambda roles: roles.run_role(
         args.command, loaded, name=getattr(args, "name", "worker"),
         metrics_port=getattr(args, "metrics_port", None), metrics_host=args.metrics_host,
@@ -150,7 +166,7 @@ def _open_db(loaded: LoadedConfig) -> tuple[Engine, sessionmaker[Session]]:
 
     make_private_dir(loaded.data_dir)  # the database and the secret key: owner only
     try:
-        return open_database(loaded.database_url)
+        return open_database(loaded.database_url, loaded.backup_dir)
     except (SchemaError, SQLAlchemyError) as exc:
         where = loaded.path or "default config"
         url = mask_url(loaded.database_url)

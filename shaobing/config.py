@@ -135,7 +135,20 @@ class ApiConfig(StrictModel):
 
 
 class LoggingConfig(StrictModel):
+    """The log: always to standard error (the systemd journal under systemd); also to a
+    file when ``file`` is set, rotated by size with a cap on the space it takes."""
+
     level: str = "INFO"
+    file: str | None = Field(
+        None,
+        description="also write the log here (relative: to the config's folder), e.g. "
+        "/var/log/shaobing/shaobing.log; a distributed role adds its name "
+        "(shaobing-api.log, shaobing-worker-w1.log): one file per process",
+    )
+    max_mb: int = Field(20, ge=1, le=10_000, description="rotate the file at this size (MiB)")
+    keep: int = Field(
+        10, ge=1, le=1000, description="old files kept (.1 … .N); at most (keep + 1) × max_mb"
+    )
 
 
 class BusConfig(StrictModel):
@@ -269,6 +282,18 @@ class LoadedConfig:
     @property
     def recording_dir(self) -> Path:  # recording/ (issue 24)
         return self.resolve(self.config.recording.dir, self.data_dir / "recordings")
+
+    def log_file(self, role: str | None = None) -> Path | None:
+        """``logging.file`` resolved; a distributed role's own file (``name-<role>.log``)."""
+        if self.config.logging.file is None:
+            return None
+        path = self.resolve(self.config.logging.file, self.data_dir)
+        return path if role is None else path.with_name(f"{path.stem}-{role}{path.suffix}")
+
+    @property
+    def backup_dir(self) -> Path:
+        """Where the database is copied before a migration (shaobing/db.py)."""
+        return self.data_dir / "backup"
 
     @property
     def secret_key_path(self) -> Path:

@@ -9,7 +9,8 @@ report (English in brackets) and exits 1 when a check fails.
 
 ``support-bundle`` writes one ``.tar.gz`` for the vendor: versions, the doctor report,
 the running hub's /healthz, the config with every secret masked, and the logs (the
-systemd journal of the shaobing units, and files named with ``--log``), masked too.
+systemd journal of the shaobing units, ``logging.file`` with its rotated files and files
+named with ``--log``, the last 8 MiB of each), masked too.
 Nothing in either ever holds a camera or database password.
 """
 
@@ -296,6 +297,9 @@ def versions() -> dict[str, Any]:
     return info
 
 
+LOG_TAIL_BYTES = 8 * 1024 * 1024
+
+
 def _journal(since: str) -> str | None:
     if shutil.which("journalctl") is None:
         return None
@@ -338,7 +342,10 @@ def support_bundle(
         files["logs/journal.log"] = mask_url(journal).encode()
     for log in logs:
         if log.is_file():
-            files[f"logs/{log.name}"] = mask_url(log.read_text(errors="replace")).encode()
+            with log.open("rb") as fh:  # the last LOG_TAIL_BYTES of each file
+                fh.seek(max(0, log.stat().st_size - LOG_TAIL_BYTES))
+                text = fh.read().decode("utf-8", errors="replace")
+            files[f"logs/{log.name}"] = mask_url(text).encode()
     out.parent.mkdir(parents=True, exist_ok=True)
     stamp = time.time()
     with tarfile.open(out, "w:gz") as tar:
@@ -369,7 +376,11 @@ def cmd_support_bundle(args: Any) -> int:
 
     loaded = _load(args.config)
     out = Path(args.output or f"shaobing-support-{dt.datetime.now():%Y%m%d-%H%M%S}.tar.gz")
-    names = support_bundle(loaded, out, logs=[Path(p) for p in args.log], since=args.since)
+    logs = [Path(p) for p in args.log]
+    own = loaded.log_file()
+    if own is not None and own.parent.is_dir():  # logging.file: the current and rotated files
+        logs += sorted(own.parent.glob(f"{own.stem}*{own.suffix}*"))
+    names = support_bundle(loaded, out, logs=logs, since=args.since)
     print(f"支持包已生成 (support bundle written): {out} ({', '.join(names)})")
     return 0
 

@@ -156,7 +156,7 @@ def open_store(loaded: LoadedConfig) -> Store:
         make_private_dir(folder)
     for attempt in range(5):  # several roles starting at once race on the migrations:
         try:  # PostgreSQL's DDL is transactional, the loser's rolled back; it tries again
-            engine, sessions = open_database(loaded.database_url)
+            engine, sessions = open_database(loaded.database_url, loaded.backup_dir)
             break
         except (IntegrityError, ProgrammingError, OperationalError):
             if attempt == 4:

@@ -77,7 +77,7 @@ async def login(
     checks run a few at a time (``api.limits.PasswordSlots``)."""
     throttle, slots = login_guards(request.app)
     keys = throttle.keys(body.username, client_ip(request))
-    verdict = throttle.verdict(keys)
+    verdict = await run_in_threadpool(throttle.verdict, keys)  # the database: a thread
     if not verdict.allowed:
         raise HTTPException(
             429, "too many failed logins: " + ("locked, " if verdict.locked else "")
@@ -93,10 +93,10 @@ async def login(
         raise HTTPException(503, "too many logins at once: retry in a few seconds",
                             headers={"Retry-After": "5"}) from None  # fmt: skip
     if result is None:
-        throttle.failed(keys)
-        after = throttle.verdict(keys)
 
         def record_failure() -> None:
+            throttle.failed(keys)
+            after = throttle.verdict(keys)
             # One message for every cause: no hint whether the username exists.
             audit_request(request, session, body.username, "login_failed", body.username)
             if after.locked and after.key is not None:
@@ -107,7 +107,6 @@ async def login(
 
         await run_in_threadpool(record_failure)
         raise HTTPException(401, LOGIN_FAILED, headers={"WWW-Authenticate": "Bearer"})
-    throttle.succeeded(body.username)
     token, principal = result
 
     def record_login() -> LoginOut:
@@ -115,6 +114,9 @@ async def login(
         user = get_user(session, principal.username)
         out = LoginOut(token=token, expires_at=now + ttl_s, user=user_info(user))
         session.commit()
+        # After the commit: the throttle has its own connection, and SQLite has one writer
+        # (the login's token and last_login_at hold it until then).
+        throttle.succeeded(body.username)
         return out
 
     out = await run_in_threadpool(record_login)

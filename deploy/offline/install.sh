@@ -2,7 +2,8 @@
 # 哨兵 Shaobing offline installer (this file sits at the top of the bundle).
 #
 #   sudo ./install.sh [--prefix /opt/shaobing] [--config-dir /etc/shaobing]
-#                     [--data-dir /var/lib/shaobing] [--python /usr/bin/python3.11]
+#                     [--data-dir /var/lib/shaobing] [--log-dir /var/log/shaobing]
+#                     [--python /usr/bin/python3.11]
 #                     [--no-systemd] [--no-user]
 #
 # Needs only the machine's own CPython >= 3.11 with its venv module (Kylin V10 / UOS 20 /
@@ -10,12 +11,14 @@
 # >= 2.28. It never touches the network: pip runs with --no-index on the bundle's
 # wheelhouse, every wheel pinned by hash. Installing a newer bundle over an older one
 # keeps the config, data and keys; the previous release stays for rollback
-# (docs/install-offline.md).
+# ($prefix/previous; the hub backs the database up before it migrates it at its next
+# start: docs/install-offline.md, "Upgrade and rollback").
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 prefix=/opt/shaobing
 confdir=/etc/shaobing
 datadir=/var/lib/shaobing
+logdir=/var/log/shaobing
 python=""
 systemd=auto
 mkuser=yes
@@ -24,10 +27,11 @@ while [ $# -gt 0 ]; do
     --prefix) prefix="$2"; shift 2 ;;
     --config-dir) confdir="$2"; shift 2 ;;
     --data-dir) datadir="$2"; shift 2 ;;
+    --log-dir) logdir="$2"; shift 2 ;;
     --python) python="$2"; shift 2 ;;
     --no-systemd) systemd=no; shift ;;
     --no-user) mkuser=no; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $1 (--help)" >&2; exit 2 ;;
   esac
 done
@@ -35,6 +39,7 @@ die() { echo "安装失败 / install failed: $*" >&2; exit 1; }
 started=$(date +%s)
 version=$(sed -n 's/^version=//p' "$here/BUILD-INFO")
 arch=$(sed -n 's/^arch=//p' "$here/BUILD-INFO")
+commit=$(sed -n 's/^commit=//p' "$here/BUILD-INFO" | cut -c1-8)
 
 # 1. The bundle is whole (a copy on a USB stick can be cut short) and for this machine.
 [ "$(uname -m)" = "$arch" ] || die "this bundle is for $arch, this machine is $(uname -m)"
@@ -57,8 +62,10 @@ glibc=$("$python" -c 'import platform; print(platform.libc_ver()[1] or "0")')
   || die "glibc $glibc is older than 2.28 (the wheels are manylinux_2_28)"
 "$python" -c 'import venv, ensurepip' 2>/dev/null || die "$python has no venv/ensurepip (install python3-venv)"
 
-# 3. This release in its own folder; .venv -> current release (rollback: ln -sfn back).
-release="$prefix/releases/$version"
+# 3. This release in its own folder, named by version and commit (two builds of one
+#    version do not share a folder); current -> it, previous -> the one it replaces,
+#    .venv -> current/venv (rollback: docs/install-offline.md).
+release="$prefix/releases/$version${commit:+-$commit}"
 previous=$(readlink "$prefix/current" 2>/dev/null || true)
 mkdir -p "$prefix/releases"
 if [ ! -f "$release/.complete" ]; then  # a half-done earlier try is started over
@@ -75,23 +82,19 @@ if [ ! -f "$release/.complete" ]; then  # a half-done earlier try is started ove
   touch "$release/.complete"
 fi
 
-# 4. Database backup before the new release migrates it (SQLite here; PostgreSQL: pg_dump,
-#    docs/install-offline.md). The hub migrates at its first start.
+# 4. Switch. The database is not touched here: the new release migrates it at its first
+#    start, after copying it to $datadir/backup/ (SQLite; PostgreSQL with pg_dump).
 if [ -n "$previous" ] && [ "$previous" != "$release" ]; then
-  for db in "$datadir"/*.db; do
-    [ -f "$db" ] || continue
-    mkdir -p "$datadir/backup"
-    cp -p "$db" "$datadir/backup/$(basename "$db" .db)-before-$version-$(date +%Y%m%d%H%M%S).db"
-    echo "数据库已备份 / database backed up: $datadir/backup/"
-  done
+  ln -sfn "$previous" "$prefix/previous"
 fi
 ln -sfn "$release" "$prefix/current"
 ln -sfn current/venv "$prefix/.venv"
 
 # 5. Config, environment, wrapper: written once, never overwritten by an upgrade.
-mkdir -p "$confdir" "$datadir" "$prefix/bin"
+mkdir -p "$confdir" "$datadir" "$logdir" "$prefix/bin"
 if [ ! -f "$confdir/shaobing.yaml" ]; then
-  sed -e "s|@DATA_DIR@|$datadir|; s|@PREFIX@|$prefix|g" "$here/examples/shaobing.yaml" > "$confdir/shaobing.yaml"
+  sed -e "s|@DATA_DIR@|$datadir|; s|@LOG_DIR@|$logdir|; s|@PREFIX@|$prefix|g" \
+    "$here/examples/shaobing.yaml" > "$confdir/shaobing.yaml"
 fi
 if [ ! -f "$confdir/env" ]; then
   cat > "$confdir/env" <<EOF
@@ -112,12 +115,17 @@ chmod 755 "$prefix/bin/shaobing"
 # 6. Service user and systemd units (not enabled: the operator does that).
 if [ "$mkuser" = yes ] && [ "$(id -u)" = 0 ]; then
   id shaobing >/dev/null 2>&1 || useradd --system --home-dir "$datadir" --shell /usr/sbin/nologin shaobing
-  chown -R shaobing: "$datadir"
+  chown -R shaobing: "$datadir" "$logdir"
   chgrp shaobing "$confdir/env" && chmod 640 "$confdir/env"
 fi
 if [ "$systemd" = auto ] && [ -d /run/systemd/system ] && [ "$(id -u)" = 0 ]; then
+  case "$logdir" in  # LogsDirectory= names a folder under /var/log; elsewhere it is made above
+    /var/log/?*) logs_unit="s|^LogsDirectory=shaobing|LogsDirectory=${logdir#/var/log/}|" ;;
+    *) logs_unit="/^LogsDirectory=/d" ;;
+  esac
   for unit in "$release"/systemd/*.service; do
     sed -e "s|/opt/shaobing|$prefix|g; s|/etc/shaobing|$confdir|g; s|/var/lib/shaobing|$datadir|g" \
+        -e "s|/var/log/shaobing|$logdir|g; $logs_unit" \
       "$unit" > "/etc/systemd/system/$(basename "$unit")"
   done
   systemctl daemon-reload
@@ -130,8 +138,8 @@ fi
 "$prefix/bin/shaobing" check-config "$confdir/shaobing.yaml" || die "config check ($confdir/shaobing.yaml)"
 cat <<EOF
 哨兵 Shaobing $version ($arch) 安装完成 / installed in $(( $(date +%s) - started )) s: $release
-  配置 config: $confdir/shaobing.yaml   数据 data: $datadir   环境 env: $confdir/env
+  配置 config: $confdir/shaobing.yaml   数据 data: $datadir   日志 logs: $logdir (journal too)
   $units
   现场检查 field check: $prefix/bin/shaobing doctor -c $confdir/shaobing.yaml
-  回滚 rollback: docs/install-offline.md
+  回滚 rollback: docs/install-offline.md ($prefix/previous: ${previous:-none})
 EOF

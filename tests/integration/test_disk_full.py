@@ -23,17 +23,20 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.adapters.memory_bus import MemoryEventBus
 from alerts.adapters.spool import SpoolingEventBus
 from alerts.adapters.sql import AlertRecord, SqlUnitOfWork
-from alerts.config import DispatchTarget
+from alerts.config import AlertsConfig, DispatchTarget
 from alerts.dispatcher import Dispatcher
 from alerts.domain.incidents import IncidentPolicy
 from alerts.domain.routing import Router, RoutingRule, Target
+from alerts.labels import explain_zh
 from alerts.messages import EVENTS_TOPIC, ClipMessage, EventMessage
+from alerts.producer import AlertProducer
 from alerts.service import CONSUMER_GROUP, AlertService, AlertWorkers
 from alerts.signing import IDEMPOTENCY_HEADER
 from analytics.types import Event
 from core.area import Area
 from core.diskwatch import DiskWatcher, with_reasons
 from shaobing.db import open_database
+from shaobing.disk_alerts import DiskAlerts
 from tests.peers.receiver import Receiver
 from tracks.config import TracksConfig
 from tracks.indexer import Crop, FinishedTrack
@@ -175,7 +178,11 @@ def test_alerts_raised_while_the_disk_is_full_are_all_stored_and_delivered(
                             timeout_s=2, backoff_initial_s=0.2, backoff_max_s=1)  # fmt: skip
     dispatcher = Dispatcher(sessions, [target], poll_s=0.2)
     service.on_committed = dispatcher.notify
-    watcher = DiskWatcher({"data_dir": small_disk.root}, floor_bytes=256 * 1024, interval_s=0.2)
+    # The host's disk alert (shaobing/disk_alerts.py) through a real producer on the same bus.
+    producer = AlertProducer(bus, AlertsConfig(), small_disk.root / "evidence")
+    alerts_of_disk = DiskAlerts(producer, "host-a", Area(county="示例县"))
+    watcher = DiskWatcher({"data_dir": small_disk.root}, floor_bytes=256 * 1024, interval_s=0.2,
+                          on_change=alerts_of_disk)  # fmt: skip
     dispatcher.start()
     workers.start()
     watcher.start()
@@ -199,15 +206,26 @@ def test_alerts_raised_while_the_disk_is_full_are_all_stored_and_delivered(
         time.sleep(2)
         assert stored(sessions) < 40  # the database could not store them either
         small_disk.free()
-        wait_until("every alert stored", lambda: stored(sessions) == 40, 90)
+        wait_until("every alert stored", lambda: stored(sessions) == 41, 90)  # and the disk's
         wait_until("every alert delivered", lambda: delivered(receiver) >= set(raised), 60)
         wait_until("the spool empty", lambda: bus.spooled() == 0, 10)
         wait_until("the watcher sees space", lambda: watcher.health()["ok"], 5)
         assert REGISTRY.get_sample_value("shaobing_disk_low", {"path": "data_dir"}) == 0
         with sessions() as s:
             ids = set(s.scalars(select(AlertRecord.id)))
-        assert ids == set(raised)
+            (disk,) = s.scalars(select(AlertRecord).where(AlertRecord.id.not_in(raised)))
+        assert ids - {disk.id} == set(raised)
         assert workers.dead_lettered == 0
+        # The room hears of it: a camera_fault alert of the host, delivered, in Chinese.
+        details = json.loads(disk.details_json or "{}")
+        seen = (disk.camera_id, disk.type, disk.zone, details["fault"])
+        assert seen == ("system-host-a", "camera_fault", "data_dir", "disk_low")
+        assert disk.camera_name == "哨兵主机 host-a" and disk.county == "示例县"
+        text = explain_zh(disk.type, "", [], disk.zone, disk.measured, disk.threshold,
+                          disk.unit, details)  # fmt: skip
+        assert text.startswith("主机 host-a 数据目录磁盘空间不足")
+        assert "磁盘空间不足" in disk.explanation
+        wait_until("the disk alert delivered", lambda: disk.id in delivered(receiver), 30)
     finally:
         watcher.stop()
         workers.stop(timeout=2)
@@ -312,8 +330,20 @@ def test_the_hub_reports_a_low_disk_in_healthz_and_recovers(
         assert health["disks"]["data_dir"]["low"] and health["disks"]["evidence"]["low"]
         small_disk.free()
         hub.disks.check()
-        health = client.get("/healthz").json()
-        assert health["status"] == "ok" and health["reasons"] == [], health
+        # ok once the spool has written through what it held in memory (the disk alerts)
+        wait_until("/healthz ok again", lambda: client.get("/healthz").json()["status"] == "ok", 30)
+        assert client.get("/healthz").json()["reasons"] == []
+
+        def disk_alerts() -> list[AlertRecord]:
+            fault = AlertRecord.type == "camera_fault"
+            with hub.sessions() as s:
+                return list(s.scalars(select(AlertRecord).where(fault)))
+
+        # The room was told too: one alert per low path, kept in memory while data_dir was
+        # full, stored once space returned.
+        wait_until("the disk alerts stored", lambda: len(disk_alerts()) == 2, 30)
+        assert {(a.camera_id.startswith("system-"), a.zone) for a in disk_alerts()} == {
+            (True, "data_dir"), (True, "evidence")}
     finally:
         hub.stop()
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from accounts import passwords
 from accounts.service import create_user
-from accounts.store import AuditRecord
+from accounts.store import AuditRecord, LoginFailureRecord
 from accounts.throttle import LoginThrottle, ThrottlePolicy
 from api.app import create_app
 from api.limits import SMALL_BODY, PasswordSlots
@@ -82,7 +82,7 @@ def test_the_table_is_bounded() -> None:
     t = LoginThrottle(max_keys=10)
     for i in range(100):
         t.failed(t.keys(f"user{i}", None))
-    assert len(t._failures) == 10
+    assert len(t.store) == 10  # type: ignore[arg-type]
 
 
 # -- over the real app -----------------------------------------------------------------
@@ -182,6 +182,21 @@ def test_wrong_passwords_back_off_then_lock_the_account_audited(server: Server) 
     assert server.login("li").status_code == 200  # another account is not affected
     clock.now += 901
     assert server.login("zhang").status_code == 200  # the lockout ends
+
+
+def test_the_hubs_throttle_keeps_its_counts_in_the_database(server: Server) -> None:
+    """The app's own throttle (not a test clock): counts in ``login_failures`` on the same
+    SQLite as the login's writes (one writer at a time: no login waits on the other)."""
+    throttle = server.app.state.login_throttle
+    assert server.login("zhang", "wrong-password").status_code == 401
+    assert server.login("zhang", "wrong-password").status_code == 401
+    assert throttle.failures("account:zhang") == 2
+    assert server.login("zhang").status_code == 200  # the right password: the count cleared
+    assert throttle.failures("account:zhang") == 0
+    assert throttle.failures("address:127.0.0.1") == 2  # not the address's
+    with server.app.state.sessions() as session:
+        keys = set(session.scalars(select(LoginFailureRecord.key)))
+    assert keys == {"address:127.0.0.1"}
 
 
 def test_back_off_answers_429_without_checking_the_password(

@@ -51,6 +51,7 @@ NEW_TABLES = {
     "routing_rules", "users", "api_keys", "auth_tokens", "audit_log", "camera_analytics",
     "tracks", "recording_segments", "recording_holds", "alert_occurrences",  # recording/ (issue 24)
     "linkage_rules",  # issue 27
+    "login_failures",  # 0015: login throttling shared by the API processes
     "area_nodes",  # issue 23: the area tree edited in the console
 }  # fmt: skip
 
