@@ -27,6 +27,11 @@ class ConsoleSettings(BaseModel):
         None, description="[west, south, east, north] of the tiles", min_length=4, max_length=4
     )
     areas_url: str | None = Field(None, description="the areas' outlines (GeoJSON; map.areas)")
+    timezone: str = Field(
+        "Asia/Shanghai",
+        description="the hub's time zone (IANA name): the console shows every time in it, "
+        "as the exports and statistics do, whatever the browser's own zone",
+    )
 
 
 @router.get("/config", response_model=ConsoleSettings, summary="The console's deployment settings")
@@ -34,7 +39,8 @@ def console_config(
     services: SiteDep,
     _: CurrentPrincipal,
 ) -> ConsoleSettings:
-    return ConsoleSettings.model_validate(services.console_settings)
+    settings = {**services.console_settings, "timezone": services.timezone}
+    return ConsoleSettings.model_validate(settings)
 
 
 map_router = APIRouter(prefix="/api/map", tags=["console"])

@@ -118,8 +118,39 @@ export function inArea(a: AreaLike, path: string): boolean {
   return !path || p === path || p.startsWith(path + '/')
 }
 
+/** The hub's time zone (console settings): every time is shown in it, as in the exports and
+ *  statistics, whatever the browser's own zone. */
+export const hubTimeZone = (): string | undefined => session.settings?.timezone ?? undefined
+
+/** Seconds east of UTC of the hub's zone at an instant. */
+export function hubOffsetS(epochS: number): number {
+  const at = Math.floor(epochS)
+  const format = new Intl.DateTimeFormat('en-US', {
+    timeZone: hubTimeZone(), hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric',
+    hour: 'numeric', minute: 'numeric', second: 'numeric',
+  })
+  const p: Record<string, number> = {}
+  for (const part of format.formatToParts(new Date(at * 1000))) if (part.type !== 'literal') p[part.type] = Number(part.value)
+  return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) / 1000 - at
+}
+
+/** The hub's midnight that starts a calendar day (a date picker's day: its y/m/d). */
+export function hubMidnight(day: Date): number {
+  const utcMidnight = Date.UTC(day.getFullYear(), day.getMonth(), day.getDate()) / 1000
+  const first = utcMidnight - hubOffsetS(utcMidnight)
+  return utcMidnight - hubOffsetS(first) // again at the answer: right across a DST change
+}
+
+/** The calendar day of an instant in the hub's zone, as a date picker's Date. */
+export function hubDay(epochS: number): Date {
+  const shifted = new Date((Math.floor(epochS) + hubOffsetS(epochS)) * 1000)
+  return new Date(shifted.getUTCFullYear(), shifted.getUTCMonth(), shifted.getUTCDate())
+}
+
 export const time = (s?: number | null): string =>
-  s ? new Date(s * 1000).toLocaleString(i18n.global.locale.value, { hour12: false }) : ''
+  s
+    ? new Date(s * 1000).toLocaleString(i18n.global.locale.value, { hour12: false, timeZone: hubTimeZone() })
+    : ''
 
 /** Download a response body (xlsx, zip) under a name. */
 export async function download(res: Response, name: string): Promise<void> {

@@ -60,10 +60,11 @@ class Room:
 
     def page(self, username: str = "admin", password: str = ADMIN_PASSWORD,
              viewport: dict[str, int] = DESKTOP, init_script: str | None = None,
-             ) -> Any:  # fmt: skip
+             timezone_id: str | None = None) -> Any:  # fmt: skip
         """A fresh browser (no cookies, no storage) logged in as ``username``;
         ``init_script`` runs in every page before the console's own scripts."""
-        context = self.browser.new_context(viewport=viewport, accept_downloads=True)
+        context = self.browser.new_context(viewport=viewport, accept_downloads=True,
+                                           timezone_id=timezone_id)  # fmt: skip
         if init_script:
             context.add_init_script(init_script)
         context.on("request", lambda req: self.hosts.add(urlsplit(req.url).hostname or req.url))

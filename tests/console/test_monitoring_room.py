@@ -6,13 +6,16 @@ run in file order (the township user of the last tests is created by them)."""
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 import time
 import zipfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
@@ -403,6 +406,16 @@ def test_repeated_alerts_are_one_incident_with_its_alerts_inside(pages: Room) ->
     assert "合并的告警" in page.inner_text("[data-alert]")
     dismiss_popups(page)
     shot(page, "incident-detail")
+
+    # Times are the hub's (its time zone), whatever the browser's own zone.
+    hub_zone = ZoneInfo(hub.get("/api/console/config")["timezone"])
+    away = pages.page(timezone_id="America/New_York")
+    away.goto(f"{hub.base}/#/alerts?id={incident['id']}")
+    away.wait_for_selector("[data-test=alert-time]", timeout=10000)
+    shown_time = re.search(r"(\d{1,2}):(\d{2}):\d{2}", away.inner_text("[data-test=alert-time]"))
+    created = datetime.fromtimestamp(detail["created_at"], hub_zone)
+    assert shown_time is not None
+    assert (int(shown_time[1]), int(shown_time[2])) == (created.hour, created.minute)
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, LAPTOP], ids=["1920", "1366"])

@@ -73,8 +73,8 @@ def test_the_timeline_plays_a_click_and_exports_a_range(recorded: Room, tmp_path
     page.evaluate("""([t]) => {
         const bar = document.querySelector('[data-test=pb-timeline]');
         const box = bar.getBoundingClientRect();
-        const midnight = new Date(t * 1000); midnight.setHours(0, 0, 0, 0);
-        const x = box.left + ((t - midnight.getTime() / 1000) / 86400) * box.width;
+        const midnight = Number(bar.dataset.dayStart);  // the hub's midnight (its time zone)
+        const x = box.left + ((t - midnight) / 86400) * box.width;
         const at = {clientX: x, clientY: box.top + 5, bubbles: true};
         bar.dispatchEvent(new MouseEvent('mousedown', at));
         window.dispatchEvent(new MouseEvent('mouseup', at));

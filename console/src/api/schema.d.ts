@@ -2433,6 +2433,12 @@ export interface components {
             tile_min_zoom?: number | null;
             /** Tile Url */
             tile_url: string | null;
+            /**
+             * Timezone
+             * @description the hub's time zone (IANA name): the console shows every time in it, as the exports and statistics do, whatever the browser's own zone
+             * @default Asia/Shanghai
+             */
+            timezone: string;
             /** Title */
             title: string;
         };
