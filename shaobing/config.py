@@ -185,7 +185,10 @@ class BusConfig(StrictModel):
 
 class HubConfig(StrictModel):
     data_dir: str = "./data"
-    timezone: str = Field("Asia/Shanghai", description="the hub's time zone: rule schedules, statistics, exports and the console's times")
+    timezone: str = Field(
+        "Asia/Shanghai",
+        description="the hub's time zone: rule schedules, statistics, exports, console times",
+    )
     storage: StorageConfig = Field(default_factory=StorageConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
