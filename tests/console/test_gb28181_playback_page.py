@@ -1,0 +1,86 @@
+"""录像回放 of a GB/T 28181 channel in a real browser: a SIPp device registered to a real
+hub; the view shows the device's own recordings (RecordInfo, two pages) as a second band of
+the 24-hour timeline, and a click on one fetches a short clip through a playback INVITE
+(the device sends PS over RTP of a real clip) and plays the MP4 the hub returns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.console.room import Room
+from tests.hubproc import HubProcess
+from tests.peers import sipp as peers
+from tests.peers.procs import free_port
+
+pytestmark = pytest.mark.slow  # real SIPp peers
+
+DEVICE = "34020000001180000001"
+PLATFORM = "34020000002000000001"
+DOMAIN = "3402000000"
+PASSWORD = "Gb-console-rec"
+CHANNEL = "34150201001310000001"
+CAMERA = f"gb-{CHANNEL}"
+T0 = 1796601600  # 2026-12-07T08:00:00 in Asia/Shanghai: the device's first recording
+
+
+def test_device_recordings_band_plays_a_clip(tmp_path: Path, models_dir: Path,
+                                             videos_dir: Path, browser: Any) -> None:  # fmt: skip
+    sip_port = free_port()
+    hub = HubProcess(tmp_path, {
+        "timezone": "Asia/Shanghai",
+        "detector": {"model": str(models_dir / "yolox_nano.onnx"), "workers": 1},
+        "sip": {"enabled": True, "id": PLATFORM, "domain": DOMAIN, "host": "127.0.0.1",
+                "port": sip_port, "password": PASSWORD, "keepalive_interval_s": 1,
+                "rtp_port_min": 43700, "rtp_port_max": 43800},
+    })  # fmt: skip
+    hub.start()
+    sender = peers.media_sender_command(videos_dir / "crosswalk_people.mp4", "--seconds", "30")
+    dev = peers.start_device(sip_port, device_id=DEVICE, password=PASSWORD,
+                             platform_id=PLATFORM, domain=DOMAIN, sender=sender)  # fmt: skip
+    room = Room(hub, browser)
+    try:
+        hub.wait("the imported channel", lambda: hub.camera(CAMERA), 20)
+        page = room.page()
+        page.goto(f"{hub.base}/#/playback?camera={CAMERA}&t={T0 + 5}")
+        spans = page.locator("[data-test=pb-device-span]")
+        spans.nth(2).wait_for(timeout=30000)
+        assert spans.count() == 3  # both pages of the RecordInfo answer
+        assert "设备录像" in page.locator(".playback").inner_text()
+        assert [float(spans.nth(i).get_attribute("data-start") or 0) for i in range(3)] == [
+            T0, T0 + 600, T0 + 3600]  # fmt: skip
+        assert "alarm" in (spans.nth(2).get_attribute("class") or "")
+        # A click where the device has nothing (03:00) says so and fetches nothing.
+        band = page.locator("[data-test=pb-device-timeline]")
+        box = band.bounding_box()
+        assert box is not None
+        page.mouse.click(box["x"] + box["width"] * 3 / 24, box["y"] + box["height"] / 2)
+        page.get_by_text("该时刻设备没有录像").wait_for(timeout=5000)
+        # 10 s from the middle of the first recording: fetched (a message meanwhile), played.
+        page.locator("[data-test=pb-device-clip]").get_by_text("10 秒").click()
+        spans.first.click()
+        fetching = page.locator("[data-test=pb-device-fetching]")
+        fetching.wait_for(timeout=5000)
+        assert "正在从设备取回 10 秒录像" in fetching.inner_text()
+        playing = page.locator("[data-test=pb-device-playing]")
+        playing.wait_for(timeout=40000)
+        start = float(playing.get_attribute("data-start") or 0)
+        assert T0 <= start <= T0 + 590 and playing.get_attribute("data-seconds") == "10"
+        video = page.wait_for_selector("[data-test=pb-video]", timeout=5000)
+        assert video is not None
+        assert (video.get_attribute("src") or "").startswith("blob:")
+        page.wait_for_function("v => v.currentTime > 2.0", arg=video, timeout=20000)
+        assert page.evaluate("v => v.videoWidth", video) == 640
+        wall = float(video.get_attribute("data-wall") or 0)
+        assert start + 1 <= wall <= start + 10  # the cursor follows the clip's wall time
+        hub.wait("the playback's stream closed", lambda: hub.get("/healthz")["sip"]["streams"]
+                 == 0, 15)  # fmt: skip
+        assert PASSWORD not in page.content()
+    finally:
+        room.close()
+        dev.stop()
+        hub.stop()
+    # blob: is the fetched clip held in the page itself; everything else came from the hub.
+    assert {h for h in room.hosts if not h.startswith("blob:http://127.0.0.1:")} <= {"127.0.0.1"}
