@@ -5,6 +5,8 @@ the 24-hour timeline, and a click on one fetches a short clip through a playback
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,23 +28,37 @@ CAMERA = f"gb-{CHANNEL}"
 T0 = 1796601600  # 2026-12-07T08:00:00 in Asia/Shanghai: the device's first recording
 
 
-def test_device_recordings_band_plays_a_clip(tmp_path: Path, models_dir: Path,
-                                             videos_dir: Path, browser: Any) -> None:  # fmt: skip
+@contextmanager
+def gb_hub(tmp_path: Path, models_dir: Path, browser: Any, sender: str,
+           **sip: Any) -> Iterator[tuple[HubProcess, Room]]:  # fmt: skip
+    """A hub with GB/T 28181 on and a SIPp device registered to it, its channel imported."""
     sip_port = free_port()
     hub = HubProcess(tmp_path, {
         "timezone": "Asia/Shanghai",
         "detector": {"model": str(models_dir / "yolox_nano.onnx"), "workers": 1},
         "sip": {"enabled": True, "id": PLATFORM, "domain": DOMAIN, "host": "127.0.0.1",
                 "port": sip_port, "password": PASSWORD, "keepalive_interval_s": 1,
-                "rtp_port_min": 43700, "rtp_port_max": 43800},
+                "rtp_port_min": 43700, "rtp_port_max": 43800, **sip},
     })  # fmt: skip
     hub.start()
-    sender = peers.media_sender_command(videos_dir / "crosswalk_people.mp4", "--seconds", "30")
     dev = peers.start_device(sip_port, device_id=DEVICE, password=PASSWORD,
                              platform_id=PLATFORM, domain=DOMAIN, sender=sender)  # fmt: skip
     room = Room(hub, browser)
     try:
         hub.wait("the imported channel", lambda: hub.camera(CAMERA), 20)
+        yield hub, room
+    finally:
+        room.close()
+        dev.stop()
+        hub.stop()
+    # blob: is the fetched clip held in the page itself; everything else came from the hub.
+    assert {h for h in room.hosts if not h.startswith("blob:http://127.0.0.1:")} <= {"127.0.0.1"}
+
+
+def test_device_recordings_band_plays_a_clip(tmp_path: Path, models_dir: Path,
+                                             videos_dir: Path, browser: Any) -> None:  # fmt: skip
+    sender = peers.media_sender_command(videos_dir / "crosswalk_people.mp4", "--seconds", "30")
+    with gb_hub(tmp_path, models_dir, browser, sender) as (hub, room):
         page = room.page()
         page.goto(f"{hub.base}/#/playback?camera={CAMERA}&t={T0 + 5}")
         spans = page.locator("[data-test=pb-device-span]")
@@ -78,9 +94,21 @@ def test_device_recordings_band_plays_a_clip(tmp_path: Path, models_dir: Path,
         hub.wait("the playback's stream closed", lambda: hub.get("/healthz")["sip"]["streams"]
                  == 0, 15)  # fmt: skip
         assert PASSWORD not in page.content()
-    finally:
-        room.close()
-        dev.stop()
-        hub.stop()
-    # blob: is the fetched clip held in the page itself; everything else came from the hub.
-    assert {h for h in room.hosts if not h.startswith("blob:http://127.0.0.1:")} <= {"127.0.0.1"}
+
+
+def test_a_device_that_sends_nothing_is_said_in_chinese(tmp_path: Path, models_dir: Path,
+                                                       browser: Any) -> None:  # fmt: skip
+    with gb_hub(tmp_path, models_dir, browser, "true", media_timeout_s=1.0) as (hub, room):
+        page = room.page()
+        page.goto(f"{hub.base}/#/playback?camera={CAMERA}&t={T0 + 5}")
+        spans = page.locator("[data-test=pb-device-span]")
+        spans.nth(2).wait_for(timeout=30000)
+        page.locator("[data-test=pb-device-clip]").get_by_text("10 秒").click()
+        spans.first.click()
+        failed = page.locator("[data-test=pb-device-clip-error]")
+        failed.wait_for(timeout=30000)
+        assert failed.inner_text().startswith("设备录像取回失败：设备没有发送视频")
+        assert page.locator("[data-test=pb-device-playing]").count() == 0
+        hub.wait("the port given back", lambda: hub.get("/healthz")["sip"]["rtp_ports_in_use"]
+                 == 0, 10)  # fmt: skip
+        assert PASSWORD not in page.content()
