@@ -60,6 +60,7 @@ def test_no_operation_answers_5xx(app: FastAPI, admin_key: str) -> None:
     failures: list[str] = []
     statuses: Counter[int] = Counter()
     violations: Counter[str] = Counter()  # answers the OpenAPI document does not describe
+    answered: set[str] = set()  # operations that succeeded (2xx) at least once
     operations = 0
     for result in api_schema.get_all_operations():
         operation = result.ok()
@@ -73,6 +74,8 @@ def test_no_operation_answers_5xx(app: FastAPI, admin_key: str) -> None:
         def run(case: Any) -> None:
             response = case.call(headers=headers)
             statuses[response.status_code] += 1
+            if 200 <= response.status_code < 300:
+                answered.add(f"{case.method} {case.path}")
             try:
                 case.validate_response(response, checks=CONFORMANCE)
             except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - a mismatch, counted
@@ -86,6 +89,11 @@ def test_no_operation_answers_5xx(app: FastAPI, admin_key: str) -> None:
           f"{dict(sorted(statuses.items()))}; schema-conformance findings in "
           f"{len(violations)} operations: {sorted(violations)[:12]}")  # fmt: skip
     assert operations > 30  # the whole API was generated, not an empty schema
-    assert statuses[200] > operations  # authenticated: most operations answered 200 at least once
+    # Authenticated, the generated calls reach the routes' logic: the key is taken (few 401:
+    # the login/logout routes), and every listing and many others succeed at least once (most
+    # of the rest ask for ids that do not exist: a 404, which is right).
+    print(f"{len(answered)} of {operations} operations answered 2xx at least once")
+    assert statuses[401] * 4 < sum(statuses.values()), dict(statuses)
+    assert len(answered) >= 20, sorted(answered)
     assert not failures, "\n".join(failures[:30])
     assert not violations, sorted(violations)
