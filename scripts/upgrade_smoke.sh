@@ -53,6 +53,11 @@ step() { echo "== $*"; t_step=$(date +%s); }
 took() { figures+=("\"$1\": $(( $(date +%s) - t_step ))"); }
 
 # -- the two bundles ---------------------------------------------------------------
+if ! git rev-parse -q --verify "$base_ref^{commit}" >/dev/null \
+   && [ "$(git rev-parse --is-shallow-repository 2>/dev/null)" = true ]; then
+  echo "upgrade_smoke: $base_ref is not in this shallow clone: fetching the history from origin"
+  git fetch -q --unshallow origin 2>/dev/null || git fetch -q origin "$base_ref" 2>/dev/null || true
+fi
 base=$(git rev-parse --short=12 "$base_ref^{commit}" 2>/dev/null) \
   || fail "$base_ref is not in this clone (a shallow CI checkout? fetch it: git fetch --unshallow, or set BASE_REF)"
 old="$cache/shaobing-$arch-$base.tar.gz"
