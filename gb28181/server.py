@@ -246,6 +246,18 @@ class SipServer:
             self.loop.close()
 
     async def _bind(self) -> None:
+        # port 0: the UDP port the system picks may be taken on TCP; pick again (a few times)
+        for attempt in range(5):
+            try:
+                return await self._bind_once()
+            except OSError:
+                if self.cfg.port != 0 or attempt == 4:
+                    raise
+                if self.udp is not None:
+                    self.udp.close()
+                    self.udp, self.udp_port = None, 0
+
+    async def _bind_once(self) -> None:
         cfg = self.cfg
         if "udp" in cfg.transports:
             transport, _ = await self.loop.create_datagram_endpoint(
