@@ -143,12 +143,10 @@ class VoiceService:
             return self._gb(speaker, pcm, times, detail)
         return self._http(speaker, pcm, said, times, detail)
 
-    def _backchannel(self, speaker: SpeakerConfig, pcm: np.ndarray, times: int,
-                     detail: dict[str, object]) -> Result:  # fmt: skip
-        assert speaker.url is not None
-        client = RtspBackchannelClient(speaker.url, username=speaker.username,
-                                       password=speaker.password, codec=speaker.codec,
-                                       timeout_s=speaker.timeout_s)  # fmt: skip
+    def _play(self, client: SipSpeakerClient | RtspBackchannelClient, speaker: SpeakerConfig,
+              pcm: np.ndarray, times: int, detail: dict[str, object]) -> Any:  # fmt: skip
+        """Play through a call client (SIP, ONVIF back channel) that :meth:`close` can cut
+        short; its codec, packets and seconds go into ``detail``."""
         if self._closed.is_set():
             raise ActionFailed("the voice service is stopping")
         with self._lock:
@@ -160,6 +158,15 @@ class VoiceService:
                 self._calls.discard(client)
         detail.update(codec=report.codec, packets=report.packets,
                       seconds=round(report.seconds, 2))  # fmt: skip
+        return report
+
+    def _backchannel(self, speaker: SpeakerConfig, pcm: np.ndarray, times: int,
+                     detail: dict[str, object]) -> Result:  # fmt: skip
+        assert speaker.url is not None
+        client = RtspBackchannelClient(speaker.url, username=speaker.username,
+                                       password=speaker.password, codec=speaker.codec,
+                                       timeout_s=speaker.timeout_s)  # fmt: skip
+        report = self._play(client, speaker, pcm, times, detail)
         note = (f"camera speaker {speaker.id} (ONVIF back channel): warning played {times}× "
                 f"({report.seconds:.1f} s, {report.codec.upper()})")  # fmt: skip
         if report.cancelled:
@@ -173,17 +180,7 @@ class VoiceService:
         client = SipSpeakerClient(speaker.uri, local_ip=speaker.local_ip, codec=speaker.codec,
                                   timeout_s=speaker.timeout_s, username=speaker.username,
                                   password=speaker.password)  # fmt: skip
-        if self._closed.is_set():
-            raise ActionFailed("the voice service is stopping")
-        with self._lock:
-            self._calls.add(client)
-        try:
-            report = client.play(pcm, repeat=times, gap_s=speaker.gap_s)
-        finally:
-            with self._lock:
-                self._calls.discard(client)
-        detail.update(codec=report.codec, packets=report.packets,
-                      seconds=round(report.seconds, 2))  # fmt: skip
+        report = self._play(client, speaker, pcm, times, detail)
         note = (f"speaker {speaker.id} answered; warning played {times}× "
                 f"({report.seconds:.1f} s, {report.codec.upper()})")  # fmt: skip
         if report.hung_up_by_speaker:
