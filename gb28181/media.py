@@ -198,25 +198,35 @@ async def open_tcp_passive(host: str, port: int, sink: RtpSink) -> TcpPassive:
         task = asyncio.current_task()
         if task is not None:
             media.tasks.add(task)
-        buffer = b""
         try:
-            while True:
-                data = await reader.read(65536)
-                if not data:
-                    break
-                frames, buffer = split_4571(buffer + data)
-                for frame in frames:
-                    sink.datagram(frame)
-        except (ConnectionError, OSError):
-            pass
+            await read_4571(reader, writer, sink)
         finally:
-            writer.close()
-            sink.pipe.finish("the device closed the TCP media connection")
             if task is not None:
                 media.tasks.discard(task)
 
     media.server = await asyncio.start_server(handle, host, port)
     return media
+
+
+async def read_4571(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sink: RtpSink
+) -> None:
+    """RFC 4571 frames from a TCP media connection (passive or active) into the sink until
+    the device closes it; the stream then ends."""
+    buffer = b""
+    try:
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                break
+            frames, buffer = split_4571(buffer + data)
+            for frame in frames:
+                sink.datagram(frame)
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+        sink.pipe.finish("the device closed the TCP media connection")
 
 
 class TcpActive:
@@ -251,21 +261,5 @@ async def open_tcp_active(host: str, port: int, sink: RtpSink, timeout_s: float)
             await asyncio.sleep(0.2)
     media.writer = writer
 
-    async def read() -> None:
-        buffer = b""
-        try:
-            while True:
-                data = await reader.read(65536)
-                if not data:
-                    break
-                frames, buffer = split_4571(buffer + data)
-                for frame in frames:
-                    sink.datagram(frame)
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
-            sink.pipe.finish("the device closed the TCP media connection")
-
-    media.task = loop.create_task(read())
+    media.task = loop.create_task(read_4571(reader, writer, sink))
     return media
