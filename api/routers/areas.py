@@ -23,7 +23,7 @@ from accounts.store import UserRecord
 from alerts.config import NAME_MAX
 from api.auth import audit_request
 from api.deps import AreaManager, RoutingReader, ServicesDep, SessionDep, SiteDep
-from api.ports import SitePort
+from api.ports import HubServices, SitePort
 from api.schemas import AreaOut
 from camera_registry.areas import (
     AreaRecord,
@@ -129,6 +129,21 @@ def _editable(session: Session, area: Area, principal: Principal, text: str) -> 
     return session.get(AreaRecord, path_key(area))
 
 
+def _stored(
+    session: Session, services: HubServices, area: Area, principal: Principal, text: str
+) -> tuple[AreaRecord, dict[tuple[str, ...], AreaOut]]:
+    """The node stored in the database, which the console may change, and every node;
+    409 for a node of the config file, 404 for none (or one outside the scope)."""
+    record = _editable(session, area, principal, text)
+    nodes = _nodes(services, session)
+    if record is None:
+        if area.path() in nodes:
+            raise HTTPException(409, f"area {text} comes from the config file "
+                                     f"{services.config_path}: change it there")  # fmt: skip
+        raise HTTPException(404, f"no area {text!r}")
+    return record, nodes
+
+
 @router.post(
     "",
     response_model=AreaOut,
@@ -180,13 +195,7 @@ def patch_area(
     session: SessionDep, principal: AreaManager,
 ) -> AreaOut:  # fmt: skip
     area = _parse_path(area_path)
-    record = _editable(session, area, principal, area_path)
-    nodes = _nodes(services, session)
-    if record is None:
-        if area.path() in nodes:
-            raise HTTPException(409, f"area {area_path} comes from the config file "
-                                     f"{services.config_path}: change it there")  # fmt: skip
-        raise HTTPException(404, f"no area {area_path!r}")
+    record, nodes = _stored(session, services, area, principal, area_path)
     if "code" in body.model_fields_set:
         parent = parent_of(area)
         parent_node = nodes.get(parent.path()) if parent is not None else None
@@ -215,13 +224,7 @@ def delete_area(
     principal: AreaManager,
 ) -> Response:  # fmt: skip
     area = _parse_path(area_path)
-    record = _editable(session, area, principal, area_path)
-    nodes = _nodes(services, session)
-    if record is None:
-        if area.path() in nodes:
-            raise HTTPException(409, f"area {area_path} comes from the config file "
-                                     f"{services.config_path}: change it there")  # fmt: skip
-        raise HTTPException(404, f"no area {area_path!r}")
+    record, nodes = _stored(session, services, area, principal, area_path)
     below = children([Area(**dict(zip(LEVELS, p, strict=False))) for p in nodes], area)
     if below:
         raise HTTPException(409, f"area {area_path} has {len(below)} area(s) below it: "
