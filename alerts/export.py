@@ -34,8 +34,22 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 FORMAT = "shaobing-evidence-export/1"
+
 FILE_NAMES = {"snapshot": "snapshot.jpg", "annotated_snapshot": "annotated.jpg",
               "clip": "clip.mp4"}  # fmt: skip
+
+
+def manifest_header(case_number: str, reason: str, user: str, when: float) -> dict[str, Any]:
+    """What every export's manifest starts with (alerts, hub recordings, device recordings):
+    the format, the case, why, who and when."""
+    return {
+        "format": FORMAT,
+        "case_number": case_number,
+        "reason": reason,
+        "exported_by": user,
+        "exported_at": when,
+        "exported_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)),
+    }
 
 
 class ExportError(ValueError):
@@ -120,12 +134,7 @@ def write_export(
                 files.append({"name": name, "alert_id": alert.id, "kind": kind, "sha256": sha,
                               "size": size})  # fmt: skip
         manifest = {
-            "format": FORMAT,
-            "case_number": case_number,
-            "reason": reason,
-            "exported_by": user,
-            "exported_at": when,
-            "exported_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)),
+            **manifest_header(case_number, reason, user, when),
             "alerts": [_alert_entry(a) for a in alerts],
             "files": files,
             "missing_on_disk": missing,

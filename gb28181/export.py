@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from alerts.export import FORMAT, MANIFEST, SIGNATURE, sign
+from alerts.export import MANIFEST, SIGNATURE, manifest_header, sign
 from gb28181.playback import Clip
 
 
@@ -33,12 +33,7 @@ def write_device_export(target: Path, camera: dict[str, Any], device_id: str, cl
                 entry.write(chunk)
                 size += len(chunk)
         manifest = {
-            "format": FORMAT,
-            "case_number": case_number,
-            "reason": reason,
-            "exported_by": user,
-            "exported_at": when,
-            "exported_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)),
+            **manifest_header(case_number, reason, user, when),
             "alerts": [],
             "device_recordings": [{
                 "camera": camera, "name": name, "device_id": device_id,

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from alerts.export import FORMAT, MANIFEST, SIGNATURE, sign
+from alerts.export import MANIFEST, SIGNATURE, manifest_header, sign
 from core.storage import EvidenceStorage
 from recording.playback import write_range
 from recording.store import SegmentRecord
@@ -110,12 +110,7 @@ def write_recording_export(
             finally:
                 sink.close()
         manifest = {
-            "format": FORMAT,
-            "case_number": case_number,
-            "reason": reason,
-            "exported_by": user,
-            "exported_at": when,
-            "exported_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)),
+            **manifest_header(case_number, reason, user, when),
             "alerts": [],
             "recordings": [{
                 "camera": camera, "name": name, "requested": {"start": start, "end": end},
