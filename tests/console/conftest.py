@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from api.console import console_dir
-from tests.console.room import CHROMIUM, Room, room_config
+from tests.console.room import CHROMIUM, Room, pages_of, room_config, running_room
 from tests.hubproc import HubProcess
 from tests.peers.procs import RtspServer
 
@@ -40,23 +40,12 @@ def room(
     rtsp = RtspServer({"crosswalk": videos_dir / "crosswalk_people.mp4",
                        "plaza": videos_dir / "plaza_topdown.mp4"})  # fmt: skip
     hub = HubProcess(tmp_path_factory.mktemp("room"), room_config(models_dir, rtsp))
-    try:
-        rtsp.start()
-        hub.start()
-        online = lambda: all(hub.camera(c)["status"]["state"] == "online"  # noqa: E731
-                             for c in ("cg-cross", "hx-plaza"))  # fmt: skip
-        hub.wait("cameras online", online, 40)
-        yield Room(hub, browser)
-    finally:
-        hub.stop()
-        rtsp.stop()
+    with running_room(hub, rtsp, browser, ("cg-cross", "hx-plaza"), 40) as running:
+        yield running
 
 
 @pytest.fixture
 def pages(room: Room) -> Iterator[Room]:
     """The room; the pages a test opened are closed after it, and every request they
     made must have gone to the hub's host."""
-    room.hosts.clear()
-    yield room
-    room.close()
-    assert room.hosts <= {"127.0.0.1"}, f"requests left the hub's host: {room.hosts}"
+    yield from pages_of(room)

@@ -4,7 +4,8 @@ townships, and the browser pages opened on it (every request they make is record
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,31 @@ class Room:
 
     def wait(self, what: str, check: Callable[[], Any], timeout: float) -> Any:
         return self.hub.wait(what, check, timeout)
+
+
+@contextmanager
+def running_room(hub: HubProcess, rtsp: RtspServer, browser: Any, online: Iterable[str],
+                 timeout_s: float) -> Iterator[Room]:  # fmt: skip
+    """The RTSP cameras and the hub started, the ``online`` cameras playing; both stopped
+    after."""
+    try:
+        rtsp.start()
+        hub.start()
+        hub.wait("cameras online", lambda: all(hub.camera(c)["status"]["state"] == "online"
+                                               for c in online), timeout_s)  # fmt: skip
+        yield Room(hub, browser)
+    finally:
+        hub.stop()
+        rtsp.stop()
+
+
+def pages_of(room: Room) -> Iterator[Room]:
+    """The room for one test: the pages it opened are closed after it, and every request
+    they made must have gone to the hub's host."""
+    room.hosts.clear()
+    yield room
+    room.close()
+    assert room.hosts <= {"127.0.0.1"}, f"requests left the hub's host: {room.hosts}"
 
 
 def shot(page: Any, name: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.console.room import CHROMIUM, DESKTOP, Room, shot
+from tests.console.room import CHROMIUM, DESKTOP, Room, pages_of, running_room, shot
 from tests.console.test_monitoring_room import LATIN_WORDS, NAMES
 from tests.hubproc import HubProcess
 from tests.mapdata import make_mbtiles, make_outlines, square
@@ -78,26 +78,15 @@ def room2(
         ],
     }  # fmt: skip
     hub = HubProcess(work, config)
-    try:
-        rtsp.start()
-        hub.start()
-        online = lambda: all(hub.camera(c)["status"]["state"] == "online"  # noqa: E731
-                             for c in ("cg-road", "hx-plaza"))  # fmt: skip
-        hub.wait("cameras online", online, 90)
-        yield Room(hub, browser)
-    finally:
-        hub.stop()
-        rtsp.stop()
+    with running_room(hub, rtsp, browser, ("cg-road", "hx-plaza"), 90) as running:
+        yield running
 
 
 @pytest.fixture
 def room(room2: Room) -> Iterator[Room]:
     """The room; the pages a test opened are closed after it, and every request they
     made must have gone to the hub's host."""
-    room2.hosts.clear()
-    yield room2
-    room2.close()
-    assert room2.hosts <= {"127.0.0.1"}, f"requests left the hub's host: {room2.hosts}"
+    yield from pages_of(room2)
 
 
 def dismiss_popups(page: Any) -> None:
