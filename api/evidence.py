@@ -125,3 +125,12 @@ def _stream(
         _chunks(reader, start, length), status_code=status, media_type=media_type,
         headers=out, background=BackgroundTask(reader.close),
     )  # fmt: skip
+
+
+def case_zip_response(path: Path, case_number: str, *name_parts: object) -> FileResponse:
+    """A signed case export (a temporary zip, deleted once sent), named after its case
+    number (kept to safe characters) and ``name_parts``."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", case_number)
+    filename = "-".join([safe, *(str(p) for p in name_parts)]) + ".zip"
+    return FileResponse(path, media_type="application/zip", filename=filename,
+                        background=BackgroundTask(path.unlink, missing_ok=True))  # fmt: skip

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -18,13 +17,13 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
-from starlette.background import BackgroundTask
 
 from alerts.domain.model import Alert
 from alerts.export import ExportError, write_export
 from api.access import visible_alert
 from api.auth import audit_request
 from api.deps import AlertsDep, EvidenceExporter, SessionDep
+from api.evidence import case_zip_response
 from core.storage import StorageError
 from recording.retention import ALERT_PAD_S, situation_start
 from recording.store import RecordingHold, new_id
@@ -71,7 +70,6 @@ def export(
     principal: EvidenceExporter,
 ) -> FileResponse:
     alerts = [visible_alert(session, i, principal) for i in dict.fromkeys(body.alert_ids)]
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", body.case_number)
     fd, name = tempfile.mkstemp(prefix="shaobing-export-", suffix=".zip")
     os.close(fd)
     path = Path(name)
@@ -92,6 +90,4 @@ def export(
                   f"{len(alerts)} alert(s): {', '.join(a.id for a in alerts)[:150]}; "
                   f"{'kept; ' if body.keep else ''}reason: {body.reason}")  # fmt: skip
     session.commit()
-    return FileResponse(path, media_type="application/zip",
-                        filename=f"{safe}-{int(time.time())}.zip",
-                        background=BackgroundTask(path.unlink, missing_ok=True))  # fmt: skip
+    return case_zip_response(path, body.case_number, int(time.time()))

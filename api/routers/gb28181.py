@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,6 +28,7 @@ from api.deps import (
     ServicesDep,
     SessionDep,
 )
+from api.evidence import case_zip_response
 from api.ports import HubServices
 from camera_registry.store import CameraRecord
 from gb28181.channels import SCHEME, parse_source_url
@@ -348,7 +348,4 @@ def device_playback_export(channel_id: str, body: PlaybackExportIn, request: Req
                   f"camera {record.id} {start}-{end} ({clip.duration_s:.1f} s from the device); "
                   f"reason: {body.reason}"[:250])  # fmt: skip
     session.commit()
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", body.case_number)
-    return FileResponse(path, media_type="application/zip",
-                        filename=f"{safe}-{record.id}-{start}.zip",
-                        background=BackgroundTask(path.unlink, missing_ok=True))  # fmt: skip
+    return case_zip_response(path, body.case_number, record.id, start)

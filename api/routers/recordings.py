@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import tempfile
 import threading
 import time
@@ -26,12 +25,12 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from starlette.background import BackgroundTask
 
 from alerts.adapters.sql import AlertRecord
 from api.access import visible_camera
 from api.auth import audit_request
 from api.deps import EvidenceExporter, EvidenceReader, ServicesDep, SessionDep
+from api.evidence import case_zip_response
 from api.ports import HubServices
 from core.storage import EvidenceStorage, StorageError
 from recording import hls
@@ -311,10 +310,7 @@ def export(
                   f"camera {camera_id} {made['start']:.0f}-{made['end']:.0f}"
                   f"{' kept' if body.keep else ''}; reason: {body.reason}"[:250])  # fmt: skip
     session.commit()
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", body.case_number)
-    return FileResponse(path, media_type="application/zip",
-                        filename=f"{safe}-{camera_id}-{int(made['start'])}.zip",
-                        background=BackgroundTask(path.unlink, missing_ok=True))  # fmt: skip
+    return case_zip_response(path, body.case_number, camera_id, int(made["start"]))
 
 
 # -- HLS (recording/hls.py): the console's player ---------------------------------------
