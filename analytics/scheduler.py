@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from analytics.activity import moving_objects
 from analytics.detectors.base import Detector
 from analytics.motion import GateResult
 from analytics.pipeline import CameraAnalytics
@@ -64,6 +65,11 @@ class AnalysisPool:
         #: the frame (the motion gate's grey difference and thresholds): the recorder's
         #: motion mode.
         self.on_motion: Callable[[str, float], None] | None = None
+        #: Asked (camera id) whether to count the moving tracked objects of a camera's
+        #: analysed frames, then called (camera id, wall time) for each frame with any
+        #: (analytics/activity.py): the recorder's objects mode and activity counts.
+        self.wants_objects: Callable[[str], bool] | None = None
+        self.on_objects: Callable[[str, float], None] | None = None
         self.slots: dict[str, CameraSlot] = {}
         self.batch_size = batch_size
         self.batch_timeout_s = batch_timeout_s
@@ -199,6 +205,13 @@ class AnalysisPool:
                 image=frame.image,  # colours: id-switch bridges (analytics/history)
             )
             slot.last_tracked = tracked
+            if (
+                self.on_objects is not None and len(tracked)
+                and self.wants_objects is not None and self.wants_objects(slot.camera_id)
+                and moving_objects(tracked, slot.analytics.history, frame.t,
+                                   slot.analytics.class_names)
+            ):  # fmt: skip
+                self.on_objects(slot.camera_id, frame.wall_ts)
             for event in events:
                 self.on_event(event, frame, slot.analytics)
             if self.on_tracked is not None:

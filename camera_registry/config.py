@@ -106,12 +106,14 @@ class RecordConfig(StrictModel):
     """A camera's recording (the ``recording/`` package): the camera's own packets cut at
     keyframes into MP4 segments, no re-encoding."""
 
-    mode: Literal["off", "continuous", "events", "motion"] = Field(
+    mode: Literal["off", "continuous", "events", "motion", "objects"] = Field(
         "off",
         description="off: no recording; continuous: every segment; events: only the "
         "seconds around this camera's alerts (pre_s before, post_s after); motion: only the "
         "seconds around motion anywhere in the picture (the analysis motion gate's frame "
-        "difference and thresholds, motion:; pre_s before, post_s after)",
+        "difference and thresholds, motion:; pre_s before, post_s after); objects: only the "
+        "seconds around moving tracked objects (a person or vehicle the analysis tracks that "
+        "moved; not a parked car) and around alerts (pre_s before, post_s after)",
     )
     stream: Literal["main", "sub"] = Field(
         "main",
@@ -120,10 +122,16 @@ class RecordConfig(StrictModel):
         "recorded, with a warning)",
     )
     pre_s: float = Field(
-        10.0, ge=0, le=120, description="events/motion: seconds kept before an alert or motion"
+        10.0,
+        ge=0,
+        le=120,
+        description="events/motion/objects: seconds kept before an alert, motion or object",
     )
     post_s: float = Field(
-        20.0, ge=0, le=600, description="events/motion: seconds kept after an alert or motion"
+        20.0,
+        ge=0,
+        le=600,
+        description="events/motion/objects: seconds kept after an alert, motion or object",
     )
     segment_s: float = Field(
         10.0, ge=2, le=300, description="target segment length (cut at the next keyframe after it)"

@@ -51,6 +51,17 @@ class SubSource:
     def secrets(self) -> tuple[str, ...]:
         return tuple(s for s in (self.password,) if s)
 
+    @classmethod
+    def of(cls, camera_id: str, source: SourceConfig | None) -> SubSource | None:
+        """The camera's sub stream (None: it has none), with the main stream's credentials
+        (or its ONVIF account's)."""
+        if source is None or source.sub_url is None:
+            return None
+        username, password = source.username, source.password
+        if username is None and source.onvif is not None:
+            username, password = source.onvif.username, source.onvif.password
+        return cls(camera_id, source.sub_url, username, password, source)
+
 
 class SubStream:
     """One camera's sub stream: a demux thread feeding a :class:`LiveFeed`."""

@@ -25,11 +25,13 @@ class RecordingConfig(StrictModel):
         "mode a folder shared by the workers and API nodes, like the evidence directory)",
     )
     continuous_days: float = Field(
-        7.0, gt=0, description="days continuous recordings are kept (a camera's record.retain_days "
-        "wins)"
+        7.0,
+        gt=0,
+        description="days continuous recordings are kept (a camera's record.retain_days wins)",
     )
     events_days: float = Field(
-        30.0, gt=0, description="days event recordings are kept (camera record.retain_days wins)"
+        30.0, gt=0, description="days event recordings (modes events and objects) are kept (camera "
+        "record.retain_days wins)"
     )
     quota_gb: float | None = Field(
         None, gt=0, description="most space the segments may take; the oldest go first beyond it"

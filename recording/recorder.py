@@ -12,7 +12,11 @@ thread); the ``recorder`` thread writes:
 * ``mode: events`` keeps the last ``pre_s`` seconds (whole GOPs) in memory and writes only
   from ``pre_s`` before an alert of the camera until ``post_s`` after it (alerts are read
   from the database every ``ALERT_POLL_S``, so the worker holding the camera sees those of
-  any alert service);
+  any alert service); ``mode: motion`` the same around motion (the analysis motion gate),
+  ``mode: objects`` around moving tracked objects (the analysis, see
+  :func:`analytics.activity.moving_objects`) and alerts;
+* every recorded camera's motion and moving objects are counted per segment (seconds with
+  any: ``motion_s``, ``objects_s``), for the timeline's activity marks;
 * a closed segment is remuxed to a faststart MP4, stored (temporary name, then rename),
   hashed and indexed with its alert count. At start, spool files left by a crash are
   repaired (their readable fragments stored and indexed) or dropped, with a log line.
@@ -64,8 +68,11 @@ ALERT_POLL_S = 2.0
 #: Events mode keeps this much more than ``pre_s`` in memory: an alert is stored a moment
 #: after the event that raised it.
 PRE_MARGIN_S = 10.0
-#: Motion mode: at most one motion mark a second per camera.
+#: At most one motion (or moving-object) mark a second per camera: a mark stands for a
+#: second with motion in the segment's counts.
 MOTION_MARK_S = 1.0
+#: Marks older than this are forgotten (a segment is stored long before).
+MARKS_KEPT_S = 900.0
 #: A queue this long means the writer cannot keep up: the camera's packets are dropped
 #: until its next keyframe (counted), the other cameras go on.
 MAX_QUEUE = 20000
@@ -93,6 +100,11 @@ class CameraState:
     dropped: int = 0
     last_error: str | None = None
     last_segment_at: float | None = None
+    # seconds with motion / with moving objects (one mark a second at most), for the
+    # segments' counts
+    marks: dict[str, deque[float]] = field(
+        default_factory=lambda: {"motion": deque(), "objects": deque()}
+    )
 
 
 class Recorder:
@@ -121,7 +133,7 @@ class Recorder:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._last_alert_poll = 0.0
-        self._motion_at: dict[str, float] = {}  # motion mode: the last mark queued
+        self._marked_at: dict[tuple[str, str], float] = {}  # (camera, kind): last mark queued
         self._alerts_since: float | None = None
         #: Called on the recorder thread every ALERT_POLL_S (the service follows the
         #: cameras read in this process with it).
@@ -284,7 +296,7 @@ class Recorder:
                 self._close(state)
                 state.fmt = state.fmt.with_params(params, p.data)
                 state.pre.clear()
-        if state.record.mode in ("events", "motion"):
+        if state.record.mode in ("events", "motion", "objects"):
             self._events_packet(state, p)
         else:
             self._write(state, p)
@@ -330,21 +342,40 @@ class Recorder:
 
     def motion(self, camera_id: str, t: float) -> None:
         """Motion on ``camera_id`` at wall time ``t`` (the analysis motion gate, on an
-        analysis thread): motion mode records around it. At most one mark a second per
-        camera is queued (the gate sees every analysed frame)."""
-        record = self.records.get(camera_id)
-        if record is None or record.mode != "motion":
+        analysis thread): counted in the segment's ``motion_s``; motion mode records
+        around it. At most one mark a second per camera is queued (the gate sees every
+        analysed frame)."""
+        self._activity(camera_id, t, "motion")
+
+    def wants_objects(self, camera_id: str) -> bool:
+        """Whether the analysis should say when ``camera_id`` has moving objects (it is
+        recorded here: counted, and recorded around them in objects mode)."""
+        return camera_id in self.records
+
+    def objects(self, camera_id: str, t: float) -> None:
+        """Moving tracked objects on ``camera_id`` at wall time ``t`` (the analysis):
+        counted in the segment's ``objects_s``; objects mode records around them."""
+        self._activity(camera_id, t, "objects")
+
+    def _activity(self, camera_id: str, t: float, kind: str) -> None:
+        if camera_id not in self.records:
             return
-        if t - self._motion_at.get(camera_id, 0.0) < MOTION_MARK_S:
+        if t - self._marked_at.get((camera_id, kind), 0.0) < MOTION_MARK_S:
             return
-        self._motion_at[camera_id] = t
-        self._queue.put((camera_id, ("mark", t, "motion")))
+        self._marked_at[(camera_id, kind)] = t
+        self._queue.put((camera_id, ("mark", t, kind)))
 
     def _mark(self, state: CameraState, t: float, kind: str = "events") -> None:
         """Open (or widen) the window [t - pre_s, t + post_s] (``kind``: an alert in events
-        mode, motion in motion mode). An alert stored a moment after its event is in the
-        past: what the buffer holds of its window is written."""
-        if state.record.mode != kind:
+        or objects mode, motion in motion mode, moving objects in objects mode). An alert
+        stored a moment after its event is in the past: what the buffer holds of its
+        window is written. Motion and objects are counted in any mode."""
+        marks = state.marks.get(kind)
+        if marks is not None:
+            marks.append(t)
+            while marks and marks[0] < t - MARKS_KEPT_S:
+                marks.popleft()
+        if state.record.mode != kind and not (kind == "events" and state.record.mode == "objects"):
             return
         start, until = t - state.record.pre_s, t + state.record.post_s
         if start > state.want_until:  # a new window, after the last one
@@ -389,7 +420,9 @@ class Recorder:
             finished = None
         if finished is not None:
             mode = state.record.mode
-            if self._store(state.camera_id, finished, mode, repaired=False):
+            counts = {k: sum(1 for t in m if finished.start <= t < finished.end)
+                      for k, m in state.marks.items()}  # fmt: skip
+            if self._store(state.camera_id, finished, mode, repaired=False, counts=counts):
                 state.segments += 1
                 state.last_segment_at = self.clock()
             else:
@@ -403,7 +436,10 @@ class Recorder:
 
     # -- storing ------------------------------------------------------------------------
 
-    def _store(self, camera_id: str, seg: FinishedSegment, mode: str, *, repaired: bool) -> bool:
+    def _store(
+        self, camera_id: str, seg: FinishedSegment, mode: str, *, repaired: bool,
+        counts: dict[str, int] | None = None,
+    ) -> bool:  # fmt: skip
         key = segment_key(camera_id, seg.start, self.prefix)
         try:
             self.storage.put(key, seg.data)
@@ -419,6 +455,7 @@ class Recorder:
             size_bytes=len(seg.data), sha256=hashlib.sha256(seg.data).hexdigest(),
             codec=seg.codec, width=seg.width, height=seg.height, mode=mode,
             alert_count=0, repaired=int(repaired), created_at=self.clock(),
+            motion_s=(counts or {}).get("motion", 0), objects_s=(counts or {}).get("objects", 0),
         )  # fmt: skip
         try:
             with self.sessions.begin() as session:
@@ -465,7 +502,8 @@ class Recorder:
         self._last_alert_poll = now
         if self.tick is not None:
             self.tick()
-        events = {c.camera_id: c for c in self.cameras.values() if c.record.mode == "events"}
+        events = {c.camera_id: c for c in self.cameras.values()
+                  if c.record.mode in ("events", "objects")}  # fmt: skip
         if not events:
             return
         since = self._alerts_since if self._alerts_since is not None else now - 60.0
@@ -475,8 +513,9 @@ class Recorder:
             with self.sessions() as session:
                 rows = session.execute(
                     select(AlertRecord.camera_id, AlertRecord.created_at)
-                    .where(AlertRecord.created_at > since,
-                           AlertRecord.camera_id.in_(sorted(events)))  # fmt: skip
+                    .where(
+                        AlertRecord.created_at > since, AlertRecord.camera_id.in_(sorted(events))
+                    )  # fmt: skip
                     .order_by(AlertRecord.created_at)
                 ).all()
         except SQLAlchemyError as exc:

@@ -56,7 +56,8 @@ class SegmentFormat:
         try:
             decoder = av.CodecContext.create(self.codec, "r")
             frames = decoder.decode(  # type: ignore[attr-defined]
-                av.Packet(keyframe))
+                av.Packet(keyframe)
+            )
             if frames:
                 width, height = frames[0].width, frames[0].height
         except (av.error.FFmpegError, ValueError) as exc:
@@ -148,7 +149,7 @@ def parse_part_name(path: Path) -> tuple[float, str] | None:
     """(start, mode) from a spool file's name; None for a name that is not one."""
     stem = path.name.removesuffix(PART_SUFFIX)
     ms, _, mode = stem.partition("_")
-    if not ms.isdigit() or mode not in ("continuous", "events", "motion"):
+    if not ms.isdigit() or mode not in ("continuous", "events", "motion", "objects"):
         return None
     return int(ms) / 1000, mode
 
@@ -200,5 +201,3 @@ def remove_quietly(path: Path) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
-
-

@@ -17,10 +17,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
 
-from camera_registry.config import CameraBase, RecordConfig
+from camera_registry.config import CameraBase, IngestConfig, RecordConfig
 from core.storage import EvidenceStorage
 from core.storage_directory import SharedDirectory
 from ingest.live import LiveFeed
+from ingest.substream import SubSource, SubStreams
 from recording.config import RecordingConfig
 from recording.recorder import Recorder
 from recording.retention import RecordingRetention
@@ -48,11 +49,21 @@ class RecordingService:
         spool: Path,
         sessions: sessionmaker[Session],
         evidence: EvidenceStorage | None = None,
+        *,
+        sub_streams: SubStreams | None = None,
+        ingest: IngestConfig | None = None,
     ) -> None:
         """``evidence``: the evidence storage (``recording.storage: evidence``: segments
         there, keys under ``recordings/``; the free-space floor applies where it is a
-        directory of this host, a bucket has the quota only)."""
+        directory of this host, a bucket has the quota only). ``sub_streams``: where the
+        sub streams of ``record.stream: sub`` cameras are opened (the embedded hub shares
+        the wall's, so a camera's sub stream is pulled once); without it the service opens
+        its own (a distributed worker), with ``ingest``'s timeouts."""
         self.cfg = cfg
+        self._own_subs = sub_streams is None
+        self.sub_streams = sub_streams or SubStreams(ingest or IngestConfig())
+        self._feeds: dict[str, LiveFeed] = {}  # the feed each camera is recorded from
+        self._warned_sub: set[str] = set()
         self.storage: EvidenceStorage
         if cfg.storage == "evidence":
             if evidence is None:
@@ -74,7 +85,9 @@ class RecordingService:
         record = self.records.get(camera_id)
         if record is not None and record.retain_days is not None:
             return record.retain_days
-        return self.cfg.events_days if mode == "events" else self.cfg.continuous_days  # motion too
+        if mode in ("events", "objects"):
+            return self.cfg.events_days
+        return self.cfg.continuous_days  # continuous and motion
 
     def follow(
         self, cameras: Callable[[], Iterable[CameraBase]], live_feed: Callable[[str], LiveFeed]
@@ -92,20 +105,40 @@ class RecordingService:
             return
         wanted = {c.id: c for c in list(self._cameras()) if c.enabled and c.record.mode != "off"}
         followed = self.recorder.records
+        for camera_id in [c for c in followed if c not in wanted]:  # first: segments closed
+            log.info("camera %s: no longer recorded here", camera_id)
+            self.recorder.remove_camera(camera_id)
+            self._feeds.pop(camera_id, None)
         for camera_id, cam in wanted.items():
             self.records[camera_id] = cam.record
-            if followed.get(camera_id) == cam.record:
+            feed = self._feed_of(cam)
+            if followed.get(camera_id) == cam.record and self._feeds.get(camera_id) is feed:
                 continue
             if camera_id in followed:
                 self.recorder.remove_camera(camera_id)
-            self.recorder.add_camera(camera_id, cam.record, self._live_feed(camera_id))
-            log.info("camera %s: recording (%s)", camera_id, cam.record.mode)
-            if cam.record.stream == "sub" and getattr(cam.source, "substream", None) is None:
-                log.warning("camera %s: record.stream is sub but the camera has no sub-stream "
-                            "URL: its source stream is recorded", camera_id)  # fmt: skip
-        for camera_id in [c for c in followed if c not in wanted]:
-            log.info("camera %s: no longer recorded here", camera_id)
-            self.recorder.remove_camera(camera_id)
+            self.recorder.add_camera(camera_id, cam.record, feed)
+            self._feeds[camera_id] = feed
+            log.info("camera %s: recording (%s, %s stream)", camera_id, cam.record.mode,
+                     "sub" if feed is not self._live_feed(camera_id) else "main")  # fmt: skip
+        self._warned_sub &= set(wanted)
+
+    def _feed_of(self, cam: CameraBase) -> LiveFeed:
+        """Where ``cam`` is recorded from: its sub stream (``record.stream: sub``, opened
+        here and kept open while recorded: the recorder is its viewer; a stream that
+        stopped is opened again at the next check), else the main stream read here."""
+        assert self._live_feed is not None
+        if cam.record.stream == "sub":
+            sub = SubSource.of(cam.id, cam.source)
+            if sub is not None:
+                try:
+                    return self.sub_streams.open(sub).feed
+                except RuntimeError:  # the process is stopping: keep what is followed
+                    return self._feeds.get(cam.id) or self._live_feed(cam.id)
+            if cam.id not in self._warned_sub:
+                self._warned_sub.add(cam.id)
+                log.warning("camera %s: record.stream is sub but the camera has no "
+                            "source.sub_url: its main stream is recorded", cam.id)  # fmt: skip
+        return self._live_feed(cam.id)
 
     @property
     def threads(self) -> list[Any]:
@@ -129,6 +162,8 @@ class RecordingService:
     def stop(self) -> None:
         self.recorder.stop()
         self.retention.stop()
+        if self._own_subs:
+            self.sub_streams.close()
         if self._collector is not None:
             REGISTRY.unregister(self._collector)
             self._collector = None

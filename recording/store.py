@@ -33,8 +33,12 @@ class SegmentRecord(Base):
     codec: Mapped[str] = mapped_column(String(16))
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
-    mode: Mapped[str] = mapped_column(String(16))  # continuous | events
+    mode: Mapped[str] = mapped_column(String(16))  # continuous | events | motion | objects
     alert_count: Mapped[int] = mapped_column(Integer, default=0)
+    # seconds of the segment with motion / with moving tracked objects (the analysis; 0
+    # for a camera not analysed, a repaired segment, or one recorded before 0016)
+    motion_s: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    objects_s: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     repaired: Mapped[int] = mapped_column(Integer, default=0)  # 1: rebuilt after a crash
     created_at: Mapped[float] = mapped_column(Float)
 
@@ -68,8 +72,11 @@ def segments_in(
     """The camera's segments overlapping [start, end), oldest first."""
     stmt = (
         select(SegmentRecord)
-        .where(SegmentRecord.camera_id == camera_id, SegmentRecord.start < end,
-               SegmentRecord.end > start)  # fmt: skip
+        .where(
+            SegmentRecord.camera_id == camera_id,
+            SegmentRecord.start < end,
+            SegmentRecord.end > start,
+        )  # fmt: skip
         .order_by(SegmentRecord.start)
         .limit(limit)
     )

@@ -47,6 +47,7 @@ from camera_registry.store import invalid_config_error
 from core.diskwatch import with_reasons
 from gb28181 import forward as gb_forward
 from gb28181.component import GbPlatform
+from ingest.substream import SubStreams
 from linkage.gb_ptz import route_gb_ptz
 from linkage.gb_voice import route_gb_voice
 from linkage.wiring import Linkage
@@ -338,16 +339,21 @@ class WorkerRole:
 
 
 def recording_for(
-    loaded: LoadedConfig, store: Store, worker: Worker, name: str
-) -> RecordingService:
+    loaded: LoadedConfig, store: Store, worker: Worker, name: str,
+    sub_streams: SubStreams | None = None,
+) -> RecordingService:  # fmt: skip
     """Recording (recording/, issue 24): segments of the cameras ``worker`` reads now, from
-    their live feeds; its spool (open segments) is this process's own."""
+    their live feeds (or their sub streams, ``record.stream: sub``, opened in
+    ``sub_streams``); its spool (open segments) is this process's own."""
     evidence = evidence_storage(loaded) if loaded.config.recording.storage == "evidence" else None
     service = RecordingService(loaded.config.recording, loaded.recording_dir,
                                loaded.data_dir / "recording-spool" / name, store.sessions,
-                               evidence)  # fmt: skip
+                               evidence, sub_streams=sub_streams,
+                               ingest=loaded.config.ingest)  # fmt: skip
     service.follow(lambda: [worker.cameras[c] for c in list(worker.readers)], worker.live_feed)
     worker.pool.on_motion = service.recorder.motion  # motion mode: the analysis motion gate
+    worker.pool.wants_objects = service.recorder.wants_objects  # objects mode: moving objects
+    worker.pool.on_objects = service.recorder.objects
     return service
 
 
@@ -382,7 +388,9 @@ class Hub:
                              status=self.status, evidence=self.evidence,
                              publish_state=self.dispatcher.camera_status)  # fmt: skip
         self.patrol = Patroller(self.worker, cfg.patrol)
-        self.recording = recording_for(loaded, self.store, self.worker, "hub")
+        # Sub streams (子码流), one pull per camera for the wall and record.stream: sub
+        self.sub_streams = SubStreams(cfg.ingest)
+        self.recording = recording_for(loaded, self.store, self.worker, "hub", self.sub_streams)
         self.worker_role = WorkerRole(self.worker, self.patrol, spool=self.bus,
                                       extras=(self.recording,))  # fmt: skip
         # The free space of data_dir and the evidence folder: /healthz, an alert when low.
@@ -404,7 +412,7 @@ class Hub:
             loaded, self.store, status=self.status, alerts=self.alerts, links=self.links,
             feed=self.feed, evidence=self.evidence, routing=self.routing, live=self.worker,
             camera_changed=self.worker_role.apply_change, health=self.health,
-            registry_changed=self.worker_role.apply_registry,
+            registry_changed=self.worker_role.apply_registry, sub_streams=self.sub_streams,
         )  # fmt: skip
         self.services.linkage = self.linkage
         self.services.sip = self.sip  # /api/gb28181

@@ -86,6 +86,7 @@ class ApiServices:
         camera_changed: Callable[[CameraConfig], None],
         health: Callable[[], dict[str, Any]],
         registry_changed: Callable[[str], None] | None = None,
+        sub_streams: SubStreams | None = None,
     ) -> None:
         self.loaded = loaded
         self.store = store
@@ -102,7 +103,7 @@ class ApiServices:
         self.linkage: Any = None  # issue 27: the process's linkage.wiring.Linkage, if it runs one
         self.sip: Any = None  # the GB/T 28181 platform where sip.enabled (api/routers/gb28181.py)
         # cameras' sub streams, opened here while someone watches one (ingest/substream.py)
-        self.sub_streams = SubStreams(loaded.config.ingest)
+        self.sub_streams = sub_streams or SubStreams(loaded.config.ingest)
         # the offline base map (map:), checked when the config was loaded
         self.basemap = open_basemap(loaded.config.map,
                                     lambda p: loaded.resolve(p, loaded.base_dir))  # fmt: skip
@@ -174,13 +175,8 @@ class ApiServices:
         """The camera's sub stream opened for a viewer (None: it has none). Reads the
         camera's config (credentials decrypted): call it from a thread."""
         cam = self.store.load_camera(camera_id)
-        src = cam.source if cam is not None else None
-        if cam is None or src is None or src.sub_url is None:
-            return None
-        username, password = src.username, src.password
-        if username is None and src.onvif is not None:
-            username, password = src.onvif.username, src.onvif.password
-        return self.sub_streams.open(SubSource(cam.id, src.sub_url, username, password, src))
+        sub = SubSource.of(cam.id, cam.source) if cam is not None else None
+        return None if sub is None else self.sub_streams.open(sub)
 
     def live_on_demand(self, camera_id: str) -> None:
         """Before a live view: a camera nobody reads whose source opens on demand (a GB/T

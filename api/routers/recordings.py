@@ -61,6 +61,8 @@ class SegmentOut(BaseModel):
     height: int
     mode: str
     alert_count: int
+    motion_s: int = Field(description="seconds of the segment with motion (the analysis)")
+    objects_s: int = Field(description="seconds of the segment with moving tracked objects")
     repaired: bool
 
 
@@ -77,6 +79,8 @@ class HourOut(BaseModel):
     recorded_s: float = Field(description="seconds of this hour that are recorded")
     segments: int
     alerts: int
+    motion_s: int = Field(0, description="seconds with motion in this hour's segments")
+    objects_s: int = Field(0, description="seconds with moving objects in this hour's segments")
 
 
 class TimelineOut(BaseModel):
@@ -84,6 +88,10 @@ class TimelineOut(BaseModel):
     start: float
     end: float
     spans: list[tuple[float, float]] = Field(description="recorded spans, merged (gaps < 2 s)")
+    activity: list[tuple[float, float]] = Field(
+        [], description="recorded spans with motion or moving objects (segments that had any), "
+        "merged: where to look first"
+    )  # fmt: skip
     hours: list[HourOut]
     alerts: list[AlertMark]
 
@@ -136,7 +144,8 @@ def list_segments(
     visible_camera(session, camera_id, principal)
     return [SegmentOut(id=s.id, start=s.start, end=s.end, size_bytes=s.size_bytes,
                        sha256=s.sha256, codec=s.codec, width=s.width, height=s.height,
-                       mode=s.mode, alert_count=s.alert_count, repaired=bool(s.repaired))
+                       mode=s.mode, alert_count=s.alert_count, motion_s=s.motion_s,
+                       objects_s=s.objects_s, repaired=bool(s.repaired))
             for s in segments_in(session, camera_id, start, end)]  # fmt: skip
 
 
@@ -150,18 +159,21 @@ def timeline(
     visible_camera(session, camera_id, principal)
     end = start + hours * 3600
     spans: list[list[float]] = []
+    activity: list[list[float]] = []
     per_hour = [HourOut(start=start + h * 3600, recorded_s=0, segments=0, alerts=0)
                 for h in range(hours)]  # fmt: skip
     for s in segments_in(session, camera_id, start, end, limit=200000):
-        if spans and s.start - spans[-1][1] < 2.0:
-            spans[-1][1] = max(spans[-1][1], s.end)
-        else:
-            spans.append([s.start, s.end])
+        _merge(spans, s.start, s.end)
+        if s.motion_s or s.objects_s:
+            _merge(activity, s.start, s.end)
         for hour in per_hour:
             overlap = min(s.end, hour.start + 3600) - max(s.start, hour.start)
             if overlap > 0:
                 hour.recorded_s = round(hour.recorded_s + overlap, 1)
                 hour.segments += 1
+                share = overlap / max(s.end - s.start, 1e-6)
+                hour.motion_s += round(s.motion_s * share)
+                hour.objects_s += round(s.objects_s * share)
     marks = []
     rows = session.execute(
         select(AlertRecord.id, AlertRecord.created_at, AlertRecord.type, AlertRecord.severity,
@@ -176,7 +188,16 @@ def timeline(
         if 0 <= index < hours:
             per_hour[index].alerts += 1
     return TimelineOut(camera_id=camera_id, start=start, end=end,
-                       spans=[(a, b) for a, b in spans], hours=per_hour, alerts=marks)  # fmt: skip
+                       spans=[(a, b) for a, b in spans], activity=[(a, b) for a, b in activity],
+                       hours=per_hour, alerts=marks)  # fmt: skip
+
+
+def _merge(spans: list[list[float]], start: float, end: float) -> None:
+    """Add [start, end] to ``spans`` (in order), joined to the last one across a gap < 2 s."""
+    if spans and start - spans[-1][1] < 2.0:
+        spans[-1][1] = max(spans[-1][1], end)
+    else:
+        spans.append([start, end])
 
 
 class RangeCache:

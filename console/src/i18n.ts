@@ -121,7 +121,7 @@ const zh = {
               hint: '配置文件中的区域不可在此修改；重命名只改显示名称和代码，不改路径',
               levels: { county: '县', township: '乡镇', village: '村（社区）', grid: '网格' } },
   // 录像回放 (issue 24)
-  playback: { pick: '请选择摄像机', none: '当天没有录像', nothing: '该时刻没有录像', clickToPlay: '点击或拖动时间轴播放',
+  playback: { pick: '请选择摄像机', none: '当天没有录像', nothing: '该时刻没有录像', clickToPlay: '点击或拖动时间轴播放', activity: '有移动目标或画面变化',
               snapshot: '截图', export: '导出录像', keep: '保全（不被自动清理）', exported: '录像已导出',
               open: '查看录像', sync: '同步回放的摄像机', addCamera: '添加同步画面',
               keepCase: '保全告警录像',
@@ -283,7 +283,7 @@ const en: Messages = {
               levels: { county: 'county', township: 'township', village: 'village', grid: 'grid' } },
   // Playback (issue 24)
   playback: { pick: 'Pick a camera', none: 'Nothing recorded that day', nothing: 'Nothing recorded at that time',
-              clickToPlay: 'Click or drag the timeline to play', snapshot: 'Snapshot', export: 'Export recording',
+              clickToPlay: 'Click or drag the timeline to play', activity: 'moving objects or motion', snapshot: 'Snapshot', export: 'Export recording',
               keep: 'Keep for the case (never deleted by retention)', exported: 'Recording exported',
               open: 'Recording', sync: 'Camera played in sync', addCamera: 'Add a camera in sync',
               keepCase: 'Keep the alerts\' recordings',

@@ -56,6 +56,8 @@ def test_the_timeline_plays_a_click_and_exports_a_range(recorded: Room, tmp_path
     page.goto(f"{hub.base}/#/playback?camera=cg-cross&t={int(first['start']) + 1}")
     page.wait_for_selector("[data-test=pb-timeline] .span", timeout=15000)
     page.wait_for_selector("[data-test=pb-mark]", timeout=15000)
+    # people walk across the whole time: the recorded spans are marked as activity
+    page.wait_for_selector("[data-test=pb-activity]", state="attached", timeout=15000)
     video = page.wait_for_selector("[data-test=pb-video]", timeout=15000)
     page.wait_for_function("v => v.currentTime > 1.0", arg=video, timeout=20000)
     t1, frame1 = video.evaluate("v => v.currentTime"), video.evaluate(GRAB)

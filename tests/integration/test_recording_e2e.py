@@ -80,24 +80,35 @@ def test_a_hub_records_its_camera_and_repairs_after_a_crash(
 
 
 @pytest.mark.slow
-def test_motion_mode_records_a_moving_scene_and_not_a_still_one(
+def test_motion_and_objects_modes_record_activity_and_not_a_still_or_empty_scene(
     tmp_path: Path, models_dir: Path, videos_dir: Path
 ) -> None:
-    """Two real RTSP cameras in motion mode in a hub process: people crossing (motion all
-    the time, seen by the analysis motion gate) are recorded segment after segment; a
-    still picture (nothing moves) is not recorded at all."""
+    """Real RTSP cameras in a hub process. Motion mode: people crossing (motion all the
+    time, seen by the analysis motion gate) are recorded segment after segment; a still
+    picture is not recorded at all. Objects mode: the same people are recorded (moving
+    tracked objects); a scene full of motion but with no object in it (a cellular
+    automaton) is not. Segments count their seconds of motion and of moving objects, and
+    the timeline marks where they are."""
     still = tmp_path / "still.mp4"
     subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
                     "testsrc2=size=640x360:rate=25,trim=duration=0.04,loop=250:1",
                     "-t", "10", "-c:v", "libx264", "-g", "25", "-pix_fmt", "yuv420p",
                     str(still)], check=True, timeout=60)  # fmt: skip
-    rtsp = RtspServer({"crosswalk": videos_dir / "crosswalk_people.mp4", "still": still})
-    record = {"mode": "motion", "pre_s": 1, "post_s": 2, "segment_s": 4}
+    life = tmp_path / "life.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                    "life=size=640x360:rate=25:ratio=0.3:mold=5:death_color=#304050",
+                    "-t", "10", "-c:v", "libx264", "-g", "25", "-pix_fmt", "yuv420p",
+                    str(life)], check=True, timeout=60)  # fmt: skip
+    rtsp = RtspServer({"crosswalk": videos_dir / "crosswalk_people.mp4", "still": still,
+                       "life": life})  # fmt: skip
+    window = {"pre_s": 1, "post_s": 2, "segment_s": 4}
+    cameras = (("moving", "crosswalk", "motion"), ("still", "still", "motion"),
+               ("people", "crosswalk", "objects"), ("life", "life", "objects"))  # fmt: skip
     cfg = {
         "detector": {"model": str(models_dir / "yolox_nano.onnx"), "workers": 1},
         "cameras": [{"id": cid, "source": {"url": rtsp.url(mount)}, "detect_fps": 2,
-                     "record": record}
-                    for cid, mount in (("moving", "crosswalk"), ("still", "still"))],
+                     "record": {"mode": mode, **window}}
+                    for cid, mount, mode in cameras],
     }  # fmt: skip
     (tmp_path / "hub").mkdir()
     hub = HubProcess(tmp_path / "hub", cfg)
@@ -108,13 +119,25 @@ def test_motion_mode_records_a_moving_scene_and_not_a_still_one(
         def segments(cid: str) -> list[dict[str, Any]]:
             return hub.get(f"/api/recordings/{cid}/segments", start=0, end=4e9)  # type: ignore[no-any-return]
 
-        hub.wait("three motion segments", lambda: len(segments("moving")) >= 3, 90)
+        hub.wait("three segments of each scene with activity",
+                 lambda: len(segments("moving")) >= 3 and len(segments("people")) >= 3, 120)  # fmt: skip
         health = httpx.get(f"{hub.base}/healthz", timeout=5).json()
         assert health["recording"]["cameras"]["still"]["mode"] == "motion"
-        moving = segments("moving")
+        assert health["recording"]["cameras"]["life"]["mode"] == "objects"
+        moving, people = segments("moving"), segments("people")
         assert {s["mode"] for s in moving} == {"motion"}
+        assert {s["mode"] for s in people} == {"objects"}
         assert sum(s["end"] - s["start"] for s in moving) >= 10
+        assert sum(s["end"] - s["start"] for s in people) >= 6
+        assert sum(s["motion_s"] for s in moving) >= 5
+        assert sum(s["objects_s"] for s in people) >= 5  # the walkers, counted
         assert segments("still") == []  # read and analysed the whole time, never recorded
+        assert segments("life") == []  # motion everywhere, no object: not recorded
+        assert hub.camera("life")["status"]["state"] == "online"
+        line = hub.get(f"/api/recordings/people/timeline", start=people[0]["start"] - 60,
+                       hours=1)  # fmt: skip
+        assert line["activity"] and line["activity"][0][0] <= people[0]["end"]
+        assert line["hours"][0]["objects_s"] >= 5
     finally:
         hub.stop()
         rtsp.stop()

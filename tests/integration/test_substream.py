@@ -87,3 +87,44 @@ def test_main_and_sub_stream(
     finally:
         hub.stop()
     assert "Traceback" not in hub.log()
+
+
+def test_record_stream_sub_records_the_sub_stream(
+    tmp_path: Path, models_dir: Path, rtsp_server_factory: Callable[..., RtspServer]
+) -> None:
+    """``record.stream: sub``: the camera's sub stream is pulled for the recorder and its
+    segments are the sub stream's picture, while analysis reads the main stream; a camera
+    without a sub stream records its main stream and the log says so once."""
+    rtsp = rtsp_server_factory({"main": "highway_receding_720p.mp4", "sub": "highway_divided.mp4"})
+    record = {"mode": "continuous", "stream": "sub", "segment_s": 2}
+    config = {
+        "detector": {"model": str(models_dir / "yolox_nano.onnx"), "workers": 1},
+        "cameras": [
+            {"id": "hw", "name": "高速路口", "detect_fps": 1, "record": record,
+             "source": {"url": rtsp.url("main"), "sub_url": rtsp.url("sub")}},
+            {"id": "plain", "name": "无子码流", "detect_fps": 1, "record": record,
+             "source": {"url": rtsp.url("main")}},
+        ],
+    }  # fmt: skip
+    hub = HubProcess(tmp_path, config)
+    hub.start()
+    try:
+
+        def segments(camera: str) -> list[dict[str, object]]:
+            resp = httpx.get(f"{hub.base}/api/recordings/{camera}/segments",
+                             params={"start": 0, "end": 4e9}, headers=hub.auth(), timeout=10)  # fmt: skip
+            assert resp.status_code == 200, resp.text
+            return resp.json()  # type: ignore[no-any-return]
+
+        hub.wait("segments of both cameras",
+                 lambda: len(segments("hw")) >= 2 and len(segments("plain")) >= 2, 60)  # fmt: skip
+        assert {(s["width"], s["height"]) for s in segments("hw")} == {(640, 360)}
+        assert {(s["width"], s["height"]) for s in segments("plain")} == {(1280, 720)}
+        assert hub.camera("hw")["status"]["resolution"] == [1280, 720]  # analysis: main
+    finally:
+        hub.stop()
+    log = hub.log()
+    assert "Traceback" not in log
+    assert log.count("camera plain: record.stream is sub but the camera has no") == 1
+    assert "camera hw: recording (continuous, sub stream)" in log
+    assert "rtsp://" not in log.split("camera hw: recording")[1].split("\n")[0]

@@ -3026,6 +3026,18 @@ export interface components {
             /** Alerts */
             alerts: number;
             /**
+             * Motion S
+             * @description seconds with motion in this hour's segments
+             * @default 0
+             */
+            motion_s: number;
+            /**
+             * Objects S
+             * @description seconds with moving objects in this hour's segments
+             * @default 0
+             */
+            objects_s: number;
+            /**
              * Recorded S
              * @description seconds of this hour that are recorded
              */
@@ -4085,20 +4097,20 @@ export interface components {
         RecordConfig: {
             /**
              * Mode
-             * @description off: no recording; continuous: every segment; events: only the seconds around this camera's alerts (pre_s before, post_s after); motion: only the seconds around motion anywhere in the picture (the analysis motion gate's frame difference and thresholds, motion:; pre_s before, post_s after)
+             * @description off: no recording; continuous: every segment; events: only the seconds around this camera's alerts (pre_s before, post_s after); motion: only the seconds around motion anywhere in the picture (the analysis motion gate's frame difference and thresholds, motion:; pre_s before, post_s after); objects: only the seconds around moving tracked objects (a person or vehicle the analysis tracks that moved; not a parked car) and around alerts (pre_s before, post_s after)
              * @default off
              * @enum {string}
              */
-            mode: "off" | "continuous" | "events" | "motion";
+            mode: "off" | "continuous" | "events" | "motion" | "objects";
             /**
              * Post S
-             * @description events/motion: seconds kept after an alert or motion
+             * @description events/motion/objects: seconds kept after an alert, motion or object
              * @default 20
              */
             post_s: number;
             /**
              * Pre S
-             * @description events/motion: seconds kept before an alert or motion
+             * @description events/motion/objects: seconds kept before an alert, motion or object
              * @default 10
              */
             pre_s: number;
@@ -4241,6 +4253,16 @@ export interface components {
             id: string;
             /** Mode */
             mode: string;
+            /**
+             * Motion S
+             * @description seconds of the segment with motion (the analysis)
+             */
+            motion_s: number;
+            /**
+             * Objects S
+             * @description seconds of the segment with moving tracked objects
+             */
+            objects_s: number;
             /** Repaired */
             repaired: boolean;
             /** Sha256 */
@@ -4431,6 +4453,15 @@ export interface components {
         };
         /** TimelineOut */
         TimelineOut: {
+            /**
+             * Activity
+             * @description recorded spans with motion or moving objects (segments that had any), merged: where to look first
+             * @default []
+             */
+            activity: [
+                number,
+                number
+            ][];
             /** Alerts */
             alerts: components["schemas"]["AlertMark"][];
             /** Camera Id */
