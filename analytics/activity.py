@@ -8,6 +8,7 @@ waiting at a stop is tracked all day; it is not activity.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -25,7 +26,7 @@ MIN_SHIFT = 0.3
 
 
 def moving_objects(
-    tracked: Detections, history: TrackHistory, t: float, class_names: list[str],
+    tracked: Detections, history: TrackHistory, t: float, class_names: Sequence[str],
     window_s: float = WINDOW_S, min_shift: float = MIN_SHIFT,
 ) -> int:  # fmt: skip
     """How many of ``tracked`` (the tracks the rules see) are people or vehicles
