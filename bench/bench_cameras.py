@@ -221,6 +221,8 @@ def hub_config(urls: list[str], args: argparse.Namespace) -> dict[str, Any]:
                     ),  # fmt: skip
                 ],
                 "motion": {"enabled": args.motion == "on"},
+                # --record: every camera also recorded (continuous, 10 s segments)
+                **({"record": {"mode": "continuous"}} if args.record else {}),
                 "detect": {
                     "regions": {"on": True, "off": False}.get(args.regions, "auto"),
                     **({"tiles": args.tiles} if args.tiles else {}),
@@ -646,6 +648,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=90.0,
         help="seconds to wait for the hub's API and every camera online",
     )
+    p.add_argument(
+        "--record",
+        action="store_true",
+        help="record every camera too (record.mode continuous, the recorder's remux and index "
+        "beside the analysis): run once with and once without to see what recording costs "
+        "the analysis",
+    )
     p.add_argument("--keep", action="store_true", help="keep each run's work dir (config, log)")
     args = p.parse_args(argv)
     if any(n < 1 for n in args.cameras):
@@ -679,7 +688,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.detect_fps:g} fps; workers {args.workers}; batch {args.batch}; "
         f"motion gate {args.motion}; regions {args.regions}; rule {args.rule}; "
         f"tiles {args.tiles}; "
-        f"mounts {args.mounts}"
+        f"mounts {args.mounts}; recording {'continuous' if args.record else 'off'}"
     )
     runs: list[RunFigures] = []
     status = 0

@@ -80,4 +80,5 @@ done
 echo "== unit tests (tests/unit) =="
 run_pytest tests/unit -x "$@"
 echo "== integration and browser tests (tests/integration, tests/console) =="
-run_pytest tests/integration tests/console "$@"
+# --durations: the slowest tests in the log, to keep the whole run under 30 minutes
+run_pytest tests/integration tests/console --durations=25 "$@"
