@@ -107,6 +107,7 @@ class CameraRegistryOut(BaseModel):
     analysis: str
     origin: str = Field(description="config: the config file's (read-only here); import; api")
     source: SourceOut
+    record: RecordConfig = Field(description="the camera's recording (录像)")
     editable: bool = Field(description="false: the camera comes from the config file")
 
 
@@ -219,6 +220,7 @@ def registry_out(record: CameraRecord) -> CameraRegistryOut:
         gb28181_id=record.gb28181_id, detect_fps=record.detect_fps,
         analysis=str(data.get("analysis") or "continuous"), origin=record.origin,
         editable=record.origin != "config",
+        record=RecordConfig.model_validate(data.get("record") or {}),
         source=SourceOut(
             url=mask_url(url) if isinstance(url, str) else None,
             sub_url=mask_url(src["sub_url"]) if isinstance(src.get("sub_url"), str) else None,

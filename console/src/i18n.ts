@@ -105,7 +105,9 @@ const zh = {
             saved: '已保存', resetPassword: '重置密码', keepPassword: '留空则不修改',
             wholeCounty: '未选择区域：该用户将可查看全县的摄像机和告警。确定吗？' },
   // 设备管理 and 区域管理 (issue 23)
-  devices: { tab: '设备管理', add: '添加摄像机', import: '导入（CSV/YAML）', importHint: 'CSV 可为 UTF-8 或 GBK 编码；全部校验通过才导入',
+  devices: { tab: '设备管理', add: '添加摄像机', subUrl: '子码流地址', subUrlHint: '可选：如 …/Channels/102，电视墙小画面与子码流录像使用',
+             record: '录像', recordModes: { off: '不录像', continuous: '全天录像', events: '告警录像', motion: '移动侦测录像', objects: '目标录像' },
+             mainStream: '主码流', subStream: '子码流', retainDays: '保存天数', retainDefault: '默认（系统设置）', import: '导入（CSV/YAML）', importHint: 'CSV 可为 UTF-8 或 GBK 编码；全部校验通过才导入',
              importFailed: '导入失败（未导入任何摄像机）', imported: '已导入 {n} 台（新增 {added}，更新 {updated}）',
              id: '编号', idHint: '字母、数字、_ . -，如 cg-0001', programme: '建设项目', source: '视频源', origin: '来源',
              enabled: '启用', move: '移动', moveTo: '移动到', moved: '已移动', fromFile: '配置文件管理',
@@ -266,7 +268,9 @@ const en: Messages = {
             edit: 'Edit', saved: 'Saved', resetPassword: 'New password', keepPassword: 'Leave empty to keep it',
             wholeCounty: 'No area chosen: this user will see the whole county. Continue?' },
   // Devices and areas (issue 23)
-  devices: { tab: 'Devices', add: 'Add camera', import: 'Import (CSV/YAML)', importHint: 'CSV in UTF-8 or GBK; imported only when every row is valid',
+  devices: { tab: 'Devices', add: 'Add camera', subUrl: 'Sub stream URL', subUrlHint: 'optional, e.g. …/Channels/102: wall tiles and sub-stream recording',
+             record: 'Recording', recordModes: { off: 'Off', continuous: 'Continuous', events: 'On alerts', motion: 'On motion', objects: 'On moving objects' },
+             mainStream: 'Main stream', subStream: 'Sub stream', retainDays: 'Days kept', retainDefault: 'default (hub settings)', import: 'Import (CSV/YAML)', importHint: 'CSV in UTF-8 or GBK; imported only when every row is valid',
              importFailed: 'Import failed (nothing imported)', imported: '{n} imported ({added} added, {updated} updated)',
              id: 'Id', idHint: 'letters, digits, _ . -, e.g. cg-0001', programme: 'Programme', source: 'Source', origin: 'Origin',
              enabled: 'Enabled', move: 'Move', moveTo: 'Move to', moved: 'Moved', fromFile: 'From the config file',

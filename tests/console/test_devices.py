@@ -70,9 +70,27 @@ def test_a_camera_added_in_the_console_plays_and_is_edited_disabled_deleted(page
     page.wait_for_selector("[data-test=camera-dialog]", state="visible", timeout=5000)
     assert page.input_value("input[data-test=camera-password]") == ""
     page.fill("input[data-test=camera-name]", "界面添加的路口（东）")
+    # its sub stream, recorded on moving objects, kept 15 days
+    page.fill("input[data-test=camera-sub-url]", url)
+    choose(page, "[data-test=record-mode]", "目标录像")
+    page.click("[data-test=record-stream] >> text=子码流")
+    page.fill("[data-test=record-days] input", "15")
     page.click("[data-test=save-camera]")
     pages.wait("the new name", lambda: hub.camera("ui-cam")["name"] == "界面添加的路口（东）", 10)
-    assert hub.get("/api/cameras/ui-cam/registry")["source"]["has_password"]
+    registry = hub.get("/api/cameras/ui-cam/registry")
+    assert registry["source"]["has_password"]
+    assert registry["source"]["sub_url"] == url
+    assert {k: registry["record"][k] for k in ("mode", "stream", "retain_days")} == {
+        "mode": "objects", "stream": "sub", "retain_days": 15}  # fmt: skip
+    # edited again (the name only): the sub stream and the recording are kept
+    page.click("[data-edit-camera='ui-cam']")
+    page.wait_for_selector("[data-test=camera-dialog]", state="visible", timeout=5000)
+    assert page.input_value("input[data-test=camera-sub-url]") == url
+    page.fill("input[data-test=camera-name]", "界面添加的路口")
+    page.click("[data-test=save-camera]")
+    pages.wait("renamed back", lambda: hub.camera("ui-cam")["name"] == "界面添加的路口", 10)
+    registry = hub.get("/api/cameras/ui-cam/registry")
+    assert registry["source"]["sub_url"] == url and registry["record"]["mode"] == "objects"
     # Moved to a village of the township.
     page.click("[data-move-camera='ui-cam']")
     page.wait_for_selector("[data-test=move-dialog]", state="visible", timeout=5000)

@@ -2176,6 +2176,8 @@ export interface components {
             origin: string;
             /** Programme */
             programme: string;
+            /** @description the camera's recording (录像) */
+            record: components["schemas"]["RecordConfig"];
             source: components["schemas"]["SourceOut"];
         };
         /** CameraStatsOut */
