@@ -53,6 +53,7 @@ NEW_TABLES = {
     "linkage_rules",  # issue 27
     "login_failures",  # 0015: login throttling shared by the API processes
     "area_nodes",  # issue 23: the area tree edited in the console
+    "patrol_sightings",  # 0017: what a patrol visit saw, for the next (issue 26)
 }  # fmt: skip
 
 
