@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import accounts.store  # noqa: F401 - every table on Base.metadata
 import alerts.adapters.sql  # noqa: F401
+import camera_registry.areas  # noqa: F401
 import camera_registry.store  # noqa: F401
 import linkage.store  # noqa: F401
 import tracks.store  # noqa: F401
