@@ -85,6 +85,9 @@ def explain_zh(
     ids = f"（目标 {', '.join(str(t) for t in track_ids)}）" if track_ids else ""
     where = f"区域「{zone}」" if zone and zone != "frame" else "画面"
     m, t = _num(measured), _num(threshold)
+    if type == "stopped_vehicle" and d.get("patrol"):  # two patrol visits (analytics/revisit)
+        return (f"{who}在{where}停留至少 {m} 秒 ≥ {t} 秒"
+                "（轮巡比对：上次巡检时已停在同一位置）")  # fmt: skip
     if type in _PRESENCE and unit == "s":
         return f"{who}{ids}在{where}{_PRESENCE[type]} {m} 秒 ≥ {t} 秒"
     if type == "wandering":

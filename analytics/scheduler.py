@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 EventHandler = Callable[[Event, SampledFrame, CameraAnalytics], None]
 #: Each analysed frame's tracked boxes (the track index); must return at once.
 TrackedHandler = Callable[[str, SampledFrame, Detections], None]
+#: One camera's analysed frames with their tracked boxes and its analysis (a patrol visit
+#: keeps what it saw, shaobing/patrol.py); runs on the analysis thread: must be cheap.
+FrameObserver = Callable[[SampledFrame, Detections, CameraAnalytics], None]
 
 
 @dataclass
@@ -43,6 +46,7 @@ class CameraSlot:
     latest: SampledFrame | None = None
     last_tracked: Detections | None = None
     meter: RateMeter = field(default_factory=RateMeter)
+    observer: FrameObserver | None = None
 
 
 class AnalysisPool:
@@ -84,8 +88,10 @@ class AnalysisPool:
     def threads(self) -> list[threading.Thread]:
         return list(self._threads)
 
-    def add_camera(self, analytics: CameraAnalytics) -> None:
-        self.slots[analytics.cfg.camera_id] = CameraSlot(analytics.cfg.camera_id, analytics)
+    def add_camera(self, analytics: CameraAnalytics, observer: FrameObserver | None = None) -> None:
+        """Analyse a camera; ``observer`` sees each of its analysed frames."""
+        camera_id = analytics.cfg.camera_id
+        self.slots[camera_id] = CameraSlot(camera_id, analytics, observer=observer)
 
     def replace_analytics(self, analytics: CameraAnalytics) -> None:
         """New zones/rules for a running camera: its next frame is analysed with them
@@ -216,6 +222,8 @@ class AnalysisPool:
                 self.on_event(event, frame, slot.analytics)
             if self.on_tracked is not None:
                 self.on_tracked(slot.camera_id, frame, tracked)
+            if slot.observer is not None:
+                slot.observer(frame, tracked, slot.analytics)
         except Exception as exc:  # noqa: BLE001 - one bad frame must not stop analysis
             log.exception("camera %s: analysis failed", slot.camera_id)
             self.status.update(

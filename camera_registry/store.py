@@ -9,8 +9,9 @@ from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Boolean, Float, String, Text, func, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import Boolean, Float, String, Text, delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from camera_registry.config import CameraBase
 from camera_registry.urls import has_credentials, mask_secrets, mask_url
@@ -155,6 +156,56 @@ def clear_analytics_override(session: Session, camera_id: str) -> bool:
     return True
 
 
+class PatrolSightingsRecord(Base):
+    """What a camera's last patrol visit saw of its still vehicles (analytics/revisit.py,
+    as JSON): compared with on its next visit, also after a restart or on another worker."""
+
+    __tablename__ = "patrol_sightings"
+
+    camera_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    visited_at: Mapped[float] = mapped_column(Float)
+    data_json: Mapped[str] = mapped_column(Text)
+
+
+class SqlPatrolSightings:
+    """The last visit's sightings per camera in ``patrol_sightings`` (one small row per
+    camera with a stopped_vehicle rule, rewritten at each of its visits)."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    def load(self, camera_id: str) -> dict[str, Any] | None:
+        with self.sessions() as session:
+            record = session.get(PatrolSightingsRecord, camera_id)
+            if record is None:
+                return None
+            data = json.loads(record.data_json)
+        if not isinstance(data, dict):
+            raise ValueError(f"camera {camera_id}: stored patrol sightings are not a mapping")
+        return data
+
+    def save(self, camera_id: str, visited_at: float, data: dict[str, Any]) -> None:
+        text = json.dumps(data, separators=(",", ":"))
+        for _attempt in range(2):  # two workers inserting one camera's row: the loser updates
+            try:
+                with self.sessions.begin() as session:
+                    record = session.get(PatrolSightingsRecord, camera_id)
+                    if record is None:
+                        record = PatrolSightingsRecord(camera_id=camera_id)
+                        session.add(record)
+                    record.visited_at, record.data_json = visited_at, text
+                return
+            except IntegrityError:
+                continue
+
+
+def clear_patrol_sightings(session: Session, camera_id: str) -> None:
+    """Forget what the patrol saw of a deleted camera (a new camera under its id starts
+    afresh)."""
+    session.execute(delete(PatrolSightingsRecord).where(
+        PatrolSightingsRecord.camera_id == camera_id))  # fmt: skip
+
+
 def invalid_config_error(exc: ValueError) -> str:
     """Why a stored config cannot be used, in one line, without its values (secrets)."""
     if isinstance(exc, ValidationError):
@@ -264,6 +315,7 @@ def remove_stale_config_cameras(session: Session, keep: set[str]) -> list[str]:
     for record in stale:
         session.delete(record)
         clear_analytics_override(session, record.id)
+        clear_patrol_sightings(session, record.id)
     return [r.id for r in stale]
 
 

@@ -17,7 +17,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.producer import CameraInfo
 from camera_registry.status import StatusBoard
-from camera_registry.store import CameraRecord, clear_analytics_override, upsert_camera
+from camera_registry.store import (
+    CameraRecord,
+    clear_analytics_override,
+    clear_patrol_sightings,
+    upsert_camera,
+)
 from core.secrets import SecretCipher
 from gb28181.channels import camera_for, camera_id
 from gb28181.config import SipConfig
@@ -68,6 +73,7 @@ class CameraSync:
                 if record is not None and record.origin == ORIGIN:
                     session.delete(record)
                     clear_analytics_override(session, record.id)
+                    clear_patrol_sightings(session, record.id)
         if changes.upsert or changes.removed:
             log.info("GB/T 28181: %d channel(s) in the camera registry, %d removed",
                      sum(i.type_code in VIDEO_TYPES for _, i in changes.upsert),

@@ -43,7 +43,7 @@ from alerts.service import CONSUMER_GROUP, AlertService, AlertWorkers
 from analytics.config import CameraConfig
 from analytics.detectors import Detector, create_detector
 from camera_registry.status import StatusBoard
-from camera_registry.store import invalid_config_error
+from camera_registry.store import SqlPatrolSightings, invalid_config_error
 from core.diskwatch import with_reasons
 from gb28181 import forward as gb_forward
 from gb28181.component import GbPlatform
@@ -387,7 +387,8 @@ class Hub:
         self.worker = Worker(loaded, self.store, detector=self.detector, bus=self.bus,
                              status=self.status, evidence=self.evidence,
                              publish_state=self.dispatcher.camera_status)  # fmt: skip
-        self.patrol = Patroller(self.worker, cfg.patrol)
+        self.patrol = Patroller(self.worker, cfg.patrol,
+                                sightings=SqlPatrolSightings(self.store.sessions))  # fmt: skip
         # Sub streams (子码流), one pull per camera for the wall and record.stream: sub
         self.sub_streams = SubStreams(cfg.ingest)
         self.recording = recording_for(loaded, self.store, self.worker, "hub", self.sub_streams)
@@ -527,7 +528,7 @@ def build_worker(
         bus=FencedPublisher(spool, leases.token), status=StatusBoard(), evidence=evidence,
         publish_state=states.camera_status,
     )  # fmt: skip
-    patrol = Patroller(worker, cfg.patrol)
+    patrol = Patroller(worker, cfg.patrol, sightings=SqlPatrolSightings(store.sessions))
     leased = LeasedCameras(worker, store, r, bus_cfg.prefix, leases, patrol)
     media = MediaServer(live_key(store.cipher), worker.held_feed, bus_cfg.media_listen,
                         bus_cfg.media_advertise)  # fmt: skip

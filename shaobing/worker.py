@@ -23,7 +23,7 @@ from analytics.config import CameraConfig, CameraFaultRule
 from analytics.detectors import Detector
 from analytics.pipeline import CameraAnalytics, CameraRulesConfig
 from analytics.pose import shared_pose_model, wants_pose
-from analytics.scheduler import AnalysisPool
+from analytics.scheduler import AnalysisPool, FrameObserver
 from analytics.types import Event
 from analytics.vqd import QualityBaseline
 from camera_registry.status import DOWN_STATES, CameraStatus, StatusBoard
@@ -242,15 +242,18 @@ class Worker:
 
     def start_camera(
         self, cam: CameraConfig, *, detect_objects: bool = True,
-        quality_baseline: QualityBaseline | None = None,
+        quality_baseline: QualityBaseline | None = None, observer: FrameObserver | None = None,
     ) -> None:  # fmt: skip
         """Read and analyse a camera. ``detect_objects=False`` (a patrol visit): the
         detector runs only if a rule needs objects (no track index). ``quality_baseline``:
-        the picture learned on the previous visit (a view turned since is found)."""
+        the picture learned on the previous visit (a view turned since is found).
+        ``observer``: sees each analysed frame and its tracked boxes (what a patrol visit
+        saw, compared with on the next visit)."""
         self.cameras[cam.id] = cam
         self.producer.cameras[cam.id] = CameraInfo(cam.name or cam.id, cam.area, cam.gb28181_id)
         self.pool.add_camera(camera_analytics(self.loaded, cam, self.detector.class_names,
-                                              detect_objects, quality_baseline))  # fmt: skip
+                                              detect_objects, quality_baseline),
+                             observer)  # fmt: skip
         self.status.get(cam.id)
         reader = StreamReader(
             cam.id,
@@ -346,6 +349,12 @@ class Worker:
 
     def _on_event(self, event: Event, frame: SampledFrame, analytics: CameraAnalytics) -> None:
         """Called by an analysis worker: hand over and return at once."""
+        self.raise_event(event, frame, analytics)
+
+    def raise_event(self, event: Event, frame: SampledFrame, analytics: CameraAnalytics) -> None:
+        """An event of a camera's rules, with the frame it was seen on: its zone drawn,
+        cooldown, evidence and publishing as for every rule (the analysis workers, and the
+        patrol for what two visits found)."""
         polygon = analytics.zones_for_drawing().get(event.rule)
         self.events[event.camera_id] = self.events.get(event.camera_id, 0) + 1
         self.producer.on_event(event, frame, polygon, t=frame.t)

@@ -34,6 +34,7 @@ from camera_registry.onvif_probe import OnvifProbeError, probe_onvif_sync
 from camera_registry.store import (
     CameraRecord,
     clear_analytics_override,
+    clear_patrol_sightings,
     invalid_config_error,
     upsert_camera,
 )
@@ -329,6 +330,7 @@ def delete_camera(
              f"source={mask_url(record.source_display)}"  # fmt: skip
     session.delete(record)
     clear_analytics_override(session, camera_id)
+    clear_patrol_sightings(session, camera_id)
     audit_request(request, session, principal, "camera_delete", f"camera:{camera_id}", detail)
     session.commit()
     _apply(hub, camera_id)

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import accounts.store  # noqa: F401 - every table on Base.metadata
 import alerts.adapters.sql  # noqa: F401
+import camera_registry.areas  # noqa: F401
 import camera_registry.store  # noqa: F401
 import linkage.store  # noqa: F401
 import tracks.store  # noqa: F401
@@ -53,6 +54,7 @@ NEW_TABLES = {
     "linkage_rules",  # issue 27
     "login_failures",  # 0015: login throttling shared by the API processes
     "area_nodes",  # issue 23: the area tree edited in the console
+    "patrol_sightings",  # 0017: what a patrol visit saw, for the next (issue 26)
 }  # fmt: skip
 
 
