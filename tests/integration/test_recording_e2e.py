@@ -132,7 +132,12 @@ def test_motion_and_objects_modes_record_activity_and_not_a_still_or_empty_scene
         assert sum(s["motion_s"] for s in moving) >= 5
         assert sum(s["objects_s"] for s in people) >= 5  # the walkers, counted
         assert segments("still") == []  # read and analysed the whole time, never recorded
-        assert segments("life") == []  # motion everywhere, no object: not recorded
+        # motion everywhere, no object: recorded only around its own alerts (video quality
+        # diagnosis may well find the automaton's picture odd), never for an object
+        life = segments("life")
+        assert all(s["objects_s"] == 0 for s in life), life
+        if life:
+            assert hub.get("/api/alerts", camera_id="life")["total"] >= 1, life
         assert hub.camera("life")["status"]["state"] == "online"
         line = hub.get(f"/api/recordings/people/timeline", start=people[0]["start"] - 60,
                        hours=1)  # fmt: skip
