@@ -96,6 +96,19 @@ def _signatures_before(image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
     return out
 
 
+def test_histogram_bins_are_the_tables_bins_level_by_level() -> None:
+    """cv2.calcHist's uniform bins put each 8-bit hue (0-179), saturation and value level
+    in the bin of the tables (the channels are binned independently: per level suffices)."""
+    from analytics.appearance import _LUT_H, _LUT_S, _LUT_V, _RANGES, BINS, SIZE
+
+    for channel, table, levels in ((0, _LUT_H, 180), (1, _LUT_S, 256), (2, _LUT_V, 256)):
+        for level in range(levels):
+            px = np.zeros((1, 1, 3), np.uint8)
+            px[0, 0, channel] = level
+            hist = cv2.calcHist([px], [0, 1, 2], None, list(BINS), _RANGES).reshape(SIZE)
+            assert np.flatnonzero(hist).tolist() == [int(table[level])], (channel, level)
+
+
 def test_colour_signatures_unchanged(videos_dir: Path) -> None:
     """Only the boxes' pixels converted, bins by table: the same signatures, bit for bit,
     for boxes of every size, partly outside the frame or too small (NaN rows)."""
