@@ -18,9 +18,14 @@ One camera reads a clip through the hub's own code, in this process:
 Both passes run ``--rounds`` times, interleaved, on the same clip; medians are printed.
 Figures are CPU ms per camera-second for a stream at the clip's fps analysed at
 ``--detect-fps`` (per frame figures × frames per second), against the floor measured
-in the same run (decode every frame + detect at the rectangular input).
+in the same run (decode every frame + detect at the rectangular input). The hub leaves
+non-reference frames that will not be sampled undecoded (ingest.reader.SkipPlanner): on a
+clip with B-frames it legitimately decodes less than the floor (``--decode-every-frame``:
+the staged pass without it); ``--skip-table`` prints, for every shared clip, the reader's
+CPU with and without skipping.
 
     python bench/bench_stages.py --clip crosswalk_people.mp4 --rounds 3 [--motion on]
+    python bench/bench_stages.py --skip-table --rounds 3
 
 Machine and load are printed first: on a shared machine, compare figures of one run only.
 """
@@ -60,7 +65,12 @@ from camera_registry.config import IngestConfig, SourceConfig  # noqa: E402
 from camera_registry.status import StatusBoard  # noqa: E402
 from core.assets import assets_dir  # noqa: E402
 from ingest.live import LiveFeed, TeeSink  # noqa: E402
-from ingest.reader import StreamReader, analysis_size, iter_sampled_frames  # noqa: E402
+from ingest.reader import (  # noqa: E402
+    DecodeStats,
+    StreamReader,
+    analysis_size,
+    iter_sampled_frames,
+)
 from ingest.ring import PacketRing  # noqa: E402
 from tracks.indexer import TrackIndexer  # noqa: E402
 from tracks.service import _Frame, make_crop  # noqa: E402
@@ -106,7 +116,7 @@ class Clock:
 
 
 def staged_pass(
-    clip: Path, detector: OnnxDetector, motion: bool, detect_fps: float
+    clip: Path, detector: OnnxDetector, motion: bool, detect_fps: float, skip: bool = True
 ) -> dict[str, Any]:
     """One pass over the clip in this thread; CPU seconds per stage and frame counts."""
     clock = Clock()
@@ -133,6 +143,8 @@ def staged_pass(
     tee = TeeSink(ring, feed)
     on_packet = clock.wrap("packet ring + live feed", tee.packet)
     on_decoded = clock.wrap("status (per decoded frame)", reader._on_decoded)
+    on_skipped = clock.wrap("status (per decoded frame)", reader._on_skipped)
+    decode_stats = DecodeStats()
     analyse = clock.wrap("analysis other (pool, status)", pool._analyse)
     decoded = analysed = 0
     reformatter = VideoReformatter()  # as iter_sampled_frames converts
@@ -146,7 +158,8 @@ def staged_pass(
             frames = iter_sampled_frames(
                 container, camera_id="cam", detect_fps=detect_fps, box=detector.input_size,
                 mode="replay", max_decode_errors=1000, on_decoded=on_decoded,
-                on_packet=on_packet,
+                on_packet=on_packet, on_skipped=on_skipped, stats=decode_stats,
+                skip_unsampled=skip,
             )  # fmt: skip
             while True:
                 t0 = time.thread_time()
@@ -192,7 +205,8 @@ def staged_pass(
     )
     stages["(before: conversion, frame.to_ndarray)"] = old_convert
     return {"stages": stages, "total": total, "decoded": decoded, "analysed": analysed,
-            "detected": analysed - status.get("cam").frames_gated}  # fmt: skip
+            "detected": analysed - status.get("cam").frames_gated,
+            "skipped": decode_stats.skipped}  # fmt: skip
 
 
 def threaded_pass(clip: Path, detector: OnnxDetector, motion: bool, detect_fps: float,
@@ -258,6 +272,45 @@ def floor_pass(clip: Path, detector: OnnxDetector) -> tuple[float, float]:
     return decode_ms, detect_ms
 
 
+CLIPS = ("crosswalk_people.mp4", "street_parked_cars.mp4", "highway_divided.mp4",
+         "plaza_topdown.mp4", "highway_receding_720p.mp4")  # fmt: skip
+
+
+def decode_side(clip: Path, detect_fps: float, box: tuple[int, int], skip: bool) -> tuple:
+    """CPU seconds of the reader's loop alone (demux, decode, sampling, conversion) over the
+    clip, with or without non-reference frames skipped; frames decoded and skipped."""
+    stats = DecodeStats()
+    with av.open(str(clip)) as container:
+        start = time.thread_time()
+        for _ in iter_sampled_frames(container, camera_id="c", detect_fps=detect_fps, box=box,
+                                     mode="replay", max_decode_errors=1000, stats=stats,
+                                     skip_unsampled=skip):  # fmt: skip
+            pass
+        cpu = time.thread_time() - start
+    return cpu, stats.frames, stats.skipped
+
+
+def skip_table(detect_fps: float, box: tuple[int, int], rounds: int) -> None:
+    """Per shared clip: what leaving unsampled non-reference frames undecoded saves."""
+    print(f"\ndecode side per clip (reader loop incl. conversion), detect_fps {detect_fps}, "
+          f"{rounds} rounds interleaved, CPU ms per camera-second (median)")  # fmt: skip
+    print(f"{'clip':28s} {'fps':>6s} {'frames':>7s} {'skipped':>8s} {'every frame':>12s} "
+          f"{'skipping':>9s} {'saved':>6s}")  # fmt: skip
+    for name in CLIPS:
+        clip = assets_dir() / "videos" / name
+        with av.open(str(clip)) as c:
+            fps = float(c.streams.video[0].average_rate or 25)
+        full, fewer = [], []
+        for _ in range(rounds):
+            cpu, frames, _ = decode_side(clip, detect_fps, box, skip=False)
+            full.append(cpu * 1000 * fps / frames)
+            cpu, decoded, skipped = decode_side(clip, detect_fps, box, skip=True)
+            fewer.append(cpu * 1000 * fps / (decoded + skipped))
+        a, b = statistics.median(full), statistics.median(fewer)
+        print(f"{name:28s} {fps:6.2f} {decoded + skipped:7d} {skipped:8d} {a:12.2f} {b:9.2f} "
+              f"{1 - b / a:6.0%}")  # fmt: skip
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--clip", default="crosswalk_people.mp4", help="in <assets>/videos or a path")
@@ -272,7 +325,21 @@ def main() -> int:
     ap.add_argument("--detect-fps", type=float, default=5.0)
     ap.add_argument("--workers", type=int, default=2, help="analysis threads of the threaded pass")
     ap.add_argument("--no-threaded", action="store_true", help="the staged pass only")
+    ap.add_argument(
+        "--decode-every-frame",
+        action="store_true",
+        help="the staged pass decodes every frame (no non-reference frame skipped)",
+    )
+    ap.add_argument(
+        "--skip-table",
+        action="store_true",
+        help="only the decode side of every shared clip, with and without skipping",
+    )
     args = ap.parse_args()
+    if args.skip_table:
+        print(machine_line())
+        skip_table(args.detect_fps, (416, 416), args.rounds)
+        return 0
     clip = Path(args.clip) if Path(args.clip).is_file() else assets_dir() / "videos" / args.clip
     print(machine_line())
     detector = OnnxDetector(args.model)
@@ -286,7 +353,8 @@ def main() -> int:
     floors, staged, threaded = [], [], []
     for r in range(args.rounds):
         floors.append(floor_pass(clip, detector))
-        staged.append(staged_pass(clip, detector, motion, args.detect_fps))
+        staged.append(staged_pass(clip, detector, motion, args.detect_fps,
+                                  skip=not args.decode_every_frame))  # fmt: skip
         if not args.no_threaded:
             threaded.append(threaded_pass(clip, detector, motion, args.detect_fps, args.workers))
         print(f"  round {r + 1} done", flush=True)
@@ -318,6 +386,8 @@ def main() -> int:
           f"({floor / total_cam_s:.2f}x of the floor)")  # fmt: skip
     det = statistics.median(s["detected"] / max(s["analysed"], 1) for s in staged)
     print(f"detected share of analysed frames: {det:.0%}")
+    print(f"frames of the stream: {staged[0]['decoded']}, of them left undecoded (non-reference, "
+          f"not sampled): {staged[0]['skipped']} — the floor decodes every frame")  # fmt: skip
     if threaded:
         per_s = []
         for t in threaded:

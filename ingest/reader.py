@@ -1,8 +1,9 @@
 """Stream readers: PyAV demux + decode, frame sampling, pacing, reconnect.
 
-Every frame of an H.264 stream must be decoded, but only the frames sampled at
-the camera's detect fps are converted to numpy, scaled by FFmpeg's swscale in
-``frame.reformat`` (no second resize in Python).
+Every reference frame of an H.264/H.265 stream must be decoded; a non-reference frame
+(most B-frames) that will not be sampled is skipped undecoded (``SkipPlanner``), and only
+the frames sampled at the camera's detect fps are converted to numpy, scaled by FFmpeg's
+swscale in ``frame.reformat`` (no second resize in Python).
 """
 
 from __future__ import annotations
@@ -177,12 +178,13 @@ class DecodeStats:
 
     packets: int = 0
     frames: int = 0
+    skipped: int = 0  # non-reference frames left undecoded (not sampled: nothing lost)
     errors: int = 0
     last_error: str | None = None
 
     @property
     def undecodable(self) -> int:
-        return max(0, self.packets - self.frames)
+        return max(0, self.packets - self.frames - self.skipped)
 
     def describe(self) -> str | None:
         if self.undecodable == 0:
@@ -192,6 +194,67 @@ class DecodeStats:
             f"{self.undecodable} of {self.packets} packets did not decode (missing key "
             f"frame, truncated or corrupt data){detail}"
         )
+
+
+class SkipPlanner:
+    """Which packets the decoder may skip if they are non-reference frames.
+
+    A frame the sampler will not take need not be decoded when no other frame refers to
+    it: FFmpeg's ``skip_frame = NONREF`` drops such frames (most B-frames) before any
+    pixel work, and keeps decoding every reference frame. A packet is skipped only when
+    its timestamp proves the sampler would not take its frame, so the sampled frames
+    are the same as with every frame decoded:
+
+    * before the next sample time (and not so far before it that the sampler would take
+      it as a timestamp going backwards), or
+    * after another frame, already sent to the decoder whole and not yet out, that
+      falls due first, when the frame also lies before the sample time after that one.
+
+    Frames go out of the decoder in timestamp order, so a skip-mode packet whose
+    timestamp is passed by a decoded frame without coming out was dropped; those are
+    counted (``skipped``, ``on_skipped``) so that frame counts and rates still cover
+    every frame of the stream and a skipped frame is not taken for lost data. Only
+    streams with B-frames (the decoder's ``has_b_frames``) are skipped in: in one
+    without, nearly every frame is a reference, and a frame that does not come out is
+    lost data, not a skip (a corrupt frame sent in skip mode would count as skipped).
+    """
+
+    def __init__(self, sampler: Sampler) -> None:
+        self.sampler = sampler
+        self.pending: list[float] = []  # sent whole, not out yet (timestamps)
+        self.unsure: list[float] = []  # sent in skip mode: decoded only if a reference
+
+    def skippable(self, pts: float | None) -> bool:
+        """Whether the frame of the packet at ``pts`` (stream seconds) will not be sampled."""
+        due = self.sampler.next_pts
+        if pts is None or due is None:
+            return False
+        interval = self.sampler.interval
+        if due - 4 * interval <= pts < due - 1e-6:
+            return True
+        return pts < due + interval - 1e-6 and any(due - 1e-6 <= q < pts for q in self.pending)
+
+    def sent(self, pts: float | None, skip: bool) -> None:
+        if pts is not None:
+            (self.unsure if skip else self.pending).append(pts)
+
+    def out(self, pts: float) -> int:
+        """A frame came out of the decoder; returns how many skip-mode frames were dropped."""
+        if self.pending:
+            self.pending = [q for q in self.pending if q > pts + 1e-9]
+        if not self.unsure:
+            return 0
+        kept = [q for q in self.unsure if q > pts + 1e-9]
+        dropped = sum(1 for q in self.unsure if q < pts - 1e-9)
+        self.unsure = kept
+        return dropped
+
+    def end(self) -> int:
+        """The stream ended (the decoder flushed): what was sent in skip mode and never
+        came out was dropped."""
+        dropped = len(self.unsure)
+        self.unsure, self.pending = [], []
+        return dropped
 
 
 def iter_sampled_frames(
@@ -208,17 +271,26 @@ def iter_sampled_frames(
     stop: threading.Event | None = None,
     seq_start: int = 0,
     stats: DecodeStats | None = None,
+    skip_unsampled: bool = True,
+    on_skipped: Callable[[int], None] | None = None,
 ) -> Iterator[SampledFrame]:
-    """Decode every frame, yield the sampled ones converted to BGR at the analysis size.
+    """Decode the frames needed, yield the sampled ones converted to BGR at the analysis size.
 
     ``mode`` is "live" (rule clock = monotonic time) or "replay" (rule clock =
     stream time). ``realtime`` paces a file at its own speed. ``on_packet`` sees every
     demuxed packet of the video stream before it is decoded (evidence clips keep them).
+    ``skip_unsampled`` leaves non-reference frames that will not be sampled undecoded
+    (``SkipPlanner``: the same frames are sampled); ``on_skipped`` is told how many,
+    ``on_decoded`` sees every decoded frame.
     """
     stream = container.streams.video[0]
-    stream.codec_context.thread_count = 1  # one decode thread per camera is cheapest
+    codec = stream.codec_context
+    codec.thread_count = 1  # one decode thread per camera is cheapest
     stats = stats if stats is not None else DecodeStats()
     sampler = Sampler(detect_fps)
+    planner = SkipPlanner(sampler) if skip_unsampled else None
+    skipping = False
+    codec.skip_frame = "DEFAULT"
     errors = 0
     seq = seq_start
     pace_origin: tuple[float, float] | None = None
@@ -234,6 +306,20 @@ def iter_sampled_frames(
             stats.packets += 1
             if on_packet is not None:
                 on_packet(packet)
+            if planner is not None:
+                pts_s = (
+                    float(packet.pts * packet.time_base)
+                    if packet.pts is not None and packet.time_base is not None
+                    else None
+                )
+                skip = bool(codec.has_b_frames) and planner.skippable(pts_s)
+                planner.sent(pts_s, skip)
+                if skip != skipping:
+                    codec.skip_frame = "NONREF" if skip else "DEFAULT"
+                    skipping = skip
+        elif planner is not None and skipping:
+            codec.skip_frame = "DEFAULT"  # flushing: nothing left to skip
+            skipping = False
         try:
             started = time.perf_counter()
             frames = packet.decode()
@@ -254,6 +340,10 @@ def iter_sampled_frames(
             if on_decoded is not None:
                 on_decoded(frame)
             pts = float(frame.time) if frame.time is not None else n_decoded / fallback_rate
+            if planner is not None and (dropped := planner.out(pts)):
+                stats.skipped += dropped
+                if on_skipped is not None:
+                    on_skipped(dropped)
             if not sampler.take(pts):
                 continue
             if realtime:
@@ -279,6 +369,10 @@ def iter_sampled_frames(
                 wall_ts=time.time() if live else pts,
                 seq=seq,
             )
+    if planner is not None and (dropped := planner.end()):
+        stats.skipped += dropped
+        if on_skipped is not None:
+            on_skipped(dropped)
 
 
 class PacketSink(Protocol):
@@ -420,6 +514,7 @@ class StreamReader(threading.Thread):
                 max_decode_errors=self.ingest.max_decode_errors,
                 realtime=is_file_url(url) and self.source.realtime,
                 on_decoded=self._on_decoded,
+                on_skipped=self._on_skipped,
                 on_packet=self.packet_sink.packet if self.packet_sink is not None else None,
                 stop=self.stop_event,
                 seq_start=self._seq,
@@ -463,3 +558,11 @@ class StreamReader(threading.Thread):
         st.frames_decoded += 1
         st.last_frame_at = time.time()
         st.input_fps = round(self._input_rate.tick(), 2)
+
+    def _on_skipped(self, n: int) -> None:
+        """Non-reference frames left undecoded (not sampled) still count as frames read:
+        ``frames_decoded`` and ``input_fps`` are the stream's frames, not the decoder's."""
+        st = self.status.get(self.camera_id)
+        st.frames_decoded += n
+        for _ in range(n):
+            st.input_fps = round(self._input_rate.tick(), 2)

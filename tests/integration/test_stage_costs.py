@@ -11,7 +11,9 @@ import cv2
 import numpy as np
 
 from analytics.vqd import _NOISE_KERNEL, measure, noise_sigma
-from ingest.reader import iter_sampled_frames
+from camera_registry.config import IngestConfig, SourceConfig
+from camera_registry.status import StatusBoard
+from ingest.reader import DecodeStats, SampledFrame, StreamReader, iter_sampled_frames
 
 
 def _frames(clip: Path, n: int) -> list[np.ndarray]:
@@ -94,6 +96,19 @@ def _signatures_before(image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
     return out
 
 
+def test_histogram_bins_are_the_tables_bins_level_by_level() -> None:
+    """cv2.calcHist's uniform bins put each 8-bit hue (0-179), saturation and value level
+    in the bin of the tables (the channels are binned independently: per level suffices)."""
+    from analytics.appearance import _LUT_H, _LUT_S, _LUT_V, _RANGES, BINS, SIZE
+
+    for channel, table, levels in ((0, _LUT_H, 180), (1, _LUT_S, 256), (2, _LUT_V, 256)):
+        for level in range(levels):
+            px = np.zeros((1, 1, 3), np.uint8)
+            px[0, 0, channel] = level
+            hist = cv2.calcHist([px], [0, 1, 2], None, list(BINS), _RANGES).reshape(SIZE)
+            assert np.flatnonzero(hist).tolist() == [int(table[level])], (channel, level)
+
+
 def test_colour_signatures_unchanged(videos_dir: Path) -> None:
     """Only the boxes' pixels converted, bins by table: the same signatures, bit for bit,
     for boxes of every size, partly outside the frame or too small (NaN rows)."""
@@ -112,3 +127,53 @@ def test_colour_signatures_unchanged(videos_dir: Path) -> None:
             seen_nan += int(np.isnan(after[:, 0]).sum())
             seen_small += int((~np.isnan(after[:, 0])).sum())
     assert seen_nan > 0 and seen_small > 50  # both kinds of rows were compared
+
+
+def _sampled(clip: Path, skip: bool) -> tuple[list[tuple[float, bytes]], DecodeStats]:
+    stats = DecodeStats()
+    with av.open(str(clip)) as c:
+        frames = [(s.pts, s.image.tobytes())
+                  for s in iter_sampled_frames(c, camera_id="c", detect_fps=5.0, box=(416, 416),
+                                               mode="replay", max_decode_errors=1000, stats=stats,
+                                               skip_unsampled=skip)]  # fmt: skip
+    return frames, stats
+
+
+def test_skipping_unsampled_non_reference_frames_samples_the_same_frames(
+    videos_dir: Path,
+) -> None:
+    """Non-reference frames that will not be sampled are left undecoded: the same frames
+    come out, pixel for pixel, and every frame is counted (decoded or skipped), so a
+    skipped frame is never reported as lost data."""
+    skipped = {}
+    for clip in ("crosswalk_people.mp4", "plaza_topdown.mp4", "highway_receding_720p.mp4",
+                 "highway_divided.mp4", "street_parked_cars.mp4"):  # fmt: skip
+        every, all_stats = _sampled(videos_dir / clip, skip=False)
+        fewer, stats = _sampled(videos_dir / clip, skip=True)
+        assert fewer == every, clip
+        assert stats.packets == all_stats.packets
+        assert stats.frames + stats.skipped == all_stats.frames, clip
+        assert stats.undecodable == all_stats.undecodable, clip
+        skipped[clip] = stats.skipped
+    # B-frames in the first three; none in the highway's and the street's (every frame a
+    # reference: nothing to skip), whose truncated tail is still reported as lost
+    assert skipped["crosswalk_people.mp4"] > 200 and skipped["plaza_topdown.mp4"] > 80
+    assert skipped["highway_receding_720p.mp4"] > 30
+    assert skipped["highway_divided.mp4"] == skipped["street_parked_cars.mp4"] == 0
+    assert _sampled(videos_dir / "street_parked_cars.mp4", skip=True)[1].undecodable == 20
+
+
+def test_the_reader_counts_skipped_frames_as_read(videos_dir: Path) -> None:
+    """A camera's frames_decoded counts every frame of the stream, skipped or not."""
+    status = StatusBoard()
+    clip = str(videos_dir / "crosswalk_people.mp4")
+    got: list[SampledFrame] = []
+    reader = StreamReader("c", lambda: clip, SourceConfig(url=clip, loop=False, realtime=False),
+                          IngestConfig(), detect_fps=5.0, box=(416, 416), on_frame=got.append,
+                          status=status)  # fmt: skip
+    reader.start()
+    reader.join(60)
+    st = status.get("c")
+    assert st.state == "finished" and len(got) == 143
+    assert st.frames_decoded == 686  # every frame of the clip, 276 of them not decoded
+    assert st.decode_errors == 0 and st.last_error is None
