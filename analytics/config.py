@@ -38,6 +38,14 @@ class DetectorConfig(StrictModel):
     )
     device: str = "cpu"
     confidence: float = Field(0.3, ge=0.01, le=1.0)
+    weak_confidence: float = Field(
+        0.1,
+        ge=0.01,
+        le=1.0,
+        description="boxes scored from this up to `confidence` are kept aside for the "
+        "counting lines' own tracker (line_crossing, `detect.count_weak`); no other rule sees "
+        "them; equal to `confidence`: none",
+    )
     nms_iou: float = Field(0.45, gt=0.0, le=1.0)
     rect: StrictBool = Field(
         True,
@@ -437,6 +445,13 @@ class DetectConfig(StrictModel):
     )
     min_median_score: float = Field(
         0.4, ge=0, le=1, description="median detector score over the track, at least"
+    )
+    count_weak: StrictBool = Field(
+        True,
+        description="line_crossing rules count the tracks of their own tracker, which also "
+        "follows boxes scored below the detector's confidence (down to "
+        "detector.weak_confidence): vehicles in rain, mist or spray (analytics/tracking.py, "
+        "CountTracker); false: they count the main tracks like every other rule",
     )
     confirm_frames: int = Field(
         3, ge=0, le=100,

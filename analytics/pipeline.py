@@ -34,7 +34,7 @@ from analytics.regions import (
 )
 from analytics.rules import FrameContext, Rule, build_rule
 from analytics.sanity import Confirmation, TrackFilter, oversized_persons, own_upright_height
-from analytics.tracking import Tracker
+from analytics.tracking import CountTracker, Tracker
 from analytics.types import Detections, Event
 from analytics.vqd import QualityBaseline
 from analytics.zones import Zone
@@ -126,6 +126,20 @@ class CameraAnalytics:
         wants_pose = any(r.enabled and r.type == "person_down" for r in cfg.rules)
         self.pose = PoseCheck(pose) if pose is not None and wants_pose else None
         self.gate.want_blobs = self.regions_on
+        self.count = self._count_tracker()
+
+    def _count_tracker(self) -> CountTracker | None:
+        """The counting lines' own tracker (analytics/tracking.py), for a camera with an
+        enabled line_crossing rule and ``detect.count_weak`` on; None otherwise."""
+        lines = [r for r in self.cfg.rules if isinstance(r, LineCrossingRule) and r.enabled]
+        if not lines or not self.cfg.detect.count_weak:
+            return None
+        wanted = {c for r in lines for c in r.classes}
+        ids = [i for i, n in enumerate(self.class_names) if n in wanted]
+        return CountTracker(
+            self.cfg.detect_fps, lost_s=max(2.0, 2 * self.cfg.motion.keepalive_s),
+            class_ids=ids, min_frames=self.cfg.detect.min_frames,
+        )  # fmt: skip
 
     def _horizon(self) -> float:
         windows = [getattr(r, "window_s", 0.0) for r in self.cfg.rules]
@@ -266,6 +280,7 @@ class CameraAnalytics:
                 found = Detections.merge([found, held])
                 cut = np.concatenate([cut, np.zeros(len(held), dtype=bool)])
         merged = merge(whole, found, nms_iou, cut) if len(found) else whole
+        merged.weak = whole.weak  # the counting lines' weak boxes (whole-frame pass only)
         if tiles is not None and self.has_crowd:
             self.dense = (self._t, merged)
         return merged
@@ -339,6 +354,7 @@ class CameraAnalytics:
             detections = self.last_detections
         else:
             self.last_detections = detections
+        counted = self.count.update(detections, t) if self.count is not None else None
         tracked = self.tracker.update(detections, t)
         looks = signatures(image, tracked.xyxy) if image is not None else None
         self.history.update(tracked, t, looks)
@@ -364,6 +380,11 @@ class CameraAnalytics:
             # Dropping the events of a closed rule afterwards would not do: the rule would
             # already have used up its firing on them (a presence fires once).
             armed = when is None or in_schedule(rule.cfg.schedule, when)
+            count = self.count
+            if count is not None and counted is not None and isinstance(rule.cfg, LineCrossingRule):
+                seen = replace(ctx, armed=armed, history=count.history, confirmed=None)
+                events.extend(rule.update(counted, seen))
+                continue
             events.extend(rule.update(tracked, replace(ctx, armed=armed)))
         return tracked, events
 

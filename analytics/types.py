@@ -34,13 +34,17 @@ class Detections:
     """Boxes of one frame, as parallel numpy arrays (the ``supervision`` shape).
 
     ``xyxy`` is float32 (N, 4) in pixels of the analysed frame; ``tracker_id`` is
-    -1 where the tracker has not (yet) assigned an id.
+    -1 where the tracker has not (yet) assigned an id. ``weak``: a detector's boxes scored
+    below its confidence but at least its ``weak_confidence``, set aside for the counting
+    lines' own tracker (analytics/pipeline.py); no other rule sees them. Indexing, merging
+    and scaling drop it.
     """
 
     xyxy: np.ndarray
     confidence: np.ndarray
     class_id: np.ndarray
     tracker_id: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    weak: Detections | None = None
 
     def __post_init__(self) -> None:
         n = len(self.xyxy)
@@ -79,6 +83,15 @@ class Detections:
     def anchors(self) -> np.ndarray:
         """Bottom-centre point of each box (where a person stands, a car touches the road)."""
         return np.stack([(self.xyxy[:, 0] + self.xyxy[:, 2]) / 2, self.xyxy[:, 3]], axis=1)
+
+    def split(self, confidence: float) -> Detections:
+        """The boxes scored at least ``confidence``, those below set aside as ``weak``."""
+        strong = self.confidence >= confidence
+        if strong.all():
+            return self
+        out = self[strong]
+        out.weak = self[~strong]
+        return out
 
     def scaled(self, sx: float, sy: float) -> Detections:
         """The same boxes in another frame size."""

@@ -66,20 +66,13 @@ class CachingDetector:
                 missing.append(i)
                 continue
             self.hits += 1
-            out[i] = Detections(row[:, :4], row[:, 4], row[:, 5].astype(np.int64))
+            out[i] = _from_row(row)
         if missing:
             self.misses += len(missing)
             found = self.inner.detect([images[i] for i in missing])
             for i, det in zip(missing, found, strict=True):
                 out[i] = det
-                self._store[keys[i]] = np.concatenate(
-                    [
-                        det.xyxy.astype(np.float32),
-                        det.confidence.astype(np.float32)[:, None],
-                        det.class_id.astype(np.float32)[:, None],
-                    ],
-                    axis=1,
-                ).reshape(-1, 6)
+                self._store[keys[i]] = _to_row(det)
                 self._dirty = True
         return [d if d is not None else Detections.empty() for d in out]
 
@@ -93,12 +86,44 @@ class CachingDetector:
         os.replace(tmp, self.path)
 
 
+def _to_row(det: Detections) -> np.ndarray:
+    """One image's answer as an (N, 7) array: box, score, class, and 1 for a weak box."""
+    parts = [(det, 0.0)] + ([(det.weak, 1.0)] if det.weak is not None else [])
+    return np.concatenate(
+        [
+            np.concatenate(
+                [
+                    d.xyxy.astype(np.float32),
+                    d.confidence.astype(np.float32)[:, None],
+                    d.class_id.astype(np.float32)[:, None],
+                    np.full((len(d), 1), flag, dtype=np.float32),
+                ],
+                axis=1,
+            ).reshape(-1, 7)
+            for d, flag in parts
+        ]
+    )
+
+
+def _from_row(row: np.ndarray) -> Detections:
+    strong = row[:, 6] == 0
+    out = Detections(row[strong, :4], row[strong, 4], row[strong, 5].astype(np.int64))
+    if not strong.all():
+        weak = row[~strong]
+        out.weak = Detections(weak[:, :4], weak[:, 4], weak[:, 5].astype(np.int64))
+    return out
+
+
+#: bumped when what a cache file holds changes (2: weak boxes, issue 25)
+CACHE_VERSION = 2
+
+
 def cache_name(clip: Path, detector: dict[str, object]) -> str:
     """The cache file of a clip and detector settings (the clip by its size and mtime)."""
     st = clip.stat()
     spec = json.dumps(
         {"clip": str(clip.resolve()), "size": st.st_size, "mtime": int(st.st_mtime),
-         "detector": detector},
+         "detector": detector, "version": CACHE_VERSION},
         sort_keys=True, default=str,
     )  # fmt: skip
     return hashlib.sha256(spec.encode()).hexdigest()[:24] + ".npz"

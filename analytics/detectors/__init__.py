@@ -25,6 +25,7 @@ def create_detector(cfg: DetectorConfig, models_dir: Path, mirror_dir: Path | No
         return OnnxDetector(
             path,
             confidence=cfg.confidence,
+            weak_confidence=cfg.weak_confidence,
             nms_iou=cfg.nms_iou,
             input_size=cfg.input_size,
             device=cfg.device,
@@ -42,6 +43,7 @@ def create_detector(cfg: DetectorConfig, models_dir: Path, mirror_dir: Path | No
     return UltralyticsDetector(
         model,
         confidence=cfg.confidence,
+        weak_confidence=cfg.weak_confidence,
         nms_iou=cfg.nms_iou,
         input_size=cfg.input_size,
         device=cfg.device,

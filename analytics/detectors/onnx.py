@@ -36,6 +36,7 @@ class OnnxDetector:
         model_path: str | Path,
         *,
         confidence: float = 0.3,
+        weak_confidence: float | None = None,
         nms_iou: float = 0.45,
         input_size: tuple[int, int] | None = None,
         device: str = "cpu",
@@ -86,6 +87,10 @@ class OnnxDetector:
                 if self.rect:
                     self.session = session
         self.confidence = confidence
+        #: boxes from here up to ``confidence`` come back as ``Detections.weak`` (the same
+        #: NMS over all: a weaker box never suppresses a stronger one, so the strong set is
+        #: what ``confidence`` alone gives)
+        self.floor = min(confidence, weak_confidence if weak_confidence else confidence)
         self.nms_iou = nms_iou
         self.class_names = class_names
         self.name = f"onnx:{path.name}"
@@ -160,7 +165,7 @@ class OnnxDetector:
         elif self.format == "ultralytics":
             boxes, scores, classes = self._decode_ultralytics(out)
         else:
-            keep = out[:, 4] >= self.confidence
+            keep = out[:, 4] >= self.floor
             sel = out[keep]
             boxes, scores, classes = sel[:, :4], sel[:, 4], sel[:, 5].astype(np.int64)
         if self.format != "ultralytics_nms" and len(boxes):
@@ -172,20 +177,20 @@ class OnnxDetector:
         boxes = np.clip(boxes, 0, None)
         boxes[:, [0, 2]] = np.minimum(boxes[:, [0, 2]], img_w)
         boxes[:, [1, 3]] = np.minimum(boxes[:, [1, 3]], img_h)
-        return merge_class_group(Detections(boxes, scores, classes))
+        return merge_class_group(Detections(boxes, scores, classes)).split(self.confidence)
 
     def _decode_yolox(
         self, out: np.ndarray, size: tuple[int, int]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         # Filter on objectness first: decoding every anchor costs 6x more.
         objectness = out[:, 4]
-        idx = np.nonzero(objectness >= self.confidence)[0]
+        idx = np.nonzero(objectness >= self.floor)[0]
         if len(idx) == 0:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
         cls_scores = out[idx, 5:]
         classes = cls_scores.argmax(axis=1)
         scores = objectness[idx] * cls_scores[np.arange(len(idx)), classes]
-        ok = scores >= self.confidence
+        ok = scores >= self.floor
         idx, classes, scores = idx[ok], classes[ok], scores[ok]
         grid, strides = self._yolox_grid(len(out), size)
         xy = (out[idx, :2] + grid[idx]) * strides[idx]
@@ -219,7 +224,7 @@ class OnnxDetector:
         cls_scores = preds[:, 4:]
         classes = cls_scores.argmax(axis=1)
         scores = cls_scores[np.arange(len(preds)), classes]
-        keep = scores >= self.confidence
+        keep = scores >= self.floor
         preds, classes, scores = preds[keep], classes[keep], scores[keep]
         xy, wh = preds[:, :2], preds[:, 2:4]
         boxes = np.concatenate([xy - wh / 2, xy + wh / 2], axis=1)

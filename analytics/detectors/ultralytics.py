@@ -21,6 +21,7 @@ class UltralyticsDetector:
         model: str,
         *,
         confidence: float = 0.3,
+        weak_confidence: float | None = None,
         nms_iou: float = 0.45,
         input_size: tuple[int, int] | None = None,
         device: str = "cpu",
@@ -39,6 +40,7 @@ class UltralyticsDetector:
             raise DetectorError(f"ultralytics cannot load model {model!r}: {exc}") from exc
         self.input_size = input_size or (640, 640)
         self.confidence = confidence
+        self.floor = min(confidence, weak_confidence if weak_confidence else confidence)
         self.nms_iou = nms_iou
         self.device = device
         names = getattr(self.model, "names", None)
@@ -56,7 +58,7 @@ class UltralyticsDetector:
         results = self.model.predict(
             images,
             imgsz=max(self.input_size),
-            conf=self.confidence,
+            conf=self.floor,
             iou=self.nms_iou,
             device=self.device,
             verbose=False,
@@ -70,5 +72,5 @@ class UltralyticsDetector:
                 boxes.cls.cpu().numpy().astype(np.int64),
             )
             coco = self.class_names == COCO_CLASSES
-            out.append(merge_class_group(det) if coco else det)
+            out.append((merge_class_group(det) if coco else det).split(self.confidence))
         return out
