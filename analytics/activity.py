@@ -7,7 +7,6 @@ waiting at a stop is tracked all day; it is not activity.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -27,20 +26,19 @@ MIN_SHIFT = 0.3
 
 def moving_objects(
     tracked: Detections, history: TrackHistory, t: float, class_names: Sequence[str],
-    window_s: float = WINDOW_S, min_shift: float = MIN_SHIFT,
+    window_s: float = WINDOW_S, min_shift: float = MIN_SHIFT, *, first: bool = False,
 ) -> int:  # fmt: skip
     """How many of ``tracked`` (the tracks the rules see) are people or vehicles
     (:data:`ACTIVE_CLASSES`) that moved at least ``min_shift`` of their box height during
     the last ``window_s`` seconds (the farthest any sample of the window is from the
-    latest: a walker who turned back still moved)."""
+    latest, as |dx| + |dy|: a walker who turned back still moved). ``first``: stop at the
+    first one (whether any moved)."""
     active = [i for i, name in enumerate(class_names) if name in ACTIVE_CLASSES]
     moving = 0
     for tid in tracked.tracker_id[np.isin(tracked.class_id, active)].tolist():
-        s = history.samples(int(tid), since=t - window_s)
-        if len(s) < 2:
-            continue
-        x, y, h = s[-1, 1], s[-1, 2], max(float(s[-1, 4]), 1.0)
-        far = max(math.hypot(float(px) - x, float(py) - y) for px, py in s[:-1, 1:3])
-        if far >= min_shift * h:
+        far = history.moved(int(tid), t - window_s)
+        if far is not None and far >= min_shift:
             moving += 1
+            if first:
+                break
     return moving

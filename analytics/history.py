@@ -294,6 +294,23 @@ class TrackHistory:
             arr = arr[arr[:, T] >= since]
         return arr
 
+    def moved(self, tid: int, since: float) -> float | None:
+        """How far this track's anchor has been from where it is now, at most, since
+        ``since``, in its box heights (None: under two samples). This track id only, read
+        from the newest sample back: cheap enough for every analysed frame."""
+        samples = self._tracks.get(tid)
+        if samples is None or len(samples) < 2:
+            return None
+        last = samples[-1]
+        x, y = last[X], last[Y]
+        far, n = 0.0, 0
+        for sample in reversed(samples):
+            if sample[T] < since:
+                break
+            far = max(far, abs(sample[X] - x) + abs(sample[Y] - y))
+            n += 1
+        return far / max(last[H], 1.0) if n >= 2 else None
+
     def __contains__(self, tid: int) -> bool:
         """Whether the object (any track of its lineage) still has samples."""
         return any(k in self._tracks for k in self.lineage(tid))

@@ -69,10 +69,10 @@ class AnalysisPool:
         #: the frame (the motion gate's grey difference and thresholds): the recorder's
         #: motion mode.
         self.on_motion: Callable[[str, float], None] | None = None
-        #: Asked (camera id) whether to count the moving tracked objects of a camera's
-        #: analysed frames, then called (camera id, wall time) for each frame with any
+        #: Asked (camera id, wall time) whether to look for moving tracked objects in a
+        #: camera's analysed frame now, then called (camera id, wall time) when it has any
         #: (analytics/activity.py): the recorder's objects mode and activity counts.
-        self.wants_objects: Callable[[str], bool] | None = None
+        self.wants_objects: Callable[[str, float], bool] | None = None
         self.on_objects: Callable[[str, float], None] | None = None
         self.slots: dict[str, CameraSlot] = {}
         self.batch_size = batch_size
@@ -213,9 +213,10 @@ class AnalysisPool:
             slot.last_tracked = tracked
             if (
                 self.on_objects is not None and len(tracked)
-                and self.wants_objects is not None and self.wants_objects(slot.camera_id)
+                and self.wants_objects is not None
+                and self.wants_objects(slot.camera_id, frame.wall_ts)
                 and moving_objects(tracked, slot.analytics.history, frame.t,
-                                   slot.analytics.class_names)
+                                   slot.analytics.class_names, first=True)
             ):  # fmt: skip
                 self.on_objects(slot.camera_id, frame.wall_ts)
             for event in events:

@@ -347,10 +347,13 @@ class Recorder:
         analysed frame)."""
         self._activity(camera_id, t, "motion")
 
-    def wants_objects(self, camera_id: str) -> bool:
-        """Whether the analysis should say when ``camera_id`` has moving objects (it is
-        recorded here: counted, and recorded around them in objects mode)."""
-        return camera_id in self.records
+    def wants_objects(self, camera_id: str, t: float) -> bool:
+        """Whether the analysis should look for moving objects on ``camera_id`` at wall
+        time ``t``: it is recorded here (counted, and recorded around them in objects
+        mode) and its last mark is a second old (one a second is all that is kept)."""
+        return camera_id in self.records and (
+            t - self._marked_at.get((camera_id, "objects"), 0.0) >= MOTION_MARK_S
+        )
 
     def objects(self, camera_id: str, t: float) -> None:
         """Moving tracked objects on ``camera_id`` at wall time ``t`` (the analysis):
