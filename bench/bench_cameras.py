@@ -192,6 +192,7 @@ class RunFigures:
     cameras_per_machine_at_measured_cost: float | None
     per_camera: list[CameraFigures] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    recorder_cpu_pct_core: float | None = None  # --record: the recorder thread's own CPU
 
 
 def hub_config(urls: list[str], args: argparse.Namespace) -> dict[str, Any]:
@@ -239,6 +240,12 @@ def hub_config(urls: list[str], args: argparse.Namespace) -> dict[str, Any]:
         "logging": {"level": "INFO"},
         "cameras": cameras,
     }
+
+
+def recorder_cpu_s(hub: HubProcess) -> float:
+    """The recorder thread's CPU seconds so far (``/healthz`` recording.cpu_s)."""
+    health = httpx.get(f"{hub.base}/healthz", timeout=10).json()
+    return float(health["recording"]["cpu_s"])
 
 
 def cameras_by_id(hub: HubProcess) -> dict[str, dict[str, Any]]:
@@ -344,6 +351,7 @@ def run_one(
         # -- window start
         before = cameras_by_id(hub)
         hub_cpu0, srv_cpu0 = launch.cpu_s(hub_pid), proc_cpu_s(server_pid)
+        rec_cpu0 = recorder_cpu_s(hub) if args.record else 0.0
         busy0, total0 = machine_jiffies()
         t0 = time.monotonic()
         print(f"   measuring {args.duration:g} s ...", flush=True)
@@ -362,6 +370,7 @@ def run_one(
                         states_seen[cid].add((cam.get("status") or {}).get("state", "?"))
         # -- window end
         hub_cpu1, srv_cpu1 = launch.cpu_s(hub_pid), proc_cpu_s(server_pid)
+        rec_cpu1 = recorder_cpu_s(hub) if args.record else 0.0
         busy1, total1 = machine_jiffies()
         t1 = time.monotonic()
         after = cameras_by_id(hub)
@@ -460,6 +469,8 @@ def run_one(
             frames_dropped=dropped,
             reconnects=sum(c.reconnects for c in per_cam),
             hub_cpu_s=round(cpu_s, 2),
+            recorder_cpu_pct_core=(round(100 * (rec_cpu1 - rec_cpu0) / elapsed, 3)
+                                   if args.record else None),
             hub_cpu_pct_core=100.0 * cpu_s / elapsed,
             hub_cpu_pct_machine=100.0 * cpu_s / elapsed / ncores,
             server_cpu_pct_core=100.0 * srv_s / elapsed,
@@ -534,6 +545,9 @@ def print_run(r: RunFigures) -> None:
         f"{fmt(r.efficiency, '.2f')}; vs floor at the detections actually run "
         f"({r.floor_ms_at_detect_rate:.1f} ms) -> {fmt(r.efficiency_at_detect_rate, '.2f')}"
     )
+    if r.recorder_cpu_pct_core is not None:
+        print(f"   recording: the recorder thread used {r.recorder_cpu_pct_core:.2f} % of a core "
+              f"({r.recorder_cpu_pct_core / max(r.cameras, 1):.2f} % per camera)")  # fmt: skip
     for w in r.warnings:
         print(f"   ! {w}")
 

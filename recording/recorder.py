@@ -142,6 +142,7 @@ class Recorder:
         self.dropped_parts = 0
         self.storage_ok = True
         self.storage_error: str | None = None
+        self.cpu_s = 0.0  # the recorder thread's CPU time so far (what recording costs)
 
     @property
     def threads(self) -> list[threading.Thread]:
@@ -225,6 +226,7 @@ class Recorder:
             "repaired": self.repaired,
             "dropped_parts": self.dropped_parts,
             "queue": self._queue.qsize(),
+            "cpu_s": round(self.cpu_s, 3),
             "cameras": cams,
         }
 
@@ -243,6 +245,7 @@ class Recorder:
                 if camera_id:
                     self._handle(camera_id, item)
                 self._poll_alerts()
+                self.cpu_s = time.thread_time()
             except Exception:  # noqa: BLE001 - the recorder outlives any one packet
                 log.exception("recorder: camera %s: failed; going on", camera_id or "-")
                 state = self.cameras.get(camera_id)
