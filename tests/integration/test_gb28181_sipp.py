@@ -277,7 +277,7 @@ def test_garbage_media_is_reported_and_nothing_stops(videos_dir: Path) -> None:
     try:
         wait_for(lambda: DEVICE in server.registry.devices, 10, "registration")
         reader.start()
-        wait_for(lambda: status.get("gb-garbage").state == "offline", 20, "the reader offline")
+        wait_for(lambda: status.get("gb-garbage").state == "offline", 40, "the reader offline")
         error = status.get("gb-garbage").last_error or ""
         assert "bad_media" in error, error  # bytes came, no stream in them
         assert status.get("gb-garbage").frames_decoded == 0
