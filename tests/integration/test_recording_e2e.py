@@ -120,7 +120,8 @@ def test_motion_and_objects_modes_record_activity_and_not_a_still_or_empty_scene
             return hub.get(f"/api/recordings/{cid}/segments", start=0, end=4e9)  # type: ignore[no-any-return]
 
         hub.wait("three segments of each scene with activity",
-                 lambda: len(segments("moving")) >= 3 and len(segments("people")) >= 3, 120)  # fmt: skip
+                 lambda: len(segments("moving")) >= 3 and len(segments("people")) >= 3,
+                 120)  # fmt: skip
         health = httpx.get(f"{hub.base}/healthz", timeout=5).json()
         assert health["recording"]["cameras"]["still"]["mode"] == "motion"
         assert health["recording"]["cameras"]["life"]["mode"] == "objects"
@@ -139,7 +140,7 @@ def test_motion_and_objects_modes_record_activity_and_not_a_still_or_empty_scene
         if life:
             assert hub.get("/api/alerts", camera_id="life")["total"] >= 1, life
         assert hub.camera("life")["status"]["state"] == "online"
-        line = hub.get(f"/api/recordings/people/timeline", start=people[0]["start"] - 60,
+        line = hub.get("/api/recordings/people/timeline", start=people[0]["start"] - 60,
                        hours=1)  # fmt: skip
         assert line["activity"] and line["activity"][0][0] <= people[0]["end"]
         assert line["hours"][0]["objects_s"] >= 5

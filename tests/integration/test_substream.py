@@ -112,7 +112,8 @@ def test_record_stream_sub_records_the_sub_stream(
 
         def segments(camera: str) -> list[dict[str, object]]:
             resp = httpx.get(f"{hub.base}/api/recordings/{camera}/segments",
-                             params={"start": 0, "end": 4e9}, headers=hub.auth(), timeout=10)  # fmt: skip
+                             params={"start": 0, "end": 4e9}, headers=hub.auth(),
+                             timeout=10)  # fmt: skip
             assert resp.status_code == 200, resp.text
             return resp.json()  # type: ignore[no-any-return]
 
