@@ -5,6 +5,7 @@ the 24-hour timeline, and a click on one fetches a short clip through a playback
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -94,6 +95,20 @@ def test_device_recordings_band_plays_a_clip(tmp_path: Path, models_dir: Path,
         assert start + 1 <= wall <= start + 10  # the cursor follows the clip's wall time
         hub.wait("the playback's stream closed", lambda: hub.get("/healthz")["sip"]["streams"]
                  == 0, 15)  # fmt: skip
+        # The clip watched, exported into a case from the device (a signed zip).
+        page.click("[data-test=pb-export]")
+        source = page.wait_for_selector("[data-test=pb-export-source]", timeout=5000)
+        assert source is not None and "is-active" in (
+            page.locator("[data-test=pb-export-source] label").nth(1).get_attribute("class") or "")
+        page.fill("input[data-test=pb-case]", "（2026）县公刑字第17号")
+        page.fill("input[data-test=pb-reason]", "调取设备录像")
+        with page.expect_download(timeout=60000) as download:
+            page.click("[data-test=pb-export-go]")
+        target = tmp_path / "device.zip"
+        download.value.save_as(target)
+        with zipfile.ZipFile(target) as z:
+            assert any(n.endswith(".mp4") for n in z.namelist()), z.namelist()
+        assert hub.get("/api/audit", action="gb28181_playback_export")["items"]
         assert PASSWORD not in page.content()
 
 
