@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from analytics.activity import moving_objects
 from analytics.detectors.base import Detector
@@ -33,6 +34,21 @@ TrackedHandler = Callable[[str, SampledFrame, Detections], None]
 #: One camera's analysed frames with their tracked boxes and its analysis (a patrol visit
 #: keeps what it saw, shaobing/patrol.py); runs on the analysis thread: must be cheap.
 FrameObserver = Callable[[SampledFrame, Detections, CameraAnalytics], None]
+
+
+class ActivitySink(Protocol):
+    """Told what moved in each camera's analysed frames, at wall time ``t`` (the recorder:
+    its motion and objects modes, and each segment's seconds with activity). Called on the
+    analysis threads: must return at once."""
+
+    def motion(self, camera_id: str, t: float) -> None:
+        """Motion anywhere in the frame (the motion gate's grey difference and thresholds)."""
+
+    def wants_objects(self, camera_id: str, t: float) -> bool:
+        """Whether to look for moving tracked objects in this camera's frame now."""
+
+    def objects(self, camera_id: str, t: float) -> None:
+        """Moving people or vehicles among the tracks (analytics/activity.py)."""
 
 
 @dataclass
@@ -65,15 +81,8 @@ class AnalysisPool:
         self.status = status
         self.on_event = on_event
         self.on_tracked = on_tracked
-        #: Called (camera id, wall time) for each analysed frame with motion anywhere in
-        #: the frame (the motion gate's grey difference and thresholds): the recorder's
-        #: motion mode.
-        self.on_motion: Callable[[str, float], None] | None = None
-        #: Asked (camera id, wall time) whether to look for moving tracked objects in a
-        #: camera's analysed frame now, then called (camera id, wall time) when it has any
-        #: (analytics/activity.py): the recorder's objects mode and activity counts.
-        self.wants_objects: Callable[[str, float], bool] | None = None
-        self.on_objects: Callable[[str, float], None] | None = None
+        #: Told of the motion and moving objects of each analysed frame (the recorder).
+        self.activity: ActivitySink | None = None
         self.slots: dict[str, CameraSlot] = {}
         self.batch_size = batch_size
         self.batch_timeout_s = batch_timeout_s
@@ -193,8 +202,9 @@ class AnalysisPool:
         self, slot: CameraSlot, frame: SampledFrame, detections: Detections | None, gate: GateResult
     ) -> None:
         try:
-            if gate.frame_motion and self.on_motion is not None:
-                self.on_motion(slot.camera_id, frame.wall_ts)
+            activity = self.activity
+            if gate.frame_motion and activity is not None:
+                activity.motion(slot.camera_id, frame.wall_ts)
             if detections is not None and slot.analytics.wants_regions:
                 detections = slot.analytics.detect_regions(
                     self.detector, detections, frame.source_bgr, gate,
@@ -212,13 +222,12 @@ class AnalysisPool:
             )
             slot.last_tracked = tracked
             if (
-                self.on_objects is not None and len(tracked)
-                and self.wants_objects is not None
-                and self.wants_objects(slot.camera_id, frame.wall_ts)
+                activity is not None and len(tracked)
+                and activity.wants_objects(slot.camera_id, frame.wall_ts)
                 and moving_objects(tracked, slot.analytics.history, frame.t,
                                    slot.analytics.class_names, first=True)
             ):  # fmt: skip
-                self.on_objects(slot.camera_id, frame.wall_ts)
+                activity.objects(slot.camera_id, frame.wall_ts)
             for event in events:
                 self.on_event(event, frame, slot.analytics)
             if self.on_tracked is not None:

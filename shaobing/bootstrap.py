@@ -351,9 +351,7 @@ def recording_for(
                                evidence, sub_streams=sub_streams,
                                ingest=loaded.config.ingest)  # fmt: skip
     service.follow(lambda: [worker.cameras[c] for c in list(worker.readers)], worker.live_feed)
-    worker.pool.on_motion = service.recorder.motion  # motion mode: the analysis motion gate
-    worker.pool.wants_objects = service.recorder.wants_objects  # objects mode: moving objects
-    worker.pool.on_objects = service.recorder.objects
+    worker.pool.activity = service.recorder  # motion and moving objects: modes and counts
     return service
 
 
