@@ -4,6 +4,9 @@ townships, and the browser pages opened on it (every request they make is record
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -119,3 +122,24 @@ def shot(page: Any, name: str) -> None:
     """A screenshot for the operator guide (docs/console.md)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"console-{name}.png"))
+
+
+def export_case(page: Any, hub: HubProcess, target: Path, case_number: str, reason: str,
+                timeout_ms: float = 30000) -> list[str]:  # fmt: skip
+    """录像回放's export dialog (open): the case number and reason filled, exported; the
+    signed zip downloaded to ``target`` and checked by ``shaobing evidence verify``. Its
+    file names."""
+    page.fill("input[data-test=pb-case]", case_number)
+    page.fill("input[data-test=pb-reason]", reason)
+    with page.expect_download(timeout=timeout_ms) as download:
+        page.click("[data-test=pb-export-go]")
+    download.value.save_as(target)
+    with zipfile.ZipFile(target) as z:
+        names: list[str] = z.namelist()
+    verify = subprocess.run(
+        [sys.executable, "-m", "shaobing.cli", "evidence", "verify", str(target),
+         "--config", str(hub.config_path)],
+        capture_output=True, text=True, cwd=hub.workdir, timeout=60,
+    )  # fmt: skip
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    return names

@@ -5,7 +5,6 @@ the 24-hour timeline, and a click on one fetches a short clip through a playback
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.console.room import Room
+from tests.console.room import Room, export_case
 from tests.hubproc import HubProcess
 from tests.peers import sipp as peers
 from tests.peers.procs import free_port
@@ -100,14 +99,9 @@ def test_device_recordings_band_plays_a_clip(tmp_path: Path, models_dir: Path,
         source = page.wait_for_selector("[data-test=pb-export-source]", timeout=5000)
         assert source is not None and "is-active" in (
             page.locator("[data-test=pb-export-source] label").nth(1).get_attribute("class") or "")
-        page.fill("input[data-test=pb-case]", "（2026）县公刑字第17号")
-        page.fill("input[data-test=pb-reason]", "调取设备录像")
-        with page.expect_download(timeout=60000) as download:
-            page.click("[data-test=pb-export-go]")
-        target = tmp_path / "device.zip"
-        download.value.save_as(target)
-        with zipfile.ZipFile(target) as z:
-            assert any(n.endswith(".mp4") for n in z.namelist()), z.namelist()
+        names = export_case(page, hub, tmp_path / "device.zip", "（2026）县公刑字第17号",
+                            "调取设备录像", timeout_ms=60000)  # fmt: skip
+        assert any(n.endswith(".mp4") for n in names), names
         assert hub.get("/api/audit", action="gb28181_playback_export")["items"]
         assert PASSWORD not in page.content()
 
