@@ -163,22 +163,13 @@ def test_a_view_turned_between_two_visits_is_found_on_the_second(
     try:
         hub.start()
 
-        def visits(n: int) -> Any:
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline:
-                st = hub.status.snapshot("p-turn")
-                if st is not None and st.visits >= n:
-                    return st
-                time.sleep(0.05)
-            raise AssertionError(f"visit {n} not done: {hub.status.snapshot('p-turn')}")
-
-        first = visits(1)
+        first = _visits(hub, 1, "p-turn")
         assert first.state == "online" and first.faults == []
         cam = hub.patrol.cameras["p-turn"]
         turned = cam.model_copy(update={"source": cam.source.model_copy(
             update={"url": server.url("b")})})  # fmt: skip
         hub.patrol.update(turned)  # from the next visit on, the camera shows another scene
-        second = visits(2)
+        second = _visits(hub, 2, "p-turn")
         assert second.state == "online" and "scene_change" in second.faults, second
     finally:
         hub.stop()
@@ -221,14 +212,15 @@ def _stopped_alerts(hub: Hub) -> list[dict[str, Any]]:
     return items
 
 
-def _visits(hub: Hub, n: int, within: float = 90) -> Any:
+def _visits(hub: Hub, n: int, camera_id: str = "p-street", within: float = 90) -> Any:
+    """The camera's status once its ``n``-th patrol visit is done."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        st = hub.status.snapshot("p-street")
+        st = hub.status.snapshot(camera_id)
         if st is not None and st.visits >= n:
             return st
         time.sleep(0.05)
-    raise AssertionError(f"visit {n} not done: {hub.status.snapshot('p-street')}")
+    raise AssertionError(f"visit {n} not done: {hub.status.snapshot(camera_id)}")
 
 
 def _published(hub: Hub, n: int, within: float = 20) -> list[dict[str, Any]]:
