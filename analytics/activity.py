@@ -13,7 +13,7 @@ import numpy as np
 
 from analytics.config import VEHICLES
 from analytics.history import TrackHistory
-from analytics.types import Detections
+from analytics.types import Detections, class_ids
 
 #: What counts as activity: people, and what people ride or drive.
 ACTIVE_CLASSES = frozenset(["person", "bicycle", *VEHICLES])
@@ -33,7 +33,7 @@ def moving_objects(
     the last ``window_s`` seconds (the farthest any sample of the window is from the
     latest, as |dx| + |dy|: a walker who turned back still moved). ``first``: stop at the
     first one (whether any moved)."""
-    active = [i for i, name in enumerate(class_names) if name in ACTIVE_CLASSES]
+    active = class_ids(class_names, ACTIVE_CLASSES)
     moving = 0
     for tid in tracked.tracker_id[np.isin(tracked.class_id, active)].tolist():
         far = history.moved(int(tid), t - window_s)

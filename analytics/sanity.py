@@ -25,13 +25,11 @@ from collections import deque
 import numpy as np
 
 from analytics.history import TrackHistory
-from analytics.types import Detections
+from analytics.types import Detections, class_ids
 
 TWO_WHEELERS = ("bicycle", "motorcycle")
 
 
-def _ids(names: tuple[str, ...], wanted: tuple[str, ...]) -> np.ndarray:
-    return np.array([i for i, n in enumerate(names) if n in wanted], dtype=np.int64)
 
 
 class TrackFilter:
@@ -132,7 +130,7 @@ def oversized_persons(det: Detections, names: tuple[str, ...], ratio: float = 3.
     linearly with the row on a ground plane); it needs at least three of them, so a
     lone person close to the camera is never dropped.
     """
-    person = np.isin(det.class_id, _ids(names, ("person",)))
+    person = np.isin(det.class_id, class_ids(names, ("person",)))
     out = np.zeros(len(det), dtype=bool)
     idx = np.flatnonzero(person)
     if len(idx) < 4:
@@ -181,8 +179,8 @@ def riders(det: Detections, names: tuple[str, ...], min_overlap: float = 0.2) ->
     """A mask of the persons riding a bicycle or motorcycle: the two-wheeler's box covers
     at least ``min_overlap`` of the person's box, and the person is above its bottom
     (sitting on it, not standing beside it lower in the picture)."""
-    person = np.flatnonzero(np.isin(det.class_id, _ids(names, ("person",))))
-    bikes = np.flatnonzero(np.isin(det.class_id, _ids(names, TWO_WHEELERS)))
+    person = np.flatnonzero(np.isin(det.class_id, class_ids(names, ("person",))))
+    bikes = np.flatnonzero(np.isin(det.class_id, class_ids(names, TWO_WHEELERS)))
     out = np.zeros(len(det), dtype=bool)
     if not len(person) or not len(bikes):
         return out
@@ -202,8 +200,8 @@ def attended_two_wheelers(
     """A mask of the bicycles and motorcycles a person's box overlaps by at least
     ``min_overlap`` of the two-wheeler's box: ridden, pushed or held (and what the detector
     calls a two-wheeler beside a person: a pushchair, a wheelchair)."""
-    person = np.flatnonzero(np.isin(det.class_id, _ids(names, ("person",))))
-    bikes = np.flatnonzero(np.isin(det.class_id, _ids(names, TWO_WHEELERS)))
+    person = np.flatnonzero(np.isin(det.class_id, class_ids(names, ("person",))))
+    bikes = np.flatnonzero(np.isin(det.class_id, class_ids(names, TWO_WHEELERS)))
     out = np.zeros(len(det), dtype=bool)
     if not len(person) or not len(bikes):
         return out
@@ -217,7 +215,7 @@ def attended_two_wheelers(
 
 def people_near(det: Detections, box: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
     """A mask of the persons of ``det`` within two box heights of ``box`` (xyxy)."""
-    person = np.isin(det.class_id, _ids(names, ("person",)))
+    person = np.isin(det.class_id, class_ids(names, ("person",)))
     h = max(float(box[3] - box[1]), 1.0)
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     px = (det.xyxy[:, 0] + det.xyxy[:, 2]) / 2
@@ -231,7 +229,7 @@ def peer_heights(det: Detections, names: tuple[str, ...], upright: float = 0.75)
     median of those whose feet are within two of their heights of its row, else, with three
     or more spread over the picture, their straight-line fit of height against row."""
     out = np.full(len(det), np.nan)
-    person = np.isin(det.class_id, _ids(names, ("person",)))
+    person = np.isin(det.class_id, class_ids(names, ("person",)))
     wh = det.xyxy[:, 2:] - det.xyxy[:, :2]
     ref = np.flatnonzero(person & (wh[:, 0] <= upright * wh[:, 1]))
     if not len(ref):
@@ -279,7 +277,7 @@ class StandingHeights:
         self._added = 0
 
     def add(self, det: Detections, names: tuple[str, ...]) -> None:
-        person = np.isin(det.class_id, _ids(names, ("person",)))
+        person = np.isin(det.class_id, class_ids(names, ("person",)))
         wh = det.xyxy[:, 2:] - det.xyxy[:, :2]
         upright = person & (wh[:, 0] <= self.UPRIGHT * wh[:, 1])
         for y, h in zip(det.xyxy[upright, 3].tolist(), wh[upright, 1].tolist(), strict=True):

@@ -7,6 +7,7 @@ edge; the tracker fills ``tracker_id``; zones and rules only ever see this type.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +102,11 @@ class Detections:
 
 def class_name(class_id: int, names: tuple[str, ...] | list[str] = COCO_CLASSES) -> str:
     return names[class_id] if 0 <= class_id < len(names) else str(class_id)
+
+
+def class_ids(names: Sequence[str], wanted: Collection[str]) -> np.ndarray:
+    """The ids of the classes named in ``wanted`` (for ``np.isin`` on ``class_id``)."""
+    return np.array([i for i, n in enumerate(names) if n in wanted], dtype=np.int64)
 
 
 @dataclass

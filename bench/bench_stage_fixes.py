@@ -27,7 +27,7 @@ from av.video.reformatter import VideoReformatter  # noqa: E402
 import analytics.pipeline as pipeline_mod  # noqa: E402
 import analytics.vqd as vqd_mod  # noqa: E402
 from analytics.detectors.onnx import OnnxDetector  # noqa: E402
-from analytics.sanity import _ids  # noqa: E402
+from analytics.types import class_ids  # noqa: E402
 from bench.bench_stages import camera  # noqa: E402
 from bench.machine import machine_line  # noqa: E402
 from core.assets import assets_dir  # noqa: E402
@@ -56,7 +56,7 @@ def old_measure(small_bgr, grey, change, image_bgr=None):  # type: ignore[no-unt
 
 
 def old_oversized(det, names, ratio=3.0):  # type: ignore[no-untyped-def]
-    person = np.isin(det.class_id, _ids(names, ("person",)))
+    person = np.isin(det.class_id, class_ids(names, ("person",)))
     out = np.zeros(len(det), dtype=bool)
     idx = np.flatnonzero(person)
     if len(idx) < 4:
